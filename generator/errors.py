@@ -1,0 +1,31 @@
+"""User-facing errors: one clear line naming the problem and the fix."""
+
+from __future__ import annotations
+
+import click
+
+
+class AtlasError(click.ClickException):
+    """Base class of every error a user can cause; the CLI prints its one-line message."""
+
+    exit_code = 2
+
+
+class CardError(AtlasError):
+    """The model card is missing, unreadable or invalid."""
+
+
+class CorpusError(AtlasError):
+    """The corpus is missing, empty or malformed."""
+
+
+class ModelLoadError(AtlasError):
+    """The checkpoint cannot be found, read or mapped onto our architecture."""
+
+
+class ArtifactError(AtlasError):
+    """The artifact store is missing, corrupt or from an incompatible version."""
+
+
+class StrictModeError(AtlasError):
+    """A warning was raised while `--strict` makes warnings fatal."""
