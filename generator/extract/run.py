@@ -1,0 +1,116 @@
+"""Run the extract stage for one card: checkpoint + corpus in, artifact folder out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import generator
+from generator.artifacts import FORMAT_VERSION, ArtifactWriter, damaged_arrays, read_manifest
+from generator.atomic import staged_folder
+from generator.extract.source import checkpoint_folder
+from generator.extract.tokenize import tokenizer_files
+from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """What the extract stage did for one card."""
+
+    folder: Path
+    manifest: dict
+    skipped: bool
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def code_version() -> str:
+    """Return the version string that invalidates artifacts when extraction code changes."""
+    source = source_sha256("extract", "models", "artifacts", "corpus")[:12]
+    return f"{generator.__version__}+artifacts{FORMAT_VERSION}+{source}"
+
+
+def weights_file(model_dir: Path) -> Path:
+    """Return the safetensors file of a checkpoint folder (the loader reports a missing one)."""
+    return model_dir / "model.safetensors"
+
+
+def input_fingerprint(card, model_dir: Path) -> dict:
+    """Return every input of extraction, hashed: weights, tokenizer, corpus, settings, code."""
+    weights = weights_file(model_dir)
+    config = model_dir / "config.json"
+    corpus = card.corpus_path()
+    return {
+        "weights_sha256": file_sha256(weights) if weights.is_file() else None,
+        "config_sha256": file_sha256(config) if config.is_file() else None,
+        "tokenizer_sha256": files_sha256(tokenizer_files(model_dir), model_dir),
+        "corpus_sha256": file_sha256(corpus) if corpus is not None else None,
+        "settings": card.extraction_settings(),
+        "code_version": code_version(),
+    }
+
+
+def cached_manifest(folder: Path, input_hash: str) -> dict | None:
+    """Return the existing manifest when it was made from the same inputs and is intact."""
+    manifest = read_manifest(folder)
+    if manifest is None or manifest.get("input_hash") != input_hash:
+        return None
+    damaged = damaged_arrays(folder, manifest)
+    if damaged:
+        log.warning("artifacts in %s are damaged (%s); recomputing", folder, ", ".join(damaged[:3]))
+        return None
+    return manifest
+
+
+def extract(
+    card,
+    artifacts_root: Path,
+    force: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+) -> ExtractResult:
+    """Extract artifacts for `card` into `artifacts_root/NAME`, unless they are up to date.
+
+    Args:
+        card: the validated ModelCard.
+        artifacts_root: folder holding one artifact folder per model.
+        force: recompute even when the inputs' hash is unchanged.
+        strict: turn warnings (e.g. truncated texts) into a failure before anything is written.
+        progress: show progress bars on stderr.
+
+    Returns:
+        ExtractResult with the manifest of the (new or cached) artifact folder.
+    """
+    started = time.perf_counter()
+    folder = artifacts_root / card.name
+    model_dir = checkpoint_folder(card)
+    fingerprint = input_fingerprint(card, model_dir)
+    input_hash = json_sha256(fingerprint)
+    if not force:
+        manifest = cached_manifest(folder, input_hash)
+        if manifest is not None:
+            log.info("%s: artifacts up to date, extraction skipped", card.name)
+            return ExtractResult(folder, manifest, skipped=True)
+
+    from generator.extract.capture import capture  # imports JAX: only when there is work
+
+    with staged_folder(folder) as staging:
+        writer = ArtifactWriter(staging)
+        details, warnings = capture(
+            card, model_dir, artifacts_root, writer, strict=strict, progress=progress
+        )
+        manifest = writer.finish(
+            {"input_hash": input_hash, "inputs": fingerprint, "code_version": code_version(), **details}
+        )
+    for warning in warnings:
+        log.warning("%s: %s", card.name, warning)
+    seconds = time.perf_counter() - started
+    log.info("%s: extracted in %.1f s", card.name, seconds)
+    return ExtractResult(folder, manifest, skipped=False, warnings=tuple(warnings), seconds=seconds)

@@ -1,0 +1,38 @@
+"""Static assets of a model folder: the Vega runtime (from vl-convert) and our own JS/CSS."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from generator.atomic import write_text_atomic
+
+VEGA_BUNDLE = "vega-bundle.js"
+OWN_ASSETS = ("atlas.js", "atlas.css")
+
+
+def vega_bundle(cache_dir: Path) -> Path:
+    """Return a classic-script Vega + Vega-Lite + vega-embed bundle, made once per vl-convert version.
+
+    vl-convert's default bundle has no import/export and ends by setting `window.vegaEmbed`,
+    `window.vega` and `window.vegaLite`; wrapped in a function scope, its thousands of
+    top-level names stay out of the page's globals. Loads from file:// as a plain script.
+    """
+    import vl_convert
+
+    version = getattr(vl_convert, "__version__", "unknown")
+    path = cache_dir / f"vega-bundle-{version}.js"
+    if not path.is_file():
+        bundle = vl_convert.javascript_bundle()
+        write_text_atomic(path, "(function () {\n" + bundle + "\n})();\n")
+    return path
+
+
+def copy_assets(templates_dir: Path, cache_dir: Path, target: Path) -> list[str]:
+    """Copy the runtime and our assets into `target/assets`; return their relative paths."""
+    assets = target / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(vega_bundle(cache_dir), assets / VEGA_BUNDLE)
+    for name in OWN_ASSETS:
+        shutil.copyfile(templates_dir / "assets" / name, assets / name)
+    return [f"assets/{name}" for name in (VEGA_BUNDLE, *OWN_ASSETS)]

@@ -1,0 +1,108 @@
+"""Chart builders: one pure function per chart, tidy rows in, Vega-Lite spec (dict) out."""
+
+from __future__ import annotations
+
+import altair as alt
+
+from generator.render.theme import themed
+
+ATTENTION_DATASET = "cells"
+
+
+def to_spec(chart: alt.TopLevelMixin) -> dict:
+    """Validate an Altair chart and return its Vega-Lite spec with the shared theme."""
+    return themed(chart.to_dict())
+
+
+def parameter_counts_chart(rows: list[dict]) -> dict:
+    """Stacked bars: parameters per block (embeddings, each layer, pooler) split by component kind."""
+    order = [row["block"] for row in sorted(rows, key=lambda r: r["order"])]
+    blocks = list(dict.fromkeys(order))
+    chart = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_bar()
+        .encode(
+            x=alt.X("block:N", sort=blocks, title=None, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("sum(count):Q", title="parameters", axis=alt.Axis(format="~s")),
+            color=alt.Color("kind:N", title="component"),
+            tooltip=[alt.Tooltip("block:N"), alt.Tooltip("kind:N", title="component"),
+                     alt.Tooltip("sum(count):Q", title="parameters", format=",")],
+        )
+        .properties(width="container", height=240,
+                    title="Parameters by block and component")
+    )
+    return to_spec(chart)
+
+
+def length_histogram_chart(rows: list[dict], max_length: int) -> dict:
+    """Histogram of tokens per text, stacked by split; the max_length cut-off is marked when near.
+
+    The rule is drawn only when the longest bin reaches half of max_length, so a short corpus
+    keeps a readable scale (the page states max_length in words either way).
+    """
+    bars = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_bar(binSpacing=1)
+        .encode(
+            x=alt.X("start:Q", bin="binned", title="tokens per text (special tokens included)",
+                    axis=alt.Axis(tickMinStep=1, format="d")),
+            x2="end:Q",
+            y=alt.Y("sum(texts):Q", title="texts"),
+            color=alt.Color("split:N", title="split"),
+            tooltip=[alt.Tooltip("start:Q", title="from"), alt.Tooltip("end:Q", title="to (excl.)"),
+                     alt.Tooltip("split:N"), alt.Tooltip("sum(texts):Q", title="texts")],
+        )
+    )
+    layers = [bars]
+    if rows and max(row["end"] for row in rows) * 2 >= max_length:
+        layers.append(
+            alt.Chart(alt.Data(values=[{"max_length": max_length}]))
+            .mark_rule(strokeDash=[4, 3], color="#888")
+            .encode(x="max_length:Q", tooltip=[alt.Tooltip("max_length:Q", title="max_length")])
+        )
+    chart = alt.layer(*layers).properties(width="container", height=200,
+                                          title="Token length per text")
+    return to_spec(chart)
+
+
+def label_counts_chart(rows: list[dict]) -> dict:
+    """Horizontal bars: texts per label, stacked by split."""
+    chart = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_bar()
+        .encode(
+            y=alt.Y("label:N", title=None, sort="ascending"),
+            x=alt.X("sum(texts):Q", title="texts"),
+            color=alt.Color("split:N", title="split"),
+            tooltip=[alt.Tooltip("label:N"), alt.Tooltip("split:N"), alt.Tooltip("sum(texts):Q", title="texts")],
+        )
+        .properties(width=560, height=alt.Step(22), title="Texts per label")
+    )
+    return to_spec(chart)
+
+
+def attention_heatmap_chart(cells: list[dict]) -> dict:
+    """Query × key heatmap of one head's attention; the page swaps the `cells` dataset in place.
+
+    Rows: {query, key, weight}; query/key are "NNNN token" labels so repeated tokens stay
+    distinct and sort in sequence order; the axis shows only the token.
+    """
+    label = "substring(datum.value, 5)"
+    chart = (
+        alt.Chart(alt.NamedData(ATTENTION_DATASET))
+        .mark_rect()
+        .encode(
+            x=alt.X("key:O", title="key (attended-to token)",
+                    axis=alt.Axis(orient="top", labelAngle=-60, labelExpr=label, labelLimit=90)),
+            y=alt.Y("query:O", title="query (attending token)",
+                    axis=alt.Axis(labelExpr=label, labelLimit=90)),
+            color=alt.Color("weight:Q", title="attention weight",
+                            scale=alt.Scale(domain=[0, 1], scheme="blues")),
+            tooltip=[alt.Tooltip("query:O", title="query"), alt.Tooltip("key:O", title="key"),
+                     alt.Tooltip("weight:Q", title="weight", format=".3f")],
+        )
+        .properties(width=alt.Step(16), height=alt.Step(16))
+    )
+    spec = to_spec(chart)
+    spec["datasets"] = {ATTENTION_DATASET: cells}
+    return spec

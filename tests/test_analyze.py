@@ -1,0 +1,52 @@
+"""Analysis tables: parameter grouping and corpus summaries against hand-computed values."""
+
+import numpy as np
+
+from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
+from generator.analyze.parameters import component_kind, counts_by_component, layer_of, parameter_table
+
+INVENTORY = [
+    {"name": "embeddings.word_embeddings.embedding", "shape": [10, 4], "count": 40},
+    {"name": "embeddings.LayerNorm.scale", "shape": [4], "count": 4},
+    {"name": "encoder.layer.0.attention.self.query.kernel", "shape": [4, 4], "count": 16},
+    {"name": "encoder.layer.0.attention.output.LayerNorm.bias", "shape": [4], "count": 4},
+    {"name": "encoder.layer.0.intermediate.dense.kernel", "shape": [4, 8], "count": 32},
+    {"name": "encoder.layer.1.output.dense.kernel", "shape": [8, 4], "count": 32},
+    {"name": "pooler.dense.bias", "shape": [4], "count": 4},
+]
+
+
+def test_component_kinds_and_layers():
+    kinds = [component_kind(row["name"]) for row in INVENTORY]
+    assert kinds == ["embeddings", "embeddings", "attention", "norms", "mlp", "mlp", "pooler"]
+    assert [layer_of(row["name"]) for row in INVENTORY] == [None, None, 0, 0, 0, 1, None]
+
+
+def test_parameter_table_shares_sum_to_one_and_each_tensor_once():
+    table = parameter_table(INVENTORY)
+    assert len(table) == len(INVENTORY)
+    assert abs(sum(row["share"] for row in table) - 1.0) < 1e-12
+
+
+def test_counts_by_component_preserve_total():
+    rows = counts_by_component(INVENTORY)
+    assert sum(r["count"] for r in rows) == sum(r["count"] for r in INVENTORY)
+    assert [r["block"] for r in rows][0] == "embeddings"
+    assert {"block": "layer 0", "kind": "attention", "count": 16, "order": 1} in rows
+    assert rows[-1]["block"] == "pooler"
+
+
+def test_length_histogram_counts_every_text():
+    lengths = np.array([3, 5, 5, 9, 12])
+    rows = length_histogram(lengths, np.array(["train", "train", "validation", "train", "train"]), 16,
+                            n_bins=4)
+    assert sum(r["texts"] for r in rows) == 5
+    assert all(r["end"] - r["start"] == 3 for r in rows)
+    assert {"start": 3, "end": 6, "split": "train", "texts": 2} in rows
+
+
+def test_label_counts_and_facts():
+    rows = label_counts(np.array(["b", "a", "a"]), None)
+    assert rows == [{"label": "a", "split": "all", "texts": 2}, {"label": "b", "split": "all", "texts": 1}]
+    facts = corpus_facts(np.array([4, 8, 8]), np.array([4, 8, 20]), max_length=8)
+    assert facts["truncated"] == 1 and facts["tokens"] == 20 and facts["max_length_seen"] == 20

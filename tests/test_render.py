@@ -1,0 +1,121 @@
+"""Rendered HTML: structure, navigation, no external references, inert embedded text."""
+
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+from cards import small_corpus, write_card
+
+from generator.build import build_cards
+from generator.card import load_card
+from generator.render.embed import script_json
+
+HOSTILE = '</script><script>alert("x")</script> {{ 7*7 }} {% raw %} "quotes" \\ \u202eevil \U0001F600 <b>bold</b>'
+
+
+class Collector(HTMLParser):
+    """Collect tags with their attributes and the text of script blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags, self.scripts, self._in_script = [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "script":
+            self._in_script = dict(attrs)
+            self.scripts.append([dict(attrs), ""])
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = None
+
+    def handle_data(self, data):
+        if self._in_script is not None:
+            self.scripts[-1][1] += data
+
+
+def parse(path):
+    collector = Collector()
+    collector.feed(path.read_text(encoding="utf-8"))
+    return collector
+
+
+def test_script_json_cannot_close_a_script_block():
+    text = script_json({"t": HOSTILE, "u": "\u2028&"})
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert json.loads(str(text)) == {"t": HOSTILE, "u": "\u2028&"}
+
+
+@pytest.mark.parametrize("page", ["index.html", "attention.html"])
+def test_model_pages_are_self_contained(tiny_build, page):
+    _, out, _ = tiny_build
+    html = parse(out / "tiny-bert" / page)
+    csp = [a for t, a in html.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp and "default-src 'none'" in csp[0]["content"] and "connect-src 'none'" in csp[0]["content"]
+    for tag, attrs in html.tags:
+        for attr in ("src", "href"):
+            value = attrs.get(attr)
+            if value and tag in ("script", "link", "img"):
+                assert not re.match(r"^[a-z]+:|^//|^/", value), f"{tag} {attr}={value} is not relative"
+                assert (out / "tiny-bert" / value).is_file(), value
+    charts = [a for t, a in html.tags if t == "div" and "vega-embed" in a.get("class", "")]
+    assert charts, "no chart on the page"
+    specs = {a["id"]: text for a, text in html.scripts if a.get("type") == "application/json"}
+    for chart in charts:
+        assert chart.get("aria-label"), "chart without an accessible label"
+        spec = json.loads(specs[chart["data-spec"]])
+        assert spec["$schema"].startswith("https://vega.github.io/schema/vega-lite/")
+
+
+def test_navigation_links_every_page(tiny_build):
+    _, out, _ = tiny_build
+    for page in ("index.html", "attention.html"):
+        links = {a.get("href") for t, a in parse(out / "tiny-bert" / page).tags if t == "a"}
+        assert {"index.html", "attention.html", "../index.html"} <= links
+    index_links = {a.get("href") for t, a in parse(out / "index.html").tags if t == "a"}
+    assert "tiny-bert/index.html" in index_links
+
+
+def test_attention_data_matches_artifacts(tiny_build):
+    import base64
+
+    import numpy as np
+
+    from generator.artifacts import open_artifacts
+
+    _, out, artifacts_root = tiny_build
+    scripts = {a.get("id"): text for a, text in parse(out / "tiny-bert" / "attention.html").scripts}
+    data = json.loads(scripts["attention-data"])
+    artifacts = open_artifacts(artifacts_root / "tiny-bert")
+    att = artifacts.array("showcase/attentions")
+    mask = artifacts.array("showcase/attention_mask")
+    for example, item in enumerate(data["examples"]):
+        n = int(mask[example].sum())
+        assert len(item["tokens"]) == n
+        packed = np.frombuffer(base64.b64decode(item["weights"]), dtype="<u2")
+        weights = packed.reshape(data["n_layers"], data["n_heads"], n, n) / data["scale"]
+        np.testing.assert_allclose(weights, att[example, :, :, :n, :n], atol=0.5 / data["scale"] + 1e-7)
+
+
+def test_hostile_text_stays_inert_in_html(tmp_path):
+    corpus = small_corpus(tmp_path / "data", [HOSTILE, "plain text here", "another & <i>one</i>"],
+                          labels=["<img src=x onerror=alert(1)>", "b", "b"])
+    card = write_card(tmp_path / "cards", title=HOSTILE, corpus=str(corpus), split_field=None,
+                      prose=f"# Heading\n\n{HOSTILE}\n\n<script>alert(2)</script>\n\n![x](http://example.com/x.png)")
+    out = tmp_path / "site"
+    build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
+    for page in ("tiny-bert/index.html", "tiny-bert/attention.html", "index.html"):
+        html = parse(out / page)
+        scripts = [(a, text) for a, text in html.scripts]
+        assert all(a.get("src") or a.get("type") == "application/json" for a, _ in scripts), page
+        assert all("alert" not in text for a, text in scripts if not a.get("src") and a.get("type") != "application/json")
+        assert not any(t == "img" for t, _ in html.tags), page
+        raw = (out / page).read_text(encoding="utf-8")
+        for _, text in scripts:
+            if text.strip():
+                assert "<" not in text  # nothing inside a data block can open or close a tag
+                json.loads(text)  # and every data block is still valid JSON
+                raw = raw.replace(text, "")
+        assert "<script>alert" not in raw and "<img" not in raw and "<b>" not in raw

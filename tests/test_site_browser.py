@@ -1,0 +1,98 @@
+"""Built sites in headless Chromium: every chart renders, no console error, no external request."""
+
+import shutil
+
+import pytest
+from browser_support import file_url, open_page, serve_directory
+from cards import small_corpus, write_card
+
+from generator.build import build_cards
+from generator.card import load_card
+
+pytestmark = pytest.mark.browser
+
+MODEL_PAGES = ("index.html", "attention.html")
+
+
+def check_site(page, out, name, base_url=None):
+    index = open_page(page, f"{base_url}/index.html" if base_url else file_url(out / "index.html"),
+                      expect_charts=False)
+    index.assert_clean()
+    for filename in MODEL_PAGES:
+        url = f"{base_url}/{name}/{filename}" if base_url else file_url(out / name / filename)
+        report = open_page(page, url)
+        report.assert_clean()
+        assert report.charts >= 1
+
+
+def heatmap_state(page):
+    return page.evaluate(
+        """() => {
+            const el = document.getElementById('chart-attention-heatmap');
+            const fills = Array.from(el.querySelectorAll('path, rect')).map(n => n.getAttribute('fill'));
+            return {selection: el.getAttribute('data-selection'), fills: fills.join('|'),
+                    text: document.getElementById('example-text').textContent};
+        }"""
+    )
+
+
+def change_and_wait(page, select_id, value):
+    before = heatmap_state(page)
+    page.select_option(f"#{select_id}", value)
+    page.wait_for_function(
+        "s => document.getElementById('chart-attention-heatmap').getAttribute('data-selection') !== s",
+        arg=before["selection"],
+    )
+    after = heatmap_state(page)
+    assert after["fills"] != before["fills"], f"changing {select_id} did not change the heatmap"
+    return before, after
+
+
+def check_attention_selectors(page, url):
+    open_page(page, url).assert_clean()
+    _, after_head = change_and_wait(page, "select-head", "1")
+    assert "head 1" in after_head["selection"]
+    _, after_layer = change_and_wait(page, "select-layer", "1")
+    assert "layer 1" in after_layer["selection"]
+    before, after = change_and_wait(page, "select-example", "2")
+    assert after["text"] != before["text"]
+
+
+def test_tiny_site_renders_from_file_and_http(page, tiny_build):
+    _, out, _ = tiny_build
+    check_site(page, out, "tiny-bert")
+    with serve_directory(out) as base_url:
+        check_site(page, out, "tiny-bert", base_url=base_url)
+
+
+def test_tiny_attention_selectors_change_the_chart(page, tiny_build):
+    _, out, _ = tiny_build
+    check_attention_selectors(page, file_url(out / "tiny-bert" / "attention.html"))
+
+
+def test_default_site_renders_and_selectors_work(page, default_build):
+    _, out, _ = default_build
+    check_site(page, out, "all-minilm-l6-v2")
+    check_attention_selectors(page, file_url(out / "all-minilm-l6-v2" / "attention.html"))
+
+
+def test_model_folder_copied_alone_still_works(page, tiny_build, tmp_path):
+    _, out, _ = tiny_build
+    alone = tmp_path / "elsewhere" / "tiny-bert"
+    shutil.copytree(out / "tiny-bert", alone)
+    for filename in MODEL_PAGES:
+        open_page(page, file_url(alone / filename)).assert_clean()
+
+
+def test_hostile_text_is_shown_as_typed_and_runs_nothing(page, tmp_path):
+    hostile = '</script><script>alert(1)</script><img src=x onerror=alert(2)> {{ 7*7 }} "q" \\ \u202eabc \U0001F600'
+    corpus = small_corpus(tmp_path / "data", [hostile, "a plain sentence"], labels=[hostile, "b"])
+    card = write_card(tmp_path / "cards", title=hostile, corpus=str(corpus), split_field=None,
+                      showcase=2, max_length=128, prose=hostile)
+    out = tmp_path / "site"
+    build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
+    for filename in MODEL_PAGES:
+        report = open_page(page, file_url(out / "tiny-bert" / filename))
+        report.assert_clean()
+        assert not report.dialogs
+        assert hostile in page.inner_text("body")
