@@ -98,8 +98,8 @@ def test_each_bucket_shape_compiles_once(tmp_path, monkeypatch):
     compiled = []
     original = steps.make_steps
 
-    def counting(model, store_dtype):
-        corpus_step, showcase_step, params = original(model, store_dtype)
+    def counting(model, reducers, store_dtype):
+        corpus_step, showcase_step, params = original(model, reducers, store_dtype)
         compiled.append(corpus_step)
         return corpus_step, showcase_step, params
 

@@ -115,3 +115,10 @@ def test_bfloat16_compute_is_close():
     hidden = np.asarray(out["hidden_states"].astype(jnp.float32))
     assert np.abs(hidden - ref["hidden_states"]).max() < 0.1
     assert np.abs(np.asarray(out["attentions"]) - ref["attentions"]).max() < 0.03
+
+
+def test_too_long_input_is_refused():
+    model = load_model(FIXTURES / "tiny-bert").model
+    ids = np.ones((1, 129), np.int32)  # tiny-bert has 128 positions
+    with pytest.raises(ValueError, match="max_positions 128"):
+        model(ids, ids)

@@ -85,6 +85,7 @@ def capture(card, model_dir: Path, artifacts_root: Path, writer: ArtifactWriter,
     import jax.numpy as jnp
     from tqdm import tqdm
 
+    from generator.extract.reducers import active_reducers
     from generator.extract.steps import make_steps
     from generator.models.loading import load_model
 
@@ -125,12 +126,14 @@ def capture(card, model_dir: Path, artifacts_root: Path, writer: ArtifactWriter,
         raise CorpusError(f"{corpus.source}: a text produced no tokens; remove empty texts")
 
     store = jnp.dtype(card.store_dtype)
-    corpus_step, showcase_step, params = make_steps(loaded.model, store)
-    n_texts, n_layers, d_model = len(corpus), config.n_layers + 1, config.d_model
-    pooled = {
-        name: writer.open_array(f"corpus/{name}", (n_texts, n_layers, d_model), store,
-                                ("text", "layer", "d_model"))
-        for name in ("pooled_mean", "pooled_cls")
+    reducers = active_reducers(config)
+    corpus_step, showcase_step, params = make_steps(loaded.model, reducers, store)
+    n_texts = len(corpus)
+    streamed = {
+        reducer.name: writer.open_array(
+            f"corpus/{reducer.name}", (n_texts, *reducer.shape(config)),
+            store if reducer.in_store_dtype else np.float32, ("text", *reducer.axes))
+        for reducer in reducers if reducer.stored
     }
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     batches = plan_batches(tokens.lengths, max_length)
@@ -145,9 +148,9 @@ def capture(card, model_dir: Path, artifacts_root: Path, writer: ArtifactWriter,
                 f"NaN or Inf in activations of layer {layer} for text {batch.rows[row]} "
                 f"(of {len(bad)} bad layer-text pairs); check the checkpoint or use dtype float32"
             )
-        for name, array in pooled.items():
+        for name, array in streamed.items():
             array[batch.rows] = storable(np.asarray(out[name][:rows]))
-    for array in pooled.values():
+    for array in streamed.values():
         array.flush()
 
     writer.write_array("corpus/token_lengths", tokens.lengths, ("text",))

@@ -6,33 +6,16 @@ The model returns every probe point; each step keeps only what it needs, and XLA
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from generator.extract.reducers import Reducer
 
-def mean_pool(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
-    """Average [batch, layer, token, d_model] over non-padding tokens -> [batch, layer, d_model]."""
-    mask = attention_mask.astype(hidden_states.dtype)[:, None, :, None]
-    total = jnp.sum(hidden_states * mask, axis=2)
-    count = jnp.maximum(jnp.sum(mask, axis=2), 1.0)
-    return total / count
+SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
 
 
-def first_token_pool(hidden_states: jax.Array) -> jax.Array:
-    """Take the first ([CLS]) token of every layer -> [batch, layer, d_model]."""
-    return hidden_states[:, :, 0, :]
-
-
-def finite_layers(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
-    """Return [batch, layer] booleans: every non-padding activation of that layer is finite."""
-    visible = attention_mask.astype(bool)[:, None, :, None]
-    return jnp.all(jnp.isfinite(hidden_states) | ~visible, axis=(2, 3))
-
-
-def make_steps(model: nnx.Module, store_dtype: jnp.dtype):
+def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtype):
     """Return (corpus_step, showcase_step, params): pure jitted functions and the weights they take.
 
     Weights travel as an argument, not as constants, so compiled programs are small and the
@@ -46,17 +29,17 @@ def make_steps(model: nnx.Module, store_dtype: jnp.dtype):
     @jax.jit
     def corpus_step(params, input_ids, attention_mask):
         out = forward(params, input_ids, attention_mask)
-        hidden = out["hidden_states"].astype(jnp.float32)
-        return {
-            "pooled_mean": mean_pool(hidden, attention_mask).astype(store_dtype),
-            "pooled_cls": first_token_pool(hidden).astype(store_dtype),
-            "finite": finite_layers(hidden, attention_mask),
-        }
+        results = {}
+        for reducer in reducers:
+            value = reducer.fn(out, attention_mask)
+            if reducer.stored:
+                value = value.astype(store_dtype if reducer.in_store_dtype else jnp.float32)
+            results[reducer.name] = value
+        return results
 
-    @partial(jax.jit)
+    @jax.jit
     def showcase_step(params, input_ids, attention_mask):
         out = forward(params, input_ids, attention_mask)
-        keep = ("hidden_states", "attentions", "queries", "keys", "values")
-        return {name: out[name].astype(store_dtype) for name in keep}
+        return {name: out[name].astype(store_dtype) for name in SHOWCASE_CAPTURES if name in out}
 
     return corpus_step, showcase_step, params

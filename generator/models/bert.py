@@ -247,6 +247,10 @@ class BertEncoder(nnx.Module):
             pooler_output: [batch, d_model], only when the model has a pooler.
         """
         input_ids = jnp.asarray(input_ids, jnp.int32)
+        if input_ids.shape[1] > self.config.max_positions:
+            raise ValueError(
+                f"{input_ids.shape[1]} tokens exceed max_positions {self.config.max_positions}"
+            )
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
         visible = jnp.asarray(attention_mask)[:, None, None, :] > 0  # [batch, 1, 1, key]

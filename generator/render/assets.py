@@ -8,7 +8,6 @@ from pathlib import Path
 from generator.atomic import write_text_atomic
 
 VEGA_BUNDLE = "vega-bundle.js"
-OWN_ASSETS = ("atlas.js", "atlas.css")
 
 
 def vega_bundle(cache_dir: Path) -> Path:
@@ -33,6 +32,7 @@ def copy_assets(templates_dir: Path, cache_dir: Path, target: Path) -> list[str]
     assets = target / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(vega_bundle(cache_dir), assets / VEGA_BUNDLE)
-    for name in OWN_ASSETS:
-        shutil.copyfile(templates_dir / "assets" / name, assets / name)
-    return [f"assets/{name}" for name in (VEGA_BUNDLE, *OWN_ASSETS)]
+    own = sorted(p for p in (templates_dir / "assets").iterdir() if p.suffix in (".js", ".css"))
+    for path in own:
+        shutil.copyfile(path, assets / path.name)
+    return [f"assets/{name}" for name in (VEGA_BUNDLE, *(p.name for p in own))]

@@ -13,7 +13,7 @@ from generator.atomic import staged_folder, write_text_atomic
 from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
 from generator.render.environment import environment, templates_dir
-from generator.render.pages import CONTEXTS, PAGES
+from generator.render.pages import PAGES
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def render_model(card, artifacts: Artifacts, tables: dict, out_dir: Path, cache_
     with staged_folder(final) as staging:
         assets = copy_assets(templates_dir(), cache_dir, staging)
         for page in PAGES:
-            context = CONTEXTS[page.filename](artifacts, tables)
+            context = page.context(artifacts, tables)
             html = env.get_template(page.template).render(
                 page=page, pages=PAGES, card=card, model=summary, assets=assets,
                 root="../", version=generator.__version__, **context,

@@ -1,0 +1,82 @@
+"""Corpus reducers: per-text summaries computed inside the jitted corpus step.
+
+Each reducer maps the model's outputs for one padded batch to an array with a leading `text`
+(batch) axis; the extract stage streams it into `corpus/NAME.npy`. Nothing per-token leaves
+the device for the whole corpus: only showcase examples keep full captures.
+
+To add a reducer: write a function `(outputs, attention_mask) -> [batch, ...]`, describe it
+with `Reducer`, and append it to `REDUCERS` (or register it from its own module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+
+from generator.models.config import ModelConfig
+
+Outputs = dict[str, jax.Array]
+
+
+@dataclass(frozen=True)
+class Reducer:
+    """A per-text summary: name, named axes after `text`, shape rule, and the function."""
+
+    name: str
+    axes: tuple[str, ...]
+    shape: Callable[[ModelConfig], tuple[int, ...]]
+    fn: Callable[[Outputs, jax.Array], jax.Array]
+    applies: Callable[[ModelConfig], bool] = field(default=lambda config: True)
+    stored: bool = True  # False: checked on the host, not written (e.g. finiteness)
+    in_store_dtype: bool = True  # stored in the card's store_dtype; False keeps float32 (metrics)
+
+
+def mean_pool(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """Average [batch, layer, token, d_model] over non-padding tokens -> [batch, layer, d_model]."""
+    mask = attention_mask.astype(hidden_states.dtype)[:, None, :, None]
+    total = jnp.sum(hidden_states * mask, axis=2)
+    count = jnp.maximum(jnp.sum(mask, axis=2), 1.0)
+    return total / count
+
+
+def first_token_pool(hidden_states: jax.Array) -> jax.Array:
+    """Take the first ([CLS]) token of every layer -> [batch, layer, d_model]."""
+    return hidden_states[:, :, 0, :]
+
+
+def last_token_pool(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """Take the last non-padding token of every layer -> [batch, layer, d_model]."""
+    last = jnp.maximum(jnp.sum(attention_mask, axis=1) - 1, 0)
+    return jnp.take_along_axis(hidden_states, last[:, None, None, None], axis=2)[:, :, 0, :]
+
+
+def finite_layers(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """Return [batch, layer] booleans: every non-padding activation of that layer is finite."""
+    visible = attention_mask.astype(bool)[:, None, :, None]
+    return jnp.all(jnp.isfinite(hidden_states) | ~visible, axis=(2, 3))
+
+
+def _hidden(outputs: Outputs) -> jax.Array:
+    return outputs["hidden_states"].astype(jnp.float32)
+
+
+def _layers_by_width(config: ModelConfig) -> tuple[int, ...]:
+    return (config.n_layers + 1, config.d_model)
+
+
+REDUCERS: list[Reducer] = [
+    Reducer("finite", ("layer",), lambda c: (c.n_layers + 1,),
+            lambda out, mask: finite_layers(_hidden(out), mask), stored=False),
+    Reducer("pooled_mean", ("layer", "d_model"), _layers_by_width,
+            lambda out, mask: mean_pool(_hidden(out), mask)),
+    Reducer("pooled_cls", ("layer", "d_model"), _layers_by_width,
+            lambda out, mask: first_token_pool(_hidden(out))),
+]
+
+
+def active_reducers(config: ModelConfig) -> list[Reducer]:
+    """Return the reducers that apply to a model."""
+    return [reducer for reducer in REDUCERS if reducer.applies(config)]

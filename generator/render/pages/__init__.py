@@ -1,0 +1,19 @@
+"""Pages of a model folder: one module per page, each a pure context builder.
+
+A page module defines `PAGE = Page(...)`; `PAGES` lists them in navigation order. To add a page:
+write `pages/NAME.py` with a context function, a template `templates/model_NAME.html`, and
+(optionally) a script `templates/assets/NAME.js`, then append it below.
+"""
+
+from __future__ import annotations
+
+from generator.render.pages.attention import PAGE as ATTENTION
+from generator.render.pages.common import Page, chart
+from generator.render.pages.overview import PAGE as OVERVIEW
+
+PAGES: tuple[Page, ...] = (
+    OVERVIEW,
+    ATTENTION,
+)
+
+__all__ = ["PAGES", "Page", "chart"]

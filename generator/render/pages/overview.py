@@ -1,0 +1,55 @@
+"""Overview page: card prose, architecture, parameters per block, corpus summary."""
+
+from __future__ import annotations
+
+from generator.artifacts import Artifacts
+from generator.render.charts import overview as charts
+from generator.render.pages.common import Page, chart
+
+
+def architecture_rows(manifest: dict) -> list[tuple[str, str]]:
+    """Return (property, value) rows describing the architecture."""
+    config = manifest["model"]["config"]
+    total = sum(row["count"] for row in manifest["parameters"])
+    rows = [
+        ("family", config["family"]),
+        ("model_type", manifest["model"]["model_type"]),
+        ("layers", config["n_layers"]),
+        ("attention heads per layer", config["n_heads"]),
+        ("d_model (hidden size)", config["d_model"]),
+        ("d_head", config["d_head"]),
+        ("MLP width", config["d_mlp"]),
+        ("activation", config["activation"]),
+        ("vocabulary", f"{config['vocab_size']:,}"),
+        ("max positions", f"{config['max_positions']:,}"),
+        ("parameters", f"{total:,}"),
+        ("forward dtype / stored dtype", f"{manifest['dtype']} / {manifest['store_dtype']}"),
+    ]
+    return [(name, str(value)) for name, value in rows]
+
+
+def overview_context(artifacts: Artifacts, tables: dict) -> dict:
+    """Context of the overview page: architecture, parameter chart, corpus summary."""
+    manifest = artifacts.manifest
+    figures = [chart("parameters", charts.parameter_counts_chart(tables["parameter_counts"]),
+                     "Bar chart of parameter counts per block, coloured by component",
+                     "Parameters per block: embeddings, each transformer layer, and the pooler.")]
+    corpus = manifest.get("corpus")
+    if corpus:
+        figures.append(chart(
+            "lengths", charts.length_histogram_chart(tables["length_histogram"], corpus["max_length"]),
+            "Histogram of tokens per text", "Tokens per text after tokenisation, special tokens "
+            "included; texts longer than max_length are truncated (a dashed rule marks it when "
+            "texts come near it)."))
+        if tables["label_counts"]:
+            figures.append(chart("labels", charts.label_counts_chart(tables["label_counts"]),
+                                 "Bar chart of texts per label", "Texts per label and split."))
+    return {
+        "architecture": architecture_rows(manifest),
+        "corpus": corpus,
+        "facts": tables.get("corpus_facts"),
+        "charts": figures,
+    }
+
+
+PAGE = Page("index.html", "Overview", "model_overview.html", overview_context)
