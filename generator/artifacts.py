@@ -100,7 +100,9 @@ class Artifacts:
         """Load one array by name (memory-mapped by default; bfloat16 comes back as float32)."""
         entry = self.manifest["arrays"].get(name)
         if entry is None:
-            raise ArtifactError(f"artifact '{name}' is not in {self.root / MANIFEST}; rebuild with --force")
+            raise ArtifactError(
+                f"artifact '{name}' is not in {self.root / MANIFEST}; rebuild with --force"
+            )
         mode = "r" if mmap and entry["dtype"] != BFLOAT16 else None
         array = np.load(self.root / entry["path"], mmap_mode=mode, allow_pickle=False)
         return widen_bfloat16(array) if entry["dtype"] == BFLOAT16 else array

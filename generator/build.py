@@ -28,8 +28,13 @@ def cache_dir(artifacts_root: Path) -> Path:
     return artifacts_root / ".cache"
 
 
-def extract_card(card: ModelCard, artifacts_root: Path, force: bool = False, strict: bool = False,
-                 progress: bool = True):
+def extract_card(
+    card: ModelCard,
+    artifacts_root: Path,
+    force: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+):
     """Run the extract stage for one card; return its ExtractResult."""
     from generator.extract.run import extract
 
@@ -47,17 +52,32 @@ def render_card(card: ModelCard, artifacts_root: Path, out_dir: Path, force: boo
     return render_model(card, artifacts, tables, out_dir, cache_dir(artifacts_root), force=force)
 
 
-def build_cards(cards: list[ModelCard], out_dir: Path, artifacts_root: Path, force: bool = False,
-                strict: bool = False, progress: bool = True) -> list[BuildReport]:
+def build_cards(
+    cards: list[ModelCard],
+    out_dir: Path,
+    artifacts_root: Path,
+    force: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+) -> list[BuildReport]:
     """Build every card into `out_dir`, then rewrite the site index."""
     from generator.render.site import render_index
 
     reports = []
     for card in cards:
         started = time.perf_counter()
-        extracted = extract_card(card, artifacts_root, force=force, strict=strict, progress=progress)
+        extracted = extract_card(
+            card, artifacts_root, force=force, strict=strict, progress=progress
+        )
         rendered = render_card(card, artifacts_root, out_dir, force=force)
-        reports.append(BuildReport(card.name, not extracted.skipped, not rendered.skipped,
-                                   time.perf_counter() - started, extracted.warnings))
+        reports.append(
+            BuildReport(
+                card.name,
+                not extracted.skipped,
+                not rendered.skipped,
+                time.perf_counter() - started,
+                extracted.warnings,
+            )
+        )
     render_index(out_dir)
     return reports

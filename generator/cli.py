@@ -34,7 +34,9 @@ def load_cards(paths: tuple[str, ...]) -> list:
     if not paths:
         found = find_cards(DEFAULT_CARDS) if DEFAULT_CARDS.is_dir() else []
         if not found:
-            raise AtlasError(f"no model cards in {DEFAULT_CARDS}/; pass a card path or add a NAME.md card")
+            raise AtlasError(
+                f"no model cards in {DEFAULT_CARDS}/; pass a card path or add a NAME.md card"
+            )
         paths = tuple(str(p) for p in found)
     return [load_card(path) for path in paths]
 
@@ -59,11 +61,20 @@ class AtlasGroup(click.Group):
 
 def common_options(function):
     """Options shared by commands that read cards and artifacts."""
-    function = click.option("--artifacts", "artifacts", type=click.Path(file_okay=False, path_type=Path),
-                            default=Path("artifacts"), show_default=True,
-                            help="Folder of the artifact store.")(function)
-    function = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")(function)
-    function = click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")(function)
+    function = click.option(
+        "--artifacts",
+        "artifacts",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("artifacts"),
+        show_default=True,
+        help="Folder of the artifact store.",
+    )(function)
+    function = click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")(
+        function
+    )
+    function = click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")(
+        function
+    )
     return function
 
 
@@ -83,9 +94,16 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @click.argument("cards", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
-              show_default=True, help="Output folder of the site.")
-@click.option("--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("site"),
+    show_default=True,
+    help="Output folder of the site.",
+)
+@click.option(
+    "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
+)
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
 @common_options
 def build(cards, out, force, strict, artifacts, verbose, quiet):
@@ -97,8 +115,12 @@ def build(cards, out, force, strict, artifacts, verbose, quiet):
     reports = build_cards(loaded, out, artifacts, force=force, strict=strict, progress=not quiet)
     if not quiet:
         for report in reports:
-            stages = ", ".join([("extracted" if report.extracted else "artifacts cached"),
-                                ("rendered" if report.rendered else "site cached")])
+            stages = ", ".join(
+                [
+                    ("extracted" if report.extracted else "artifacts cached"),
+                    ("rendered" if report.rendered else "site cached"),
+                ]
+            )
             click.echo(f"{report.name}: {stages} in {report.seconds:.1f} s -> {out / report.name}/")
         click.echo(f"site index: {out / 'index.html'}")
 
@@ -122,8 +144,13 @@ def extract(card, force, strict, artifacts, verbose, quiet):
 
 @main.command()
 @click.argument("card", type=click.Path(dir_okay=False))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("site"),
-              show_default=True, help="Output folder of the site.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("site"),
+    show_default=True,
+    help="Output folder of the site.",
+)
 @click.option("--force", is_flag=True, help="Re-render even if nothing changed.")
 @common_options
 def render(card, out, force, artifacts, verbose, quiet):
@@ -136,7 +163,9 @@ def render(card, out, force, artifacts, verbose, quiet):
     result = render_card(loaded, artifacts, out, force=force)
     render_index(out)
     if not quiet:
-        click.echo(f"{loaded.name}: site {'up to date' if result.skipped else 'written'} -> {result.folder}/")
+        click.echo(
+            f"{loaded.name}: site {'up to date' if result.skipped else 'written'} -> {result.folder}/"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def resolve_package_path(value: str) -> Path:
     Raises:
         FileNotFoundError: when the module is not installed or the sub-path does not exist.
     """
-    spec = value[len(PACKAGE_PREFIX):].strip("/")
+    spec = value[len(PACKAGE_PREFIX) :].strip("/")
     module, _, subdir = spec.partition("/")
     if not module:
         raise FileNotFoundError(f"'{value}' names no package; write package:MODULE/SUBDIR")

@@ -209,8 +209,10 @@ def encode(tokenizer, inputs: list[tuple[str, str | None]]) -> dict[str, np.ndar
     """Tokenise each (text, pair) and right-pad to one [batch, token] int32 batch."""
     rows = [tokenizer(text, pair) for text, pair in inputs]
     width = max(len(row["input_ids"]) for row in rows)
-    batch = {key: np.zeros((len(rows), width), np.int32)
-             for key in ("input_ids", "attention_mask", "token_type_ids")}
+    batch = {
+        key: np.zeros((len(rows), width), np.int32)
+        for key in ("input_ids", "attention_mask", "token_type_ids")
+    }
     batch["input_ids"][:] = tokenizer.pad_token_id
     for i, row in enumerate(rows):
         n = len(row["input_ids"])
@@ -261,8 +263,11 @@ def main() -> None:
     make_tiny_bert(TINY_DIR)
     PARITY_DIR.mkdir(parents=True, exist_ok=True)
     meta = {
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "tokenizers": tokenizers.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
         "models": {},
     }
     minilm_dir = args.minilm or find_minilm()

@@ -28,7 +28,9 @@ def write_card(folder: Path, prose: str = "A tiny random BERT for tests.", **set
     front = {key: value for key, value in front.items() if value is not None}
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{front['name']}.md"
-    path.write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{prose}\n", encoding="utf-8")
+    path.write_text(
+        f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n{prose}\n", encoding="utf-8"
+    )
     return path
 
 

@@ -3,7 +3,12 @@
 import numpy as np
 
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
-from generator.analyze.parameters import component_kind, counts_by_component, layer_of, parameter_table
+from generator.analyze.parameters import (
+    component_kind,
+    counts_by_component,
+    layer_of,
+    parameter_table,
+)
 
 INVENTORY = [
     {"name": "embeddings.word_embeddings.embedding", "shape": [10, 4], "count": 40},
@@ -38,8 +43,9 @@ def test_counts_by_component_preserve_total():
 
 def test_length_histogram_counts_every_text():
     lengths = np.array([3, 5, 5, 9, 12])
-    rows = length_histogram(lengths, np.array(["train", "train", "validation", "train", "train"]), 16,
-                            n_bins=4)
+    rows = length_histogram(
+        lengths, np.array(["train", "train", "validation", "train", "train"]), 16, n_bins=4
+    )
     assert sum(r["texts"] for r in rows) == 5
     assert all(r["end"] - r["start"] == 3 for r in rows)
     assert {"start": 3, "end": 6, "split": "train", "texts": 2} in rows
@@ -47,6 +53,9 @@ def test_length_histogram_counts_every_text():
 
 def test_label_counts_and_facts():
     rows = label_counts(np.array(["b", "a", "a"]), None)
-    assert rows == [{"label": "a", "split": "all", "texts": 2}, {"label": "b", "split": "all", "texts": 1}]
+    assert rows == [
+        {"label": "a", "split": "all", "texts": 2},
+        {"label": "b", "split": "all", "texts": 1},
+    ]
     facts = corpus_facts(np.array([4, 8, 8]), np.array([4, 8, 20]), max_length=8)
     assert facts["truncated"] == 1 and facts["tokens"] == 20 and facts["max_length_seen"] == 20

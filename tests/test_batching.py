@@ -6,7 +6,9 @@ import pytest
 from generator.extract.batching import batch_size_for, bucket_length, pad_rows, plan_batches
 
 
-@pytest.mark.parametrize(("length", "expected"), [(1, 16), (16, 16), (17, 32), (100, 112), (500, 128)])
+@pytest.mark.parametrize(
+    ("length", "expected"), [(1, 16), (16, 16), (17, 32), (100, 112), (500, 128)]
+)
 def test_bucket_length_rounds_up_and_caps(length, expected):
     assert bucket_length(length, max_length=128) == expected
 

@@ -16,7 +16,9 @@ def run(*args, cwd=None):
 
 
 def site_bytes(folder):
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def test_version():
@@ -29,8 +31,13 @@ def test_strict_build_of_fixture_card_then_cached_rebuild(tmp_path):
     out, artifacts = tmp_path / "site", tmp_path / "artifacts"
     first = run("build", card, "--out", out, "--artifacts", artifacts, "--strict", "-q")
     assert first.exit_code == 0, first.output
-    for page in ("index.html", "tiny-bert/index.html", "tiny-bert/attention.html",
-                 "tiny-bert/assets/vega-bundle.js", "tiny-bert/assets/atlas.js"):
+    for page in (
+        "index.html",
+        "tiny-bert/index.html",
+        "tiny-bert/attention.html",
+        "tiny-bert/assets/vega-bundle.js",
+        "tiny-bert/assets/atlas.js",
+    ):
         assert (out / page).is_file(), page
     before = site_bytes(out)
     second = run("build", card, "--out", out, "--artifacts", artifacts)

@@ -52,8 +52,12 @@ def test_corpus_pooling_matches_showcase_hidden_states(tiny_build):
     mask = np.asarray(artifacts.array("showcase/attention_mask"), dtype=np.float64)
     hidden = np.asarray(artifacts.array("showcase/hidden_states"), dtype=np.float64)
     expected_mean = (hidden * mask[:, None, :, None]).sum(2) / mask.sum(1)[:, None, None]
-    np.testing.assert_allclose(artifacts.array("corpus/pooled_mean")[index], expected_mean, atol=2e-5)
-    np.testing.assert_allclose(artifacts.array("corpus/pooled_cls")[index], hidden[:, :, 0], atol=2e-5)
+    np.testing.assert_allclose(
+        artifacts.array("corpus/pooled_mean")[index], expected_mean, atol=2e-5
+    )
+    np.testing.assert_allclose(
+        artifacts.array("corpus/pooled_cls")[index], hidden[:, :, 0], atol=2e-5
+    )
     lengths = artifacts.array("corpus/token_lengths")[index]
     assert mask.sum(1).tolist() == lengths.tolist()
 
@@ -74,7 +78,9 @@ def test_unchanged_inputs_skip_and_changed_settings_rerun(tmp_path):
     card = load_card(write_card(tmp_path / "cards", max_length=60))
     first = extract(card, tmp_path / "artifacts", progress=False)
     assert not first.skipped
-    assert any((tmp_path / "artifacts" / ".jax-cache").iterdir()), "persistent compile cache is empty"
+    assert any((tmp_path / "artifacts" / ".jax-cache").iterdir()), (
+        "persistent compile cache is empty"
+    )
     assert extract(card, tmp_path / "artifacts", progress=False).skipped
     assert not extract(card, tmp_path / "artifacts", force=True, progress=False).skipped
     changed = load_card(write_card(tmp_path / "cards", max_length=62))
@@ -126,7 +132,9 @@ def test_strict_truncation_fails_and_keeps_previous_artifacts(tmp_path):
 
 
 def test_card_without_corpus_extracts_weights_only(tmp_path):
-    card = load_card(write_card(tmp_path / "cards", corpus=None, label_field=None, split_field=None))
+    card = load_card(
+        write_card(tmp_path / "cards", corpus=None, label_field=None, split_field=None)
+    )
     result = extract(card, tmp_path / "artifacts", progress=False)
     assert result.manifest["corpus"] is None
     assert not any(name.startswith("showcase/") for name in result.manifest["arrays"])

@@ -173,8 +173,14 @@ def test_minilm_ignores_position_ids_and_loads_fast():
 def test_config_round_trip_and_errors():
     config = ModelConfig.from_hf_dict(json.loads((TINY / "config.json").read_text()))
     assert config.to_dict()["d_mlp"] == 64 and config.activation == "gelu"
-    base = {"model_type": "bert", "vocab_size": 8, "hidden_size": 6, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "intermediate_size": 8}
+    base = {
+        "model_type": "bert",
+        "vocab_size": 8,
+        "hidden_size": 6,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 8,
+    }
     assert ModelConfig.from_hf_dict(base).d_head == 3
     with pytest.raises(ModelLoadError, match="not divisible"):
         ModelConfig.from_hf_dict({**base, "num_attention_heads": 4})

@@ -11,7 +11,7 @@ from generator.build import build_cards
 from generator.card import load_card
 from generator.render.embed import script_json
 
-HOSTILE = '</script><script>alert("x")</script> {{ 7*7 }} {% raw %} "quotes" \\ \u202eevil \U0001F600 <b>bold</b>'
+HOSTILE = '</script><script>alert("x")</script> {{ 7*7 }} {% raw %} "quotes" \\ \u202eevil \U0001f600 <b>bold</b>'
 
 
 class Collector(HTMLParser):
@@ -52,13 +52,21 @@ def test_script_json_cannot_close_a_script_block():
 def test_model_pages_are_self_contained(tiny_build, page):
     _, out, _ = tiny_build
     html = parse(out / "tiny-bert" / page)
-    csp = [a for t, a in html.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
-    assert csp and "default-src 'none'" in csp[0]["content"] and "connect-src 'none'" in csp[0]["content"]
+    csp = [
+        a for t, a in html.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+    ]
+    assert (
+        csp
+        and "default-src 'none'" in csp[0]["content"]
+        and "connect-src 'none'" in csp[0]["content"]
+    )
     for tag, attrs in html.tags:
         for attr in ("src", "href"):
             value = attrs.get(attr)
             if value and tag in ("script", "link", "img"):
-                assert not re.match(r"^[a-z]+:|^//|^/", value), f"{tag} {attr}={value} is not relative"
+                assert not re.match(r"^[a-z]+:|^//|^/", value), (
+                    f"{tag} {attr}={value} is not relative"
+                )
                 assert (out / "tiny-bert" / value).is_file(), value
     charts = [a for t, a in html.tags if t == "div" and "vega-embed" in a.get("class", "")]
     assert charts, "no chart on the page"
@@ -96,21 +104,35 @@ def test_attention_data_matches_artifacts(tiny_build):
         assert len(item["tokens"]) == n
         packed = np.frombuffer(base64.b64decode(item["weights"]), dtype="<u2")
         weights = packed.reshape(data["n_layers"], data["n_heads"], n, n) / data["scale"]
-        np.testing.assert_allclose(weights, att[example, :, :, :n, :n], atol=0.5 / data["scale"] + 1e-7)
+        np.testing.assert_allclose(
+            weights, att[example, :, :, :n, :n], atol=0.5 / data["scale"] + 1e-7
+        )
 
 
 def test_hostile_text_stays_inert_in_html(tmp_path):
-    corpus = small_corpus(tmp_path / "data", [HOSTILE, "plain text here", "another & <i>one</i>"],
-                          labels=["<img src=x onerror=alert(1)>", "b", "b"])
-    card = write_card(tmp_path / "cards", title=HOSTILE, corpus=str(corpus), split_field=None,
-                      prose=f"# Heading\n\n{HOSTILE}\n\n<script>alert(2)</script>\n\n![x](http://example.com/x.png)")
+    corpus = small_corpus(
+        tmp_path / "data",
+        [HOSTILE, "plain text here", "another & <i>one</i>"],
+        labels=["<img src=x onerror=alert(1)>", "b", "b"],
+    )
+    card = write_card(
+        tmp_path / "cards",
+        title=HOSTILE,
+        corpus=str(corpus),
+        split_field=None,
+        prose=f"# Heading\n\n{HOSTILE}\n\n<script>alert(2)</script>\n\n![x](http://example.com/x.png)",
+    )
     out = tmp_path / "site"
     build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
     for page in ("tiny-bert/index.html", "tiny-bert/attention.html", "index.html"):
         html = parse(out / page)
         scripts = [(a, text) for a, text in html.scripts]
         assert all(a.get("src") or a.get("type") == "application/json" for a, _ in scripts), page
-        assert all("alert" not in text for a, text in scripts if not a.get("src") and a.get("type") != "application/json")
+        assert all(
+            "alert" not in text
+            for a, text in scripts
+            if not a.get("src") and a.get("type") != "application/json"
+        )
         assert not any(t == "img" for t, _ in html.tags), page
         raw = (out / page).read_text(encoding="utf-8")
         for _, text in scripts:

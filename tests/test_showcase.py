@@ -5,8 +5,16 @@ from generator.extract.showcase import choose_showcase
 
 def test_prefers_validation_and_round_robins_labels():
     labels = ["a", "a", "b", "b", "c", "c", "a", "b"]
-    splits = ["train", "validation", "train", "validation", "validation", "train", "validation",
-              "validation"]
+    splits = [
+        "train",
+        "validation",
+        "train",
+        "validation",
+        "validation",
+        "train",
+        "validation",
+        "validation",
+    ]
     chosen = choose_showcase(len(labels), 3, labels, splits).tolist()
     assert chosen == [1, 3, 4]
     assert all(splits[i] == "validation" for i in chosen)

@@ -15,8 +15,11 @@ MODEL_PAGES = ("index.html", "attention.html")
 
 
 def check_site(page, out, name, base_url=None):
-    index = open_page(page, f"{base_url}/index.html" if base_url else file_url(out / "index.html"),
-                      expect_charts=False)
+    index = open_page(
+        page,
+        f"{base_url}/index.html" if base_url else file_url(out / "index.html"),
+        expect_charts=False,
+    )
     index.assert_clean()
     for filename in MODEL_PAGES:
         url = f"{base_url}/{name}/{filename}" if base_url else file_url(out / name / filename)
@@ -85,10 +88,17 @@ def test_model_folder_copied_alone_still_works(page, tiny_build, tmp_path):
 
 
 def test_hostile_text_is_shown_as_typed_and_runs_nothing(page, tmp_path):
-    hostile = '</script><script>alert(1)</script><img src=x onerror=alert(2)> {{ 7*7 }} "q" \\ \u202eabc \U0001F600'
+    hostile = '</script><script>alert(1)</script><img src=x onerror=alert(2)> {{ 7*7 }} "q" \\ \u202eabc \U0001f600'
     corpus = small_corpus(tmp_path / "data", [hostile, "a plain sentence"], labels=[hostile, "b"])
-    card = write_card(tmp_path / "cards", title=hostile, corpus=str(corpus), split_field=None,
-                      showcase=2, max_length=128, prose=hostile)
+    card = write_card(
+        tmp_path / "cards",
+        title=hostile,
+        corpus=str(corpus),
+        split_field=None,
+        showcase=2,
+        max_length=128,
+        prose=hostile,
+    )
     out = tmp_path / "site"
     build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
     for filename in MODEL_PAGES:

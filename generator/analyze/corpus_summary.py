@@ -7,8 +7,9 @@ from collections import Counter
 import numpy as np
 
 
-def length_histogram(lengths: np.ndarray, splits: np.ndarray | None, max_length: int,
-                     n_bins: int = 24) -> list[dict]:
+def length_histogram(
+    lengths: np.ndarray, splits: np.ndarray | None, max_length: int, n_bins: int = 24
+) -> list[dict]:
     """Histogram of token counts per text as rows {start, end, split, texts}.
 
     Bins are integer-aligned and cover 1..max(lengths); texts at max_length were truncated.
@@ -21,10 +22,16 @@ def length_histogram(lengths: np.ndarray, splits: np.ndarray | None, max_length:
     rows = []
     for group in sorted(set(groups.tolist())):
         counts, _ = np.histogram(lengths[groups == group], bins=edges)
-        for start, count in zip(edges[:-1], counts):
+        for start, count in zip(edges[:-1], counts, strict=True):
             if count:
-                rows.append({"start": int(start), "end": int(start + width), "split": str(group),
-                             "texts": int(count)})
+                rows.append(
+                    {
+                        "start": int(start),
+                        "end": int(start + width),
+                        "split": str(group),
+                        "texts": int(count),
+                    }
+                )
     return rows
 
 
@@ -33,8 +40,10 @@ def label_counts(labels: np.ndarray | None, splits: np.ndarray | None) -> list[d
     if labels is None:
         return []
     groups = splits if splits is not None else ["all"] * len(labels)
-    counts = Counter(zip((str(x) for x in labels), (str(s) for s in groups)))
-    return [{"label": label, "split": split, "texts": n} for (label, split), n in sorted(counts.items())]
+    counts = Counter(zip((str(x) for x in labels), (str(s) for s in groups), strict=True))
+    return [
+        {"label": label, "split": split, "texts": n} for (label, split), n in sorted(counts.items())
+    ]
 
 
 def corpus_facts(lengths: np.ndarray, full_lengths: np.ndarray, max_length: int) -> dict:

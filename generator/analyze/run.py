@@ -12,10 +12,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from generator.artifacts import Artifacts, dump_json
-from generator.atomic import staged_folder
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.artifacts import Artifacts, dump_json
+from generator.atomic import staged_folder
 from generator.hashing import json_sha256, source_sha256
 
 log = logging.getLogger(__name__)
@@ -57,15 +57,16 @@ ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
 def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
     """Compute every registered analysis (or reuse stored tables); return tables by name."""
     folder = artifacts.root / "analyses"
-    input_hash = json_sha256({"artifacts": artifacts.manifest["input_hash"],
-                              "code": source_sha256("analyze")})
+    input_hash = json_sha256(
+        {"artifacts": artifacts.manifest["input_hash"], "code": source_sha256("analyze")}
+    )
     if not force:
         tables = load_tables(folder, input_hash)
         if tables is not None:
             log.info("%s: analyses up to date", artifacts.root.name)
             return tables
     tables: dict[str, object] = {}
-    for name, analysis in ANALYSES.items():
+    for analysis in ANALYSES.values():
         tables.update(analysis(artifacts))
     with staged_folder(folder) as staging:
         for name, table in tables.items():
@@ -81,8 +82,10 @@ def load_tables(folder: Path, input_hash: str) -> dict[str, object] | None:
         index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         if index.get("input_hash") != input_hash:
             return None
-        return {name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
-                for name in index["tables"]}
+        return {
+            name: json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+            for name in index["tables"]
+        }
     except (OSError, ValueError, KeyError):
         shutil.rmtree(folder, ignore_errors=True)
         return None

@@ -38,7 +38,9 @@ def batch_size_for(bucket: int, rows: int, token_budget: int = TOKEN_BUDGET) -> 
     return int(min(cap, fitted))
 
 
-def plan_batches(lengths: np.ndarray, max_length: int, token_budget: int = TOKEN_BUDGET) -> list[Batch]:
+def plan_batches(
+    lengths: np.ndarray, max_length: int, token_budget: int = TOKEN_BUDGET
+) -> list[Batch]:
     """Group corpus rows by bucket length, in corpus order inside each bucket."""
     buckets = np.array([bucket_length(int(n), max_length) for n in lengths])
     batches = []

@@ -28,7 +28,6 @@ from generator.extract.tokenize import load_tokenizer, token_strings, tokenize_c
 log = logging.getLogger(__name__)
 
 
-
 class NonFiniteActivations(AtlasError):
     """Activations contain NaN or Inf."""
 
@@ -66,7 +65,9 @@ def parameter_inventory(model) -> list[dict]:
     for path, variable in flat:
         value = variable.get_value() if hasattr(variable, "get_value") else variable.value
         shape = [int(s) for s in value.shape]
-        rows.append({"name": ".".join(str(p) for p in path), "shape": shape, "count": int(np.prod(shape))})
+        rows.append(
+            {"name": ".".join(str(p) for p in path), "shape": shape, "count": int(np.prod(shape))}
+        )
     return sorted(rows, key=lambda row: row["name"])
 
 
@@ -77,8 +78,14 @@ def warn(message: str, warnings: list[str], strict: bool) -> None:
     warnings.append(message)
 
 
-def capture(card, model_dir: Path, artifacts_root: Path, writer: ArtifactWriter, strict: bool,
-            progress: bool) -> tuple[dict, list[str]]:
+def capture(
+    card,
+    model_dir: Path,
+    artifacts_root: Path,
+    writer: ArtifactWriter,
+    strict: bool,
+    progress: bool,
+) -> tuple[dict, list[str]]:
     """Run the model over the corpus and showcase; return (manifest details, warnings)."""
     enable_compilation_cache(artifacts_root)
     import jax
@@ -115,13 +122,21 @@ def capture(card, model_dir: Path, artifacts_root: Path, writer: ArtifactWriter,
     tokenizer = load_tokenizer(model_dir)
     max_length = card.max_length
     if max_length > config.max_positions:
-        warn(f"max_length {max_length} exceeds the model's {config.max_positions} positions; "
-             f"using {config.max_positions}", warnings, strict)
+        warn(
+            f"max_length {max_length} exceeds the model's {config.max_positions} positions; "
+            f"using {config.max_positions}",
+            warnings,
+            strict,
+        )
         max_length = config.max_positions
     tokens = tokenize_corpus(tokenizer, list(corpus.texts), max_length)
     if tokens.truncated:
-        warn(f"{tokens.truncated} of {len(corpus)} texts are longer than max_length {max_length} "
-             "tokens and were truncated", warnings, strict)
+        warn(
+            f"{tokens.truncated} of {len(corpus)} texts are longer than max_length {max_length} "
+            "tokens and were truncated",
+            warnings,
+            strict,
+        )
     if min(tokens.lengths) == 0:
         raise CorpusError(f"{corpus.source}: a text produced no tokens; remove empty texts")
 
@@ -131,14 +146,20 @@ def capture(card, model_dir: Path, artifacts_root: Path, writer: ArtifactWriter,
     n_texts = len(corpus)
     streamed = {
         reducer.name: writer.open_array(
-            f"corpus/{reducer.name}", (n_texts, *reducer.shape(config)),
-            store if reducer.in_store_dtype else np.float32, ("text", *reducer.axes))
-        for reducer in reducers if reducer.stored
+            f"corpus/{reducer.name}",
+            (n_texts, *reducer.shape(config)),
+            store if reducer.in_store_dtype else np.float32,
+            ("text", *reducer.axes),
+        )
+        for reducer in reducers
+        if reducer.stored
     }
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     batches = plan_batches(tokens.lengths, max_length)
     for batch in tqdm(batches, desc=f"{card.name}: corpus", unit="batch", disable=not progress):
-        ids, mask = pad_rows([tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id)
+        ids, mask = pad_rows(
+            [tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id
+        )
         out = jax.device_get(corpus_step(params, ids, mask))
         rows = len(batch.rows)
         bad = np.argwhere(~out["finite"][:rows])
@@ -167,19 +188,30 @@ def capture(card, model_dir: Path, artifacts_root: Path, writer: ArtifactWriter,
     with tqdm(total=1, desc=f"{card.name}: showcase", disable=not progress) as bar:
         captured = jax.device_get(showcase_step(params, ids, mask))
         bar.update()
-    token_text = [token_strings(tokenizer, row[: int(m.sum())]) + [""] * int((m == 0).sum())
-                  for row, m in zip(ids, mask)]
+    token_text = [
+        token_strings(tokenizer, row[: int(m.sum())]) + [""] * int((m == 0).sum())
+        for row, m in zip(ids, mask, strict=True)
+    ]
     writer.write_array("showcase/index", showcase, ("example",))
     writer.write_array("showcase/input_ids", ids, ("example", "token"))
     writer.write_array("showcase/attention_mask", mask, ("example", "token"))
-    writer.write_array("showcase/tokens", strings_array(sum(token_text, [])).reshape(ids.shape),
-                       ("example", "token"))
-    writer.write_array("showcase/hidden_states", captured["hidden_states"],
-                       ("example", "layer", "token", "d_model"))
-    writer.write_array("showcase/attentions", captured["attentions"],
-                       ("example", "layer", "head", "query", "key"))
+    writer.write_array(
+        "showcase/tokens",
+        strings_array(sum(token_text, [])).reshape(ids.shape),
+        ("example", "token"),
+    )
+    writer.write_array(
+        "showcase/hidden_states",
+        captured["hidden_states"],
+        ("example", "layer", "token", "d_model"),
+    )
+    writer.write_array(
+        "showcase/attentions", captured["attentions"], ("example", "layer", "head", "query", "key")
+    )
     for name in ("queries", "keys", "values"):
-        writer.write_array(f"showcase/{name}", captured[name], ("example", "layer", "head", "token", "d_head"))
+        writer.write_array(
+            f"showcase/{name}", captured[name], ("example", "layer", "head", "token", "d_head")
+        )
 
     details["corpus"] = {
         "source": card.corpus,

@@ -68,12 +68,25 @@ def _layers_by_width(config: ModelConfig) -> tuple[int, ...]:
 
 
 REDUCERS: list[Reducer] = [
-    Reducer("finite", ("layer",), lambda c: (c.n_layers + 1,),
-            lambda out, mask: finite_layers(_hidden(out), mask), stored=False),
-    Reducer("pooled_mean", ("layer", "d_model"), _layers_by_width,
-            lambda out, mask: mean_pool(_hidden(out), mask)),
-    Reducer("pooled_cls", ("layer", "d_model"), _layers_by_width,
-            lambda out, mask: first_token_pool(_hidden(out))),
+    Reducer(
+        "finite",
+        ("layer",),
+        lambda c: (c.n_layers + 1,),
+        lambda out, mask: finite_layers(_hidden(out), mask),
+        stored=False,
+    ),
+    Reducer(
+        "pooled_mean",
+        ("layer", "d_model"),
+        _layers_by_width,
+        lambda out, mask: mean_pool(_hidden(out), mask),
+    ),
+    Reducer(
+        "pooled_cls",
+        ("layer", "d_model"),
+        _layers_by_width,
+        lambda out, mask: first_token_pool(_hidden(out)),
+    ),
 ]
 
 

@@ -7,8 +7,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 import generator
 from generator.artifacts import FORMAT_VERSION, ArtifactWriter, damaged_arrays, read_manifest
 from generator.atomic import staged_folder
@@ -17,7 +15,6 @@ from generator.extract.tokenize import tokenizer_files
 from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -107,7 +104,12 @@ def extract(
             card, model_dir, artifacts_root, writer, strict=strict, progress=progress
         )
         manifest = writer.finish(
-            {"input_hash": input_hash, "inputs": fingerprint, "code_version": code_version(), **details}
+            {
+                "input_hash": input_hash,
+                "inputs": fingerprint,
+                "code_version": code_version(),
+                **details,
+            }
         )
     for warning in warnings:
         log.warning("%s: %s", card.name, warning)

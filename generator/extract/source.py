@@ -33,6 +33,8 @@ def checkpoint_folder(card) -> Path:
     local = card.model_path()
     if local is not None:
         if not local.is_dir():
-            raise ModelLoadError(f"model path {local} is not a folder; point `model` at a checkpoint folder")
+            raise ModelLoadError(
+                f"model path {local} is not a folder; point `model` at a checkpoint folder"
+            )
         return local
     return download_from_hub(card.model, card.revision)

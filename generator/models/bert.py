@@ -107,9 +107,7 @@ class BertSelfAttention(nnx.Module):
         scores = scores.astype(jnp.float32)
         scores = scores * (self.d_head**-0.5) + mask_bias
         probs = jax.nn.softmax(scores, axis=-1)  # [batch, head, query, key], float32
-        context = jnp.einsum(
-            "bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=self.precision
-        )
+        context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=self.precision)
         batch, _, token, _ = context.shape
         context = context.transpose(0, 2, 1, 3).reshape(batch, token, self.n_heads * self.d_head)
         return {"context": context, "attentions": probs, "queries": q, "keys": k, "values": v}

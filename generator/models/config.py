@@ -108,14 +108,12 @@ def _bert_from_hf(cfg: dict[str, Any]) -> ModelConfig:
     activation = cfg.get("hidden_act", "gelu")
     if activation not in ACTIVATIONS:
         raise ModelLoadError(
-            f"hidden_act {activation!r} is not supported; "
-            f"supported: {', '.join(ACTIVATIONS)}"
+            f"hidden_act {activation!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
         )
     position_type = cfg.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         raise ModelLoadError(
-            f"position_embedding_type {position_type!r} is not supported; "
-            "only 'absolute' is"
+            f"position_embedding_type {position_type!r} is not supported; only 'absolute' is"
         )
     return ModelConfig(
         family="bert",

@@ -36,8 +36,12 @@ _IGNORED = re.compile(r"(^|\.)(position_ids|token_type_ids)$|^(cls|classifier)\.
 _LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
 
 # Our leaf parameter name -> checkpoint leaf name, and whether the tensor is transposed.
-_LEAF_NAMES = {"kernel": ("weight", True), "scale": ("weight", False),
-               "embedding": ("weight", False), "bias": ("bias", False)}
+_LEAF_NAMES = {
+    "kernel": ("weight", True),
+    "scale": ("weight", False),
+    "embedding": ("weight", False),
+    "bias": ("bias", False),
+}
 
 _SHOW = 5  # how many names each problem list shows before "+N more"
 
@@ -183,7 +187,7 @@ def _encoder_tensors(
         canonical = name
         for prefix in _ENCODER_PREFIXES:
             if canonical.startswith(prefix):
-                canonical = canonical[len(prefix):]
+                canonical = canonical[len(prefix) :]
         for old, new in _LEGACY_SUFFIXES.items():
             if canonical.endswith(old):
                 canonical = canonical[: -len(old)] + new
@@ -224,9 +228,11 @@ def _assign(state: nnx.State, tensors: dict[str, np.ndarray], weights_path: Path
     unused = sorted(set(tensors) - used)
 
     problems = []
-    for label, items in (("unused checkpoint tensors", unused),
-                         ("model parameters not in checkpoint", missing),
-                         ("shape mismatches", mismatched)):
+    for label, items in (
+        ("unused checkpoint tensors", unused),
+        ("model parameters not in checkpoint", missing),
+        ("shape mismatches", mismatched),
+    ):
         if items:
             more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
             problems.append(f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}")

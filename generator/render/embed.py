@@ -17,7 +17,9 @@ _UNSAFE = {
 
 def script_json(value: object) -> Markup:
     """Return compact JSON that is inert inside a script element (no `<`, `>`, `&` left)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
     for char, escaped in _UNSAFE.items():
         text = text.replace(char, escaped)
     return Markup(text)

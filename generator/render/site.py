@@ -54,18 +54,21 @@ def model_summary(card, artifacts: Artifacts) -> dict:
     }
 
 
-def render_model(card, artifacts: Artifacts, tables: dict, out_dir: Path, cache_dir: Path,
-                 force: bool = False) -> RenderResult:
+def render_model(
+    card, artifacts: Artifacts, tables: dict, out_dir: Path, cache_dir: Path, force: bool = False
+) -> RenderResult:
     """Render every page of one model into `out_dir/NAME`, unless nothing it depends on changed."""
     final = out_dir / card.name
-    render_hash = json_sha256({
-        "artifacts": artifacts.manifest["input_hash"],
-        "tables": json_sha256(tables),
-        "templates": template_hash(),
-        "card": {"title": card.title, "prose": card.prose},
-        "version": generator.__version__,
-        "code": source_sha256("render", "analyze"),
-    })
+    render_hash = json_sha256(
+        {
+            "artifacts": artifacts.manifest["input_hash"],
+            "tables": json_sha256(tables),
+            "templates": template_hash(),
+            "card": {"title": card.title, "prose": card.prose},
+            "version": generator.__version__,
+            "code": source_sha256("render", "analyze"),
+        }
+    )
     info_path = final / BUILD_INFO
     if not force and info_path.is_file():
         try:
@@ -81,12 +84,22 @@ def render_model(card, artifacts: Artifacts, tables: dict, out_dir: Path, cache_
         for page in PAGES:
             context = page.context(artifacts, tables)
             html = env.get_template(page.template).render(
-                page=page, pages=PAGES, card=card, model=summary, assets=assets,
-                root="../", version=generator.__version__, **context,
+                page=page,
+                pages=PAGES,
+                card=card,
+                model=summary,
+                assets=assets,
+                root="../",
+                version=generator.__version__,
+                **context,
             )
             (staging / page.filename).write_text(html, encoding="utf-8")
-        info = {"render_hash": render_hash, "model": summary,
-                "pages": [page.filename for page in PAGES], "generator": generator.__version__}
+        info = {
+            "render_hash": render_hash,
+            "model": summary,
+            "pages": [page.filename for page in PAGES],
+            "generator": generator.__version__,
+        }
         (staging / BUILD_INFO).write_text(dump_json(info), encoding="utf-8")
     log.info("%s: site written to %s", card.name, final)
     return RenderResult(final, skipped=False)
@@ -107,7 +120,9 @@ def render_index(out_dir: Path) -> Path:
     """Write `out_dir/index.html` listing every built model, with its own copy of the CSS."""
     env = environment()
     html = env.get_template("site_index.html").render(
-        models=built_models(out_dir), version=generator.__version__, root="",
+        models=built_models(out_dir),
+        version=generator.__version__,
+        root="",
     )
     css = (templates_dir() / "assets" / "atlas.css").read_text(encoding="utf-8")
     write_text_atomic(out_dir / "assets" / "atlas.css", css)

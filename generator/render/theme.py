@@ -4,8 +4,18 @@ from __future__ import annotations
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
-CATEGORY_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6",
-                   "#9d755d", "#bab0ac", "#eeca3b"]
+CATEGORY_COLORS = [
+    "#4c78a8",
+    "#f58518",
+    "#54a24b",
+    "#e45756",
+    "#72b7b2",
+    "#b279a2",
+    "#ff9da6",
+    "#9d755d",
+    "#bab0ac",
+    "#eeca3b",
+]
 
 CONFIG = {
     "font": FONT,

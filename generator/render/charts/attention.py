@@ -20,14 +20,24 @@ def attention_heatmap_chart(cells: list[dict]) -> dict:
         alt.Chart(alt.NamedData(ATTENTION_DATASET))
         .mark_rect()
         .encode(
-            x=alt.X("key:O", title="key (attended-to token)",
-                    axis=alt.Axis(orient="top", labelAngle=-60, labelExpr=label, labelLimit=90)),
-            y=alt.Y("query:O", title="query (attending token)",
-                    axis=alt.Axis(labelExpr=label, labelLimit=90)),
-            color=alt.Color("weight:Q", title="attention weight",
-                            scale=alt.Scale(domain=[0, 1], scheme="blues")),
-            tooltip=[alt.Tooltip("query:O", title="query"), alt.Tooltip("key:O", title="key"),
-                     alt.Tooltip("weight:Q", title="weight", format=".3f")],
+            x=alt.X(
+                "key:O",
+                title="key (attended-to token)",
+                axis=alt.Axis(orient="top", labelAngle=-60, labelExpr=label, labelLimit=90),
+            ),
+            y=alt.Y(
+                "query:O",
+                title="query (attending token)",
+                axis=alt.Axis(labelExpr=label, labelLimit=90),
+            ),
+            color=alt.Color(
+                "weight:Q", title="attention weight", scale=alt.Scale(domain=[0, 1], scheme="blues")
+            ),
+            tooltip=[
+                alt.Tooltip("query:O", title="query"),
+                alt.Tooltip("key:O", title="key"),
+                alt.Tooltip("weight:Q", title="weight", format=".3f"),
+            ],
         )
         .properties(width=alt.Step(16), height=alt.Step(16))
     )

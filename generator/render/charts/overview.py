@@ -18,11 +18,13 @@ def parameter_counts_chart(rows: list[dict]) -> dict:
             x=alt.X("block:N", sort=blocks, title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(count):Q", title="parameters", axis=alt.Axis(format="~s")),
             color=alt.Color("kind:N", title="component"),
-            tooltip=[alt.Tooltip("block:N"), alt.Tooltip("kind:N", title="component"),
-                     alt.Tooltip("sum(count):Q", title="parameters", format=",")],
+            tooltip=[
+                alt.Tooltip("block:N"),
+                alt.Tooltip("kind:N", title="component"),
+                alt.Tooltip("sum(count):Q", title="parameters", format=","),
+            ],
         )
-        .properties(width="container", height=240,
-                    title="Parameters by block and component")
+        .properties(width="container", height=240, title="Parameters by block and component")
     )
     return to_spec(chart)
 
@@ -37,13 +39,21 @@ def length_histogram_chart(rows: list[dict], max_length: int) -> dict:
         alt.Chart(alt.Data(values=rows))
         .mark_bar(binSpacing=1)
         .encode(
-            x=alt.X("start:Q", bin="binned", title="tokens per text (special tokens included)",
-                    axis=alt.Axis(tickMinStep=1, format="d")),
+            x=alt.X(
+                "start:Q",
+                bin="binned",
+                title="tokens per text (special tokens included)",
+                axis=alt.Axis(tickMinStep=1, format="d"),
+            ),
             x2="end:Q",
             y=alt.Y("sum(texts):Q", title="texts"),
             color=alt.Color("split:N", title="split"),
-            tooltip=[alt.Tooltip("start:Q", title="from"), alt.Tooltip("end:Q", title="to (excl.)"),
-                     alt.Tooltip("split:N"), alt.Tooltip("sum(texts):Q", title="texts")],
+            tooltip=[
+                alt.Tooltip("start:Q", title="from"),
+                alt.Tooltip("end:Q", title="to (excl.)"),
+                alt.Tooltip("split:N"),
+                alt.Tooltip("sum(texts):Q", title="texts"),
+            ],
         )
     )
     layers = [bars]
@@ -53,8 +63,9 @@ def length_histogram_chart(rows: list[dict], max_length: int) -> dict:
             .mark_rule(strokeDash=[4, 3], color="#888")
             .encode(x="max_length:Q", tooltip=[alt.Tooltip("max_length:Q", title="max_length")])
         )
-    chart = alt.layer(*layers).properties(width="container", height=200,
-                                          title="Token length per text")
+    chart = alt.layer(*layers).properties(
+        width="container", height=200, title="Token length per text"
+    )
     return to_spec(chart)
 
 
@@ -67,7 +78,11 @@ def label_counts_chart(rows: list[dict]) -> dict:
             y=alt.Y("label:N", title=None, sort="ascending"),
             x=alt.X("sum(texts):Q", title="texts"),
             color=alt.Color("split:N", title="split"),
-            tooltip=[alt.Tooltip("label:N"), alt.Tooltip("split:N"), alt.Tooltip("sum(texts):Q", title="texts")],
+            tooltip=[
+                alt.Tooltip("label:N"),
+                alt.Tooltip("split:N"),
+                alt.Tooltip("sum(texts):Q", title="texts"),
+            ],
         )
         .properties(width=560, height=alt.Step(22), title="Texts per label")
     )

@@ -31,13 +31,15 @@ def attention_examples(artifacts: Artifacts) -> list[dict]:
     for example, row in enumerate(rows):
         n = int(mask[example].sum())
         weights = np.asarray(attentions[example, :, :, :n, :n], dtype=np.float32)
-        examples.append({
-            "row": int(row),
-            "text": str(texts[row]),
-            "label": str(labels[row]) if labels is not None else "",
-            "tokens": [str(t) for t in tokens[example, :n]],
-            "weights": encode_weights(weights),
-        })
+        examples.append(
+            {
+                "row": int(row),
+                "text": str(texts[row]),
+                "label": str(labels[row]) if labels is not None else "",
+                "tokens": [str(t) for t in tokens[example, :n]],
+                "weights": encode_weights(weights),
+            }
+        )
     return examples
 
 
@@ -52,12 +54,21 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "scale": WEIGHT_SCALE,
         "examples": attention_examples(artifacts),
     }
-    heatmap = chart("attention-heatmap", charts.attention_heatmap_chart([]),
-                    "Heatmap of attention weights from query tokens to key tokens",
-                    "Post-softmax attention of the selected head: row = attending (query) token, "
-                    "column = attended-to (key) token; each row sums to 1.", interactive=True)
+    heatmap = chart(
+        "attention-heatmap",
+        charts.attention_heatmap_chart([]),
+        "Heatmap of attention weights from query tokens to key tokens",
+        "Post-softmax attention of the selected head: row = attending (query) token, "
+        "column = attended-to (key) token; each row sums to 1.",
+        interactive=True,
+    )
     return {"attention": data, "charts": [heatmap]}
 
 
-PAGE = Page("attention.html", "Attention", "model_attention.html", attention_context,
-            scripts=("attention.js",))
+PAGE = Page(
+    "attention.html",
+    "Attention",
+    "model_attention.html",
+    attention_context,
+    scripts=("attention.js",),
+)

@@ -23,5 +23,10 @@ class Page:
 
 def chart(chart_id: str, spec: dict, label: str, caption: str, interactive: bool = False) -> dict:
     """Describe one chart for the `_chart.html` partial."""
-    return {"id": chart_id, "spec": spec, "label": label, "caption": caption,
-            "interactive": interactive}
+    return {
+        "id": chart_id,
+        "spec": spec,
+        "label": label,
+        "caption": caption,
+        "interactive": interactive,
+    }

@@ -31,19 +31,35 @@ def architecture_rows(manifest: dict) -> list[tuple[str, str]]:
 def overview_context(artifacts: Artifacts, tables: dict) -> dict:
     """Context of the overview page: architecture, parameter chart, corpus summary."""
     manifest = artifacts.manifest
-    figures = [chart("parameters", charts.parameter_counts_chart(tables["parameter_counts"]),
-                     "Bar chart of parameter counts per block, coloured by component",
-                     "Parameters per block: embeddings, each transformer layer, and the pooler.")]
+    figures = [
+        chart(
+            "parameters",
+            charts.parameter_counts_chart(tables["parameter_counts"]),
+            "Bar chart of parameter counts per block, coloured by component",
+            "Parameters per block: embeddings, each transformer layer, and the pooler.",
+        )
+    ]
     corpus = manifest.get("corpus")
     if corpus:
-        figures.append(chart(
-            "lengths", charts.length_histogram_chart(tables["length_histogram"], corpus["max_length"]),
-            "Histogram of tokens per text", "Tokens per text after tokenisation, special tokens "
-            "included; texts longer than max_length are truncated (a dashed rule marks it when "
-            "texts come near it)."))
+        figures.append(
+            chart(
+                "lengths",
+                charts.length_histogram_chart(tables["length_histogram"], corpus["max_length"]),
+                "Histogram of tokens per text",
+                "Tokens per text after tokenisation, special tokens "
+                "included; texts longer than max_length are truncated (a dashed rule marks it when "
+                "texts come near it).",
+            )
+        )
         if tables["label_counts"]:
-            figures.append(chart("labels", charts.label_counts_chart(tables["label_counts"]),
-                                 "Bar chart of texts per label", "Texts per label and split."))
+            figures.append(
+                chart(
+                    "labels",
+                    charts.label_counts_chart(tables["label_counts"]),
+                    "Bar chart of texts per label",
+                    "Texts per label and split.",
+                )
+            )
     return {
         "architecture": architecture_rows(manifest),
         "corpus": corpus,
