@@ -4,8 +4,10 @@ A chart's figure comes from its description's `figure_spec` when the page builde
 whose data the page script fills in), else from its `spec`; an interactive chart with an empty
 dataset and no `figure_spec` has nothing to draw and is skipped. Figures get a fixed width in
 place of `"container"`, a white background and the light theme, so they read the same on paper
-in every viewer. SVG and PNG output of a given vl-convert version is byte-identical across runs;
-PDF is not (vl-convert writes its font objects in varying order), so PDF is only made on request.
+in every viewer. SVG and PNG output of a given vl-convert version (and set of installed fonts) is
+byte-identical across runs: Vega numbers gradient and clip-path ids with a per-process counter,
+so `canonical_svg` renumbers them per file. PDF is not byte-identical (vl-convert writes its font
+objects in varying order), so PDF is only made on request.
 """
 
 from __future__ import annotations
@@ -102,12 +104,28 @@ def static_spec(spec: dict) -> dict:
     return out
 
 
+_COUNTED_ID = re.compile(r'(?<=["#])(gradient_|clip|pattern_)(\d+)(?=["\)])')
+
+
+def canonical_svg(svg: str) -> str:
+    """Renumber Vega's process-wide gradient/clip ids from 0 in order of appearance."""
+    numbers: dict[str, str] = {}
+
+    def renumber(match: re.Match) -> str:
+        key = match.group(0)
+        if key not in numbers:
+            numbers[key] = f"{match.group(1)}{sum(k.startswith(match.group(1)) for k in numbers)}"
+        return numbers[key]
+
+    return _COUNTED_ID.sub(renumber, svg)
+
+
 def render_figure(spec: dict, fmt: str) -> bytes:
     """Render a Vega-Lite spec to `fmt` bytes with vl-convert; no data URL may be fetched."""
     import vl_convert
 
     if fmt == "svg":
-        return vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]).encode("utf-8")
+        return canonical_svg(vl_convert.vegalite_to_svg(spec, allowed_base_urls=[])).encode("utf-8")
     if fmt == "png":
         return vl_convert.vegalite_to_png(spec, scale=PNG_SCALE, allowed_base_urls=[])
     if fmt == "pdf":
@@ -163,8 +181,11 @@ def export_charts(
             item["figure"] = None
             spec = export_spec(item)
             if spec is None:
-                log.info("%s#%s: data comes from page JS and no figure_spec; no figure",
-                         page.filename, item["id"])
+                log.info(
+                    "%s#%s: data comes from page JS and no figure_spec; no figure",
+                    page.filename,
+                    item["id"],
+                )
                 continue
             name = figure_name(page.title, item["id"])
             where = f"{page.filename}#{item['id']}"
@@ -188,8 +209,10 @@ def export_charts(
                 relative = f"{FIGURES_DIR}/{name}.{fmt}"
                 write_bytes_atomic(model_folder / relative, data)
                 files.append(relative)
-            item["figure"] = {fmt: path for fmt, path in zip(formats, files)}
+            item["figure"] = {fmt: path for fmt, path in zip(formats, files, strict=True)}
             figures.append(
-                Figure(name, page.filename, item["id"], item["label"], item["caption"], tuple(files))
+                Figure(
+                    name, page.filename, item["id"], item["label"], item["caption"], tuple(files)
+                )
             )
     return figures

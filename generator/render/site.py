@@ -156,8 +156,9 @@ def built_models(out_dir: Path) -> list[dict]:
             log.warning("skipping %s: unreadable build info", info_path)
             continue
         folder = info_path.parent.name
-        titles = info.get("page_titles") or info.get("pages", [])
-        model["links"] = [(f"{folder}/{f}", t) for f, t in zip(info.get("pages", []), titles)]
+        files = info.get("pages", [])
+        titles = info.get("page_titles") or files
+        model["links"] = [(f"{folder}/{f}", t) for f, t in zip(files, titles, strict=False)]
         if info.get("snippet"):
             model["links"].append((f"{folder}/{info['snippet']}", "card snippet"))
         model.setdefault("headlines", [])

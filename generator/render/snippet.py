@@ -98,7 +98,9 @@ def card_snippet(
         "| | |",
         "| --- | --- |",
     ]
-    lines += [f"| {escape_md(label)} | {escape_md(value)} |" for label, value in key_numbers(summary)]
+    lines += [
+        f"| {escape_md(label)} | {escape_md(value)} |" for label, value in key_numbers(summary)
+    ]
     for figure in headline_figures(figures):
         image = figure.file("png") or figure.file("svg")
         if image is None:
