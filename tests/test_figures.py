@@ -18,6 +18,7 @@ from generator.render.figures import (
     export_charts,
     export_spec,
     figure_name,
+    render_figures,
     static_spec,
 )
 from generator.render.pages import PAGES, chart
@@ -185,3 +186,14 @@ def test_canonical_svg_renumbers_counted_ids():
     b = '<p fill="url(#gradient_0)"/><clipPath id="clip3"/><g clip-path="url(#clip3)"/><g id="gradient_0"/>'
     assert canonical_svg(a) == canonical_svg(b)
     assert 'id="clip0"' in canonical_svg(a) and "url(#gradient_0)" in canonical_svg(a)
+
+
+def test_png_from_svg_equals_vl_converts_direct_png(tiny_build):
+    import vl_convert
+
+    _, _, artifacts_root = tiny_build
+    (page, context), *_ = contexts(artifacts_root)
+    spec = static_spec(export_spec(context["charts"][0]))
+    rendered = render_figures(spec, ["svg", "png", "pdf"])
+    assert rendered["png"] == vl_convert.vegalite_to_png(spec, scale=2)
+    assert rendered["pdf"].startswith(b"%PDF")

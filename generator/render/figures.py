@@ -16,6 +16,7 @@ import copy
 import logging
 import os
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,17 +121,27 @@ def canonical_svg(svg: str) -> str:
     return _COUNTED_ID.sub(renumber, svg)
 
 
-def render_figure(spec: dict, fmt: str) -> bytes:
-    """Render a Vega-Lite spec to `fmt` bytes with vl-convert; no data URL may be fetched."""
+def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
+    """Render a Vega-Lite spec once to SVG with vl-convert, then to each format in `formats`.
+
+    PNG and PDF are converted from that SVG (`svg_to_png`, `svg_to_pdf`): the same bytes as
+    `vegalite_to_png` / `vegalite_to_pdf` give, without running Vega again for each format.
+    No data URL may be fetched (`allowed_base_urls=[]`).
+    """
     import vl_convert
 
-    if fmt == "svg":
-        return canonical_svg(vl_convert.vegalite_to_svg(spec, allowed_base_urls=[])).encode("utf-8")
-    if fmt == "png":
-        return vl_convert.vegalite_to_png(spec, scale=PNG_SCALE, allowed_base_urls=[])
-    if fmt == "pdf":
-        return vl_convert.vegalite_to_pdf(spec, allowed_base_urls=[])
-    raise FigureError(f"unknown figure format {fmt!r}; use one of {', '.join(FORMATS)}")
+    svg = canonical_svg(vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]))
+    out = {}
+    for fmt in formats:
+        if fmt == "svg":
+            out[fmt] = svg.encode("utf-8")
+        elif fmt == "png":
+            out[fmt] = vl_convert.svg_to_png(svg, scale=PNG_SCALE)
+        elif fmt == "pdf":
+            out[fmt] = vl_convert.svg_to_pdf(svg)
+        else:
+            raise FigureError(f"unknown figure format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return out
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
@@ -174,6 +185,7 @@ def export_charts(
         FigureError: vl-convert failed on a chart, or two charts map to the same file name.
     """
     formats = check_formats(formats)
+    started = time.perf_counter()
     figures: list[Figure] = []
     seen: dict[str, str] = {}
     for page, context in pages:
@@ -195,17 +207,18 @@ def export_charts(
                     "give one of them another id"
                 )
             seen[name] = where
-            ready = static_spec(spec)
+            try:
+                rendered = render_figures(static_spec(spec), formats)
+            except FigureError:
+                raise
+            except Exception as error:  # vl-convert raises ValueError with a JS message
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise FigureError(
+                    f"chart {where} could not be exported: {message}; "
+                    "check its spec (or its figure_spec)"
+                ) from error
             files = []
-            for fmt in formats:
-                try:
-                    data = render_figure(ready, fmt)
-                except Exception as error:  # vl-convert raises ValueError with a JS message
-                    message = str(error).splitlines()[0] if str(error) else type(error).__name__
-                    raise FigureError(
-                        f"chart {where} could not be exported as {fmt}: {message}; "
-                        "check its spec (or its figure_spec)"
-                    ) from error
+            for fmt, data in rendered.items():
                 relative = f"{FIGURES_DIR}/{name}.{fmt}"
                 write_bytes_atomic(model_folder / relative, data)
                 files.append(relative)
@@ -215,4 +228,10 @@ def export_charts(
                     name, page.filename, item["id"], item["label"], item["caption"], tuple(files)
                 )
             )
+    log.info(
+        "%d figure(s) exported as %s in %.2f s",
+        len(figures),
+        "/".join(formats),
+        time.perf_counter() - started,
+    )
     return figures

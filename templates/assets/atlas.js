@@ -48,6 +48,10 @@
     /* ast + interpreter: Vega evaluates expressions without eval, so the CSP needs no
      * 'unsafe-eval'; default styles off: their CSS ships in atlas.css, no inline <style>. */
     var dark = Atlas.dark();
+    /* Vega labels its container with the spec's description ("Vega visualization" without
+     * one): keep the page's own (possibly page-updated) aria-label instead. */
+    var label = element.getAttribute("aria-label");
+    if (label && spec && typeof spec === "object") spec.description = label;
     var options = {
       actions: false, renderer: "svg", theme: dark ? "dark" : undefined, ast: true,
       defaultStyle: false, tooltip: { disableDefaultStyle: true, theme: dark ? "dark" : "light" },
