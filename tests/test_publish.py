@@ -4,6 +4,7 @@ import dataclasses
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from cards import TINY_BERT
@@ -207,3 +208,26 @@ def test_scaffolded_card_builds(tmp_path, monkeypatch):
     )
     assert result.exit_code == 0, result.output
     assert "a vocabulary of 512 tokens" in (tmp_path / "site/scaffolded/index.html").read_text()
+
+
+# --- GitHub Pages workflow ----------------------------------------------------------------------
+
+
+def test_github_pages_workflow_builds_and_deploys_the_site():
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    workflow = yaml.safe_load((root / "examples/github-pages.yml").read_text())
+    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
+    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
+    uses = [step.get("uses", "").split("@")[0] for step in build["steps"]]
+    assert uses[:2] == ["actions/checkout", "actions/setup-python"]
+    assert "actions/upload-pages-artifact" in uses
+    run = next(step["run"] for step in build["steps"] if "run" in step)
+    assert run.startswith("make site") and "--base-url ${{ steps.pages.outputs.base_url }}" in run
+    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages"))
+    assert upload["with"]["path"] == "site"
+    assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+    makefile = (root / "Makefile").read_text()
+    assert "$(BIN)/modelatlas build $(SITE_FLAGS)" in makefile
