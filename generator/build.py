@@ -41,7 +41,13 @@ def extract_card(
     return extract(card, artifacts_root, force=force, strict=strict, progress=progress)
 
 
-def render_card(card: ModelCard, artifacts_root: Path, out_dir: Path, force: bool = False):
+def render_card(
+    card: ModelCard,
+    artifacts_root: Path,
+    out_dir: Path,
+    force: bool = False,
+    base_url: str | None = None,
+):
     """Analyze and render one card from its existing artifacts; return the RenderResult."""
     from generator.analyze.run import analyze
     from generator.artifacts import open_artifacts
@@ -49,7 +55,19 @@ def render_card(card: ModelCard, artifacts_root: Path, out_dir: Path, force: boo
 
     artifacts = open_artifacts(artifacts_root / card.name)
     tables = analyze(artifacts, force=force)
-    return render_model(card, artifacts, tables, out_dir, cache_dir(artifacts_root), force=force)
+    return render_model(
+        card, artifacts, tables, out_dir, cache_dir(artifacts_root), force=force, base_url=base_url
+    )
+
+
+def figures_card(card: ModelCard, artifacts_root: Path, out_dir: Path, formats) -> list:
+    """Export every chart of one card to `out_dir/NAME/figures/` from existing artifacts."""
+    from generator.analyze.run import analyze
+    from generator.artifacts import open_artifacts
+    from generator.render.site import export_model_figures
+
+    artifacts = open_artifacts(artifacts_root / card.name)
+    return export_model_figures(card, artifacts, analyze(artifacts), out_dir, formats)
 
 
 def build_cards(
@@ -59,8 +77,12 @@ def build_cards(
     force: bool = False,
     strict: bool = False,
     progress: bool = True,
+    base_url: str | None = None,
 ) -> list[BuildReport]:
-    """Build every card into `out_dir`, then rewrite the site index."""
+    """Build every card into `out_dir`, then rewrite the site index.
+
+    `base_url` (the hosted site's root) makes the card snippets' links absolute.
+    """
     from generator.render.site import render_index
 
     reports = []
@@ -69,7 +91,7 @@ def build_cards(
         extracted = extract_card(
             card, artifacts_root, force=force, strict=strict, progress=progress
         )
-        rendered = render_card(card, artifacts_root, out_dir, force=force)
+        rendered = render_card(card, artifacts_root, out_dir, force=force, base_url=base_url)
         reports.append(
             BuildReport(
                 card.name,
