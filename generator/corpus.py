@@ -121,10 +121,10 @@ def _resolve(source: str) -> Path:
 
 
 def _decode(raw: bytes, name: str) -> str:
-    """Decode strict UTF-8 (an optional BOM is dropped), naming the first bad byte."""
+    """Decode strict UTF-8 (an optional BOM is dropped), naming the first bad byte or NUL."""
     skip = len(_BOM) if raw.startswith(_BOM) else 0
     try:
-        return raw[skip:].decode("utf-8")
+        text = raw[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = skip + exc.start
         line = raw[:offset].count(b"\n") + 1
@@ -132,6 +132,14 @@ def _decode(raw: bytes, name: str) -> str:
             f"corpus {name} is not UTF-8: byte 0x{raw[offset]:02x} at line {line} "
             f"(byte offset {offset}); re-save the file as UTF-8"
         ) from None
+    if "\x00" in text:  # UTF-16 files with ASCII content decode as UTF-8 with a NUL per char
+        offset = raw.index(b"\x00")
+        line = raw[:offset].count(b"\n") + 1
+        raise CorpusError(
+            f"corpus {name} has a NUL character at line {line} (byte offset {offset}); "
+            "it may be UTF-16 or binary: re-save it as UTF-8 text"
+        )
+    return text
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
