@@ -215,6 +215,8 @@ def _text(record: dict[str, object], line: int, field: str, name: str) -> str:
         raise CorpusError(
             f"corpus {name}: line {line}: '{field}' is empty; remove the line or give it a text"
         )
+    if "\x00" in value:
+        raise CorpusError(f"corpus {name}: line {line}: '{field}' has a NUL character; remove it")
     return value
 
 
@@ -230,6 +232,10 @@ def _column(records: list[_Record], field: str, kind: str, name: str) -> tuple[s
                 f"{type(value).__name__}; use a string or number"
             )
         value = "" if value is None else str(value).strip()
+        if "\x00" in value:
+            raise CorpusError(
+                f"corpus {name}: line {line}: {kind} field '{field}' has a NUL character; remove it"
+            )
         if not value:
             missing.append(line)
         values.append(value)

@@ -263,6 +263,11 @@ def test_corpus_with_nul_characters(built):
     fails(built, corpus_card(built, path), "NUL character", "line 1", "UTF-16")
 
 
+def test_jsonl_with_an_escaped_nul(built):
+    path = corpus_file(built, "nul.jsonl", b'{"text": "fine"}\n{"text": "a\\u0000b"}\n')
+    fails(built, corpus_card(built, path), "line 2: 'text' has a NUL character")
+
+
 def test_jsonl_with_a_broken_line(built):
     rows = b'{"text": "one"}\n{"text": "two"}\n{"text": "three\n{"text": "four"}\n'
     path = corpus_file(built, "broken.jsonl", rows)
