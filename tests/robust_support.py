@@ -28,14 +28,26 @@ def output_lines(result) -> list[str]:
     return [line for line in result.output.splitlines() if line.strip()]
 
 
-def tree_bytes(folder: Path, skip: tuple[str, ...] = CACHES) -> dict[str, bytes]:
-    """Return {relative path: bytes} of every file under `folder`, outside `skip` folders."""
+def tree_bytes(
+    folder: Path, skip: tuple[str, ...] = CACHES, leftovers: bool = True
+) -> dict[str, bytes]:
+    """Return {relative path: bytes} of every file under `folder`, outside `skip` folders.
+
+    With leftovers=False, files inside a writer's leftover (`.NAME.staging-*`, ...) are left out.
+    """
     files = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if path.is_file() and not (set(relative.parts) & set(skip)):
-            files[relative.as_posix()] = path.read_bytes()
+        if not path.is_file() or set(relative.parts) & set(skip):
+            continue
+        if not leftovers and any(_is_leftover(part) for part in relative.parts):
+            continue
+        files[relative.as_posix()] = path.read_bytes()
     return files
+
+
+def _is_leftover(name: str) -> bool:
+    return name.startswith(".") and any(m in name for m in (".staging-", ".retired-", ".tmp-"))
 
 
 def leftovers(folder: Path) -> list[str]:

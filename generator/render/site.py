@@ -9,7 +9,7 @@ from pathlib import Path
 
 import generator
 from generator.artifacts import Artifacts, dump_json
-from generator.atomic import staged_folder, write_text_atomic
+from generator.atomic import recover, staged_folder, write_text_atomic
 from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
 from generator.render.environment import environment, templates_dir
@@ -70,6 +70,7 @@ def render_model(
         }
     )
     info_path = final / BUILD_INFO
+    recover(final)
     if not force and info_path.is_file():
         try:
             if json.loads(info_path.read_text(encoding="utf-8")).get("render_hash") == render_hash:
@@ -109,6 +110,8 @@ def built_models(out_dir: Path) -> list[dict]:
     """Return the summaries of every model folder under `out_dir`, sorted by name."""
     models = []
     for info_path in sorted(out_dir.glob(f"*/{BUILD_INFO}")):
+        if info_path.parent.name.startswith("."):
+            continue  # a staging or retired folder, not a model
         try:
             models.append(json.loads(info_path.read_text(encoding="utf-8"))["model"])
         except (ValueError, KeyError):
