@@ -16,6 +16,7 @@ from pathlib import Path
 
 from generator.errors import CorpusError
 from generator.paths import is_package_path, resolve_package_path
+from generator.textcheck import unusable_character
 
 DEMO_CORPUS_SPEC = "package:generator/data/demo_corpus.jsonl"
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv")
@@ -215,8 +216,9 @@ def _text(record: dict[str, object], line: int, field: str, name: str) -> str:
         raise CorpusError(
             f"corpus {name}: line {line}: '{field}' is empty; remove the line or give it a text"
         )
-    if "\x00" in value:
-        raise CorpusError(f"corpus {name}: line {line}: '{field}' has a NUL character; remove it")
+    bad = unusable_character(value)
+    if bad:
+        raise CorpusError(f"corpus {name}: line {line}: '{field}' has {bad}; remove it")
     return value
 
 
@@ -232,9 +234,10 @@ def _column(records: list[_Record], field: str, kind: str, name: str) -> tuple[s
                 f"{type(value).__name__}; use a string or number"
             )
         value = "" if value is None else str(value).strip()
-        if "\x00" in value:
+        bad = unusable_character(value)
+        if bad:
             raise CorpusError(
-                f"corpus {name}: line {line}: {kind} field '{field}' has a NUL character; remove it"
+                f"corpus {name}: line {line}: {kind} field '{field}' has {bad}; remove it"
             )
         if not value:
             missing.append(line)

@@ -268,6 +268,17 @@ def test_jsonl_with_an_escaped_nul(built):
     fails(built, corpus_card(built, path), "line 2: 'text' has a NUL character")
 
 
+def test_jsonl_with_an_unpaired_surrogate(built):
+    path = corpus_file(built, "surrogate.jsonl", b'{"text": "bad \\ud800 escape"}\n')
+    fails(built, corpus_card(built, path), "line 1: 'text' has an unpaired surrogate \\ud800")
+
+
+def test_card_title_with_a_nul_escape(built):
+    card = card_with(built)
+    card.write_text(card.read_text().replace("title: Tiny BERT", 'title: "Tiny\\0BERT"'))
+    fails(built, card, "'title' has a NUL character")
+
+
 def test_jsonl_with_a_broken_line(built):
     rows = b'{"text": "one"}\n{"text": "two"}\n{"text": "three\n{"text": "four"}\n'
     path = corpus_file(built, "broken.jsonl", rows)

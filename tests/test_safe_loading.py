@@ -153,7 +153,9 @@ def test_dotdot_is_resolved_before_the_check(tmp_path, layout):
 
 def test_relative_corpus_path_cannot_leave(tmp_path, layout):
     cards, _, corpus = layout
-    card = write_card(cards, corpus="../../outside/corpus.jsonl", label_field=None, split_field=None)
+    card = write_card(
+        cards, corpus="../../outside/corpus.jsonl", label_field=None, split_field=None
+    )
     refused(tmp_path, card, "corpus path '../../outside/corpus.jsonl' leaves the card's folder")
 
 
