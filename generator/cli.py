@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import click
 
 import generator
-from generator.errors import AtlasError
+from generator.errors import AtlasError, one_line
 
 log = logging.getLogger("generator")
 
@@ -43,11 +44,15 @@ def load_cards(paths: tuple[str, ...]) -> list:
 
 
 class AtlasGroup(click.Group):
-    """Click group that turns unexpected exceptions into one line unless --debug is given."""
+    """Click group: every error is one line; --debug adds the traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except AtlasError:
+            if ctx.obj and ctx.obj.get("debug"):
+                click.echo(traceback.format_exc().rstrip(), err=True)
+            raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
@@ -56,7 +61,10 @@ class AtlasGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             raise click.ClickException(
-                f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)"
+                one_line(
+                    f"unexpected {type(error).__name__}: {error}"
+                    " (rerun with --debug for the traceback)"
+                )
             ) from error
 
 
@@ -106,6 +114,11 @@ def verbosity(quiet: bool, verbose: int) -> int:
     return -1 if quiet else verbose
 
 
+def show_progress(quiet: bool) -> bool:
+    """Draw progress bars only on a terminal: logs and pipes get the result lines alone."""
+    return not quiet and sys.stderr.isatty()
+
+
 @click.group(cls=AtlasGroup)
 @click.version_option(generator.__version__, prog_name="modelatlas")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
@@ -116,7 +129,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-@click.argument("cards", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("cards", nargs=-1, type=click.Path())
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -139,7 +152,13 @@ def build(cards, out, force, strict, base_url, artifacts, verbose, quiet):
     base_url = normalize_base_url(base_url)
     loaded = load_cards(cards)
     reports = build_cards(
-        loaded, out, artifacts, force=force, strict=strict, progress=not quiet, base_url=base_url
+        loaded,
+        out,
+        artifacts,
+        force=force,
+        strict=strict,
+        progress=show_progress(quiet),
+        base_url=base_url,
     )
     if not quiet:
         for report in reports:
@@ -154,7 +173,7 @@ def build(cards, out, force, strict, base_url, artifacts, verbose, quiet):
 
 
 @main.command()
-@click.argument("card", type=click.Path(dir_okay=False))
+@click.argument("card", type=click.Path())
 @click.option("--force", is_flag=True, help="Recompute even if the inputs are unchanged.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @common_options
@@ -164,14 +183,16 @@ def extract(card, force, strict, artifacts, verbose, quiet):
 
     configure_logging(verbosity(quiet, verbose))
     (loaded,) = load_cards((card,))
-    result = extract_card(loaded, artifacts, force=force, strict=strict, progress=not quiet)
+    result = extract_card(
+        loaded, artifacts, force=force, strict=strict, progress=show_progress(quiet)
+    )
     if not quiet:
         state = "up to date" if result.skipped else f"written in {result.seconds:.1f} s"
         click.echo(f"{loaded.name}: artifacts {state} -> {result.folder}/")
 
 
 @main.command()
-@click.argument("card", type=click.Path(dir_okay=False))
+@click.argument("card", type=click.Path())
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -32,6 +32,17 @@ class NonFiniteActivations(AtlasError):
     """Activations contain NaN or Inf."""
 
 
+def non_finite_error(layer: int, text_index: int, text: str) -> NonFiniteActivations:
+    """Describe the first layer whose hidden states are not finite, and the text that showed it."""
+    where = "the embeddings" if layer == 0 else f"output of block {layer - 1}"
+    shown = repr(text if len(text) <= 60 else text[:57] + "...")
+    return NonFiniteActivations(
+        f"NaN or Inf in activations at layer {layer} ({where}; layer 0 = embeddings) for text "
+        f"{text_index} {shown} (counting from 0); check the checkpoint's weights, or use dtype "
+        "float32 if it is bfloat16"
+    )
+
+
 def enable_compilation_cache(artifacts_root: Path) -> None:
     """Keep compiled XLA programs in the artifact folder so later builds skip compilation."""
     import jax
@@ -165,10 +176,7 @@ def capture(
         bad = np.argwhere(~out["finite"][:rows])
         if bad.size:
             row, layer = bad[0]
-            raise NonFiniteActivations(
-                f"NaN or Inf in activations of layer {layer} for text {batch.rows[row]} "
-                f"(of {len(bad)} bad layer-text pairs); check the checkpoint or use dtype float32"
-            )
+            raise non_finite_error(int(layer), int(batch.rows[row]), corpus.texts[batch.rows[row]])
         for name, array in streamed.items():
             array[batch.rows] = storable(np.asarray(out[name][:rows]))
     for array in streamed.values():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import generator
 from generator.artifacts import FORMAT_VERSION, ArtifactWriter, damaged_arrays, read_manifest
-from generator.atomic import staged_folder
+from generator.atomic import recover, staged_folder
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
 from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
@@ -90,6 +90,7 @@ def extract(
     model_dir = checkpoint_folder(card)
     fingerprint = input_fingerprint(card, model_dir)
     input_hash = json_sha256(fingerprint)
+    recover(folder)  # a killed build may have left a staging folder or a half-done swap
     if not force:
         manifest = cached_manifest(folder, input_hash)
         if manifest is not None:

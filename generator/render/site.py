@@ -9,7 +9,7 @@ from pathlib import Path
 
 import generator
 from generator.artifacts import Artifacts, dump_json
-from generator.atomic import staged_folder, write_text_atomic
+from generator.atomic import recover, staged_folder, write_text_atomic
 from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
 from generator.render.environment import environment, templates_dir
@@ -100,6 +100,7 @@ def render_model(
         }
     )
     info_path = final / BUILD_INFO
+    recover(final)
     if not force and info_path.is_file():
         try:
             if json.loads(info_path.read_text(encoding="utf-8")).get("render_hash") == render_hash:
@@ -149,6 +150,8 @@ def built_models(out_dir: Path) -> list[dict]:
     """
     models = []
     for info_path in sorted(out_dir.glob(f"*/{BUILD_INFO}")):
+        if info_path.parent.name.startswith("."):
+            continue  # a staging or retired folder, not a model
         try:
             info = json.loads(info_path.read_text(encoding="utf-8"))
             model = dict(info["model"])
