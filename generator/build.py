@@ -34,11 +34,21 @@ def extract_card(
     force: bool = False,
     strict: bool = False,
     progress: bool = True,
+    allow_pickle: bool = False,
+    notify=None,
 ):
     """Run the extract stage for one card; return its ExtractResult."""
     from generator.extract.run import extract
 
-    return extract(card, artifacts_root, force=force, strict=strict, progress=progress)
+    return extract(
+        card,
+        artifacts_root,
+        force=force,
+        strict=strict,
+        progress=progress,
+        allow_pickle=allow_pickle,
+        notify=notify,
+    )
 
 
 def render_card(card: ModelCard, artifacts_root: Path, out_dir: Path, force: bool = False):
@@ -59,15 +69,27 @@ def build_cards(
     force: bool = False,
     strict: bool = False,
     progress: bool = True,
+    allow_pickle: bool = False,
+    notify=None,
 ) -> list[BuildReport]:
-    """Build every card into `out_dir`, then rewrite the site index."""
+    """Build every card into `out_dir`, then rewrite the site index.
+
+    `allow_pickle` lets checkpoints without safetensors load from pytorch_model.bin (read
+    without running code); `notify` receives one-line notes (the memory estimate) as they come.
+    """
     from generator.render.site import render_index
 
     reports = []
     for card in cards:
         started = time.perf_counter()
         extracted = extract_card(
-            card, artifacts_root, force=force, strict=strict, progress=progress
+            card,
+            artifacts_root,
+            force=force,
+            strict=strict,
+            progress=progress,
+            allow_pickle=allow_pickle,
+            notify=notify,
         )
         rendered = render_card(card, artifacts_root, out_dir, force=force)
         reports.append(

@@ -78,6 +78,16 @@ def common_options(function):
     return function
 
 
+def allow_pickle_option(function):
+    """The --allow-pickle flag of commands that load checkpoints."""
+    return click.option(
+        "--allow-pickle",
+        is_flag=True,
+        help="Read pytorch_model.bin checkpoints that have no safetensors file (a restricted "
+        "reader that runs no code from the file).",
+    )(function)
+
+
 def verbosity(quiet: bool, verbose: int) -> int:
     """Combine -q and -v into one level."""
     return -1 if quiet else verbose
@@ -105,14 +115,24 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
 )
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
+@allow_pickle_option
 @common_options
-def build(cards, out, force, strict, artifacts, verbose, quiet):
+def build(cards, out, force, strict, allow_pickle, artifacts, verbose, quiet):
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
 
     configure_logging(verbosity(quiet, verbose))
     loaded = load_cards(cards)
-    reports = build_cards(loaded, out, artifacts, force=force, strict=strict, progress=not quiet)
+    reports = build_cards(
+        loaded,
+        out,
+        artifacts,
+        force=force,
+        strict=strict,
+        progress=not quiet,
+        allow_pickle=allow_pickle,
+        notify=None if quiet else click.echo,
+    )
     if not quiet:
         for report in reports:
             stages = ", ".join(
@@ -129,14 +149,23 @@ def build(cards, out, force, strict, artifacts, verbose, quiet):
 @click.argument("card", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Recompute even if the inputs are unchanged.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@allow_pickle_option
 @common_options
-def extract(card, force, strict, artifacts, verbose, quiet):
+def extract(card, force, strict, allow_pickle, artifacts, verbose, quiet):
     """Run only the extract stage of CARD into the artifact store."""
     from generator.build import extract_card
 
     configure_logging(verbosity(quiet, verbose))
     (loaded,) = load_cards((card,))
-    result = extract_card(loaded, artifacts, force=force, strict=strict, progress=not quiet)
+    result = extract_card(
+        loaded,
+        artifacts,
+        force=force,
+        strict=strict,
+        progress=not quiet,
+        allow_pickle=allow_pickle,
+        notify=None if quiet else click.echo,
+    )
     if not quiet:
         state = "up to date" if result.skipped else f"written in {result.seconds:.1f} s"
         click.echo(f"{loaded.name}: artifacts {state} -> {result.folder}/")

@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -23,6 +24,8 @@ META = json.loads((FIXTURES / "parity" / "meta.json").read_text())
 CASES = sorted(name for name in META["models"] if name not in ("tiny-bert", "minilm"))
 TOL = 1e-4
 OUTPUTS = ("hidden_states", "attentions", "logits", "next_sentence_logits")
+DECODER_CLASSES = ("GPT2", "Llama", "Mistral", "Qwen2")
+DECODERS = [c for c in CASES if META["models"][c]["class"].startswith(DECODER_CLASSES)]
 
 _CACHE: dict[str, tuple] = {}
 
@@ -87,43 +90,30 @@ def test_matches_transformers(case, tmp_root, record_property):
         assert diff.max() <= TOL, f"{case} {key}: {diff.max():.3g}"
 
 
+PRIMARY_HEADS = {  # class name suffix -> the head whose output is `logits`
+    "BertForPreTraining": "masked-lm",
+    "ElectraForPreTraining": "replaced-token-detection",
+    "ForMaskedLM": "masked-lm",
+    "ForSequenceClassification": "classification",
+    "ForCausalLM": "causal-lm",
+    "LMHeadModel": "causal-lm",
+}
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_heads_are_recorded(case, tmp_root):
     _, out, loaded = run(case, tmp_root)
     config = loaded.config
-    assert config.heads, case
-    expected = {
-        "ForMaskedLM": "masked-lm",
-        "ForPreTraining": "masked-lm" if "Bert" in META["models"][case]["class"] else None,
-        "ForSequenceClassification": "classification",
-        "ForCausalLM": "causal-lm",
-        "LMHeadModel": "causal-lm",
-    }
     model_class = META["models"][case]["class"]
-    for suffix, head in expected.items():
-        if model_class.endswith(suffix):
-            assert config.heads[0] == (head or "replaced-token-detection"), case
-    if config.heads[0] == "classification":
+    primary = next(head for suffix, head in PRIMARY_HEADS.items() if model_class.endswith(suffix))
+    assert config.heads[0] == primary
+    assert config.to_dict()["heads"] == config.heads
+    if primary == "classification":
         assert config.labels == ("negative", "neutral", "positive")
         assert out["logits"].shape == (out["hidden_states"].shape[0], 3)
-    assert (
-        config.to_dict()["heads"] == list(config.heads) or config.to_dict()["heads"] == config.heads
-    )
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        c
-        for c in CASES
-        if META["models"][c]["class"].endswith(
-            ("CausalLM", "LMHeadModel", "SequenceClassification")
-        )
-        and "Bert" not in META["models"][c]["class"]
-        and "Electra" not in META["models"][c]["class"]
-        and "Roberta" not in META["models"][c]["class"]
-    ],
-)
+@pytest.mark.parametrize("case", DECODERS)
 def test_decoder_attention_is_causal(case, tmp_root):
     ref, out, loaded = run(case, tmp_root)
     assert loaded.config.causal
@@ -176,3 +166,27 @@ def test_queries_keys_values_reproduce_attention(case, tmp_root):
     np.testing.assert_allclose(
         np.where(real, probs, 0), np.where(real, out["attentions"], 0), atol=1e-5
     )
+
+
+@pytest.mark.parametrize("case", ["tiny-gpt2", "tiny-qwen2", "tiny-roberta-mlm", "tiny-electra"])
+def test_bfloat16_compute_is_close(case, tmp_root):
+    """Every family honours dtype: bfloat16 activations, float32 softmax and parameters."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    ref, _, _ = run(case, tmp_root)
+    loaded = load_model(case_folder(case, tmp_root), dtype="bfloat16")
+    params = nnx.state(loaded.model, nnx.Param)
+    assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves(params))
+    forward = nnx.jit(lambda m, *args: m(*args))
+    out = forward(loaded.model, ref["input_ids"], ref["attention_mask"], ref.get("token_type_ids"))
+    assert out["hidden_states"].dtype == jnp.bfloat16
+    assert out["attentions"].dtype == jnp.float32
+    real = ref["attention_mask"].astype(bool)  # [batch, token]
+    hidden = np.asarray(out["hidden_states"].astype(jnp.float32)).transpose(0, 2, 1, 3)[real]
+    expected = ref["hidden_states"].transpose(0, 2, 1, 3)[real]  # [real token, layer, d_model]
+    relative = np.linalg.norm(hidden - expected) / np.linalg.norm(expected)
+    assert relative < 0.03, relative
+    attn = np.asarray(out["attentions"]).transpose(0, 3, 1, 2, 4)[real]
+    expected_attn = ref["attentions"].transpose(0, 3, 1, 2, 4)[real]
+    assert np.abs(attn - expected_attn).max() < 0.05
