@@ -34,6 +34,9 @@ FAMILY_FIXTURES = {
     "tiny-electra": False,
 }
 
+# Cards that also exercise reduced precision (forward pass and stored arrays).
+PRECISION = {"tiny-qwen2": {"dtype": "bfloat16", "store_dtype": "bfloat16"}}
+
 TEXTS = [
     "the cat sat on the mat",
     "a dog runs in the park every morning",
@@ -76,7 +79,10 @@ def family_builds(tmp_path_factory):
     """Build every family card once: returns (site folder, artifacts folder, notes echoed)."""
     root = tmp_path_factory.mktemp("family-builds")
     corpus = small_corpus(root / "corpus", TEXTS, LABELS)
-    cards = [load_card(family_card(root / "cards", name, corpus)) for name in FAMILY_FIXTURES]
+    cards = [
+        load_card(family_card(root / "cards", name, corpus, **PRECISION.get(name, {})))
+        for name in FAMILY_FIXTURES
+    ]
     notes: list[str] = []
     out, artifacts = root / "site", root / "artifacts"
     build_cards(cards, out, artifacts, strict=True, progress=False, notify=notes.append)
@@ -90,6 +96,11 @@ def test_artifacts_of_every_family(family_builds, name):
     manifest = artifacts.manifest
     config = manifest["model"]["config"]
     decoder = FAMILY_FIXTURES[name]
+    precision = PRECISION.get(name, {"dtype": "float32", "store_dtype": "float32"})
+    assert (manifest["dtype"], manifest["store_dtype"]) == tuple(precision.values())
+    stored = manifest["arrays"]["showcase/hidden_states"]["dtype"]
+    assert stored == precision["store_dtype"]
+    tol = 1e-5 if precision["store_dtype"] == "float32" else 3e-2
     assert config["causal"] is decoder
     assert config["heads"] and manifest["model"]["family"] in ("bert", "gpt2", "llama")
     assert artifacts.has("corpus/pooled_mean")
@@ -105,9 +116,9 @@ def test_artifacts_of_every_family(family_builds, name):
         last = artifacts.array("corpus/pooled_last")[artifacts.array("showcase/index")]
         lengths = mask.sum(1)
         for example, n in enumerate(lengths):
-            np.testing.assert_allclose(last[example], hidden[example, :, n - 1], atol=1e-5)
+            np.testing.assert_allclose(last[example], hidden[example, :, n - 1], atol=tol, rtol=tol)
     rows = attn.sum(-1)[mask[:, None, None, :].repeat(attn.shape[1], 1).repeat(attn.shape[2], 2)]
-    np.testing.assert_allclose(rows, 1.0, atol=1e-4)
+    np.testing.assert_allclose(rows, 1.0, atol=max(tol, 1e-4))
     head = config["heads"][0]
     if head in ("masked-lm", "causal-lm"):
         top = artifacts.array("showcase/top_logits")  # [example, token, rank]
@@ -170,3 +181,15 @@ def test_cli_echoes_the_memory_estimate_and_reads_pickles_only_when_allowed(tmp_
     assert len(lines) == 1 and lines[0].startswith("pickled: memory estimate per device")
     manifest = open_artifacts(Path(artifacts) / "pickled").manifest
     assert manifest["inputs"]["weights_sha256"] is not None
+
+
+def test_overview_describes_the_family(family_builds):
+    out, _, _ = family_builds
+    html = {name: (out / name / "index.html").read_text() for name in FAMILY_FIXTURES}
+    assert "2 (grouped-query)" in html["tiny-llama"] and "rotary (default" in html["tiny-llama"]
+    assert "4 tokens on 2 of 2 layers" in html["tiny-mistral"]
+    assert "4 tokens on 1 of 2 layers" in html["tiny-qwen2"]
+    assert "causal (decoder)" in html["tiny-gpt2"] and "causal-lm" in html["tiny-gpt2"]
+    assert "bidirectional" in html["tiny-electra"]
+    assert "replaced-token-detection" in html["tiny-electra"]
+    assert "masked-lm" in html["tiny-roberta-mlm"] and "rotary" not in html["tiny-roberta-mlm"]

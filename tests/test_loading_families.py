@@ -264,3 +264,49 @@ def test_pickle_reader_checks_storage_bounds(tmp_path):
             archive.writestr(name, data if name.endswith("data.pkl") else content)
     with pytest.raises(ModelLoadError, match="cannot be read safely"):
         read_torch_pickle(path)
+
+
+# --- hub ids --------------------------------------------------------------------------------------
+
+
+def test_offline_hub_id_fails_with_one_line(monkeypatch):
+    from generator.extract.source import download_from_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as info:
+        download_from_hub("nobody-at-all/no-such-model-xyz", None)
+    message = info.value.message
+    assert "\n" not in message and "HF_HUB_OFFLINE" in message
+    assert "local folder" in message
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ("LocalEntryNotFoundError", "cannot reach the Hugging Face hub"),
+        ("RepositoryNotFoundError", "is not on the hub or needs access"),
+        ("RevisionNotFoundError", "revision 'v9' of"),
+        ("RuntimeError", "cannot download"),
+    ],
+)
+def test_hub_errors_are_one_line(monkeypatch, error, expected):
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    from generator.extract.source import HUB_PATTERNS, download_from_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    calls = []
+
+    def fake_download(repo_id, revision=None, allow_patterns=None, local_files_only=False):
+        calls.append(allow_patterns)
+        exception = getattr(errors, error, None) or RuntimeError
+        instance = exception.__new__(exception)  # HTTP errors want a response: skip __init__
+        instance.args = ("no",)
+        raise instance
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+    with pytest.raises(ModelLoadError) as info:
+        download_from_hub("org/model", "v9")
+    assert expected in info.value.message and "\n" not in info.value.message
+    assert calls == [HUB_PATTERNS] and not any("bin" in p for p in HUB_PATTERNS)
