@@ -310,3 +310,15 @@ def test_hub_errors_are_one_line(monkeypatch, error, expected):
         download_from_hub("org/model", "v9")
     assert expected in info.value.message and "\n" not in info.value.message
     assert calls == [HUB_PATTERNS] and not any("bin" in p for p in HUB_PATTERNS)
+
+
+def test_pickle_reader_sets_state_only_on_the_state_dict(tmp_path):
+    """BUILD (set attributes) on an allowed function is refused; the reader's globals stay intact."""
+    from generator.models import torch_pickle
+
+    path = tmp_path / "pytorch_model.bin"
+    payload = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n}X\x01\x00\x00\x00aK\x01sb."
+    _zip_pickle(path, payload)
+    with pytest.raises(ModelLoadError, match="refusing to set the state"):
+        read_torch_pickle(path)
+    assert not hasattr(torch_pickle._rebuild_tensor, "a")

@@ -70,13 +70,27 @@ ALLOWED = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals in `ALLOWED` and reads storages from the zip."""
+class _RestrictedUnpickler(pickle._Unpickler):
+    """Unpickler that resolves only the globals in `ALLOWED` and reads storages from the zip.
+
+    It is the pure-Python unpickler (whose opcodes can be overridden) so that BUILD, which sets
+    an object's attributes, is allowed only on the state dict itself (an OrderedDict carrying
+    `_metadata`), never on the allowed functions or storage types.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file, archive: zipfile.ZipFile, root: str):
         super().__init__(file)
         self.archive, self.root = archive, root
         self.storages: dict[str, np.ndarray] = {}
+
+    def load_build(self):
+        if type(self.stack[-2]) is not collections.OrderedDict:
+            raise pickle.UnpicklingError(f"refusing to set the state of {type(self.stack[-2])}")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
     def find_class(self, module: str, name: str):
         if (module, name) not in ALLOWED:
