@@ -34,11 +34,21 @@ def extract_card(
     force: bool = False,
     strict: bool = False,
     progress: bool = True,
+    allow_pickle: bool = False,
+    notify=None,
 ):
     """Run the extract stage for one card; return its ExtractResult."""
     from generator.extract.run import extract
 
-    return extract(card, artifacts_root, force=force, strict=strict, progress=progress)
+    return extract(
+        card,
+        artifacts_root,
+        force=force,
+        strict=strict,
+        progress=progress,
+        allow_pickle=allow_pickle,
+        notify=notify,
+    )
 
 
 def render_card(
@@ -78,10 +88,14 @@ def build_cards(
     strict: bool = False,
     progress: bool = True,
     base_url: str | None = None,
+    allow_pickle: bool = False,
+    notify=None,
 ) -> list[BuildReport]:
     """Build every card into `out_dir`, then rewrite the site index.
 
     `base_url` (the hosted site's root) makes the card snippets' links absolute.
+    `allow_pickle` lets checkpoints without safetensors load from pytorch_model.bin (read
+    without running code); `notify` receives one-line notes (the memory estimate) as they come.
     """
     from generator.render.site import render_index
 
@@ -89,7 +103,13 @@ def build_cards(
     for card in cards:
         started = time.perf_counter()
         extracted = extract_card(
-            card, artifacts_root, force=force, strict=strict, progress=progress
+            card,
+            artifacts_root,
+            force=force,
+            strict=strict,
+            progress=progress,
+            allow_pickle=allow_pickle,
+            notify=notify,
         )
         rendered = render_card(card, artifacts_root, out_dir, force=force, base_url=base_url)
         reports.append(

@@ -109,6 +109,16 @@ def base_url_option(function):
     )(function)
 
 
+def allow_pickle_option(function):
+    """The --allow-pickle flag of commands that load checkpoints."""
+    return click.option(
+        "--allow-pickle",
+        is_flag=True,
+        help="Read pytorch_model.bin checkpoints that have no safetensors file (a restricted "
+        "reader that runs no code from the file).",
+    )(function)
+
+
 def verbosity(quiet: bool, verbose: int) -> int:
     """Combine -q and -v into one level."""
     return -1 if quiet else verbose
@@ -142,8 +152,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 )
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
 @base_url_option
+@allow_pickle_option
 @common_options
-def build(cards, out, force, strict, base_url, artifacts, verbose, quiet):
+def build(cards, out, force, strict, base_url, allow_pickle, artifacts, verbose, quiet):
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
     from generator.render.snippet import normalize_base_url
@@ -159,6 +170,8 @@ def build(cards, out, force, strict, base_url, artifacts, verbose, quiet):
         strict=strict,
         progress=show_progress(quiet),
         base_url=base_url,
+        allow_pickle=allow_pickle,
+        notify=None if quiet else click.echo,
     )
     if not quiet:
         for report in reports:
@@ -176,15 +189,22 @@ def build(cards, out, force, strict, base_url, artifacts, verbose, quiet):
 @click.argument("card", type=click.Path())
 @click.option("--force", is_flag=True, help="Recompute even if the inputs are unchanged.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@allow_pickle_option
 @common_options
-def extract(card, force, strict, artifacts, verbose, quiet):
+def extract(card, force, strict, allow_pickle, artifacts, verbose, quiet):
     """Run only the extract stage of CARD into the artifact store."""
     from generator.build import extract_card
 
     configure_logging(verbosity(quiet, verbose))
     (loaded,) = load_cards((card,))
     result = extract_card(
-        loaded, artifacts, force=force, strict=strict, progress=show_progress(quiet)
+        loaded,
+        artifacts,
+        force=force,
+        strict=strict,
+        progress=show_progress(quiet),
+        allow_pickle=allow_pickle,
+        notify=None if quiet else click.echo,
     )
     if not quiet:
         state = "up to date" if result.skipped else f"written in {result.seconds:.1f} s"
