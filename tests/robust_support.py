@@ -23,9 +23,16 @@ def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+PROGRESS_NOTES = (": memory estimate per device:",)  # printed by `build` before the forward passes
+
+
 def output_lines(result) -> list[str]:
-    """Return the non-blank lines a CLI run printed (stdout and stderr)."""
-    return [line for line in result.output.splitlines() if line.strip()]
+    """Return the non-blank lines a CLI run printed (stdout and stderr), less progress notes."""
+    return [
+        line
+        for line in result.output.splitlines()
+        if line.strip() and not any(note in line for note in PROGRESS_NOTES)
+    ]
 
 
 def tree_bytes(

@@ -6,7 +6,7 @@ checkpoint tensor, and every checkpoint tensor is used, a known buffer, or a ver
 a tied weight; anything else fails with one `ModelLoadError` that lists all the problems.
 
 Weights are read from `model.safetensors`; a pickled `pytorch_model.bin` only when the caller
-passes `allow_pickle=True`, and then through a restricted reader that runs no code
+explicitly allows pickles (`allow_pickle`), and then through a restricted reader that runs no code
 (`generator.models.torch_pickle`).
 """
 
