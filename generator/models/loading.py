@@ -123,8 +123,17 @@ def load_model(model_dir: Path, dtype: str = "float32") -> LoadedModel:
     except ModelLoadError as exc:
         raise ModelLoadError(f"{config_path}: {exc.message}") from exc
     weights_path = _find_weights(model_dir)
+    raw = read_safetensors(weights_path)
 
-    tensors, ignored = _encoder_tensors(read_safetensors(weights_path))
+    # --- family dispatch: encoder-decoder families map their own checkpoint names ---
+    if config.family == "t5":
+        from generator.models.t5_loading import load_t5
+
+        model, ignored = load_t5(config, raw, weights_path, dtype)
+        return LoadedModel(model, config, hf_config, weights_path, ignored)
+    # --- end of family dispatch ---
+
+    tensors, ignored = _encoder_tensors(raw)
     with_pooler = any(name.startswith("pooler.") for name in tensors)
     abstract = nnx.eval_shape(
         lambda: BertEncoder(config, dtype=dtype, with_pooler=with_pooler, rngs=nnx.Rngs(0))
