@@ -91,7 +91,7 @@ def _mlp_kind(cfg: dict[str, Any]) -> tuple[str, bool]:
             f"{', '.join(ACTIVATIONS)}"
         )
     for key, expected in (("is_gated_act", gated), ("dense_act_fn", activation)):
-        if key in cfg and cfg[key] != expected:
+        if cfg.get(key) is not None and cfg[key] != expected:
             raise ModelLoadError(
                 f"{key} {cfg[key]!r} contradicts feed_forward_proj {proj!r}; "
                 "remove it from config.json or fix feed_forward_proj"
