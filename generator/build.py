@@ -61,6 +61,7 @@ def build_cards(
     progress: bool = True,
 ) -> list[BuildReport]:
     """Build every card into `out_dir`, then rewrite the site index."""
+    from generator.extract.processes import is_primary_process
     from generator.render.site import render_index
 
     reports = []
@@ -69,6 +70,11 @@ def build_cards(
         extracted = extract_card(
             card, artifacts_root, force=force, strict=strict, progress=progress
         )
+        if not is_primary_process():  # distributed runs: process 0 analyses and renders
+            reports.append(
+                BuildReport(card.name, not extracted.skipped, False, 0.0, extracted.warnings)
+            )
+            continue
         rendered = render_card(card, artifacts_root, out_dir, force=force)
         reports.append(
             BuildReport(
@@ -79,5 +85,6 @@ def build_cards(
                 extracted.warnings,
             )
         )
-    render_index(out_dir)
+    if is_primary_process():
+        render_index(out_dir)
     return reports

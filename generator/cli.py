@@ -78,6 +78,47 @@ def common_options(function):
     return function
 
 
+def mesh_options(function):
+    """Options of commands that run forward passes: device mesh and multi-process runs."""
+    function = click.option(
+        "--distributed",
+        is_flag=True,
+        help="Join a multi-host JAX run (jax.distributed.initialize); see docs/scaling.md.",
+    )(function)
+    function = click.option(
+        "--mesh",
+        "mesh",
+        metavar="data=N,model=M",
+        default=None,
+        help="Device mesh: batch rows over data, heads/MLP over model "
+        "(default: the card's mesh, else every device on data).",
+    )(function)
+    return function
+
+
+def apply_mesh(cards: list, mesh: str | None, distributed: bool) -> list:
+    """Join the distributed run if asked; give every card the --mesh setting if one is given."""
+    import dataclasses
+
+    from generator.extract.sharding import MeshShape
+
+    shape = MeshShape.parse(mesh) if mesh is not None else None
+    if distributed:
+        from generator.extract.processes import initialize_distributed
+
+        initialize_distributed()
+    if shape is None:
+        return cards
+    return [dataclasses.replace(card, mesh=shape) for card in cards]
+
+
+def is_primary() -> bool:
+    """Return True unless this is a secondary process of a distributed run (it stays quiet)."""
+    from generator.extract.processes import is_primary_process
+
+    return is_primary_process()
+
+
 def verbosity(quiet: bool, verbose: int) -> int:
     """Combine -q and -v into one level."""
     return -1 if quiet else verbose
@@ -105,15 +146,16 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
 )
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
+@mesh_options
 @common_options
-def build(cards, out, force, strict, artifacts, verbose, quiet):
+def build(cards, out, force, strict, mesh, distributed, artifacts, verbose, quiet):
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
 
     configure_logging(verbosity(quiet, verbose))
-    loaded = load_cards(cards)
+    loaded = apply_mesh(load_cards(cards), mesh, distributed)
     reports = build_cards(loaded, out, artifacts, force=force, strict=strict, progress=not quiet)
-    if not quiet:
+    if not quiet and is_primary():
         for report in reports:
             stages = ", ".join(
                 [
@@ -129,15 +171,16 @@ def build(cards, out, force, strict, artifacts, verbose, quiet):
 @click.argument("card", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Recompute even if the inputs are unchanged.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@mesh_options
 @common_options
-def extract(card, force, strict, artifacts, verbose, quiet):
+def extract(card, force, strict, mesh, distributed, artifacts, verbose, quiet):
     """Run only the extract stage of CARD into the artifact store."""
     from generator.build import extract_card
 
     configure_logging(verbosity(quiet, verbose))
-    (loaded,) = load_cards((card,))
+    (loaded,) = apply_mesh(load_cards((card,)), mesh, distributed)
     result = extract_card(loaded, artifacts, force=force, strict=strict, progress=not quiet)
-    if not quiet:
+    if not quiet and is_primary():
         state = "up to date" if result.skipped else f"written in {result.seconds:.1f} s"
         click.echo(f"{loaded.name}: artifacts {state} -> {result.folder}/")
 
