@@ -91,7 +91,10 @@ def capture(
     progress: bool,
 ) -> tuple[dict, list[str]]:
     """Run the model over the corpus and showcase; return (manifest details, warnings)."""
-    enable_compilation_cache(artifacts_root)
+    from generator.extract.processes import is_primary_process
+
+    if is_primary_process():  # other processes of a distributed run write nothing
+        enable_compilation_cache(artifacts_root)
     import jax
     import jax.numpy as jnp
     from tqdm import tqdm
