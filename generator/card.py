@@ -29,6 +29,7 @@ MAX_LENGTH_RANGE = (8, 8192)
 SHOWCASE_RANGE = (1, 64)
 TARGETS = ("greedy", "field")  # decoder text of encoder-decoder models
 MAX_TARGET_LENGTH_RANGE = (1, 512)
+DEFAULT_MAX_TARGET_LENGTH = 32
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+", re.ASCII)
@@ -66,7 +67,7 @@ class ModelCard:
     store_dtype: str = "float32"
     target_field: str | None = None
     target: str | None = None
-    max_target_length: int = 32
+    max_target_length: int = DEFAULT_MAX_TARGET_LENGTH
     mesh: MeshShape | None = None
     prose: str = ""
 
@@ -320,7 +321,7 @@ def _seq2seq_keys(data: dict, corpus: str | None, values: dict, problems: list[s
     values["target_field"] = field
     values["target"] = target
     values["max_target_length"] = _integer(
-        data, "max_target_length", MAX_TARGET_LENGTH_RANGE, 32, problems
+        data, "max_target_length", MAX_TARGET_LENGTH_RANGE, DEFAULT_MAX_TARGET_LENGTH, problems
     )
 
 

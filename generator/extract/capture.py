@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from generator.artifacts import ArtifactWriter, storable
+from generator.card import DEFAULT_MAX_TARGET_LENGTH
 from generator.corpus import load_corpus
 from generator.errors import AtlasError, CorpusError, StrictModeError
 from generator.extract import sharding
@@ -126,7 +127,8 @@ def capture(
         "devices": [str(jax.devices()[0].platform)],
         "mesh": sharding.describe(mesh),
     }
-    if not seq2seq and (card.target_field or card.target or card.max_target_length != 32):
+    targets_set = card.max_target_length != DEFAULT_MAX_TARGET_LENGTH
+    if not seq2seq and (card.target_field or card.target or targets_set):
         warn(
             "target, target_field and max_target_length apply to encoder-decoder models only;"
             f" this {config.family} model ignores them",

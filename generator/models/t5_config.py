@@ -63,7 +63,7 @@ class T5Config:
     pad_token_id: int
     eos_token_id: int
     decoder_start_token_id: int
-    max_positions: None = None
+    max_positions: int | None = None
 
     @property
     def seq2seq(self) -> bool:
