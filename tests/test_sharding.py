@@ -224,3 +224,27 @@ def test_eight_devices_match_one_device(tiny_build, t5_build, tmp_path, record_p
     worst = compare(open_artifacts(t5_one_device / "tiny-t5"), t5, relative=True)
     record_property("max_abs_diff_t5_data2-model4", worst)
     print(f"tiny-t5 data2-model4: max abs diff {worst:.3g}")
+
+
+def test_only_process_zero_writes(tmp_path, monkeypatch):
+    """A secondary process of a distributed run computes everything and writes nothing."""
+    from cards import small_corpus
+
+    import generator.extract.processes as processes
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    corpus = small_corpus(tmp_path / "data", ["one text", "another text", "a third one"])
+    card = load_card(
+        write_card(
+            tmp_path / "cards", corpus=str(corpus), label_field=None, split_field=None, showcase=2
+        )
+    )
+    monkeypatch.setattr(processes, "is_primary_process", lambda: False)
+    out, artifacts = tmp_path / "site", tmp_path / "artifacts"
+    (report,) = build_cards([card], out, artifacts, progress=False)
+    assert report.extracted and not report.rendered
+    assert not out.exists()
+    assert not artifacts.exists() or not any(artifacts.rglob("*.npy"))
+    assert not (artifacts / "tiny-bert").exists()
+    assert not (artifacts / ".jax-cache").exists()
