@@ -44,6 +44,7 @@ fixtures:
 	$(PYTHON) -m venv .venv-ref
 	.venv-ref/bin/python -m pip install --quiet torch==2.13.0 transformers==5.23.0 safetensors tokenizers numpy
 	.venv-ref/bin/python scripts/make_fixtures.py
+	.venv-ref/bin/python scripts/make_fixtures_t5.py
 
 clean:
 	rm -rf $(VENV) artifacts site/*/ site/index.html

@@ -97,6 +97,7 @@ def build_cards(
     `allow_pickle` lets checkpoints without safetensors load from pytorch_model.bin (read
     without running code); `notify` receives one-line notes (the memory estimate) as they come.
     """
+    from generator.extract.processes import is_primary_process
     from generator.render.site import render_index
 
     reports = []
@@ -111,6 +112,11 @@ def build_cards(
             allow_pickle=allow_pickle,
             notify=notify,
         )
+        if not is_primary_process():  # distributed runs: process 0 analyses and renders
+            reports.append(
+                BuildReport(card.name, not extracted.skipped, False, 0.0, extracted.warnings)
+            )
+            continue
         rendered = render_card(card, artifacts_root, out_dir, force=force, base_url=base_url)
         reports.append(
             BuildReport(
@@ -121,5 +127,6 @@ def build_cards(
                 extracted.warnings,
             )
         )
-    render_index(out_dir)
+    if is_primary_process():
+        render_index(out_dir)
     return reports

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from generator.errors import CardError
+from generator.extract.sharding import AXES, MAX_AXIS, MeshShape
 from generator.paths import PACKAGE_PREFIX, is_package_path, resolve_package_path
 from generator.textcheck import unusable_character
 
@@ -27,6 +28,9 @@ STORE_DTYPES = ("float32", "float16", "bfloat16")
 
 MAX_LENGTH_RANGE = (8, 8192)
 SHOWCASE_RANGE = (1, 64)
+TARGETS = ("greedy", "field")  # decoder text of encoder-decoder models
+MAX_TARGET_LENGTH_RANGE = (1, 512)
+DEFAULT_MAX_TARGET_LENGTH = 32
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+", re.ASCII)
@@ -62,6 +66,10 @@ class ModelCard:
     analyses: tuple[str, ...] | None = None
     dtype: str = "float32"
     store_dtype: str = "float32"
+    target_field: str | None = None
+    target: str | None = None
+    max_target_length: int = DEFAULT_MAX_TARGET_LENGTH
+    mesh: MeshShape | None = None
     prose: str = ""
 
     @property
@@ -82,6 +90,10 @@ class ModelCard:
         if self.corpus is None:
             return None
         return self._located(self.corpus, "corpus", model=False)
+
+    def target_mode(self) -> str:
+        """Return where an encoder-decoder's decoder text comes from: "field" or "greedy"."""
+        return "field" if self.target_field is not None else (self.target or "greedy")
 
     def extraction_settings(self) -> dict[str, Any]:
         """Return every setting that changes extracted artifacts, as a JSON-able dict.
@@ -105,6 +117,9 @@ class ModelCard:
             "dtype": self.dtype,
             "store_dtype": self.store_dtype,
             "task": self.task,
+            "target": self.target_mode(),
+            "target_field": self.target_field,
+            "max_target_length": self.max_target_length,
         }
 
     def _located(self, value: str, key: str, *, model: bool) -> Path | None:
@@ -281,7 +296,56 @@ def _validate(data: dict, folder: Path, problems: list[str]) -> dict[str, Any]:
     values["analyses"] = _analyses(data, problems)
     values["dtype"] = _choice(data, "dtype", DTYPES, "float32", problems)
     values["store_dtype"] = _choice(data, "store_dtype", STORE_DTYPES, "float32", problems)
+    _seq2seq_keys(data, corpus, values, problems)
+    values["mesh"] = _mesh(data, problems)
     return values
+
+
+def _seq2seq_keys(data: dict, corpus: str | None, values: dict, problems: list[str]) -> None:
+    """Validate target_field, target and max_target_length (encoder-decoder models only)."""
+    field = _string(data, "target_field", problems, nullable=True)
+    if field is not None and corpus is not None and corpus.lower().endswith(".txt"):
+        problems.append(
+            "'target_field' needs a .jsonl or .csv corpus (a .txt corpus holds only text):"
+            " remove 'target_field' or convert the corpus"
+        )
+    target = _choice(data, "target", TARGETS, None, problems, nullable=True)
+    if target == "field" and field is None:
+        problems.append(
+            "'target: field' needs 'target_field': name the corpus field holding each target"
+        )
+    if target == "greedy" and field is not None:
+        problems.append(
+            "'target: greedy' contradicts 'target_field': remove one (greedy decodes the"
+            " model's own output, target_field reads targets from the corpus)"
+        )
+    values["target_field"] = field
+    values["target"] = target
+    values["max_target_length"] = _integer(
+        data, "max_target_length", MAX_TARGET_LENGTH_RANGE, DEFAULT_MAX_TARGET_LENGTH, problems
+    )
+
+
+def _mesh(data: dict, problems: list[str]) -> MeshShape | None:
+    """Return the validated `mesh: {data: N, model: M}` setting, or None (appending problems)."""
+    raw = data.get("mesh")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"'mesh' must be a mapping like {{data: 4, model: 2}}, got {_got(raw)}")
+        return None
+    sizes: dict[str, int] = {}
+    for key, value in raw.items():
+        if key not in AXES:
+            shown = _short(key) if isinstance(key, str) else repr(key)
+            problems.append(f"'mesh' has unknown axis {shown}: use data and/or model")
+        elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_AXIS:
+            problems.append(f"'mesh.{key}' must be a positive integer, got {_got(value)}")
+        else:
+            sizes[key] = value
+    if len(sizes) != len(raw):
+        return None
+    return MeshShape(**sizes)
 
 
 def _unknown_key(key: Any) -> str:

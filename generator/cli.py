@@ -119,6 +119,47 @@ def allow_pickle_option(function):
     )(function)
 
 
+def mesh_options(function):
+    """Options of commands that run forward passes: device mesh and multi-process runs."""
+    function = click.option(
+        "--distributed",
+        is_flag=True,
+        help="Join a multi-host JAX run (jax.distributed.initialize); see docs/scaling.md.",
+    )(function)
+    function = click.option(
+        "--mesh",
+        "mesh",
+        metavar="data=N,model=M",
+        default=None,
+        help="Device mesh: batch rows over data, heads/MLP over model "
+        "(default: the card's mesh, else every device on data).",
+    )(function)
+    return function
+
+
+def apply_mesh(cards: list, mesh: str | None, distributed: bool) -> list:
+    """Join the distributed run if asked; give every card the --mesh setting if one is given."""
+    import dataclasses
+
+    from generator.extract.sharding import MeshShape
+
+    shape = MeshShape.parse(mesh) if mesh is not None else None
+    if distributed:
+        from generator.extract.processes import initialize_distributed
+
+        initialize_distributed()
+    if shape is None:
+        return cards
+    return [dataclasses.replace(card, mesh=shape) for card in cards]
+
+
+def is_primary() -> bool:
+    """Return True unless this is a secondary process of a distributed run (it stays quiet)."""
+    from generator.extract.processes import is_primary_process
+
+    return is_primary_process()
+
+
 def verbosity(quiet: bool, verbose: int) -> int:
     """Combine -q and -v into one level."""
     return -1 if quiet else verbose
@@ -153,15 +194,18 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
 @base_url_option
 @allow_pickle_option
+@mesh_options
 @common_options
-def build(cards, out, force, strict, base_url, allow_pickle, artifacts, verbose, quiet):
+def build(
+    cards, out, force, strict, base_url, allow_pickle, mesh, distributed, artifacts, verbose, quiet
+):
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
     from generator.render.snippet import normalize_base_url
 
     configure_logging(verbosity(quiet, verbose))
     base_url = normalize_base_url(base_url)
-    loaded = load_cards(cards)
+    loaded = apply_mesh(load_cards(cards), mesh, distributed)
     reports = build_cards(
         loaded,
         out,
@@ -173,7 +217,7 @@ def build(cards, out, force, strict, base_url, allow_pickle, artifacts, verbose,
         allow_pickle=allow_pickle,
         notify=None if quiet else click.echo,
     )
-    if not quiet:
+    if not quiet and is_primary():
         for report in reports:
             stages = ", ".join(
                 [
@@ -190,13 +234,14 @@ def build(cards, out, force, strict, base_url, allow_pickle, artifacts, verbose,
 @click.option("--force", is_flag=True, help="Recompute even if the inputs are unchanged.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @allow_pickle_option
+@mesh_options
 @common_options
-def extract(card, force, strict, allow_pickle, artifacts, verbose, quiet):
+def extract(card, force, strict, allow_pickle, mesh, distributed, artifacts, verbose, quiet):
     """Run only the extract stage of CARD into the artifact store."""
     from generator.build import extract_card
 
     configure_logging(verbosity(quiet, verbose))
-    (loaded,) = load_cards((card,))
+    (loaded,) = apply_mesh(load_cards((card,)), mesh, distributed)
     result = extract_card(
         loaded,
         artifacts,
@@ -206,7 +251,7 @@ def extract(card, force, strict, allow_pickle, artifacts, verbose, quiet):
         allow_pickle=allow_pickle,
         notify=None if quiet else click.echo,
     )
-    if not quiet:
+    if not quiet and is_primary():
         state = "up to date" if result.skipped else f"written in {result.seconds:.1f} s"
         click.echo(f"{loaded.name}: artifacts {state} -> {result.folder}/")
 

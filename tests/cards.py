@@ -8,6 +8,7 @@ import yaml
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY_BERT = FIXTURES / "tiny-bert"
+TINY_T5 = FIXTURES / "tiny-t5-v1_1"
 DEMO_CORPUS = "package:generator/data/demo_corpus.jsonl"
 DEFAULT_CARD = Path(__file__).resolve().parents[1] / "model_cards" / "all-minilm-l6-v2.md"
 
@@ -43,3 +44,10 @@ def small_corpus(folder: Path, texts: list[str], labels: list[str] | None = None
     rows = [{"text": t, **({"label": labels[i]} if labels else {})} for i, t in enumerate(texts)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
+
+
+def write_t5_card(folder: Path, **settings) -> Path:
+    """Write a card for the tiny T5 v1.1 (greedy decoder targets of up to 12 tokens)."""
+    front = {"name": "tiny-t5", "title": "Tiny T5", "model": str(TINY_T5), "max_target_length": 12}
+    front.update(settings)
+    return write_card(folder, prose="A tiny random T5 for tests.", **front)

@@ -90,3 +90,18 @@ def default_build(tmp_path_factory):
     out, artifacts = root / "site", root / "artifacts"
     build_cards([load_card(DEFAULT_CARD)], out, artifacts, strict=True, progress=False)
     return DEFAULT_CARD, out, artifacts
+
+
+@pytest.fixture(scope="session")
+def t5_build(tmp_path_factory):
+    """Build the tiny-T5 card once: returns (card path, site folder, artifacts folder)."""
+    from cards import write_t5_card
+
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    root = tmp_path_factory.mktemp("t5-build")
+    card_path = write_t5_card(root / "cards")
+    out, artifacts = root / "site", root / "artifacts"
+    build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
+    return card_path, out, artifacts

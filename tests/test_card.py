@@ -227,6 +227,9 @@ def test_extraction_settings_track_only_extraction(tmp_path: Path) -> None:
         "dtype",
         "store_dtype",
         "task",
+        "target",
+        "target_field",
+        "max_target_length",
     }
     yaml.safe_dump(settings_)  # plain types only
 

@@ -104,8 +104,8 @@ def test_each_bucket_shape_compiles_once(tmp_path, monkeypatch):
     compiled = []
     original = steps.make_steps
 
-    def counting(model, reducers, store_dtype):
-        corpus_step, showcase_step, params = original(model, reducers, store_dtype)
+    def counting(model, reducers, store_dtype, **options):
+        corpus_step, showcase_step, params = original(model, reducers, store_dtype, **options)
         compiled.append(corpus_step)
         return corpus_step, showcase_step, params
 

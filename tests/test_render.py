@@ -99,11 +99,13 @@ def test_attention_data_matches_artifacts(tiny_build):
     artifacts = open_artifacts(artifacts_root / "tiny-bert")
     att = artifacts.array("showcase/attentions")
     mask = artifacts.array("showcase/attention_mask")
+    (kind,) = data["kinds"]  # encoder-only: self-attention alone
+    assert kind["id"] == "self" and kind["query"] == kind["key"] == "input"
     for example, item in enumerate(data["examples"]):
         n = int(mask[example].sum())
-        assert len(item["tokens"]) == n
-        packed = np.frombuffer(base64.b64decode(item["weights"]), dtype="<u2")
-        weights = packed.reshape(data["n_layers"], data["n_heads"], n, n) / data["scale"]
+        assert len(item["tokens"]["input"]) == n
+        packed = np.frombuffer(base64.b64decode(item["weights"]["self"]), dtype="<u2")
+        weights = packed.reshape(kind["n_layers"], data["n_heads"], n, n) / data["scale"]
         np.testing.assert_allclose(
             weights, att[example, :, :, :n, :n], atol=0.5 / data["scale"] + 1e-7
         )

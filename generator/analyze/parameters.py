@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 
 LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
+# Encoder-decoder stacks (T5: encoder.block.N / decoder.block.N) label their blocks apart.
+STACK = re.compile(r"^(encoder|decoder)\.block\.")
+DECODER_ORDER = 100_000  # decoder blocks sort after every encoder block
 
 # First matching rule wins: (substring of the dotted name, component kind).
 KIND_RULES = (
+    ("relative_attention_bias", "attention"),  # T5 position buckets (an nnx Embed)
     ("mlm_head", "head"),
     ("nsp_head", "head"),
     ("rtd_head", "head"),
@@ -18,12 +22,16 @@ KIND_RULES = (
     ("wte", "embeddings"),
     ("wpe", "embeddings"),
     ("pooler", "pooler"),
+    ("shared", "embeddings"),
+    ("lm_head", "lm head"),
     ("LayerNorm", "norms"),
     ("layernorm", "norms"),
     ("norm", "norms"),
     ("ln_", "norms"),
     ("attention", "attention"),
     ("attn", "attention"),
+    ("Attention", "attention"),
+    ("DenseReluDense", "mlp"),
     ("intermediate", "mlp"),
     ("mlp", "mlp"),
     ("output.dense", "mlp"),
@@ -42,6 +50,12 @@ def layer_of(name: str) -> int | None:
     """Return the transformer layer index in a dotted parameter name, or None outside layers."""
     match = LAYER.search(name)
     return int(match.group(1)) if match else None
+
+
+def stack_of(name: str) -> str | None:
+    """Return "encoder" / "decoder" for blocks of an encoder-decoder stack, else None."""
+    match = STACK.match(name)
+    return match.group(1) if match else None
 
 
 def parameter_table(inventory: list[dict]) -> list[dict]:
@@ -67,6 +81,10 @@ def counts_by_component(inventory: list[dict]) -> list[dict]:
         layer = row["layer"]
         block = f"layer {layer}" if layer is not None else row["kind"]
         order = layer + 1 if layer is not None else (0 if row["kind"] == "embeddings" else 10**6)
+        stack = stack_of(row["name"]) if layer is not None else None
+        if stack is not None:
+            block = f"{stack} {block}"
+            order += DECODER_ORDER if stack == "decoder" else 0
         key = (order, block, row["kind"])
         totals[key] = totals.get(key, 0) + row["count"]
     return [

@@ -39,14 +39,19 @@ def batch_size_for(bucket: int, rows: int, token_budget: int = TOKEN_BUDGET) -> 
 
 
 def plan_batches(
-    lengths: np.ndarray, max_length: int, token_budget: int = TOKEN_BUDGET
+    lengths: np.ndarray, max_length: int, token_budget: int = TOKEN_BUDGET, multiple: int = 1
 ) -> list[Batch]:
-    """Group corpus rows by bucket length, in corpus order inside each bucket."""
+    """Group corpus rows by bucket length, in corpus order inside each bucket.
+
+    Batch sizes are rounded up to a multiple of `multiple` (the mesh's data axis), so every
+    batch splits evenly over the devices.
+    """
     buckets = np.array([bucket_length(int(n), max_length) for n in lengths])
     batches = []
     for bucket in sorted(set(buckets.tolist())):
         rows = np.flatnonzero(buckets == bucket)
         size = batch_size_for(bucket, len(rows), token_budget)
+        size = -(-size // multiple) * multiple
         for start in range(0, len(rows), size):
             batches.append(Batch(bucket=bucket, rows=rows[start : start + size], batch_size=size))
     return batches

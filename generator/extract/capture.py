@@ -12,6 +12,9 @@ Showcase arrays (one row per showcase example, padded to a common length):
   queries, keys, values [example, layer, head, token, d_head]
   with a head: top_logits, top_token_ids [example, token, rank] (masked / causal LM), or
   logits [example, label] / [example, token, label] / [example, token] (classifiers)
+Encoder-decoder models (T5) keep input_ids, attention_mask and tokens for the encoder side and
+store the rest under encoder_*, decoder_* and cross_* names: see extract/seq2seq.py.
+Batches run on a device mesh (extract/sharding.py): rows over `data`, heads/MLP over `model`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from generator.artifacts import ArtifactWriter, storable
+from generator.card import DEFAULT_MAX_TARGET_LENGTH
 from generator.corpus import load_corpus
 from generator.errors import AtlasError, CardError, CorpusError, StrictModeError
+from generator.extract import sharding
 from generator.extract.batching import bucket_length, pad_rows, plan_batches
 from generator.extract.showcase import choose_showcase
 from generator.extract.tokenize import load_tokenizer, token_strings, tokenize_corpus
@@ -157,7 +162,10 @@ def capture(
     `allow_pickle` lets the loader read a pytorch_model.bin (without running its code);
     `notify` receives the one-line memory estimate before the forward passes start.
     """
-    enable_compilation_cache(artifacts_root)
+    from generator.extract.processes import is_primary_process
+
+    if is_primary_process():  # other processes of a distributed run write nothing
+        enable_compilation_cache(artifacts_root)
     import jax
     import jax.numpy as jnp
     from tqdm import tqdm
@@ -165,11 +173,15 @@ def capture(
     from generator.extract.reducers import active_reducers
     from generator.extract.steps import make_steps
     from generator.models.loading import load_model
+    from generator.models.t5_config import is_seq2seq
 
     warnings: list[str] = []
     loaded = load_model(model_dir, dtype=card.dtype, allow_pickle=allow_pickle)
     config = loaded.config
     check_pooling(card, config)
+    mesh = sharding.make_mesh(card.mesh)
+    sharding.check_model_axis(config, int(mesh.shape["model"]))
+    seq2seq = is_seq2seq(config)
     details = {
         "model": {
             "source": card.model,
@@ -184,7 +196,16 @@ def capture(
         "dtype": card.dtype,
         "store_dtype": card.store_dtype,
         "devices": [str(jax.devices()[0].platform)],
+        "mesh": sharding.describe(mesh),
     }
+    targets_set = card.max_target_length != DEFAULT_MAX_TARGET_LENGTH
+    if not seq2seq and (card.target_field or card.target or targets_set):
+        warn(
+            "target, target_field and max_target_length apply to encoder-decoder models only;"
+            f" this {config.family} model ignores them",
+            warnings,
+            strict,
+        )
     if card.corpus_path() is None:
         details["corpus"] = None
         return details, warnings
@@ -192,7 +213,7 @@ def capture(
     corpus = load_corpus(card.corpus_path(), card.text_field, card.label_field, card.split_field)
     tokenizer = load_tokenizer(model_dir)
     max_length = card.max_length
-    if max_length > config.max_positions:
+    if config.max_positions is not None and max_length > config.max_positions:
         warn(
             f"max_length {max_length} exceeds the model's {config.max_positions} positions; "
             f"using {config.max_positions}",
@@ -213,7 +234,7 @@ def capture(
 
     store = jnp.dtype(card.store_dtype)
     reducers = active_reducers(config)
-    corpus_step, showcase_step, params = make_steps(loaded.model, reducers, store)
+    corpus_step, showcase_step, params = make_steps(loaded.model, reducers, store, mesh=mesh)
     n_texts = len(corpus)
     streamed = {
         reducer.name: writer.open_array(
@@ -226,7 +247,7 @@ def capture(
         if reducer.stored
     }
     pad_id = padding_id(tokenizer)
-    batches = plan_batches(tokens.lengths, max_length)
+    batches = plan_batches(tokens.lengths, max_length, multiple=sharding.data_size(mesh))
     showcase = choose_showcase(n_texts, card.showcase, corpus.labels, corpus.splits)
     width = bucket_length(int(max(tokens.lengths[showcase])), max_length)
     summary = memory_summary(card, loaded, batches, (len(showcase), width))
@@ -237,7 +258,7 @@ def capture(
         ids, mask = pad_rows(
             [tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id
         )
-        out = jax.device_get(corpus_step(params, ids, mask))
+        out = sharding.fetch(corpus_step(params, *sharding.place_batch(mesh, ids, mask)))
         rows = len(batch.rows)
         bad = np.argwhere(~out["finite"][:rows])
         if bad.size:
@@ -256,40 +277,36 @@ def capture(
     if corpus.splits is not None:
         writer.write_array("corpus/splits", strings_array(corpus.splits), ("text",))
 
-    ids, mask = pad_rows([tokens.ids[r] for r in showcase], width, len(showcase), pad_id)
-    with tqdm(total=1, desc=f"{card.name}: showcase", disable=not progress) as bar:
-        captured = jax.device_get(showcase_step(params, ids, mask))
-        bar.update()
-    token_text = [
-        token_strings(tokenizer, row[: int(m.sum())]) + [""] * int((m == 0).sum())
-        for row, m in zip(ids, mask, strict=True)
-    ]
-    writer.write_array("showcase/index", showcase, ("example",))
-    writer.write_array("showcase/input_ids", ids, ("example", "token"))
-    writer.write_array("showcase/attention_mask", mask, ("example", "token"))
-    writer.write_array(
-        "showcase/tokens",
-        strings_array(sum(token_text, [])).reshape(ids.shape),
-        ("example", "token"),
-    )
-    writer.write_array(
-        "showcase/hidden_states",
-        captured["hidden_states"],
-        ("example", "layer", "token", "d_model"),
-    )
-    writer.write_array(
-        "showcase/attentions", captured["attentions"], ("example", "layer", "head", "query", "key")
-    )
-    for name in ("queries", "keys", "values"):
-        writer.write_array(
-            f"showcase/{name}", captured[name], ("example", "layer", "head", "token", "d_head")
+    if seq2seq:
+        from generator.extract.seq2seq import capture_seq2seq_showcase
+
+        width, details["seq2seq"] = capture_seq2seq_showcase(
+            card,
+            loaded.model,
+            params,
+            mesh,
+            tokenizer,
+            tokens,
+            showcase,
+            writer,
+            warnings,
+            strict,
+            progress,
         )
-    for name in ("top_logits", "top_token_ids"):
-        if name in captured:
-            writer.write_array(f"showcase/{name}", captured[name], ("example", "token", "rank"))
-    if "logits" in captured:
-        axes = LOGIT_AXES[config.primary_head]
-        writer.write_array("showcase/logits", captured["logits"], axes)
+    else:
+        width = _capture_showcase(
+            card,
+            showcase_step,
+            params,
+            mesh,
+            tokenizer,
+            tokens,
+            showcase,
+            writer,
+            progress,
+            pad_id,
+            config,
+        )
 
     details["corpus"] = {
         "source": card.corpus,
@@ -313,3 +330,61 @@ def capture(
         "showcase_length": width,
     }
     return details, warnings
+
+
+def showcase_batch(tokens, showcase: np.ndarray, width: int, pad_id: int, mesh):
+    """Return padded showcase ids and mask [example(rounded to the data axis), token]."""
+    rows = sharding.round_up(len(showcase), sharding.data_size(mesh))
+    return pad_rows([tokens.ids[r] for r in showcase], width, rows, pad_id)
+
+
+def token_rows(tokenizer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return [example, token] token strings, "" on padding."""
+    text = [
+        token_strings(tokenizer, row[: int(m.sum())]) + [""] * int((m == 0).sum())
+        for row, m in zip(ids, mask, strict=True)
+    ]
+    return strings_array(sum(text, [])).reshape(ids.shape)
+
+
+def _capture_showcase(
+    card, showcase_step, params, mesh, tokenizer, tokens, showcase, writer, progress, pad_id, config
+) -> int:
+    """Capture and store the full probes of the showcase of an encoder-only or decoder model."""
+    from tqdm import tqdm
+
+    max_length = tokens.max_length
+    width = bucket_length(int(max(tokens.lengths[showcase])), max_length)
+    ids, mask = showcase_batch(tokens, showcase, width, pad_id, mesh)
+    with tqdm(total=1, desc=f"{card.name}: showcase", disable=not progress) as bar:
+        placed = sharding.place_batch(mesh, ids, mask)
+        captured = sharding.fetch(showcase_step(params, *placed))
+        bar.update()
+    n = len(showcase)
+    ids, mask = ids[:n], mask[:n]
+    writer.write_array("showcase/index", showcase, ("example",))
+    writer.write_array("showcase/input_ids", ids, ("example", "token"))
+    writer.write_array("showcase/attention_mask", mask, ("example", "token"))
+    writer.write_array("showcase/tokens", token_rows(tokenizer, ids, mask), ("example", "token"))
+    writer.write_array(
+        "showcase/hidden_states",
+        captured["hidden_states"][:n],
+        ("example", "layer", "token", "d_model"),
+    )
+    writer.write_array(
+        "showcase/attentions",
+        captured["attentions"][:n],
+        ("example", "layer", "head", "query", "key"),
+    )
+    for name in ("queries", "keys", "values"):
+        writer.write_array(
+            f"showcase/{name}", captured[name][:n], ("example", "layer", "head", "token", "d_head")
+        )
+    for name in ("top_logits", "top_token_ids"):
+        if name in captured:
+            writer.write_array(f"showcase/{name}", captured[name][:n], ("example", "token", "rank"))
+    if "logits" in captured:
+        writer.write_array(
+            "showcase/logits", captured["logits"][:n], LOGIT_AXES[config.primary_head]
+        )
+    return width

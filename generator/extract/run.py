@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import generator
-from generator.artifacts import FORMAT_VERSION, ArtifactWriter, damaged_arrays, read_manifest
-from generator.atomic import recover, staged_folder
+from generator.artifacts import FORMAT_VERSION, damaged_arrays, read_manifest
+from generator.atomic import recover
+from generator.extract.processes import agree_with_primary, artifact_writer
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
 from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
@@ -101,14 +102,14 @@ def extract(
     recover(folder)  # a killed build may have left a staging folder or a half-done swap
     if not force:
         manifest = cached_manifest(folder, input_hash)
-        if manifest is not None:
+        # Every process of a distributed run follows process 0's decision.
+        if agree_with_primary(manifest is not None):
             log.info("%s: artifacts up to date, extraction skipped", card.name)
-            return ExtractResult(folder, manifest, skipped=True)
+            return ExtractResult(folder, manifest or {}, skipped=True)
 
     from generator.extract.capture import capture  # imports JAX: only when there is work
 
-    with staged_folder(folder) as staging:
-        writer = ArtifactWriter(staging)
+    with artifact_writer(folder) as writer:  # only process 0 writes
         details, warnings = capture(
             card,
             model_dir,

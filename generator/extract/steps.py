@@ -2,15 +2,22 @@
 
 Axis names: batch, layer (L+1 with the embedding output first), token, d_model, head, query, key.
 The model returns every probe point; each step keeps only what it needs, and XLA drops the rest.
+Encoder-decoder models run their encoder here (`model.encode`); their showcase step lives in
+extract/seq2seq.py. With a mesh, parameters are split over its `model` axis, inputs come in
+split over `data` (sharding.place_batch) and outputs leave replicated (see extract/sharding.py).
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from generator.extract import sharding
 from generator.extract.reducers import Reducer
+from generator.models.t5_config import is_seq2seq
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
 VOCAB_HEADS = ("masked-lm", "causal-lm")  # logits over the vocabulary: only the top ones are kept
@@ -32,18 +39,26 @@ def head_outputs(out: dict, head: str | None) -> dict:
     return {"logits": logits}
 
 
-def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtype):
+def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtype, mesh=None):
     """Return (corpus_step, showcase_step, params): pure jitted functions and the weights they take.
 
     Weights travel as an argument, not as constants, so compiled programs are small and the
     persistent compilation cache can reuse them across checkpoints of one architecture.
+    With a `mesh`, `params` come back sharded over its `model` axis and every output is
+    replicated, so each process can read the results.
     """
     graphdef, params = nnx.split(model)
+    jit = jax.jit
+    if mesh is not None:
+        params = sharding.shard_params(params, mesh, model.config.family)
+        jit = functools.partial(jax.jit, out_shardings=sharding.replicated(mesh))
 
     def forward(params, input_ids, attention_mask):
-        return nnx.merge(graphdef, params)(input_ids, attention_mask)
+        module = nnx.merge(graphdef, params)
+        run = module.encode if is_seq2seq(module.config) else module
+        return run(input_ids, attention_mask)
 
-    @jax.jit
+    @jit
     def corpus_step(params, input_ids, attention_mask):
         out = forward(params, input_ids, attention_mask)
         results = {}
@@ -56,7 +71,7 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
 
     head = getattr(getattr(model, "config", None), "primary_head", None)
 
-    @jax.jit
+    @jit
     def showcase_step(params, input_ids, attention_mask):
         out = forward(params, input_ids, attention_mask)
         captured = {

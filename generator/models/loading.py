@@ -174,8 +174,17 @@ def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = Fal
         config = ModelConfig.from_hf_dict(hf_config)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{config_path}: {exc.message}") from exc
-    family = family_for(config.model_type)
     weights_path = find_weights(model_dir, allow_pickle)
+
+    # --- family dispatch: encoder-decoder families map their own checkpoint names ---
+    if config.family == "t5":
+        from generator.models.t5_loading import load_t5
+
+        model, ignored = load_t5(config, read_weights(weights_path), weights_path, dtype)
+        return LoadedModel(model, config, hf_config, weights_path, ignored)
+    # --- end of family dispatch ---
+
+    family = family_for(config.model_type)
 
     tensors, ignored = canonical_tensors(read_weights(weights_path), family.names(config))
     config = family.with_heads(config, hf_config, frozenset(tensors))

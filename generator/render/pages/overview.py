@@ -21,10 +21,20 @@ def architecture_rows(manifest: dict) -> list[tuple[str, str]]:
         ("MLP width", config["d_mlp"]),
         ("activation", config["activation"]),
         ("vocabulary", f"{config['vocab_size']:,}"),
-        ("max positions", f"{config['max_positions']:,}"),
+        ("max positions", _positions(config)),
         ("parameters", f"{total:,}"),
         ("forward dtype / stored dtype", f"{manifest['dtype']} / {manifest['store_dtype']}"),
     ]
+    if "n_decoder_layers" in config:  # encoder-decoder (T5)
+        rows[2:3] = [
+            ("encoder layers", config["n_layers"]),
+            ("decoder layers", config["n_decoder_layers"]),
+        ]
+        rows.insert(-2, ("MLP kind", config.get("feed_forward_proj", config["activation"])))
+        scaled = (
+            "scaled by d_model^-0.5 first" if config.get("scale_decoder_outputs") else "unscaled"
+        )
+        rows.insert(-2, ("decoder output to LM head", scaled))
     return [(name, str(value)) for name, value in rows + family_rows(config)]
 
 
@@ -47,6 +57,15 @@ def family_rows(config: dict) -> list[tuple[str, str]]:
     if config.get("heads"):
         rows.append(("output heads", ", ".join(config["heads"])))
     return rows
+
+
+def _positions(config: dict) -> str:
+    """Describe the position limit; relative-position models (T5) have none."""
+    if config.get("max_positions") is None:
+        buckets = config.get("relative_buckets")
+        extra = f": {buckets} buckets up to distance {config.get('relative_max_distance')}"
+        return "none (relative positions" + (extra if buckets else "") + ")"
+    return f"{config['max_positions']:,}"
 
 
 def overview_context(artifacts: Artifacts, tables: dict) -> dict:

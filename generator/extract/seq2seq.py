@@ -1,0 +1,216 @@
+"""Showcase capture of encoder-decoder models (T5): decoder targets, forward pass, artifacts.
+
+The decoder reads a target text, either from the corpus (`target_field`) or the model's own
+greedy output (`target: greedy`, up to `max_target_length` tokens). Targets end with </s>
+and are at most `max_target_length` tokens; the decoder input is the target shifted right
+behind the decoder start token (what transformers feeds for `labels`), so decoder position t
+reads target token t - 1 and predicts target token t.
+
+Showcase arrays (one row per example; `token` = encoder token, `target` = decoder token):
+  input_ids, attention_mask, tokens                 [example, token]        encoder side
+  decoder_input_ids, decoder_attention_mask, decoder_tokens  [example, target]
+  target_ids                                        [example, target]  what each position predicts
+  target_texts                                      [example]  the target, decoded
+  encoder_hidden_states  [example, layer(L+1), token, d_model]
+  encoder_attentions     [example, layer, head, query(token), key(token)]
+  encoder_queries, encoder_keys, encoder_values     [example, layer, head, token, d_head]
+  decoder_hidden_states  [example, layer(Ld+1), target, d_model]
+  decoder_attentions     [example, layer, head, query(target), key(target)]  causal
+  decoder_queries, decoder_keys, decoder_values     [example, layer, head, target, d_head]
+  cross_attentions       [example, layer, head, query(target), key(token)]
+  cross_queries [example, layer, head, target, d_head]; cross_keys, cross_values [.., token, d_head]
+  logits                 [example, target, vocab]
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+from flax import nnx
+
+from generator.artifacts import ArtifactWriter
+from generator.corpus import load_corpus
+from generator.extract import sharding
+from generator.extract.batching import bucket_length, pad_rows
+from generator.models.t5 import generate_greedy
+
+ENCODER_AXES = ("example", "layer", "head", "token", "d_head")
+DECODER_AXES = ("example", "layer", "head", "target", "d_head")
+ATTENTION_AXES = {
+    "encoder_attentions": ("example", "layer", "head", "query", "key"),
+    "decoder_attentions": ("example", "layer", "head", "query", "key"),
+    "cross_attentions": ("example", "layer", "head", "query", "key"),
+}
+PROBE_AXES = {
+    "encoder_hidden_states": ("example", "layer", "token", "d_model"),
+    "decoder_hidden_states": ("example", "layer", "target", "d_model"),
+    **ATTENTION_AXES,
+    "encoder_queries": ENCODER_AXES,
+    "encoder_keys": ENCODER_AXES,
+    "encoder_values": ENCODER_AXES,
+    "decoder_queries": DECODER_AXES,
+    "decoder_keys": DECODER_AXES,
+    "decoder_values": DECODER_AXES,
+    "cross_queries": DECODER_AXES,
+    "cross_keys": ENCODER_AXES,
+    "cross_values": ENCODER_AXES,
+    "logits": ("example", "target", "vocab"),
+}
+
+
+def field_targets(
+    card, tokenizer, rows: np.ndarray, max_target_length: int
+) -> tuple[list[np.ndarray], int]:
+    """Tokenise the `target_field` texts of `rows`; return (ids per row, how many were cut).
+
+    Each target ends with the tokenizer's </s> and has at most `max_target_length` tokens.
+    """
+    targets = load_corpus(card.corpus_path(), card.target_field).texts
+    texts = [targets[int(r)] for r in rows]
+    full = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    cut = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=max_target_length)[
+        "input_ids"
+    ]
+    truncated = sum(len(f) > max_target_length for f in full)
+    return [np.asarray(ids, np.int32) for ids in cut], int(truncated)
+
+
+def split_generated(ids: np.ndarray, eos_id: int) -> list[np.ndarray]:
+    """Cut [example, 1 + new] greedy output into targets: tokens up to and including </s>."""
+    targets = []
+    for row in np.asarray(ids)[:, 1:]:
+        ends = np.flatnonzero(row == eos_id)
+        targets.append(row[: ends[0] + 1] if ends.size else row)
+    return [t.astype(np.int32) for t in targets]
+
+
+def decoder_batch(
+    targets: list[np.ndarray], start_id: int, pad_id: int, rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return decoder_input_ids, decoder_attention_mask and target_ids [rows, target].
+
+    The decoder input is the target shifted right behind `start_id`; padded positions hold
+    `pad_id` and mask 0 (rows beyond len(targets) are all padding).
+    """
+    width = max(len(t) for t in targets)
+    shifted = [np.concatenate([[start_id], t[:-1]]).astype(np.int32) for t in targets]
+    decoder_ids, decoder_mask = pad_rows(shifted, width, rows, pad_id)
+    target_ids, _ = pad_rows(targets, width, rows, pad_id)
+    return decoder_ids, decoder_mask, target_ids
+
+
+def make_seq2seq_steps(model, params, mesh, store_dtype):
+    """Return (greedy_step, forward_step): jitted functions of `params` and placed batches."""
+    graphdef = nnx.graphdef(model)
+    out = sharding.replicated(mesh)
+
+    @functools.partial(jax.jit, static_argnums=3, out_shardings=out)
+    def greedy_step(params, input_ids, attention_mask, max_new_tokens):
+        module = nnx.merge(graphdef, params)
+        return generate_greedy(module, input_ids, attention_mask, max_new_tokens)
+
+    @functools.partial(jax.jit, out_shardings=out)
+    def forward_step(params, input_ids, attention_mask, decoder_ids, decoder_mask):
+        module = nnx.merge(graphdef, params)
+        probes = module(input_ids, attention_mask, decoder_ids, decoder_mask)
+        return {name: probes[name].astype(store_dtype) for name in PROBE_AXES}
+
+    return greedy_step, forward_step
+
+
+def capture_seq2seq_showcase(
+    card,
+    model,
+    params,
+    mesh,
+    tokenizer,
+    tokens,
+    showcase: np.ndarray,
+    writer: ArtifactWriter,
+    warnings: list[str],
+    strict: bool,
+    progress: bool,
+) -> tuple[int, dict]:
+    """Decode the showcase examples and store their full probes.
+
+    Args:
+        card: the model card (target settings, store dtype).
+        model: the T5 module (for its graph and config); params: its (sharded) weights.
+        mesh: the device mesh; rows of the showcase batch are padded to its data axis.
+        tokenizer, tokens: the checkpoint tokenizer and the tokenised corpus.
+        showcase: corpus rows of the examples.
+        writer: the artifact writer.
+        warnings, strict: warning list and --strict mode.
+        progress: show a progress bar.
+
+    Returns:
+        (encoder width, manifest details of the targets).
+    """
+    import jax.numpy as jnp
+    from tqdm import tqdm
+
+    from generator.extract.capture import showcase_batch, strings_array, token_rows, warn
+
+    config = model.config
+    pad_id = config.pad_token_id
+    width = bucket_length(int(max(tokens.lengths[showcase])), tokens.max_length)
+    ids, mask = showcase_batch(tokens, showcase, width, pad_id, mesh)
+    n = len(showcase)
+    greedy_step, forward_step = make_seq2seq_steps(model, params, mesh, jnp.dtype(card.store_dtype))
+    mode, limit = card.target_mode(), card.max_target_length
+    with tqdm(total=2, desc=f"{card.name}: showcase", disable=not progress) as bar:
+        placed = sharding.place_batch(mesh, ids, mask)
+        truncated = 0
+        if mode == "field":
+            targets, truncated = field_targets(card, tokenizer, showcase, limit)
+            if truncated:
+                warn(
+                    f"{truncated} of {n} showcase targets are longer than max_target_length "
+                    f"{limit} tokens and were truncated",
+                    warnings,
+                    strict,
+                )
+        else:
+            generated = sharding.fetch(greedy_step(params, *placed, limit))
+            targets = split_generated(generated[:n], config.eos_token_id)
+        bar.update()
+        decoder_ids, decoder_mask, target_ids = decoder_batch(
+            targets, config.decoder_start_token_id, pad_id, len(ids)
+        )
+        captured = sharding.fetch(
+            forward_step(params, *placed, *sharding.place_batch(mesh, decoder_ids, decoder_mask))
+        )
+        bar.update()
+
+    ids, mask = ids[:n], mask[:n]
+    decoder_ids, decoder_mask, target_ids = decoder_ids[:n], decoder_mask[:n], target_ids[:n]
+    writer.write_array("showcase/index", showcase, ("example",))
+    writer.write_array("showcase/input_ids", ids, ("example", "token"))
+    writer.write_array("showcase/attention_mask", mask, ("example", "token"))
+    writer.write_array("showcase/tokens", token_rows(tokenizer, ids, mask), ("example", "token"))
+    writer.write_array("showcase/decoder_input_ids", decoder_ids, ("example", "target"))
+    writer.write_array("showcase/decoder_attention_mask", decoder_mask, ("example", "target"))
+    writer.write_array(
+        "showcase/decoder_tokens",
+        token_rows(tokenizer, decoder_ids, decoder_mask),
+        ("example", "target"),
+    )
+    writer.write_array("showcase/target_ids", target_ids, ("example", "target"))
+    texts = [
+        tokenizer.decode([int(t) for t in row[: int(m.sum())]], skip_special_tokens=True)
+        for row, m in zip(target_ids, decoder_mask, strict=True)
+    ]
+    writer.write_array("showcase/target_texts", strings_array(texts), ("example",))
+    for name, axes in PROBE_AXES.items():
+        writer.write_array(f"showcase/{name}", captured[name][:n], axes)
+    details = {
+        "target": mode,
+        "target_field": card.target_field,
+        "max_target_length": limit,
+        "decoder_length": int(decoder_ids.shape[1]),
+        "n_target_truncated": truncated,
+        "decoder_start_token_id": config.decoder_start_token_id,
+    }
+    return width, details

@@ -1,0 +1,250 @@
+"""Device mesh: parsing, parameter placement rules, batching, and 8 devices = 1 device.
+
+The main pytest process has initialised JAX with one CPU device, so the multi-device check
+runs in a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=8 set before JAX
+is imported, and compares its stored artifacts with the one-device build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cards import TINY_BERT, TINY_T5, write_card
+from click.testing import CliRunner
+from flax import nnx
+
+from generator.artifacts import open_artifacts
+from generator.cli import main
+from generator.extract.batching import plan_batches
+from generator.extract.processes import DiscardingWriter, agree_with_primary, is_primary_process
+from generator.extract.sharding import (
+    MeshError,
+    MeshShape,
+    check_model_axis,
+    make_mesh,
+    model_axis_dim,
+    parameter_spec,
+)
+from generator.models import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = 1e-5
+
+
+def test_mesh_shape_parses_and_resolves():
+    assert MeshShape.parse("data=2,model=4") == MeshShape(2, 4)
+    assert MeshShape.parse(" model = 2 ") == MeshShape(None, 2)
+    assert MeshShape.parse("data=8").resolve(8) == (8, 1)
+    assert MeshShape(None, 2).resolve(8) == (4, 2)
+    assert MeshShape().resolve(3) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data=2,model=x", "must be a positive integer"),
+        ("data=0", "must be a positive integer"),
+        ("pipeline=2", "bad mesh part"),
+        ("data=2,data=2", "given twice"),
+        ("data:2", "bad mesh part"),
+    ],
+)
+def test_bad_mesh_strings(text, message):
+    with pytest.raises(MeshError, match=message):
+        MeshShape.parse(text)
+
+
+def test_mesh_must_use_every_device():
+    with pytest.raises(MeshError, match="data x model must equal 8"):
+        MeshShape(3, 2).resolve(8)
+    with pytest.raises(MeshError, match="does not fit 8"):
+        MeshShape(None, 3).resolve(8)
+
+
+def test_default_mesh_puts_every_device_on_data():
+    mesh = make_mesh()
+    assert mesh.axis_names == ("data", "model")
+    assert mesh.shape["data"] == len(mesh.devices.flatten()) and mesh.shape["model"] == 1
+
+
+@pytest.mark.parametrize("model_dir", [TINY_BERT, TINY_T5])
+def test_rules_split_heads_and_mlp_and_replicate_the_rest(model_dir):
+    """Every split dimension is a head or MLP-unit dimension; norms and embeddings stay whole."""
+    loaded = load_model(model_dir)
+    config = loaded.config
+    widths = {config.n_heads * config.d_head, config.d_mlp, config.n_heads}
+    split = replicated = 0
+    for path, variable in nnx.to_flat_state(nnx.state(loaded.model, nnx.Param)):
+        name = ".".join(str(p) for p in path)
+        shape = variable.get_value().shape
+        spec = parameter_spec(config.family, name, len(shape))
+        dim = model_axis_dim(config.family, name)
+        if dim is None:
+            assert tuple(spec) == ()
+            assert not any(word in name for word in ("q.kernel", "query.kernel", "wi.kernel"))
+            replicated += 1
+        else:
+            assert spec[dim] == "model" and shape[dim] in widths, name
+            split += 1
+    assert split >= 4 * config.n_layers and replicated > 0
+
+
+def test_model_axis_must_divide_heads_and_mlp():
+    config = load_model(TINY_BERT).config  # 4 heads, MLP 64
+    check_model_axis(config, 4)
+    with pytest.raises(MeshError, match="does not divide the model's 4 attention heads"):
+        check_model_axis(config, 3)
+    t5 = load_model(TINY_T5).config  # 4 heads, MLP 40
+    check_model_axis(t5, 4)
+    with pytest.raises(MeshError, match="42 MLP width"):
+        check_model_axis(dataclasses.replace(t5, d_mlp=42), 4)
+
+
+def test_batches_round_up_to_the_data_axis():
+    lengths = np.array([5] * 13 + [40] * 3)
+    for multiple in (1, 3, 8):
+        batches = plan_batches(lengths, 64, multiple=multiple)
+        assert all(batch.batch_size % multiple == 0 for batch in batches)
+        assert sorted(np.concatenate([b.rows for b in batches]).tolist()) == list(range(16))
+
+
+def test_single_process_is_primary_and_agrees_with_itself():
+    assert is_primary_process()
+    assert agree_with_primary(True) and not agree_with_primary(False)
+
+
+def test_discarding_writer_records_and_writes_nothing(tmp_path):
+    writer = DiscardingWriter()
+    sink = writer.open_array("corpus/x", (3, 2), np.float32, ("text", "d"))
+    sink[[0, 1]] = np.ones((2, 2))
+    sink.flush()
+    writer.write_array("showcase/y", np.zeros(4), ("example",))
+    manifest = writer.finish({"input_hash": "h"})
+    assert manifest["arrays"]["corpus/x"]["shape"] == [3, 2]
+    assert manifest["arrays"]["showcase/y"]["axes"] == ["example"]
+
+
+def test_cli_mesh_option(tmp_path):
+    card = write_card(tmp_path / "cards", corpus=None, label_field=None, split_field=None)
+    runner = CliRunner()
+    args = ["extract", str(card), "--artifacts", str(tmp_path / "a"), "-q"]
+    bad = runner.invoke(main, [*args, "--mesh", "data=two"])
+    assert bad.exit_code != 0 and "must be a positive integer" in bad.output
+    too_many = runner.invoke(main, [*args, "--mesh", "data=2"])
+    assert too_many.exit_code != 0 and "does not fit 1 device(s)" in too_many.output
+    ok = runner.invoke(main, [*args, "--mesh", "data=1,model=1"])
+    assert ok.exit_code == 0, ok.output
+    manifest = json.loads((tmp_path / "a" / "tiny-bert" / "manifest.json").read_text())
+    assert manifest["mesh"]["data"] == 1 and manifest["mesh"]["model"] == 1
+
+
+SUBPROCESS = textwrap.dedent(
+    """
+    import dataclasses, sys
+    from pathlib import Path
+    import jax
+    assert jax.device_count() == 8, jax.devices()
+    from generator.card import load_card
+    from generator.extract.run import extract
+    from generator.extract.sharding import MeshShape
+    out = Path(sys.argv[1])
+    for card_path, label, shape in (
+        (sys.argv[2], "data8", MeshShape(data=8)),
+        (sys.argv[2], "data2-model4", MeshShape(data=2, model=4)),
+        (sys.argv[3], "t5-data2-model4", MeshShape(data=2, model=4)),
+    ):
+        card = dataclasses.replace(load_card(card_path), mesh=shape)
+        extract(card, out / label, force=True, strict=True, progress=False)
+    """
+)
+
+
+def compare(reference, sharded, relative: bool = False) -> float:
+    """Assert every array of `sharded` equals `reference` to TOL; return the max difference.
+
+    relative: scale TOL by the array's largest magnitude (T5 logits reach ~20, where float32
+    rounding of a differently ordered sum alone exceeds 1e-5).
+    """
+    assert set(reference.manifest["arrays"]) == set(sharded.manifest["arrays"])
+    worst = 0.0
+    for name in reference.manifest["arrays"]:
+        ours, ref = sharded.array(name), reference.array(name)
+        assert ours.shape == ref.shape, name
+        if ref.dtype.kind in "iuUSb":
+            np.testing.assert_array_equal(ours, ref, err_msg=name)
+            continue
+        ref = np.asarray(ref, np.float64)
+        diff = float(np.abs(np.asarray(ours, np.float64) - ref).max())
+        scale = max(1.0, float(np.abs(ref).max())) if relative else 1.0
+        assert diff <= TOL * scale, f"{name}: {diff:.3g} (scale {scale:.3g})"
+        worst = max(worst, diff)
+    return worst
+
+
+@pytest.mark.slow
+def test_eight_devices_match_one_device(tiny_build, t5_build, tmp_path, record_property):
+    card, _, one_device = tiny_build
+    t5_card, _, t5_one_device = t5_build
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SUBPROCESS, str(tmp_path), str(card), str(t5_card)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = open_artifacts(one_device / "tiny-bert")
+    for label, data, model in (("data8", 8, 1), ("data2-model4", 2, 4)):
+        sharded = open_artifacts(tmp_path / label / "tiny-bert")
+        assert sharded.manifest["mesh"] == {
+            "data": data,
+            "model": model,
+            "devices": 8,
+            "platform": "cpu",
+            "processes": 1,
+        }
+        worst = compare(reference, sharded)
+        record_property(f"max_abs_diff_{label}", worst)
+        print(f"tiny-bert {label}: max abs diff {worst:.3g}")
+    t5 = open_artifacts(tmp_path / "t5-data2-model4" / "tiny-t5")
+    worst = compare(open_artifacts(t5_one_device / "tiny-t5"), t5, relative=True)
+    record_property("max_abs_diff_t5_data2-model4", worst)
+    print(f"tiny-t5 data2-model4: max abs diff {worst:.3g}")
+
+
+def test_only_process_zero_writes(tmp_path, monkeypatch):
+    """A secondary process of a distributed run computes everything and writes nothing."""
+    from cards import small_corpus
+
+    import generator.extract.processes as processes
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    corpus = small_corpus(tmp_path / "data", ["one text", "another text", "a third one"])
+    card = load_card(
+        write_card(
+            tmp_path / "cards", corpus=str(corpus), label_field=None, split_field=None, showcase=2
+        )
+    )
+    monkeypatch.setattr(processes, "is_primary_process", lambda: False)
+    out, artifacts = tmp_path / "site", tmp_path / "artifacts"
+    (report,) = build_cards([card], out, artifacts, progress=False)
+    assert report.extracted and not report.rendered
+    assert not out.exists()
+    assert not artifacts.exists() or not any(artifacts.rglob("*.npy"))
+    assert not (artifacts / "tiny-bert").exists()
+    assert not (artifacts / ".jax-cache").exists()
