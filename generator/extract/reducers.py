@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 
+from generator.extract import activation_stats
 from generator.models.config import ModelConfig
 
 Outputs = dict[str, jax.Array]
@@ -87,6 +88,7 @@ REDUCERS: list[Reducer] = [
         _layers_by_width,
         lambda out, mask: first_token_pool(_hidden(out)),
     ),
+    *(Reducer(**spec) for spec in activation_stats.REDUCER_SPECS),  # histograms, norms, outliers
 ]
 
 
