@@ -163,3 +163,70 @@ def test_card_without_corpus_gets_weights_and_an_explained_empty_activations_pag
     activations.assert_clean()
     assert activations.charts == 0
     assert "this card names no corpus" in page.inner_text("body")
+
+
+def _fixed_sizes(node):
+    """Replace "container" sizes, as figure export does (there is no container outside a page)."""
+    if isinstance(node, dict):
+        out = {key: _fixed_sizes(value) for key, value in node.items()}
+        for key, size in (("width", 560), ("height", 300)):
+            if out.get(key) == "container":
+                out[key] = size
+        return out
+    if isinstance(node, list):
+        return [_fixed_sizes(value) for value in node]
+    return node
+
+
+@pytest.mark.parametrize("filename", ["weights.html", "activations.html"])
+def test_every_chart_is_listed_and_exports_a_drawn_figure(tiny_build, filename):
+    """Each chart on the page is in the context's `charts` list, and its figure (the first view,
+    rows filled in for charts the page script fills) renders with vl-convert to drawn marks."""
+    import vl_convert
+
+    from generator.analyze.run import analyze
+    from generator.render.pages import PAGES
+
+    _, out, artifacts_root = tiny_build
+    artifacts = open_artifacts(artifacts_root / "tiny-bert")
+    page = next(p for p in PAGES if p.filename == filename)
+    context = page.context(artifacts, analyze(artifacts))
+    html = (out / "tiny-bert" / filename).read_text()
+    on_page = set(re.findall(r'class="vega-embed" id="chart-([^"]+)"', html))
+    assert {item["id"] for item in context["charts"]} == on_page
+    for item in context["charts"]:
+        spec = item.get("figure_spec") or item["spec"]
+        if item["interactive"]:
+            assert item.get("figure_spec"), item["id"]
+            assert all(spec["datasets"].values()), item["id"]
+        svg = vl_convert.vegalite_to_svg(_fixed_sizes(spec), allowed_base_urls=[])
+        assert re.search(r'class="mark-(rect|line|symbol|area|rule|text)[^"]*"[^>]*>\s*<path', svg), (
+            item["id"]
+        )
+
+
+_OVERFLOW_JS = """() => {
+  const limit = document.documentElement.clientWidth + 1;
+  if (document.documentElement.scrollWidth <= limit) return [];
+  const out = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    if (el.closest('.chart, .table-scroll, pre')) continue;
+    const box = el.getBoundingClientRect();
+    if (box.right > limit) out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : ''));
+  }
+  return out.length ? out.slice(0, 10) : ['page scrollWidth ' + document.documentElement.scrollWidth];
+}"""
+
+
+@pytest.mark.browser
+def test_pages_fit_a_phone_screen(browser, tiny_build):
+    _, out, _ = tiny_build
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        phone = context.new_page()
+        for filename in ("weights.html", "activations.html"):
+            open_page(phone, file_url(out / "tiny-bert" / filename), timeout_ms=60000).assert_clean()
+            phone.evaluate("() => document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+            assert phone.evaluate(_OVERFLOW_JS) == [], filename
+    finally:
+        context.close()

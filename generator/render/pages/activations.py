@@ -80,7 +80,7 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
             if not artifacts.manifest.get("corpus")
             else "these artifacts hold no activation statistics (rebuild with --force)"
         )
-        return {"activations": None, "reason": reason, "charts": {}}
+        return {"activations": None, "reason": reason, "charts": [], "panel": {}}
     facts = tables["activation_facts"]
     threshold = facts["outlier_ratio"]
     quantiles = quantile_data(tables["activation_quantiles"])
@@ -136,6 +136,23 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
             interactive=True,
         ),
     }
+    hidden = layers.get("hidden", [])
+    first = {
+        "bands": (quantiles.get("hidden", []), "Hidden states (residual stream)"),
+        "histogram": (
+            histogram_rows(data["histograms"].get("hidden", {}).get(hidden[0] if hidden else "")),
+            f"Hidden states, {hidden[0]}" if hidden else "",
+        ),
+        "profile": (
+            profile_rows(data["profile"].get(hidden[-1] if hidden else "")),
+            f"Max |activation| per dimension, {hidden[-1]}" if hidden else "",
+        ),
+    }
+    for key, (rows, title) in first.items():
+        spec = figures[key]["spec"]
+        figures[key]["figure_spec"] = (
+            {**spec, "datasets": {charts.ROWS: rows}, "title": title} if rows else None
+        )
     return {
         "activations": {
             "facts": facts,
@@ -146,8 +163,26 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
             "data": data,
         },
         "reason": "",
-        "charts": figures,
+        "charts": list(figures.values()),
+        "panel": figures,
     }
+
+
+def histogram_rows(bins: list | None) -> list[dict]:
+    """Return the rows of one layer's histogram (mirrors `histogramRows` in activations.js)."""
+    return [{"start": s, "end": e, "fraction": f} for s, e, f in bins or []]
+
+
+def profile_rows(layer: dict | None) -> list[dict]:
+    """Return the rows of one layer's dimension profile (mirrors `profileRows`)."""
+    if not layer:
+        return []
+    return [
+        {"dim": d, "max_abs": m, "ratio": r, "flagged": f, "cut": layer["cut"]}
+        for d, m, r, f in zip(
+            layer["dims"], layer["max"], layer["ratio"], layer["flagged"], strict=True
+        )
+    ]
 
 
 def _norm_rows(rows: list[dict]) -> list[dict]:

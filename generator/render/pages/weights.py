@@ -131,7 +131,7 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
     """Context of the weights page: tables, selector options, chart specs and page data."""
     section = artifacts.manifest.get("weights")
     if not section or "weights_tensors" not in tables:
-        return {"weights": None, "charts": {}}
+        return {"weights": None, "charts": [], "panel": {}}
     blocks, matrices = matrix_options(tables["weights_matrices"])
     in_blocks = [r["block"] for r in tables["weights_matrices"] if r["order"] >= 0]
     first_block = in_blocks[0] if in_blocks else (blocks[0] if blocks else "")
@@ -240,27 +240,157 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             "seed 0. Red: tokens that occur in the corpus.",
             interactive=True,
         )
+    options = {
+        "histogram_groups": [[g["group"], g["label"]] for g in tables["weights_histograms"]],
+        "band_groups": [
+            list(pair)
+            for pair in dict.fromkeys(
+                (r["group"], r["label"]) for r in tables["weights_vector_bands"]
+            )
+        ],
+        "head_roles": role_options(tables["weights_heads"]),
+        "headmap_roles": role_options(tables["weights_head_projection"]),
+        "first_matrices": matrices[first_block] if blocks else [],
+    }
+    shown = {
+        "bands": bool(options["band_groups"]),
+        "heads": bool(options["head_roles"]),
+        "headmap": bool(options["headmap_roles"]),
+        "heatmap": bool(options["first_matrices"]),
+        "singular": bool(options["first_matrices"]),
+    }
+    figures = {key: item for key, item in figures.items() if shown.get(key, True)}
+    add_figure_specs(figures, data, options)
     return {
         "weights": {
             "settings": section["settings"],
             "tensors": tables["weights_tensors"],
             "components": tables["weights_by_component"],
-            "histogram_groups": [[g["group"], g["label"]] for g in tables["weights_histograms"]],
-            "band_groups": list(
-                dict.fromkeys((r["group"], r["label"]) for r in tables["weights_vector_bands"])
-            ),
+            **options,
             "blocks": blocks,
             "first_block": first_block,
-            "first_matrices": matrices[first_block] if blocks else [],
-            "head_roles": role_options(tables["weights_heads"]),
-            "headmap_roles": role_options(tables["weights_head_projection"]),
             "explained": _explained(tables["weights_head_projection"]),
             "geometry": geometry,
             "skipped_spectra": [m["name"] for m in section["matrices"] if m["spectrum"] is None],
             "data": data,
         },
-        "charts": figures,
+        "charts": list(figures.values()),
+        "panel": figures,
     }
+
+
+# --- Figures: the page's first view, with its rows filled in (mirrors weights.js) -----------
+
+
+def histogram_rows(group: dict) -> list[dict]:
+    """Return the chart rows of one histogram group (mirrors `histogramRows`)."""
+    edges = group["edges"]
+    return [
+        {
+            "label": series["label"],
+            "order": series["order"],
+            "x": (edges[b] + edges[b + 1]) / 2,
+            "start": edges[b],
+            "end": edges[b + 1],
+            "fraction": fraction,
+        }
+        for series in group["series"]
+        for b, fraction in enumerate(series["f"])
+    ]
+
+
+def _span(start: int, size: int, total: int) -> str:
+    end = min(start + size, total) - 1
+    return f"{start}–{end}" if end > start else str(start)
+
+
+def heatmap_rows(entry: dict) -> list[dict]:
+    """Return the cells of one packed heatmap (mirrors `heatmapRows`)."""
+    rows, cols = entry["size"]
+    levels = np.frombuffer(base64.b64decode(entry["q"]), dtype=np.int8).reshape(rows, cols)
+    (br, bc), shape = entry["block"], entry["shape"]
+    return [
+        {
+            "r": r,
+            "c": c,
+            "w": float(levels[r, c]) / HEATMAP_LEVELS * entry["scale"],
+            "rows": _span(r * br, br, shape[0]),
+            "cols": _span(c * bc, bc, shape[1]),
+        }
+        for r in range(rows)
+        for c in range(cols)
+    ]
+
+
+def spectrum_rows(entry: dict | None) -> list[dict]:
+    """Return the singular-value rows of one matrix and its heads (mirrors `spectrumRows`)."""
+    if not entry:
+        return []
+    rows = [
+        {"series": "whole matrix", "whole": True, "rank": r, "sigma": s} for r, s in entry["whole"]
+    ]
+    for head in entry["heads"]:
+        rows += [
+            {"series": head["series"], "whole": False, "rank": r, "sigma": s}
+            for r, s in head["points"]
+        ]
+    return [row for row in rows if row["sigma"] and row["sigma"] > 0]
+
+
+def embedding_rows(embedding: dict, method: str) -> list[dict]:
+    """Return the points of the embedding map for `method` (mirrors `embeddingRows`)."""
+    coords = embedding[method]
+    return [
+        {
+            "x": coords[2 * i],
+            "y": coords[2 * i + 1],
+            "token": token,
+            "id": embedding["ids"][i],
+            "count": embedding["counts"][i],
+            "source": "in corpus" if embedding["counts"][i] > 0 else "not in corpus",
+        }
+        for i, token in enumerate(embedding["tokens"])
+    ]
+
+
+def filled(spec: dict, rows: list[dict], title: str) -> dict:
+    """Return a copy of an interactive chart's spec with its rows and a title, for export."""
+    return {**spec, "datasets": {charts.ROWS: rows}, "title": title}
+
+
+def add_figure_specs(figures: dict, data: dict, options: dict) -> None:
+    """Give every interactive chart a `figure_spec`: the page's first view, rows filled in."""
+    first = {key: value[0] for key, value in options.items() if value}
+    builders = {
+        "histograms": lambda: (
+            histogram_rows(data["histograms"][first["histogram_groups"][0]]),
+            first["histogram_groups"][1],
+        ),
+        "bands": lambda: (data["bands"][first["band_groups"][0]], first["band_groups"][1]),
+        "heads": lambda: (
+            data["heads"][first["head_roles"][0]],
+            f"Effective rank per head: {first['head_roles'][1]}",
+        ),
+        "heatmap": lambda: (
+            heatmap_rows(data["heatmaps"][first["first_matrices"][0]]),
+            first["first_matrices"][0],
+        ),
+        "singular": lambda: (
+            spectrum_rows(data["spectra"].get(first["first_matrices"][0])),
+            f"Singular values: {first['first_matrices'][0]}",
+        ),
+        "headmap": lambda: (
+            data["headmap"][first["headmap_roles"][0]],
+            f"Heads by their weights: {first['headmap_roles'][1]}",
+        ),
+        "embedding": lambda: (embedding_rows(data["embedding"], "tsne"), "Token embeddings, t-SNE"),
+    }
+    for key, build in builders.items():
+        if key in figures:
+            rows, title = build()
+            figures[key]["figure_spec"] = (
+                filled(figures[key]["spec"], rows, title) if rows else None
+            )
 
 
 def _explained(rows: list[dict]) -> dict[str, list[float]]:
