@@ -200,9 +200,9 @@ def test_every_chart_is_listed_and_exports_a_drawn_figure(tiny_build, filename):
             assert item.get("figure_spec"), item["id"]
             assert all(spec["datasets"].values()), item["id"]
         svg = vl_convert.vegalite_to_svg(_fixed_sizes(spec), allowed_base_urls=[])
-        assert re.search(r'class="mark-(rect|line|symbol|area|rule|text)[^"]*"[^>]*>\s*<path', svg), (
-            item["id"]
-        )
+        assert re.search(
+            r'class="mark-(rect|line|symbol|area|rule|text)[^"]*"[^>]*>\s*<path', svg
+        ), item["id"]
 
 
 _OVERFLOW_JS = """() => {
@@ -225,8 +225,12 @@ def test_pages_fit_a_phone_screen(browser, tiny_build):
     try:
         phone = context.new_page()
         for filename in ("weights.html", "activations.html"):
-            open_page(phone, file_url(out / "tiny-bert" / filename), timeout_ms=60000).assert_clean()
-            phone.evaluate("() => document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+            open_page(
+                phone, file_url(out / "tiny-bert" / filename), timeout_ms=60000
+            ).assert_clean()
+            phone.evaluate(
+                "() => document.querySelectorAll('details').forEach((d) => { d.open = true; })"
+            )
             assert phone.evaluate(_OVERFLOW_JS) == [], filename
     finally:
         context.close()
