@@ -193,3 +193,18 @@ def test_corpus_reducers_on_the_tiny_build(tiny_build):
     assert ids.shape[0] == len(lengths) and np.all((ids >= 0).sum(1) == lengths)
     vocab = artifacts.array("corpus/vocab_ids")
     assert set(np.unique(ids[ids >= 0]).tolist()) == set(vocab.tolist())
+
+
+def test_dead_dimensions_are_reported():
+    from generator.analyze.activations import DEAD_RATIO, dead_dimensions
+
+    rng = np.random.default_rng(7)
+    extremes = rng.normal(size=(10, 2, 32)) + 3.0
+    extremes[:, 1, 5] = 1e-31  # a LayerNorm gain of ~0 kills dimension 5 after layer 1
+    positions = np.zeros((10, 2, 32))
+    profile, _ = outlier_dimensions(
+        extremes, positions, np.zeros((10, 4), int), str, np.array(["t"] * 10), [1.0, 1.0]
+    )
+    dead = dead_dimensions(profile)
+    assert [(d["layer"], d["dim"]) for d in dead] == [(1, 5)]
+    assert dead[0]["max_abs"] < DEAD_RATIO

@@ -9,7 +9,8 @@ Outlier ("massive") dimensions: for layer l and dimension d, A[l, d] = max over 
 |h[l, token, d]|. A dimension is flagged when A[l, d] ≥ OUTLIER_RATIO × median_d A[l, d], i.e.
 when its extreme is several times that of a typical dimension of the same layer (a comparison
 that does not drift with corpus size, as a max-versus-median-value rule would). The TOP_DIMS
-largest dimensions of each layer are listed whether flagged or not.
+largest dimensions of each layer are listed whether flagged or not. Dead dimensions are the
+opposite: A[l, d] < DEAD_RATIO × median_d A[l, d] (e.g. a LayerNorm gain of ~0).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 
 QUANTILE_LEVELS = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
 OUTLIER_RATIO = 3.0
+DEAD_RATIO = 1e-3  # a dimension whose largest |value| is below this × the typical one is dead
 TOP_DIMS = 5
 MAX_FLAGGED = 16  # flagged dimensions listed per layer
 QUANTITIES = (
@@ -243,6 +245,15 @@ def outlier_dimensions(
     return profile, details
 
 
+def dead_dimensions(profile: list[dict]) -> list[dict]:
+    """Return {layer, layer_label, dim, max_abs} of dimensions that stay ~0 over the corpus."""
+    return [
+        {k: row[k] for k in ("layer", "layer_label", "dim", "max_abs")}
+        for row in profile
+        if row["ratio"] < DEAD_RATIO
+    ]
+
+
 def activations_analysis(artifacts) -> dict:
     """Compute every activation table of an artifact folder ({} without a corpus)."""
     corpus = artifacts.manifest.get("corpus")
@@ -274,10 +285,12 @@ def activations_analysis(artifacts) -> dict:
         "activation_residual_norms": residual_norm_table(norms, sums, tokens, norm_edges),
         "activation_outlier_profile": profile,
         "activation_outliers": outliers,
+        "activation_dead_dimensions": dead_dimensions(profile),
         "activation_facts": {
             "texts": int(corpus["n_texts"]),
             "tokens": tokens,
             "outlier_ratio": OUTLIER_RATIO,
+            "dead_ratio": DEAD_RATIO,
             "top_dims": TOP_DIMS,
             "bins": int(len(edges) - 1),
             "edge_low": float(edges[len(edges) // 2]),

@@ -159,6 +159,7 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
             "quantities": [[q, label] for q, label in QUANTITY_OPTIONS if q in quantiles],
             "hidden_layers": layers.get("hidden", []),
             "outliers": [_rounded(r) for r in outliers],
+            "dead": _dead_by_layer(tables.get("activation_dead_dimensions", [])),
             "flagged": sum(1 for r in outliers if r["flagged"]),
             "data": data,
         },
@@ -183,6 +184,14 @@ def profile_rows(layer: dict | None) -> list[dict]:
             layer["dims"], layer["max"], layer["ratio"], layer["flagged"], strict=True
         )
     ]
+
+
+def _dead_by_layer(rows: list[dict]) -> list[list]:
+    """Return [layer label, [dims]] of the dead dimensions, in layer order."""
+    layers: dict[str, list[int]] = {}
+    for row in sorted(rows, key=lambda r: (r["layer"], r["dim"])):
+        layers.setdefault(row["layer_label"], []).append(row["dim"])
+    return [[label, dims] for label, dims in layers.items()]
 
 
 def _norm_rows(rows: list[dict]) -> list[dict]:
