@@ -12,8 +12,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from generator.analyze.activations import activations_analysis
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.analyze.weights import weights_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
 from generator.hashing import json_sha256, source_sha256
@@ -51,6 +53,8 @@ def _corpus(artifacts: Artifacts) -> dict:
 ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "parameters": _parameters,
     "corpus": _corpus,
+    "weights": weights_analysis,
+    "activations": activations_analysis,
 }
 
 

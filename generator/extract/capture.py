@@ -31,7 +31,12 @@ from generator.errors import AtlasError, CardError, CorpusError, StrictModeError
 from generator.extract import sharding
 from generator.extract.batching import bucket_length, pad_rows, plan_batches
 from generator.extract.showcase import choose_showcase
-from generator.extract.tokenize import load_tokenizer, token_strings, tokenize_corpus
+from generator.extract.tokenize import (
+    load_tokenizer,
+    token_strings,
+    tokenize_corpus,
+    tokenizer_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +175,11 @@ def capture(
     import jax.numpy as jnp
     from tqdm import tqdm
 
+    from generator.extract.activation_stats import write_corpus_tokens
+    from generator.extract.embedding_geometry import token_embedding, write_embedding_geometry
     from generator.extract.reducers import active_reducers
     from generator.extract.steps import make_steps
+    from generator.extract.weights import parameter_arrays, write_weight_artifacts
     from generator.models.loading import load_model
     from generator.models.t5_config import is_seq2seq
 
@@ -206,8 +214,14 @@ def capture(
             warnings,
             strict,
         )
+    weights = parameter_arrays(loaded.model)
+    details["weights"] = write_weight_artifacts(weights, config, writer)
+    embedding = token_embedding(weights)
+    del weights
     if card.corpus_path() is None:
         details["corpus"] = None
+        tokenizer = load_tokenizer(model_dir) if tokenizer_files(model_dir) else None
+        details["weights"]["embeddings"] = write_embedding_geometry(embedding, tokenizer, writer)
         return details, warnings
 
     corpus = load_corpus(card.corpus_path(), card.text_field, card.label_field, card.split_field)
@@ -231,6 +245,10 @@ def capture(
         )
     if min(tokens.lengths) == 0:
         raise CorpusError(f"{corpus.source}: a text produced no tokens; remove empty texts")
+    details["weights"]["embeddings"] = write_embedding_geometry(
+        embedding, tokenizer, writer, tokens.ids
+    )
+    write_corpus_tokens(writer, tokenizer, tokens.ids)
 
     store = jnp.dtype(card.store_dtype)
     reducers = active_reducers(config)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 
+from generator.extract import activation_stats
 from generator.models.config import ModelConfig
 
 Outputs = dict[str, jax.Array]
@@ -95,6 +96,7 @@ REDUCERS: list[Reducer] = [
         lambda out, mask: last_token_pool(_hidden(out), mask),
         applies=lambda config: config.causal,  # the last token of a decoder has seen them all
     ),
+    *(Reducer(**spec) for spec in activation_stats.REDUCER_SPECS),  # histograms, norms, outliers
 ]
 
 

@@ -7,13 +7,17 @@ write `pages/NAME.py` with a context function, a template `templates/model_NAME.
 
 from __future__ import annotations
 
+from generator.render.pages.activations import PAGE as ACTIVATIONS
 from generator.render.pages.attention import PAGE as ATTENTION
 from generator.render.pages.common import Page, chart
 from generator.render.pages.overview import PAGE as OVERVIEW
+from generator.render.pages.weights import PAGE as WEIGHTS
 
 PAGES: tuple[Page, ...] = (
     OVERVIEW,
     ATTENTION,
+    WEIGHTS,
+    ACTIVATIONS,
 )
 
 __all__ = ["PAGES", "Page", "chart"]

@@ -1,0 +1,295 @@
+"""Weight statistics computed where the weights are: right after the checkpoint is loaded.
+
+The analyze stage never loads checkpoints, so everything the weights page shows is computed
+here (numpy only) and stored in the artifact folder:
+
+  manifest["weights"]                 settings, per-tensor statistics, spectra, heatmap index
+  weights/histograms                  [tensor, bin] float32 counts, bins shared per group
+  weights/singular_values             [matrix, rank] float32, descending, NaN-padded
+  weights/head_singular_values        [head_block, rank] float32, per attention head
+  weights/heatmaps                    [matrix, row, col] float32 max-abs pooled, NaN-padded
+  weights/head_gram_ROLE              [head_vector, head_vector] float64 Gram matrix of the
+                                      flattened per-head slices of W_Q / W_K / W_V / W_O
+
+Tensor order is the parameter inventory's (sorted dotted names). Matrices use our [in, out]
+kernel orientation; embeddings are [vocab, d_model].
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from generator.extract.downsample import HEATMAP_LIMIT, block_shape, max_abs_pool
+from generator.extract.param_roles import classify
+from generator.extract.spectra import (
+    MIN_EIGENVALUES,
+    MIN_TAIL,
+    head_blocks,
+    singular_values,
+    spectrum_summary,
+    split_fused_qkv,
+)
+
+log = logging.getLogger(__name__)
+
+NEAR_ZERO = 1e-3  # |w| < NEAR_ZERO · max|w| of the tensor counts as near zero
+HISTOGRAM_BINS = 64
+HISTOGRAM_RANGE = (0.0005, 0.9995)  # per-group bin range: extreme quantiles over its tensors
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+QUANTILE_SAMPLE = 1 << 22  # quantiles of larger tensors use a seeded sample of this many entries
+SPECTRUM_MAX_ELEMENTS = 1 << 24  # larger matrices get no SVD (see docs/artifacts.md)
+SPECTRUM_MAX_SIDE = 4096  # nor do matrices whose shorter side exceeds this
+HEAD_GRAM_MAX_ELEMENTS = 1 << 26  # all heads of one role, flattened, at most this many values
+SEED = 0
+HEAD_ROLES = ("query", "key", "value", "attn_out")
+
+
+def parameter_arrays(model) -> dict[str, np.ndarray]:
+    """Return every parameter of an nnx module as float32 numpy, keyed like the inventory."""
+    from flax import nnx
+
+    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+    arrays = {}
+    for path, variable in flat:
+        value = variable.get_value() if hasattr(variable, "get_value") else variable.value
+        arrays[".".join(str(p) for p in path)] = np.asarray(value, dtype=np.float32)
+    return dict(sorted(arrays.items()))
+
+
+def _sample(values: np.ndarray) -> np.ndarray:
+    """Return the flattened values, or QUANTILE_SAMPLE of them drawn with a seeded generator."""
+    flat = values.ravel()
+    if flat.size <= QUANTILE_SAMPLE:
+        return flat
+    rng = np.random.default_rng(SEED)
+    return flat[rng.integers(0, flat.size, QUANTILE_SAMPLE)]  # with replacement: fast, unbiased
+
+
+def tensor_statistics(values: np.ndarray) -> dict:
+    """Return Frobenius norm, mean, std, max |w|, near-zero fraction and quantiles of a tensor."""
+    wide = np.asarray(values, dtype=np.float64).ravel()
+    max_abs = float(np.max(np.abs(wide))) if wide.size else 0.0
+    sample = _sample(wide)
+    quantiles = np.quantile(sample, (*HISTOGRAM_RANGE, *QUANTILES))
+    return {
+        "frobenius": float(np.sqrt(np.sum(wide**2))),
+        "mean": float(wide.mean()),
+        "std": float(wide.std()),
+        "max_abs": max_abs,
+        "near_zero": float(np.mean(np.abs(wide) < NEAR_ZERO * max_abs)) if max_abs > 0 else 1.0,
+        "quantiles": [float(q) for q in quantiles[2:]],
+        "range": [float(quantiles[0]), float(quantiles[1])],
+    }
+
+
+def histogram_group(role: dict) -> str:
+    """Return the histogram group of a tensor: its role and leaf kind, e.g. `query:weight`."""
+    return f"{role['role']}:{role['leaf']}"
+
+
+def group_ranges(rows: list[dict]) -> dict[str, list[float]]:
+    """Return per group [lo, hi]: the widest extreme-quantile range among its tensors.
+
+    A group whose values are all equal (e.g. untrained LayerNorm gains) gets a unit-wide range
+    around that value, so its spike sits in the middle bin.
+    """
+    ranges: dict[str, list[float]] = {}
+    for row in rows:
+        lo, hi = row.pop("range")
+        group = ranges.setdefault(row["group"], [lo, hi])
+        group[0], group[1] = min(group[0], lo), max(group[1], hi)
+    for group in ranges.values():
+        if group[1] - group[0] <= 1e-12 * max(1.0, abs(group[1])):
+            group[0], group[1] = group[0] - 0.5, group[1] + 0.5
+    return ranges
+
+
+def histogram_counts(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, int]:
+    """Return (counts over HISTOGRAM_BINS equal bins of [lo, hi], entries clipped into the ends)."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    beyond = int(np.sum((flat < lo) | (flat > hi)))
+    counts, _ = np.histogram(np.clip(flat, lo, hi), bins=HISTOGRAM_BINS, range=(lo, hi))
+    return counts.astype(np.float32), beyond
+
+
+def spectrum_allowed(shape: tuple[int, ...]) -> bool:
+    """Tell whether a matrix is small enough for an exact SVD (the documented cap)."""
+    return int(np.prod(shape)) <= SPECTRUM_MAX_ELEMENTS and min(shape) <= SPECTRUM_MAX_SIDE
+
+
+def _padded(rows: list[np.ndarray], width: int) -> np.ndarray:
+    """Stack 1-D arrays into [row, width] float32, NaN-padded."""
+    out = np.full((len(rows), max(width, 1)), np.nan, dtype=np.float32)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = row
+    return out
+
+
+def _head_matrices(name: str, role: str, matrix: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Return (role, matrix) pairs to split into heads: one, or the thirds of a fused q|k|v."""
+    if role in HEAD_ROLES:
+        return [(role, matrix)]
+    if role == "qkv":
+        parts = split_fused_qkv(matrix)
+        if parts is None:
+            log.info("%s: fused projection does not split in thirds; no per-head spectra", name)
+            return []
+        return list(parts.items())
+    return []
+
+
+def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict, dict]:
+    """Compute every weight statistic of a model.
+
+    Args:
+        arrays: parameter name -> float32 array (matrices [in, out], embeddings [vocab, d]).
+        d_head: width of one attention head.
+
+    Returns:
+        (manifest section, arrays by artifact name with their axes): see the module docstring.
+    """
+    rows, matrices, heads = [], [], []
+    spectra_sv, head_sv, heatmaps = [], [], []
+    head_vectors: dict[str, list[tuple[dict, np.ndarray]]] = {role: [] for role in HEAD_ROLES}
+    for name, values in arrays.items():
+        role = classify(name).to_dict()
+        row = {
+            "name": name,
+            "shape": [int(s) for s in values.shape],
+            "count": int(values.size),
+            **role,
+            "group": histogram_group(role),
+            **tensor_statistics(values),
+        }
+        rows.append(row)
+        if values.ndim != 2 or role["leaf"] != "weight":
+            continue
+        matrix = {
+            "name": name,
+            "component": role["component"],
+            "role": role["role"],
+            "layer": role["layer"],
+            "stack": role["stack"],
+            "cross": role["cross"],
+            "shape": row["shape"],
+        }
+        if spectrum_allowed(values.shape):
+            sigma = singular_values(values)
+            matrix.update(spectrum_summary(sigma), spectrum=len(spectra_sv))
+            spectra_sv.append(sigma)
+        else:
+            matrix["spectrum"] = None
+            log.info("%s: %s elements, above the SVD cap; spectrum skipped", name, values.size)
+        pooled = max_abs_pool(values)
+        matrix.update(
+            heatmap=len(heatmaps),
+            heatmap_shape=list(pooled.shape),
+            block=list(block_shape(*values.shape)),
+            max_abs=row["max_abs"],
+        )
+        heatmaps.append(pooled)
+        matrices.append(matrix)
+        for part_role, part in _head_matrices(name, role["role"], values):
+            blocks = head_blocks(part, part_role, d_head)
+            for h, block in enumerate(blocks or []):
+                sigma = singular_values(block)
+                where = {"layer": role["layer"], "stack": role["stack"], "cross": role["cross"]}
+                heads.append(
+                    {
+                        "name": name,
+                        "role": part_role,
+                        **where,
+                        "head": h,
+                        "frobenius": float(np.sqrt(np.sum(sigma**2))),
+                        **{k: v for k, v in spectrum_summary(sigma).items() if "alpha" not in k},
+                        "spectrum": len(head_sv),
+                    }
+                )
+                head_sv.append(sigma)
+                if not role["cross"]:
+                    head_vectors[part_role].append(({**where, "head": h}, block.ravel()))
+
+    ranges = group_ranges(rows)
+    histograms = []
+    for row, values in zip(rows, arrays.values(), strict=True):
+        counts, beyond = histogram_counts(values, *ranges[row["group"]])
+        row["beyond_range"] = beyond
+        histograms.append(counts)
+
+    out_arrays = {
+        "weights/histograms": (np.stack(histograms), ("tensor", "bin")),
+        "weights/singular_values": (
+            _padded(spectra_sv, max((len(s) for s in spectra_sv), default=0)),
+            ("matrix", "rank"),
+        ),
+        "weights/head_singular_values": (
+            _padded(head_sv, max((len(s) for s in head_sv), default=0)),
+            ("head_block", "rank"),
+        ),
+        "weights/heatmaps": (_stack_heatmaps(heatmaps), ("matrix", "row", "col")),
+    }
+    head_index = {}
+    for role_name, items in head_vectors.items():
+        gram = head_gram([vector for _, vector in items])
+        if gram is not None:
+            out_arrays[f"weights/head_gram_{role_name}"] = (gram, ("head_vector", "head_vector"))
+            head_index[role_name] = [where for where, _ in items]
+    section = {
+        "settings": {
+            "near_zero_relative": NEAR_ZERO,
+            "histogram_bins": HISTOGRAM_BINS,
+            "histogram_range_quantiles": list(HISTOGRAM_RANGE),
+            "quantiles": list(QUANTILES),
+            "quantile_sample": QUANTILE_SAMPLE,
+            "spectrum_max_elements": SPECTRUM_MAX_ELEMENTS,
+            "spectrum_max_side": SPECTRUM_MAX_SIDE,
+            "heatmap_limit": HEATMAP_LIMIT,
+            "min_eigenvalues": MIN_EIGENVALUES,
+            "min_tail": MIN_TAIL,
+            "d_head": d_head,
+            "seed": SEED,
+        },
+        "tensors": rows,
+        "histogram_ranges": ranges,
+        "matrices": matrices,
+        "heads": heads,
+        "head_vectors": head_index,
+    }
+    return section, out_arrays
+
+
+def _stack_heatmaps(heatmaps: list[np.ndarray]) -> np.ndarray:
+    """Stack pooled matrices into [matrix, limit, limit] float32, NaN-padded."""
+    out = np.full((len(heatmaps), HEATMAP_LIMIT, HEATMAP_LIMIT), np.nan, dtype=np.float32)
+    for i, pooled in enumerate(heatmaps):
+        out[i, : pooled.shape[0], : pooled.shape[1]] = pooled
+    return out
+
+
+def head_gram(vectors: list[np.ndarray]) -> np.ndarray | None:
+    """Return the float64 Gram matrix V Vᵀ of per-head vectors, or None (none, or over the cap)."""
+    if len(vectors) < 2 or len(vectors) * vectors[0].size > HEAD_GRAM_MAX_ELEMENTS:
+        return None
+    stacked = np.stack(vectors).astype(np.float64)
+    return stacked @ stacked.T
+
+
+def write_weight_artifacts(arrays: dict[str, np.ndarray], config, writer) -> dict:
+    """Compute the weight statistics of a loaded model and store them; return the manifest section.
+
+    Args:
+        arrays: `parameter_arrays(model)` of the loaded model.
+        config: its ModelConfig (for d_head).
+        writer: the ArtifactWriter of the staging folder.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: many small SVDs gain nothing from threads, and on a shared machine
+    # oversubscribed threads made them ~10× slower.
+    with threadpool_limits(limits=1):
+        section, out_arrays = weight_statistics(arrays, int(config.d_head))
+    for name, (array, axes) in out_arrays.items():
+        writer.write_array(name, array, axes)
+    return section

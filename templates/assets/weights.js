@@ -1,0 +1,104 @@
+/* Weights page: build each selector-driven chart's rows from the compact `weights-data` block. */
+(function () {
+  "use strict";
+  var Atlas = window.Atlas;
+
+  function histogramRows(group) {
+    var rows = [];
+    if (!group) return rows;
+    var edges = group.edges;
+    group.series.forEach(function (series) {
+      series.f.forEach(function (fraction, b) {
+        rows.push({ label: series.label, order: series.order, x: (edges[b] + edges[b + 1]) / 2,
+          start: edges[b], end: edges[b + 1], fraction: fraction });
+      });
+    });
+    return rows;
+  }
+
+  function span(start, size, total) {
+    var end = Math.min(start + size, total) - 1;
+    return end > start ? start + "–" + end : String(start);
+  }
+
+  function heatmapRows(entry) {
+    var rows = [];
+    if (!entry) return rows;
+    var levels = new Int8Array(Atlas.decodeBase64(entry.q).buffer);
+    var h = entry.size[0], w = entry.size[1];
+    for (var r = 0; r < h; r++) {
+      for (var c = 0; c < w; c++) {
+        rows.push({ r: r, c: c, w: levels[r * w + c] / 127 * entry.scale,
+          rows: span(r * entry.block[0], entry.block[0], entry.shape[0]),
+          cols: span(c * entry.block[1], entry.block[1], entry.shape[1]) });
+      }
+    }
+    return rows;
+  }
+
+  function spectrumRows(entry) {
+    var rows = [];
+    if (!entry) return rows;
+    entry.whole.forEach(function (p) { rows.push({ series: "whole matrix", whole: true, rank: p[0], sigma: p[1] }); });
+    entry.heads.forEach(function (head) {
+      head.points.forEach(function (p) { rows.push({ series: head.series, whole: false, rank: p[0], sigma: p[1] }); });
+    });
+    return rows.filter(function (row) { return row.sigma > 0; });
+  }
+
+  function embeddingRows(embedding, method) {
+    var coords = embedding[method];
+    return embedding.tokens.map(function (token, i) {
+      return { x: coords[2 * i], y: coords[2 * i + 1], token: token, id: embedding.ids[i],
+        count: embedding.counts[i], source: embedding.counts[i] > 0 ? "in corpus" : "not in corpus" };
+    });
+  }
+
+  Atlas.register(function (specs) {
+    var data = Atlas.readJson("weights-data");
+    if (!data) return;
+    var block = document.getElementById("select-block");
+    var matrix = document.getElementById("select-matrix");
+    var description = document.getElementById("matrix-description");
+    function describeMatrix() {
+      var entry = data.heatmaps[matrix.value];
+      if (!entry || !description) return;
+      var pooled = entry.block[0] > 1 || entry.block[1] > 1;
+      description.textContent = matrix.value + ": " + entry.shape.join(" × ") +
+        (pooled ? ", shown as " + entry.size.join(" × ") + " blocks of " + entry.block.join(" × ") +
+          " (block max |w|, signed)" : ", every entry shown") + "; max |w| = " + entry.scale.toPrecision(4) + ".";
+    }
+    if (block && matrix) {
+      /* Registered before the charts' listeners: the matrix list follows the block first. */
+      block.addEventListener("change", function () {
+        Atlas.setOptions(matrix, data.matrices[block.value] || []);
+      });
+      matrix.addEventListener("change", describeMatrix);
+      block.addEventListener("change", describeMatrix);
+      describeMatrix();
+    }
+    Atlas.bindSelects(specs, "chart-weights-histograms", ["select-hist-group"], function (v) {
+      return histogramRows(data.histograms[v[0]]);
+    });
+    Atlas.bindSelects(specs, "chart-weights-bands", ["select-band-group"], function (v) {
+      return data.bands[v[0]] || [];
+    });
+    Atlas.bindSelects(specs, "chart-weights-heads", ["select-head-role"], function (v) {
+      return data.heads[v[0]] || [];
+    });
+    Atlas.bindSelects(specs, "chart-weights-heatmap", ["select-block", "select-matrix"], function (v) {
+      return heatmapRows(data.heatmaps[v[1]]);
+    });
+    Atlas.bindSelects(specs, "chart-weights-singular", ["select-block", "select-matrix"], function (v) {
+      return spectrumRows(data.spectra[v[1]]);
+    });
+    Atlas.bindSelects(specs, "chart-weights-headmap", ["select-headmap-role"], function (v) {
+      return data.headmap[v[0]] || [];
+    });
+    if (data.embedding) {
+      Atlas.bindSelects(specs, "chart-weights-embedding", ["select-embedding-method"], function (v) {
+        return embeddingRows(data.embedding, v[0]);
+      });
+    }
+  });
+})();
