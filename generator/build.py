@@ -34,14 +34,30 @@ def extract_card(
     force: bool = False,
     strict: bool = False,
     progress: bool = True,
+    allow_pickle: bool = False,
+    notify=None,
 ):
     """Run the extract stage for one card; return its ExtractResult."""
     from generator.extract.run import extract
 
-    return extract(card, artifacts_root, force=force, strict=strict, progress=progress)
+    return extract(
+        card,
+        artifacts_root,
+        force=force,
+        strict=strict,
+        progress=progress,
+        allow_pickle=allow_pickle,
+        notify=notify,
+    )
 
 
-def render_card(card: ModelCard, artifacts_root: Path, out_dir: Path, force: bool = False):
+def render_card(
+    card: ModelCard,
+    artifacts_root: Path,
+    out_dir: Path,
+    force: bool = False,
+    base_url: str | None = None,
+):
     """Analyze and render one card from its existing artifacts; return the RenderResult."""
     from generator.analyze.run import analyze
     from generator.artifacts import open_artifacts
@@ -49,7 +65,19 @@ def render_card(card: ModelCard, artifacts_root: Path, out_dir: Path, force: boo
 
     artifacts = open_artifacts(artifacts_root / card.name)
     tables = analyze(artifacts, force=force)
-    return render_model(card, artifacts, tables, out_dir, cache_dir(artifacts_root), force=force)
+    return render_model(
+        card, artifacts, tables, out_dir, cache_dir(artifacts_root), force=force, base_url=base_url
+    )
+
+
+def figures_card(card: ModelCard, artifacts_root: Path, out_dir: Path, formats) -> list:
+    """Export every chart of one card to `out_dir/NAME/figures/` from existing artifacts."""
+    from generator.analyze.run import analyze
+    from generator.artifacts import open_artifacts
+    from generator.render.site import export_model_figures
+
+    artifacts = open_artifacts(artifacts_root / card.name)
+    return export_model_figures(card, artifacts, analyze(artifacts), out_dir, formats)
 
 
 def build_cards(
@@ -59,17 +87,31 @@ def build_cards(
     force: bool = False,
     strict: bool = False,
     progress: bool = True,
+    base_url: str | None = None,
+    allow_pickle: bool = False,
+    notify=None,
 ) -> list[BuildReport]:
-    """Build every card into `out_dir`, then rewrite the site index."""
+    """Build every card into `out_dir`, then rewrite the site index.
+
+    `base_url` (the hosted site's root) makes the card snippets' links absolute.
+    `allow_pickle` lets checkpoints without safetensors load from pytorch_model.bin (read
+    without running code); `notify` receives one-line notes (the memory estimate) as they come.
+    """
     from generator.render.site import render_index
 
     reports = []
     for card in cards:
         started = time.perf_counter()
         extracted = extract_card(
-            card, artifacts_root, force=force, strict=strict, progress=progress
+            card,
+            artifacts_root,
+            force=force,
+            strict=strict,
+            progress=progress,
+            allow_pickle=allow_pickle,
+            notify=notify,
         )
-        rendered = render_card(card, artifacts_root, out_dir, force=force)
+        rendered = render_card(card, artifacts_root, out_dir, force=force, base_url=base_url)
         reports.append(
             BuildReport(
                 card.name,

@@ -18,6 +18,7 @@ import yaml
 
 from generator.errors import CardError
 from generator.paths import PACKAGE_PREFIX, is_package_path, resolve_package_path
+from generator.textcheck import unusable_character
 
 TASKS = ("embedding", "masked-lm", "causal-lm", "classification", "seq2seq")
 POOLINGS = ("mean", "cls", "last")
@@ -317,6 +318,10 @@ def _string(
         return default
     if not value.strip():
         problems.append(f"'{shown}' is an empty string: give a value or remove the key")
+        return default
+    bad = unusable_character(value)
+    if bad:
+        problems.append(f"'{shown}' has {bad}: remove it")
         return default
     return value
 

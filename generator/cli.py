@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+import traceback
 from pathlib import Path
 
 import click
 
 import generator
-from generator.errors import AtlasError
+from generator.errors import AtlasError, one_line
 
 log = logging.getLogger("generator")
 
@@ -42,11 +44,15 @@ def load_cards(paths: tuple[str, ...]) -> list:
 
 
 class AtlasGroup(click.Group):
-    """Click group that turns unexpected exceptions into one line unless --debug is given."""
+    """Click group: every error is one line; --debug adds the traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except AtlasError:
+            if ctx.obj and ctx.obj.get("debug"):
+                click.echo(traceback.format_exc().rstrip(), err=True)
+            raise
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
@@ -55,7 +61,10 @@ class AtlasGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             raise click.ClickException(
-                f"unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)"
+                one_line(
+                    f"unexpected {type(error).__name__}: {error}"
+                    " (rerun with --debug for the traceback)"
+                )
             ) from error
 
 
@@ -78,9 +87,46 @@ def common_options(function):
     return function
 
 
+def out_option(function):
+    """The --out option: the site folder."""
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("site"),
+        show_default=True,
+        help="Output folder of the site.",
+    )(function)
+
+
+def base_url_option(function):
+    """The --base-url option: where the site is hosted, for absolute links in card snippets."""
+    return click.option(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="URL of the hosted site's root (e.g. https://USER.github.io/REPO): makes the links "
+        "in card-snippet.md absolute. Default: relative links.",
+    )(function)
+
+
+def allow_pickle_option(function):
+    """The --allow-pickle flag of commands that load checkpoints."""
+    return click.option(
+        "--allow-pickle",
+        is_flag=True,
+        help="Read pytorch_model.bin checkpoints that have no safetensors file (a restricted "
+        "reader that runs no code from the file).",
+    )(function)
+
+
 def verbosity(quiet: bool, verbose: int) -> int:
     """Combine -q and -v into one level."""
     return -1 if quiet else verbose
+
+
+def show_progress(quiet: bool) -> bool:
+    """Draw progress bars only on a terminal: logs and pipes get the result lines alone."""
+    return not quiet and sys.stderr.isatty()
 
 
 @click.group(cls=AtlasGroup)
@@ -93,7 +139,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 @main.command()
-@click.argument("cards", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("cards", nargs=-1, type=click.Path())
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -105,14 +151,28 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
 )
 @click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
+@base_url_option
+@allow_pickle_option
 @common_options
-def build(cards, out, force, strict, artifacts, verbose, quiet):
+def build(cards, out, force, strict, base_url, allow_pickle, artifacts, verbose, quiet):
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
+    from generator.render.snippet import normalize_base_url
 
     configure_logging(verbosity(quiet, verbose))
+    base_url = normalize_base_url(base_url)
     loaded = load_cards(cards)
-    reports = build_cards(loaded, out, artifacts, force=force, strict=strict, progress=not quiet)
+    reports = build_cards(
+        loaded,
+        out,
+        artifacts,
+        force=force,
+        strict=strict,
+        progress=show_progress(quiet),
+        base_url=base_url,
+        allow_pickle=allow_pickle,
+        notify=None if quiet else click.echo,
+    )
     if not quiet:
         for report in reports:
             stages = ", ".join(
@@ -126,24 +186,33 @@ def build(cards, out, force, strict, artifacts, verbose, quiet):
 
 
 @main.command()
-@click.argument("card", type=click.Path(dir_okay=False))
+@click.argument("card", type=click.Path())
 @click.option("--force", is_flag=True, help="Recompute even if the inputs are unchanged.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@allow_pickle_option
 @common_options
-def extract(card, force, strict, artifacts, verbose, quiet):
+def extract(card, force, strict, allow_pickle, artifacts, verbose, quiet):
     """Run only the extract stage of CARD into the artifact store."""
     from generator.build import extract_card
 
     configure_logging(verbosity(quiet, verbose))
     (loaded,) = load_cards((card,))
-    result = extract_card(loaded, artifacts, force=force, strict=strict, progress=not quiet)
+    result = extract_card(
+        loaded,
+        artifacts,
+        force=force,
+        strict=strict,
+        progress=show_progress(quiet),
+        allow_pickle=allow_pickle,
+        notify=None if quiet else click.echo,
+    )
     if not quiet:
         state = "up to date" if result.skipped else f"written in {result.seconds:.1f} s"
         click.echo(f"{loaded.name}: artifacts {state} -> {result.folder}/")
 
 
 @main.command()
-@click.argument("card", type=click.Path(dir_okay=False))
+@click.argument("card", type=click.Path())
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
@@ -152,20 +221,112 @@ def extract(card, force, strict, artifacts, verbose, quiet):
     help="Output folder of the site.",
 )
 @click.option("--force", is_flag=True, help="Re-render even if nothing changed.")
+@base_url_option
 @common_options
-def render(card, out, force, artifacts, verbose, quiet):
+def render(card, out, force, base_url, artifacts, verbose, quiet):
     """Analyze and render CARD from existing artifacts (no forward pass)."""
     from generator.build import render_card
     from generator.render.site import render_index
+    from generator.render.snippet import normalize_base_url
 
     configure_logging(verbosity(quiet, verbose))
+    base_url = normalize_base_url(base_url)
     (loaded,) = load_cards((card,))
-    result = render_card(loaded, artifacts, out, force=force)
+    result = render_card(loaded, artifacts, out, force=force, base_url=base_url)
     render_index(out)
     if not quiet:
         click.echo(
             f"{loaded.name}: site {'up to date' if result.skipped else 'written'} -> {result.folder}/"
         )
+
+
+@main.command()
+@click.argument("card", type=click.Path(dir_okay=False))
+@out_option
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["svg", "png", "pdf"]),
+    multiple=True,
+    help="Figure format; repeat for several. Default: svg and png.",
+)
+@common_options
+def figures(card, out, formats, artifacts, verbose, quiet):
+    """Export every chart of CARD to --out/NAME/figures/ from existing artifacts (no re-render)."""
+    from generator.build import figures_card
+    from generator.render.figures import DEFAULT_FORMATS
+
+    configure_logging(verbosity(quiet, verbose))
+    (loaded,) = load_cards((card,))
+    exported = figures_card(loaded, artifacts, out, formats or DEFAULT_FORMATS)
+    if not quiet:
+        for figure in exported:
+            click.echo(" ".join(str(out / loaded.name / f) for f in figure.files))
+        click.echo(f"{loaded.name}: {len(exported)} figure(s) -> {out / loaded.name / 'figures'}/")
+
+
+@main.command("new-card")
+@click.argument("model")
+@click.option("--name", default=None, help="Card name (slug); default: from the folder name.")
+@click.option("--title", default=None, help="Page title; default: the folder name.")
+@click.option(
+    "--corpus", default=None, help="Corpus file (.txt, .jsonl, .csv) to name in the card."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_CARDS,
+    show_default=True,
+    help="Folder of the new card.",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing card.")
+def new_card(model, name, title, corpus, out, force):
+    """Scaffold a model card from the checkpoint folder MODEL (reads its config.json)."""
+    from generator.scaffold import scaffold_card
+
+    path, card = scaffold_card(model, out, name=name, corpus=corpus, title=title, force=force)
+    click.echo(
+        f"{card.name}: card written to {path}; edit its prose, then: modelatlas build {path}"
+    )
+
+
+@main.command()
+@click.argument("cards", nargs=-1, type=click.Path(dir_okay=False))
+@out_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--watch/--no-watch",
+    default=True,
+    show_default=True,
+    help="Rebuild CARDS (default: every model_cards/*.md) when a card or template changes.",
+)
+@common_options
+def serve(cards, out, host, port, watch, artifacts, verbose, quiet):
+    """Preview the site at http://HOST:PORT/, rebuilding it when a card or template changes."""
+    import functools
+
+    from generator.serve import PreviewServer, card_rebuilder, watched_files
+
+    configure_logging(verbosity(quiet, verbose + 1))  # rebuilds are logged at info
+    paths = [Path(c) for c in cards]
+    cards_dir = None if paths else DEFAULT_CARDS
+    rebuild = watch_files = None
+    if watch:
+        rebuild = card_rebuilder(paths, cards_dir, out, artifacts)
+        watch_files = functools.partial(watched_files, paths, cards_dir)
+    server = PreviewServer(out, rebuild, watch_files, host=host, port=port)
+    if watch:
+        server.build_once()
+    server.start()
+    click.echo(f"serving {out}/ at {server.url} (Ctrl-C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from generator.errors import CorpusError
 from generator.paths import is_package_path, resolve_package_path
+from generator.textcheck import unusable_character
 
 DEMO_CORPUS_SPEC = "package:generator/data/demo_corpus.jsonl"
 SUPPORTED_SUFFIXES = (".txt", ".jsonl", ".csv")
@@ -121,10 +122,10 @@ def _resolve(source: str) -> Path:
 
 
 def _decode(raw: bytes, name: str) -> str:
-    """Decode strict UTF-8 (an optional BOM is dropped), naming the first bad byte."""
+    """Decode strict UTF-8 (an optional BOM is dropped), naming the first bad byte or NUL."""
     skip = len(_BOM) if raw.startswith(_BOM) else 0
     try:
-        return raw[skip:].decode("utf-8")
+        text = raw[skip:].decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = skip + exc.start
         line = raw[:offset].count(b"\n") + 1
@@ -132,6 +133,14 @@ def _decode(raw: bytes, name: str) -> str:
             f"corpus {name} is not UTF-8: byte 0x{raw[offset]:02x} at line {line} "
             f"(byte offset {offset}); re-save the file as UTF-8"
         ) from None
+    if "\x00" in text:  # UTF-16 files with ASCII content decode as UTF-8 with a NUL per char
+        offset = raw.index(b"\x00")
+        line = raw[:offset].count(b"\n") + 1
+        raise CorpusError(
+            f"corpus {name} has a NUL character at line {line} (byte offset {offset}); "
+            "it may be UTF-16 or binary: re-save it as UTF-8 text"
+        )
+    return text
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
@@ -207,6 +216,9 @@ def _text(record: dict[str, object], line: int, field: str, name: str) -> str:
         raise CorpusError(
             f"corpus {name}: line {line}: '{field}' is empty; remove the line or give it a text"
         )
+    bad = unusable_character(value)
+    if bad:
+        raise CorpusError(f"corpus {name}: line {line}: '{field}' has {bad}; remove it")
     return value
 
 
@@ -222,6 +234,11 @@ def _column(records: list[_Record], field: str, kind: str, name: str) -> tuple[s
                 f"{type(value).__name__}; use a string or number"
             )
         value = "" if value is None else str(value).strip()
+        bad = unusable_character(value)
+        if bad:
+            raise CorpusError(
+                f"corpus {name}: line {line}: {kind} field '{field}' has {bad}; remove it"
+            )
         if not value:
             missing.append(line)
         values.append(value)

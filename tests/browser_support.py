@@ -362,3 +362,109 @@ def serve_directory(path: str | os.PathLike[str]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# --- Generic checks over every page ----------------------------------------------------------
+
+# JS: a short hash per .vega-embed element of its rendered SVG (or canvas size), to detect change.
+_CHART_SIGNATURES_JS = """() => {
+  const hash = (text) => {
+    let h = 5381;
+    for (let i = 0; i < text.length; i++) h = (h * 33 + text.charCodeAt(i)) | 0;
+    return h;
+  };
+  return Array.from(document.querySelectorAll('.vega-embed'), (el) => {
+    const svg = el.querySelector('svg');
+    return el.id + ':' + (svg ? hash(svg.outerHTML) : 'none');
+  });
+}"""
+
+_SIGNATURES_CHANGED_JS = (
+    "(before) => { const now = ("
+    + _CHART_SIGNATURES_JS
+    + ")(); return window.__atlasReady !== false"
+    + " && now.length === before.length && now.some((s, i) => s !== before[i]); }"
+)
+
+
+def chart_signatures(page) -> list[str]:
+    """Return 'id:hash' of every chart's current SVG, in document order."""
+    return page.evaluate(_CHART_SIGNATURES_JS)
+
+
+def page_selects(page) -> list[dict]:
+    """Return [{index, id, name, values, value}] of every <select> inside a `.controls` element."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('.controls select'), (s, index) => ({
+            index, id: s.id, name: s.name || s.id,
+            values: Array.from(s.options, (o) => o.value), value: s.value}))"""
+    )
+
+
+def selector_problems(page, timeout_ms: int = 5000) -> tuple[list[str], int]:
+    """Choose another option in every `.controls` select and check that some chart's SVG changes.
+
+    Returns:
+        (problems, checked): one line per select that changed no chart, and how many selects
+        had a second option to choose (a select with one option cannot change anything).
+    """
+    problems, checked = [], 0
+    for select in page_selects(page):
+        others = [v for v in select["values"] if v != select["value"]]
+        if not others:
+            continue
+        checked += 1
+        before = chart_signatures(page)
+        locator = page.locator(".controls select").nth(select["index"])
+        locator.select_option(others[0])
+        try:
+            page.wait_for_function(_SIGNATURES_CHANGED_JS, arg=before, timeout=timeout_ms)
+        except Exception:
+            problems.append(
+                f"select {select['name']!r}: choosing {others[0]!r} changed no chart in {timeout_ms} ms"
+            )
+    return problems, checked
+
+
+def horizontal_overflow(page) -> list[str]:
+    """Return what makes the page wider than the viewport, outside chart and table scrollers."""
+    return page.evaluate(
+        """() => {
+          const limit = document.documentElement.clientWidth + 1;
+          if (document.documentElement.scrollWidth <= limit) return [];
+          const scrollers = '.chart, .table-scroll, pre';
+          const out = [];
+          for (const el of document.body.querySelectorAll('*')) {
+            if (el.closest(scrollers)) continue;
+            const box = el.getBoundingClientRect();
+            if (box.right > limit) out.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+              + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '')
+              + ' right=' + Math.round(box.right));
+          }
+          return out.length ? out.slice(0, 10) : ['page scrollWidth ' + document.documentElement.scrollWidth];
+        }"""
+    )
+
+
+def open_data_tables(page, timeout_ms: int = 5000) -> list[dict]:
+    """Open every chart's "show data" <details>; return [{chart, rows, columns, caption}] per table."""
+    page.evaluate(
+        "() => document.querySelectorAll('details.chart-data').forEach((d) => { d.open = true; })"
+    )
+    count = page.locator("details.chart-data").count()
+    if count:
+        page.wait_for_function(
+            """(n) => Array.from(document.querySelectorAll('details.chart-data'))
+                 .filter((d) => d.querySelector('.chart-data-body').childElementCount > 0).length === n""",
+            arg=count,
+            timeout=timeout_ms,
+        )
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('details.chart-data')).flatMap((d) => {
+            const tables = Array.from(d.querySelectorAll('table'));
+            if (!tables.length) return [{chart: d.dataset.chart, rows: 0, columns: 0, caption: ''}];
+            return tables.map((t) => ({chart: d.dataset.chart, rows: t.tBodies[0].rows.length,
+              columns: t.tHead.rows[0].cells.length, caption: t.caption.textContent,
+              first: t.tBodies[0].rows.length ? t.tBodies[0].rows[0].textContent : ''}));
+          })"""
+    )

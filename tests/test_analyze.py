@@ -27,6 +27,25 @@ def test_component_kinds_and_layers():
     assert [layer_of(row["name"]) for row in INVENTORY] == [None, None, 0, 0, 0, 1, None]
 
 
+def test_decoder_and_head_names_are_classified():
+    names = {
+        "wte.embedding": "embeddings",
+        "h.3.attn.c_attn.kernel": "attention",
+        "h.3.mlp.c_fc.kernel": "mlp",
+        "h.3.ln_1.scale": "norms",
+        "layers.2.self_attn.q_proj.kernel": "attention",
+        "layers.2.mlp.gate_proj.kernel": "mlp",
+        "layers.2.post_attention_layernorm.weight": "norms",
+        "norm.weight": "norms",
+        "lm_head.out.kernel": "head",
+        "score.out.kernel": "head",
+        "mlm_head.norm.scale": "head",
+        "classifier.dense.kernel": "head",
+    }
+    assert {name: component_kind(name) for name in names} == names
+    assert layer_of("h.3.attn.c_attn.kernel") == 3 and layer_of("layers.2.mlp.up_proj.kernel") == 2
+
+
 def test_parameter_table_shares_sum_to_one_and_each_tensor_once():
     table = parameter_table(INVENTORY)
     assert len(table) == len(INVENTORY)

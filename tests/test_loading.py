@@ -117,30 +117,44 @@ def test_many_problems_are_summarised(tiny):
 
 def test_unsupported_model_type_names_supported(tiny):
     config = json.loads((tiny / "config.json").read_text())
-    config["model_type"] = "gpt2"
+    config["model_type"] = "bloom"
     (tiny / "config.json").write_text(json.dumps(config))
     message = load_error(tiny)
-    assert "'gpt2'" in message and "not supported" in message
+    assert "'bloom'" in message and "not supported" in message
     assert all(t in message for t in supported_model_types())
+    assert {"bert", "roberta", "distilbert", "electra", "gpt2", "llama", "mistral", "qwen2"} <= set(
+        supported_model_types()
+    )
 
 
 def test_bert_prefixed_checkpoint_loads(tiny):
-    """A BertForMaskedLM-style checkpoint: `bert.` prefix, buffers and a head to ignore."""
+    """A task-model-style checkpoint: `bert.` prefix and a buffer to ignore."""
 
     def edit(tensors):
         out = {f"bert.{k}": v for k, v in tensors.items()}
         out["bert.embeddings.position_ids"] = np.arange(128, dtype=np.int64)[None]
-        out["cls.predictions.bias"] = np.zeros(512, np.float32)
         return out
 
     rewrite_weights(tiny, edit)
     loaded = load_model(tiny)
-    assert loaded.ignored == ("bert.embeddings.position_ids", "cls.predictions.bias")
+    assert loaded.ignored == ("bert.embeddings.position_ids",)
+    assert loaded.config.heads == ()
     ids = np.array([[2, 10, 20, 3]], np.int32)
     mask = np.ones_like(ids)
     ours = loaded.model(ids, mask)["hidden_states"]
     reference = load_model(TINY).model(ids, mask)["hidden_states"]
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(reference))
+
+
+def test_stray_head_tensor_is_reported(tiny):
+    """Half a masked-LM head (its bias without the transform) is not silently dropped."""
+
+    def edit(tensors):
+        tensors["cls.predictions.bias"] = np.zeros(512, np.float32)
+        return tensors
+
+    rewrite_weights(tiny, edit)
+    assert "1 unused checkpoint tensors: cls.predictions.bias" in load_error(tiny)
 
 
 def test_checkpoint_without_pooler(tiny):

@@ -1,17 +1,22 @@
-"""Built sites in headless Chromium: every chart renders, no console error, no external request."""
+"""Built sites in headless Chromium: every chart renders, no console error, no external request.
+
+Generic over `PAGES`: a new page is opened from file:// and HTTP, copied alone, and has each of
+its `.controls` selects checked for changing a chart, with no test to write.
+"""
 
 import shutil
 
 import pytest
-from browser_support import file_url, open_page, serve_directory
+from browser_support import file_url, open_page, selector_problems, serve_directory
 from cards import small_corpus, write_card
 
 from generator.build import build_cards
 from generator.card import load_card
+from generator.render.pages import PAGES
 
 pytestmark = pytest.mark.browser
 
-MODEL_PAGES = ("index.html", "attention.html")
+MODEL_PAGES = tuple(page.filename for page in PAGES)
 
 
 def check_site(page, out, name, base_url=None):
@@ -77,6 +82,28 @@ def test_default_site_renders_and_selectors_work(page, default_build):
     _, out, _ = default_build
     check_site(page, out, "all-minilm-l6-v2")
     check_attention_selectors(page, file_url(out / "all-minilm-l6-v2" / "attention.html"))
+
+
+def check_every_selector(page, out, name):
+    """Every `.controls` select of every page changes some chart; returns how many were checked."""
+    problems, checked = [], 0
+    for filename in MODEL_PAGES:
+        open_page(page, file_url(out / name / filename)).assert_clean()
+        found, count = selector_problems(page)
+        problems += [f"{filename}: {p}" for p in found]
+        checked += count
+    assert not problems, "\n".join(problems)
+    return checked
+
+
+def test_every_selector_changes_a_chart_tiny(page, tiny_build):
+    _, out, _ = tiny_build
+    assert check_every_selector(page, out, "tiny-bert") >= 3  # example, layer, head
+
+
+def test_every_selector_changes_a_chart_default(page, default_build):
+    _, out, _ = default_build
+    assert check_every_selector(page, out, "all-minilm-l6-v2") >= 3
 
 
 def test_model_folder_copied_alone_still_works(page, tiny_build, tmp_path):

@@ -8,6 +8,12 @@ LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
 
 # First matching rule wins: (substring of the dotted name, component kind).
 KIND_RULES = (
+    ("mlm_head", "head"),
+    ("nsp_head", "head"),
+    ("rtd_head", "head"),
+    ("lm_head", "head"),
+    ("classifier", "head"),
+    ("score.out", "head"),
     ("embed", "embeddings"),
     ("wte", "embeddings"),
     ("wpe", "embeddings"),
@@ -25,7 +31,7 @@ KIND_RULES = (
 
 
 def component_kind(name: str) -> str:
-    """Classify a parameter by its dotted name: embeddings, attention, mlp, norms, pooler, other."""
+    """Classify a parameter by its dotted name: embeddings, attention, mlp, norms, pooler, head, other."""
     for needle, kind in KIND_RULES:
         if needle in name:
             return kind

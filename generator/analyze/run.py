@@ -15,7 +15,7 @@ from pathlib import Path
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.parameters import counts_by_component, parameter_table
 from generator.artifacts import Artifacts, dump_json
-from generator.atomic import staged_folder
+from generator.atomic import recover, staged_folder
 from generator.hashing import json_sha256, source_sha256
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
     input_hash = json_sha256(
         {"artifacts": artifacts.manifest["input_hash"], "code": source_sha256("analyze")}
     )
+    recover(folder)
     if not force:
         tables = load_tables(folder, input_hash)
         if tables is not None:

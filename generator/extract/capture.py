@@ -1,7 +1,8 @@
 """Forward passes over the corpus and the showcase, streamed into the artifact store.
 
 Corpus-wide arrays (axes):
-  corpus/pooled_mean, corpus/pooled_cls  [text, layer, d_model]  layer = L+1, embeddings first
+  corpus/pooled_mean                     [text, layer, d_model]  layer = L+1, embeddings first
+  corpus/pooled_cls (encoders), corpus/pooled_last (decoders)  [text, layer, d_model]
   corpus/token_lengths                   [text]  tokens kept (special tokens included)
   corpus/full_lengths                    [text]  tokens before truncation
   corpus/texts, corpus/labels, corpus/splits  [text]  fixed-width unicode
@@ -9,6 +10,8 @@ Showcase arrays (one row per showcase example, padded to a common length):
   showcase/index [example]; input_ids, attention_mask, tokens [example, token]
   hidden_states [example, layer, token, d_model]; attentions [example, layer, head, query, key]
   queries, keys, values [example, layer, head, token, d_head]
+  with a head: top_logits, top_token_ids [example, token, rank] (masked / causal LM), or
+  logits [example, label] / [example, token, label] / [example, token] (classifiers)
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from generator.artifacts import ArtifactWriter, storable
 from generator.corpus import load_corpus
-from generator.errors import AtlasError, CorpusError, StrictModeError
+from generator.errors import AtlasError, CardError, CorpusError, StrictModeError
 from generator.extract.batching import bucket_length, pad_rows, plan_batches
 from generator.extract.showcase import choose_showcase
 from generator.extract.tokenize import load_tokenizer, token_strings, tokenize_corpus
@@ -30,6 +33,17 @@ log = logging.getLogger(__name__)
 
 class NonFiniteActivations(AtlasError):
     """Activations contain NaN or Inf."""
+
+
+def non_finite_error(layer: int, text_index: int, text: str) -> NonFiniteActivations:
+    """Describe the first layer whose hidden states are not finite, and the text that showed it."""
+    where = "the embeddings" if layer == 0 else f"output of block {layer - 1}"
+    shown = repr(text if len(text) <= 60 else text[:57] + "...")
+    return NonFiniteActivations(
+        f"NaN or Inf in activations at layer {layer} ({where}; layer 0 = embeddings) for text "
+        f"{text_index} {shown} (counting from 0); check the checkpoint's weights, or use dtype "
+        "float32 if it is bfloat16"
+    )
 
 
 def enable_compilation_cache(artifacts_root: Path) -> None:
@@ -78,6 +92,56 @@ def warn(message: str, warnings: list[str], strict: bool) -> None:
     warnings.append(message)
 
 
+# Named axes of the stored head outputs, per primary head.
+LOGIT_AXES = {
+    "classification": ("example", "label"),
+    "token-classification": ("example", "token", "label"),
+    "replaced-token-detection": ("example", "token"),
+}
+
+
+def check_pooling(card, config) -> None:
+    """Refuse a headline pooling the architecture cannot give (cls on a decoder, last on an encoder)."""
+    if card.pooling == "cls" and config.causal:
+        raise CardError(
+            f"{card.path}: pooling 'cls' needs an encoder, but {config.model_type} is a decoder "
+            "whose first token sees only itself; use pooling mean or last"
+        )
+    if card.pooling == "last" and not config.causal:
+        raise CardError(
+            f"{card.path}: pooling 'last' is for decoders, but {config.model_type} is an "
+            "encoder; use pooling mean or cls"
+        )
+
+
+def padding_id(tokenizer) -> int:
+    """Return the id to pad with: the pad token, else end-of-sequence, else 0 (masked anyway)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if isinstance(candidate, int):
+            return candidate
+    return 0
+
+
+def memory_summary(card, loaded, batches, showcase_shape: tuple[int, int]) -> str:
+    """Return the one-line memory estimate of this extraction (largest corpus batch, showcase)."""
+    from generator.models.memory import estimate_memory
+
+    count = sum(row["count"] for row in parameter_inventory(loaded.model))
+    estimates = [
+        estimate_memory(
+            loaded.config,
+            batch.batch_size,
+            batch.bucket,
+            card.dtype,
+            card.store_dtype,
+            parameters=count,
+            showcase=showcase_shape,
+        )
+        for batch in {(b.batch_size, b.bucket): b for b in batches}.values()
+    ]
+    return max(estimates, key=lambda e: e.corpus_batch_bytes).summary()
+
+
 def capture(
     card,
     model_dir: Path,
@@ -85,8 +149,14 @@ def capture(
     writer: ArtifactWriter,
     strict: bool,
     progress: bool,
+    allow_pickle: bool = False,
+    notify=None,
 ) -> tuple[dict, list[str]]:
-    """Run the model over the corpus and showcase; return (manifest details, warnings)."""
+    """Run the model over the corpus and showcase; return (manifest details, warnings).
+
+    `allow_pickle` lets the loader read a pytorch_model.bin (without running its code);
+    `notify` receives the one-line memory estimate before the forward passes start.
+    """
     enable_compilation_cache(artifacts_root)
     import jax
     import jax.numpy as jnp
@@ -97,8 +167,9 @@ def capture(
     from generator.models.loading import load_model
 
     warnings: list[str] = []
-    loaded = load_model(model_dir, dtype=card.dtype)
+    loaded = load_model(model_dir, dtype=card.dtype, allow_pickle=allow_pickle)
     config = loaded.config
+    check_pooling(card, config)
     details = {
         "model": {
             "source": card.model,
@@ -154,8 +225,14 @@ def capture(
         for reducer in reducers
         if reducer.stored
     }
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = padding_id(tokenizer)
     batches = plan_batches(tokens.lengths, max_length)
+    showcase = choose_showcase(n_texts, card.showcase, corpus.labels, corpus.splits)
+    width = bucket_length(int(max(tokens.lengths[showcase])), max_length)
+    summary = memory_summary(card, loaded, batches, (len(showcase), width))
+    log.info("%s: %s", card.name, summary)
+    if notify is not None:
+        notify(f"{card.name}: {summary}")
     for batch in tqdm(batches, desc=f"{card.name}: corpus", unit="batch", disable=not progress):
         ids, mask = pad_rows(
             [tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id
@@ -165,10 +242,7 @@ def capture(
         bad = np.argwhere(~out["finite"][:rows])
         if bad.size:
             row, layer = bad[0]
-            raise NonFiniteActivations(
-                f"NaN or Inf in activations of layer {layer} for text {batch.rows[row]} "
-                f"(of {len(bad)} bad layer-text pairs); check the checkpoint or use dtype float32"
-            )
+            raise non_finite_error(int(layer), int(batch.rows[row]), corpus.texts[batch.rows[row]])
         for name, array in streamed.items():
             array[batch.rows] = storable(np.asarray(out[name][:rows]))
     for array in streamed.values():
@@ -182,8 +256,6 @@ def capture(
     if corpus.splits is not None:
         writer.write_array("corpus/splits", strings_array(corpus.splits), ("text",))
 
-    showcase = choose_showcase(n_texts, card.showcase, corpus.labels, corpus.splits)
-    width = bucket_length(int(max(tokens.lengths[showcase])), max_length)
     ids, mask = pad_rows([tokens.ids[r] for r in showcase], width, len(showcase), pad_id)
     with tqdm(total=1, desc=f"{card.name}: showcase", disable=not progress) as bar:
         captured = jax.device_get(showcase_step(params, ids, mask))
@@ -212,6 +284,12 @@ def capture(
         writer.write_array(
             f"showcase/{name}", captured[name], ("example", "layer", "head", "token", "d_head")
         )
+    for name in ("top_logits", "top_token_ids"):
+        if name in captured:
+            writer.write_array(f"showcase/{name}", captured[name], ("example", "token", "rank"))
+    if "logits" in captured:
+        axes = LOGIT_AXES[config.primary_head]
+        writer.write_array("showcase/logits", captured["logits"], axes)
 
     details["corpus"] = {
         "source": card.corpus,

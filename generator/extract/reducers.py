@@ -86,6 +86,14 @@ REDUCERS: list[Reducer] = [
         ("layer", "d_model"),
         _layers_by_width,
         lambda out, mask: first_token_pool(_hidden(out)),
+        applies=lambda config: not config.causal,  # a decoder's first token sees only itself
+    ),
+    Reducer(
+        "pooled_last",
+        ("layer", "d_model"),
+        _layers_by_width,
+        lambda out, mask: last_token_pool(_hidden(out), mask),
+        applies=lambda config: config.causal,  # the last token of a decoder has seen them all
     ),
 ]
 

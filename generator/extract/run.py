@@ -9,7 +9,7 @@ from pathlib import Path
 
 import generator
 from generator.artifacts import FORMAT_VERSION, ArtifactWriter, damaged_arrays, read_manifest
-from generator.atomic import staged_folder
+from generator.atomic import recover, staged_folder
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
 from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
@@ -34,14 +34,18 @@ def code_version() -> str:
     return f"{generator.__version__}+artifacts{FORMAT_VERSION}+{source}"
 
 
-def weights_file(model_dir: Path) -> Path:
-    """Return the safetensors file of a checkpoint folder (the loader reports a missing one)."""
-    return model_dir / "model.safetensors"
+def weights_file(model_dir: Path, allow_pickle: bool = False) -> Path:
+    """Return the weights file the loader will read (it reports a missing one)."""
+    safetensors = model_dir / "model.safetensors"
+    pickled = model_dir / "pytorch_model.bin"
+    if allow_pickle and not safetensors.is_file() and pickled.is_file():
+        return pickled
+    return safetensors
 
 
-def input_fingerprint(card, model_dir: Path) -> dict:
+def input_fingerprint(card, model_dir: Path, allow_pickle: bool = False) -> dict:
     """Return every input of extraction, hashed: weights, tokenizer, corpus, settings, code."""
-    weights = weights_file(model_dir)
+    weights = weights_file(model_dir, allow_pickle)
     config = model_dir / "config.json"
     corpus = card.corpus_path()
     return {
@@ -72,6 +76,8 @@ def extract(
     force: bool = False,
     strict: bool = False,
     progress: bool = True,
+    allow_pickle: bool = False,
+    notify=None,
 ) -> ExtractResult:
     """Extract artifacts for `card` into `artifacts_root/NAME`, unless they are up to date.
 
@@ -81,6 +87,8 @@ def extract(
         force: recompute even when the inputs' hash is unchanged.
         strict: turn warnings (e.g. truncated texts) into a failure before anything is written.
         progress: show progress bars on stderr.
+        allow_pickle: read a pytorch_model.bin checkpoint (without running its code).
+        notify: callback receiving one-line notes for the user (the memory estimate).
 
     Returns:
         ExtractResult with the manifest of the (new or cached) artifact folder.
@@ -88,8 +96,9 @@ def extract(
     started = time.perf_counter()
     folder = artifacts_root / card.name
     model_dir = checkpoint_folder(card)
-    fingerprint = input_fingerprint(card, model_dir)
+    fingerprint = input_fingerprint(card, model_dir, allow_pickle)
     input_hash = json_sha256(fingerprint)
+    recover(folder)  # a killed build may have left a staging folder or a half-done swap
     if not force:
         manifest = cached_manifest(folder, input_hash)
         if manifest is not None:
@@ -101,7 +110,14 @@ def extract(
     with staged_folder(folder) as staging:
         writer = ArtifactWriter(staging)
         details, warnings = capture(
-            card, model_dir, artifacts_root, writer, strict=strict, progress=progress
+            card,
+            model_dir,
+            artifacts_root,
+            writer,
+            strict=strict,
+            progress=progress,
+            allow_pickle=allow_pickle,
+            notify=notify,
         )
         manifest = writer.finish(
             {

@@ -13,6 +13,23 @@ from flax import nnx
 from generator.extract.reducers import Reducer
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
+VOCAB_HEADS = ("masked-lm", "causal-lm")  # logits over the vocabulary: only the top ones are kept
+TOP_K = 16
+
+
+def head_outputs(out: dict, head: str | None) -> dict:
+    """Return the stored head outputs: top-k logits and token ids of a vocabulary head, else logits.
+
+    Vocabulary logits are [batch, token, vocab] (tens of thousands of columns); the showcase keeps
+    the `TOP_K` largest per token, computed on the device, in float32.
+    """
+    if "logits" not in out or head is None:
+        return {}
+    logits = out["logits"].astype(jnp.float32)
+    if head in VOCAB_HEADS:
+        values, ids = jax.lax.top_k(logits, min(TOP_K, logits.shape[-1]))
+        return {"top_logits": values, "top_token_ids": ids.astype(jnp.int32)}
+    return {"logits": logits}
 
 
 def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtype):
@@ -37,9 +54,14 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
             results[reducer.name] = value
         return results
 
+    head = getattr(getattr(model, "config", None), "primary_head", None)
+
     @jax.jit
     def showcase_step(params, input_ids, attention_mask):
         out = forward(params, input_ids, attention_mask)
-        return {name: out[name].astype(store_dtype) for name in SHOWCASE_CAPTURES if name in out}
+        captured = {
+            name: out[name].astype(store_dtype) for name in SHOWCASE_CAPTURES if name in out
+        }
+        return {**captured, **head_outputs(out, head)}
 
     return corpus_step, showcase_step, params

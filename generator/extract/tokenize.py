@@ -40,7 +40,9 @@ def load_tokenizer(model_dir: Path):
             "(tokenizer.save_pretrained)"
         )
     try:
-        return AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+        return AutoTokenizer.from_pretrained(
+            str(model_dir), local_files_only=True, trust_remote_code=False
+        )
     except Exception as error:  # transformers raises many types here
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(f"cannot load the tokenizer in {model_dir}: {first}") from error

@@ -1,81 +1,101 @@
-"""BERT-family encoder in Flax NNX, with named probe points, numerically matching `transformers`.
+"""BERT-like encoders in Flax NNX: BERT, MiniLM, RoBERTa, XLM-RoBERTa, DistilBERT, ELECTRA.
 
-The attribute tree mirrors the Hugging Face checkpoint names (`embeddings.word_embeddings`,
-`encoder.layer[i].attention.self.query`, `pooler.dense`, ...), so loading is a name mapping.
+One implementation, numerically matching `transformers`: post-LayerNorm blocks over learned
+absolute positions. Variants differ only in details the config records:
+  RoBERTa / XLM-R  position ids start at padding_idx + 1 and skip padding tokens
+  DistilBERT       no token-type embedding; its own tensor names (mapped in `DISTILBERT_NAMES`)
+  ELECTRA          embeddings of `embedding_size`, projected to d_model by `embeddings_project`
+The attribute tree mirrors BERT's checkpoint names (`embeddings.word_embeddings`,
+`encoder.layer[i].attention.self.query`, `pooler.dense`, ...); heads use generic names that each
+variant's name map translates (`mlm_head.dense` -> `cls.predictions.transform.dense`, ...).
 
 Axes: batch, token (= query / key positions), layer, head, d_model, d_head, d_mlp.
-Inference only: no dropout. Parameters are float32; `dtype` is the compute dtype, and softmax
-and LayerNorm statistics always run in float32. With dtype "float32" every matmul runs at full
-float32 precision (no TF32 / bf16 passes on GPU or TPU), so results match PyTorch to ~1e-5.
+Inference only: no dropout.
 """
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from generator.models.config import ModelConfig
+from generator.errors import ModelLoadError
+from generator.models.config import (
+    ModelConfig,
+    check_activation,
+    head_width,
+    label_names,
+    require,
+)
+from generator.models.family import Family, NameMap
+from generator.models.heads import (
+    ClassificationHead,
+    MaskedLMHead,
+    ReplacedTokenHead,
+    TokenClassificationHead,
+)
+from generator.models.layers import (
+    ACTIVATION_FNS,
+    COMPUTE_DTYPES,
+    PRECISIONS,
+    attend,
+    check_dtype,
+    embed,
+    layer_norm,
+    linear,
+    mask_bias,
+    merge_heads,
+    split_heads,
+    stack_probes,
+)
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-# Matmul precision per compute dtype: exact float32 where float32 is asked for.
-PRECISIONS = {"float32": jax.lax.Precision.HIGHEST, "bfloat16": jax.lax.Precision.DEFAULT}
-
-ACTIVATION_FNS = {
-    "gelu": functools.partial(jax.nn.gelu, approximate=False),  # exact erf GELU
-    "gelu_new": functools.partial(jax.nn.gelu, approximate=True),  # tanh approximation
-    "gelu_pytorch_tanh": functools.partial(jax.nn.gelu, approximate=True),
-    "relu": jax.nn.relu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-}
+__all__ = ["ACTIVATION_FNS", "COMPUTE_DTYPES", "PRECISIONS", "BertEncoder", "FAMILY"]
 
 
 def _linear(d_in: int, d_out: int, dtype: str, rngs: nnx.Rngs) -> nnx.Linear:
     """Return a float32-parameter Linear computing in `dtype` (kernel [in, out])."""
-    return nnx.Linear(
-        d_in,
-        d_out,
-        dtype=COMPUTE_DTYPES[dtype],
-        param_dtype=jnp.float32,
-        precision=PRECISIONS[dtype],
-        rngs=rngs,
-    )
+    return linear(d_in, d_out, dtype, rngs)
 
 
 def _layer_norm(config: ModelConfig, dtype: str, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    """Return a LayerNorm with PyTorch's two-pass variance and the config's epsilon."""
-    return nnx.LayerNorm(
-        config.d_model,
-        epsilon=config.layer_norm_eps,
-        use_fast_variance=False,
-        dtype=COMPUTE_DTYPES[dtype],
-        param_dtype=jnp.float32,
-        rngs=rngs,
-    )
+    """Return a d_model LayerNorm with PyTorch's two-pass variance and the config's epsilon."""
+    return layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
 
 
 class BertEmbeddings(nnx.Module):
-    """Word + token-type + absolute position embeddings, then LayerNorm."""
+    """Word + token-type + absolute position embeddings, then LayerNorm (width embedding_size)."""
 
     def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
-        def embed(n: int) -> nnx.Embed:
-            return nnx.Embed(
-                n, config.d_model, dtype=COMPUTE_DTYPES[dtype], param_dtype=jnp.float32, rngs=rngs
-            )
+        width = config.embedding_size
+        self.word_embeddings = embed(config.vocab_size, width, dtype, rngs)
+        self.position_embeddings = embed(
+            config.max_positions + config.position_offset, width, dtype, rngs
+        )
+        self.token_type_embeddings = (
+            embed(config.type_vocab_size, width, dtype, rngs) if config.type_vocab_size else None
+        )
+        self.LayerNorm = layer_norm(width, config.layer_norm_eps, dtype, rngs)
+        self.position_offset = config.position_offset
+        self.pad_token_id = config.pad_token_id
 
-        self.word_embeddings = embed(config.vocab_size)
-        self.position_embeddings = embed(config.max_positions)
-        self.token_type_embeddings = embed(config.type_vocab_size)
-        self.LayerNorm = _layer_norm(config, dtype, rngs)
+    def positions(self, input_ids: jax.Array) -> jax.Array:
+        """Return position ids [batch or 1, token].
+
+        With an offset (RoBERTa), real tokens count up from `offset` and padding tokens get
+        `offset - 1` (= padding_idx), exactly as transformers derives them from the ids.
+        """
+        if not self.position_offset:
+            return jnp.arange(input_ids.shape[1])[None]
+        real = (input_ids != self.pad_token_id).astype(jnp.int32)
+        return jnp.cumsum(real, axis=1) * real + (self.position_offset - 1)
 
     def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
-        """Embed [batch, token] ids into the residual stream [batch, token, d_model]."""
-        positions = jnp.arange(input_ids.shape[1])  # [token]: 0..T-1
-        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
-        x = x + self.position_embeddings(positions)[None]
+        """Embed [batch, token] ids into [batch, token, embedding_size]."""
+        x = self.word_embeddings(input_ids) + self.position_embeddings(self.positions(input_ids))
+        if self.token_type_embeddings is not None:
+            x = x + self.token_type_embeddings(token_type_ids)
         return self.LayerNorm(x)
 
 
@@ -85,39 +105,37 @@ class BertSelfAttention(nnx.Module):
     def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
         self.n_heads, self.d_head = config.n_heads, config.d_head
         self.precision = PRECISIONS[dtype]
-        self.query = _linear(config.d_model, config.d_model, dtype, rngs)
-        self.key = _linear(config.d_model, config.d_model, dtype, rngs)
-        self.value = _linear(config.d_model, config.d_model, dtype, rngs)
+        width = config.n_heads * config.d_head
+        self.query = linear(config.d_model, width, dtype, rngs)
+        self.key = linear(config.d_model, width, dtype, rngs)
+        self.value = linear(config.d_model, width, dtype, rngs)
 
-    def _heads(self, x: jax.Array) -> jax.Array:
-        """Split [batch, token, d_model] into [batch, head, token, d_head]."""
-        batch, token, _ = x.shape
-        return x.reshape(batch, token, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
-
-    def __call__(self, x: jax.Array, mask_bias: jax.Array) -> dict[str, jax.Array]:
-        """Attend; `mask_bias` [batch, 1, 1, key] is 0 on visible keys, finfo.min on padding.
+    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+        """Attend; `bias` [batch, 1, 1 or query, key] is 0 on visible keys, float32 min elsewhere.
 
         Returns:
             context [batch, token, d_model]; attentions [batch, head, query, key] (float32,
             post-softmax); queries / keys / values [batch, head, token, d_head] (after bias,
             before scaling).
         """
-        q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
-        scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=self.precision)
-        scores = scores.astype(jnp.float32)
-        scores = scores * (self.d_head**-0.5) + mask_bias
-        probs = jax.nn.softmax(scores, axis=-1)  # [batch, head, query, key], float32
-        context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=self.precision)
-        batch, _, token, _ = context.shape
-        context = context.transpose(0, 2, 1, 3).reshape(batch, token, self.n_heads * self.d_head)
-        return {"context": context, "attentions": probs, "queries": q, "keys": k, "values": v}
+        q = split_heads(self.query(x), self.n_heads, self.d_head)
+        k = split_heads(self.key(x), self.n_heads, self.d_head)
+        v = split_heads(self.value(x), self.n_heads, self.d_head)
+        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision)
+        return {
+            "context": merge_heads(context),
+            "attentions": probs,
+            "queries": q,
+            "keys": k,
+            "values": v,
+        }
 
 
 class BertSelfOutput(nnx.Module):
     """Attention output projection, residual add, LayerNorm."""
 
     def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
-        self.dense = _linear(config.d_model, config.d_model, dtype, rngs)
+        self.dense = linear(config.n_heads * config.d_head, config.d_model, dtype, rngs)
         self.LayerNorm = _layer_norm(config, dtype, rngs)
 
     def __call__(self, context: jax.Array, residual: jax.Array) -> jax.Array:
@@ -132,9 +150,9 @@ class BertAttention(nnx.Module):
         self.self = BertSelfAttention(config, dtype, rngs)
         self.output = BertSelfOutput(config, dtype, rngs)
 
-    def __call__(self, x: jax.Array, mask_bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
         """Return the probes of `BertSelfAttention` with `context` replaced by the block output."""
-        probes = self.self(x, mask_bias)
+        probes = self.self(x, bias)
         probes["context"] = self.output(probes["context"], x)
         return probes
 
@@ -143,7 +161,7 @@ class BertIntermediate(nnx.Module):
     """MLP up-projection [batch, token, d_model] -> [batch, token, d_mlp] and activation."""
 
     def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
-        self.dense = _linear(config.d_model, config.d_mlp, dtype, rngs)
+        self.dense = linear(config.d_model, config.d_mlp, dtype, rngs)
         self.activation = config.activation
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -155,7 +173,7 @@ class BertOutput(nnx.Module):
     """MLP down-projection, residual add, LayerNorm."""
 
     def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
-        self.dense = _linear(config.d_mlp, config.d_model, dtype, rngs)
+        self.dense = linear(config.d_mlp, config.d_model, dtype, rngs)
         self.LayerNorm = _layer_norm(config, dtype, rngs)
 
     def __call__(self, h: jax.Array, residual: jax.Array) -> jax.Array:
@@ -171,9 +189,9 @@ class BertLayer(nnx.Module):
         self.intermediate = BertIntermediate(config, dtype, rngs)
         self.output = BertOutput(config, dtype, rngs)
 
-    def __call__(self, x: jax.Array, mask_bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
         """Return the attention probes with `context` = the block output [batch, token, d_model]."""
-        probes = self.attention(x, mask_bias)
+        probes = self.attention(x, bias)
         attended = probes["context"]
         probes["context"] = self.output(self.intermediate(attended), attended)
         return probes
@@ -190,38 +208,91 @@ class BertPooler(nnx.Module):
     """tanh(dense(hidden state of the first token))."""
 
     def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
-        self.dense = _linear(config.d_model, config.d_model, dtype, rngs)
+        self.dense = linear(config.d_model, config.d_model, dtype, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Pool [batch, token, d_model] into [batch, d_model]."""
         return jnp.tanh(self.dense(x[:, 0]))
 
 
+# How each variant's sequence classifier reads the hidden states: (source, hidden activation).
+CLASSIFIER_STYLES = {
+    "bert": ("pooler", None),
+    "roberta": ("first", "tanh"),
+    "xlm-roberta": ("first", "tanh"),
+    "electra": ("first", "gelu"),
+    "distilbert": ("first", "relu"),
+}
+
+
+def mlm_activation(config: ModelConfig) -> str:
+    """Return the activation of the masked-LM transform (RoBERTa's is always exact GELU)."""
+    return "gelu" if config.model_type in ("roberta", "xlm-roberta") else config.activation
+
+
 class BertEncoder(nnx.Module):
-    """BERT-like encoder (BertModel): embeddings, `n_layers` blocks, optional pooler."""
+    """BERT-like encoder: embeddings, `n_layers` post-LN blocks, optional pooler and heads."""
 
     def __init__(
         self,
         config: ModelConfig,
         *,
         dtype: str = "float32",
-        with_pooler: bool = True,
+        with_pooler: bool | None = None,
         rngs: nnx.Rngs,
     ):
         """Build the encoder.
 
         Args:
-            config: architecture settings.
+            config: architecture settings, including the heads to build.
             dtype: compute dtype, "float32" or "bfloat16" (parameters stay float32).
-            with_pooler: whether the model has `pooler.dense` (and returns `pooler_output`).
+            with_pooler: whether the model has `pooler.dense`; None takes `config.with_pooler`
+                (or True for a headless BertModel config, as before heads were recorded).
             rngs: random streams for the (throw-away) initial parameters.
         """
-        if dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"dtype {dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}")
+        check_dtype(dtype)
+        if with_pooler is None:
+            with_pooler = config.with_pooler or not config.heads
         self.config = config
+        self.dtype = dtype
         self.embeddings = BertEmbeddings(config, dtype, rngs)
+        self.embeddings_project = (
+            linear(config.embedding_size, config.d_model, dtype, rngs)
+            if config.embedding_size != config.d_model
+            else None
+        )
         self.encoder = BertStack(config, dtype, rngs)
         self.pooler = BertPooler(config, dtype, rngs) if with_pooler else None
+        heads = set(config.heads)
+        self.mlm_head = (
+            MaskedLMHead(
+                config.d_model,
+                config.vocab_size,
+                mlm_activation(config),
+                config.layer_norm_eps,
+                config.tie_word_embeddings,
+                dtype,
+                rngs,
+            )
+            if "masked-lm" in heads
+            else None
+        )
+        self.nsp_head = linear(config.d_model, 2, dtype, rngs) if "next-sentence" in heads else None
+        self.rtd_head = (
+            ReplacedTokenHead(config.d_model, config.activation, dtype, rngs)
+            if "replaced-token-detection" in heads
+            else None
+        )
+        n_labels = len(config.labels)
+        if "classification" in heads:
+            source, activation = CLASSIFIER_STYLES[config.model_type]
+            self.classifier = ClassificationHead(
+                config.d_model, n_labels, source, activation, dtype, rngs
+            )
+        elif "token-classification" in heads:
+            self.classifier = TokenClassificationHead(config.d_model, n_labels, dtype, rngs)
+        else:
+            self.classifier = None
 
     def __call__(
         self,
@@ -238,11 +309,13 @@ class BertEncoder(nnx.Module):
 
         Returns:
             hidden_states: [batch, layer(L+1), token, d_model]; index 0 is the embedding output
-                (after its LayerNorm), index i the output of block i.
+                (after its LayerNorm and, for ELECTRA, the projection), index i block i's output.
             attentions: [batch, layer, head, query, key], post-softmax, float32; padded keys
                 get exactly 0 weight.
             queries, keys, values: [batch, layer, head, token, d_head], after bias, before scaling.
             pooler_output: [batch, d_model], only when the model has a pooler.
+            logits: output of the primary head (see `generator.models.heads`), when there is one.
+            next_sentence_logits: [batch, 2], only for a BERT pre-training checkpoint.
         """
         input_ids = jnp.asarray(input_ids, jnp.int32)
         if input_ids.shape[1] > self.config.max_positions:
@@ -251,20 +324,234 @@ class BertEncoder(nnx.Module):
             )
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
-        visible = jnp.asarray(attention_mask)[:, None, None, :] > 0  # [batch, 1, 1, key]
-        mask_bias = jnp.where(visible, 0.0, jnp.finfo(jnp.float32).min).astype(jnp.float32)
+        attention_mask = jnp.asarray(attention_mask)
+        bias = mask_bias(attention_mask)
 
         x = self.embeddings(input_ids, jnp.asarray(token_type_ids, jnp.int32))
+        if self.embeddings_project is not None:
+            x = self.embeddings_project(x)
         hidden, probes = [x], []
         for layer in self.encoder.layer:
-            p = layer(x, mask_bias)
+            p = layer(x, bias)
             x = p.pop("context")
             hidden.append(x)
             probes.append(p)
 
-        out = {"hidden_states": jnp.stack(hidden, axis=1)}
-        for name in ("attentions", "queries", "keys", "values"):
-            out[name] = jnp.stack([p[name] for p in probes], axis=1)
-        if self.pooler is not None:
-            out["pooler_output"] = self.pooler(x)
+        out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
+        pooled = self.pooler(x) if self.pooler is not None else None
+        if pooled is not None:
+            out["pooler_output"] = pooled
+        head_outputs = {}
+        if self.mlm_head is not None:
+            embedding = self.embeddings.word_embeddings.embedding[...]
+            head_outputs["masked-lm"] = self.mlm_head(x, embedding)
+        if self.rtd_head is not None:
+            head_outputs["replaced-token-detection"] = self.rtd_head(x)
+        if isinstance(self.classifier, ClassificationHead):
+            head_outputs["classification"] = self.classifier(x, attention_mask, pooled)
+        elif self.classifier is not None:
+            head_outputs["token-classification"] = self.classifier(x)
+        if self.nsp_head is not None:
+            head_outputs["next-sentence"] = self.nsp_head(pooled)
+            out["next_sentence_logits"] = head_outputs["next-sentence"]
+        if self.config.heads:
+            out["logits"] = head_outputs[self.config.heads[0]]
         return out
+
+
+# --- config parsing -----------------------------------------------------------------------------
+
+
+def _check_positions(cfg: dict[str, Any]) -> None:
+    position_type = cfg.get("position_embedding_type", "absolute")
+    if position_type != "absolute":
+        raise ModelLoadError(
+            f"position_embedding_type {position_type!r} is not supported; only 'absolute' is"
+        )
+
+
+def parse_bert_like(cfg: dict[str, Any]) -> ModelConfig:
+    """Parse a BERT, RoBERTa, XLM-RoBERTa or ELECTRA config dict."""
+    model_type = cfg["model_type"]
+    d_model = int(require(cfg, "hidden_size"))
+    n_heads = int(require(cfg, "num_attention_heads"))
+    _check_positions(cfg)
+    roberta = model_type in ("roberta", "xlm-roberta")
+    pad = cfg.get("pad_token_id")
+    pad = int(pad) if pad is not None else (1 if roberta else 0)
+    offset = pad + 1 if roberta else 0
+    max_embeddings = int(cfg.get("max_position_embeddings", 512))
+    if max_embeddings <= offset:
+        raise ModelLoadError(f"max_position_embeddings {max_embeddings} leaves no positions")
+    return ModelConfig(
+        family="bert",
+        model_type=model_type,
+        vocab_size=int(require(cfg, "vocab_size")),
+        d_model=d_model,
+        n_layers=int(require(cfg, "num_hidden_layers")),
+        n_heads=n_heads,
+        d_head=head_width(d_model, n_heads),
+        d_mlp=int(require(cfg, "intermediate_size")),
+        max_positions=max_embeddings - offset,
+        type_vocab_size=int(cfg.get("type_vocab_size", 2)),
+        layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-12)),
+        activation=check_activation(cfg.get("hidden_act", "gelu")),
+        pad_token_id=pad,
+        position_offset=offset,
+        embedding_size=int(cfg.get("embedding_size") or d_model),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+    )
+
+
+def parse_distilbert(cfg: dict[str, Any]) -> ModelConfig:
+    """Parse a DistilBERT config dict (`dim`, `n_layers`, `hidden_dim`, `activation`)."""
+    d_model = int(require(cfg, "dim", "hidden_size"))
+    n_heads = int(require(cfg, "n_heads", "num_attention_heads"))
+    return ModelConfig(
+        family="bert",
+        model_type="distilbert",
+        vocab_size=int(require(cfg, "vocab_size")),
+        d_model=d_model,
+        n_layers=int(require(cfg, "n_layers", "num_hidden_layers")),
+        n_heads=n_heads,
+        d_head=head_width(d_model, n_heads, "dim"),
+        d_mlp=int(require(cfg, "hidden_dim", "intermediate_size")),
+        max_positions=int(cfg.get("max_position_embeddings", 512)),
+        type_vocab_size=0,
+        layer_norm_eps=1e-12,  # fixed in DistilBERT
+        activation=check_activation(cfg.get("activation", "gelu"), "activation"),
+        pad_token_id=int(cfg.get("pad_token_id") or 0),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+    )
+
+
+def parse_config(cfg: dict[str, Any]) -> ModelConfig:
+    """Parse any BERT-like config dict."""
+    if cfg.get("model_type") == "distilbert":
+        return parse_distilbert(cfg)
+    return parse_bert_like(cfg)
+
+
+# --- heads found in the checkpoint ---------------------------------------------------------------
+
+MLM_MARKERS = {
+    "bert": "cls.predictions.transform.dense.weight",
+    "roberta": "lm_head.dense.weight",
+    "xlm-roberta": "lm_head.dense.weight",
+    "distilbert": "vocab_transform.weight",
+}
+
+
+def with_heads(config: ModelConfig, cfg: dict[str, Any], names: frozenset[str]) -> ModelConfig:
+    """Return `config` with the pooler and heads present among the checkpoint `names`."""
+    import dataclasses
+
+    heads = []
+    if MLM_MARKERS.get(config.model_type) in names:
+        heads.append("masked-lm")
+    if "discriminator_predictions.dense.weight" in names:
+        heads.append("replaced-token-detection")
+    if any(name.startswith(("classifier.", "pre_classifier.")) for name in names):
+        architectures = " ".join(cfg.get("architectures") or [])
+        plain = "classifier.weight" in names and config.model_type not in ("bert", "distilbert")
+        token = "TokenClassification" in architectures or plain
+        heads.append("token-classification" if token else "classification")
+    if "cls.seq_relationship.weight" in names:
+        heads.append("next-sentence")
+    classifying = {"classification", "token-classification"} & set(heads)
+    return dataclasses.replace(
+        config,
+        heads=tuple(heads),
+        labels=label_names(cfg) if classifying else (),
+        with_pooler=any(name.startswith("pooler.") for name in names),
+    )
+
+
+# --- checkpoint names ----------------------------------------------------------------------------
+
+PREFIXES = {
+    "bert": ("bert.",),
+    "roberta": ("roberta.",),
+    "xlm-roberta": ("roberta.",),
+    "distilbert": ("distilbert.",),
+    "electra": ("electra.",),
+}
+
+_LAYER = r"^encoder\.layer\.(\d+)\."
+DISTILBERT_NAMES = (
+    (_LAYER + r"attention\.self\.query\.", r"transformer.layer.\1.attention.q_lin."),
+    (_LAYER + r"attention\.self\.key\.", r"transformer.layer.\1.attention.k_lin."),
+    (_LAYER + r"attention\.self\.value\.", r"transformer.layer.\1.attention.v_lin."),
+    (_LAYER + r"attention\.output\.dense\.", r"transformer.layer.\1.attention.out_lin."),
+    (_LAYER + r"attention\.output\.LayerNorm\.", r"transformer.layer.\1.sa_layer_norm."),
+    (_LAYER + r"intermediate\.dense\.", r"transformer.layer.\1.ffn.lin1."),
+    (_LAYER + r"output\.dense\.", r"transformer.layer.\1.ffn.lin2."),
+    (_LAYER + r"output\.LayerNorm\.", r"transformer.layer.\1.output_layer_norm."),
+)
+
+# Where each variant keeps its masked-LM head: (dense, norm, bias, decoder) checkpoint names.
+MLM_NAMES = {
+    "bert": (
+        "cls.predictions.transform.dense.",
+        "cls.predictions.transform.LayerNorm.",
+        "cls.predictions.bias",
+        "cls.predictions.decoder.",
+    ),
+    "roberta": ("lm_head.dense.", "lm_head.layer_norm.", "lm_head.bias", "lm_head.decoder."),
+    "distilbert": (
+        "vocab_transform.",
+        "vocab_layer_norm.",
+        "vocab_projector.bias",
+        "vocab_projector.",
+    ),
+}
+MLM_NAMES["xlm-roberta"] = MLM_NAMES["roberta"]
+
+WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+
+
+def checkpoint_names(config: ModelConfig) -> NameMap:
+    """Return the name map of a BERT-like checkpoint of `config.model_type`."""
+    model_type = config.model_type
+    renames: list[tuple[str, str]] = []
+    tied: list[tuple[str, str]] = []
+    if model_type == "distilbert":
+        renames += DISTILBERT_NAMES
+    if model_type in MLM_NAMES:
+        dense, norm, bias, decoder = MLM_NAMES[model_type]
+        renames += [
+            (r"^mlm_head\.dense\.", dense),
+            (r"^mlm_head\.norm\.", norm),
+            (r"^mlm_head\.bias$", bias),
+            (r"^mlm_head\.decoder\.", decoder),
+        ]
+        if config.tie_word_embeddings:
+            tied.append((f"{decoder}weight", WORD_EMBEDDINGS))
+        if f"{decoder}bias" != bias:
+            tied.append((f"{decoder}bias", bias))
+    renames += [
+        (r"^nsp_head\.", "cls.seq_relationship."),
+        (r"^rtd_head\.", "discriminator_predictions."),
+    ]
+    if "token-classification" in config.heads or model_type in ("bert", "distilbert"):
+        renames.append((r"^classifier\.out\.", "classifier."))
+    else:
+        renames.append((r"^classifier\.out\.", "classifier.out_proj."))
+    if model_type == "distilbert":
+        renames.append((r"^classifier\.dense\.", "pre_classifier."))
+    return NameMap(prefixes=PREFIXES[model_type], renames=tuple(renames), tied=tuple(tied))
+
+
+def build(config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs) -> BertEncoder:
+    """Build the encoder (with the pooler and heads recorded in `config`)."""
+    return BertEncoder(config, dtype=dtype, with_pooler=config.with_pooler, rngs=rngs)
+
+
+FAMILY = Family(
+    name="bert",
+    model_types=("bert", "roberta", "xlm-roberta", "distilbert", "electra"),
+    parse=parse_config,
+    with_heads=with_heads,
+    build=build,
+    names=checkpoint_names,
+)

@@ -1,7 +1,7 @@
 """Architecture settings read from a Hugging Face `config.json`, in our own names.
 
 A registry maps each supported `model_type` to the parser that turns its config dict into a
-`ModelConfig`; new families (roberta, gpt2, llama, ...) plug in with `register_model_type`.
+`ModelConfig`; families register theirs in `generator.models.registry` (one line per family).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generator.errors import ModelLoadError
+from generator.models.rope import RopeConfig
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
 
@@ -21,19 +22,37 @@ class ModelConfig:
     """Shape and numerics of one checkpoint, independent of its framework's key names.
 
     Attributes:
-        family: implementation that runs it ("bert").
-        model_type: `model_type` from config.json ("bert").
+        family: implementation that runs it ("bert", "gpt2", "llama").
+        model_type: `model_type` from config.json ("bert", "roberta", "mistral", ...).
         vocab_size: rows of the token embedding.
         d_model: width of the residual stream.
         n_layers: transformer blocks.
-        n_heads: attention heads per block.
-        d_head: width of one head (d_model // n_heads).
+        n_heads: attention (query) heads per block.
+        d_head: width of one head.
         d_mlp: hidden width of the MLP.
-        max_positions: rows of the learned position embedding.
-        type_vocab_size: rows of the token-type (segment) embedding.
-        layer_norm_eps: epsilon of every LayerNorm.
+        max_positions: longest input in tokens the model accepts.
+        layer_norm_eps: epsilon of every LayerNorm / RMSNorm.
         activation: MLP non-linearity, a name from `ACTIVATIONS`.
-        pad_token_id: id of the padding token.
+        pad_token_id: id of the padding token (0 when the config names none).
+        type_vocab_size: rows of the token-type (segment) embedding; 0 when there is none.
+        n_kv_heads: key/value heads (grouped-query attention when < n_heads); 0 means n_heads.
+        causal: decoder (each token sees only earlier ones) rather than encoder.
+        position_offset: first position id (RoBERTa: padding_idx + 1); 0 otherwise.
+        embedding_size: width of the token embeddings (ELECTRA); 0 means d_model.
+        tie_word_embeddings: the output head reuses the token embedding matrix.
+        rope: rotary position settings (Llama-like decoders); None for learned positions.
+        sliding_windows: per layer, the sliding attention window or None; empty when no layer
+            has one.
+        attention_bias: q/k/v projections have a bias.
+        output_bias: attention output projection has a bias.
+        mlp_bias: MLP projections have biases.
+        scale_attention: scores are scaled by d_head ** -0.5 (GPT-2 can switch it off).
+        scale_by_layer: scores are further divided by (layer index + 1) (GPT-2 option).
+        with_pooler: the encoder has a pooler (dense + tanh on the first token).
+        heads: output heads found in the checkpoint, primary first ("masked-lm",
+            "next-sentence", "classification", "token-classification",
+            "replaced-token-detection", "causal-lm"); the primary one fills `logits`.
+        labels: class names of a classification head, in logit order.
     """
 
     family: str
@@ -45,10 +64,31 @@ class ModelConfig:
     d_head: int
     d_mlp: int
     max_positions: int
-    type_vocab_size: int
     layer_norm_eps: float
     activation: str
     pad_token_id: int
+    type_vocab_size: int = 0
+    n_kv_heads: int = 0
+    causal: bool = False
+    position_offset: int = 0
+    embedding_size: int = 0
+    tie_word_embeddings: bool = False
+    rope: RopeConfig | None = None
+    sliding_windows: tuple[int | None, ...] = ()
+    attention_bias: bool = True
+    output_bias: bool = True
+    mlp_bias: bool = True
+    scale_attention: bool = True
+    scale_by_layer: bool = False
+    with_pooler: bool = False
+    heads: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.n_kv_heads:
+            object.__setattr__(self, "n_kv_heads", self.n_heads)
+        if not self.embedding_size:
+            object.__setattr__(self, "embedding_size", self.d_model)
 
     @classmethod
     def from_hf_dict(cls, cfg: dict[str, Any]) -> ModelConfig:
@@ -58,11 +98,13 @@ class ModelConfig:
             cfg: the config.json contents.
 
         Returns:
-            The matching `ModelConfig`.
+            The matching `ModelConfig` (without heads: the loader adds those it finds).
 
         Raises:
             ModelLoadError: unsupported `model_type`, or a missing or invalid setting.
         """
+        import generator.models.registry  # noqa: F401  (registers the families)
+
         model_type = cfg.get("model_type")
         parser = _PARSERS.get(model_type)
         if parser is None:
@@ -76,6 +118,11 @@ class ModelConfig:
         """Return the settings as a JSON-ready dict (for the artifact manifest)."""
         return dataclasses.asdict(self)
 
+    @property
+    def primary_head(self) -> str | None:
+        """Return the head whose output is `logits`, or None for a headless checkpoint."""
+        return self.heads[0] if self.heads else None
+
 
 _PARSERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {}
 
@@ -87,49 +134,44 @@ def register_model_type(model_type: str, parser: Callable[[dict[str, Any]], Mode
 
 def supported_model_types() -> tuple[str, ...]:
     """Return the model_type values that `ModelConfig.from_hf_dict` accepts, sorted."""
+    import generator.models.registry  # noqa: F401  (registers the families)
+
     return tuple(sorted(_PARSERS))
 
 
-def _require(cfg: dict[str, Any], key: str) -> Any:
-    """Return cfg[key] or raise a ModelLoadError naming the missing key."""
-    if key not in cfg:
-        raise ModelLoadError(f"missing setting {key!r}; add it or re-export config.json")
-    return cfg[key]
+def require(cfg: dict[str, Any], *keys: str) -> Any:
+    """Return the value of the first of `keys` in cfg, or raise a ModelLoadError naming it."""
+    for key in keys:
+        if cfg.get(key) is not None:
+            return cfg[key]
+    raise ModelLoadError(f"missing setting {keys[0]!r}; add it or re-export config.json")
 
 
-def _bert_from_hf(cfg: dict[str, Any]) -> ModelConfig:
-    """Parse a BertConfig dict (BERT, MiniLM and other BertModel checkpoints)."""
-    d_model = int(_require(cfg, "hidden_size"))
-    n_heads = int(_require(cfg, "num_attention_heads"))
-    if d_model % n_heads:
+def check_activation(name: Any, key: str = "hidden_act") -> str:
+    """Return `name` if it is a supported activation, else raise a ModelLoadError."""
+    if name not in ACTIVATIONS:
         raise ModelLoadError(
-            f"hidden_size {d_model} is not divisible by num_attention_heads {n_heads}"
+            f"{key} {name!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
         )
-    activation = cfg.get("hidden_act", "gelu")
-    if activation not in ACTIVATIONS:
-        raise ModelLoadError(
-            f"hidden_act {activation!r} is not supported; supported: {', '.join(ACTIVATIONS)}"
-        )
-    position_type = cfg.get("position_embedding_type", "absolute")
-    if position_type != "absolute":
-        raise ModelLoadError(
-            f"position_embedding_type {position_type!r} is not supported; only 'absolute' is"
-        )
-    return ModelConfig(
-        family="bert",
-        model_type=cfg["model_type"],
-        vocab_size=int(_require(cfg, "vocab_size")),
-        d_model=d_model,
-        n_layers=int(_require(cfg, "num_hidden_layers")),
-        n_heads=n_heads,
-        d_head=d_model // n_heads,
-        d_mlp=int(_require(cfg, "intermediate_size")),
-        max_positions=int(cfg.get("max_position_embeddings", 512)),
-        type_vocab_size=int(cfg.get("type_vocab_size", 2)),
-        layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-12)),
-        activation=activation,
-        pad_token_id=int(cfg.get("pad_token_id") or 0),
-    )
+    return name
 
 
-register_model_type("bert", _bert_from_hf)
+def head_width(d_model: int, n_heads: int, key: str = "hidden_size") -> int:
+    """Return d_model // n_heads, or raise when it does not divide evenly."""
+    if n_heads <= 0 or d_model % n_heads:
+        raise ModelLoadError(f"{key} {d_model} is not divisible by num_attention_heads {n_heads}")
+    return d_model // n_heads
+
+
+def label_names(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """Return class names from `id2label` (in id order), or LABEL_i for `num_labels`."""
+    id2label = cfg.get("id2label") or {}
+    if id2label:
+        try:
+            return tuple(str(id2label[k]) for k in sorted(id2label, key=lambda k: int(k)))
+        except (TypeError, ValueError):
+            pass
+    return tuple(f"LABEL_{i}" for i in range(int(cfg.get("num_labels") or 2)))
+
+
+_require = require  # older name, kept for callers written against it

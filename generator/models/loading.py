@@ -1,14 +1,20 @@
-"""Load a Hugging Face checkpoint folder (config.json + model.safetensors) into our Flax model.
+"""Load a Hugging Face checkpoint folder (config.json + weights) into our Flax model of its family.
 
-Loading is a checked mapping: the model is built abstractly (shapes only), every parameter gets
-exactly one checkpoint tensor, and every checkpoint tensor is either used or deliberately
-ignored; anything else fails with one `ModelLoadError` that lists all the problems.
+Loading is a checked mapping: the family is chosen by `model_type`, the heads by the tensors the
+checkpoint holds, the model is built abstractly (shapes only), every parameter gets exactly one
+checkpoint tensor, and every checkpoint tensor is used, a known buffer, or a verified duplicate of
+a tied weight; anything else fails with one `ModelLoadError` that lists all the problems.
+
+Weights are read from `model.safetensors`; a pickled `pytorch_model.bin` only when the caller
+passes `allow_pickle=True`, and then through a restricted reader that runs no code
+(`generator.models.torch_pickle`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,30 +24,15 @@ import numpy as np
 from flax import nnx
 
 from generator.errors import ModelLoadError
-from generator.models.bert import COMPUTE_DTYPES, BertEncoder
 from generator.models.config import ModelConfig
+from generator.models.family import NameMap
+from generator.models.layers import COMPUTE_DTYPES
 
 WEIGHTS_NAME = "model.safetensors"
-
-# Prefix that task-model checkpoints (BertForMaskedLM, BertForSequenceClassification, ...) put
-# in front of the encoder's tensor names.
-_ENCODER_PREFIXES = ("bert.",)
-
-# Checkpoint entries that are not encoder parameters. Buffers (`*.position_ids`,
-# `*.token_type_ids`) are recomputed by the model. Task heads (`cls.*`, `classifier.*`) are
-# ignored until the model-families issue adds heads.
-_IGNORED = re.compile(r"(^|\.)(position_ids|token_type_ids)$|^(cls|classifier)\.")
+PICKLE_NAME = "pytorch_model.bin"
 
 # Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
 _LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
-
-# Our leaf parameter name -> checkpoint leaf name, and whether the tensor is transposed.
-_LEAF_NAMES = {
-    "kernel": ("weight", True),
-    "scale": ("weight", False),
-    "embedding": ("weight", False),
-    "bias": ("bias", False),
-}
 
 _SHOW = 5  # how many names each problem list shows before "+N more"
 
@@ -52,14 +43,14 @@ class LoadedModel:
 
     Attributes:
         model: the Flax NNX module holding the checkpoint weights.
-        config: architecture settings.
+        config: architecture settings, with the heads found in the checkpoint.
         hf_config: the raw config.json dict.
-        weights_path: the safetensors file read.
-        ignored: checkpoint entries deliberately not loaded (non-parameter buffers such as
-            `*.position_ids`, task heads), recorded in the manifest.
+        weights_path: the weights file read.
+        ignored: checkpoint entries deliberately not loaded (buffers such as
+            `*.position_ids`, duplicates of tied weights), recorded in the manifest.
     """
 
-    model: BertEncoder
+    model: nnx.Module
     config: ModelConfig
     hf_config: dict
     weights_path: Path
@@ -73,7 +64,7 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         path: the .safetensors file.
 
     Returns:
-        Tensor name -> array, in the file's dtypes.
+        Tensor name -> array, in the file's dtypes (bfloat16 as ml_dtypes.bfloat16).
 
     Raises:
         ModelLoadError: the file is missing, truncated or not a safetensors file.
@@ -86,28 +77,89 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
         raise ModelLoadError(f"{path} does not exist; save the model with safetensors")
     try:
         return load_file(str(path))
-    except (SafetensorError, OSError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelLoadError(
-            f"{path} is not a readable safetensors file ({reason}); "
-            "it may be truncated or corrupt: download or export it again"
-        ) from exc
+    except TypeError as exc:
+        if "data type" not in str(exc):  # numpy lacks bfloat16: read those files ourselves
+            raise _unreadable(path, exc) from exc
+        return _read_safetensors_directly(path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _unreadable(path, exc) from exc
 
 
-def load_model(model_dir: Path, dtype: str = "float32") -> LoadedModel:
+def _unreadable(path: Path, exc: Exception) -> ModelLoadError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ModelLoadError(
+        f"{path} is not a readable safetensors file ({reason}); "
+        "it may be truncated or corrupt: download or export it again"
+    )
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "bfloat16",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+}
+
+
+def _read_safetensors_directly(path: Path) -> dict[str, np.ndarray]:
+    """Parse a safetensors file with numpy + ml_dtypes (for dtypes numpy lacks, e.g. BF16)."""
+    import ml_dtypes
+
+    data = path.read_bytes()
+    try:
+        (length,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8 : 8 + length])
+        start = 8 + length
+        tensors = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            code = _SAFETENSORS_DTYPES[info["dtype"]]
+            dtype = np.dtype(ml_dtypes.bfloat16) if code == "bfloat16" else np.dtype(code)
+            begin, end = (start + int(o) for o in info["data_offsets"])
+            shape = tuple(int(s) for s in info["shape"])
+            if end > len(data) or end - begin != dtype.itemsize * int(np.prod(shape)):
+                raise ValueError(f"tensor {name} does not fit the file")
+            tensors[name] = np.frombuffer(data, dtype, count=int(np.prod(shape)), offset=begin)
+            tensors[name] = tensors[name].reshape(shape)
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        raise _unreadable(path, exc) from exc
+    return tensors
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    """Read a weights file: safetensors, or a pickle through the code-free reader."""
+    if Path(path).name.endswith(".bin"):
+        from generator.models.torch_pickle import read_torch_pickle
+
+        return read_torch_pickle(path)
+    return read_safetensors(path)
+
+
+def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = False) -> LoadedModel:
     """Load a checkpoint folder into our Flax implementation of its family.
 
     Args:
-        model_dir: folder with config.json and model.safetensors.
+        model_dir: folder with config.json and model.safetensors (or pytorch_model.bin).
         dtype: compute dtype, "float32" or "bfloat16" (parameters stay float32).
+        allow_pickle: read `pytorch_model.bin` when there is no safetensors file (with a
+            restricted reader that executes no code).
 
     Returns:
-        The loaded model, its config and the ignored checkpoint entries.
+        The loaded model, its config (with heads) and the ignored checkpoint entries.
 
     Raises:
         ModelLoadError: the folder, config or weights are missing or unreadable, the
             architecture is unsupported, or the checkpoint does not map onto the model.
     """
+    from generator.models.registry import family_for
+
     model_dir = Path(model_dir)
     if dtype not in COMPUTE_DTYPES:
         raise ModelLoadError(f"dtype {dtype!r} is not supported; use {' or '.join(COMPUTE_DTYPES)}")
@@ -117,30 +169,33 @@ def load_model(model_dir: Path, dtype: str = "float32") -> LoadedModel:
             f"config.json and {WEIGHTS_NAME}"
         )
     config_path = model_dir / "config.json"
-    hf_config = _read_config(config_path)
+    hf_config = read_config(config_path)
     try:
         config = ModelConfig.from_hf_dict(hf_config)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{config_path}: {exc.message}") from exc
-    weights_path = _find_weights(model_dir)
+    family = family_for(config.model_type)
+    weights_path = find_weights(model_dir, allow_pickle)
 
-    tensors, ignored = _encoder_tensors(read_safetensors(weights_path))
-    with_pooler = any(name.startswith("pooler.") for name in tensors)
-    abstract = nnx.eval_shape(
-        lambda: BertEncoder(config, dtype=dtype, with_pooler=with_pooler, rngs=nnx.Rngs(0))
-    )
+    tensors, ignored = canonical_tensors(read_weights(weights_path), family.names(config))
+    config = family.with_heads(config, hf_config, frozenset(tensors))
+    names = family.names(config)
+    duplicates = tied_duplicates(tensors, names, weights_path)
+    for name in duplicates:
+        del tensors[name]
+    abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
-    state = _assign(state, tensors, weights_path)
+    state = assign(state, tensors, names, weights_path)
     return LoadedModel(
         model=nnx.merge(graphdef, state),
         config=config,
         hf_config=hf_config,
         weights_path=weights_path,
-        ignored=ignored,
+        ignored=tuple(sorted(ignored + duplicates)),
     )
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
     """Read and parse config.json."""
     if not path.is_file():
         raise ModelLoadError(
@@ -156,8 +211,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     return cfg
 
 
-def _find_weights(model_dir: Path) -> Path:
-    """Return the safetensors weights file of `model_dir`, or explain what to do instead."""
+def find_weights(model_dir: Path, allow_pickle: bool = False) -> Path:
+    """Return the weights file of `model_dir`, or explain what to do instead."""
     path = model_dir / WEIGHTS_NAME
     if path.is_file():
         return path
@@ -166,10 +221,14 @@ def _find_weights(model_dir: Path) -> Path:
             f"{model_dir} holds a sharded safetensors checkpoint, which is not supported yet; "
             f"save it as a single {WEIGHTS_NAME} (save_pretrained(max_shard_size='100GB'))"
         )
-    if (model_dir / "pytorch_model.bin").is_file():
+    pickled = model_dir / PICKLE_NAME
+    if pickled.is_file():
+        if allow_pickle:
+            return pickled
         raise ModelLoadError(
-            f"{model_dir} holds only pytorch_model.bin; pickle checkpoints are refused: "
-            f"convert it to {WEIGHTS_NAME} (model.save_pretrained(dir, safe_serialization=True))"
+            f"{model_dir} holds only {PICKLE_NAME}; pickle checkpoints are refused: "
+            f"convert it to {WEIGHTS_NAME} (model.save_pretrained(dir)) or pass --allow-pickle "
+            "to read it without running its code"
         )
     raise ModelLoadError(
         f"{path} does not exist; save the model weights as safetensors "
@@ -177,34 +236,51 @@ def _find_weights(model_dir: Path) -> Path:
     )
 
 
-def _encoder_tensors(
-    raw: dict[str, np.ndarray],
-) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
-    """Split checkpoint entries into encoder tensors (canonical names) and ignored names."""
+def canonical_tensors(
+    raw: dict[str, np.ndarray], names: NameMap
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Strip base-model prefixes and legacy suffixes; split off buffers (returned as ignored)."""
     tensors: dict[str, np.ndarray] = {}
     ignored: list[str] = []
     for name, array in raw.items():
-        canonical = name
-        for prefix in _ENCODER_PREFIXES:
-            if canonical.startswith(prefix):
-                canonical = canonical[len(prefix) :]
+        canonical = names.canonical(name)
         for old, new in _LEGACY_SUFFIXES.items():
             if canonical.endswith(old):
                 canonical = canonical[: -len(old)] + new
-        if _IGNORED.search(canonical):
+        if re.search(names.ignored, canonical):
             ignored.append(name)
+        elif canonical in tensors:
+            raise ModelLoadError(
+                f"checkpoint holds {canonical} twice (with and without a prefix); "
+                "re-export it with save_pretrained"
+            )
         else:
             tensors[canonical] = array
-    return tensors, tuple(sorted(ignored))
+    return tensors, ignored
 
 
-def _checkpoint_name(path: tuple) -> tuple[str, bool]:
-    """Map a parameter path of our model to its checkpoint name and transpose flag."""
-    leaf, transpose = _LEAF_NAMES[path[-1]]
-    return ".".join(str(part) for part in (*path[:-1], leaf)), transpose
+def tied_duplicates(
+    tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
+) -> list[str]:
+    """Return the stored copies of tied weights, after checking each equals its source."""
+    found = []
+    for duplicate, source in names.tied:
+        if duplicate not in tensors or source not in tensors:
+            continue
+        if tensors[duplicate].shape != tensors[source].shape or not np.array_equal(
+            tensors[duplicate], tensors[source]
+        ):
+            raise ModelLoadError(
+                f"{weights_path}: {duplicate} differs from {source} although config.json ties "
+                "them; set tie_word_embeddings to false in config.json if they are separate"
+            )
+        found.append(duplicate)
+    return found
 
 
-def _assign(state: nnx.State, tensors: dict[str, np.ndarray], weights_path: Path) -> nnx.State:
+def assign(
+    state: nnx.State, tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
+) -> nnx.State:
     """Fill every abstract parameter of `state` from `tensors`, or raise one ModelLoadError."""
     flat = nnx.to_flat_state(state)
     used: set[str] = set()
@@ -212,7 +288,7 @@ def _assign(state: nnx.State, tensors: dict[str, np.ndarray], weights_path: Path
     mismatched: list[str] = []
     filled = []
     for path, variable in flat:
-        name, transpose = _checkpoint_name(path)
+        name, transpose = names.checkpoint_name(path)
         if name not in tensors:
             missing.append(name)
             continue
@@ -224,7 +300,8 @@ def _assign(state: nnx.State, tensors: dict[str, np.ndarray], weights_path: Path
             want = expected[::-1] if transpose else expected
             mismatched.append(f"{name} expected {list(want)} got {list(got)}")
             continue
-        filled.append((path, variable.replace(jnp.asarray(array, dtype=jnp.float32))))
+        value = jnp.asarray(np.asarray(array, dtype=np.float32))
+        filled.append((path, variable.replace(value)))
     unused = sorted(set(tensors) - used)
 
     problems = []

@@ -9,16 +9,19 @@ from pathlib import Path
 
 import generator
 from generator.artifacts import Artifacts, dump_json
-from generator.atomic import staged_folder, write_text_atomic
+from generator.atomic import recover, staged_folder, write_text_atomic
 from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
 from generator.render.environment import environment, templates_dir
+from generator.render.figures import export_charts
 from generator.render.pages import PAGES
+from generator.render.snippet import SNIPPET, card_snippet, normalize_base_url
 
 log = logging.getLogger(__name__)
 
 BUILD_INFO = "build-info.json"
 SITE_README = "README.md"
+ROOT_ASSETS = ("atlas.css", "theme.js")  # what site/index.html needs from templates/assets
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,22 @@ def template_hash() -> str:
     return files_sha256([p for p in root.rglob("*") if p.is_file()], root)
 
 
-def model_summary(card, artifacts: Artifacts) -> dict:
-    """Headline facts about a model for the site index."""
+def headlines(artifacts: Artifacts, tables: dict) -> list[dict]:
+    """Collect every page's headline facts: [{page, label, value}], in page order."""
+    rows = []
+    for page in PAGES:
+        if page.headline is None:
+            continue
+        for label, value in page.headline(artifacts, tables).items():
+            rows.append({"page": page.filename, "label": str(label), "value": str(value)})
+    return rows
+
+
+def model_summary(card, artifacts: Artifacts, tables: dict | None = None) -> dict:
+    """Headline facts about a model for the site index and the card snippet.
+
+    The fixed facts come from the manifest; pages add theirs through `Page.headline`.
+    """
     manifest = artifacts.manifest
     config = manifest["model"]["config"]
     corpus = manifest.get("corpus") or {}
@@ -51,13 +68,25 @@ def model_summary(card, artifacts: Artifacts) -> dict:
         "d_model": config["d_model"],
         "parameters": sum(row["count"] for row in manifest["parameters"]),
         "texts": corpus.get("n_texts", 0),
+        "headlines": headlines(artifacts, tables) if tables is not None else [],
     }
 
 
 def render_model(
-    card, artifacts: Artifacts, tables: dict, out_dir: Path, cache_dir: Path, force: bool = False
+    card,
+    artifacts: Artifacts,
+    tables: dict,
+    out_dir: Path,
+    cache_dir: Path,
+    force: bool = False,
+    base_url: str | None = None,
 ) -> RenderResult:
-    """Render every page of one model into `out_dir/NAME`, unless nothing it depends on changed."""
+    """Render every page of one model into `out_dir/NAME`, unless nothing it depends on changed.
+
+    Also exports every chart to `figures/` (SVG, PNG) and writes `card-snippet.md`, whose links
+    are absolute under `base_url` (the hosted site's root) when given, else relative.
+    """
+    base_url = normalize_base_url(base_url)
     final = out_dir / card.name
     render_hash = json_sha256(
         {
@@ -67,9 +96,11 @@ def render_model(
             "card": {"title": card.title, "prose": card.prose},
             "version": generator.__version__,
             "code": source_sha256("render", "analyze"),
+            "base_url": base_url,
         }
     )
     info_path = final / BUILD_INFO
+    recover(final)
     if not force and info_path.is_file():
         try:
             if json.loads(info_path.read_text(encoding="utf-8")).get("render_hash") == render_hash:
@@ -78,11 +109,12 @@ def render_model(
         except ValueError:
             pass
     env = environment()
-    summary = model_summary(card, artifacts)
+    summary = model_summary(card, artifacts, tables)
     with staged_folder(final) as staging:
         assets = copy_assets(templates_dir(), cache_dir, staging)
-        for page in PAGES:
-            context = page.context(artifacts, tables)
+        contexts = [(page, page.context(artifacts, tables)) for page in PAGES]
+        figures = export_charts(contexts, staging)
+        for page, context in contexts:
             html = env.get_template(page.template).render(
                 page=page,
                 pages=PAGES,
@@ -94,10 +126,16 @@ def render_model(
                 **context,
             )
             (staging / page.filename).write_text(html, encoding="utf-8")
+        pages = [(page.filename, page.title) for page in PAGES]
+        snippet = card_snippet(summary, pages, figures, generator.__version__, base_url)
+        (staging / SNIPPET).write_text(snippet, encoding="utf-8")
         info = {
             "render_hash": render_hash,
             "model": summary,
             "pages": [page.filename for page in PAGES],
+            "page_titles": [page.title for page in PAGES],
+            "figures": [figure.to_dict() for figure in figures],
+            "snippet": SNIPPET,
             "generator": generator.__version__,
         }
         (staging / BUILD_INFO).write_text(dump_json(info), encoding="utf-8")
@@ -106,25 +144,49 @@ def render_model(
 
 
 def built_models(out_dir: Path) -> list[dict]:
-    """Return the summaries of every model folder under `out_dir`, sorted by name."""
+    """Return the summaries of every model folder under `out_dir`, sorted by name.
+
+    Each summary also gets `links`: (href relative to the site root, title) of its pages.
+    """
     models = []
     for info_path in sorted(out_dir.glob(f"*/{BUILD_INFO}")):
+        if info_path.parent.name.startswith("."):
+            continue  # a staging or retired folder, not a model
         try:
-            models.append(json.loads(info_path.read_text(encoding="utf-8"))["model"])
-        except (ValueError, KeyError):
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            model = dict(info["model"])
+        except (ValueError, KeyError, TypeError):
             log.warning("skipping %s: unreadable build info", info_path)
+            continue
+        folder = info_path.parent.name
+        files = info.get("pages", [])
+        titles = info.get("page_titles") or files
+        model["links"] = [(f"{folder}/{f}", t) for f, t in zip(files, titles, strict=False)]
+        if info.get("snippet"):
+            model["links"].append((f"{folder}/{info['snippet']}", "card snippet"))
+        model.setdefault("headlines", [])
+        models.append(model)
     return models
 
 
 def render_index(out_dir: Path) -> Path:
-    """Write `out_dir/index.html` listing every built model, with its own copy of the CSS."""
+    """Write `out_dir/index.html` comparing every built model, with its own CSS and theme script."""
     env = environment()
+    models = built_models(out_dir)
     html = env.get_template("site_index.html").render(
-        models=built_models(out_dir),
+        models=models,
+        any_headlines=any(m["headlines"] for m in models),
         version=generator.__version__,
         root="",
     )
-    css = (templates_dir() / "assets" / "atlas.css").read_text(encoding="utf-8")
-    write_text_atomic(out_dir / "assets" / "atlas.css", css)
+    for name in ROOT_ASSETS:
+        text = (templates_dir() / "assets" / name).read_text(encoding="utf-8")
+        write_text_atomic(out_dir / "assets" / name, text)
     write_text_atomic(out_dir / "index.html", html)
     return out_dir / "index.html"
+
+
+def export_model_figures(card, artifacts: Artifacts, tables: dict, out_dir: Path, formats) -> list:
+    """Export every chart of one model into `out_dir/NAME/figures/` without rendering pages."""
+    contexts = [(page, page.context(artifacts, tables)) for page in PAGES]
+    return export_charts(contexts, out_dir / card.name, formats)

@@ -2,19 +2,30 @@
  * Chart specs and data live in <script type="application/json"> blocks; nothing is fetched.
  *
  * A page script calls Atlas.register(function (specs) {...}) to adjust specs (keyed by the
- * chart element's id) before mounting; after mounting, Atlas.views[id] is the Vega view. */
+ * chart element's id) before mounting; after mounting, Atlas.views[id] is the Vega view. Read
+ * Atlas.views[id] each time it is needed: a theme change re-embeds every chart (keeping the data
+ * that page scripts swapped in) and replaces the views; `atlas:embedded` fires on document after
+ * every (re-)mount.
+ *
+ * Every chart's <details class="chart-data"> gets a table of its data when opened: the current
+ * rows of each named dataset of the view (so data swapped in by page scripts is shown), else the
+ * spec's inline values; the first MAX_ROWS rows, with a note. */
 (function () {
   "use strict";
 
+  var MAX_ROWS = 50;
   var setups = [];
   var Atlas = {
     views: {},
+    specs: {},
+    theme: null,  /* the theme the charts were last embedded with */
     register: function (setup) { setups.push(setup); },
     readJson: function (id) {
       var node = document.getElementById(id);
       return node ? JSON.parse(node.textContent) : null;
     },
     dark: function () {
+      if (window.AtlasTheme) return window.AtlasTheme.current() === "dark";
       return !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
     },
   };
@@ -22,30 +33,221 @@
   window.__atlasViews = Atlas.views;
   window.__atlasReady = false;
 
+  function fire(name, detail) {
+    var event;
+    try {
+      event = new CustomEvent(name, { detail: detail });
+    } catch (e) {
+      event = document.createEvent("CustomEvent");
+      event.initCustomEvent(name, false, false, detail);
+    }
+    document.dispatchEvent(event);
+  }
+
   function embed(element, spec) {
     /* ast + interpreter: Vega evaluates expressions without eval, so the CSP needs no
      * 'unsafe-eval'; default styles off: their CSS ships in atlas.css, no inline <style>. */
+    var dark = Atlas.dark();
+    /* Vega labels its container with the spec's description ("Vega visualization" without
+     * one): keep the page's own (possibly page-updated) aria-label instead. */
+    var label = element.getAttribute("aria-label");
+    if (label && spec && typeof spec === "object") spec.description = label;
     var options = {
-      actions: false, renderer: "svg", theme: Atlas.dark() ? "dark" : undefined, ast: true,
-      defaultStyle: false, tooltip: { disableDefaultStyle: true, theme: Atlas.dark() ? "dark" : "light" },
+      actions: false, renderer: "svg", theme: dark ? "dark" : undefined, ast: true,
+      defaultStyle: false, tooltip: { disableDefaultStyle: true, theme: dark ? "dark" : "light" },
     };
     return window.vegaEmbed(element, spec, options).then(function (result) {
       Atlas.views[element.id] = result.view;
+      watchData(element.id, result.view);
       return result.view;
+    });
+  }
+
+  function embedAll() {
+    var ids = Object.keys(Atlas.specs);
+    Atlas.theme = Atlas.dark() ? "dark" : "light";
+    document.documentElement.setAttribute("data-chart-theme", Atlas.theme);
+    return Promise.all(ids.map(function (id) {
+      return embed(document.getElementById(id), Atlas.specs[id]);
+    })).then(function () {
+      fire("atlas:embedded", { theme: Atlas.theme });
+      refreshOpenTables();
+    });
+  }
+
+  /* --- Data tables ---------------------------------------------------------------------- */
+
+  function plainRows(rows) {
+    /* Own enumerable string keys only: drops Vega's symbol tuple ids. */
+    return (rows || []).map(function (row) {
+      if (row === null || typeof row !== "object") return { value: row };
+      var out = {};
+      Object.keys(row).forEach(function (key) { out[key] = row[key]; });
+      return out;
+    });
+  }
+
+  function inlineValues(spec, found) {
+    /* Inline data.values anywhere in the spec (layers, concats, facets). */
+    if (!spec || typeof spec !== "object") return found;
+    if (Array.isArray(spec)) {
+      spec.forEach(function (item) { inlineValues(item, found); });
+      return found;
+    }
+    if (spec.data && Array.isArray(spec.data.values)) found.push(spec.data.values);
+    Object.keys(spec).forEach(function (key) {
+      if (key !== "data" && key !== "datasets" && typeof spec[key] === "object") inlineValues(spec[key], found);
+    });
+    return found;
+  }
+
+  /* The tables of a chart: [{rows}], current view data first, else the spec's. */
+  function chartData(id) {
+    var spec = Atlas.specs[id] || {};
+    var view = Atlas.views[id];
+    var names = Object.keys(spec.datasets || {});
+    var tables = names.map(function (name) {
+      var rows = spec.datasets[name];
+      if (view) {
+        try { rows = view.data(name); } catch (e) { /* not a view dataset: use the spec's */ }
+      }
+      return plainRows(rows);
+    });
+    inlineValues(spec, []).forEach(function (values) { tables.push(plainRows(values)); });
+    return tables;
+  }
+
+  /* Current (possibly swapped) datasets of a view, so a re-embed keeps what the page showed. */
+  function currentDatasets(id) {
+    var spec = Atlas.specs[id];
+    var view = Atlas.views[id];
+    if (!spec || !view || !spec.datasets) return;
+    Object.keys(spec.datasets).forEach(function (name) {
+      try { spec.datasets[name] = plainRows(view.data(name)); } catch (e) { /* keep the spec's */ }
+    });
+  }
+
+  function formatValue(value) {
+    if (typeof value === "number") {
+      return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
+    }
+    if (value === null || value === undefined) return "";
+    if (typeof value === "object") return JSON.stringify(value);
+    return String(value);
+  }
+
+  function buildTable(rows, index, count, label) {
+    var wrap = document.createElement("div");
+    wrap.className = "table-scroll";
+    var table = document.createElement("table");
+    table.className = "data-table";
+    var caption = document.createElement("caption");
+    var shown = Math.min(rows.length, MAX_ROWS);
+    caption.textContent = (count > 1 ? "Dataset " + (index + 1) + " of " + count + ": " : "") +
+      (rows.length > MAX_ROWS ? "first " + shown + " of " + rows.length + " rows" :
+        rows.length + " row" + (rows.length === 1 ? "" : "s")) + " of the data behind: " + label;
+    table.appendChild(caption);
+    var columns = [];
+    rows.slice(0, MAX_ROWS).forEach(function (row) {
+      Object.keys(row).forEach(function (key) { if (columns.indexOf(key) < 0) columns.push(key); });
+    });
+    var head = table.createTHead().insertRow();
+    columns.forEach(function (key) {
+      var th = document.createElement("th");
+      th.scope = "col";
+      th.textContent = key;
+      head.appendChild(th);
+    });
+    var body = table.createTBody();
+    rows.slice(0, MAX_ROWS).forEach(function (row) {
+      var tr = body.insertRow();
+      columns.forEach(function (key) { tr.insertCell().textContent = formatValue(row[key]); });
+    });
+    wrap.appendChild(table);
+    return wrap;
+  }
+
+  function fillTable(details) {
+    var id = details.getAttribute("data-chart");
+    var body = details.querySelector(".chart-data-body");
+    var element = document.getElementById(id);
+    if (!body || !element) return;
+    var label = element.getAttribute("aria-label") || id;
+    var tables = chartData(id).filter(function (rows) { return rows.length; });
+    body.textContent = "";
+    if (!tables.length) {
+      var empty = document.createElement("p");
+      empty.textContent = "This chart has no data rows.";
+      body.appendChild(empty);
+      return;
+    }
+    tables.forEach(function (rows, i) { body.appendChild(buildTable(rows, i, tables.length, label)); });
+  }
+
+  function refreshOpenTables() {
+    var open = document.querySelectorAll("details.chart-data[open]");
+    Array.prototype.forEach.call(open, fillTable);
+  }
+
+  function watchData(id, view) {
+    /* Refresh an open table whenever a page script swaps the chart's data. */
+    var spec = Atlas.specs[id] || {};
+    Object.keys(spec.datasets || {}).forEach(function (name) {
+      try {
+        view.addDataListener(name, function () {
+          var details = document.querySelector('details.chart-data[data-chart="' + id + '"]');
+          if (details && details.open) fillTable(details);
+        });
+      } catch (e) { /* not a view dataset */ }
+    });
+  }
+
+  function wireTables() {
+    var all = document.querySelectorAll("details.chart-data");
+    Array.prototype.forEach.call(all, function (details) {
+      details.addEventListener("toggle", function () { if (details.open) fillTable(details); });
+    });
+  }
+
+  /* --- Start ---------------------------------------------------------------------------- */
+
+  var busy = false;
+
+  /* Re-embed every chart when the effective theme differs from the one they were drawn in. */
+  function syncTheme() {
+    var theme = Atlas.dark() ? "dark" : "light";
+    if (busy || theme === Atlas.theme) return;
+    busy = true;
+    window.__atlasReady = false;
+    Object.keys(Atlas.views).forEach(function (id) {
+      currentDatasets(id);
+      Atlas.views[id].finalize();
+      delete Atlas.views[id];
+    });
+    mount();
+  }
+
+  function mount() {
+    busy = true;
+    embedAll().then(function () {
+      busy = false;
+      window.__atlasReady = true;
+      syncTheme();  /* the theme may have changed while the charts were drawn */
+    }, function (error) {
+      busy = false;
+      console.error("Model Atlas: a chart failed to render:", error);
     });
   }
 
   function start() {
     var elements = Array.prototype.slice.call(document.querySelectorAll(".vega-embed[data-spec]"));
-    var specs = {};
     elements.forEach(function (element) {
-      specs[element.id] = Atlas.readJson(element.getAttribute("data-spec"));
+      Atlas.specs[element.id] = Atlas.readJson(element.getAttribute("data-spec"));
     });
-    setups.forEach(function (setup) { setup(specs); });
-    Promise.all(elements.map(function (element) { return embed(element, specs[element.id]); }))
-      .then(function () { window.__atlasReady = true; }, function (error) {
-        console.error("Model Atlas: a chart failed to render:", error);
-      });
+    setups.forEach(function (setup) { setup(Atlas.specs); });
+    wireTables();
+    document.addEventListener("atlas:themechange", syncTheme);
+    mount();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

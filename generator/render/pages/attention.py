@@ -43,6 +43,35 @@ def attention_examples(artifacts: Artifacts) -> list[dict]:
     return examples
 
 
+def token_label(index: int, token: str) -> str:
+    """Return the axis label of a token: zero-padded position, space, token (as attention.js)."""
+    return f"{index:04d} {token}"
+
+
+def heatmap_cells(example: dict, n_heads: int, layer: int, head: int) -> list[dict]:
+    """Return the {query, key, weight} rows of one head, decoded from the packed weights.
+
+    Mirrors `attentionCells` in attention.js, so the figure shows what the page first shows.
+    """
+    packed = np.frombuffer(base64.b64decode(example["weights"]), dtype="<u2")
+    n = len(example["tokens"])
+    weights = packed.reshape(-1, n_heads, n, n)[layer, head]  # [query, key]
+    labels = [token_label(i, t) for i, t in enumerate(example["tokens"])]
+    return [
+        {"query": labels[q], "key": labels[k], "weight": int(weights[q, k]) / WEIGHT_SCALE}
+        for q in range(n)
+        for k in range(n)
+    ]
+
+
+def heatmap_figure(example: dict, n_heads: int) -> dict:
+    """Return the static heatmap of the page's initial view: first example, layer 0, head 0."""
+    spec = charts.attention_heatmap_chart(heatmap_cells(example, n_heads, 0, 0))
+    text = example["text"] if len(example["text"]) <= 60 else example["text"][:59] + "…"
+    spec["title"] = {"text": "Attention, layer 0, head 0", "subtitle": text}
+    return spec
+
+
 def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     """Context of the attention page: showcase data and the heatmap whose data the page swaps."""
     config = artifacts.manifest["model"]["config"]
@@ -61,6 +90,9 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "Post-softmax attention of the selected head: row = attending (query) token, "
         "column = attended-to (key) token; each row sums to 1.",
         interactive=True,
+        figure_spec=(
+            heatmap_figure(data["examples"][0], config["n_heads"]) if data["examples"] else None
+        ),
     )
     return {"attention": data, "charts": [heatmap]}
 

@@ -25,7 +25,28 @@ def architecture_rows(manifest: dict) -> list[tuple[str, str]]:
         ("parameters", f"{total:,}"),
         ("forward dtype / stored dtype", f"{manifest['dtype']} / {manifest['store_dtype']}"),
     ]
-    return [(name, str(value)) for name, value in rows]
+    return [(name, str(value)) for name, value in rows + family_rows(config)]
+
+
+def family_rows(config: dict) -> list[tuple[str, str]]:
+    """Return the rows that only some families have: attention kind, positions, windows, heads."""
+    rows = [("attention", "causal (decoder)" if config.get("causal") else "bidirectional")]
+    kv_heads = config.get("n_kv_heads")
+    if kv_heads and kv_heads != config["n_heads"]:
+        kind = "multi-query" if kv_heads == 1 else "grouped-query"
+        rows.append(("key/value heads", f"{kv_heads} ({kind})"))
+    rope = config.get("rope")
+    if rope:
+        rows.append(("positions", f"rotary ({rope['rope_type']}, theta {rope['theta']:g})"))
+    windows = [w for w in config.get("sliding_windows") or [] if w]
+    if windows:
+        layers = sum(1 for w in config["sliding_windows"] if w)
+        rows.append(
+            ("sliding window", f"{windows[0]} tokens on {layers} of {config['n_layers']} layers")
+        )
+    if config.get("heads"):
+        rows.append(("output heads", ", ".join(config["heads"])))
+    return rows
 
 
 def overview_context(artifacts: Artifacts, tables: dict) -> dict:

@@ -1,0 +1,241 @@
+"""GPT-2 decoder in Flax NNX, numerically matching `transformers`' GPT2Model / GPT2LMHeadModel.
+
+Learned absolute positions, pre-LayerNorm blocks, fused `c_attn` query/key/value projection,
+Conv1D weights stored [in, out] (so kernels load untransposed), `gelu_new` MLP, final `ln_f`,
+causal attention, tied unembedding (`wte`) unless the checkpoint has its own `lm_head`.
+The attribute tree mirrors the checkpoint names (`wte`, `wpe`, `h[i].attn.c_attn`, `ln_f`).
+
+Axes: batch, token (= query / key positions), layer, head, d_model, d_head, d_mlp, vocab.
+Hidden states follow transformers: index 0 is the embedding sum, index i < L the output of block
+i, and index L the output of the last block after `ln_f` (what the unembedding reads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from generator.errors import ModelLoadError
+from generator.models.config import (
+    ModelConfig,
+    check_activation,
+    head_width,
+    label_names,
+    require,
+)
+from generator.models.family import BUFFERS, Family, NameMap
+from generator.models.heads import CausalLMHead, ClassificationHead
+from generator.models.layers import (
+    ACTIVATION_FNS,
+    PRECISIONS,
+    attend,
+    check_dtype,
+    embed,
+    layer_norm,
+    linear,
+    mask_bias,
+    merge_heads,
+    split_heads,
+    stack_probes,
+)
+
+
+class GPT2Attention(nnx.Module):
+    """Fused q/k/v projection `c_attn`, causal attention, output projection `c_proj`."""
+
+    def __init__(self, config: ModelConfig, layer: int, dtype: str, rngs: nnx.Rngs):
+        self.n_heads, self.d_head = config.n_heads, config.d_head
+        self.precision = PRECISIONS[dtype]
+        self.c_attn = linear(config.d_model, 3 * config.d_model, dtype, rngs)
+        self.c_proj = linear(config.d_model, config.d_model, dtype, rngs)
+        scale = config.d_head**-0.5 if config.scale_attention else 1.0
+        self.scale = scale / (layer + 1) if config.scale_by_layer else scale
+
+    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+        """Return the block's attention output and its probes (see `BertSelfAttention`)."""
+        q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
+        q, k, v = (split_heads(t, self.n_heads, self.d_head) for t in (q, k, v))
+        context, probs = attend(q, k, v, bias, self.scale, self.precision)
+        return {
+            "context": self.c_proj(merge_heads(context)),
+            "attentions": probs,
+            "queries": q,
+            "keys": k,
+            "values": v,
+        }
+
+
+class GPT2MLP(nnx.Module):
+    """c_fc -> activation -> c_proj."""
+
+    def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
+        self.c_fc = linear(config.d_model, config.d_mlp, dtype, rngs)
+        self.c_proj = linear(config.d_mlp, config.d_model, dtype, rngs)
+        self.activation = config.activation
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Map [batch, token, d_model] through the MLP."""
+        return self.c_proj(ACTIVATION_FNS[self.activation](self.c_fc(x)))
+
+
+class GPT2Block(nnx.Module):
+    """Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(.))."""
+
+    def __init__(self, config: ModelConfig, layer: int, dtype: str, rngs: nnx.Rngs):
+        self.ln_1 = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
+        self.attn = GPT2Attention(config, layer, dtype, rngs)
+        self.ln_2 = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
+        self.mlp = GPT2MLP(config, dtype, rngs)
+
+    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+        """Return the attention probes with `context` = the block output."""
+        probes = self.attn(self.ln_1(x), bias)
+        x = x + probes["context"]
+        probes["context"] = x + self.mlp(self.ln_2(x))
+        return probes
+
+
+class GPT2Decoder(nnx.Module):
+    """GPT-2: `wte` + `wpe`, `h[0..L-1]`, `ln_f`, and an LM head or a `score` classifier."""
+
+    def __init__(self, config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs):
+        """Build the decoder.
+
+        Args:
+            config: architecture settings, including the heads to build.
+            dtype: compute dtype, "float32" or "bfloat16" (parameters stay float32).
+            rngs: random streams for the (throw-away) initial parameters.
+        """
+        check_dtype(dtype)
+        self.config = config
+        self.wte = embed(config.vocab_size, config.d_model, dtype, rngs)
+        self.wpe = embed(config.max_positions, config.d_model, dtype, rngs)
+        self.h = nnx.List([GPT2Block(config, i, dtype, rngs) for i in range(config.n_layers)])
+        self.ln_f = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
+        heads = set(config.heads)
+        self.lm_head = (
+            CausalLMHead(config.d_model, config.vocab_size, config.tie_word_embeddings, dtype, rngs)
+            if "causal-lm" in heads
+            else None
+        )
+        self.score = (
+            ClassificationHead(
+                config.d_model, len(config.labels), "last", None, dtype, rngs, out_bias=False
+            )
+            if "classification" in heads
+            else None
+        )
+
+    def __call__(
+        self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids=None
+    ) -> dict[str, jax.Array]:
+        """Run the decoder on right-padded inputs and return every probe point.
+
+        Args:
+            input_ids: [batch, token] int token ids.
+            attention_mask: [batch, token] int, 1 for real tokens, 0 for (right) padding.
+            token_type_ids: ignored (GPT-2 has no segments).
+
+        Returns:
+            hidden_states [batch, layer(L+1), token, d_model]; attentions [batch, layer, head,
+            query, key] (float32, zero above the diagonal and on padded keys); queries / keys /
+            values [batch, layer, head, token, d_head]; logits [batch, token, vocab] (causal-lm)
+            or [batch, n_labels] (classification, read at the last real token).
+        """
+        del token_type_ids
+        input_ids = jnp.asarray(input_ids, jnp.int32)
+        if input_ids.shape[1] > self.config.max_positions:
+            raise ValueError(
+                f"{input_ids.shape[1]} tokens exceed max_positions {self.config.max_positions}"
+            )
+        attention_mask = jnp.asarray(attention_mask)
+        bias = mask_bias(attention_mask, causal=True)
+        positions = jnp.arange(input_ids.shape[1])[None]
+        x = self.wte(input_ids) + self.wpe(positions)
+        hidden, probes = [x], []
+        for block in self.h:
+            p = block(x, bias)
+            x = p.pop("context")
+            hidden.append(x)
+            probes.append(p)
+        x = self.ln_f(x)
+        hidden[-1] = x
+        out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
+        if self.lm_head is not None:
+            out["logits"] = self.lm_head(x, self.wte.embedding[...])
+        elif self.score is not None:
+            out["logits"] = self.score(x, attention_mask, None)
+        return out
+
+
+def parse_config(cfg: dict[str, Any]) -> ModelConfig:
+    """Parse a GPT2Config dict."""
+    d_model = int(require(cfg, "n_embd", "hidden_size"))
+    n_heads = int(require(cfg, "n_head", "num_attention_heads"))
+    if cfg.get("add_cross_attention"):
+        raise ModelLoadError("GPT-2 with cross-attention is not supported; use a decoder-only one")
+    pad = cfg.get("pad_token_id")
+    return ModelConfig(
+        family="gpt2",
+        model_type="gpt2",
+        vocab_size=int(require(cfg, "vocab_size")),
+        d_model=d_model,
+        n_layers=int(require(cfg, "n_layer", "num_hidden_layers")),
+        n_heads=n_heads,
+        d_head=head_width(d_model, n_heads, "n_embd"),
+        d_mlp=int(cfg.get("n_inner") or 4 * d_model),
+        max_positions=int(require(cfg, "n_positions", "max_position_embeddings")),
+        layer_norm_eps=float(cfg.get("layer_norm_epsilon", 1e-5)),
+        activation=check_activation(
+            cfg.get("activation_function", "gelu_new"), "activation_function"
+        ),
+        pad_token_id=int(pad) if pad is not None else 0,
+        causal=True,
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+        scale_attention=bool(cfg.get("scale_attn_weights", True)),
+        scale_by_layer=bool(cfg.get("scale_attn_by_inverse_layer_idx", False)),
+    )
+
+
+def with_heads(config: ModelConfig, cfg: dict[str, Any], names: frozenset[str]) -> ModelConfig:
+    """Return `config` with its head: a `score` classifier, else the (tied or own) LM head."""
+    if "score.weight" in names:
+        return dataclasses.replace(config, heads=("classification",), labels=label_names(cfg))
+    if "lm_head.weight" in names or config.tie_word_embeddings:
+        return dataclasses.replace(config, heads=("causal-lm",))
+    return config
+
+
+# Causal-mask buffers that older GPT-2 checkpoints store.
+GPT2_BUFFERS = r"(^|\.)attn\.(bias|masked_bias)$"
+
+
+def checkpoint_names(config: ModelConfig) -> NameMap:
+    """Return the GPT-2 name map: Conv1D kernels untransposed, lm_head / score as Linear."""
+    tied = (("lm_head.weight", "wte.weight"),) if config.tie_word_embeddings else ()
+    return NameMap(
+        prefixes=("transformer.",),
+        renames=((r"^lm_head\.out\.", "lm_head."), (r"^score\.out\.", "score.")),
+        untransposed=r"^h\.\d+\.(attn|mlp)\.c_",
+        tied=tied,
+        ignored=f"{BUFFERS}|{GPT2_BUFFERS}",
+    )
+
+
+def build(config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs) -> GPT2Decoder:
+    """Build the GPT-2 decoder with the heads recorded in `config`."""
+    return GPT2Decoder(config, dtype=dtype, rngs=rngs)
+
+
+FAMILY = Family(
+    name="gpt2",
+    model_types=("gpt2",),
+    parse=parse_config,
+    with_heads=with_heads,
+    build=build,
+    names=checkpoint_names,
+)

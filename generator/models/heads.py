@@ -1,0 +1,144 @@
+"""Task heads on top of a transformer body, shared by the families.
+
+Each head maps the final hidden states to `logits`:
+  masked-lm / causal-lm          [batch, token, vocab]
+  classification                 [batch, n_labels]  (first token, pooler, or last real token)
+  token-classification           [batch, token, n_labels]
+  replaced-token-detection       [batch, token]      (ELECTRA discriminator)
+  next-sentence                  [batch, 2]          (BERT pre-training, on the pooler output)
+
+Module attribute names are generic (`dense`, `norm`, `out`); each family's name map translates
+them to its checkpoint names (`cls.predictions.transform.dense`, `lm_head.layer_norm`, ...).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from generator.models.layers import (
+    ACTIVATION_FNS,
+    COMPUTE_DTYPES,
+    PRECISIONS,
+    last_token,
+    layer_norm,
+    linear,
+)
+
+HEAD_KINDS = (
+    "masked-lm",
+    "causal-lm",
+    "classification",
+    "token-classification",
+    "replaced-token-detection",
+    "next-sentence",
+)
+
+
+def unembed(x: jax.Array, matrix: jax.Array, dtype: str) -> jax.Array:
+    """Project [batch, token, d] onto the rows of a tied [vocab, d] embedding -> [batch, token, vocab]."""
+    weights = matrix.astype(COMPUTE_DTYPES[dtype])
+    return jnp.einsum("btd,vd->btv", x, weights, precision=PRECISIONS[dtype])
+
+
+class MaskedLMHead(nnx.Module):
+    """dense -> activation -> LayerNorm -> unembedding (tied or `decoder`) + `bias`."""
+
+    def __init__(
+        self,
+        d_model: int,
+        vocab_size: int,
+        activation: str,
+        eps: float,
+        tied: bool,
+        dtype: str,
+        rngs: nnx.Rngs,
+    ):
+        self.dense = linear(d_model, d_model, dtype, rngs)
+        self.norm = layer_norm(d_model, eps, dtype, rngs)
+        self.bias = nnx.Param(jnp.zeros((vocab_size,), jnp.float32))
+        self.decoder = None if tied else linear(d_model, vocab_size, dtype, rngs, bias=False)
+        self.activation = activation
+        self.dtype = dtype
+
+    def __call__(self, x: jax.Array, embedding: jax.Array) -> jax.Array:
+        """Return [batch, token, vocab] logits; `embedding` [vocab, d] is used when tied."""
+        h = self.norm(ACTIVATION_FNS[self.activation](self.dense(x)))
+        logits = unembed(h, embedding, self.dtype) if self.decoder is None else self.decoder(h)
+        return logits + self.bias[...].astype(logits.dtype)
+
+
+class ClassificationHead(nnx.Module):
+    """Sequence classifier: pick a summary vector, optional dense + activation, then `out`.
+
+    `source` says which vector: "pooler" (BERT: the pooler output), "first" (RoBERTa, ELECTRA,
+    DistilBERT: the first token's final hidden state) or "last" (decoders: the last real token).
+    `activation` None means no hidden dense layer.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_labels: int,
+        source: str,
+        activation: str | None,
+        dtype: str,
+        rngs: nnx.Rngs,
+        out_bias: bool = True,
+    ):
+        self.dense = linear(d_model, d_model, dtype, rngs) if activation else None
+        self.out = linear(d_model, n_labels, dtype, rngs, bias=out_bias)
+        self.source = source
+        self.activation = activation
+
+    def __call__(
+        self, hidden: jax.Array, attention_mask: jax.Array, pooled: jax.Array | None
+    ) -> jax.Array:
+        """Return [batch, n_labels] logits from final hidden states [batch, token, d_model]."""
+        if self.source == "pooler":
+            x = pooled
+        elif self.source == "first":
+            x = hidden[:, 0]
+        else:
+            x = last_token(hidden, attention_mask)
+        if self.dense is not None:
+            x = ACTIVATION_FNS[self.activation](self.dense(x))
+        return self.out(x)
+
+
+class TokenClassificationHead(nnx.Module):
+    """One linear classifier applied to every token: [batch, token, n_labels]."""
+
+    def __init__(self, d_model: int, n_labels: int, dtype: str, rngs: nnx.Rngs):
+        self.out = linear(d_model, n_labels, dtype, rngs)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        """Return per-token logits."""
+        return self.out(hidden)
+
+
+class ReplacedTokenHead(nnx.Module):
+    """ELECTRA discriminator: dense -> activation -> dense_prediction, one logit per token."""
+
+    def __init__(self, d_model: int, activation: str, dtype: str, rngs: nnx.Rngs):
+        self.dense = linear(d_model, d_model, dtype, rngs)
+        self.dense_prediction = linear(d_model, 1, dtype, rngs)
+        self.activation = activation
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        """Return [batch, token] logits (positive: the token was replaced)."""
+        x = ACTIVATION_FNS[self.activation](self.dense(hidden))
+        return self.dense_prediction(x)[..., 0]
+
+
+class CausalLMHead(nnx.Module):
+    """Unembedding of a decoder: the tied token embedding or its own `weight` (lm_head)."""
+
+    def __init__(self, d_model: int, vocab_size: int, tied: bool, dtype: str, rngs: nnx.Rngs):
+        self.out = None if tied else linear(d_model, vocab_size, dtype, rngs, bias=False)
+        self.dtype = dtype
+
+    def __call__(self, hidden: jax.Array, embedding: jax.Array) -> jax.Array:
+        """Return [batch, token, vocab] next-token logits."""
+        return unembed(hidden, embedding, self.dtype) if self.out is None else self.out(hidden)

@@ -1,0 +1,162 @@
+"""Building blocks shared by every family: dtypes, projections, norms, masks and attention.
+
+Axes: batch, token (= query / key positions), head, d_model, d_head.
+Parameters are always float32; `dtype` is the compute dtype. Softmax and norm statistics run in
+float32, and with dtype "float32" every matmul runs at full float32 precision (no TF32 / bf16
+passes on GPU or TPU), so results match PyTorch to ~1e-5.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+# Matmul precision per compute dtype: exact float32 where float32 is asked for.
+PRECISIONS = {"float32": jax.lax.Precision.HIGHEST, "bfloat16": jax.lax.Precision.DEFAULT}
+
+ACTIVATION_FNS = {
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),  # exact erf GELU
+    "gelu_new": functools.partial(jax.nn.gelu, approximate=True),  # tanh approximation
+    "gelu_pytorch_tanh": functools.partial(jax.nn.gelu, approximate=True),
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "swish": jax.nn.silu,
+    "tanh": jnp.tanh,
+}
+
+MASKED = float(jnp.finfo(jnp.float32).min)  # score added where a key is not visible
+
+
+def check_dtype(dtype: str) -> None:
+    """Raise ValueError unless `dtype` is a supported compute dtype."""
+    if dtype not in COMPUTE_DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(COMPUTE_DTYPES)}")
+
+
+def linear(d_in: int, d_out: int, dtype: str, rngs: nnx.Rngs, bias: bool = True) -> nnx.Linear:
+    """Return a float32-parameter Linear computing in `dtype` (kernel [in, out])."""
+    return nnx.Linear(
+        d_in,
+        d_out,
+        use_bias=bias,
+        dtype=COMPUTE_DTYPES[dtype],
+        param_dtype=jnp.float32,
+        precision=PRECISIONS[dtype],
+        rngs=rngs,
+    )
+
+
+def embed(n: int, width: int, dtype: str, rngs: nnx.Rngs) -> nnx.Embed:
+    """Return a float32-parameter embedding table [n, width] looked up in `dtype`."""
+    return nnx.Embed(n, width, dtype=COMPUTE_DTYPES[dtype], param_dtype=jnp.float32, rngs=rngs)
+
+
+def layer_norm(width: int, eps: float, dtype: str, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    """Return a LayerNorm with PyTorch's two-pass variance and the given epsilon."""
+    return nnx.LayerNorm(
+        width,
+        epsilon=eps,
+        use_fast_variance=False,
+        dtype=COMPUTE_DTYPES[dtype],
+        param_dtype=jnp.float32,
+        rngs=rngs,
+    )
+
+
+class RMSNorm(nnx.Module):
+    """Root-mean-square norm (Llama, T5): statistics in float32, then `weight * x` in `dtype`."""
+
+    def __init__(self, width: int, eps: float, dtype: str, rngs: nnx.Rngs):
+        del rngs  # initialised to ones, like PyTorch
+        self.weight = nnx.Param(jnp.ones((width,), jnp.float32))
+        self.eps = eps
+        self.dtype = COMPUTE_DTYPES[dtype]
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Normalise [..., width] by its root mean square and scale."""
+        x32 = x.astype(jnp.float32)
+        variance = jnp.mean(x32 * x32, axis=-1, keepdims=True)
+        normed = (x32 * jax.lax.rsqrt(variance + self.eps)).astype(x.dtype)
+        return self.weight[...].astype(self.dtype) * normed.astype(self.dtype)
+
+
+def split_heads(x: jax.Array, n_heads: int, d_head: int) -> jax.Array:
+    """Split [batch, token, n_heads * d_head] into [batch, head, token, d_head]."""
+    batch, token, _ = x.shape
+    return x.reshape(batch, token, n_heads, d_head).transpose(0, 2, 1, 3)
+
+
+def merge_heads(x: jax.Array) -> jax.Array:
+    """Merge [batch, head, token, d_head] back into [batch, token, head * d_head]."""
+    batch, heads, token, d_head = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch, token, heads * d_head)
+
+
+def mask_bias(
+    attention_mask: jax.Array, causal: bool = False, window: int | None = None
+) -> jax.Array:
+    """Return the additive attention bias [batch, 1, query, key] (0 visible, float32 min hidden).
+
+    Args:
+        attention_mask: [batch, token] 1 for real tokens, 0 for padding (keys that are hidden).
+        causal: hide keys after the query (decoders).
+        window: sliding window: a query sees only the `window` most recent keys (itself included).
+    """
+    keys = jnp.asarray(attention_mask)[:, None, None, :] > 0  # [batch, 1, 1, key]
+    token = keys.shape[-1]
+    query_pos = jnp.arange(token)[:, None]  # [query, 1]
+    key_pos = jnp.arange(token)[None, :]  # [1, key]
+    visible = keys
+    if causal:
+        visible = visible & (key_pos <= query_pos)[None, None]
+    if window is not None:
+        visible = visible & (key_pos > query_pos - window)[None, None]
+    return jnp.where(visible, 0.0, MASKED).astype(jnp.float32)
+
+
+def attend(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    bias: jax.Array,
+    scale: float,
+    precision,
+) -> tuple[jax.Array, jax.Array]:
+    """Scaled dot-product attention with the softmax in float32.
+
+    Args:
+        q, k, v: [batch, head, token, d_head] (keys and values already one per query head).
+        bias: additive [batch, 1 or head, query, key] float32 bias from `mask_bias`.
+        scale: multiplier of the raw scores (usually d_head ** -0.5).
+        precision: matmul precision.
+
+    Returns:
+        context [batch, head, query, d_head] in the dtype of `v`; probs [batch, head, query, key]
+        float32, post-softmax (hidden keys get exactly 0 weight; a query with no visible key
+        gets an all-zero row).
+    """
+    scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=precision).astype(jnp.float32)
+    probs = jax.nn.softmax(scores * scale + bias, axis=-1)
+    # A query that sees no key at all (a padding row outside every window) attends to nothing.
+    sees_any = jnp.any(bias > MASKED / 2, axis=-1, keepdims=True)
+    probs = jnp.where(sees_any, probs, 0.0)
+    context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=precision)
+    return context, probs
+
+
+def stack_probes(probes: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
+    """Stack per-layer attention probes into [batch, layer, ...] arrays."""
+    return {
+        name: jnp.stack([p[name] for p in probes], axis=1)
+        for name in ("attentions", "queries", "keys", "values")
+    }
+
+
+def last_token(x: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """Take the last non-padding position of [batch, token, ...] -> [batch, ...]."""
+    last = jnp.maximum(jnp.sum(jnp.asarray(attention_mask) > 0, axis=1) - 1, 0)
+    return jnp.take_along_axis(x, last.reshape(-1, *([1] * (x.ndim - 1))), axis=1)[:, 0]

@@ -1,0 +1,300 @@
+"""Llama-like decoders in Flax NNX: Llama, SmolLM (model_type llama), Mistral, Qwen2.
+
+Pre-RMSNorm blocks, rotary positions (with the `rope_parameters` scaling variants of
+`generator.models.rope`), grouped-query / multi-query attention, SwiGLU MLP, optional q/k/v bias
+(Qwen2), tied or untied unembedding, and sliding-window attention where the config asks for it
+(Mistral `sliding_window` on every layer; Qwen2 `use_sliding_window` on the layers from
+`max_window_layers`, or as `layer_types` says). The attribute tree mirrors the checkpoint names
+(`embed_tokens`, `layers[i].self_attn.q_proj`, `norm`, `lm_head`).
+
+Axes: batch, token (= query / key positions), layer, head (query heads), d_model, d_head, vocab.
+Attention, queries, keys and values are reported per query head: with grouped-query attention
+each key/value head is repeated for its n_heads / n_kv_heads consecutive query heads. Queries and
+keys are after the rotation (what the dot product sees), before scaling. Hidden states follow
+transformers: index L is the last block's output after the final `norm`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from generator.errors import ModelLoadError
+from generator.models.config import (
+    ModelConfig,
+    check_activation,
+    head_width,
+    label_names,
+    require,
+)
+from generator.models.family import Family, NameMap
+from generator.models.heads import CausalLMHead, ClassificationHead
+from generator.models.layers import (
+    ACTIVATION_FNS,
+    COMPUTE_DTYPES,
+    PRECISIONS,
+    RMSNorm,
+    attend,
+    check_dtype,
+    embed,
+    linear,
+    mask_bias,
+    merge_heads,
+    split_heads,
+    stack_probes,
+)
+from generator.models.rope import apply_rotary, parse_rope, rotary_tables
+
+MODEL_TYPES = ("llama", "mistral", "qwen2")
+
+
+class LlamaAttention(nnx.Module):
+    """q/k/v/o projections, rotary positions, grouped-query attention."""
+
+    def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
+        self.n_heads, self.n_kv_heads, self.d_head = (
+            config.n_heads,
+            config.n_kv_heads,
+            config.d_head,
+        )
+        self.precision = PRECISIONS[dtype]
+        d, q_width, kv_width = (
+            config.d_model,
+            config.n_heads * config.d_head,
+            config.n_kv_heads * config.d_head,
+        )
+        self.q_proj = linear(d, q_width, dtype, rngs, bias=config.attention_bias)
+        self.k_proj = linear(d, kv_width, dtype, rngs, bias=config.attention_bias)
+        self.v_proj = linear(d, kv_width, dtype, rngs, bias=config.attention_bias)
+        self.o_proj = linear(q_width, d, dtype, rngs, bias=config.output_bias)
+
+    def __call__(
+        self, x: jax.Array, bias: jax.Array, cos: jax.Array, sin: jax.Array
+    ) -> dict[str, jax.Array]:
+        """Attend over [batch, token, d_model]; return the output and per-query-head probes."""
+        q = apply_rotary(split_heads(self.q_proj(x), self.n_heads, self.d_head), cos, sin)
+        k = apply_rotary(split_heads(self.k_proj(x), self.n_kv_heads, self.d_head), cos, sin)
+        v = split_heads(self.v_proj(x), self.n_kv_heads, self.d_head)
+        group = self.n_heads // self.n_kv_heads
+        k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)  # [batch, head, ...]
+        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision)
+        return {
+            "context": self.o_proj(merge_heads(context)),
+            "attentions": probs,
+            "queries": q,
+            "keys": k,
+            "values": v,
+        }
+
+
+class LlamaMLP(nnx.Module):
+    """SwiGLU: down_proj(act(gate_proj(x)) * up_proj(x))."""
+
+    def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
+        d, h = config.d_model, config.d_mlp
+        self.gate_proj = linear(d, h, dtype, rngs, bias=config.mlp_bias)
+        self.up_proj = linear(d, h, dtype, rngs, bias=config.mlp_bias)
+        self.down_proj = linear(h, d, dtype, rngs, bias=config.mlp_bias)
+        self.activation = config.activation
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """Map [batch, token, d_model] through the gated MLP."""
+        return self.down_proj(ACTIVATION_FNS[self.activation](self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaDecoderLayer(nnx.Module):
+    """Pre-RMSNorm block: x + attn(norm(x)), then + mlp(norm(.))."""
+
+    def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
+        self.input_layernorm = RMSNorm(config.d_model, config.layer_norm_eps, dtype, rngs)
+        self.self_attn = LlamaAttention(config, dtype, rngs)
+        self.post_attention_layernorm = RMSNorm(config.d_model, config.layer_norm_eps, dtype, rngs)
+        self.mlp = LlamaMLP(config, dtype, rngs)
+
+    def __call__(self, x, bias, cos, sin) -> dict[str, jax.Array]:
+        """Return the attention probes with `context` = the block output."""
+        probes = self.self_attn(self.input_layernorm(x), bias, cos, sin)
+        x = x + probes["context"]
+        probes["context"] = x + self.mlp(self.post_attention_layernorm(x))
+        return probes
+
+
+class LlamaDecoder(nnx.Module):
+    """`embed_tokens`, `layers[0..L-1]`, `norm`, and an LM head or a `score` classifier."""
+
+    def __init__(self, config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs):
+        """Build the decoder.
+
+        Args:
+            config: architecture settings, including the heads to build.
+            dtype: compute dtype, "float32" or "bfloat16" (parameters stay float32).
+            rngs: random streams for the (throw-away) initial parameters.
+        """
+        check_dtype(dtype)
+        self.config = config
+        self.dtype = dtype
+        self.embed_tokens = embed(config.vocab_size, config.d_model, dtype, rngs)
+        self.layers = nnx.List(
+            [LlamaDecoderLayer(config, dtype, rngs) for _ in range(config.n_layers)]
+        )
+        self.norm = RMSNorm(config.d_model, config.layer_norm_eps, dtype, rngs)
+        heads = set(config.heads)
+        self.lm_head = (
+            CausalLMHead(config.d_model, config.vocab_size, config.tie_word_embeddings, dtype, rngs)
+            if "causal-lm" in heads
+            else None
+        )
+        self.score = (
+            ClassificationHead(
+                config.d_model, len(config.labels), "last", None, dtype, rngs, out_bias=False
+            )
+            if "classification" in heads
+            else None
+        )
+
+    def __call__(
+        self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids=None
+    ) -> dict[str, jax.Array]:
+        """Run the decoder on right-padded inputs and return every probe point.
+
+        Args:
+            input_ids: [batch, token] int token ids.
+            attention_mask: [batch, token] int, 1 for real tokens, 0 for (right) padding.
+            token_type_ids: ignored.
+
+        Returns:
+            hidden_states [batch, layer(L+1), token, d_model]; attentions [batch, layer, head,
+            query, key] (float32; zero above the diagonal, outside a sliding window and on
+            padded keys); queries / keys / values [batch, layer, head, token, d_head];
+            logits [batch, token, vocab] (causal-lm) or [batch, n_labels] (classification,
+            read at the last real token).
+        """
+        del token_type_ids
+        config = self.config
+        input_ids = jnp.asarray(input_ids, jnp.int32)
+        token = input_ids.shape[1]
+        if token > config.max_positions:
+            raise ValueError(f"{token} tokens exceed max_positions {config.max_positions}")
+        attention_mask = jnp.asarray(attention_mask)
+        windows = config.sliding_windows or (None,) * config.n_layers
+        biases = {w: mask_bias(attention_mask, causal=True, window=w) for w in set(windows)}
+        cos, sin = rotary_tables(config.rope, token, COMPUTE_DTYPES[self.dtype])
+
+        x = self.embed_tokens(input_ids)
+        hidden, probes = [x], []
+        for layer, window in zip(self.layers, windows, strict=True):
+            p = layer(x, biases[window], cos, sin)
+            x = p.pop("context")
+            hidden.append(x)
+            probes.append(p)
+        x = self.norm(x)
+        hidden[-1] = x
+        out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
+        if self.lm_head is not None:
+            out["logits"] = self.lm_head(x, self.embed_tokens.embedding[...])
+        elif self.score is not None:
+            out["logits"] = self.score(x, attention_mask, None)
+        return out
+
+
+# --- config parsing -----------------------------------------------------------------------------
+
+
+def sliding_windows(cfg: dict[str, Any], n_layers: int) -> tuple[int | None, ...]:
+    """Return the per-layer sliding window that transformers would apply (empty: none)."""
+    model_type = cfg["model_type"]
+    window = cfg.get("sliding_window")
+    if model_type == "mistral":
+        return (int(window),) * n_layers if window else ()
+    if model_type != "qwen2" or not cfg.get("use_sliding_window") or not window:
+        return ()
+    layer_types = cfg.get("layer_types") or [
+        "sliding_attention" if i >= int(cfg.get("max_window_layers", 28)) else "full_attention"
+        for i in range(n_layers)
+    ]
+    if len(layer_types) != n_layers:
+        raise ModelLoadError(f"layer_types lists {len(layer_types)} layers, not {n_layers}")
+    windows = tuple(int(window) if t == "sliding_attention" else None for t in layer_types)
+    return windows if any(windows) else ()
+
+
+def parse_config(cfg: dict[str, Any]) -> ModelConfig:
+    """Parse a LlamaConfig, MistralConfig or Qwen2Config dict."""
+    model_type = cfg["model_type"]
+    d_model = int(require(cfg, "hidden_size"))
+    n_heads = int(require(cfg, "num_attention_heads"))
+    d_head = int(cfg.get("head_dim") or head_width(d_model, n_heads))
+    n_kv_heads = int(cfg.get("num_key_value_heads") or n_heads)
+    if n_heads % n_kv_heads:
+        raise ModelLoadError(
+            f"num_attention_heads {n_heads} is not a multiple of num_key_value_heads {n_kv_heads}"
+        )
+    n_layers = int(require(cfg, "num_hidden_layers"))
+    max_positions = int(cfg.get("max_position_embeddings", 2048))
+    rope = parse_rope(cfg, d_head, max_positions)
+    if rope.rope_type == "dynamic":  # dynamic NTK exists to run past the trained length
+        max_positions = int(max_positions * rope.factor)
+    # Only Llama reads attention_bias / mlp_bias; Qwen2 always has q/k/v (not o) biases.
+    llama, qwen2 = model_type == "llama", model_type == "qwen2"
+    attention_bias = qwen2 or (llama and bool(cfg.get("attention_bias", False)))
+    pad = cfg.get("pad_token_id")
+    return ModelConfig(
+        family="llama",
+        model_type=model_type,
+        vocab_size=int(require(cfg, "vocab_size")),
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        d_head=d_head,
+        d_mlp=int(require(cfg, "intermediate_size")),
+        max_positions=max_positions,
+        layer_norm_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+        activation=check_activation(cfg.get("hidden_act", "silu")),
+        pad_token_id=int(pad) if pad is not None else 0,
+        n_kv_heads=n_kv_heads,
+        causal=True,
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        rope=rope,
+        sliding_windows=sliding_windows(cfg, n_layers),
+        attention_bias=attention_bias,
+        output_bias=False if qwen2 else attention_bias,
+        mlp_bias=llama and bool(cfg.get("mlp_bias", False)),
+    )
+
+
+def with_heads(config: ModelConfig, cfg: dict[str, Any], names: frozenset[str]) -> ModelConfig:
+    """Return `config` with its head: a `score` classifier, else the (tied or own) LM head."""
+    if "score.weight" in names:
+        return dataclasses.replace(config, heads=("classification",), labels=label_names(cfg))
+    if "lm_head.weight" in names or config.tie_word_embeddings:
+        return dataclasses.replace(config, heads=("causal-lm",))
+    return config
+
+
+def checkpoint_names(config: ModelConfig) -> NameMap:
+    """Return the Llama-like name map (`model.` prefix; lm_head / score as Linear)."""
+    tied = (("lm_head.weight", "embed_tokens.weight"),) if config.tie_word_embeddings else ()
+    return NameMap(
+        prefixes=("model.",),
+        renames=((r"^lm_head\.out\.", "lm_head."), (r"^score\.out\.", "score.")),
+        tied=tied,
+    )
+
+
+def build(config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs) -> LlamaDecoder:
+    """Build the decoder with the heads recorded in `config`."""
+    return LlamaDecoder(config, dtype=dtype, rngs=rngs)
+
+
+FAMILY = Family(
+    name="llama",
+    model_types=MODEL_TYPES,
+    parse=parse_config,
+    with_heads=with_heads,
+    build=build,
+    names=checkpoint_names,
+)

@@ -1,0 +1,166 @@
+"""Estimate device memory of an extraction before it runs: parameters and one batch's activations.
+
+Estimates, not measurements: they count the arrays the forward pass must hold at its peak, which
+is what decides whether a batch fits. Parameters are float32 whatever the compute dtype (each
+device holds a full copy). A batch holds, per device:
+  corpus step    the stacked hidden states [batch, layer(L+1), token, d_model] that the reducers
+                 read, plus the working set of one layer (q, k, v, scores and probabilities in
+                 float32, the MLP's hidden units)
+  showcase step  every probe of every layer (hidden states, float32 attentions, q/k/v) and the
+                 logits, plus the same working set
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from generator.models.config import ModelConfig
+
+GIB = 1024**3
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes per device for the parameters and for the largest batch of each step."""
+
+    parameter_bytes: int
+    corpus_batch_bytes: int
+    showcase_batch_bytes: int
+    batch: int
+    tokens: int
+    devices: int
+
+    def summary(self) -> str:
+        """Return a one-line human-readable summary."""
+        return (
+            f"memory estimate per device: parameters {_size(self.parameter_bytes)}, "
+            f"activations {_size(self.corpus_batch_bytes)} per batch of {self.batch}x"
+            f"{self.tokens} tokens, showcase {_size(self.showcase_batch_bytes)}"
+            + (f" ({self.devices} devices)" if self.devices > 1 else "")
+        )
+
+
+def _size(n: int) -> str:
+    """Format a byte count as MiB or GiB."""
+    return f"{n / GIB:.2f} GiB" if n >= GIB / 4 else f"{n / 1024**2:.1f} MiB"
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """Count parameters from the architecture alone (heads included), without building the model."""
+    d, layers, mlp = config.d_model, config.n_layers, config.d_mlp
+    q_width, kv_width = config.n_heads * config.d_head, config.n_kv_heads * config.d_head
+    attention = d * (q_width + 2 * kv_width) + q_width * d
+    if config.attention_bias:
+        attention += q_width + 2 * kv_width
+    if config.output_bias:
+        attention += d
+    gated = config.family == "llama"
+    feed_forward = (3 if gated else 2) * d * mlp
+    if config.mlp_bias:
+        feed_forward += (2 if gated else 1) * mlp + d
+    norms = 2 * d if config.family == "llama" else 4 * d  # RMSNorm: scale only
+    total = layers * (attention + feed_forward + norms)
+    width = config.embedding_size
+    total += config.vocab_size * width
+    if config.rope is None:
+        total += (config.max_positions + config.position_offset) * width
+    total += config.type_vocab_size * width
+    if config.family == "bert":
+        total += 2 * width  # embedding LayerNorm
+        if width != d:
+            total += width * d + d
+    else:
+        total += d if config.family == "llama" else 2 * d  # final norm
+    if config.with_pooler:
+        total += d * d + d
+    return total + _head_parameters(config)
+
+
+def _head_parameters(config: ModelConfig) -> int:
+    """Parameters of the heads recorded in the config."""
+    d, vocab, labels = config.d_model, config.vocab_size, len(config.labels)
+    total = 0
+    for head in config.heads:
+        if head == "masked-lm":
+            total += d * d + d + 2 * d + vocab + (0 if config.tie_word_embeddings else d * vocab)
+        elif head == "causal-lm" and not config.tie_word_embeddings:
+            total += d * vocab
+        elif head == "classification":
+            hidden = config.family == "bert" and config.model_type != "bert"
+            bias = config.family == "bert"
+            total += (d * d + d if hidden else 0) + d * labels + (labels if bias else 0)
+        elif head == "token-classification":
+            total += d * labels + labels
+        elif head == "replaced-token-detection":
+            total += d * d + d + d + 1
+        elif head == "next-sentence":
+            total += 2 * d + 2
+    return total
+
+
+def estimate_memory(
+    config: ModelConfig,
+    batch: int,
+    tokens: int,
+    dtype: str = "float32",
+    store_dtype: str = "float32",
+    devices: int = 1,
+    parameters: int | None = None,
+    showcase: tuple[int, int] | None = None,
+) -> MemoryEstimate:
+    """Estimate per-device memory for batches of `batch` x `tokens` split over `devices`.
+
+    Args:
+        config: the architecture.
+        batch, tokens: the largest corpus batch shape the extraction compiles.
+        dtype: compute dtype of the forward pass.
+        store_dtype: dtype the showcase captures are cast to on the device.
+        devices: devices the batch is split over (parameters are replicated).
+        parameters: the exact parameter count when known (else counted from the config).
+        showcase: (examples, tokens) of the showcase batch; the corpus shape when None.
+
+    Returns:
+        The estimate in bytes.
+    """
+    corpus, _ = _activations(config, batch, tokens, dtype, store_dtype, devices)
+    _, showcase_bytes = _activations(
+        config, *(showcase or (batch, tokens)), dtype, store_dtype, devices
+    )
+    count = parameters if parameters is not None else parameter_count(config)
+    return MemoryEstimate(
+        parameter_bytes=count * 4,
+        corpus_batch_bytes=corpus,
+        showcase_batch_bytes=showcase_bytes,
+        batch=batch,
+        tokens=tokens,
+        devices=devices,
+    )
+
+
+def _activations(
+    config: ModelConfig, batch: int, tokens: int, dtype: str, store_dtype: str, devices: int
+) -> tuple[int, int]:
+    """Return (corpus step, showcase step) activation bytes per device for one batch shape."""
+    c, s, f32 = DTYPE_BYTES[dtype], DTYPE_BYTES[store_dtype], 4
+    rows = math.ceil(batch / max(devices, 1))
+    n = rows * tokens  # token positions per device
+    layers, d, heads = config.n_layers, config.d_model, config.n_heads
+    head_values = heads * config.d_head
+    scores = rows * heads * tokens * tokens * f32
+    mlp_units = (2 if config.family == "llama" else 1) * n * config.d_mlp * c
+    working = 3 * n * head_values * c + 2 * scores + mlp_units + 2 * n * d * c
+    hidden = (layers + 1) * n * d * c
+    logits = 0
+    if config.heads and config.heads[0] in ("masked-lm", "causal-lm"):
+        logits = n * config.vocab_size * f32
+    showcase = (
+        hidden * s // c
+        + layers * scores
+        + 3 * layers * n * head_values * s
+        + logits
+        + working
+        + hidden
+    )
+    return hidden + working, showcase

@@ -1,0 +1,237 @@
+"""Paper figures: every chart of every page exported to `site/NAME/figures/` through vl-convert.
+
+A chart's figure comes from its description's `figure_spec` when the page builder gave one (charts
+whose data the page script fills in), else from its `spec`; an interactive chart with an empty
+dataset and no `figure_spec` has nothing to draw and is skipped. Figures get a fixed width in
+place of `"container"`, a white background and the light theme, so they read the same on paper
+in every viewer. SVG and PNG output of a given vl-convert version (and set of installed fonts) is
+byte-identical across runs: Vega numbers gradient and clip-path ids with a per-process counter,
+so `canonical_svg` renumbers them per file. PDF is not byte-identical (vl-convert writes its font
+objects in varying order), so PDF is only made on request.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from generator.errors import AtlasError
+
+log = logging.getLogger(__name__)
+
+FIGURES_DIR = "figures"
+FORMATS = ("svg", "png", "pdf")
+DEFAULT_FORMATS = ("svg", "png")
+FIGURE_WIDTH = 560  # px, replaces width "container" (which has no container outside a page)
+FIGURE_HEIGHT = 300  # px, replaces height "container"
+PNG_SCALE = 2  # PNG pixels per CSS pixel: sharp in print and on high-density screens
+BACKGROUND = "white"
+
+
+class FigureError(AtlasError):
+    """A chart could not be exported as a figure."""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One exported chart: file stem, the page and chart it shows, and its files."""
+
+    name: str
+    page: str
+    chart: str
+    label: str
+    caption: str
+    files: tuple[str, ...]  # relative to the model folder, e.g. "figures/overview-parameters.svg"
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict (for build-info.json)."""
+        return {**asdict(self), "files": list(self.files)}
+
+    def file(self, fmt: str) -> str | None:
+        """Return the relative path of this figure in format `fmt`, if it was exported."""
+        return next((f for f in self.files if f.endswith(f".{fmt}")), None)
+
+
+def slug(text: str) -> str:
+    """Return a lowercase file-name slug of `text` ("Head metrics" -> "head-metrics")."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "page"
+
+
+def figure_name(page_title: str, chart_id: str) -> str:
+    """Return the file stem of a chart's figure: page slug, then chart id."""
+    return f"{slug(page_title)}-{slug(chart_id)}"
+
+
+def _datasets_empty(spec: dict) -> bool:
+    """Tell whether any named dataset of the spec is empty (its rows come from page JS)."""
+    return any(not rows for rows in (spec.get("datasets") or {}).values())
+
+
+def export_spec(item: dict) -> dict | None:
+    """Return the spec to export for a chart description, or None when there is nothing to draw."""
+    if item.get("figure_spec") is not None:
+        return item["figure_spec"]
+    spec = item["spec"]
+    if item.get("interactive") and _datasets_empty(spec):
+        return None
+    return spec
+
+
+def _fix_sizes(node):
+    """Replace "container" widths and heights by fixed sizes, recursively."""
+    if isinstance(node, dict):
+        out = {key: _fix_sizes(value) for key, value in node.items()}
+        if out.get("width") == "container":
+            out["width"] = FIGURE_WIDTH
+        if out.get("height") == "container":
+            out["height"] = FIGURE_HEIGHT
+        return out
+    if isinstance(node, list):
+        return [_fix_sizes(value) for value in node]
+    return node
+
+
+def static_spec(spec: dict) -> dict:
+    """Return a copy of `spec` ready for export: fixed sizes, opaque white background."""
+    out = _fix_sizes(copy.deepcopy(spec))
+    out["background"] = BACKGROUND
+    out.setdefault("autosize", {"type": "pad"})
+    return out
+
+
+_COUNTED_ID = re.compile(r'(?<=["#])(gradient_|clip|pattern_)(\d+)(?=["\)])')
+
+
+def canonical_svg(svg: str) -> str:
+    """Renumber Vega's process-wide gradient/clip ids from 0 in order of appearance."""
+    numbers: dict[str, str] = {}
+
+    def renumber(match: re.Match) -> str:
+        key = match.group(0)
+        if key not in numbers:
+            numbers[key] = f"{match.group(1)}{sum(k.startswith(match.group(1)) for k in numbers)}"
+        return numbers[key]
+
+    return _COUNTED_ID.sub(renumber, svg)
+
+
+def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
+    """Render a Vega-Lite spec once to SVG with vl-convert, then to each format in `formats`.
+
+    PNG and PDF are converted from that SVG (`svg_to_png`, `svg_to_pdf`): the same bytes as
+    `vegalite_to_png` / `vegalite_to_pdf` give, without running Vega again for each format.
+    No data URL may be fetched (`allowed_base_urls=[]`).
+    """
+    import vl_convert
+
+    svg = canonical_svg(vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]))
+    out = {}
+    for fmt in formats:
+        if fmt == "svg":
+            out[fmt] = svg.encode("utf-8")
+        elif fmt == "png":
+            out[fmt] = vl_convert.svg_to_png(svg, scale=PNG_SCALE)
+        elif fmt == "pdf":
+            out[fmt] = vl_convert.svg_to_pdf(svg)
+        else:
+            raise FigureError(f"unknown figure format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return out
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a binary file through a temporary sibling and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    """Return the formats in canonical order; raise FigureError on an unknown one."""
+    wanted = set(formats)
+    unknown = sorted(wanted - set(FORMATS))
+    if unknown:
+        raise FigureError(
+            f"unknown figure format(s) {', '.join(unknown)}; use {', '.join(FORMATS)}"
+        )
+    return tuple(fmt for fmt in FORMATS if fmt in wanted)
+
+
+def export_charts(
+    pages: Iterable[tuple[object, dict]],
+    model_folder: Path,
+    formats: Iterable[str] = DEFAULT_FORMATS,
+) -> list[Figure]:
+    """Export the charts of every (Page, context) pair into `model_folder/figures/`.
+
+    Each exported chart description gets a `figure` entry {format: relative path} that
+    `_chart.html` turns into download links; skipped charts get `figure = None`.
+
+    Args:
+        pages: (Page, template context) pairs; charts are read from `context["charts"]`.
+        model_folder: the model's site folder (or its staging folder).
+        formats: any of "svg", "png", "pdf".
+
+    Returns:
+        The exported figures, in page and chart order.
+
+    Raises:
+        FigureError: vl-convert failed on a chart, or two charts map to the same file name.
+    """
+    formats = check_formats(formats)
+    started = time.perf_counter()
+    figures: list[Figure] = []
+    seen: dict[str, str] = {}
+    for page, context in pages:
+        for item in context.get("charts") or []:
+            item["figure"] = None
+            spec = export_spec(item)
+            if spec is None:
+                log.info(
+                    "%s#%s: data comes from page JS and no figure_spec; no figure",
+                    page.filename,
+                    item["id"],
+                )
+                continue
+            name = figure_name(page.title, item["id"])
+            where = f"{page.filename}#{item['id']}"
+            if name in seen:
+                raise FigureError(
+                    f"charts {seen[name]} and {where} both export as figures/{name}; "
+                    "give one of them another id"
+                )
+            seen[name] = where
+            try:
+                rendered = render_figures(static_spec(spec), formats)
+            except FigureError:
+                raise
+            except Exception as error:  # vl-convert raises ValueError with a JS message
+                message = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise FigureError(
+                    f"chart {where} could not be exported: {message}; "
+                    "check its spec (or its figure_spec)"
+                ) from error
+            files = []
+            for fmt, data in rendered.items():
+                relative = f"{FIGURES_DIR}/{name}.{fmt}"
+                write_bytes_atomic(model_folder / relative, data)
+                files.append(relative)
+            item["figure"] = {fmt: path for fmt, path in zip(formats, files, strict=True)}
+            figures.append(
+                Figure(
+                    name, page.filename, item["id"], item["label"], item["caption"], tuple(files)
+                )
+            )
+    log.info(
+        "%d figure(s) exported as %s in %.2f s",
+        len(figures),
+        "/".join(formats),
+        time.perf_counter() - started,
+    )
+    return figures

@@ -1,0 +1,226 @@
+"""Paper figures: every chart of every page exported, deterministic, static data for page-filled charts."""
+
+import json
+import re
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from generator.analyze.run import analyze
+from generator.artifacts import open_artifacts
+from generator.cli import main
+from generator.render.figures import (
+    FigureError,
+    canonical_svg,
+    export_charts,
+    export_spec,
+    figure_name,
+    render_figures,
+    static_spec,
+)
+from generator.render.pages import PAGES, chart
+from generator.render.pages.attention import WEIGHT_SCALE
+
+
+def contexts(artifacts_root, name="tiny-bert"):
+    artifacts = open_artifacts(artifacts_root / name)
+    tables = analyze(artifacts)
+    return [(page, page.context(artifacts, tables)) for page in PAGES]
+
+
+def svg_size(data: bytes) -> tuple[float, float]:
+    head = data[:400].decode("utf-8")
+    width = float(re.search(r'width="([\d.]+)"', head).group(1))
+    height = float(re.search(r'height="([\d.]+)"', head).group(1))
+    return width, height
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_every_chart_of_every_page_has_a_figure(tiny_build):
+    _, out, artifacts_root = tiny_build
+    folder = out / "tiny-bert"
+    info = json.loads((folder / "build-info.json").read_text())
+    by_chart = {(f["page"], f["chart"]): f for f in info["figures"]}
+    exported = 0
+    for page, context in contexts(artifacts_root):
+        html = (folder / page.filename).read_text()
+        for item in context.get("charts", []):
+            if export_spec(item) is None:
+                continue
+            figure = by_chart[(page.filename, item["id"])]
+            exported += 1
+            assert figure["name"] == figure_name(page.title, item["id"])
+            svg = (folder / f"figures/{figure['name']}.svg").read_bytes()
+            png = (folder / f"figures/{figure['name']}.png").read_bytes()
+            assert svg.startswith(b"<svg") and b"mark-" in svg
+            width, height = svg_size(svg)
+            assert png_size(png) == (round(2 * width), round(2 * height))  # scale 2
+            for fmt in ("svg", "png"):  # a download link beside the chart
+                assert f'href="figures/{figure["name"]}.{fmt}"' in html
+    assert exported == len(info["figures"]) >= 4  # 3 overview charts + the attention heatmap
+
+
+def test_heatmap_figure_shows_the_pages_first_view(tiny_build):
+    _, _, artifacts_root = tiny_build
+    (heatmap,) = dict(contexts(artifacts_root))[PAGES[1]]["charts"]
+    assert heatmap["spec"]["datasets"]["cells"] == []  # the page fills it in
+    cells = heatmap["figure_spec"]["datasets"]["cells"]
+    artifacts = open_artifacts(artifacts_root / "tiny-bert")
+    n = int(artifacts.array("showcase/attention_mask")[0].sum())
+    expected = artifacts.array("showcase/attentions")[0, 0, 0, :n, :n]  # example 0, layer 0, head 0
+    tokens = artifacts.array("showcase/tokens")[0, :n]
+    assert len(cells) == n * n
+    assert (
+        cells[0]["query"] == f"0000 {tokens[0]}" and cells[-1]["key"] == f"{n - 1:04d} {tokens[-1]}"
+    )
+    weights = np.array([c["weight"] for c in cells]).reshape(n, n)
+    np.testing.assert_allclose(weights, expected, atol=0.5 / WEIGHT_SCALE + 1e-7)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=n / WEIGHT_SCALE)
+
+
+def test_export_spec_rules():
+    spec = {"datasets": {"cells": []}, "mark": "rect"}
+    assert export_spec(chart("a", spec, "l", "c", interactive=True)) is None
+    assert export_spec(chart("a", spec, "l", "c")) is spec  # not page-filled: exported as is
+    full = {"datasets": {"cells": [{"x": 1}]}}
+    assert export_spec(chart("a", spec, "l", "c", interactive=True, figure_spec=full)) is full
+
+
+def test_static_spec_fixes_container_sizes_and_background():
+    spec = {
+        "width": "container",
+        "layer": [{"height": "container", "mark": "bar"}],
+        "background": None,
+    }
+    out = static_spec(spec)
+    assert out["width"] == 560 and out["layer"][0]["height"] == 300
+    assert out["background"] == "white"
+    assert spec["width"] == "container"  # the page's own spec is untouched
+
+
+def test_duplicate_figure_names_are_refused(tmp_path):
+    class FakePage:
+        filename, title = "a.html", "Same"
+
+    spec = {"data": {"values": [{"x": 1}]}, "mark": "point", "encoding": {"x": {"field": "x"}}}
+    pages = [(FakePage, {"charts": [chart("c", spec, "l", "c")]})] * 2
+    with pytest.raises(FigureError, match="both export as figures/same-c"):
+        export_charts(pages, tmp_path, ["svg"])
+
+
+def test_broken_spec_is_one_line_error(tmp_path):
+    class FakePage:
+        filename, title = "a.html", "A"
+
+    bad = {"mark": "nonsense-mark", "data": {"values": [{"x": 1}]}}
+    with pytest.raises(FigureError) as error:
+        export_charts([(FakePage, {"charts": [chart("c", bad, "l", "c")]})], tmp_path, ["svg"])
+    assert "a.html#c" in str(error.value) and "\n" not in error.value.format_message()
+
+
+def test_figures_command_is_deterministic_and_makes_pdf(tiny_build, tmp_path):
+    card, _, artifacts_root = tiny_build
+    outputs = []
+    for run in ("one", "two"):
+        out = tmp_path / run
+        args = ["figures", str(card), "--out", str(out), "--artifacts", str(artifacts_root)]
+        result = CliRunner().invoke(
+            main, [*args, "--format", "svg", "--format", "png", "--format", "pdf"]
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append(
+            {p.name: p.read_bytes() for p in sorted((out / "tiny-bert/figures").iterdir())}
+        )
+    first, second = outputs
+    assert first.keys() == second.keys()
+    assert {name.rsplit(".", 1)[1] for name in first} == {"svg", "png", "pdf"}
+    for name, data in first.items():
+        if name.endswith(".pdf"):
+            assert data.startswith(b"%PDF")  # vl-convert orders PDF font objects at random
+        else:
+            assert data == second[name], f"{name} differs between two exports"
+    assert not (tmp_path / "one" / "tiny-bert" / "index.html").exists()  # no page was rendered
+
+
+def test_site_figures_match_a_fresh_export(tiny_build, tmp_path):
+    card, out, artifacts_root = tiny_build
+    result = CliRunner().invoke(
+        main,
+        ["figures", str(card), "--out", str(tmp_path), "--artifacts", str(artifacts_root), "-q"],
+    )
+    assert result.exit_code == 0, result.output
+    for path in (tmp_path / "tiny-bert/figures").iterdir():
+        assert path.read_bytes() == (out / "tiny-bert/figures" / path.name).read_bytes(), path.name
+
+
+def png_pixels(data: bytes) -> bytes:
+    """Return the decompressed (still row-filtered) image data of a PNG."""
+    chunks, offset = [], 8
+    while offset < len(data):
+        (length,) = struct.unpack(">I", data[offset : offset + 4])
+        kind = data[offset + 4 : offset + 8]
+        if kind == b"IDAT":
+            chunks.append(data[offset + 8 : offset + 8 + length])
+        offset += 12 + length
+    return zlib.decompress(b"".join(chunks))
+
+
+def test_figure_pngs_are_not_blank(tiny_build):
+    _, out, _ = tiny_build
+    for path in (out / "tiny-bert/figures").glob("*.png"):
+        pixels = png_pixels(path.read_bytes())
+        width, height = png_size(path.read_bytes())
+        assert len(pixels) == height * (1 + 4 * width)  # RGBA rows, each with a filter byte
+        assert len(set(pixels)) > 32, f"{path.name} looks blank"
+
+
+def test_canonical_svg_renumbers_counted_ids():
+    a = '<p fill="url(#gradient_7)"/><clipPath id="clip12"/><g clip-path="url(#clip12)"/><g id="gradient_7"/>'
+    b = '<p fill="url(#gradient_0)"/><clipPath id="clip3"/><g clip-path="url(#clip3)"/><g id="gradient_0"/>'
+    assert canonical_svg(a) == canonical_svg(b)
+    assert 'id="clip0"' in canonical_svg(a) and "url(#gradient_0)" in canonical_svg(a)
+
+
+def test_png_from_svg_equals_vl_converts_direct_png(tiny_build):
+    import vl_convert
+
+    _, _, artifacts_root = tiny_build
+    (page, context), *_ = contexts(artifacts_root)
+    spec = static_spec(export_spec(context["charts"][0]))
+    rendered = render_figures(spec, ["svg", "png", "pdf"])
+    assert rendered["png"] == vl_convert.vegalite_to_png(spec, scale=2)
+    assert rendered["pdf"].startswith(b"%PDF")
+
+
+def test_hostile_text_stays_inert_in_figures_and_snippet(tmp_path):
+    from xml.etree import ElementTree
+
+    from cards import small_corpus, write_card
+
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    hostile = '</text><script>alert(1)</script><a href="javascript:x">&amp; "q" \u202e'
+    corpus = small_corpus(tmp_path / "data", [hostile, "plain text"], labels=[hostile, "b"])
+    card = write_card(
+        tmp_path / "cards", title=hostile, corpus=str(corpus), split_field=None, showcase=2
+    )
+    out = tmp_path / "site"
+    build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
+    figures = sorted((out / "tiny-bert/figures").glob("*.svg"))
+    assert len(figures) == 4
+    for path in figures:
+        root = ElementTree.fromstring(path.read_bytes())  # well-formed XML
+        tags = {element.tag.rsplit("}", 1)[-1] for element in root.iter()}
+        assert "script" not in tags and "a" not in tags, path.name
+    heatmap = (out / "tiny-bert/figures/attention-attention-heatmap.svg").read_text()
+    assert "&lt;script&gt;" in heatmap  # the example text is in the subtitle, escaped
+    snippet = (out / "tiny-bert/card-snippet.md").read_text()
+    assert "<script>" not in snippet and "\\<script\\>" in snippet

@@ -1,0 +1,148 @@
+"""Full-size architectures build abstractly (jax.eval_shape: no memory), and memory estimates."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from generator.models import ModelConfig, load_model
+from generator.models.memory import GIB, estimate_memory, parameter_count
+from generator.models.registry import family_for
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+BERT_BASE = {
+    "model_type": "bert",
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
+GPT2 = {
+    "model_type": "gpt2",
+    "vocab_size": 50257,
+    "n_embd": 768,
+    "n_layer": 12,
+    "n_head": 12,
+    "n_positions": 1024,
+}
+LLAMA_7B = {  # Llama-2-7b
+    "model_type": "llama",
+    "vocab_size": 32000,
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "intermediate_size": 11008,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": False,
+}
+MISTRAL_7B = {
+    "model_type": "mistral",
+    "vocab_size": 32000,
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "intermediate_size": 14336,
+    "max_position_embeddings": 32768,
+    "sliding_window": 4096,
+    "rope_theta": 10000.0,
+}
+
+# (config dict, heads, parameters of the published checkpoint)
+FULL_SIZE = {
+    "bert-base": (BERT_BASE, (), 109_482_240),
+    "gpt2": (GPT2, ("causal-lm",), 124_439_808),
+    "llama-2-7b": (LLAMA_7B, ("causal-lm",), 6_738_415_616),
+    "mistral-7b": (MISTRAL_7B, ("causal-lm",), 7_241_732_096),
+}
+
+
+def abstract_model(cfg: dict, heads: tuple[str, ...], dtype: str = "float32"):
+    """Build the model of a config dict with jax.eval_shape: shapes only, nothing allocated."""
+    config = ModelConfig.from_hf_dict(cfg)
+    config = dataclasses.replace(config, heads=heads, with_pooler=config.family == "bert")
+    family = family_for(config.model_type)
+    return config, nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
+
+
+@pytest.mark.parametrize("name", FULL_SIZE)
+def test_full_size_builds_without_allocating(name):
+    cfg, heads, published = FULL_SIZE[name]
+    start = time.perf_counter()
+    config, model = abstract_model(cfg, heads)
+    leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
+    assert leaves and all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves)
+    count = sum(int(np.prod(leaf.shape)) for leaf in leaves)
+    assert count == published
+    assert parameter_count(config) == published
+    assert time.perf_counter() - start < 20
+
+
+def test_full_size_forward_shapes():
+    """The forward pass of a full-size decoder traces abstractly with the right probe shapes."""
+    config, model = abstract_model(MISTRAL_7B, ("causal-lm",), dtype="bfloat16")
+    graphdef, state = nnx.split(model)
+    ids = jax.ShapeDtypeStruct((2, 16), np.int32)
+    out = jax.eval_shape(lambda s, i, m: nnx.merge(graphdef, s)(i, m), state, ids, ids)
+    assert out["hidden_states"].shape == (2, 33, 16, 4096)
+    assert out["attentions"].shape == (2, 32, 32, 16, 16)
+    assert out["keys"].shape == (2, 32, 32, 16, 128)  # per query head
+    assert out["logits"].shape == (2, 16, 32000)
+    assert out["hidden_states"].dtype == np.dtype("bfloat16")
+    assert config.sliding_windows == (4096,) * 32
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tiny-bert",
+        "tiny-bert-pretraining",
+        "tiny-bert-cls",
+        "tiny-roberta-cls",
+        "tiny-distilbert-mlm",
+        "tiny-distilbert-cls",
+        "tiny-electra",
+        "tiny-electra-cls",
+        "tiny-gpt2",
+        "tiny-llama",
+        "tiny-llama-mqa",
+        "tiny-llama-cls",
+        "tiny-qwen2",
+    ],
+)
+def test_parameter_count_matches_the_loaded_model(name):
+    loaded = load_model(FIXTURES / name)
+    leaves = jax.tree.leaves(nnx.state(loaded.model, nnx.Param))
+    assert parameter_count(loaded.config) == sum(int(np.prod(leaf.shape)) for leaf in leaves)
+
+
+def test_memory_estimate_scales():
+    config, _ = abstract_model(LLAMA_7B, ("causal-lm",))
+    small = estimate_memory(config, batch=8, tokens=128)
+    assert small.parameter_bytes == 6_738_415_616 * 4
+    assert 25 * GIB < small.parameter_bytes < 26 * GIB
+    double = estimate_memory(config, batch=16, tokens=128)
+    assert double.corpus_batch_bytes == pytest.approx(2 * small.corpus_batch_bytes, rel=0.01)
+    split = estimate_memory(config, batch=16, tokens=128, devices=2)
+    assert split.corpus_batch_bytes == small.corpus_batch_bytes
+    assert split.parameter_bytes == small.parameter_bytes  # replicated
+    long = estimate_memory(config, batch=8, tokens=512)
+    assert long.corpus_batch_bytes > 4 * small.corpus_batch_bytes  # attention is quadratic
+    assert small.showcase_batch_bytes > small.corpus_batch_bytes
+    bf16 = estimate_memory(config, batch=8, tokens=128, dtype="bfloat16")
+    assert bf16.corpus_batch_bytes < small.corpus_batch_bytes
+    line = small.summary()
+    assert "\n" not in line and "GiB" in line and "8x128" in line
