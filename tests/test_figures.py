@@ -224,3 +224,21 @@ def test_hostile_text_stays_inert_in_figures_and_snippet(tmp_path):
     assert "&lt;script&gt;" in heatmap  # the example text is in the subtitle, escaped
     snippet = (out / "tiny-bert/card-snippet.md").read_text()
     assert "<script>" not in snippet and "\\<script\\>" in snippet
+
+
+def test_control_characters_do_not_crash_the_figure_renderer():
+    """vl-convert aborts the process on ESC/BEL in text; figures show control pictures instead."""
+    from generator.render.figures import render_figures
+
+    spec = {
+        "data": {"values": [{"label": "esc \x1b[0m bell \x07 nul \x00", "texts": 1}]},
+        "mark": "bar",
+        "encoding": {
+            "y": {"field": "label", "type": "nominal"},
+            "x": {"field": "texts", "type": "quantitative"},
+        },
+    }
+    out = render_figures(spec, ["svg", "png"])
+    svg = out["svg"].decode("utf-8")
+    assert "\u241b" in svg and "\x1b" not in svg
+    assert out["png"].startswith(b"\x89PNG")

@@ -121,6 +121,23 @@ def canonical_svg(svg: str) -> str:
     return _COUNTED_ID.sub(renumber, svg)
 
 
+# vl-convert's renderer aborts the whole process on C0 control characters in text (seen with
+# ESC and BEL in vl-convert-python 1.9): figures show them as Unicode control pictures instead.
+_CONTROL_PICTURES = {code: chr(0x2400 + code) for code in range(32) if code != 9}
+_CONTROL_PICTURES[0x7F] = "\u2421"
+
+
+def printable(value):
+    """Return `value` with control characters in every string replaced by control pictures."""
+    if isinstance(value, str):
+        return value.translate(_CONTROL_PICTURES)
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable(item) for item in value]
+    return value
+
+
 def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
     """Render a Vega-Lite spec once to SVG with vl-convert, then to each format in `formats`.
 
@@ -130,7 +147,7 @@ def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
     """
     import vl_convert
 
-    svg = canonical_svg(vl_convert.vegalite_to_svg(spec, allowed_base_urls=[]))
+    svg = canonical_svg(vl_convert.vegalite_to_svg(printable(spec), allowed_base_urls=[]))
     out = {}
     for fmt in formats:
         if fmt == "svg":
