@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.parameters import counts_by_component, parameter_table
 from generator.artifacts import Artifacts, dump_json
@@ -51,6 +52,7 @@ def _corpus(artifacts: Artifacts) -> dict:
 ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "parameters": _parameters,
     "corpus": _corpus,
+    "attributions": attribution_tables,
 }
 
 

@@ -291,6 +291,28 @@ def capture(
         axes = LOGIT_AXES[config.primary_head]
         writer.write_array("showcase/logits", captured["logits"], axes)
 
+    if card.analyses is None or "attributions" in card.analyses:
+        from generator.artifacts import widen_bfloat16
+        from generator.extract.attribution_capture import capture_attributions
+
+        pooled_last = np.asarray(streamed["pooled_mean"][:, -1])
+        if card.store_dtype == "bfloat16":
+            pooled_last = widen_bfloat16(pooled_last)
+        details["attribution"] = capture_attributions(
+            card,
+            loaded,
+            tokenizer,
+            tokens,
+            corpus,
+            pooled_last,
+            writer,
+            pad_id,
+            showcase,
+            ids,
+            mask,
+            strings_array,
+        )
+
     details["corpus"] = {
         "source": card.corpus,
         "sha256": corpus.sha256,

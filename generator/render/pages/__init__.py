@@ -8,12 +8,14 @@ write `pages/NAME.py` with a context function, a template `templates/model_NAME.
 from __future__ import annotations
 
 from generator.render.pages.attention import PAGE as ATTENTION
+from generator.render.pages.attributions import PAGE as ATTRIBUTIONS
 from generator.render.pages.common import Page, chart
 from generator.render.pages.overview import PAGE as OVERVIEW
 
 PAGES: tuple[Page, ...] = (
     OVERVIEW,
     ATTENTION,
+    ATTRIBUTIONS,
 )
 
 __all__ = ["PAGES", "Page", "chart"]
