@@ -1,11 +1,11 @@
 """Task objectives: the scalar per example that attributions and head importance explain.
 
-| task | objective f(x) per example |
-| --- | --- |
-| embedding | cosine similarity of the mean-pooled last-layer embedding to a reference vector (the centroid of the example's class over the corpus, or of the whole corpus when unlabeled) |
-| masked-lm | log-probability of the original token at one masked position (the middle non-special token, replaced by the mask token in the input) |
-| causal-lm | log-probability of the last real token given the tokens before it |
-| classification | logit of the class the model predicts for the unperturbed input |
+- embedding: cosine similarity of the mean-pooled last-layer embedding to a reference vector
+  (the centroid of the example's class over the corpus, or of the whole corpus when unlabeled);
+- masked-lm: log-probability of the original token at one masked position (the middle
+  non-special token, replaced by the mask token in the input);
+- causal-lm: log-probability of the last real token given the tokens before it;
+- classification: logit of the class the model predicts for the unperturbed input.
 
 Every objective takes the word embeddings [batch, token, d] (so gradients flow to them) and an
 optional head mask [layer, head], and returns [batch].
