@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from generator.analyze.activations import activations_analysis
+from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.parameters import counts_by_component, parameter_table
 from generator.analyze.weights import weights_analysis
@@ -55,6 +56,7 @@ ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "corpus": _corpus,
     "weights": weights_analysis,
     "activations": activations_analysis,
+    "attributions": attribution_tables,
 }
 
 

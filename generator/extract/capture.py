@@ -326,6 +326,29 @@ def capture(
             config,
         )
 
+    if card.analyses is None or "attributions" in card.analyses:
+        from generator.artifacts import widen_bfloat16
+        from generator.extract.attribution_capture import capture_attributions
+
+        pooled_last = np.asarray(streamed["pooled_mean"][:, -1])
+        if card.store_dtype == "bfloat16":
+            pooled_last = widen_bfloat16(pooled_last)
+        ids, mask = pad_rows([tokens.ids[r] for r in showcase], width, len(showcase), pad_id)
+        details["attribution"] = capture_attributions(
+            card,
+            loaded,
+            tokenizer,
+            tokens,
+            corpus,
+            pooled_last,
+            writer,
+            pad_id,
+            showcase,
+            ids,
+            mask,
+            strings_array,
+        )
+
     details["corpus"] = {
         "source": card.corpus,
         "sha256": corpus.sha256,

@@ -91,9 +91,19 @@ class BertEmbeddings(nnx.Module):
         real = (input_ids != self.pad_token_id).astype(jnp.int32)
         return jnp.cumsum(real, axis=1) * real + (self.position_offset - 1)
 
-    def __call__(self, input_ids: jax.Array, token_type_ids: jax.Array) -> jax.Array:
-        """Embed [batch, token] ids into [batch, token, embedding_size]."""
-        x = self.word_embeddings(input_ids) + self.position_embeddings(self.positions(input_ids))
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        token_type_ids: jax.Array,
+        inputs_embeds: jax.Array | None = None,
+    ) -> jax.Array:
+        """Embed [batch, token] ids into [batch, token, embedding_size].
+
+        `inputs_embeds` [batch, token, embedding_size] replaces the word-embedding lookup
+        (positions and token types are still added): the input of gradient attributions.
+        """
+        words = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        x = words + self.position_embeddings(self.positions(input_ids))
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings(token_type_ids)
         return self.LayerNorm(x)
@@ -110,8 +120,10 @@ class BertSelfAttention(nnx.Module):
         self.key = linear(config.d_model, width, dtype, rngs)
         self.value = linear(config.d_model, width, dtype, rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Attend; `bias` [batch, 1, 1 or query, key] is 0 on visible keys, float32 min elsewhere.
+
+        `head_scale` [head] scales each head's context (a head mask), see `attend`.
 
         Returns:
             context [batch, token, d_model]; attentions [batch, head, query, key] (float32,
@@ -121,7 +133,7 @@ class BertSelfAttention(nnx.Module):
         q = split_heads(self.query(x), self.n_heads, self.d_head)
         k = split_heads(self.key(x), self.n_heads, self.d_head)
         v = split_heads(self.value(x), self.n_heads, self.d_head)
-        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision)
+        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision, head_scale)
         return {
             "context": merge_heads(context),
             "attentions": probs,
@@ -150,9 +162,9 @@ class BertAttention(nnx.Module):
         self.self = BertSelfAttention(config, dtype, rngs)
         self.output = BertSelfOutput(config, dtype, rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Return the probes of `BertSelfAttention` with `context` replaced by the block output."""
-        probes = self.self(x, bias)
+        probes = self.self(x, bias, head_scale)
         probes["context"] = self.output(probes["context"], x)
         return probes
 
@@ -189,9 +201,9 @@ class BertLayer(nnx.Module):
         self.intermediate = BertIntermediate(config, dtype, rngs)
         self.output = BertOutput(config, dtype, rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Return the attention probes with `context` = the block output [batch, token, d_model]."""
-        probes = self.attention(x, bias)
+        probes = self.attention(x, bias, head_scale)
         attended = probes["context"]
         probes["context"] = self.output(self.intermediate(attended), attended)
         return probes
@@ -299,6 +311,9 @@ class BertEncoder(nnx.Module):
         input_ids: jax.Array,
         attention_mask: jax.Array,
         token_type_ids: jax.Array | None = None,
+        *,
+        inputs_embeds: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run the encoder and return every probe point.
 
@@ -306,6 +321,9 @@ class BertEncoder(nnx.Module):
             input_ids: [batch, token] int token ids.
             attention_mask: [batch, token] int, 1 for real tokens, 0 for padding.
             token_type_ids: [batch, token] int segment ids; zeros when None.
+            inputs_embeds: [batch, token, embedding_size] used instead of the word-embedding
+                lookup of `input_ids` (which still set positions).
+            head_mask: [layer, head] multipliers of each head's output (1 keeps, 0 removes).
 
         Returns:
             hidden_states: [batch, layer(L+1), token, d_model]; index 0 is the embedding output
@@ -327,12 +345,12 @@ class BertEncoder(nnx.Module):
         attention_mask = jnp.asarray(attention_mask)
         bias = mask_bias(attention_mask)
 
-        x = self.embeddings(input_ids, jnp.asarray(token_type_ids, jnp.int32))
+        x = self.embeddings(input_ids, jnp.asarray(token_type_ids, jnp.int32), inputs_embeds)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         hidden, probes = [x], []
-        for layer in self.encoder.layer:
-            p = layer(x, bias)
+        for index, layer in enumerate(self.encoder.layer):
+            p = layer(x, bias, None if head_mask is None else head_mask[index])
             x = p.pop("context")
             hidden.append(x)
             probes.append(p)

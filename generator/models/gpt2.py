@@ -55,11 +55,11 @@ class GPT2Attention(nnx.Module):
         scale = config.d_head**-0.5 if config.scale_attention else 1.0
         self.scale = scale / (layer + 1) if config.scale_by_layer else scale
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Return the block's attention output and its probes (see `BertSelfAttention`)."""
         q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
         q, k, v = (split_heads(t, self.n_heads, self.d_head) for t in (q, k, v))
-        context, probs = attend(q, k, v, bias, self.scale, self.precision)
+        context, probs = attend(q, k, v, bias, self.scale, self.precision, head_scale)
         return {
             "context": self.c_proj(merge_heads(context)),
             "attentions": probs,
@@ -91,9 +91,9 @@ class GPT2Block(nnx.Module):
         self.ln_2 = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
         self.mlp = GPT2MLP(config, dtype, rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Return the attention probes with `context` = the block output."""
-        probes = self.attn(self.ln_1(x), bias)
+        probes = self.attn(self.ln_1(x), bias, head_scale)
         x = x + probes["context"]
         probes["context"] = x + self.mlp(self.ln_2(x))
         return probes
@@ -131,7 +131,13 @@ class GPT2Decoder(nnx.Module):
         )
 
     def __call__(
-        self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids=None
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array,
+        token_type_ids=None,
+        *,
+        inputs_embeds: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run the decoder on right-padded inputs and return every probe point.
 
@@ -139,6 +145,8 @@ class GPT2Decoder(nnx.Module):
             input_ids: [batch, token] int token ids.
             attention_mask: [batch, token] int, 1 for real tokens, 0 for (right) padding.
             token_type_ids: ignored (GPT-2 has no segments).
+            inputs_embeds: [batch, token, d_model] used instead of the token-embedding lookup.
+            head_mask: [layer, head] multipliers of each head's output (1 keeps, 0 removes).
 
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]; attentions [batch, layer, head,
@@ -155,10 +163,11 @@ class GPT2Decoder(nnx.Module):
         attention_mask = jnp.asarray(attention_mask)
         bias = mask_bias(attention_mask, causal=True)
         positions = jnp.arange(input_ids.shape[1])[None]
-        x = self.wte(input_ids) + self.wpe(positions)
+        words = self.wte(input_ids) if inputs_embeds is None else inputs_embeds
+        x = words + self.wpe(positions)
         hidden, probes = [x], []
-        for block in self.h:
-            p = block(x, bias)
+        for index, block in enumerate(self.h):
+            p = block(x, bias, None if head_mask is None else head_mask[index])
             x = p.pop("context")
             hidden.append(x)
             probes.append(p)

@@ -125,6 +125,7 @@ def attend(
     bias: jax.Array,
     scale: float,
     precision,
+    head_scale: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Scaled dot-product attention with the softmax in float32.
 
@@ -133,6 +134,8 @@ def attend(
         bias: additive [batch, 1 or head, query, key] float32 bias from `mask_bias`.
         scale: multiplier of the raw scores (usually d_head ** -0.5).
         precision: matmul precision.
+        head_scale: optional [head] multipliers of each head's context (a head mask: 1 keeps a
+            head, 0 removes it); the returned probabilities are not scaled.
 
     Returns:
         context [batch, head, query, d_head] in the dtype of `v`; probs [batch, head, query, key]
@@ -145,6 +148,8 @@ def attend(
     sees_any = jnp.any(bias > MASKED / 2, axis=-1, keepdims=True)
     probs = jnp.where(sees_any, probs, 0.0)
     context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=precision)
+    if head_scale is not None:
+        context = context * head_scale.astype(context.dtype)[None, :, None, None]
     return context, probs
 
 

@@ -73,7 +73,7 @@ class LlamaAttention(nnx.Module):
         self.o_proj = linear(q_width, d, dtype, rngs, bias=config.output_bias)
 
     def __call__(
-        self, x: jax.Array, bias: jax.Array, cos: jax.Array, sin: jax.Array
+        self, x: jax.Array, bias: jax.Array, cos: jax.Array, sin: jax.Array, head_scale=None
     ) -> dict[str, jax.Array]:
         """Attend over [batch, token, d_model]; return the output and per-query-head probes."""
         q = apply_rotary(split_heads(self.q_proj(x), self.n_heads, self.d_head), cos, sin)
@@ -81,7 +81,7 @@ class LlamaAttention(nnx.Module):
         v = split_heads(self.v_proj(x), self.n_kv_heads, self.d_head)
         group = self.n_heads // self.n_kv_heads
         k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)  # [batch, head, ...]
-        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision)
+        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision, head_scale)
         return {
             "context": self.o_proj(merge_heads(context)),
             "attentions": probs,
@@ -115,9 +115,9 @@ class LlamaDecoderLayer(nnx.Module):
         self.post_attention_layernorm = RMSNorm(config.d_model, config.layer_norm_eps, dtype, rngs)
         self.mlp = LlamaMLP(config, dtype, rngs)
 
-    def __call__(self, x, bias, cos, sin) -> dict[str, jax.Array]:
+    def __call__(self, x, bias, cos, sin, head_scale=None) -> dict[str, jax.Array]:
         """Return the attention probes with `context` = the block output."""
-        probes = self.self_attn(self.input_layernorm(x), bias, cos, sin)
+        probes = self.self_attn(self.input_layernorm(x), bias, cos, sin, head_scale)
         x = x + probes["context"]
         probes["context"] = x + self.mlp(self.post_attention_layernorm(x))
         return probes
@@ -157,7 +157,13 @@ class LlamaDecoder(nnx.Module):
         )
 
     def __call__(
-        self, input_ids: jax.Array, attention_mask: jax.Array, token_type_ids=None
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array,
+        token_type_ids=None,
+        *,
+        inputs_embeds: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run the decoder on right-padded inputs and return every probe point.
 
@@ -165,6 +171,8 @@ class LlamaDecoder(nnx.Module):
             input_ids: [batch, token] int token ids.
             attention_mask: [batch, token] int, 1 for real tokens, 0 for (right) padding.
             token_type_ids: ignored.
+            inputs_embeds: [batch, token, d_model] used instead of the token-embedding lookup.
+            head_mask: [layer, head] multipliers of each head's output (1 keeps, 0 removes).
 
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]; attentions [batch, layer, head,
@@ -184,10 +192,11 @@ class LlamaDecoder(nnx.Module):
         biases = {w: mask_bias(attention_mask, causal=True, window=w) for w in set(windows)}
         cos, sin = rotary_tables(config.rope, token, COMPUTE_DTYPES[self.dtype])
 
-        x = self.embed_tokens(input_ids)
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         hidden, probes = [x], []
-        for layer, window in zip(self.layers, windows, strict=True):
-            p = layer(x, biases[window], cos, sin)
+        for index, (layer, window) in enumerate(zip(self.layers, windows, strict=True)):
+            scale = None if head_mask is None else head_mask[index]
+            p = layer(x, biases[window], cos, sin, scale)
             x = p.pop("context")
             hidden.append(x)
             probes.append(p)

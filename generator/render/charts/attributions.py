@@ -1,0 +1,121 @@
+"""Charts of the attributions page."""
+
+from __future__ import annotations
+
+import altair as alt
+
+from generator.render.charts.common import to_spec
+
+SCORES_DATASET = "scores"
+LENS_DATASET = "lens"
+TOKEN_LABEL = "substring(datum.value, 5)"  # "NNNN token" -> "token"
+
+
+def token_scores_chart(rows: list[dict]) -> dict:
+    """Bars of one example's per-token scores (one method), diverging colour around 0.
+
+    Rows: {token: "NNNN tok", score}; the page swaps the `scores` dataset.
+    """
+    chart = (
+        alt.Chart(alt.NamedData(SCORES_DATASET))
+        .mark_bar()
+        .encode(
+            x=alt.X(
+                "token:O",
+                title=None,
+                sort=None,
+                axis=alt.Axis(labelAngle=-50, labelExpr=TOKEN_LABEL, labelLimit=90),
+            ),
+            y=alt.Y("score:Q", title="attribution"),
+            color=alt.Color(
+                "score:Q",
+                title="attribution",
+                scale=alt.Scale(scheme="redblue", domainMid=0, reverse=True),
+            ),
+            tooltip=[alt.Tooltip("token:O"), alt.Tooltip("score:Q", format=".4f")],
+        )
+        .properties(width=alt.Step(22), height=200)
+    )
+    spec = to_spec(chart)
+    spec["datasets"] = {SCORES_DATASET: rows}
+    return spec
+
+
+def head_heatmap_chart(rows: list[dict], field: str, title: str) -> dict:
+    """Layer × head heatmap of one importance measure."""
+    chart = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_rect()
+        .encode(
+            x=alt.X("head:O", title="head"),
+            y=alt.Y("layer:O", title="layer"),
+            color=alt.Color(f"{field}:Q", title=title, scale=alt.Scale(scheme="viridis")),
+            tooltip=[
+                alt.Tooltip("layer:O"),
+                alt.Tooltip("head:O"),
+                alt.Tooltip("ablation:Q", format=".4f"),
+                alt.Tooltip("gradient:Q", format=".4f"),
+            ],
+        )
+        .properties(width=alt.Step(26), height=alt.Step(26), title=title)
+    )
+    return to_spec(chart)
+
+
+def pruning_chart(rows: list[dict]) -> dict:
+    """Objective against the fraction of heads removed, importance order vs random order."""
+    chart = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("fraction:Q", title="fraction of heads removed", axis=alt.Axis(format="%")),
+            y=alt.Y("objective:Q", title="mean objective", scale=alt.Scale(zero=False)),
+            color=alt.Color("order:N", title="removal order"),
+            tooltip=[
+                alt.Tooltip("order:N"),
+                alt.Tooltip("fraction:Q", format=".0%"),
+                alt.Tooltip("objective:Q", format=".4f"),
+            ],
+        )
+        .properties(width=420, height=240, title="Pruning curve")
+    )
+    return to_spec(chart)
+
+
+def lens_chart(rows: list[dict]) -> dict:
+    """Layer × position: probability of the final prediction, with each layer's top-1 token.
+
+    Rows: {layer, token: "NNNN tok", top, top_prob, final, final_rank, final_prob}.
+    """
+    base = alt.Chart(alt.NamedData(LENS_DATASET)).encode(
+        x=alt.X(
+            "token:O",
+            title=None,
+            sort=None,
+            axis=alt.Axis(orient="top", labelAngle=-50, labelExpr=TOKEN_LABEL, labelLimit=90),
+        ),
+        y=alt.Y("layer:O", title="layer (0 = embeddings)"),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color(
+            "final_prob:Q",
+            title="p(final prediction)",
+            scale=alt.Scale(domain=[0, 1], scheme="greens"),
+        ),
+        tooltip=[
+            alt.Tooltip("layer:O"),
+            alt.Tooltip("token:O", title="position"),
+            alt.Tooltip("top:N", title="layer's top-1"),
+            alt.Tooltip("top_prob:Q", format=".3f"),
+            alt.Tooltip("final:N", title="final prediction"),
+            alt.Tooltip("final_rank:Q", title="rank of final prediction"),
+            alt.Tooltip("final_prob:Q", format=".3f"),
+        ],
+    )
+    text = base.mark_text(fontSize=9, limit=44).encode(
+        text="top:N",
+        color=alt.condition("datum.final_prob > 0.5", alt.value("white"), alt.value("black")),
+    )
+    spec = to_spec(alt.layer(cells, text).properties(width=alt.Step(48), height=alt.Step(22)))
+    spec["datasets"] = {LENS_DATASET: rows}
+    return spec

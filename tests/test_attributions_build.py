@@ -1,0 +1,85 @@
+"""Attributions on built artifacts: IG completeness, head importance, logit lens, page."""
+
+import numpy as np
+import pytest
+from browser_support import file_url, open_page
+from cards import FIXTURES, write_card
+
+from generator.artifacts import open_artifacts
+from generator.build import build_cards
+from generator.card import load_card
+
+FAMILY_MODELS = {
+    "tiny-bert-mlm": "masked-lm",
+    "tiny-gpt2": "causal-lm",
+    "tiny-llama": "causal-lm",
+    "tiny-bert-cls": "classification",
+    "tiny-bert": "embedding",
+}
+
+
+@pytest.fixture(scope="module")
+def family_builds(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attribution-builds")
+    cards = [
+        load_card(write_card(root / "cards", name=name, model=str(FIXTURES / name), showcase=4))
+        for name in FAMILY_MODELS
+    ]
+    build_cards(cards, root / "site", root / "artifacts", progress=False)
+    return root
+
+
+def check_attributions(artifacts, task):
+    manifest = artifacts.manifest
+    assert manifest["attribution"]["task"] == task
+    errors = np.asarray(artifacts.array("attribution/ig_error"))
+    assert np.median(errors) <= 0.02, f"median IG completeness error {np.median(errors):.4f}"
+    ig = np.asarray(artifacts.array("attribution/integrated_gradients"), np.float64)
+    gap = np.asarray(artifacts.array("attribution/objective"), np.float64) - np.asarray(
+        artifacts.array("attribution/baseline_objective"), np.float64
+    )
+    np.testing.assert_allclose(ig.sum(axis=1), gap, rtol=0.02, atol=1e-4)
+    ablation = np.asarray(artifacts.array("heads/ablation"))
+    config = manifest["model"]["config"]
+    assert ablation.shape == (config["n_layers"], config["n_heads"])
+    curve = np.asarray(artifacts.array("heads/pruning_by_importance"))
+    assert curve[0] == pytest.approx(
+        manifest["attribution"]["heads"]["objective"], rel=1e-4, abs=1e-5
+    )
+
+
+@pytest.mark.parametrize("name", sorted(FAMILY_MODELS))
+def test_family_attributions_are_complete(family_builds, name):
+    artifacts = open_artifacts(family_builds / "artifacts" / name)
+    check_attributions(artifacts, FAMILY_MODELS[name])
+    lens = artifacts.has("lens/final_rank")
+    assert lens == (FAMILY_MODELS[name] in ("masked-lm", "causal-lm"))
+    if lens:
+        rank = np.asarray(artifacts.array("lens/final_rank"))
+        assert np.all(rank[:, -1] == 0)  # the last layer's top token is the final prediction
+
+
+def test_default_site_attributions(default_build):
+    _, _, artifacts_root = default_build
+    artifacts = open_artifacts(artifacts_root / "all-minilm-l6-v2")
+    check_attributions(artifacts, "embedding")
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ["tiny-bert-mlm", "tiny-gpt2"])
+def test_attributions_page_renders_and_selectors_work(family_builds, page, name):
+    url = file_url(family_builds / "site" / name / "attributions.html")
+    open_page(page, url).assert_clean()
+    chart = "#chart-token-scores"
+    before = page.inner_html(chart)
+    page.select_option("#select-attr-method", "grad_norm")
+    page.wait_for_function(
+        "s => document.querySelector('#chart-token-scores').getAttribute('data-selection') === s",
+        arg="0/grad_norm",
+    )
+    assert page.inner_html(chart) != before
+    page.select_option("#select-attr-example", "1")
+    page.wait_for_function(
+        "() => document.querySelector('#chart-token-scores').getAttribute('data-selection') === '1/grad_norm'"
+    )
+    assert page.locator("#attr-table tbody tr").count() > 2
