@@ -26,6 +26,7 @@ class ExtractResult:
     skipped: bool
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    compile_seconds: float = 0.0  # of `seconds`: JAX tracing + compilation (or cache reads)
 
 
 def code_version() -> str:
@@ -97,8 +98,9 @@ def extract(
             return ExtractResult(folder, manifest, skipped=True)
 
     from generator.extract.capture import capture  # imports JAX: only when there is work
+    from generator.extract.compile_time import CompileTimer
 
-    with staged_folder(folder) as staging:
+    with staged_folder(folder) as staging, CompileTimer() as compiling:
         writer = ArtifactWriter(staging)
         details, warnings = capture(
             card, model_dir, artifacts_root, writer, strict=strict, progress=progress
@@ -114,5 +116,14 @@ def extract(
     for warning in warnings:
         log.warning("%s: %s", card.name, warning)
     seconds = time.perf_counter() - started
-    log.info("%s: extracted in %.1f s", card.name, seconds)
-    return ExtractResult(folder, manifest, skipped=False, warnings=tuple(warnings), seconds=seconds)
+    log.info(
+        "%s: extracted in %.1f s (JAX compile %.1f s)", card.name, seconds, compiling.seconds
+    )
+    return ExtractResult(
+        folder,
+        manifest,
+        skipped=False,
+        warnings=tuple(warnings),
+        seconds=seconds,
+        compile_seconds=compiling.seconds,
+    )
