@@ -53,7 +53,7 @@ FULL = Plan(
     sizes=(100, 400, 1600),
     lengths=(64, 128, 256),
     length_texts=400,
-    scaling_reps=1,
+    scaling_reps=2,
     page_reps=3,
 )
 SMOKE = Plan(

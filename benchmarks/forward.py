@@ -95,8 +95,16 @@ class ForwardResult:
         return max(s.median for s in self.gemm_gflops.values())
 
 
-def jax_capture(model_dir: Path):
-    """Return (config, fn(ids, mask) -> outputs) running the extract stage's showcase step."""
+OURS = "ours (JAX)"
+# Same capture step compiled without XLA's YNNPACK dot fusions (an experimental XLA CPU flag,
+# measured for the notes in benchmarks/README.md; the build does not use it).
+NO_YNN = "ours, no YNNPACK fusions"
+CORPUS = "ours, corpus step"  # what the build runs over the whole corpus: pooled summaries only
+NO_YNN_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def jax_steps(model_dir: Path):
+    """Return (config, {name: fn(ids, mask)}) for our capture step and its variants."""
     import jax
     import jax.numpy as jnp
 
@@ -105,12 +113,19 @@ def jax_capture(model_dir: Path):
     from generator.models.loading import load_model
 
     loaded = load_model(model_dir, dtype="float32")
-    _, showcase_step, params = make_steps(loaded.model, active_reducers(loaded.config), jnp.float32)
+    corpus_step, showcase_step, params = make_steps(
+        loaded.model, active_reducers(loaded.config), jnp.float32
+    )
+    variants = {
+        OURS: showcase_step,
+        NO_YNN: jax.jit(showcase_step.__wrapped__, compiler_options=NO_YNN_OPTIONS),
+        CORPUS: corpus_step,
+    }
 
-    def run(ids, mask):
-        return jax.block_until_ready(showcase_step(params, ids, mask))
+    def runner(step):
+        return lambda ids, mask: jax.block_until_ready(step(params, ids, mask))
 
-    return loaded.config, run
+    return loaded.config, {name: runner(step) for name, step in variants.items()}
 
 
 def torch_capture(model_dir: Path, threads: int):
@@ -173,7 +188,7 @@ def run_forward(
 ) -> ForwardResult:
     """Benchmark every (batch, tokens) shape: ours vs PyTorch eager vs the GEMM, alternated."""
     folder = model_folder(model)
-    config, ours = jax_capture(folder)
+    config, ours = jax_steps(folder)
     theirs = torch_capture(folder, threads) if use_torch else None
     skipped = None if theirs is not None else "PyTorch not installed (or not asked for)"
     results = []
@@ -182,14 +197,14 @@ def run_forward(
     for batch, tokens in shapes:
         ids = token_ids(config.vocab_size, batch, tokens)
         mask = np.ones_like(ids)
-        contenders = {"ours (JAX)": lambda ids=ids, mask=mask: ours(ids, mask)}
+        contenders = {name: (lambda fn=fn, i=ids, m=mask: fn(i, m)) for name, fn in ours.items()}
         diff = {}
         if theirs is not None:
             import torch
 
             t_ids, t_mask = torch.from_numpy(ids.astype(np.int64)), torch.from_numpy(mask)
             contenders["PyTorch eager"] = lambda a=t_ids, m=t_mask: theirs(a, m)
-            diff = compare_outputs(ours(ids, mask), theirs(t_ids, t_mask))
+            diff = compare_outputs(ours[OURS](ids, mask), theirs(t_ids, t_mask))
         for fn in contenders.values():  # warm-up: compile once per shape, fill caches
             fn()
             fn()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -39,26 +40,39 @@ class Run:
 
 
 def run_measured(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
-    """Run `args` to completion; return its wall time, CPU time and peak RSS (from os.wait4)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Run `args` to completion; return its wall time, CPU time and peak RSS.
+
+    The command runs under `benchmarks.launch`, a small parent that reads the child's own
+    rusage with os.wait4 (see that module for why the benchmark process must not fork it).
+    """
+    child_env = {**os.environ, **(env or {})}
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT)] + ([child_env["PYTHONPATH"]] if child_env.get("PYTHONPATH") else [])
+    )
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        report = Path(scratch) / "usage.json"
+        launcher = [sys.executable, "-m", "benchmarks.launch", str(report), "--"]
         started = time.perf_counter()
-        proc = subprocess.Popen(
-            args,
+        code = subprocess.run(
+            launcher + args,
             cwd=cwd,
-            env={**os.environ, **(env or {})},
+            env=child_env,
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
-        )
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not all children's
+        ).returncode
         seconds = time.perf_counter() - started
-        proc.returncode = code = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if code:
+        usage = json.loads(report.read_text()) if report.is_file() else None
+    if code or usage is None:
         raise CommandFailed(f"{' '.join(args[:5])} ... exited {code}:\n{stderr[-3000:]}")
-    return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, stdout)
+    return Run(seconds, usage["cpu_seconds"], usage["max_rss_kb"] / 1024.0, stdout)
 
 
 def copy_repo(target: Path) -> Path:

@@ -149,3 +149,16 @@ def test_smoke_benchmark_writes_a_complete_report(tmp_path):
     assert "warm rebuild (nothing changed)" in text
     assert "JAX compile time inside the cold builds" in text
     assert "nan" not in text.lower().replace("nanosecond", "")
+
+
+def test_run_measured_reports_the_child_s_own_peak_memory():
+    """A child's peak RSS is its own, not inflated by the (large) benchmark process."""
+    from benchmarks.runner import run_measured
+
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MiB held by this process while the child runs
+    child = "import numpy as np; a = np.ones(100 * 2**20 // 8); print(float(a.sum()))"
+    run = run_measured([sys.executable, "-c", child], cwd=ROOT)
+    assert 100 <= run.max_rss_mb < 300, run.max_rss_mb
+    assert run.stdout.strip() == str(float(100 * 2**20 // 8))
+    assert run.cpu_seconds > 0 and run.seconds >= run.cpu_seconds * 0.1
+    assert ballast.sum() > 0
