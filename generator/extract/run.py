@@ -116,9 +116,7 @@ def extract(
     for warning in warnings:
         log.warning("%s: %s", card.name, warning)
     seconds = time.perf_counter() - started
-    log.info(
-        "%s: extracted in %.1f s (JAX compile %.1f s)", card.name, seconds, compiling.seconds
-    )
+    log.info("%s: extracted in %.1f s (JAX compile %.1f s)", card.name, seconds, compiling.seconds)
     return ExtractResult(
         folder,
         manifest,
