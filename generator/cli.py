@@ -225,7 +225,10 @@ def build(
                     ("rendered" if report.rendered else "site cached"),
                 ]
             )
-            click.echo(f"{report.name}: {stages} in {report.seconds:.1f} s -> {out / report.name}/")
+            compiled = f" (JAX compile {report.compile_seconds:.1f} s)" if report.extracted else ""
+            click.echo(
+                f"{report.name}: {stages} in {report.seconds:.1f} s{compiled} -> {out / report.name}/"
+            )
         click.echo(f"site index: {out / 'index.html'}")
 
 

@@ -27,6 +27,7 @@ class ExtractResult:
     skipped: bool
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    compile_seconds: float = 0.0  # of `seconds`: JAX tracing + compilation (or cache reads)
 
 
 def code_version() -> str:
@@ -108,8 +109,9 @@ def extract(
             return ExtractResult(folder, manifest or {}, skipped=True)
 
     from generator.extract.capture import capture  # imports JAX: only when there is work
+    from generator.extract.compile_time import CompileTimer
 
-    with artifact_writer(folder) as writer:  # only process 0 writes
+    with artifact_writer(folder) as writer, CompileTimer() as compiling:  # only process 0 writes
         details, warnings = capture(
             card,
             model_dir,
@@ -131,5 +133,12 @@ def extract(
     for warning in warnings:
         log.warning("%s: %s", card.name, warning)
     seconds = time.perf_counter() - started
-    log.info("%s: extracted in %.1f s", card.name, seconds)
-    return ExtractResult(folder, manifest, skipped=False, warnings=tuple(warnings), seconds=seconds)
+    log.info("%s: extracted in %.1f s (JAX compile %.1f s)", card.name, seconds, compiling.seconds)
+    return ExtractResult(
+        folder,
+        manifest,
+        skipped=False,
+        warnings=tuple(warnings),
+        seconds=seconds,
+        compile_seconds=compiling.seconds,
+    )

@@ -1,0 +1,304 @@
+"""Write benchmarks/results.md: machine, every measurement (median, min–max) and the targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.e2e import E2EResult
+from benchmarks.forward import OURS, ForwardResult
+from benchmarks.pages import SiteResult
+from benchmarks.scaling import LONG_JOIN, Point
+
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class Target:
+    """One figure with its goal."""
+
+    figure: str
+    goal: str
+    value: float | None
+    limit: float
+    higher_is_better: bool = False
+    shown: str = ""
+
+    @property
+    def met(self) -> str:
+        """'yes', 'no', or 'n/a' when it was not measured."""
+        if self.value is None:
+            return "n/a"
+        ok = self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+        return "yes" if ok else "**no**"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def machine_section(machine: dict) -> list[str]:
+    """Machine, versions and thread settings."""
+    lines = [
+        "## Machine",
+        "",
+        f"- CPU: {machine['cpu']}, {machine['cores']} cores ({machine['usable_cores']} usable), "
+        f"{machine['memory_gib']} GiB RAM; {machine['os']}",
+        "- load average (1, 5, 15 min) at start: "
+        + ", ".join(f"{x:.1f}" for x in machine["load_average_start"])
+        + "; at end: "
+        + ", ".join(f"{x:.1f}" for x in machine.get("load_average_end", ()))
+        + " (other processes share these cores: wall times are noisy, CPU times less so)",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in machine["versions"].items()),
+        "- threads: " + "; ".join(f"{k}: {v}" for k, v in machine["threads"].items()),
+        "",
+    ]
+    return lines
+
+
+def forward_section(result: ForwardResult) -> list[str]:
+    """Forward-pass throughput and fraction of the GEMM peak."""
+    lines = [
+        "## Forward pass",
+        "",
+        f"Model `{result.model}`; ours = the extract stage's jitted showcase step (hidden states, "
+        "attentions, queries, keys, values); PyTorch = `BertModel` eager with hidden states and "
+        "attentions under `torch.inference_mode()`. Also measured (not targets): the same step "
+        "compiled without YNNPACK fusions (experimental XLA CPU flag), and the corpus step the "
+        "build runs over the whole corpus (pooled summaries only). Same token ids (no padding), "
+        "alternated, after warm-up. Model FLOPs per pass = L·(T·(8d² + 4d·f) + 4T²·d) per "
+        "sequence (matmuls only; see benchmarks/forward.py).",
+        "",
+    ]
+    if result.torch_skipped:
+        lines += [f"PyTorch comparison skipped: {result.torch_skipped}.", ""]
+    rows = []
+    for shape in result.shapes:
+        for name in shape.seconds:
+            frac = shape.gflops(name).scaled(100.0 / result.peak_gflops)
+            rows.append(
+                [
+                    f"{shape.batch} × {shape.tokens}",
+                    name,
+                    shape.seconds[name].fmt(3, "s"),
+                    shape.tokens_per_second(name).fmt(0),
+                    shape.gflops(name).fmt(1),
+                    frac.fmt(1, "%"),
+                ]
+            )
+    lines += _table(
+        ["batch × tokens", "implementation", "time", "tokens/s", "GFLOP/s", "of GEMM peak"],
+        rows,
+    )
+    lines += [
+        "",
+        f"GEMM ({result.gemm_n}³ float32, GFLOP/s, alternated with the passes above; "
+        "the best median is the peak):",
+        "",
+    ]
+    lines += _table(
+        ["library", "GFLOP/s"], [[name, s.fmt(1)] for name, s in result.gemm_gflops.items()]
+    )
+    diffs = [
+        f"{s.batch}×{s.tokens}: " + ", ".join(f"{k} {v:.1e}" for k, v in s.max_abs_diff.items())
+        for s in result.shapes
+        if s.max_abs_diff
+    ]
+    if diffs:
+        lines += ["", "Max |ours − PyTorch| on these inputs: " + "; ".join(diffs) + "."]
+    return lines + [""]
+
+
+def e2e_section(result: E2EResult) -> list[str]:
+    """Cold build vs baseline, warm rebuild, template re-render."""
+    rows = [["cold `modelatlas build`", result.seconds(result.cold), result.cpu(result.cold)]]
+    if result.baseline:
+        rows.append(
+            ["seeds baseline script", result.seconds(result.baseline), result.cpu(result.baseline)]
+        )
+    rows += [
+        ["warm rebuild (nothing changed)", result.seconds(result.warm), result.cpu(result.warm)],
+        [
+            "re-render after template edit",
+            result.seconds(result.template),
+            result.cpu(result.template),
+        ],
+    ]
+    lines = ["## End to end", "", f"Card `{result.card}`, each run a fresh process.", ""]
+    if result.baseline_skipped:
+        lines += [f"Baseline skipped: {result.baseline_skipped}.", ""]
+    lines += _table(
+        ["case", "wall s", "CPU s (user+sys)"],
+        [[name, wall.fmt(1), cpu.fmt(1)] for name, wall, cpu in rows],
+    )
+    compiled = result.compile_seconds()
+    if compiled:
+        lines += [
+            "",
+            f"JAX compile time inside the cold builds (reported by build): {compiled.fmt(1, 's')}.",
+        ]
+    if result.baseline:
+        out = result.baseline[-1].stdout.strip().splitlines()
+        if out:
+            lines += ["", f"Baseline stages (last run): `{out[-1]}`"]
+    return lines + [""]
+
+
+def scaling_section(points: list[Point]) -> list[str]:
+    """Build time and peak memory per setting."""
+    lines = [
+        "## Scaling",
+        "",
+        "Cold builds (fresh artifacts, empty compile cache), one process each; peak RSS of "
+        "that process. Corpora: demo texts with an index appended; the max_length series joins "
+        f"{LONG_JOIN} demo sentences per text so every text reaches the limit.",
+        "",
+    ]
+    lines += _table(
+        ["setting", "texts", "max_length", "wall s", "CPU s", "JAX compile s", "peak RSS MiB"],
+        [
+            [
+                p.label,
+                str(p.texts),
+                str(p.max_length),
+                p.seconds.fmt(1),
+                p.cpu_seconds.fmt(1),
+                p.compile_seconds.fmt(1),
+                p.rss_mb.fmt(0),
+            ]
+            for p in points
+        ],
+    )
+    return lines + [""]
+
+
+def pages_section(site: SiteResult) -> list[str]:
+    """Bytes and render time of every page."""
+    lines = [
+        "## Pages",
+        "",
+        f"Shared Vega runtime {site.vega_bytes / MB:.2f} MB (counted once); our own JS/CSS "
+        f"{site.own_asset_bytes / MB:.3f} MB; figures {site.figure_bytes / MB:.2f} MB; whole "
+        f"site {site.site_bytes / MB:.2f} MB.",
+        "",
+    ]
+    if site.browser_skipped:
+        lines += [f"Browser timing skipped: {site.browser_skipped}.", ""]
+    rows = []
+    for page in site.pages:
+        render = page.render_ms.fmt(0) if page.render_ms else "–"
+        problems = "; ".join(page.problems) or "none"
+        rows.append([page.path, f"{page.html_bytes / MB:.3f}", str(page.charts), render, problems])
+    lines += _table(["page", "HTML MB", "charts", "render ms", "problems"], rows)
+    return lines + [""]
+
+
+def targets(
+    forward: ForwardResult | None,
+    e2e: E2EResult | None,
+    points: list[Point] | None,
+    site: SiteResult | None,
+) -> list[Target]:
+    """Every target with its measured value (None when not measured)."""
+    out = []
+    if forward:
+        for s in forward.shapes:
+            shape = f"{s.batch}×{s.tokens}"
+            if "PyTorch eager" in s.seconds:
+                ratio = s.seconds["PyTorch eager"].median / s.seconds[OURS].median
+                out.append(
+                    Target(f"forward {shape}: ours / PyTorch tokens/s", "≥ 1.0", ratio, 1.0, True)
+                )
+            frac = s.gflops(OURS).median / forward.peak_gflops
+            out.append(Target(f"forward {shape}: fraction of GEMM peak", "≥ 0.60", frac, 0.6, True))
+    if e2e:
+        base = e2e.seconds(e2e.baseline).median if e2e.baseline else None
+
+        def ratio(runs):
+            return e2e.seconds(runs).median / base if base else None
+
+        out += [
+            Target("cold build / baseline (wall)", "≤ 1.0", ratio(e2e.cold), 1.0),
+            Target("warm rebuild / baseline", "≤ 0.2", ratio(e2e.warm), 0.2),
+            Target("template re-render / baseline", "≤ 0.3", ratio(e2e.template), 0.3),
+        ]
+    if points:
+        by_n = {p.texts: p for p in points if p.label.endswith("texts")}
+        if 400 in by_n and 1600 in by_n:
+            out.append(
+                Target(
+                    "build time 1600 / 400 texts",
+                    "≤ 4.5",
+                    by_n[1600].seconds.median / by_n[400].seconds.median,
+                    4.5,
+                )
+            )
+            out.append(
+                Target(
+                    "peak RSS 1600 / 400 texts",
+                    "≤ 1.5",
+                    by_n[1600].rss_mb.median / by_n[400].rss_mb.median,
+                    1.5,
+                )
+            )
+    if site:
+        heaviest = max((p.html_bytes for p in site.pages), default=0) + site.own_asset_bytes
+        out.append(
+            Target(
+                "heaviest page, MB (HTML + own JS/CSS, no Vega runtime)", "≤ 2", heaviest / MB, 2.0
+            )
+        )
+        renders = [p.render_ms.median for p in site.pages if p.render_ms]
+        out.append(
+            Target(
+                "slowest page until all charts rendered, s",
+                "≤ 1.5",
+                max(renders) / 1000 if renders else None,
+                1.5,
+            )
+        )
+        out.append(Target("whole site incl. figures, MB", "≤ 25", site.site_bytes / MB, 25.0))
+    return out
+
+
+def write_report(
+    path,
+    machine: dict,
+    forward: ForwardResult | None,
+    e2e: E2EResult | None,
+    points: list[Point] | None,
+    site: SiteResult | None,
+    command: str,
+    seconds: float,
+) -> str:
+    """Render the markdown report, write it to `path`, and return it."""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `{command}` in {seconds / 60:.1f} min. Figures are medians with "
+        "(min–max) over the repetitions; contenders of a comparison ran alternately in one "
+        "process run. How to read and reproduce them: benchmarks/README.md.",
+        "",
+        "## Targets",
+        "",
+    ]
+    lines += _table(
+        ["figure", "target", "measured", "met"],
+        [
+            [t.figure, t.goal, "–" if t.value is None else f"{t.value:.3g}", t.met]
+            for t in targets(forward, e2e, points, site)
+        ],
+    )
+    lines += [""] + machine_section(machine)
+    if forward:
+        lines += forward_section(forward)
+    if e2e:
+        lines += e2e_section(e2e)
+    if points:
+        lines += scaling_section(points)
+    if site:
+        lines += pages_section(site)
+    text = "\n".join(lines).rstrip() + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return text

@@ -1,0 +1,164 @@
+"""The benchmark harness: FLOP formula, timing helpers, compile timer, and a smoke run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.forward import forward_flops  # noqa: E402
+from benchmarks.scaling import LONG_JOIN, scaled_rows  # noqa: E402
+from benchmarks.stats import Samples, alternate  # noqa: E402
+
+
+def test_forward_flops_counts_every_matmul_by_hand():
+    config = SimpleNamespace(d_model=384, d_mlp=1536, n_layers=6)
+    batch, tokens, d, f = 2, 8, 384, 1536
+    per_layer = (
+        3 * 2 * tokens * d * d  # Q, K, V projections
+        + 2 * tokens * d * d  # attention output projection
+        + 2 * tokens * d * f  # MLP up
+        + 2 * tokens * f * d  # MLP down
+        + 2 * tokens * tokens * d  # Q K^T over all heads
+        + 2 * tokens * tokens * d  # weights x V
+    )
+    assert forward_flops(config, batch, tokens) == batch * 6 * per_layer
+
+
+def dot_flops(jaxpr) -> float:
+    """Sum 2 * output size * contracted size over every dot_general of a jaxpr (recursively)."""
+    total = 0.0
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "dot_general":
+            (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+            lhs = eqn.invars[0].aval.shape
+            contracted = np.prod([lhs[i] for i in lhs_contract])
+            total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * contracted
+        for sub in jax_core_subjaxprs(eqn):
+            total += dot_flops(sub)
+    return total
+
+
+def jax_core_subjaxprs(eqn):
+    """Yield the jaxprs nested in an equation (pjit, custom_jvp, ...)."""
+    for value in eqn.params.values():
+        inner = getattr(value, "jaxpr", None)
+        if inner is not None:
+            yield getattr(inner, "jaxpr", inner)
+
+
+def test_forward_flops_matches_the_model_s_traced_matmuls():
+    """The formula equals the dot_general FLOPs of the real (tiny) model's traced forward pass."""
+    import jax
+    from flax import nnx
+
+    from generator.models.loading import load_model
+
+    loaded = load_model(ROOT / "tests" / "fixtures" / "tiny-bert")
+    graphdef, params = nnx.split(loaded.model)
+    batch, tokens = 3, 16
+    ids = np.ones((batch, tokens), np.int32)
+
+    def forward(params, ids, mask):
+        out = nnx.merge(graphdef, params)(ids, mask)
+        return out["hidden_states"], out["attentions"]
+
+    traced = jax.make_jaxpr(forward)(params, ids, ids).jaxpr
+    pooler = 2.0 * batch * loaded.config.d_model**2  # traced but unused by the capture steps
+    assert dot_flops(traced) - pooler == forward_flops(loaded.config, batch, tokens)
+
+
+def test_alternate_interleaves_and_summarises():
+    calls = []
+    samples = alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    assert set(samples) == {"a", "b"} and all(len(s.values) == 3 for s in samples.values())
+    s = Samples((3.0, 1.0, 2.0))
+    assert (s.median, s.low, s.high) == (2.0, 1.0, 3.0)
+    assert s.inverse(6.0).values == (2.0, 6.0, 3.0)
+    assert s.fmt(1, "s") == "2.0 (1.0–3.0) s"
+
+
+def test_scaled_corpus_is_deterministic_and_distinct():
+    rows = scaled_rows(1200)
+    assert len({r["text"] for r in rows}) == 1200  # every text differs (index appended)
+    assert rows == scaled_rows(1200)
+    assert rows[0]["label"] == rows[500]["label"]  # labels follow the demo row
+    long = scaled_rows(3, join=LONG_JOIN)
+    assert all(len(r["text"].split()) > 256 for r in long)
+
+
+def test_compile_timer_counts_new_shapes_only():
+    import jax
+    import jax.numpy as jnp
+
+    from generator.extract.compile_time import CompileTimer
+
+    fn = jax.jit(lambda x: jnp.tanh(x) * 3.0 + 1.0)
+    with CompileTimer() as first:
+        fn(jnp.ones((7, 5))).block_until_ready()
+    with CompileTimer() as again:
+        fn(jnp.ones((7, 5))).block_until_ready()
+    assert first.seconds > 0.0
+    assert "/jax/core/compile/backend_compile_duration" in first.by_event
+    assert again.seconds == 0.0
+
+
+def test_smoke_benchmark_writes_a_complete_report(tmp_path):
+    """`python -m benchmarks --smoke` runs every benchmark on the tiny model and reports."""
+    out = tmp_path / "results.md"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--smoke",
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "w"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text(encoding="utf-8")
+    for section in (
+        "## Targets",
+        "## Machine",
+        "## Forward pass",
+        "## End to end",
+        "## Scaling",
+        "## Pages",
+    ):
+        assert section in text
+    assert "warm rebuild (nothing changed)" in text
+    assert "JAX compile time inside the cold builds" in text
+    assert "nan" not in text.lower().replace("nanosecond", "")
+
+
+def test_run_measured_reports_the_child_s_own_peak_memory():
+    """A child's peak RSS is its own, not inflated by the (large) benchmark process."""
+    from benchmarks.runner import run_measured
+
+    ballast = np.ones(400 * 2**20 // 8)  # 400 MiB held by this process while the child runs
+    child = "import numpy as np; a = np.ones(100 * 2**20 // 8); print(float(a.sum()))"
+    run = run_measured([sys.executable, "-c", child], cwd=ROOT)
+    assert 100 <= run.max_rss_mb < 300, run.max_rss_mb
+    assert run.stdout.strip() == str(float(100 * 2**20 // 8))
+    assert run.cpu_seconds > 0 and run.seconds >= run.cpu_seconds * 0.1
+    assert ballast.sum() > 0
