@@ -13,7 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
+from generator.analyze.heads import heads_analysis
 from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.analyze.qk_geometry import qk_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import staged_folder
 from generator.hashing import json_sha256, source_sha256
@@ -51,6 +53,8 @@ def _corpus(artifacts: Artifacts) -> dict:
 ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "parameters": _parameters,
     "corpus": _corpus,
+    "heads": heads_analysis,
+    "qk_geometry": qk_analysis,
 }
 
 

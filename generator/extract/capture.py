@@ -9,6 +9,9 @@ Showcase arrays (one row per showcase example, padded to a common length):
   showcase/index [example]; input_ids, attention_mask, tokens [example, token]
   hidden_states [example, layer, token, d_model]; attentions [example, layer, head, query, key]
   queries, keys, values [example, layer, head, token, d_head]
+  special_mask [example, token]  1 on special tokens (attention sinks), 0 elsewhere and on padding
+Per-head attention metrics (generator/extract/head_metrics.py):
+  corpus/head_metrics  [text, layer, head, metric]  float32 whatever store_dtype
 """
 
 from __future__ import annotations
@@ -71,6 +74,21 @@ def parameter_inventory(model) -> list[dict]:
     return sorted(rows, key=lambda row: row["name"])
 
 
+def special_token_ids(tokenizer) -> list[int]:
+    """Return the tokenizer's special ids that can act as attention sinks.
+
+    Every special id except the unknown token (it stands for content) and padding (never
+    visible anyway): [CLS], [SEP], <s>, </s>, <|endoftext|>, [MASK], ...
+    """
+    skip = {tokenizer.unk_token_id, tokenizer.pad_token_id}
+    return sorted({int(i) for i in tokenizer.all_special_ids} - skip)
+
+
+def special_mask(ids: np.ndarray, mask: np.ndarray, special_ids: list[int]) -> np.ndarray:
+    """Return [batch, token] int32: 1 where a real (non-padding) token is a special token."""
+    return (np.isin(ids, special_ids) & (mask > 0)).astype(np.int32)
+
+
 def warn(message: str, warnings: list[str], strict: bool) -> None:
     """Record a warning, or fail at once under --strict."""
     if strict:
@@ -92,6 +110,8 @@ def capture(
     import jax.numpy as jnp
     from tqdm import tqdm
 
+    from generator.extract.head_metrics import METRICS as HEAD_METRICS
+    from generator.extract.head_metrics import SPARSITY_THRESHOLD, is_causal
     from generator.extract.reducers import active_reducers
     from generator.extract.steps import make_steps
     from generator.models.loading import load_model
@@ -155,12 +175,13 @@ def capture(
         if reducer.stored
     }
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    specials = special_token_ids(tokenizer)
     batches = plan_batches(tokens.lengths, max_length)
     for batch in tqdm(batches, desc=f"{card.name}: corpus", unit="batch", disable=not progress):
         ids, mask = pad_rows(
             [tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id
         )
-        out = jax.device_get(corpus_step(params, ids, mask))
+        out = jax.device_get(corpus_step(params, ids, mask, special_mask(ids, mask, specials)))
         rows = len(batch.rows)
         bad = np.argwhere(~out["finite"][:rows])
         if bad.size:
@@ -196,6 +217,9 @@ def capture(
     writer.write_array("showcase/input_ids", ids, ("example", "token"))
     writer.write_array("showcase/attention_mask", mask, ("example", "token"))
     writer.write_array(
+        "showcase/special_mask", special_mask(ids, mask, specials), ("example", "token")
+    )
+    writer.write_array(
         "showcase/tokens",
         strings_array(sum(token_text, [])).reshape(ids.shape),
         ("example", "token"),
@@ -228,6 +252,12 @@ def capture(
         "class": type(tokenizer).__name__,
         "vocab_size": int(len(tokenizer)),
         "pad_token_id": int(pad_id),
+    }
+    details["attention"] = {
+        "causal": is_causal(config),
+        "special_token_ids": specials,
+        "head_metrics": list(HEAD_METRICS) if "head_metrics" in streamed else [],
+        "sparsity_threshold": SPARSITY_THRESHOLD,
     }
     details["extraction"] = {
         "buckets": sorted({(b.bucket, b.batch_size) for b in batches}),

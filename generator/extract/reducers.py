@@ -5,7 +5,9 @@ Each reducer maps the model's outputs for one padded batch to an array with a le
 the device for the whole corpus: only showcase examples keep full captures.
 
 To add a reducer: write a function `(outputs, attention_mask) -> [batch, ...]`, describe it
-with `Reducer`, and append it to `REDUCERS` (or register it from its own module).
+with `Reducer`, and append it to `REDUCERS` (or register it from its own module). Besides the
+model's probes, `outputs` holds the batch inputs `input_ids` and `special_mask` [batch, token]
+and `key_visible` [batch, query, key] (padding and, for causal models, the causal mask).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 
+from generator.extract import head_metrics
 from generator.models.config import ModelConfig
 
 Outputs = dict[str, jax.Array]
@@ -86,6 +89,14 @@ REDUCERS: list[Reducer] = [
         ("layer", "d_model"),
         _layers_by_width,
         lambda out, mask: first_token_pool(_hidden(out)),
+    ),
+    Reducer(
+        "head_metrics",
+        ("layer", "head", "metric"),
+        head_metrics.head_metrics_shape,
+        head_metrics.self_attention_metrics,
+        applies=lambda config: not head_metrics.is_encoder_decoder(config),
+        in_store_dtype=False,
     ),
 ]
 

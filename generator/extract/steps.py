@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from generator.extract.head_metrics import is_causal, key_visibility
 from generator.extract.reducers import Reducer
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
@@ -26,9 +27,15 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
     def forward(params, input_ids, attention_mask):
         return nnx.merge(graphdef, params)(input_ids, attention_mask)
 
+    causal = is_causal(model.config)
+
     @jax.jit
-    def corpus_step(params, input_ids, attention_mask):
-        out = forward(params, input_ids, attention_mask)
+    def corpus_step(params, input_ids, attention_mask, special_mask):
+        out = dict(forward(params, input_ids, attention_mask))
+        # Batch inputs reducers may use next to the probes (all [batch, ...]):
+        out["input_ids"] = input_ids
+        out["special_mask"] = special_mask  # [batch, token] special tokens (not padding)
+        out["key_visible"] = key_visibility(attention_mask, causal=causal)  # [batch, query, key]
         results = {}
         for reducer in reducers:
             value = reducer.fn(out, attention_mask)

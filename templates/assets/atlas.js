@@ -2,17 +2,26 @@
  * Chart specs and data live in <script type="application/json"> blocks; nothing is fetched.
  *
  * A page script calls Atlas.register(function (specs) {...}) to adjust specs (keyed by the
- * chart element's id) before mounting; after mounting, Atlas.views[id] is the Vega view. */
+ * chart element's id) before mounting; after mounting, Atlas.views[id] is the Vega view.
+ * Atlas.onMount(id, fn) calls fn(view) each time chart `id` is mounted; Atlas.remount(id, spec)
+ * replaces a chart with a new spec (e.g. a different encoding). */
 (function () {
   "use strict";
 
   var setups = [];
+  var mountHooks = {};
   var Atlas = {
     views: {},
     register: function (setup) { setups.push(setup); },
     readJson: function (id) {
       var node = document.getElementById(id);
       return node ? JSON.parse(node.textContent) : null;
+    },
+    onMount: function (id, hook) { (mountHooks[id] = mountHooks[id] || []).push(hook); },
+    remount: function (id, spec) {
+      var element = document.getElementById(id);
+      if (Atlas.views[id]) Atlas.views[id].finalize();
+      return embed(element, spec);
     },
     dark: function () {
       return !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
@@ -31,6 +40,7 @@
     };
     return window.vegaEmbed(element, spec, options).then(function (result) {
       Atlas.views[element.id] = result.view;
+      (mountHooks[element.id] || []).forEach(function (hook) { hook(result.view); });
       return result.view;
     });
   }

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from generator.render.pages.attention import PAGE as ATTENTION
 from generator.render.pages.common import Page, chart
+from generator.render.pages.heads import PAGE as HEADS
 from generator.render.pages.overview import PAGE as OVERVIEW
 
 PAGES: tuple[Page, ...] = (
     OVERVIEW,
     ATTENTION,
+    HEADS,
 )
 
 __all__ = ["PAGES", "Page", "chart"]

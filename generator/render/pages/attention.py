@@ -11,6 +11,8 @@ from generator.render.charts import attention as charts
 from generator.render.pages.common import Page, chart
 
 WEIGHT_SCALE = 1000  # attention weights travel as uint16 thousandths (3 decimals)
+OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
+HEAD_VIEW_MIN_WEIGHT = 0.01  # the head view draws no line for a smaller weight
 
 
 def encode_weights(weights: np.ndarray) -> str:
@@ -48,11 +50,16 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     config = artifacts.manifest["model"]["config"]
     if not artifacts.has("showcase/attentions"):
         return {"attention": None, "charts": []}
+    n_layers, n_heads = config["n_layers"], config["n_heads"]
     data = {
-        "n_layers": config["n_layers"],
-        "n_heads": config["n_heads"],
+        "n_layers": n_layers,
+        "n_heads": n_heads,
         "scale": WEIGHT_SCALE,
         "examples": attention_examples(artifacts),
+        "causal": bool((artifacts.manifest.get("attention") or {}).get("causal", False)),
+        "overview_tokens": OVERVIEW_TOKENS,
+        "head_view_min_weight": HEAD_VIEW_MIN_WEIGHT,
+        "head_colors": charts.head_colors(n_heads),
     }
     heatmap = chart(
         "attention-heatmap",
@@ -62,7 +69,26 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "column = attended-to (key) token; each row sums to 1.",
         interactive=True,
     )
-    return {"attention": data, "charts": [heatmap]}
+    head_view = chart(
+        "attention-head-view",
+        charts.head_view_chart(n_heads),
+        "Head view: lines from each query token on the left to the key tokens on the right",
+        "Head view of the selected layer: a line joins a query token (left) to a key token "
+        "(right); its opacity is the attention weight and its colour the head. Hover a token "
+        f"on the left to keep only its lines; weights below {HEAD_VIEW_MIN_WEIGHT} are not drawn.",
+        interactive=True,
+    )
+    overview = chart(
+        "attention-overview",
+        charts.attention_overview_chart(n_layers, n_heads),
+        "Grid of small attention heatmaps, one per layer and head, for the selected example",
+        f"Every head of every layer for the selected example (rows: layers, columns: heads; "
+        f"query down, key across). Examples longer than {OVERVIEW_TOKENS} tokens are shown "
+        "averaged over blocks of consecutive tokens. Click a small map to open it in the "
+        "heatmap and head view above.",
+        interactive=True,
+    )
+    return {"attention": data, "charts": [heatmap, head_view, overview]}
 
 
 PAGE = Page(

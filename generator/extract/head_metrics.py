@@ -1,0 +1,172 @@
+"""Per-head attention metrics, computed on device inside the jitted corpus step.
+
+`head_metrics` works on any attention tensor [batch, layer, head, query, key] (self-attention of
+an encoder or a causal decoder, or cross-attention) given which queries are real and which keys
+each query may see; `key_visibility` builds that mask from a padding mask and a causal flag.
+Every metric is computed per query over its visible keys, then averaged over the text's eligible
+queries (padded queries never count), giving [batch, layer, head, metric] float32. A text with no
+eligible query for a metric (e.g. next-token attention under a causal mask) gets NaN there.
+
+Metrics (the order of `METRICS`, also recorded in the manifest):
+  entropy             -sum_k p log p, in nats
+  normalized_entropy  entropy / log(visible keys); queries that see one key only are skipped
+  kl_uniform          KL(p || uniform over the visible keys) = log(visible keys) - entropy
+  sparsity            share of visible keys with weight below SPARSITY_THRESHOLD
+  nonzero_mean        visible keys with weight >= SPARSITY_THRESHOLD (mean over queries)
+  nonzero_max         the same count, maximum over the text's queries
+  distance            sum_k p |q - k|: mean attention distance in tokens
+  first_token         weight on key 0
+  special             weight on special tokens (the special-token mask of the batch)
+  previous            weight on key q-1 (queries that have a visible previous token)
+  next                weight on key q+1 (queries that have a visible next token)
+  self                weight on key q (the diagonal)
+  max_weight          the largest weight of the query
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import xlogy
+
+SPARSITY_THRESHOLD = 0.01  # a weight below this counts as "zero" (sparsity, nonzero counts)
+
+METRICS = (
+    "entropy",
+    "normalized_entropy",
+    "kl_uniform",
+    "sparsity",
+    "nonzero_mean",
+    "nonzero_max",
+    "distance",
+    "first_token",
+    "special",
+    "previous",
+    "next",
+    "self",
+    "max_weight",
+)
+# How a metric's per-text values combine over the corpus: the mean, except this maximum.
+MAX_OVER_TEXTS = ("nonzero_max",)
+
+CAUSAL_FAMILIES = ("gpt2", "llama")
+ENCODER_DECODER_FAMILIES = ("t5",)
+
+
+def is_causal(config) -> bool:
+    """Tell whether a model's self-attention is causal (config `causal`, else by family)."""
+    causal = getattr(config, "causal", None)
+    return bool(causal) if causal is not None else config.family in CAUSAL_FAMILIES
+
+
+def is_encoder_decoder(config) -> bool:
+    """Tell whether a model has separate encoder, decoder and cross attentions."""
+    flag = getattr(config, "is_encoder_decoder", None)
+    return bool(flag) if flag is not None else config.family in ENCODER_DECODER_FAMILIES
+
+
+def key_visibility(
+    query_mask: jax.Array, key_mask: jax.Array | None = None, causal: bool = False
+) -> jax.Array:
+    """Return [batch, query, key] booleans: key k is visible to query q.
+
+    Args:
+        query_mask: [batch, query] 1 for real tokens, 0 for padding.
+        key_mask: [batch, key] padding mask of the keys (cross-attention); default query_mask.
+        causal: whether query q sees only keys k <= q.
+    """
+    key_mask = query_mask if key_mask is None else key_mask
+    (batch, n_query), n_key = query_mask.shape, key_mask.shape[1]
+    visible = jnp.broadcast_to(jnp.asarray(key_mask)[:, None, :] > 0, (batch, n_query, n_key))
+    if causal:
+        visible = visible & (jnp.arange(n_key)[None, :] <= jnp.arange(n_query)[:, None])[None]
+    return visible
+
+
+def _offset_weight(p: jax.Array, visible: jax.Array, offset: int) -> tuple[jax.Array, jax.Array]:
+    """Return (weight on key q+offset [b, l, h, query], eligible queries [b, query])."""
+    n_query, n_key = visible.shape[1], visible.shape[2]
+    at = jnp.arange(n_key)[None, :] == jnp.arange(n_query)[:, None] + offset  # [query, key]
+    weight = jnp.sum(jnp.where(at, p, 0.0), axis=-1)
+    eligible = jnp.any(visible & at[None], axis=-1)
+    return weight, eligible
+
+
+def head_metrics(
+    attentions: jax.Array,
+    query_mask: jax.Array,
+    visible: jax.Array,
+    special: jax.Array,
+    threshold: float = SPARSITY_THRESHOLD,
+) -> jax.Array:
+    """Compute every metric of `METRICS` per text, layer and head.
+
+    Args:
+        attentions: [batch, layer, head, query, key] post-softmax weights.
+        query_mask: [batch, query] 1 for real queries; padded queries are left out of averages.
+        visible: [batch, query, key] booleans from `key_visibility`; invisible keys count as 0.
+        special: [batch, key] booleans marking special tokens (attention sinks).
+        threshold: weights below it count as zero for sparsity and the non-zero counts.
+
+    Returns:
+        [batch, layer, head, metric] float32 in the order of `METRICS`; NaN where a text has no
+        eligible query for that metric.
+    """
+    vis = visible[:, None, None]  # [b, 1, 1, q, k]
+    p = jnp.where(vis, attentions.astype(jnp.float32), 0.0)
+    n_vis = jnp.sum(visible, axis=-1).astype(jnp.float32)  # [b, q]
+    log_n = jnp.log(jnp.maximum(n_vis, 1.0))[:, None, None]
+    entropy = -jnp.sum(xlogy(p, p), axis=-1)  # [b, l, h, q]
+    kept = (p >= threshold) & vis
+    nonzero = jnp.sum(kept, axis=-1).astype(jnp.float32)
+    n_query, n_key = visible.shape[1], visible.shape[2]
+    gap = jnp.abs(jnp.arange(n_key)[None, :] - jnp.arange(n_query)[:, None]).astype(jnp.float32)
+    previous, has_previous = _offset_weight(p, visible, -1)
+    following, has_next = _offset_weight(p, visible, 1)
+    diagonal, has_self = _offset_weight(p, visible, 0)
+    special_keys = special.astype(bool)[:, None, None, None, :]
+
+    real = jnp.asarray(query_mask) > 0  # [b, q]
+    seen = real & (n_vis > 0)
+    per_query = {  # name -> ([b, l, h, q] values, [b, q] eligible queries)
+        "entropy": (entropy, seen),
+        "normalized_entropy": (entropy / jnp.where(log_n > 0, log_n, 1.0), real & (n_vis > 1)),
+        "kl_uniform": (log_n - entropy, seen),
+        "sparsity": (jnp.sum(~kept & vis, axis=-1) / jnp.maximum(n_vis, 1.0)[:, None, None], seen),
+        "nonzero_mean": (nonzero, seen),
+        "distance": (jnp.sum(p * gap, axis=-1), seen),
+        "first_token": (p[..., 0], seen & visible[:, :, 0]),
+        "special": (jnp.sum(jnp.where(special_keys, p, 0.0), axis=-1), seen),
+        "previous": (previous, real & has_previous),
+        "next": (following, real & has_next),
+        "self": (diagonal, real & has_self),
+        "max_weight": (jnp.max(p, axis=-1), seen),
+    }
+    columns = []
+    for name in METRICS:
+        if name == "nonzero_max":
+            values = jnp.where(seen[:, None, None], nonzero, -jnp.inf).max(axis=-1)
+            columns.append(jnp.where(jnp.isfinite(values), values, jnp.nan))
+            continue
+        values, eligible = per_query[name]
+        weight = eligible.astype(jnp.float32)[:, None, None]  # [b, 1, 1, q]
+        count = jnp.sum(weight, axis=-1)
+        total = jnp.sum(jnp.where(weight > 0, values, 0.0), axis=-1)
+        columns.append(jnp.where(count > 0, total / jnp.maximum(count, 1.0), jnp.nan))
+    return jnp.stack(columns, axis=-1)
+
+
+def self_attention_metrics(outputs: dict[str, jax.Array], attention_mask: jax.Array) -> jax.Array:
+    """Reducer: metrics of `outputs["attentions"]` -> [batch, layer, head, metric].
+
+    The step supplies `key_visible` [batch, query, key] (padding and, for causal models, the
+    causal mask) and `special_mask` [batch, token] with the batch inputs.
+    """
+    return head_metrics(
+        outputs["attentions"], attention_mask, outputs["key_visible"], outputs["special_mask"]
+    )
+
+
+def head_metrics_shape(config) -> tuple[int, int, int]:
+    """Return the per-text shape (layer, head, metric)."""
+    return (config.n_layers, config.n_heads, len(METRICS))

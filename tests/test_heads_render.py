@@ -1,0 +1,74 @@
+"""Heads page HTML: its data matches the analysis tables; pages stay small; edge cases."""
+
+import json
+
+from cards import small_corpus, write_card
+from test_render import parse
+
+from generator.artifacts import open_artifacts
+from generator.build import build_cards
+from generator.card import load_card
+from generator.extract.head_metrics import METRICS
+
+PAGE_BUDGET = 2_000_000  # bytes per page
+
+
+def scripts_of(path):
+    return {a.get("id"): text for a, text in parse(path).scripts if a.get("id")}
+
+
+def test_heads_page_data_matches_tables(tiny_build):
+    _, out, artifacts_root = tiny_build
+    html = out / "tiny-bert" / "heads.html"
+    scripts = scripts_of(html)
+    data = json.loads(scripts["heads-data"])
+    tables = artifacts_root / "tiny-bert" / "analyses"
+    assert data["rows"] == json.loads((tables / "head_metrics.json").read_text())
+    assert [m["name"] for m in data["metrics"]] == list(METRICS)
+    qk = json.loads(scripts["qk-data"])
+    assert qk == json.loads((tables / "qk_geometry.json").read_text())
+    text = html.read_text(encoding="utf-8")
+    assert text.count("<dt>") == len(METRICS)
+    body_rows = text.split("<tbody>")[1].split("</tbody>")[0].count("<tr>")
+    assert body_rows == len(data["rows"]) == 8  # 2 layers x 4 heads
+    position = json.loads(scripts["qk-spec-position"])
+    assert position["encoding"]["color"]["field"] == "position"
+
+
+def test_default_pages_stay_small(default_build):
+    _, out, _ = default_build
+    for page in ("attention.html", "heads.html"):
+        size = (out / "all-minilm-l6-v2" / page).stat().st_size
+        assert size < PAGE_BUDGET, f"{page}: {size} bytes"
+
+
+def test_card_without_corpus_has_a_heads_page_that_says_why(tmp_path):
+    card = load_card(
+        write_card(tmp_path / "cards", corpus=None, label_field=None, split_field=None)
+    )
+    out = tmp_path / "site"
+    build_cards([card], out, tmp_path / "artifacts", progress=False)
+    text = (out / "tiny-bert" / "heads.html").read_text(encoding="utf-8")
+    assert "No head metrics" in text and "vega-embed" not in text
+
+
+def test_head_metrics_stay_float32_when_arrays_are_stored_in_float16(tmp_path):
+    corpus = small_corpus(
+        tmp_path / "data", ["one short text", "a second, slightly longer text", "three"]
+    )
+    card = write_card(
+        tmp_path / "cards",
+        corpus=str(corpus),
+        label_field=None,
+        split_field=None,
+        store_dtype="float16",
+        showcase=3,
+    )
+    build_cards([load_card(card)], tmp_path / "site", tmp_path / "artifacts", progress=False)
+    artifacts = open_artifacts(tmp_path / "artifacts" / "tiny-bert")
+    arrays = artifacts.manifest["arrays"]
+    assert arrays["corpus/pooled_mean"]["dtype"] == "float16"
+    assert arrays["corpus/head_metrics"]["dtype"] == "float32"
+    values = artifacts.array("corpus/head_metrics")
+    normalized = values[..., METRICS.index("normalized_entropy")]
+    assert ((normalized > 0) & (normalized <= 1 + 1e-6)).all()
