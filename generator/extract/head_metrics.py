@@ -84,11 +84,18 @@ def key_visibility(
 
 
 def _offset_weight(p: jax.Array, visible: jax.Array, offset: int) -> tuple[jax.Array, jax.Array]:
-    """Return (weight on key q+offset [b, l, h, query], eligible queries [b, query])."""
+    """Return (weight on key q+offset [b, l, h, query], eligible queries [b, query]).
+
+    Reads one diagonal of each map (O(query) work) instead of masking the whole map.
+    """
     n_query, n_key = visible.shape[1], visible.shape[2]
-    at = jnp.arange(n_key)[None, :] == jnp.arange(n_query)[:, None] + offset  # [query, key]
-    weight = jnp.sum(jnp.where(at, p, 0.0), axis=-1)
-    eligible = jnp.any(visible & at[None], axis=-1)
+    query = jnp.arange(n_query)
+    key = query + offset
+    inside = (key >= 0) & (key < n_key)  # [query]
+    safe = jnp.clip(key, 0, n_key - 1)
+    picked = jnp.take_along_axis(p, safe.reshape(1, 1, 1, n_query, 1), axis=-1)[..., 0]
+    weight = jnp.where(inside, picked, 0.0)
+    eligible = inside[None] & jnp.take_along_axis(visible, safe[None, :, None], axis=-1)[..., 0]
     return weight, eligible
 
 
@@ -132,7 +139,7 @@ def head_metrics(
         "entropy": (entropy, seen),
         "normalized_entropy": (entropy / jnp.where(log_n > 0, log_n, 1.0), real & (n_vis > 1)),
         "kl_uniform": (log_n - entropy, seen),
-        "sparsity": (jnp.sum(~kept & vis, axis=-1) / jnp.maximum(n_vis, 1.0)[:, None, None], seen),
+        "sparsity": (1.0 - nonzero / jnp.maximum(n_vis, 1.0)[:, None, None], seen),
         "nonzero_mean": (nonzero, seen),
         "distance": (jnp.sum(p * gap, axis=-1), seen),
         "first_token": (p[..., 0], seen & visible[:, :, 0]),
