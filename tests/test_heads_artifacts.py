@@ -1,12 +1,11 @@
 """Stored attention artifacts of the tiny build: normalisation, padding, and the corpus-wide
 head metrics of the showcase rows against a numpy re-computation from showcase/attentions."""
 
-import json
-
 import numpy as np
 import pytest
 from head_metrics_reference import NAMES, reference_metrics
 
+from generator.analyze.run import analyze
 from generator.artifacts import open_artifacts
 from generator.extract.head_metrics import METRICS
 
@@ -79,8 +78,8 @@ def test_corpus_metrics_of_showcase_rows_equal_numpy_metrics(tiny):
 
 
 def test_head_tables_aggregate_the_corpus_array(tiny):
-    folder = tiny.root / "analyses"
-    rows = json.loads((folder / "head_metrics.json").read_text())
+    tables = analyze(tiny)  # the stored tables (another test may have removed them: recomputed)
+    rows = tables["head_metrics"]
     per_text = np.asarray(tiny.array("corpus/head_metrics"), dtype=np.float64)
     config = tiny.manifest["model"]["config"]
     assert len(rows) == config["n_layers"] * config["n_heads"]
@@ -88,8 +87,7 @@ def test_head_tables_aggregate_the_corpus_array(tiny):
         values = per_text[:, row["layer"], row["head"]]
         assert row["entropy"] == pytest.approx(np.nanmean(values[:, 0]), abs=1e-4)
         assert row["nonzero_max"] == np.nanmax(values[:, METRICS.index("nonzero_max")])
-    clusters = json.loads((folder / "head_clusters.json").read_text())
-    assert len(clusters) == len(rows)
-    qk = json.loads((folder / "qk_geometry.json").read_text())
+    assert len(tables["head_clusters"]) == len(rows)
+    qk = tables["qk_geometry"]
     assert len(qk["heads"]) == len(rows)
     assert qk["total_tokens"] == int(np.asarray(tiny.array("showcase/attention_mask")).sum())

@@ -5,6 +5,7 @@ import json
 from cards import small_corpus, write_card
 from test_render import parse
 
+from generator.analyze.run import analyze
 from generator.artifacts import open_artifacts
 from generator.build import build_cards
 from generator.card import load_card
@@ -22,11 +23,11 @@ def test_heads_page_data_matches_tables(tiny_build):
     html = out / "tiny-bert" / "heads.html"
     scripts = scripts_of(html)
     data = json.loads(scripts["heads-data"])
-    tables = artifacts_root / "tiny-bert" / "analyses"
-    assert data["rows"] == json.loads((tables / "head_metrics.json").read_text())
+    tables = analyze(open_artifacts(artifacts_root / "tiny-bert"))
+    assert data["rows"] == tables["head_metrics"]
     assert [m["name"] for m in data["metrics"]] == list(METRICS)
     qk = json.loads(scripts["qk-data"])
-    assert qk == json.loads((tables / "qk_geometry.json").read_text())
+    assert qk == tables["qk_geometry"]
     text = html.read_text(encoding="utf-8")
     assert text.count("<dt>") == len(METRICS)
     body_rows = text.split("<tbody>")[1].split("</tbody>")[0].count("<tr>")
@@ -72,3 +73,16 @@ def test_head_metrics_stay_float32_when_arrays_are_stored_in_float16(tmp_path):
     values = artifacts.array("corpus/head_metrics")
     normalized = values[..., METRICS.index("normalized_entropy")]
     assert ((normalized > 0) & (normalized <= 1 + 1e-6)).all()
+
+
+def test_table_values_are_formatted_for_reading():
+    from generator.render.pages.heads import format_value
+
+    assert [format_value(v) for v in (None, 1.2e-7, 0.12345, 2.0349, 12.44, 117.6)] == [
+        "n/a",
+        "0.000",
+        "0.123",
+        "2.03",
+        "12.4",
+        "118",
+    ]

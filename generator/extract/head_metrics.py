@@ -138,7 +138,7 @@ def head_metrics(
     per_query = {  # name -> ([b, l, h, q] values, [b, q] eligible queries)
         "entropy": (entropy, seen),
         "normalized_entropy": (entropy / jnp.where(log_n > 0, log_n, 1.0), real & (n_vis > 1)),
-        "kl_uniform": (log_n - entropy, seen),
+        "kl_uniform": (jnp.maximum(log_n - entropy, 0.0), seen),  # >= 0 up to rounding
         "sparsity": (1.0 - nonzero / jnp.maximum(n_vis, 1.0)[:, None, None], seen),
         "nonzero_mean": (nonzero, seen),
         "distance": (jnp.sum(p * gap, axis=-1), seen),

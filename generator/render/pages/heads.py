@@ -9,9 +9,11 @@ from generator.render.pages.common import Page, chart
 
 
 def format_value(value: float | None) -> str:
-    """Format a metric for the table: 3 significant digits, whole numbers from 100, n/a for None."""
+    """Format a metric for the table: 3 decimals below 1, 3 significant digits up to 100."""
     if value is None:
         return "n/a"
+    if abs(value) < 1:
+        return f"{value:.3f}"
     return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
@@ -103,6 +105,14 @@ def heads_context(artifacts: Artifacts, tables: dict) -> dict:
     qk, qk_charts, qk_position = qk_section(tables)
     context = {
         "heads": None,
+        "no_metrics_reason": (
+            "this card names no corpus; add a corpus to the card and rebuild to see what every "
+            "head does"
+            if not artifacts.manifest.get("corpus")
+            else "these artifacts hold no per-head metrics (models with separate encoder and "
+            "decoder attention are not covered yet, or the artifacts predate the metrics: "
+            "rebuild with --force)"
+        ),
         "qk": qk,
         "qk_position_spec": qk_position,
         "n_layers": config["n_layers"],
