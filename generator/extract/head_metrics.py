@@ -119,6 +119,18 @@ def head_metrics(
         [batch, layer, head, metric] float32 in the order of `METRICS`; NaN where a text has no
         eligible query for that metric.
     """
+    # One layer at a time: XLA then reads each layer's maps where the model made them instead
+    # of materialising the stacked [batch, layer, head, query, key] tensor (MiniLM, 64 x 128
+    # tokens: 530 MB of temporaries instead of 1.37 GB; 378 MB without any metric).
+    layers = [
+        _metrics(attentions[:, layer : layer + 1], query_mask, visible, special, threshold)
+        for layer in range(attentions.shape[1])
+    ]
+    return jnp.concatenate(layers, axis=1)
+
+
+def _metrics(attentions, query_mask, visible, special, threshold) -> jax.Array:
+    """`head_metrics` of [batch, layer, head, query, key] maps, all layers at once."""
     vis = visible[:, None, None]  # [b, 1, 1, q, k]
     p = jnp.where(vis, attentions.astype(jnp.float32), 0.0)
     n_vis = jnp.sum(visible, axis=-1).astype(jnp.float32)  # [b, q]
