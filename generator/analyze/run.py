@@ -14,7 +14,9 @@ from pathlib import Path
 
 from generator.analyze.activations import activations_analysis
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
+from generator.analyze.heads import heads_analysis
 from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.analyze.qk_geometry import qk_analysis
 from generator.analyze.weights import weights_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
@@ -55,6 +57,8 @@ ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "corpus": _corpus,
     "weights": weights_analysis,
     "activations": activations_analysis,
+    "heads": heads_analysis,
+    "qk_geometry": qk_analysis,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from generator.render.pages.activations import PAGE as ACTIVATIONS
 from generator.render.pages.attention import PAGE as ATTENTION
 from generator.render.pages.common import Page, chart
+from generator.render.pages.heads import PAGE as HEADS
 from generator.render.pages.overview import PAGE as OVERVIEW
 from generator.render.pages.weights import PAGE as WEIGHTS
 
@@ -18,6 +19,7 @@ PAGES: tuple[Page, ...] = (
     ATTENTION,
     WEIGHTS,
     ACTIVATIONS,
+    HEADS,
 )
 
 __all__ = ["PAGES", "Page", "chart"]
