@@ -48,7 +48,7 @@ def test_script_json_cannot_close_a_script_block():
     assert json.loads(str(text)) == {"t": HOSTILE, "u": "\u2028&"}
 
 
-@pytest.mark.parametrize("page", ["index.html", "attention.html"])
+@pytest.mark.parametrize("page", ["index.html", "attention.html", "heads.html"])
 def test_model_pages_are_self_contained(tiny_build, page):
     _, out, _ = tiny_build
     html = parse(out / "tiny-bert" / page)
@@ -79,9 +79,9 @@ def test_model_pages_are_self_contained(tiny_build, page):
 
 def test_navigation_links_every_page(tiny_build):
     _, out, _ = tiny_build
-    for page in ("index.html", "attention.html"):
+    for page in ("index.html", "attention.html", "heads.html"):
         links = {a.get("href") for t, a in parse(out / "tiny-bert" / page).tags if t == "a"}
-        assert {"index.html", "attention.html", "../index.html"} <= links
+        assert {"index.html", "attention.html", "heads.html", "../index.html"} <= links
     index_links = {a.get("href") for t, a in parse(out / "index.html").tags if t == "a"}
     assert "tiny-bert/index.html" in index_links
 
@@ -126,7 +126,12 @@ def test_hostile_text_stays_inert_in_html(tmp_path):
     )
     out = tmp_path / "site"
     build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
-    for page in ("tiny-bert/index.html", "tiny-bert/attention.html", "index.html"):
+    for page in (
+        "tiny-bert/index.html",
+        "tiny-bert/attention.html",
+        "tiny-bert/heads.html",
+        "index.html",
+    ):
         html = parse(out / page)
         scripts = [(a, text) for a, text in html.scripts]
         assert all(a.get("src") or a.get("type") == "application/json" for a, _ in scripts), page

@@ -140,3 +140,38 @@ def test_kind_selector_switches_between_the_three_attentions(page, t5_build):
     assert state["rows"] == labels(second["tokens"]["input"])
     greedy = page.inner_text("#target-text")
     assert greedy.startswith("Greedy output:") and second["target"] in greedy
+
+
+@pytest.mark.browser
+def test_head_view_and_grid_follow_the_selected_kind(page, t5_build):
+    _, out, _ = t5_build
+    data = page_data(out)
+    first = data["examples"][0]
+    enc, dec = first["tokens"]["input"], first["tokens"]["decoder"]
+    open_page(page, file_url(out / "tiny-t5" / "attention.html")).assert_clean()
+
+    def views():
+        return page.evaluate(
+            """() => {
+                const v = window.Atlas.views;
+                const grid = v['chart-attention-overview'].data('grid');
+                return {left: v['chart-attention-head-view'].data('left').map(d => d.token),
+                        right: v['chart-attention-head-view'].data('right').map(d => d.token),
+                        gridLayers: new Set(grid.map(c => c.layer)).size,
+                        gridQueries: new Set(grid.map(c => c.query)).size,
+                        gridKeys: new Set(grid.map(c => c.key)).size,
+                        grid: document.getElementById('chart-attention-overview')
+                            .getAttribute('data-selection')};
+            }"""
+        )
+
+    state = views()
+    assert (state["left"], state["right"], state["gridLayers"]) == (enc, enc, 2)
+    select_and_wait(page, "select-kind", "2")  # cross-attention: decoder queries, encoder keys
+    page.wait_for_function(
+        "() => document.getElementById('chart-attention-overview')"
+        ".getAttribute('data-selection').startsWith('cross')"
+    )
+    state = views()
+    assert (state["left"], state["right"], state["gridLayers"]) == (dec, enc, 3)
+    assert (state["gridQueries"], state["gridKeys"]) == (len(dec), len(enc))

@@ -15,7 +15,9 @@ from pathlib import Path
 from generator.analyze.activations import activations_analysis
 from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
+from generator.analyze.heads import heads_analysis
 from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.analyze.qk_geometry import qk_analysis
 from generator.analyze.weights import weights_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
@@ -57,6 +59,8 @@ ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "weights": weights_analysis,
     "activations": activations_analysis,
     "attributions": attribution_tables,
+    "heads": heads_analysis,
+    "qk_geometry": qk_analysis,
 }
 
 

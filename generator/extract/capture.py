@@ -10,8 +10,11 @@ Showcase arrays (one row per showcase example, padded to a common length):
   showcase/index [example]; input_ids, attention_mask, tokens [example, token]
   hidden_states [example, layer, token, d_model]; attentions [example, layer, head, query, key]
   queries, keys, values [example, layer, head, token, d_head]
+  special_mask [example, token]  1 on special tokens (attention sinks), 0 elsewhere and on padding
   with a head: top_logits, top_token_ids [example, token, rank] (masked / causal LM), or
   logits [example, label] / [example, token, label] / [example, token] (classifiers)
+Per-head attention metrics (generator/extract/head_metrics.py; not for encoder-decoders):
+  corpus/head_metrics  [text, layer, head, metric]  float32 whatever store_dtype
 Encoder-decoder models (T5) keep input_ids, attention_mask and tokens for the encoder side and
 store the rest under encoder_*, decoder_* and cross_* names: see extract/seq2seq.py.
 Batches run on a device mesh (extract/sharding.py): rows over `data`, heads/MLP over `model`.
@@ -93,6 +96,21 @@ def parameter_inventory(model) -> list[dict]:
             {"name": ".".join(str(p) for p in path), "shape": shape, "count": int(np.prod(shape))}
         )
     return sorted(rows, key=lambda row: row["name"])
+
+
+def special_token_ids(tokenizer) -> list[int]:
+    """Return the tokenizer's special ids that can act as attention sinks.
+
+    Every special id except the unknown token (it stands for content) and padding (never
+    visible anyway): [CLS], [SEP], <s>, </s>, <|endoftext|>, [MASK], ...
+    """
+    skip = {tokenizer.unk_token_id, tokenizer.pad_token_id}
+    return sorted({int(i) for i in tokenizer.all_special_ids} - skip)
+
+
+def special_mask(ids: np.ndarray, mask: np.ndarray, special_ids: list[int]) -> np.ndarray:
+    """Return [batch, token] int32: 1 where a real (non-padding) token is a special token."""
+    return (np.isin(ids, special_ids) & (mask > 0)).astype(np.int32)
 
 
 def warn(message: str, warnings: list[str], strict: bool) -> None:
@@ -177,6 +195,8 @@ def capture(
 
     from generator.extract.activation_stats import write_corpus_tokens
     from generator.extract.embedding_geometry import token_embedding, write_embedding_geometry
+    from generator.extract.head_metrics import METRICS as HEAD_METRICS
+    from generator.extract.head_metrics import SPARSITY_THRESHOLD, is_causal
     from generator.extract.reducers import active_reducers
     from generator.extract.steps import make_steps
     from generator.extract.weights import parameter_arrays, write_weight_artifacts
@@ -265,6 +285,7 @@ def capture(
         if reducer.stored
     }
     pad_id = padding_id(tokenizer)
+    specials = special_token_ids(tokenizer)
     batches = plan_batches(tokens.lengths, max_length, multiple=sharding.data_size(mesh))
     showcase = choose_showcase(n_texts, card.showcase, corpus.labels, corpus.splits)
     width = bucket_length(int(max(tokens.lengths[showcase])), max_length)
@@ -276,7 +297,8 @@ def capture(
         ids, mask = pad_rows(
             [tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id
         )
-        out = sharding.fetch(corpus_step(params, *sharding.place_batch(mesh, ids, mask)))
+        placed = sharding.place_batch(mesh, ids, mask, special_mask(ids, mask, specials))
+        out = sharding.fetch(corpus_step(params, *placed))
         rows = len(batch.rows)
         bad = np.argwhere(~out["finite"][:rows])
         if bad.size:
@@ -324,6 +346,7 @@ def capture(
             progress,
             pad_id,
             config,
+            specials,
         )
 
     if card.analyses is None or "attributions" in card.analyses:
@@ -365,6 +388,12 @@ def capture(
         "vocab_size": int(len(tokenizer)),
         "pad_token_id": int(pad_id),
     }
+    details["attention"] = {
+        "causal": is_causal(config),
+        "special_token_ids": specials,
+        "head_metrics": list(HEAD_METRICS) if "head_metrics" in streamed else [],
+        "sparsity_threshold": SPARSITY_THRESHOLD,
+    }
     details["extraction"] = {
         "buckets": sorted({(b.bucket, b.batch_size) for b in batches}),
         "batches": len(batches),
@@ -389,7 +418,18 @@ def token_rows(tokenizer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _capture_showcase(
-    card, showcase_step, params, mesh, tokenizer, tokens, showcase, writer, progress, pad_id, config
+    card,
+    showcase_step,
+    params,
+    mesh,
+    tokenizer,
+    tokens,
+    showcase,
+    writer,
+    progress,
+    pad_id,
+    config,
+    specials,
 ) -> int:
     """Capture and store the full probes of the showcase of an encoder-only or decoder model."""
     from tqdm import tqdm
@@ -406,6 +446,9 @@ def _capture_showcase(
     writer.write_array("showcase/index", showcase, ("example",))
     writer.write_array("showcase/input_ids", ids, ("example", "token"))
     writer.write_array("showcase/attention_mask", mask, ("example", "token"))
+    writer.write_array(
+        "showcase/special_mask", special_mask(ids, mask, specials), ("example", "token")
+    )
     writer.write_array("showcase/tokens", token_rows(tokenizer, ids, mask), ("example", "token"))
     writer.write_array(
         "showcase/hidden_states",

@@ -5,7 +5,10 @@ Each reducer maps the model's outputs for one padded batch to an array with a le
 the device for the whole corpus: only showcase examples keep full captures.
 
 To add a reducer: write a function `(outputs, attention_mask) -> [batch, ...]`, describe it
-with `Reducer`, and append it to `REDUCERS` (or register it from its own module).
+with `Reducer`, and append it to `REDUCERS` (or register it from its own module). Besides the
+model's probes, `outputs` holds the batch inputs `input_ids` and `special_mask` [batch, token]
+and `key_visible`, one [batch, query, key] mask per layer (padding and, for causal models, the
+causal mask and any sliding window).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 import jax
 import jax.numpy as jnp
 
-from generator.extract import activation_stats
+from generator.extract import activation_stats, head_metrics
 from generator.models.config import ModelConfig
 
 Outputs = dict[str, jax.Array]
@@ -97,6 +100,14 @@ REDUCERS: list[Reducer] = [
         applies=lambda config: config.causal,  # the last token of a decoder has seen them all
     ),
     *(Reducer(**spec) for spec in activation_stats.REDUCER_SPECS),  # histograms, norms, outliers
+    Reducer(
+        "head_metrics",
+        ("layer", "head", "metric"),
+        head_metrics.head_metrics_shape,
+        head_metrics.self_attention_metrics,
+        applies=lambda config: not head_metrics.is_encoder_decoder(config),
+        in_store_dtype=False,
+    ),
 ]
 
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from generator.extract import sharding
+from generator.extract.head_metrics import is_causal, key_visibility, layer_windows
 from generator.extract.reducers import Reducer
 from generator.models.t5_config import is_seq2seq
 
@@ -58,9 +59,18 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
         run = module.encode if is_seq2seq(module.config) else module
         return run(input_ids, attention_mask)
 
+    causal = is_causal(model.config)
+    windows = layer_windows(model.config)
+
     @jit
-    def corpus_step(params, input_ids, attention_mask):
-        out = forward(params, input_ids, attention_mask)
+    def corpus_step(params, input_ids, attention_mask, special_mask):
+        out = dict(forward(params, input_ids, attention_mask))
+        # Batch inputs reducers may use next to the probes (all [batch, ...]):
+        out["input_ids"] = input_ids
+        out["special_mask"] = special_mask  # [batch, token] special tokens (not padding)
+        # One [batch, query, key] mask per layer: padding, causal mask, sliding window (if any).
+        masks = {w: key_visibility(attention_mask, causal=causal, window=w) for w in set(windows)}
+        out["key_visible"] = tuple(masks[w] for w in windows)
         results = {}
         for reducer in reducers:
             value = reducer.fn(out, attention_mask)

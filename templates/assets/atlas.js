@@ -9,12 +9,17 @@
  *
  * Every chart's <details class="chart-data"> gets a table of its data when opened: the current
  * rows of each named dataset of the view (so data swapped in by page scripts is shown), else the
- * spec's inline values; the first MAX_ROWS rows, with a note. */
+ * spec's inline values; the first MAX_ROWS rows, with a note.
+ *
+ * Atlas.onMount(id, fn) calls fn(view) each time chart `id` is mounted (theme re-embeds
+ * included); Atlas.remount(id, spec) replaces a chart with a new spec (e.g. a different
+ * encoding), which later theme re-embeds keep. */
 (function () {
   "use strict";
 
   var MAX_ROWS = 50;
   var setups = [];
+  var mountHooks = {};
   var Atlas = {
     views: {},
     specs: {},
@@ -23,6 +28,13 @@
     readJson: function (id) {
       var node = document.getElementById(id);
       return node ? JSON.parse(node.textContent) : null;
+    },
+    onMount: function (id, hook) { (mountHooks[id] = mountHooks[id] || []).push(hook); },
+    remount: function (id, spec) {
+      var element = document.getElementById(id);
+      if (Atlas.views[id]) Atlas.views[id].finalize();
+      Atlas.specs[id] = spec;  /* a theme re-embed draws the new spec */
+      return embed(element, spec);
     },
     dark: function () {
       if (window.AtlasTheme) return window.AtlasTheme.current() === "dark";
@@ -59,6 +71,7 @@
     return window.vegaEmbed(element, spec, options).then(function (result) {
       Atlas.views[element.id] = result.view;
       watchData(element.id, result.view);
+      (mountHooks[element.id] || []).forEach(function (hook) { hook(result.view); });
       return result.view;
     });
   }

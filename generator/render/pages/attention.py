@@ -18,6 +18,8 @@ from generator.render.charts import attention as charts
 from generator.render.pages.common import Page, chart
 
 WEIGHT_SCALE = 1000  # attention weights travel as uint16 thousandths (3 decimals)
+OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
+HEAD_VIEW_MIN_WEIGHT = 0.01  # the head view draws no line for a smaller weight
 
 
 @dataclass(frozen=True)
@@ -167,17 +169,113 @@ def heatmap_figure(example: dict, kind: dict, n_heads: int) -> dict:
     return spec
 
 
+def _maps(example: dict, kind: dict, n_heads: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """Return ([layer, head, query, key] weights in [0, 1], query tokens, key tokens)."""
+    packed = np.frombuffer(base64.b64decode(example["weights"][kind["id"]]), dtype="<u2")
+    queries, keys = example["tokens"][kind["query"]], example["tokens"][kind["key"]]
+    weights = packed.reshape(-1, n_heads, len(queries), len(keys)).astype(np.float64)
+    return weights / WEIGHT_SCALE, queries, keys
+
+
+def head_view_figure(example: dict, kind: dict, n_heads: int, layer: int = 0) -> dict:
+    """Return the static head view of the page's first view: every head of `layer`.
+
+    Mirrors `headViewData` in attention.js.
+    """
+    weights, queries, keys = _maps(example, kind, n_heads)
+    lines = [
+        {
+            "src": q,
+            "dst": k,
+            "head": head,
+            "weight": float(weights[layer, head, q, k]),
+            "from": token_label(q, queries[q]),
+            "to": token_label(k, keys[k]),
+        }
+        for head in range(n_heads)
+        for q in range(len(queries))
+        for k in range(len(keys))
+        if weights[layer, head, q, k] >= HEAD_VIEW_MIN_WEIGHT
+    ]
+    spec = charts.head_view_chart(n_heads)
+    spec["datasets"] = {
+        "lines": lines,
+        "left": [{"src": i, "token": t} for i, t in enumerate(queries)],
+        "right": [{"dst": i, "token": t} for i, t in enumerate(keys)],
+    }
+    spec["title"] = f"Head view, layer {layer}, every head"
+    return spec
+
+
+def _blocks(n: int) -> int:
+    """Return the block size of `n` tokens in the overview grid (as `blocks` in attention.js)."""
+    return -(-n // OVERVIEW_TOKENS) if n > OVERVIEW_TOKENS else 1
+
+
+def _block_label(tokens: list[str], start: int, size: int) -> str:
+    end = min(len(tokens), start + size)
+    if size == 1:
+        return token_label(start, tokens[start])
+    text = " ".join(tokens[start:end])
+    if len(text) > 40:
+        text = text[:39] + "…"
+    return f"tokens {start}–{end - 1}: {text}"
+
+
+def overview_cells(example: dict, kind: dict, n_heads: int) -> list[dict]:
+    """Return the `grid` dataset: every layer x head, tokens averaged over blocks when long.
+
+    A cell is the attention a block of queries (mean) gives a block of keys (sum), so each row
+    of cells still sums to 1. Mirrors `overviewCells` in attention.js.
+    """
+    weights, queries, keys = _maps(example, kind, n_heads)
+    sq, sk = _blocks(len(queries)), _blocks(len(keys))
+    q_starts, k_starts = range(0, len(queries), sq), range(0, len(keys), sk)
+    cells = []
+    for layer in range(weights.shape[0]):
+        for head in range(n_heads):
+            for qb, q0 in enumerate(q_starts):
+                rows = weights[layer, head, q0 : q0 + sq]
+                for kb, k0 in enumerate(k_starts):
+                    cells.append(
+                        {
+                            "layer": layer,
+                            "head": head,
+                            "q": qb,
+                            "k": kb,
+                            "weight": float(rows[:, k0 : k0 + sk].sum() / len(rows)),
+                            "query": _block_label(queries, q0, sq),
+                            "key": _block_label(keys, k0, sk),
+                        }
+                    )
+    return cells
+
+
+def overview_figure(example: dict, kind: dict, n_heads: int) -> dict:
+    """Return the static layer x head grid of the page's first example and kind."""
+    spec = charts.attention_overview_chart(kind["n_layers"], n_heads)
+    spec["datasets"] = {"grid": overview_cells(example, kind, n_heads)}
+    return spec
+
+
 def attention_context(artifacts: Artifacts, tables: dict) -> dict:
-    """Context of the attention page: showcase data and the heatmap whose data the page swaps."""
+    """Context of the attention page: showcase data and the charts whose data the page swaps.
+
+    Charts: one head's heatmap, the head view (one layer, chosen heads) and the layer x head
+    grid; all three follow the selected attention kind (its layers, query and key tokens).
+    """
     config = artifacts.manifest["model"]["config"]
     kinds = attention_kinds(artifacts)
     if not kinds:
         return {"attention": None, "charts": []}
     seq2seq = artifacts.manifest.get("seq2seq") or {}
+    causal = bool((artifacts.manifest.get("attention") or {}).get("causal", False))
+    n_heads = config["n_heads"]
     data = {
-        "n_heads": config["n_heads"],
+        "n_heads": n_heads,
         "scale": WEIGHT_SCALE,
         "target": seq2seq.get("target"),
+        "causal": causal,
         "kinds": [
             {
                 "id": kind.id,
@@ -190,6 +288,9 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             for kind in kinds
         ],
         "examples": attention_examples(artifacts, kinds),
+        "overview_tokens": OVERVIEW_TOKENS,
+        "head_view_min_weight": HEAD_VIEW_MIN_WEIGHT,
+        "head_colors": charts.head_colors(n_heads),
     }
     heatmap = chart(
         "attention-heatmap",
@@ -204,7 +305,36 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             else None
         ),
     )
-    return {"attention": data, "charts": [heatmap]}
+    head_view = chart(
+        "attention-head-view",
+        charts.head_view_chart(n_heads),
+        "Head view: lines from each query token on the left to the key tokens on the right",
+        "Head view of the selected layer: a line joins a query token (left) to a key token "
+        "(right); its opacity is the attention weight and its colour the head. Hover a token "
+        f"on the left to keep only its lines; weights below {HEAD_VIEW_MIN_WEIGHT} are not drawn.",
+        interactive=True,
+        figure_spec=(
+            head_view_figure(data["examples"][0], data["kinds"][0], n_heads)
+            if data["examples"]
+            else None
+        ),
+    )
+    overview = chart(
+        "attention-overview",
+        charts.attention_overview_chart(max(kind["n_layers"] for kind in data["kinds"]), n_heads),
+        "Grid of small attention heatmaps, one per layer and head, for the selected example",
+        f"Every head of every layer for the selected example (rows: layers, columns: heads; "
+        f"query down, key across). Examples longer than {OVERVIEW_TOKENS} tokens are shown "
+        "averaged over blocks of consecutive tokens. Click a small map to open it in the "
+        "heatmap and head view above. With several attention kinds, it shows the selected one.",
+        interactive=True,
+        figure_spec=(
+            overview_figure(data["examples"][0], data["kinds"][0], n_heads)
+            if data["examples"]
+            else None
+        ),
+    )
+    return {"attention": data, "charts": [heatmap, head_view, overview]}
 
 
 PAGE = Page(

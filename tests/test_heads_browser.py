@@ -1,0 +1,145 @@
+"""Attention and heads pages in headless Chromium: every selector changes its chart."""
+
+import pytest
+from browser_support import file_url, open_page
+
+pytestmark = pytest.mark.browser
+
+
+def chart_state(page, chart_id):
+    """The chart's data-selection attribute and its rendered SVG markup."""
+    return page.evaluate(
+        """id => {
+            const el = document.getElementById(id);
+            const svg = el.querySelector('svg');
+            return {selection: el.getAttribute('data-selection'), svg: svg ? svg.innerHTML : ''};
+        }""",
+        chart_id,
+    )
+
+
+def wait_changed(page, chart_id, before):
+    page.wait_for_function(
+        "([id, s]) => document.getElementById(id).getAttribute('data-selection') !== s",
+        arg=[chart_id, before["selection"]],
+    )
+    after = chart_state(page, chart_id)
+    assert after["svg"] != before["svg"], f"{chart_id} did not change"
+    return after
+
+
+def select(page, select_id, value, chart_id):
+    before = chart_state(page, chart_id)
+    page.select_option(f"#{select_id}", value)
+    return wait_changed(page, chart_id, before)
+
+
+def line_count(page):
+    return page.evaluate("""() => Atlas.views['chart-attention-head-view'].data('lines').length""")
+
+
+def check_attention_page(page, url):
+    open_page(page, url).assert_clean()
+    heatmap, head_view, grid = (
+        "chart-attention-heatmap",
+        "chart-attention-head-view",
+        "chart-attention-overview",
+    )
+    all_heads = line_count(page)
+    assert all_heads > 0
+    # Head view: unticking heads removes their lines, "No head" empties it, "All heads" restores.
+    before = chart_state(page, head_view)
+    page.uncheck("input[name='head-view'][value='0']")
+    after = wait_changed(page, head_view, before)
+    assert "heads 1" in after["selection"] and line_count(page) < all_heads
+    before = after
+    page.click("#head-view-none")
+    wait_changed(page, head_view, before)
+    assert line_count(page) == 0
+    before = chart_state(page, head_view)
+    page.click("#head-view-all")
+    wait_changed(page, head_view, before)
+    assert line_count(page) == all_heads
+    # Layer changes the heatmap and the head view; the example also changes the grid.
+    select(page, "select-head", "1", heatmap)
+    before_view = chart_state(page, head_view)
+    select(page, "select-layer", "1", heatmap)
+    wait_changed(page, head_view, before_view)
+    before_grid = chart_state(page, grid)
+    after = select(page, "select-example", "2", heatmap)
+    assert "example 2" in after["selection"]
+    wait_changed(page, grid, before_grid)
+    # Clicking a small map of the grid opens that layer and head in the heatmap.
+    before = chart_state(page, heatmap)
+    # (the first cell of the first small map is layer 0, head 0, query 0, key 0)
+    page.locator("#chart-attention-overview .mark-rect path").first.click()
+    after = wait_changed(page, heatmap, before)
+    assert "layer 0, head 0" in after["selection"]
+
+
+def check_heads_page(page, url):
+    open_page(page, url).assert_clean()
+    heatmap = "chart-heads-heatmap"
+    options = page.eval_on_selector_all("#select-metric option", "os => os.map(o => o.value)")
+    assert options[0] == "entropy" and len(options) == 13
+    current = page.eval_on_selector("#metric-definitions .current", "n => n.dataset.metric")
+    assert current == "entropy"
+    for metric in ("previous", "special", "distance"):
+        after = select(page, "select-metric", metric, heatmap)
+        assert after["selection"] == f"metric {metric}"
+        assert (
+            page.eval_on_selector("#metric-definitions .current", "n => n.dataset.metric") == metric
+        )
+
+    # The table sorts by a column (ascending, then descending), also from the keyboard.
+    def column(index):
+        return page.eval_on_selector_all(
+            "#heads-table tbody tr",
+            f"rows => rows.map(r => r.cells[{index}].getAttribute('data-value'))",
+        )
+
+    entropy = 3  # layer, head, cluster, then the metrics in order
+    page.click(f"#heads-table th:nth-child({entropy + 1}) button")
+    values = [float(v) for v in column(entropy)]
+    assert values == sorted(values)
+    assert (
+        page.get_attribute(f"#heads-table th:nth-child({entropy + 1})", "aria-sort") == "ascending"
+    )
+    page.focus(f"#heads-table th:nth-child({entropy + 1}) button")
+    page.keyboard.press("Enter")
+    values = [float(v) for v in column(entropy)]
+    assert values == sorted(values, reverse=True)
+    assert (
+        page.get_attribute(f"#heads-table th:nth-child({entropy + 1})", "aria-sort") == "descending"
+    )
+    page.focus("#heads-table th:nth-child(1) button")
+    page.keyboard.press("Space")
+    layers = [int(v) for v in column(0)]
+    assert layers == sorted(layers)
+
+    # Query/key map: layer, head and colour all change it.
+    qk = "chart-qk-geometry"
+    select(page, "select-qk-head", "1", qk)
+    select(page, "select-qk-layer", "1", qk)
+    after = select(page, "select-qk-colour", "position", qk)
+    assert after["selection"].endswith("colour position")
+    assert "token position" in page.inner_text("#chart-qk-geometry")
+    after = select(page, "select-qk-head", "2", qk)
+    assert "head 2" in after["selection"]
+    page.wait_for_function("() => window.__atlasReady === true")
+
+
+def test_tiny_attention_page_selectors(page, tiny_build):
+    _, out, _ = tiny_build
+    check_attention_page(page, file_url(out / "tiny-bert" / "attention.html"))
+
+
+def test_tiny_heads_page_selectors(page, tiny_build):
+    _, out, _ = tiny_build
+    check_heads_page(page, file_url(out / "tiny-bert" / "heads.html"))
+
+
+def test_default_attention_and_heads_pages(page, default_build):
+    _, out, _ = default_build
+    check_attention_page(page, file_url(out / "all-minilm-l6-v2" / "attention.html"))
+    check_heads_page(page, file_url(out / "all-minilm-l6-v2" / "heads.html"))
