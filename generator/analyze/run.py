@@ -14,6 +14,7 @@ from pathlib import Path
 
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.analyze.representations import representations
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import staged_folder
 from generator.hashing import json_sha256, source_sha256
@@ -51,6 +52,7 @@ def _corpus(artifacts: Artifacts) -> dict:
 ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "parameters": _parameters,
     "corpus": _corpus,
+    "representations": representations,
 }
 
 

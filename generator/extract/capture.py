@@ -2,6 +2,7 @@
 
 Corpus-wide arrays (axes):
   corpus/pooled_mean, corpus/pooled_cls  [text, layer, d_model]  layer = L+1, embeddings first
+  corpus/unit_token_sum                  [text, layer, d_model]  sum of unit-length token vectors
   corpus/token_lengths                   [text]  tokens kept (special tokens included)
   corpus/full_lengths                    [text]  tokens before truncation
   corpus/texts, corpus/labels, corpus/splits  [text]  fixed-width unicode
@@ -9,6 +10,8 @@ Showcase arrays (one row per showcase example, padded to a common length):
   showcase/index [example]; input_ids, attention_mask, tokens [example, token]
   hidden_states [example, layer, token, d_model]; attentions [example, layer, head, query, key]
   queries, keys, values [example, layer, head, token, d_head]
+Per further checkpoint NAME of the card (see checkpoints.py):
+  checkpoints/NAME/corpus/pooled_*, checkpoints/NAME/corpus/unit_token_sum
 """
 
 from __future__ import annotations
@@ -18,18 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.artifacts import ArtifactWriter, storable
+from generator.artifacts import ArtifactWriter
 from generator.corpus import load_corpus
-from generator.errors import AtlasError, CorpusError, StrictModeError
+from generator.errors import CorpusError, StrictModeError
 from generator.extract.batching import bucket_length, pad_rows, plan_batches
+from generator.extract.corpus_pass import NonFiniteActivations, stream_corpus  # noqa: F401 (re-exported)
 from generator.extract.showcase import choose_showcase
 from generator.extract.tokenize import load_tokenizer, token_strings, tokenize_corpus
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteActivations(AtlasError):
-    """Activations contain NaN or Inf."""
 
 
 def enable_compilation_cache(artifacts_root: Path) -> None:
@@ -92,6 +92,7 @@ def capture(
     import jax.numpy as jnp
     from tqdm import tqdm
 
+    from generator.extract.checkpoints import extract_checkpoints
     from generator.extract.reducers import active_reducers
     from generator.extract.steps import make_steps
     from generator.models.loading import load_model
@@ -156,23 +157,21 @@ def capture(
     }
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     batches = plan_batches(tokens.lengths, max_length)
-    for batch in tqdm(batches, desc=f"{card.name}: corpus", unit="batch", disable=not progress):
-        ids, mask = pad_rows(
-            [tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id
-        )
-        out = jax.device_get(corpus_step(params, ids, mask))
-        rows = len(batch.rows)
-        bad = np.argwhere(~out["finite"][:rows])
-        if bad.size:
-            row, layer = bad[0]
-            raise NonFiniteActivations(
-                f"NaN or Inf in activations of layer {layer} for text {batch.rows[row]} "
-                f"(of {len(bad)} bad layer-text pairs); check the checkpoint or use dtype float32"
-            )
-        for name, array in streamed.items():
-            array[batch.rows] = storable(np.asarray(out[name][:rows]))
-    for array in streamed.values():
-        array.flush()
+    stream_corpus(
+        corpus_step, params, batches, tokens.ids, pad_id, streamed, f"{card.name}: corpus", progress
+    )
+    details["checkpoints"] = extract_checkpoints(
+        card,
+        loaded,
+        tokenizer,
+        corpus_step,
+        reducers,
+        batches,
+        tokens.ids,
+        pad_id,
+        writer,
+        progress,
+    )
 
     writer.write_array("corpus/token_lengths", tokens.lengths, ("text",))
     writer.write_array("corpus/full_lengths", tokens.full_lengths, ("text",))

@@ -10,6 +10,7 @@ from pathlib import Path
 import generator
 from generator.artifacts import FORMAT_VERSION, ArtifactWriter, damaged_arrays, read_manifest
 from generator.atomic import staged_folder
+from generator.extract.checkpoints import checkpoint_fingerprints
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
 from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
@@ -50,6 +51,7 @@ def input_fingerprint(card, model_dir: Path) -> dict:
         "tokenizer_sha256": files_sha256(tokenizer_files(model_dir), model_dir),
         "corpus_sha256": file_sha256(corpus) if corpus is not None else None,
         "settings": card.extraction_settings(),
+        "checkpoints": checkpoint_fingerprints(card),
         "code_version": code_version(),
     }
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 from generator.render.pages.attention import PAGE as ATTENTION
 from generator.render.pages.common import Page, chart
 from generator.render.pages.overview import PAGE as OVERVIEW
+from generator.render.pages.representations import PAGE as REPRESENTATIONS
 
 PAGES: tuple[Page, ...] = (
     OVERVIEW,
     ATTENTION,
+    REPRESENTATIONS,
 )
 
 __all__ = ["PAGES", "Page", "chart"]
