@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: site test browser lint fixtures clean
+.PHONY: site test browser lint fixtures clean demo-checkpoints
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,16 @@ $(STAMP): pyproject.toml
 
 site: $(STAMP)
 	$(BIN)/modelatlas build
+
+# Not part of `make site`: fine-tunes MiniLM for 3 epochs (a few minutes on a CPU), then builds
+# examples/checkpoints-demo.md, whose Representations page compares the epochs.
+$(VENV)/.examples: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
+	touch $@
+
+demo-checkpoints: $(VENV)/.examples
+	$(BIN)/python examples/finetune_classifier.py examples/finetuned
+	$(BIN)/modelatlas build examples/checkpoints-demo.md
 
 # Debian's Chromium for the real-browser tests (Playwright drives it; nothing is downloaded by Playwright).
 browser:
@@ -40,4 +50,4 @@ fixtures:
 	.venv-ref/bin/python scripts/make_fixtures.py
 
 clean:
-	rm -rf $(VENV) artifacts site/*/ site/index.html
+	rm -rf $(VENV) artifacts site/*/ site/index.html examples/finetuned

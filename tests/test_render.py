@@ -48,7 +48,7 @@ def test_script_json_cannot_close_a_script_block():
     assert json.loads(str(text)) == {"t": HOSTILE, "u": "\u2028&"}
 
 
-@pytest.mark.parametrize("page", ["index.html", "attention.html"])
+@pytest.mark.parametrize("page", ["index.html", "attention.html", "representations.html"])
 def test_model_pages_are_self_contained(tiny_build, page):
     _, out, _ = tiny_build
     html = parse(out / "tiny-bert" / page)
@@ -124,7 +124,12 @@ def test_hostile_text_stays_inert_in_html(tmp_path):
     )
     out = tmp_path / "site"
     build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
-    for page in ("tiny-bert/index.html", "tiny-bert/attention.html", "index.html"):
+    for page in (
+        "tiny-bert/index.html",
+        "tiny-bert/attention.html",
+        "tiny-bert/representations.html",
+        "index.html",
+    ):
         html = parse(out / page)
         scripts = [(a, text) for a, text in html.scripts]
         assert all(a.get("src") or a.get("type") == "application/json" for a, _ in scripts), page

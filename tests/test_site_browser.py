@@ -11,7 +11,7 @@ from generator.card import load_card
 
 pytestmark = pytest.mark.browser
 
-MODEL_PAGES = ("index.html", "attention.html")
+MODEL_PAGES = ("index.html", "attention.html", "representations.html")
 
 
 def check_site(page, out, name, base_url=None):

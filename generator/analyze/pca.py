@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+RANK_TOLERANCE = 1e-5  # singular values below this share of the largest count as zero (float32)
+
 
 @dataclass(frozen=True)
 class PCA:
@@ -44,7 +46,7 @@ def _svd(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_pca(x: np.ndarray, n_components: int = 2) -> PCA:
-    """Fit PCA on [sample, feature] rows; missing components (rank too low) are all-zero.
+    """Fit PCA on [sample, feature] rows; components beyond the data's rank are all-zero.
 
     Args:
         x: the data, one row per sample.
@@ -61,7 +63,8 @@ def fit_pca(x: np.ndarray, n_components: int = 2) -> PCA:
     ratios = np.zeros(n_components)
     if total > 0 and len(x) > 1:
         s, vt = _svd(centred)
-        k = min(n_components, len(s))
+        # directions of (numerically) zero variance are arbitrary: leave them all-zero
+        k = min(n_components, int(np.sum(s > s[0] * RANK_TOLERANCE)))
         vt = vt[:k]
         pivots = vt[np.arange(k), np.argmax(np.abs(vt), axis=1)]
         components[:k] = vt * np.where(pivots < 0, -1.0, 1.0)[:, None]

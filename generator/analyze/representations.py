@@ -228,10 +228,22 @@ def settings() -> dict:
 
 
 def representations(artifacts: Artifacts) -> dict:
-    """Compute every representation table of an artifact folder ({} without a corpus)."""
+    """Compute every representation table of an artifact folder ({} without a corpus).
+
+    Runs with one BLAS/OpenMP thread: the probes' small matrix products get no faster with
+    more threads and much slower when the cores are shared, and one thread keeps results
+    bit-reproducible.
+    """
+    from threadpoolctl import threadpool_limits
+
     if not artifacts.manifest.get("corpus") or not poolings(artifacts):
         return {}
-    started = time.perf_counter()
+    with threadpool_limits(limits=1):
+        return _representations(artifacts)
+
+
+def _representations(artifacts: Artifacts) -> dict:
+    started, cpu = time.perf_counter(), time.process_time()
     labels = _strings(artifacts, "corpus/labels")
     splits = _strings(artifacts, "corpus/splits")
     protocol = probes.choose_protocol(labels, splits)
@@ -283,9 +295,11 @@ def representations(artifacts: Artifacts) -> dict:
         "settings": settings(),
     }
     log.info(
-        "%s: representations in %.1f s (probes %.1f s, projections %.1f s, CKA %.1f s)",
+        "%s: representations in %.1f s wall, %.1f s CPU (wall: probes %.1f s, projections "
+        "%.1f s, CKA %.1f s)",
         artifacts.root.name,
         time.perf_counter() - started,
+        time.process_time() - cpu,
         timings["probes"],
         timings["projections"],
         timings["cka"],
