@@ -61,3 +61,13 @@ def test_linear_cka_matches_hsic_and_its_invariances():
     np.testing.assert_allclose(matrix, matrix.T)
     np.testing.assert_allclose(np.diag(matrix), 1.0)
     assert np.all((matrix >= 0) & (matrix <= 1 + 1e-12))
+
+
+def test_cka_of_a_constant_representation_is_undefined():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 4))
+    constant = np.ones((20, 4)) + rng.normal(scale=1e-8, size=(20, 4))  # float noise only
+    assert np.isnan(linear_cka(x, constant))
+    matrix = cka_matrix([constant, x])
+    assert np.isnan(matrix[0]).all() and np.isnan(matrix[:, 0]).all()
+    assert matrix[1, 1] == pytest.approx(1.0)

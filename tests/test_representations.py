@@ -43,8 +43,13 @@ def test_tiny_tables_cover_every_layer_pooling_and_metric(tiny_build):
 def test_shuffled_labels_on_the_tiny_build_stay_at_chance(tiny_build):
     _, _, artifacts_root = tiny_build
     artifacts = open_artifacts(artifacts_root / "tiny-bert")
-    labels = np.random.default_rng(0).permutation(np.asarray(artifacts.array("corpus/labels")))
-    protocol = probes.choose_protocol(labels, np.asarray(artifacts.array("corpus/splits")))
+    labels = np.asarray(artifacts.array("corpus/labels")).copy()
+    splits = np.asarray(artifacts.array("corpus/splits"))
+    rng = np.random.default_rng(0)
+    for split in np.unique(splits):  # shuffle within each split: class balance is kept
+        rows = np.flatnonzero(splits == split)
+        labels[rows] = rng.permutation(labels[rows])
+    protocol = probes.choose_protocol(labels, splits)
     held_out = labels[protocol.evaluated]
     chance = probes.chance_rate(held_out)
     se = np.sqrt(chance * (1 - chance) / len(held_out))
@@ -91,13 +96,18 @@ def test_token_sums_match_the_showcase_hidden_states(tiny_build):
     np.testing.assert_allclose(artifacts.array("corpus/unit_token_sum")[index], expected, atol=1e-4)
 
 
-def test_token_maps_hold_every_showcase_token(tiny_build):
+def test_token_maps_hold_every_non_special_showcase_token(tiny_build):
     _, _, artifacts_root = tiny_build
     artifacts = open_artifacts(artifacts_root / "tiny-bert")
-    tokens = tables_of(artifacts_root, "tiny-bert")["representation_tokens"]
-    count = int(np.asarray(artifacts.array("showcase/attention_mask")).sum())
-    assert len(tokens["points"]) == count
-    assert all(len(m["x"]) == count for m in tokens["maps"])
+    table = tables_of(artifacts_root, "tiny-bert")["representation_tokens"]
+    mask = np.asarray(artifacts.array("showcase/attention_mask")).astype(bool)
+    tokens = np.asarray(artifacts.array("showcase/tokens")).astype(str)
+    special = np.isin(tokens, ["[CLS]", "[SEP]"])
+    count = int(np.sum(mask & ~special))
+    assert 0 < count < mask.sum()
+    assert len(table["points"]) == count
+    assert all(len(m["x"]) == count for m in table["maps"])
+    assert not {"[CLS]", "[SEP]"} & {p["token"] for p in table["points"]}
 
 
 def test_checkpoint_maps_and_probes_cover_every_checkpoint(checkpoint_build):

@@ -12,9 +12,9 @@ def chart_state(page, chart_id):
     return page.evaluate(
         """(id) => {
             const el = document.getElementById(id);
-            const marks = Array.from(el.querySelectorAll('path, rect, text')).map(
-                n => [n.getAttribute('transform'), n.getAttribute('d'), n.getAttribute('fill'),
-                      n.textContent].join(','));
+            const marks = Array.from(el.querySelectorAll('path, rect, text, line')).map(
+                n => ['transform', 'd', 'fill', 'x2', 'y2'].map(a => n.getAttribute(a))
+                     .concat([n.textContent]).join(','));
             return {selection: el.getAttribute('data-selection'), marks: marks.join('|')};
         }""",
         chart_id,

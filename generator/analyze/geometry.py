@@ -45,6 +45,16 @@ def mean_cosines(unit_sums: np.ndarray, lengths: np.ndarray) -> dict[str, list[f
     }
 
 
+CONSTANT_TOLERANCE = 1e-10  # centred energy below this share of the total: a constant (float noise)
+
+
+def varies(x: np.ndarray) -> bool:
+    """Return whether [sample, feature] rows differ by more than float rounding noise."""
+    x = np.asarray(x, dtype=np.float64)
+    total = float(np.sum(x**2))
+    return float(np.sum((x - x.mean(axis=0)) ** 2)) > CONSTANT_TOLERANCE * max(total, 1e-300)
+
+
 def centred_gram(x: np.ndarray) -> np.ndarray:
     """Return the Gram matrix [sample, sample] of column-centred `x` [sample, feature]."""
     x = np.asarray(x, dtype=np.float64)
@@ -53,22 +63,27 @@ def centred_gram(x: np.ndarray) -> np.ndarray:
 
 
 def cka_from_grams(gram_a: np.ndarray, gram_b: np.ndarray) -> float:
-    """Return linear CKA from two centred Gram matrices (0 when either is all zero)."""
-    denominator = np.linalg.norm(gram_a) * np.linalg.norm(gram_b)
-    return float(np.sum(gram_a * gram_b) / denominator) if denominator > 0 else 0.0
+    """Return linear CKA from two centred Gram matrices."""
+    return float(np.sum(gram_a * gram_b) / (np.linalg.norm(gram_a) * np.linalg.norm(gram_b)))
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Return linear CKA between two [sample, feature] representations of the same samples."""
+    """Return linear CKA of two [sample, feature] representations; NaN if either is constant."""
+    if not (varies(x) and varies(y)):
+        return float("nan")
     return cka_from_grams(centred_gram(x), centred_gram(y))
 
 
 def cka_matrix(layers: list[np.ndarray]) -> np.ndarray:
-    """Return [layer, layer] linear CKA between every pair of [sample, feature] representations."""
-    grams = [centred_gram(x) for x in layers]
-    n = len(grams)
-    out = np.eye(n)
-    for a in range(n):
-        for b in range(a + 1, n):
-            out[a, b] = out[b, a] = cka_from_grams(grams[a], grams[b])
-    return out
+    """Return [layer, layer] linear CKA between every pair of [sample, feature] representations.
+
+    Rows and columns of a constant representation (e.g. the [CLS] vector of the embedding
+    layer, the same for every text) are NaN, its diagonal entry included: CKA is undefined.
+    """
+    grams = [centred_gram(x) if varies(x) else None for x in layers]
+    return np.array(
+        [
+            [cka_from_grams(a, b) if a is not None and b is not None else np.nan for b in grams]
+            for a in grams
+        ]
+    )

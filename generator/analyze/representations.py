@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 REFERENCE = "final"
 POOLED = re.compile(r"^corpus/pooled_(\w+)$")
+# [CLS], [SEP], <s>, </s>, <|endoftext|>, <pad>: left out of the token map, where their
+# outlying vectors would squeeze every other token into a corner
+SPECIAL_TOKEN = re.compile(r"\[[A-Za-z_]+\]|<\|?/?[A-Za-z_]+\|?>")
 POOLING_ORDER = ("mean", "cls", "last")
 METRICS = {"linear": "linear probe", "knn": "k-NN"}
 SILHOUETTE = "silhouette"
@@ -137,7 +140,7 @@ def cka_rows(embeddings: np.ndarray, checkpoint: str, pooling: str) -> list[dict
             "pooling": pooling,
             "layer_a": a,
             "layer_b": b,
-            "cka": round(float(matrix[a, b]), 6),
+            "cka": None if np.isnan(matrix[a, b]) else round(float(matrix[a, b]), 6),
         }
         for a in range(len(matrix))
         for b in range(len(matrix))
@@ -153,9 +156,8 @@ def cka_to_reference_rows(embeddings: dict[str, np.ndarray], reference: str, poo
             continue
         for layer in range(x.shape[1]):
             value = geometry.linear_cka(x[:, layer], target[:, layer])
-            rows.append(
-                {"checkpoint": label, "pooling": pooling, "layer": layer, "cka": round(value, 6)}
-            )
+            cka = None if np.isnan(value) else round(value, 6)
+            rows.append({"checkpoint": label, "pooling": pooling, "layer": layer, "cka": cka})
     return rows
 
 
@@ -177,9 +179,12 @@ def anisotropy_rows(unit_sums: np.ndarray, lengths: np.ndarray, checkpoint: str)
 def token_maps(artifacts: Artifacts) -> dict:
     """Return 2-D PCA maps per layer of the showcase examples' token vectors.
 
+    Special tokens (SPECIAL_TOKEN) are left out.
+
     Returns:
         {"points": [{example, row, position, token}], "maps": [{layer, x, y, explained}]};
-        points list every non-padding token, maps give their coordinates in that order.
+        points list every non-padding, non-special token; maps give their coordinates in that
+        order.
     """
     if not artifacts.has("showcase/hidden_states"):
         return {"points": [], "maps": []}
@@ -187,7 +192,8 @@ def token_maps(artifacts: Artifacts) -> dict:
     mask = np.asarray(artifacts.array("showcase/attention_mask")).astype(bool)
     tokens = np.asarray(artifacts.array("showcase/tokens")).astype(str)
     rows = np.asarray(artifacts.array("showcase/index"))
-    example, position = np.nonzero(mask)
+    special = np.vectorize(lambda t: bool(SPECIAL_TOKEN.fullmatch(t)), otypes=[bool])(tokens)
+    example, position = np.nonzero(mask & ~special)
     points = [
         {"example": int(e), "row": int(rows[e]), "position": int(p), "token": str(tokens[e, p])}
         for e, p in zip(example, position, strict=True)

@@ -79,7 +79,7 @@
       if (!map) return [];
       return tm.tokens.map(function (token, i) {
         var example = tm.token_example[i];
-        return { x: map.x[i], y: map.y[i], token: token, example: tm.examples[example], sentence: tm.examples[example] };
+        return { x: map.x[i], y: map.y[i], token: token, example: tm.examples[example] };
       });
     }
 

@@ -207,7 +207,7 @@ def cka_heatmap_chart() -> dict:
         alt.Chart(alt.NamedData(CKA))
         .mark_rect()
         .encode(
-            x=alt.X("layer_b:O", title="layer"),
+            x=alt.X("layer_b:O", title="layer", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("layer_a:O", title="layer", sort="descending"),
             color=alt.Color(
                 "cka:Q", title="linear CKA", scale=alt.Scale(domain=[0, 1], scheme="viridis")
@@ -257,22 +257,17 @@ def cka_to_reference_chart(rows: list[dict], checkpoints: list[str], reference: 
 def token_map_chart(examples: list[str]) -> dict:
     """Scatter of the showcase examples' token vectors in 2-D (one layer), colour = example.
 
-    Rows of `tokens`: {x, y, token, example, sentence}.
+    Each point carries its token as a small label. Rows of `tokens`: {x, y, token, example}.
     """
-    points = (
-        alt.Chart(alt.NamedData(TOKENS))
-        .mark_point(filled=True, size=40, opacity=0.8)
-        .encode(
-            x=alt.X("x:Q", title="component 1", scale=alt.Scale(zero=False, nice=False)),
-            y=alt.Y("y:Q", title="component 2", scale=alt.Scale(zero=False, nice=False)),
-            color=alt.Color(
-                "example:N", title="example", scale=alt.Scale(domain=examples), legend=None
-            ),
-            tooltip=[
-                alt.Tooltip("token:N", title="token"),
-                alt.Tooltip("sentence:N", title="sentence"),
-            ],
-        )
-        .properties(width="container", height=420)
+    base = alt.Chart(alt.NamedData(TOKENS)).encode(
+        x=alt.X("x:Q", title="component 1", scale=alt.Scale(zero=False, nice=False)),
+        y=alt.Y("y:Q", title="component 2", scale=alt.Scale(zero=False, nice=False)),
+        color=alt.Color(
+            "example:N", title="example", scale=alt.Scale(domain=examples), legend=None
+        ),
+        tooltip=[alt.Tooltip("token:N", title="token"), alt.Tooltip("example:N", title="sentence")],
     )
-    return _with_datasets(points, **{TOKENS: []})
+    points = base.mark_point(filled=True, size=36, opacity=0.8)
+    labels = base.mark_text(align="left", dx=5, fontSize=9, opacity=0.8).encode(text="token:N")
+    chart = alt.layer(points, labels).properties(width="container", height=460)
+    return _with_datasets(chart, **{TOKENS: []})

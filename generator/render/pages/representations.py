@@ -134,8 +134,10 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             "rep-cka",
             charts.cka_heatmap_chart(),
             "Heatmap of linear CKA between every pair of layers",
-            "Linear CKA between the pooled sequence embeddings of two layers over all texts: "
-            "1 means the layers hold the same information up to rotation and scale.",
+            "Linear CKA between the pooled sequence embeddings of two layers over all texts "
+            "(selected checkpoint and pooling): 1 means the layers hold the same information up "
+            "to rotation and scale. Blank: a layer whose vector is the same for every text "
+            "(e.g. [CLS] at the embedding layer), where CKA is undefined.",
             interactive=True,
         ),
     }
@@ -205,7 +207,8 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             "Scatter plot of the showcase examples' token vectors in two dimensions",
             "Contextual token vectors of the showcase examples at the selected layer (card's "
             "own model), PCA fitted on these tokens per layer; colour = sentence, hover for the "
-            "token and its sentence.",
+            "token and its sentence. Special tokens ([CLS], [SEP], <s>...) are left out: their "
+            "outlying vectors would squeeze the others into a corner.",
             interactive=True,
         )
     data = {
