@@ -127,7 +127,8 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             "Scatter plot of the sequence embeddings of one layer in two dimensions",
             "Each point is one text, coloured by label and shaped by split; hover for the text. "
             "PCA axes come from the card's own model and every checkpoint is projected on them; "
-            "t-SNE maps of checkpoints are rotated, scaled and shifted onto its map (Procrustes).",
+            "t-SNE maps of checkpoints are rotated, scaled and shifted onto its map (Procrustes). "
+            "The axis ranges are shared by all checkpoints, so the points visibly move.",
             interactive=True,
         ),
         "cka": chart(
