@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SITE_FLAGS ?=
 
-.PHONY: site serve test browser lint fixtures bench clean
+.PHONY: site serve test browser lint fixtures bench clean demo-checkpoints
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,16 @@ site: $(STAMP)
 # Local preview at http://127.0.0.1:8000/, rebuilt when a card or template changes.
 serve: $(STAMP)
 	$(BIN)/modelatlas serve
+
+# Not part of `make site`: fine-tunes MiniLM for 3 epochs (a few minutes on a CPU), then builds
+# examples/checkpoints-demo.md, whose Representations page compares the epochs.
+$(VENV)/.examples: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
+	touch $@
+
+demo-checkpoints: $(VENV)/.examples
+	$(BIN)/python examples/finetune_classifier.py examples/finetuned
+	$(BIN)/modelatlas build examples/checkpoints-demo.md
 
 # Debian's Chromium for the real-browser tests (Playwright drives it; nothing is downloaded by Playwright).
 browser:
@@ -62,4 +72,4 @@ bench: $(BENCH_STAMP) browser
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) artifacts site/*/ site/index.html
+	rm -rf $(VENV) artifacts site/*/ site/index.html examples/finetuned

@@ -105,3 +105,20 @@ def t5_build(tmp_path_factory):
     out, artifacts = root / "site", root / "artifacts"
     build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
     return card_path, out, artifacts
+
+
+@pytest.fixture(scope="session")
+def checkpoint_build(tmp_path_factory):
+    """Build the tiny card with 2 perturbed tiny checkpoints: (card path, site, artifacts)."""
+    from cards import write_card
+    from checkpoint_support import tiny_checkpoints
+
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    root = tmp_path_factory.mktemp("checkpoint-build")
+    checkpoints = tiny_checkpoints(root / "checkpoints")
+    card_path = write_card(root / "cards", name="tiny-checkpoints", checkpoints=checkpoints)
+    out, artifacts = root / "site", root / "artifacts"
+    build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
+    return card_path, out, artifacts

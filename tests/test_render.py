@@ -48,7 +48,7 @@ def test_script_json_cannot_close_a_script_block():
     assert json.loads(str(text)) == {"t": HOSTILE, "u": "\u2028&"}
 
 
-@pytest.mark.parametrize("page", ["index.html", "attention.html", "heads.html"])
+@pytest.mark.parametrize("page", ["index.html", "attention.html", "heads.html", "representations.html"])
 def test_model_pages_are_self_contained(tiny_build, page):
     _, out, _ = tiny_build
     html = parse(out / "tiny-bert" / page)
@@ -130,6 +130,7 @@ def test_hostile_text_stays_inert_in_html(tmp_path):
         "tiny-bert/index.html",
         "tiny-bert/attention.html",
         "tiny-bert/heads.html",
+        "tiny-bert/representations.html",
         "index.html",
     ):
         html = parse(out / page)

@@ -18,6 +18,7 @@ from generator.analyze.corpus_summary import corpus_facts, label_counts, length_
 from generator.analyze.heads import heads_analysis
 from generator.analyze.parameters import counts_by_component, parameter_table
 from generator.analyze.qk_geometry import qk_analysis
+from generator.analyze.representations import representations
 from generator.analyze.weights import weights_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
@@ -61,6 +62,7 @@ ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "attributions": attribution_tables,
     "heads": heads_analysis,
     "qk_geometry": qk_analysis,
+    "representations": representations,
 }
 
 

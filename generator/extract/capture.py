@@ -3,6 +3,7 @@
 Corpus-wide arrays (axes):
   corpus/pooled_mean                     [text, layer, d_model]  layer = L+1, embeddings first
   corpus/pooled_cls (encoders), corpus/pooled_last (decoders)  [text, layer, d_model]
+  corpus/unit_token_sum                  [text, layer, d_model]  sum of unit-length token vectors
   corpus/token_lengths                   [text]  tokens kept (special tokens included)
   corpus/full_lengths                    [text]  tokens before truncation
   corpus/texts, corpus/labels, corpus/splits  [text]  fixed-width unicode
@@ -18,6 +19,8 @@ Per-head attention metrics (generator/extract/head_metrics.py; not for encoder-d
 Encoder-decoder models (T5) keep input_ids, attention_mask and tokens for the encoder side and
 store the rest under encoder_*, decoder_* and cross_* names: see extract/seq2seq.py.
 Batches run on a device mesh (extract/sharding.py): rows over `data`, heads/MLP over `model`.
+Per further checkpoint NAME of the card (see checkpoints.py):
+  checkpoints/NAME/corpus/pooled_*, checkpoints/NAME/corpus/unit_token_sum
 """
 
 from __future__ import annotations
@@ -27,12 +30,18 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.artifacts import ArtifactWriter, storable
+from generator.artifacts import ArtifactWriter
 from generator.card import DEFAULT_MAX_TARGET_LENGTH
 from generator.corpus import load_corpus
-from generator.errors import AtlasError, CardError, CorpusError, StrictModeError
+from generator.errors import CardError, CorpusError, StrictModeError
 from generator.extract import sharding
 from generator.extract.batching import bucket_length, pad_rows, plan_batches
+from generator.extract.corpus_pass import (  # noqa: F401 (NonFiniteActivations re-exported)
+    NonFiniteActivations,
+    non_finite_error,
+    special_mask,
+    stream_corpus,
+)
 from generator.extract.showcase import choose_showcase
 from generator.extract.tokenize import (
     load_tokenizer,
@@ -42,21 +51,6 @@ from generator.extract.tokenize import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class NonFiniteActivations(AtlasError):
-    """Activations contain NaN or Inf."""
-
-
-def non_finite_error(layer: int, text_index: int, text: str) -> NonFiniteActivations:
-    """Describe the first layer whose hidden states are not finite, and the text that showed it."""
-    where = "the embeddings" if layer == 0 else f"output of block {layer - 1}"
-    shown = repr(text if len(text) <= 60 else text[:57] + "...")
-    return NonFiniteActivations(
-        f"NaN or Inf in activations at layer {layer} ({where}; layer 0 = embeddings) for text "
-        f"{text_index} {shown} (counting from 0); check the checkpoint's weights, or use dtype "
-        "float32 if it is bfloat16"
-    )
 
 
 def enable_compilation_cache(artifacts_root: Path) -> None:
@@ -106,11 +100,6 @@ def special_token_ids(tokenizer) -> list[int]:
     """
     skip = {tokenizer.unk_token_id, tokenizer.pad_token_id}
     return sorted({int(i) for i in tokenizer.all_special_ids} - skip)
-
-
-def special_mask(ids: np.ndarray, mask: np.ndarray, special_ids: list[int]) -> np.ndarray:
-    """Return [batch, token] int32: 1 where a real (non-padding) token is a special token."""
-    return (np.isin(ids, special_ids) & (mask > 0)).astype(np.int32)
 
 
 def warn(message: str, warnings: list[str], strict: bool) -> None:
@@ -191,9 +180,9 @@ def capture(
         enable_compilation_cache(artifacts_root)
     import jax
     import jax.numpy as jnp
-    from tqdm import tqdm
 
     from generator.extract.activation_stats import write_corpus_tokens
+    from generator.extract.checkpoints import extract_checkpoints
     from generator.extract.embedding_geometry import token_embedding, write_embedding_geometry
     from generator.extract.head_metrics import METRICS as HEAD_METRICS
     from generator.extract.head_metrics import SPARSITY_THRESHOLD, is_causal
@@ -293,21 +282,14 @@ def capture(
     log.info("%s: %s", card.name, summary)
     if notify is not None:
         notify(f"{card.name}: {summary}")
-    for batch in tqdm(batches, desc=f"{card.name}: corpus", unit="batch", disable=not progress):
-        ids, mask = pad_rows(
-            [tokens.ids[r] for r in batch.rows], batch.bucket, batch.batch_size, pad_id
-        )
-        placed = sharding.place_batch(mesh, ids, mask, special_mask(ids, mask, specials))
-        out = sharding.fetch(corpus_step(params, *placed))
-        rows = len(batch.rows)
-        bad = np.argwhere(~out["finite"][:rows])
-        if bad.size:
-            row, layer = bad[0]
-            raise non_finite_error(int(layer), int(batch.rows[row]), corpus.texts[batch.rows[row]])
-        for name, array in streamed.items():
-            array[batch.rows] = storable(np.asarray(out[name][:rows]))
-    for array in streamed.values():
-        array.flush()
+    stream_corpus(
+        corpus_step, params, batches, tokens.ids, pad_id, streamed, f"{card.name}: corpus",
+        progress, mesh=mesh, special_ids=specials, texts=corpus.texts,
+    )
+    details["checkpoints"] = extract_checkpoints(
+        card, loaded, tokenizer, corpus_step, reducers, batches, tokens.ids, pad_id, writer,
+        progress, mesh=mesh, special_ids=specials, texts=corpus.texts,
+    )
 
     writer.write_array("corpus/token_lengths", tokens.lengths, ("text",))
     writer.write_array("corpus/full_lengths", tokens.full_lengths, ("text",))

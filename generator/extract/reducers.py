@@ -57,6 +57,18 @@ def last_token_pool(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.
     return jnp.take_along_axis(hidden_states, last[:, None, None, None], axis=2)[:, :, 0, :]
 
 
+def unit_token_sum(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
+    """Sum each text's unit-length token vectors per layer -> [batch, layer, d_model].
+
+    From these sums and the token counts the analyze stage gets the exact mean cosine
+    similarity over all token pairs, within and between texts (anisotropy), with no sampling.
+    """
+    norms = jnp.linalg.norm(hidden_states, axis=-1, keepdims=True)
+    units = hidden_states / jnp.maximum(norms, 1e-12)
+    mask = attention_mask.astype(units.dtype)[:, None, :, None]
+    return jnp.sum(units * mask, axis=2)
+
+
 def finite_layers(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
     """Return [batch, layer] booleans: every non-padding activation of that layer is finite."""
     visible = attention_mask.astype(bool)[:, None, :, None]
@@ -106,6 +118,13 @@ REDUCERS: list[Reducer] = [
         head_metrics.head_metrics_shape,
         head_metrics.self_attention_metrics,
         applies=lambda config: not head_metrics.is_encoder_decoder(config),
+        in_store_dtype=False,
+    ),
+    Reducer(
+        "unit_token_sum",
+        ("layer", "d_model"),
+        _layers_by_width,
+        lambda out, mask: unit_token_sum(_hidden(out), mask),
         in_store_dtype=False,
     ),
 ]

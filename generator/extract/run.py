@@ -10,6 +10,7 @@ from pathlib import Path
 import generator
 from generator.artifacts import FORMAT_VERSION, damaged_arrays, read_manifest
 from generator.atomic import recover
+from generator.extract.checkpoints import checkpoint_fingerprints
 from generator.extract.processes import agree_with_primary, artifact_writer
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
@@ -56,6 +57,7 @@ def input_fingerprint(card, model_dir: Path, allow_pickle: bool = False) -> dict
         "tokenizer_sha256": files_sha256(tokenizer_files(model_dir), model_dir),
         "corpus_sha256": file_sha256(corpus) if corpus is not None else None,
         "settings": card.extraction_settings(),
+        "checkpoints": checkpoint_fingerprints(card),
         "code_version": code_version(),
     }
 

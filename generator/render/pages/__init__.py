@@ -13,12 +13,14 @@ from generator.render.pages.attributions import PAGE as ATTRIBUTIONS
 from generator.render.pages.common import Page, chart
 from generator.render.pages.heads import PAGE as HEADS
 from generator.render.pages.overview import PAGE as OVERVIEW
+from generator.render.pages.representations import PAGE as REPRESENTATIONS
 from generator.render.pages.weights import PAGE as WEIGHTS
 
 PAGES: tuple[Page, ...] = (
     OVERVIEW,
     ATTENTION,
     HEADS,
+    REPRESENTATIONS,
     WEIGHTS,
     ACTIVATIONS,
     ATTRIBUTIONS,

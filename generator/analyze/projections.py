@@ -1,0 +1,121 @@
+"""2-D maps of embeddings: PCA (JAX, see pca.py) and t-SNE (scikit-learn), aligned across checkpoints.
+
+Alignment: the PCA of the reference (the card's own model) is fitted once per layer and pooling
+and every checkpoint is projected on its mean and axes, so a point moves only because its vector
+moved. t-SNE is run per checkpoint (seeded, initialised from that checkpoint's PCA coordinates
+in the shared basis) and then mapped onto the reference's t-SNE map by orthogonal Procrustes
+(rotation/reflection, a scale that keeps the reference's spread, and a translation), since
+t-SNE maps share no frame.
+
+Axes: sample (text or token), feature (d_model), coordinate (x, y).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from generator.analyze.pca import PCA, fit_pca
+
+TSNE_PERPLEXITY = 30.0
+TSNE_ITERATIONS = 500  # scikit-learn's minimum is 250; 250 of them are early exaggeration
+TSNE_SEED = 0
+MIN_TSNE_SAMPLES = 8
+SIGNIFICANT_DIGITS = 4  # stored coordinates: identical bytes across rebuilds, small tables
+
+
+def rounded(values: np.ndarray) -> list[float]:
+    """Return `values` as a list of floats rounded to SIGNIFICANT_DIGITS significant digits."""
+    return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in np.asarray(values, dtype=np.float64)]
+
+
+def captured_variance(pca: PCA, x: np.ndarray) -> list[float]:
+    """Return the share of the variance of `x` (about its own mean) along each PCA axis."""
+    x = np.asarray(x, dtype=np.float64)
+    centred = x - x.mean(axis=0)
+    total = float(np.sum(centred**2))
+    if total == 0:
+        return [0.0] * len(pca.components)
+    return [float(np.sum((centred @ axis) ** 2) / total) for axis in pca.components]
+
+
+def tsne(x: np.ndarray, init: np.ndarray) -> np.ndarray | None:
+    """Embed [sample, feature] rows in 2-D with seeded Barnes-Hut t-SNE; None if too few rows.
+
+    `init` ([sample, 2], e.g. PCA coordinates) is rescaled as scikit-learn does for
+    init='pca' (first coordinate's standard deviation 1e-4). One thread, fixed seed: the same
+    input gives the same bytes.
+    """
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < MIN_TSNE_SAMPLES or not np.any(np.ptp(x, axis=0) > 0):
+        return None
+    init = np.asarray(init, dtype=np.float64)
+    scale = float(np.std(init[:, 0]))
+    init = init / scale * 1e-4 if scale > 0 else np.zeros_like(init)
+    if not np.any(init):
+        init = np.random.default_rng(TSNE_SEED).normal(scale=1e-4, size=init.shape)
+    model = TSNE(
+        n_components=2,
+        perplexity=min(TSNE_PERPLEXITY, (len(x) - 1) / 3),
+        max_iter=TSNE_ITERATIONS,
+        init=init.astype(np.float32),
+        learning_rate="auto",
+        random_state=TSNE_SEED,
+        method="barnes_hut",
+    )
+    with threadpool_limits(limits=1):
+        return np.asarray(model.fit_transform(x), dtype=np.float64)
+
+
+def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Map `source` [sample, 2] onto `target` by rotation/reflection, uniform scale and shift.
+
+    The rotation is the orthogonal Procrustes solution; the scale makes the spread (root mean
+    square distance to the centre) equal to the target's, so a map that matches the target
+    poorly is not shrunk towards its centre as a least-squares scale would do.
+    """
+    from scipy.linalg import orthogonal_procrustes
+
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    a = source - source.mean(axis=0)
+    b = target - target.mean(axis=0)
+    norm = float(np.sum(a**2))
+    if norm == 0:
+        return np.tile(target.mean(axis=0), (len(source), 1))
+    rotation, _ = orthogonal_procrustes(a, b)
+    scale = np.sqrt(float(np.sum(b**2)) / norm)
+    return a @ rotation * scale + target.mean(axis=0)
+
+
+def layer_maps(embeddings: dict[str, np.ndarray], reference: str) -> dict[str, dict]:
+    """Project one layer's embeddings of every checkpoint in 2-D, aligned to the reference.
+
+    Args:
+        embeddings: checkpoint label -> [sample, feature] vectors of one layer and pooling.
+        reference: the label whose PCA basis and t-SNE map the others are aligned to.
+
+    Returns:
+        checkpoint label -> {"pca": [sample, 2], "pca_explained": [2], "tsne": [sample, 2] or None}.
+    """
+    pca = fit_pca(embeddings[reference])
+    maps = {}
+    for label, x in embeddings.items():
+        coordinates = pca.transform(x)
+        maps[label] = {
+            "pca": coordinates,
+            "pca_explained": (
+                pca.explained_variance_ratio.tolist()
+                if label == reference
+                else captured_variance(pca, x)
+            ),
+            "tsne": tsne(x, coordinates),
+        }
+    target = maps[reference]["tsne"]
+    if target is not None:
+        for label, item in maps.items():
+            if label != reference and item["tsne"] is not None:
+                item["tsne"] = procrustes(item["tsne"], target)
+    return maps

@@ -1,0 +1,236 @@
+"""Representations page: which layer separates the labels, and does it generalise?
+
+Shows held-out probe accuracy and silhouette against depth, 2-D maps (PCA / t-SNE) of the
+sequence embeddings for every layer, pooling and checkpoint, anisotropy, layer-to-layer CKA
+and 2-D maps of the showcase examples' tokens. Map coordinates travel packed (base64 int16).
+"""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+
+from generator.artifacts import Artifacts
+from generator.render.charts import representations as charts
+from generator.render.pages.common import Page, chart
+
+TEXT_LIMIT = 200  # characters of a text kept for tooltips
+QUANT = 32767  # int16 steps per unit of a map's scale
+UNLABELLED = "(no label)"
+NO_SPLIT = "(no split)"
+
+
+def pack(values: np.ndarray, scale: float) -> str:
+    """Pack coordinates as base64 little-endian int16 steps of `scale` / 32767."""
+    steps = np.rint(np.asarray(values, dtype=np.float64) / scale * QUANT) if scale > 0 else values
+    return base64.b64encode(np.asarray(steps, dtype="<i2").tobytes()).decode("ascii")
+
+
+def _scale(values: list[list[float]]) -> float:
+    return float(max((abs(v) for column in values for v in column), default=0.0)) or 1.0
+
+
+def packed_maps(rows: list[dict], checkpoints: list[str], layers: int) -> dict:
+    """Group projection rows as maps[pooling][method][layer] with one packed map per checkpoint.
+
+    Each entry: {scale: [sx, sy], extent: [xmin, xmax, ymin, ymax] over all checkpoints,
+    maps: [[base64 x, base64 y] per checkpoint], explained: [[ratios] per checkpoint] or None};
+    None where a method has no map for some checkpoint (t-SNE on too few texts).
+    """
+    grouped: dict[tuple, dict[str, dict]] = {}
+    for row in rows:
+        key = (row["pooling"], row["method"], row["layer"])
+        grouped.setdefault(key, {})[row["checkpoint"]] = row
+    out: dict[str, dict[str, list]] = {}
+    for (pooling, method, layer), by_checkpoint in sorted(grouped.items()):
+        entries = out.setdefault(pooling, {}).setdefault(method, [None] * layers)
+        ordered = [by_checkpoint[name] for name in checkpoints if name in by_checkpoint]
+        if len(ordered) != len(checkpoints):
+            continue
+        xs, ys = [r["x"] for r in ordered], [r["y"] for r in ordered]
+        sx, sy = _scale(xs), _scale(ys)
+        entries[layer] = {
+            "scale": [sx, sy],
+            "extent": [
+                min(min(x) for x in xs),
+                max(max(x) for x in xs),
+                min(min(y) for y in ys),
+                max(max(y) for y in ys),
+            ],
+            "maps": [[pack(r["x"], sx), pack(r["y"], sy)] for r in ordered],
+            "explained": [r["explained"] for r in ordered] if method == "pca" else None,
+        }
+    return out
+
+
+def corpus_points(artifacts: Artifacts) -> dict:
+    """Return the texts (cut to TEXT_LIMIT), label and split codes shared by every map."""
+    texts = [str(t) for t in artifacts.array("corpus/texts")]
+    texts = [t if len(t) <= TEXT_LIMIT else t[: TEXT_LIMIT - 1] + "…" for t in texts]
+    labels = (
+        np.asarray(artifacts.array("corpus/labels")).astype(str)
+        if artifacts.has("corpus/labels")
+        else np.full(len(texts), UNLABELLED)
+    )
+    splits = (
+        np.asarray(artifacts.array("corpus/splits")).astype(str)
+        if artifacts.has("corpus/splits")
+        else np.full(len(texts), NO_SPLIT)
+    )
+    label_names, label_codes = np.unique(labels, return_inverse=True)
+    split_names, split_codes = np.unique(splits, return_inverse=True)
+    return {
+        "texts": texts,
+        "label_names": label_names.tolist(),
+        "labels": label_codes.tolist(),
+        "split_names": split_names.tolist(),
+        "splits": split_codes.tolist(),
+    }
+
+
+def token_data(artifacts: Artifacts, tokens: dict) -> dict:
+    """Return the token map data: tokens, their example, the examples' sentences, maps per layer."""
+    if not tokens["points"]:
+        return {"tokens": [], "examples": [], "token_example": [], "maps": []}
+    texts = artifacts.array("corpus/texts")
+    labels = artifacts.array("corpus/labels") if artifacts.has("corpus/labels") else None
+    rows = sorted({(p["example"], p["row"]) for p in tokens["points"]})
+    examples = []
+    for example, row in rows:
+        text = str(texts[row])
+        text = text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
+        label = f"[{labels[row]}] " if labels is not None else ""
+        examples.append(f"{example + 1}. {label}{text}")
+    return {
+        "tokens": [p["token"] for p in tokens["points"]],
+        "token_example": [p["example"] for p in tokens["points"]],
+        "examples": examples,
+        "maps": tokens["maps"],
+    }
+
+
+def representations_context(artifacts: Artifacts, tables: dict) -> dict:
+    """Context of the representations page: summary, charts and the packed page data."""
+    summary = tables.get("representation_summary")
+    if not summary:
+        return {"reps": None, "figures": {}, "rep_data": None}
+    checkpoints, reference = summary["checkpoints"], summary["reference"]
+    poolings = summary["poolings"]
+    separability = tables["representation_separability"]
+    points = corpus_points(artifacts)
+    tokens = token_data(artifacts, tables["representation_tokens"])
+    figures = {
+        "map": chart(
+            "rep-map",
+            charts.embedding_map_chart(points["label_names"], points["split_names"]),
+            "Scatter plot of the sequence embeddings of one layer in two dimensions",
+            "Each point is one text, coloured by label and shaped by split; hover for the text. "
+            "PCA axes come from the card's own model and every checkpoint is projected on them; "
+            "t-SNE maps of checkpoints are rotated, scaled and shifted onto its map (Procrustes). "
+            "The axis ranges are shared by all checkpoints, so the points visibly move.",
+            interactive=True,
+        ),
+        "cka": chart(
+            "rep-cka",
+            charts.cka_heatmap_chart(),
+            "Heatmap of linear CKA between every pair of layers",
+            "Linear CKA between the pooled sequence embeddings of two layers over all texts "
+            "(selected checkpoint and pooling): 1 means the layers hold the same information up "
+            "to rotation and scale. Blank: a layer whose vector is the same for every text "
+            "(e.g. [CLS] at the embedding layer), where CKA is undefined.",
+            interactive=True,
+        ),
+    }
+    protocol = summary["protocol"]
+    if protocol is not None:
+        accuracy = [
+            r for r in separability if r["checkpoint"] == reference and r["metric"] != "silhouette"
+        ]
+        figures["separability"] = chart(
+            "rep-separability",
+            charts.separability_chart(accuracy, protocol["chance"], poolings),
+            "Line chart of held-out probe accuracy by layer",
+            f"Linear probe and k-NN accuracy, {protocol['description']}; bars are ±1 standard "
+            "error, the dashed line is chance (the majority-class rate of the scored texts), "
+            "the grey band marks the selected layer.",
+            interactive=True,
+        )
+        silhouettes = [
+            r
+            for r in separability
+            if r["checkpoint"] == reference
+            and r["metric"] == "silhouette"
+            and r["value"] is not None
+        ]
+        if silhouettes:
+            figures["silhouette"] = chart(
+                "rep-silhouette",
+                charts.silhouette_chart(silhouettes, poolings),
+                "Line chart of the silhouette score of the labels by layer",
+                "Cosine silhouette of the labels on the scored texts: above 0, texts are closer "
+                "to their own label's texts than to the nearest other label's.",
+                interactive=True,
+            )
+        if len(checkpoints) > 1:
+            linear = [r for r in separability if r["metric"] == "linear probe"]
+            figures["checkpoints"] = chart(
+                "rep-checkpoints",
+                charts.checkpoint_probe_chart(linear, checkpoints, protocol["chance"]),
+                "Line chart of linear-probe accuracy by layer for every checkpoint",
+                "Held-out linear-probe accuracy of every checkpoint, in the card's order "
+                f"(the card's own model, {reference}, last).",
+            )
+    if tables["representation_anisotropy"]:
+        figures["anisotropy"] = chart(
+            "rep-anisotropy",
+            charts.anisotropy_chart(tables["representation_anisotropy"], checkpoints),
+            "Line chart of the mean cosine similarity of token pairs by layer",
+            "Mean cosine similarity over every pair of token vectors from different texts "
+            "(anisotropy: 0 for directions spread evenly, near 1 when all vectors share one "
+            "direction) and from the same text; exact over the whole corpus, special tokens "
+            "included.",
+        )
+    if len(checkpoints) > 1:
+        figures["drift"] = chart(
+            "rep-drift",
+            charts.cka_to_reference_chart(
+                tables["representation_cka_to_reference"], checkpoints, reference
+            ),
+            f"Line chart of linear CKA between each checkpoint and {reference}, per layer",
+            f"Linear CKA between each checkpoint's layer and the same layer of {reference}: "
+            "where a checkpoint's representations differ most.",
+        )
+    if tokens["maps"]:
+        figures["tokens"] = chart(
+            "rep-tokens",
+            charts.token_map_chart(tokens["examples"]),
+            "Scatter plot of the showcase examples' token vectors in two dimensions",
+            "Contextual token vectors of the showcase examples at the selected layer (card's "
+            "own model), PCA fitted on these tokens per layer; colour = sentence, hover for the "
+            "token and its sentence. Special tokens ([CLS], [SEP], <s>...) are left out: their "
+            "outlying vectors would squeeze the others into a corner.",
+            interactive=True,
+        )
+    data = {
+        **points,
+        "checkpoints": checkpoints,
+        "poolings": poolings,
+        "layers": summary["layers"],
+        "maps": packed_maps(tables["representation_projections"], checkpoints, summary["layers"]),
+        "cka": [
+            [r["checkpoint"], r["pooling"], r["layer_a"], r["layer_b"], r["cka"]]
+            for r in tables["representation_cka"]
+        ],
+        "token_map": tokens,
+    }
+    return {"reps": summary, "figures": figures, "rep_data": data}
+
+
+PAGE = Page(
+    "representations.html",
+    "Representations",
+    "model_representations.html",
+    representations_context,
+    scripts=("representations.js",),
+)

@@ -1,0 +1,155 @@
+/* Representations page: decode the packed 2-D maps and swap chart datasets when a control changes. */
+(function () {
+  "use strict";
+
+  var QUANT = 32767;
+
+  function decode(text, scale) {
+    var binary = atob(text);
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    var steps = new Int16Array(bytes.buffer);
+    var out = new Array(steps.length);
+    for (var j = 0; j < steps.length; j++) out[j] = steps[j] * scale / QUANT;
+    return out;
+  }
+
+  function percent(value) { return (100 * value).toFixed(1) + "%"; }
+
+  window.Atlas.register(function (specs) {
+    var data = window.Atlas.readJson("representations-data");
+    if (!data) return;
+    var controls = {
+      checkpoint: document.getElementById("select-checkpoint"),
+      pooling: document.getElementById("select-pooling"),
+      layer: document.getElementById("select-layer"),
+      projection: document.getElementById("select-projection"),
+    };
+    var charts = {
+      map: document.getElementById("chart-rep-map"),
+      cka: document.getElementById("chart-rep-cka"),
+      tokens: document.getElementById("chart-rep-tokens"),
+      separability: document.getElementById("chart-rep-separability"),
+      silhouette: document.getElementById("chart-rep-silhouette"),
+    };
+    var nameNode = document.getElementById("checkpoint-name");
+    var mapNote = document.getElementById("map-note");
+    var tokenNote = document.getElementById("token-note");
+    var last = data.checkpoints.length - 1;
+
+    function selection() {
+      return {
+        checkpoint: controls.checkpoint ? +controls.checkpoint.value : last,
+        pooling: controls.pooling.value,
+        layer: +controls.layer.value,
+        method: controls.projection.value,
+      };
+    }
+
+    function mapEntry(s) {
+      var byMethod = (data.maps[s.pooling] || {})[s.method] || [];
+      return byMethod[s.layer] || null;
+    }
+
+    function mapRows(s) {
+      var entry = mapEntry(s);
+      if (!entry) return { points: [], extent: [] };
+      var packed = entry.maps[s.checkpoint];
+      var xs = decode(packed[0], entry.scale[0]);
+      var ys = decode(packed[1], entry.scale[1]);
+      var points = xs.map(function (x, i) {
+        return {
+          x: x, y: ys[i], text: data.texts[i],
+          label: data.label_names[data.labels[i]], split: data.split_names[data.splits[i]],
+        };
+      });
+      var e = entry.extent;
+      return { points: points, extent: [{ x: e[0], y: e[2] }, { x: e[1], y: e[3] }] };
+    }
+
+    function ckaRows(s) {
+      var name = data.checkpoints[s.checkpoint];
+      return data.cka.filter(function (r) { return r[0] === name && r[1] === s.pooling; })
+        .map(function (r) { return { layer_a: r[2], layer_b: r[3], cka: r[4] }; });
+    }
+
+    function tokenRows(s) {
+      var tm = data.token_map;
+      var map = tm.maps[s.layer];
+      if (!map) return [];
+      return tm.tokens.map(function (token, i) {
+        var example = tm.token_example[i];
+        return { x: map.x[i], y: map.y[i], token: token, example: tm.examples[example] };
+      });
+    }
+
+    function describe(s) {
+      var name = data.checkpoints[s.checkpoint];
+      var text = "checkpoint " + name + ", pooling " + s.pooling + ", layer " + s.layer + ", " + s.method;
+      if (nameNode) nameNode.textContent = name;
+      Object.keys(charts).forEach(function (key) {
+        if (charts[key]) charts[key].setAttribute("data-selection", text);
+      });
+      if (charts.map) {
+        charts.map.setAttribute("aria-label", "Sequence embeddings of layer " + s.layer + " (" + s.pooling +
+          " pooling, " + name + ") projected with " + (s.method === "pca" ? "PCA" : "t-SNE"));
+      }
+      var entry = mapEntry(s);
+      if (mapNote && entry) {
+        if (s.method === "pca") {
+          var ratios = entry.explained[s.checkpoint];
+          var whose = s.checkpoint === last ? "of the variance" :
+            "of this checkpoint's variance (axes fitted on " + data.checkpoints[last] + ")";
+          mapNote.textContent = "Layer " + s.layer + ", " + s.pooling + " pooling, " + name + ": the two PCA axes hold " +
+            percent(ratios[0]) + " and " + percent(ratios[1]) + " " + whose + ".";
+        } else {
+          mapNote.textContent = "Layer " + s.layer + ", " + s.pooling + " pooling, " + name + ": t-SNE map" +
+            (s.checkpoint === last ? "." : ", aligned to " + data.checkpoints[last] + "'s map by Procrustes.");
+        }
+      }
+      var tm = data.token_map.maps[s.layer];
+      if (tokenNote && tm) {
+        tokenNote.textContent = "Layer " + s.layer + ": the two PCA axes hold " + percent(tm.explained[0]) +
+          " and " + percent(tm.explained[1]) + " of these tokens' variance.";
+      }
+    }
+
+    var first = selection();
+    var rows = mapRows(first);
+    if (charts.map) {
+      specs[charts.map.id].datasets.points = rows.points;
+      specs[charts.map.id].datasets.extent = rows.extent;
+    }
+    if (charts.cka) specs[charts.cka.id].datasets.cka = ckaRows(first);
+    if (charts.tokens) specs[charts.tokens.id].datasets.tokens = tokenRows(first);
+    ["separability", "silhouette"].forEach(function (key) {
+      if (charts[key]) specs[charts[key].id].datasets.selected = [{ layer: first.layer }];
+    });
+    describe(first);
+
+    function swap(element, datasets) {
+      var view = element && window.Atlas.views[element.id];
+      if (!view) return Promise.resolve();
+      Object.keys(datasets).forEach(function (name) { view.data(name, datasets[name]); });
+      return view.runAsync();
+    }
+
+    function update() {
+      var s = selection();
+      var r = mapRows(s);
+      Promise.all([
+        swap(charts.map, { points: r.points, extent: r.extent }),
+        swap(charts.cka, { cka: ckaRows(s) }),
+        swap(charts.tokens, { tokens: tokenRows(s) }),
+        swap(charts.separability, { selected: [{ layer: s.layer }] }),
+        swap(charts.silhouette, { selected: [{ layer: s.layer }] }),
+      ]).then(function () { describe(s); });
+    }
+
+    Object.keys(controls).forEach(function (key) {
+      if (!controls[key]) return;
+      controls[key].addEventListener("change", update);
+      if (key === "checkpoint") controls[key].addEventListener("input", update);
+    });
+  });
+})();
