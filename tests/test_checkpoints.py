@@ -109,12 +109,15 @@ def test_saved_weights_round_trip_under_hugging_face_names(tmp_path):
     prefixed["classifier.weight"] = np.zeros((3, 32), np.float32)
     prefixed["classifier.bias"] = np.zeros(3, np.float32)
     config = json.loads((TINY_BERT / "config.json").read_text())
+    labels = {"0": "a", "1": "b", "2": "c"}
     save_checkpoint(
-        tmp_path / "task", prefixed, {**config, "architectures": ["BertForSequenceClassification"]}
+        tmp_path / "task",
+        prefixed,
+        {**config, "architectures": ["BertForSequenceClassification"], "id2label": labels},
     )
     shutil.copyfile(TINY_BERT / "tokenizer.json", tmp_path / "task" / "tokenizer.json")
     again = load_model(tmp_path / "task")
-    assert set(again.ignored) == {"classifier.weight", "classifier.bias"}
+    assert again.config.heads[0] == "classification" and len(again.config.labels) == 3
     reloaded = hf_tensors(nnx.state(again.model, nnx.Param))
     for name, value in original.items():
         np.testing.assert_array_equal(reloaded[name], value)

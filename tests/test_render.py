@@ -48,7 +48,9 @@ def test_script_json_cannot_close_a_script_block():
     assert json.loads(str(text)) == {"t": HOSTILE, "u": "\u2028&"}
 
 
-@pytest.mark.parametrize("page", ["index.html", "attention.html", "heads.html", "representations.html"])
+@pytest.mark.parametrize(
+    "page", ["index.html", "attention.html", "heads.html", "representations.html"]
+)
 def test_model_pages_are_self_contained(tiny_build, page):
     _, out, _ = tiny_build
     html = parse(out / "tiny-bert" / page)

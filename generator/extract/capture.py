@@ -283,12 +283,32 @@ def capture(
     if notify is not None:
         notify(f"{card.name}: {summary}")
     stream_corpus(
-        corpus_step, params, batches, tokens.ids, pad_id, streamed, f"{card.name}: corpus",
-        progress, mesh=mesh, special_ids=specials, texts=corpus.texts,
+        corpus_step,
+        params,
+        batches,
+        tokens.ids,
+        pad_id,
+        streamed,
+        f"{card.name}: corpus",
+        progress,
+        mesh=mesh,
+        special_ids=specials,
+        texts=corpus.texts,
     )
     details["checkpoints"] = extract_checkpoints(
-        card, loaded, tokenizer, corpus_step, reducers, batches, tokens.ids, pad_id, writer,
-        progress, mesh=mesh, special_ids=specials, texts=corpus.texts,
+        card,
+        loaded,
+        tokenizer,
+        corpus_step,
+        reducers,
+        batches,
+        tokens.ids,
+        pad_id,
+        writer,
+        progress,
+        mesh=mesh,
+        special_ids=specials,
+        texts=corpus.texts,
     )
 
     writer.write_array("corpus/token_lengths", tokens.lengths, ("text",))

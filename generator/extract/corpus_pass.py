@@ -20,7 +20,9 @@ class NonFiniteActivations(AtlasError):
     """Activations contain NaN or Inf."""
 
 
-def non_finite_error(layer: int, text_index: int, text: str, where: str = "") -> NonFiniteActivations:
+def non_finite_error(
+    layer: int, text_index: int, text: str, where: str = ""
+) -> NonFiniteActivations:
     """Describe the first layer whose hidden states are not finite, and the text that showed it."""
     place = "the embeddings" if layer == 0 else f"output of block {layer - 1}"
     shown = repr(text if len(text) <= 60 else text[:57] + "...")

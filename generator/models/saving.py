@@ -13,22 +13,27 @@ from pathlib import Path
 import numpy as np
 from flax import nnx
 
-from generator.models.loading import WEIGHTS_NAME, _checkpoint_name
+from generator.models.family import NameMap
+from generator.models.loading import WEIGHTS_NAME
 
 
-def hf_tensors(params: nnx.State, prefix: str = "") -> dict[str, np.ndarray]:
+def hf_tensors(
+    params: nnx.State, prefix: str = "", names: NameMap | None = None
+) -> dict[str, np.ndarray]:
     """Return parameters under their Hugging Face names, as float32 numpy arrays.
 
     Args:
         params: the parameter state of a model (`nnx.split(model)[1]` or `nnx.state(model)`).
         prefix: put in front of every name, e.g. "bert." for a task model's encoder.
+        names: the family's name map (default: names equal our module paths, as in BERT).
 
     Returns:
         Tensor name -> array in the checkpoint's layout.
     """
+    names = names or NameMap()
     tensors = {}
     for path, variable in nnx.to_flat_state(params):
-        name, transpose = _checkpoint_name(path)
+        name, transpose = names.checkpoint_name(path)
         value = np.asarray(variable.get_value(), dtype=np.float32)
         tensors[prefix + name] = np.ascontiguousarray(value.T if transpose else value)
     return tensors
