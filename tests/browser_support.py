@@ -409,7 +409,10 @@ def selector_problems(page, timeout_ms: int = 5000) -> tuple[list[str], int]:
         had a second option to choose (a select with one option cannot change anything).
     """
     problems, checked = [], 0
-    for select in page_selects(page):
+    for index in range(len(page_selects(page))):
+        # Read the select afresh: changing one select may rebuild another's options
+        # (e.g. the weights page lists the matrices of the chosen block).
+        select = page_selects(page)[index]
         others = [v for v in select["values"] if v != select["value"]]
         if not others:
             continue

@@ -10,6 +10,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY_BERT = FIXTURES / "tiny-bert"
 TINY_T5 = FIXTURES / "tiny-t5-v1_1"
 DEMO_CORPUS = "package:generator/data/demo_corpus.jsonl"
+# The first 15 texts of each label of the demo corpus (12 train, 3 validation): tiny builds
+# stay fast while keeping labels and both splits. The default card still uses the full corpus.
+TEST_CORPUS = str(FIXTURES / "corpus-small.jsonl")
 DEFAULT_CARD = Path(__file__).resolve().parents[1] / "model_cards" / "all-minilm-l6-v2.md"
 
 
@@ -19,7 +22,7 @@ def write_card(folder: Path, prose: str = "A tiny random BERT for tests.", **set
         "name": "tiny-bert",
         "title": "Tiny BERT",
         "model": str(TINY_BERT),
-        "corpus": DEMO_CORPUS,
+        "corpus": TEST_CORPUS,
         "label_field": "label",
         "split_field": "split",
         "max_length": 64,

@@ -5,7 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
-from cards import write_card
+from cards import TEST_CORPUS, write_card
 
 from generator.artifacts import open_artifacts
 from generator.card import load_card
@@ -19,7 +19,7 @@ def test_manifest_records_shapes_axes_and_inputs(tiny_build):
     artifacts = open_artifacts(artifacts_root / "tiny-bert")
     manifest = artifacts.manifest
     config = manifest["model"]["config"]
-    n_texts = len(load_corpus("package:generator/data/demo_corpus.jsonl"))
+    n_texts = len(load_corpus(TEST_CORPUS))
     layers, heads = config["n_layers"], config["n_heads"]
     assert manifest["corpus"]["n_texts"] == n_texts
     assert artifacts.array("corpus/pooled_mean").shape == (n_texts, layers + 1, config["d_model"])
@@ -70,7 +70,7 @@ def test_tokens_match_ids_and_texts_are_kept(tiny_build):
     assert tokens[0, 0] == "[CLS]"
     assert all(tokens[e, int(mask[e].sum()) - 1] == "[SEP]" for e in range(tokens.shape[0]))
     texts = artifacts.array("corpus/texts")
-    corpus = load_corpus("package:generator/data/demo_corpus.jsonl", "text", "label", "split")
+    corpus = load_corpus(TEST_CORPUS, "text", "label", "split")
     assert list(texts) == list(corpus.texts)
 
 

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from cards import TINY_T5, write_card, write_t5_card
+from cards import TEST_CORPUS, TINY_T5, write_card, write_t5_card
 
 from generator.artifacts import open_artifacts
 from generator.card import load_card
@@ -52,7 +52,7 @@ def test_manifest_lists_every_seq2seq_array_with_axes(t5_build):
     for name in ("decoder_input_ids", "decoder_attention_mask", "decoder_tokens", "target_ids"):
         assert artifacts.axes(f"showcase/{name}") == ["example", "target"]
     assert not artifacts.has("showcase/attentions")  # encoder-only names are not reused
-    n_texts = len(load_corpus("package:generator/data/demo_corpus.jsonl"))
+    n_texts = len(load_corpus(TEST_CORPUS))
     pooled = artifacts.array("corpus/pooled_mean")
     assert pooled.shape == (n_texts, layers + 1, config["d_model"])
 

@@ -19,6 +19,7 @@ from generator.render.figures import (
     export_spec,
     figure_name,
     render_figures,
+    render_figures_uncached,
     static_spec,
 )
 from generator.render.pages import PAGES, chart
@@ -69,7 +70,8 @@ def test_every_chart_of_every_page_has_a_figure(tiny_build):
 
 def test_heatmap_figure_shows_the_pages_first_view(tiny_build):
     _, _, artifacts_root = tiny_build
-    (heatmap,) = dict(contexts(artifacts_root))[PAGES[1]]["charts"]
+    charts = dict(contexts(artifacts_root))[PAGES[1]]["charts"]
+    (heatmap,) = [item for item in charts if item["id"] == "attention-heatmap"]
     assert heatmap["spec"]["datasets"]["cells"] == []  # the page fills it in
     cells = heatmap["figure_spec"]["datasets"]["cells"]
     artifacts = open_artifacts(artifacts_root / "tiny-bert")
@@ -125,10 +127,11 @@ def test_broken_spec_is_one_line_error(tmp_path):
     assert "a.html#c" in str(error.value) and "\n" not in error.value.format_message()
 
 
-def test_figures_command_is_deterministic_and_makes_pdf(tiny_build, tmp_path):
+def test_figures_command_is_deterministic_and_makes_pdf(tiny_build, tmp_path, monkeypatch):
     card, _, artifacts_root = tiny_build
     outputs = []
     for run in ("one", "two"):
+        monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / f"cache-{run}"))  # really render
         out = tmp_path / run
         args = ["figures", str(card), "--out", str(out), "--artifacts", str(artifacts_root)]
         result = CliRunner().invoke(
@@ -194,7 +197,7 @@ def test_png_from_svg_equals_vl_converts_direct_png(tiny_build):
     _, _, artifacts_root = tiny_build
     (page, context), *_ = contexts(artifacts_root)
     spec = static_spec(export_spec(context["charts"][0]))
-    rendered = render_figures(spec, ["svg", "png", "pdf"])
+    rendered = render_figures_uncached(spec, ["svg", "png", "pdf"])
     assert rendered["png"] == vl_convert.vegalite_to_png(spec, scale=2)
     assert rendered["pdf"].startswith(b"%PDF")
 
@@ -242,3 +245,19 @@ def test_control_characters_do_not_crash_the_figure_renderer():
     svg = out["svg"].decode("utf-8")
     assert "\u241b" in svg and "\x1b" not in svg
     assert out["png"].startswith(b"\x89PNG")
+
+
+def test_figure_cache_returns_the_rendered_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "cache"))
+    spec = {
+        "data": {"values": [{"x": 1, "y": 2}]},
+        "mark": "point",
+        "encoding": {"x": {"field": "x", "type": "quantitative"}},
+    }
+    first = render_figures(spec, ["svg", "png"])
+    assert len(list((tmp_path / "cache" / "figures").rglob("figure.*"))) == 2
+    assert (
+        render_figures(spec, ["svg", "png"])
+        == first
+        == render_figures_uncached(spec, ["svg", "png"])
+    )

@@ -178,8 +178,20 @@ def compare(reference, sharded, relative: bool = False) -> float:
     for name in reference.manifest["arrays"]:
         ours, ref = sharded.array(name), reference.array(name)
         assert ours.shape == ref.shape, name
+        if "hist" in name and ref.dtype.kind in "iu":
+            # Histogram counts: a value on a bin edge may fall on either side under a different
+            # summation order; the totals must agree exactly and almost every count must too.
+            np.testing.assert_array_equal(ours.sum(axis=-1), ref.sum(axis=-1), err_msg=name)
+            moved = int(np.abs(ours.astype(np.int64) - ref.astype(np.int64)).sum())
+            assert moved <= 2 + ref.sum() // 10_000, f"{name}: {moved} counts moved"
+            continue
         if ref.dtype.kind in "iuUSb":
             np.testing.assert_array_equal(ours, ref, err_msg=name)
+            continue
+        if name == "attribution/ig_error":
+            # |Σ IG − gap| / |gap| is a difference of nearly equal numbers: compare at 1e-4.
+            diff = float(np.abs(np.asarray(ours, np.float64) - np.asarray(ref, np.float64)).max())
+            assert diff <= 1e-4, f"{name}: {diff:.3g}"
             continue
         ref = np.asarray(ref, np.float64)
         diff = float(np.abs(np.asarray(ours, np.float64) - ref).max())

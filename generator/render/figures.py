@@ -138,7 +138,48 @@ def printable(value):
     return value
 
 
+def figure_cache_dir() -> Path:
+    """Folder of rendered figures keyed by spec hash (MODELATLAS_CACHE, else ~/.cache/modelatlas)."""
+    root = os.environ.get("MODELATLAS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelatlas"
+    )
+    return Path(root) / "figures"
+
+
 def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
+    """Render a spec to `formats`, reusing earlier renders of the identical spec.
+
+    Rendering is deterministic for SVG and PNG (tested), so a render is stored under the hash of
+    the spec, the formats, the vl-convert version and this module's source: rebuilding an
+    unchanged chart costs a file read instead of seconds of vl-convert.
+    """
+    import hashlib
+    import json
+
+    import vl_convert
+
+    formats = tuple(formats)
+    key = hashlib.sha256(
+        json.dumps(
+            [spec, formats, vl_convert.__version__, Path(__file__).read_text("utf-8")],
+            sort_keys=True,
+            ensure_ascii=False,
+        ).encode("utf-8")
+    ).hexdigest()
+    folder = figure_cache_dir() / key[:2] / key
+    cached = {fmt: folder / f"figure.{fmt}" for fmt in formats}
+    if all(path.is_file() for path in cached.values()):
+        return {fmt: path.read_bytes() for fmt, path in cached.items()}
+    out = render_figures_uncached(spec, formats)
+    try:
+        for fmt, data in out.items():
+            write_bytes_atomic(cached[fmt], data)
+    except OSError:  # a read-only or full cache only costs speed
+        pass
+    return out
+
+
+def render_figures_uncached(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
     """Render a Vega-Lite spec once to SVG with vl-convert, then to each format in `formats`.
 
     PNG and PDF are converted from that SVG (`svg_to_png`, `svg_to_pdf`): the same bytes as
