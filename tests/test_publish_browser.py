@@ -20,6 +20,7 @@ pytestmark = pytest.mark.browser
 
 BUILDS = {"tiny_build": "tiny-bert", "default_build": "all-minilm-l6-v2"}
 PHONE = {"width": 390, "height": 844}
+HEATMAP_TABLE = "details.chart-data[data-chart=chart-attention-heatmap]"
 
 
 def site_pages(out, name):
@@ -168,17 +169,19 @@ def test_every_chart_has_a_data_table_and_figure_links(page, request, build):
 def test_data_table_follows_the_selected_view(page, tiny_build):
     _, out, _ = tiny_build
     open_page(page, file_url(out / "tiny-bert" / "attention.html")).assert_clean()
-    (first,) = open_data_tables(page)
-    n = len(json.loads(page.inner_text("#attention-data"))["examples"][0]["tokens"])
+    tables = open_data_tables(page)
+    (first,) = [t for t in tables if t["chart"] == "chart-attention-heatmap"]
+    n = len(json.loads(page.inner_text("#attention-data"))["examples"][0]["tokens"]["input"])
     assert first["caption"].startswith(f"first 50 of {n * n} rows")
     page.select_option("#select-head", "3")
     page.wait_for_function(
-        "(before) => document.querySelector('details.chart-data tbody tr').textContent !== before",
+        f"(before) => document.querySelector('{HEATMAP_TABLE} tbody tr').textContent !== before",
         arg=first["first"],
     )
     page.select_option("#select-example", "1")
     page.wait_for_function(
-        "(n) => !document.querySelector('details.chart-data caption').textContent.startsWith('first 50 of ' + n + ' ')",
+        f"(n) => !document.querySelector('{HEATMAP_TABLE} caption')"
+        ".textContent.startsWith('first 50 of ' + n + ' ')",
         arg=n * n,
     )
 

@@ -28,14 +28,26 @@ def test_tiny_tables_cover_every_layer_pooling_and_metric(tiny_build):
     layers = artifacts.manifest["model"]["config"]["n_layers"] + 1
     assert summary["checkpoints"] == ["final"] and summary["layers"] == layers
     assert summary["poolings"] == poolings(artifacts) == ["mean", "cls"]
-    assert summary["protocol"]["kind"] == "split" and summary["protocol"]["evaluated"] == 100
+    texts = len(artifacts.array("corpus/texts"))
+    validation = int(np.sum(np.asarray(artifacts.array("corpus/splits")) == "validation"))
+    assert 0 < validation < texts
+    assert summary["protocol"]["kind"] == "split"
+    assert summary["protocol"]["evaluated"] == validation
     assert len(tables["representation_separability"]) == 2 * layers * 3
     methods = {
         (r["pooling"], r["layer"], r["method"]) for r in tables["representation_projections"]
     }
-    assert len(methods) == 2 * layers * 2
+    expected = set()
+    for pooling in ("mean", "cls"):
+        pooled = np.asarray(artifacts.array(f"corpus/pooled_{pooling}"), dtype=np.float64)
+        for layer in range(layers):
+            expected.add((pooling, layer, "pca"))
+            # t-SNE of identical points is skipped (layer 0 [CLS]: one embedding for every text)
+            if np.any(np.ptp(pooled[:, layer], axis=0) > 0):
+                expected.add((pooling, layer, "tsne"))
+    assert methods == expected and len(expected) >= 2 * layers * 2 - 1
     for row in tables["representation_projections"]:
-        assert len(row["x"]) == len(row["y"]) == 500
+        assert len(row["x"]) == len(row["y"]) == texts
     assert len(tables["representation_cka"]) == 2 * layers * layers
 
 
@@ -155,7 +167,8 @@ def test_packed_page_maps_decode_to_the_stored_coordinates(tiny_build):
     html = (out / "tiny-bert" / "representations.html").read_text(encoding="utf-8")
     block = re.search(r'id="representations-data">(.*?)</script>', html, re.S).group(1)
     data = json.loads(block)
-    assert len(data["texts"]) == len(data["labels"]) == len(data["splits"]) == 500
+    texts = len(open_artifacts(artifacts_root / "tiny-bert").array("corpus/texts"))
+    assert len(data["texts"]) == len(data["labels"]) == len(data["splits"]) == texts
     rows = tables_of(artifacts_root, "tiny-bert")["representation_projections"]
     for row in rows:
         entry = data["maps"][row["pooling"]][row["method"]][row["layer"]]

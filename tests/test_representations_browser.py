@@ -48,6 +48,9 @@ def check_controls(page, url, poolings=("mean", "cls"), checkpoints=False):
     change(page, "select-pooling", poolings[1], ["chart-rep-map", "chart-rep-cka"])
     change(page, "select-projection", "pca", ["chart-rep-map"])
     if checkpoints:
+        # Layer 0 [CLS] vectors are one point for every text, in every checkpoint: go back to
+        # mean pooling, whose layer-0 map differs between checkpoints.
+        change(page, "select-pooling", poolings[0], ["chart-rep-map", "chart-rep-cka"])
         after = change(page, "select-checkpoint", "0", ["chart-rep-map", "chart-rep-cka"])
         assert "checkpoint step-1" in after["chart-rep-map"]["selection"]
         assert page.inner_text("#checkpoint-name") == "step-1"

@@ -42,6 +42,20 @@ def gradient_importance(objective: MaskedObjective, n_layers: int, n_heads: int)
     return jnp.mean(jnp.abs(jacobian), axis=0)
 
 
+def per_example_gradient_importance(
+    objective: Callable, examples, n_layers: int, n_heads: int
+) -> jax.Array:
+    """Michel et al. (2019) as `gradient_importance`, one example's gradient at a time, vmapped.
+
+    `objective(head_mask, example) -> scalar` takes one example (a pytree without the batch axis)
+    of `examples`. `jax.jacrev` of a batched objective back-propagates the whole batch once per
+    example; vmapping the per-example gradient costs one batched backward pass.
+    """
+    ones = jnp.ones((n_layers, n_heads), jnp.float32)
+    gradients = jax.vmap(jax.grad(objective), in_axes=(None, 0))(ones, examples)
+    return jnp.mean(jnp.abs(gradients), axis=0)  # [layer, head]
+
+
 def pruning_masks(
     order: np.ndarray, n_layers: int, n_heads: int, fractions: np.ndarray
 ) -> np.ndarray:

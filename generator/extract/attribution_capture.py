@@ -22,8 +22,8 @@ from flax import nnx
 
 from generator.attribution.heads import (
     ablation_importance,
-    gradient_importance,
     mean_objectives,
+    per_example_gradient_importance,
     pruning_curve,
 )
 from generator.attribution.lens import has_lens, lens_logits, lens_summary
@@ -43,6 +43,7 @@ from generator.attribution.token_methods import (
     integrated_gradients,
 )
 from generator.extract.batching import bucket_length, pad_rows
+from generator.extract.corpus_pass import special_mask
 from generator.extract.showcase import choose_showcase
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,9 @@ def baseline_token(tokenizer) -> int:
     return 0
 
 
-def special_mask(tokenizer, ids: np.ndarray) -> np.ndarray:
-    """Return [.., token] booleans marking the tokenizer's special tokens."""
-    return np.isin(ids, np.asarray(tokenizer.all_special_ids, dtype=ids.dtype))
+def fixed_tokens(tokenizer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Return [batch, token] booleans: special tokens and padding (kept as they are)."""
+    return special_mask(ids, mask, list(tokenizer.all_special_ids)).astype(bool) | (mask == 0)
 
 
 def objective_inputs(task, tokenizer, ids, mask, reference, forward_logits) -> ObjectiveInputs:
@@ -83,7 +84,7 @@ def objective_inputs(task, tokenizer, ids, mask, reference, forward_logits) -> O
     target = np.zeros(batch, np.int32)
     target_class = np.zeros(batch, np.int32)
     if task == "masked-lm":
-        special = special_mask(tokenizer, ids) | (mask == 0)
+        special = fixed_tokens(tokenizer, ids, mask)
         for row in range(batch):
             position[row] = masked_position(ids[row], special[row])
             target[row] = ids[row, position[row]]
@@ -131,25 +132,31 @@ def capture_attributions(
     if problem is not None:
         log.info("%s: attributions skipped: %s", card.name, problem)
         return details
+    # Weights and inputs enter every jitted program as arguments, never as closed-over
+    # constants: XLA compiles large constants slowly (minutes on a GPU for MiniLM's 90 MB) and
+    # the persistent compilation cache could not reuse programs across checkpoints.
     graphdef, params = nnx.split(loaded.model)
-    objective = make_objective(task, graphdef, params)
     table = word_embedding_table(loaded.model)
 
     @jax.jit
-    def forward_logits(ids, mask):
+    def logits_of(params, ids, mask):
         return nnx.merge(graphdef, params)(ids, mask)["logits"]
+
+    def forward_logits(ids, mask):
+        return logits_of(params, ids, mask)
 
     reference = class_references(pooled_last, corpus.labels, showcase_rows)
     inputs = objective_inputs(
         task, tokenizer, showcase_ids, showcase_mask, reference, forward_logits
     )
-    special = special_mask(tokenizer, inputs.input_ids) | (inputs.attention_mask == 0)
+    special = fixed_tokens(tokenizer, inputs.input_ids, inputs.attention_mask)
     embeds = jnp.asarray(table)[inputs.input_ids]
     neutral = jnp.asarray(table)[baseline_token(tokenizer)]
     baseline = jnp.where(jnp.asarray(special)[..., None], embeds, neutral[None, None, :])
 
     @jax.jit
-    def explain(index, embeds_row, baseline_row):
+    def explain(params, inputs, index, embeds_row, baseline_row):
+        objective = make_objective(task, graphdef, params)
         row = jax.tree.map(lambda a: jnp.asarray(a)[index][None], inputs)
         f = lambda e: objective(row, e[None], None)[0]  # noqa: E731
         ig, error = integrated_gradients(f, embeds_row, baseline_row, DEFAULT_IG_STEPS)
@@ -162,7 +169,10 @@ def capture_attributions(
             "baseline_objective": f(baseline_row),
         }
 
-    results = [jax.device_get(explain(i, embeds[i], baseline[i])) for i in range(len(embeds))]
+    results = [
+        jax.device_get(explain(params, inputs, i, embeds[i], baseline[i]))
+        for i in range(len(embeds))
+    ]
     stacked = {name: np.stack([r[name] for r in results]) for name in results[0]}
     for name in ("grad_norm", "grad_input", "integrated_gradients"):
         writer.write_array(
@@ -190,7 +200,7 @@ def capture_attributions(
         tokens,
         corpus,
         tokenizer,
-        objective,
+        (task, graphdef, params),
         table,
         config,
         pad_id,
@@ -211,7 +221,7 @@ def head_importance(
     tokens,
     corpus,
     tokenizer,
-    objective,
+    model,
     table,
     config,
     pad_id,
@@ -220,7 +230,11 @@ def head_importance(
     task,
     writer,
 ) -> dict:
-    """Ablation and gradient importance of every head over a corpus sample, and pruning curves."""
+    """Ablation and gradient importance of every head over a corpus sample, and pruning curves.
+
+    model: (task, graphdef, params) of the objective.
+    """
+    task_name, graphdef, params = model
     rows = choose_showcase(len(corpus), HEAD_SAMPLE, corpus.labels, corpus.splits)
     width = bucket_length(int(max(tokens.lengths[rows])), tokens.max_length)
     ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), pad_id)
@@ -228,11 +242,42 @@ def head_importance(
     inputs = objective_inputs(task, tokenizer, ids, mask, reference, forward_logits)
     embeds = jnp.asarray(table)[inputs.input_ids]
     n_layers, n_heads = config.n_layers, config.n_heads
-    masked = jax.jit(lambda head_mask: objective(inputs, embeds, head_mask))
-    ablation = np.asarray(ablation_importance(masked, n_layers, n_heads))
-    gradient = np.asarray(jax.jit(lambda: gradient_importance(masked, n_layers, n_heads))())
+
+    def objective_of(params, inputs, embeds):
+        objective = make_objective(task_name, graphdef, params)
+        return lambda head_mask: objective(inputs, embeds, head_mask)
+
+    @jax.jit
+    def ablation_of(params, inputs, embeds):
+        return ablation_importance(objective_of(params, inputs, embeds), n_layers, n_heads)
+
+    @jax.jit
+    def gradient_of(params, inputs, embeds):
+        objective = make_objective(task_name, graphdef, params)
+
+        def one(head_mask, example):
+            row_inputs, row_embeds = jax.tree.map(lambda a: a[None], example)
+            return objective(row_inputs, row_embeds, head_mask)[0]
+
+        return per_example_gradient_importance(one, (inputs, embeds), n_layers, n_heads)
+
+    @jax.jit
+    def mean_objectives_of(params, inputs, embeds, masks):
+        return mean_objectives(objective_of(params, inputs, embeds))(masks)
+
+    @jax.jit
+    def objective_with(params, inputs, embeds, head_mask):
+        return objective_of(params, inputs, embeds)(head_mask)
+
+    def masked(head_mask):
+        return objective_with(params, inputs, embeds, head_mask)
+
+    def evaluate(masks):
+        return mean_objectives_of(params, inputs, embeds, masks)
+
+    ablation = np.asarray(ablation_of(params, inputs, embeds))
+    gradient = np.asarray(gradient_of(params, inputs, embeds))
     order = np.argsort(ablation.ravel(), kind="stable")  # least important removed first
-    evaluate = mean_objectives(masked)
     by_importance = pruning_curve(masked, order, n_layers, n_heads, PRUNING_FRACTIONS, evaluate)
     rng = np.random.default_rng(0)
     random_curves = [
@@ -271,13 +316,12 @@ def logit_lens(model, graphdef, params, inputs, tokenizer, writer, strings_array
     """Top-k predictions of every layer at every showcase position; rank of the final prediction."""
 
     @jax.jit
-    def lens(ids, mask):
-        out = nnx.merge(graphdef, params)(ids, mask)
-        return lens_summary(
-            lens_logits(nnx.merge(graphdef, params), out["hidden_states"]), LENS_TOP_K
-        )
+    def lens(params, ids, mask):
+        module = nnx.merge(graphdef, params)
+        out = module(ids, mask)
+        return lens_summary(lens_logits(module, out["hidden_states"]), LENS_TOP_K)
 
-    summary = jax.device_get(lens(inputs.input_ids, inputs.attention_mask))
+    summary = jax.device_get(lens(params, inputs.input_ids, inputs.attention_mask))
     top_ids = np.asarray(summary["top_ids"], dtype=np.int32)
     axes4 = ("example", "layer", "token", "k")
     writer.write_array("lens/top_ids", top_ids, axes4)

@@ -82,10 +82,20 @@ def initialize_distributed() -> None:
 
 
 class _Sink:
-    """Stands in for a streamed array on processes that write nothing."""
+    """Stands in for a streamed array on processes that write nothing: rows stay in memory.
+
+    Later extraction steps read some streamed arrays back (attributions take the last layer's
+    pooled means), so every process must hold the values; only process 0 writes them to disk.
+    """
+
+    def __init__(self, shape, dtype) -> None:
+        self.values = np.zeros(shape, dtype)
 
     def __setitem__(self, index, value) -> None:
-        pass
+        self.values[index] = value
+
+    def __getitem__(self, index):
+        return self.values[index]
 
     def flush(self) -> None:
         pass
@@ -102,9 +112,9 @@ class DiscardingWriter:
         self.arrays[name] = {"shape": list(np.shape(array)), "axes": list(axes)}
 
     def open_array(self, name: str, shape, dtype, axes: tuple[str, ...]) -> _Sink:
-        """Return a sink that swallows streamed rows."""
+        """Return an in-memory sink for streamed rows."""
         self.arrays[name] = {"shape": [int(s) for s in shape], "axes": list(axes)}
-        return _Sink()
+        return _Sink(shape, dtype)
 
     def finish(self, manifest: dict) -> dict:
         """Return the manifest that process 0 writes (without hashes); write nothing."""

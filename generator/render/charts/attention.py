@@ -94,9 +94,13 @@ def head_view_chart(n_heads: int, width: int = 540) -> dict:
                 title="head",
                 scale=alt.Scale(domain=list(range(n_heads)), range=head_colors(n_heads)),
             ),
-            opacity=alt.condition(
+            # strokeOpacity, not opacity: SVG renderers composite an element with `opacity` in
+            # a layer of its own, which makes thousands of lines take a minute to rasterise.
+            strokeOpacity=alt.condition(
                 focus,
-                alt.Opacity("weight:Q", scale=alt.Scale(domain=[0, 1], range=[0, 1]), legend=None),
+                alt.StrokeOpacity(
+                    "weight:Q", scale=alt.Scale(domain=[0, 1], range=[0, 1]), legend=None
+                ),
                 alt.value(0.0),
             ),
             tooltip=[

@@ -114,7 +114,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
     """Context of the representations page: summary, charts and the packed page data."""
     summary = tables.get("representation_summary")
     if not summary:
-        return {"reps": None, "figures": {}, "rep_data": None}
+        return {"reps": None, "figures": {}, "charts": [], "rep_data": None}
     checkpoints, reference = summary["checkpoints"], summary["reference"]
     poolings = summary["poolings"]
     separability = tables["representation_separability"]
@@ -212,6 +212,8 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             "outlying vectors would squeeze the others into a corner.",
             interactive=True,
         )
+    first = first_view(summary)
+    add_figure_specs(figures, tables, points, tokens, first, reference)
     data = {
         **points,
         "checkpoints": checkpoints,
@@ -224,7 +226,81 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
         ],
         "token_map": tokens,
     }
-    return {"reps": summary, "figures": figures, "rep_data": data}
+    # "charts": the same chart descriptions, for the figure export (it adds download links).
+    return {
+        "reps": summary,
+        "first_view": first,
+        "figures": figures,
+        "charts": list(figures.values()),
+        "rep_data": data,
+    }
+
+
+def first_view(summary: dict) -> dict:
+    """Return the view the page opens on: first pooling, its best layer (else the last), PCA."""
+    pooling = summary["poolings"][0]
+    best = summary["best"].get(pooling)
+    return {"pooling": pooling, "layer": best["layer"] if best else summary["layers"] - 1}
+
+
+def _filled(spec: dict, **datasets: list[dict]) -> dict:
+    """Return a copy of `spec` with the named datasets' rows filled in."""
+    return {**spec, "datasets": {**spec.get("datasets", {}), **datasets}}
+
+
+def add_figure_specs(
+    figures: dict, tables: dict, points: dict, tokens: dict, first: dict, reference: str
+) -> None:
+    """Give every page-filled chart a `figure_spec`: the page's first view, rows filled in."""
+    pooling, layer = first["pooling"], first["layer"]
+    if "map" in figures:
+        maps = [
+            r
+            for r in tables["representation_projections"]
+            if (r["pooling"], r["method"], r["layer"]) == (pooling, "pca", layer)
+        ]
+        own = next((r for r in maps if r["checkpoint"] == reference), None)
+        if own is not None:
+            rows = [
+                {
+                    "x": x,
+                    "y": y,
+                    "text": points["texts"][i],
+                    "label": points["label_names"][points["labels"][i]],
+                    "split": points["split_names"][points["splits"][i]],
+                }
+                for i, (x, y) in enumerate(zip(own["x"], own["y"], strict=True))
+            ]
+            xs = [x for r in maps for x in r["x"]]
+            ys = [y for r in maps for y in r["y"]]
+            extent = [{"x": min(xs), "y": min(ys)}, {"x": max(xs), "y": max(ys)}]
+            figures["map"]["figure_spec"] = _filled(
+                figures["map"]["spec"], points=rows, extent=extent
+            )
+    if "cka" in figures:
+        rows = [
+            {"layer_a": r["layer_a"], "layer_b": r["layer_b"], "cka": r["cka"]}
+            for r in tables["representation_cka"]
+            if r["checkpoint"] == reference and r["pooling"] == pooling
+        ]
+        if rows:
+            figures["cka"]["figure_spec"] = _filled(figures["cka"]["spec"], cka=rows)
+    if "tokens" in figures and layer < len(tokens["maps"]):
+        coordinates = tokens["maps"][layer]
+        rows = [
+            {"x": x, "y": y, "token": token, "example": tokens["examples"][example]}
+            for x, y, token, example in zip(
+                coordinates["x"],
+                coordinates["y"],
+                tokens["tokens"],
+                tokens["token_example"],
+                strict=True,
+            )
+        ]
+        figures["tokens"]["figure_spec"] = _filled(figures["tokens"]["spec"], tokens=rows)
+    for key in ("separability", "silhouette"):
+        if key in figures:
+            figures[key]["figure_spec"] = _filled(figures[key]["spec"], selected=[{"layer": layer}])
 
 
 PAGE = Page(
