@@ -142,3 +142,22 @@ class CausalLMHead(nnx.Module):
     def __call__(self, hidden: jax.Array, embedding: jax.Array) -> jax.Array:
         """Return [batch, token, vocab] next-token logits."""
         return unembed(hidden, embedding, self.dtype) if self.out is None else self.out(hidden)
+
+
+def decoder_heads(config, dtype: str, rngs: nnx.Rngs):
+    """Return (lm_head, score) of a decoder-only model: a causal-LM head and a classification
+    head read at the last real token, each None unless the checkpoint has it."""
+    heads = set(config.heads)
+    lm_head = (
+        CausalLMHead(config.d_model, config.vocab_size, config.tie_word_embeddings, dtype, rngs)
+        if "causal-lm" in heads
+        else None
+    )
+    score = (
+        ClassificationHead(
+            config.d_model, len(config.labels), "last", None, dtype, rngs, out_bias=False
+        )
+        if "classification" in heads
+        else None
+    )
+    return lm_head, score

@@ -32,7 +32,7 @@ from generator.models.config import (
     require,
 )
 from generator.models.family import Family, NameMap
-from generator.models.heads import CausalLMHead, ClassificationHead
+from generator.models.heads import decoder_heads
 from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
@@ -142,19 +142,7 @@ class LlamaDecoder(nnx.Module):
             [LlamaDecoderLayer(config, dtype, rngs) for _ in range(config.n_layers)]
         )
         self.norm = RMSNorm(config.d_model, config.layer_norm_eps, dtype, rngs)
-        heads = set(config.heads)
-        self.lm_head = (
-            CausalLMHead(config.d_model, config.vocab_size, config.tie_word_embeddings, dtype, rngs)
-            if "causal-lm" in heads
-            else None
-        )
-        self.score = (
-            ClassificationHead(
-                config.d_model, len(config.labels), "last", None, dtype, rngs, out_bias=False
-            )
-            if "classification" in heads
-            else None
-        )
+        self.lm_head, self.score = decoder_heads(config, dtype, rngs)
 
     def __call__(
         self,
