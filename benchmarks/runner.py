@@ -99,6 +99,10 @@ def build_command(card: Path, out: Path, artifacts: Path) -> list[str]:
 
 
 def run_build(repo: Path, card: Path, out: Path, artifacts: Path) -> Run:
-    """Run `modelatlas build` from the copied repo `repo` (its code and templates win)."""
-    env = {"PYTHONPATH": str(repo)}
+    """Run `modelatlas build` from the copied repo `repo` (its code and templates win).
+
+    The figure cache sits beside `artifacts`: a build into fresh folders renders every figure
+    (cold), a rebuild into the same folders finds them (warm), as for a user.
+    """
+    env = {"PYTHONPATH": str(repo), "MODELATLAS_CACHE": str(artifacts.parent / "figure-cache")}
     return run_measured(build_command(card, out, artifacts), cwd=repo, env=env)
