@@ -200,7 +200,7 @@ def capture_attributions(
         tokens,
         corpus,
         tokenizer,
-        (task, graphdef, params),
+        (graphdef, params),
         table,
         config,
         pad_id,
@@ -232,9 +232,9 @@ def head_importance(
 ) -> dict:
     """Ablation and gradient importance of every head over a corpus sample, and pruning curves.
 
-    model: (task, graphdef, params) of the objective.
+    model: (graphdef, params) of the model; every program takes the weights as an argument.
     """
-    task_name, graphdef, params = model
+    graphdef, params = model
     rows = choose_showcase(len(corpus), HEAD_SAMPLE, corpus.labels, corpus.splits)
     width = bucket_length(int(max(tokens.lengths[rows])), tokens.max_length)
     ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), pad_id)
@@ -244,7 +244,7 @@ def head_importance(
     n_layers, n_heads = config.n_layers, config.n_heads
 
     def objective_of(params, inputs, embeds):
-        objective = make_objective(task_name, graphdef, params)
+        objective = make_objective(task, graphdef, params)
         return lambda head_mask: objective(inputs, embeds, head_mask)
 
     @jax.jit
@@ -253,7 +253,7 @@ def head_importance(
 
     @jax.jit
     def gradient_of(params, inputs, embeds):
-        objective = make_objective(task_name, graphdef, params)
+        objective = make_objective(task, graphdef, params)
 
         def one(head_mask, example):
             row_inputs, row_embeds = jax.tree.map(lambda a: a[None], example)
