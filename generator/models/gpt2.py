@@ -28,7 +28,7 @@ from generator.models.config import (
     require,
 )
 from generator.models.family import BUFFERS, Family, NameMap
-from generator.models.heads import decoder_heads
+from generator.models.heads import decoder_heads, decoder_outputs
 from generator.models.layers import (
     ACTIVATION_FNS,
     PRECISIONS,
@@ -40,7 +40,6 @@ from generator.models.layers import (
     mask_bias,
     merge_heads,
     split_heads,
-    stack_probes,
 )
 
 
@@ -159,14 +158,9 @@ class GPT2Decoder(nnx.Module):
             x = p.pop("context")
             hidden.append(x)
             probes.append(p)
-        x = self.ln_f(x)
-        hidden[-1] = x
-        out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
-        if self.lm_head is not None:
-            out["logits"] = self.lm_head(x, self.wte.embedding[...])
-        elif self.score is not None:
-            out["logits"] = self.score(x, attention_mask, None)
-        return out
+        return decoder_outputs(
+            hidden, probes, self.ln_f(x), self, self.wte.embedding[...], attention_mask
+        )
 
 
 def parse_config(cfg: dict[str, Any]) -> ModelConfig:

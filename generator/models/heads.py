@@ -24,6 +24,7 @@ from generator.models.layers import (
     last_token,
     layer_norm,
     linear,
+    stack_probes,
 )
 
 HEAD_KINDS = (
@@ -161,3 +162,21 @@ def decoder_heads(config, dtype: str, rngs: nnx.Rngs):
         else None
     )
     return lm_head, score
+
+
+def decoder_outputs(
+    hidden: list, probes: list, final: jax.Array, model, table: jax.Array, attention_mask
+) -> dict[str, jax.Array]:
+    """Return a decoder-only model's outputs after its final norm (`final`, [batch, token, d]).
+
+    hidden_states replace the last entry by the normed output (as transformers reports it);
+    logits come from `model.lm_head` (tied to `table` when it says so) or from `model.score`
+    read at the last real token, whichever the model has.
+    """
+    hidden[-1] = final
+    out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
+    if model.lm_head is not None:
+        out["logits"] = model.lm_head(final, table)
+    elif model.score is not None:
+        out["logits"] = model.score(final, attention_mask, None)
+    return out

@@ -32,7 +32,7 @@ from generator.models.config import (
     require,
 )
 from generator.models.family import Family, NameMap
-from generator.models.heads import decoder_heads
+from generator.models.heads import decoder_heads, decoder_outputs
 from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
@@ -45,7 +45,6 @@ from generator.models.layers import (
     mask_bias,
     merge_heads,
     split_heads,
-    stack_probes,
 )
 from generator.models.rope import apply_rotary, parse_rope, rotary_tables
 
@@ -188,14 +187,9 @@ class LlamaDecoder(nnx.Module):
             x = p.pop("context")
             hidden.append(x)
             probes.append(p)
-        x = self.norm(x)
-        hidden[-1] = x
-        out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
-        if self.lm_head is not None:
-            out["logits"] = self.lm_head(x, self.embed_tokens.embedding[...])
-        elif self.score is not None:
-            out["logits"] = self.score(x, attention_mask, None)
-        return out
+        return decoder_outputs(
+            hidden, probes, self.norm(x), self, self.embed_tokens.embedding[...], attention_mask
+        )
 
 
 # --- config parsing -----------------------------------------------------------------------------
