@@ -98,6 +98,21 @@ def test_escape_md_keeps_card_text_inert():
     assert "\\|" in escaped and "\\[x\\]" in escaped and "\\*bold\\*" in escaped
 
 
+def render_with_headlines(headlines: dict, card_path, artifacts_root, tmp_path, monkeypatch):
+    """Render the card and the index with only `headlines` ({page filename: fn}); return the site."""
+    from generator.build import render_card
+    from generator.render.site import render_index
+
+    pages = tuple(
+        dataclasses.replace(page, headline=headlines.get(page.filename)) for page in PAGES
+    )
+    monkeypatch.setattr(site, "PAGES", pages)
+    out = tmp_path / "site"
+    render_card(load_card(card_path), artifacts_root, out)
+    render_index(out)
+    return out
+
+
 def test_page_headlines_reach_summary_index_overview_and_snippet(tiny_build, tmp_path, monkeypatch):
     card_path, _, artifacts_root = tiny_build
 
@@ -108,17 +123,9 @@ def test_page_headlines_reach_summary_index_overview_and_snippet(tiny_build, tmp
         }
 
     # Only the overview's headline: the other pages' own headlines are switched off here.
-    pages = (
-        dataclasses.replace(PAGES[0], headline=headline),
-        *(dataclasses.replace(page, headline=None) for page in PAGES[1:]),
+    out = render_with_headlines(
+        {PAGES[0].filename: headline}, card_path, artifacts_root, tmp_path, monkeypatch
     )
-    monkeypatch.setattr(site, "PAGES", pages)
-    from generator.build import render_card
-    from generator.render.site import render_index
-
-    out = tmp_path / "site"
-    render_card(load_card(card_path), artifacts_root, out)
-    render_index(out)
     info = json.loads((out / "tiny-bert/build-info.json").read_text())
     assert info["model"]["headlines"] == [
         {"page": "index.html", "label": "showcase examples", "value": "4"},
@@ -133,15 +140,7 @@ def test_page_headlines_reach_summary_index_overview_and_snippet(tiny_build, tmp
 def test_index_without_headlines_has_no_findings_column(tiny_build, tmp_path, monkeypatch):
     card_path, built, artifacts_root = tiny_build
     assert "Findings" in (built / "index.html").read_text()  # the attributions page has one
-    monkeypatch.setattr(
-        site, "PAGES", tuple(dataclasses.replace(page, headline=None) for page in PAGES)
-    )
-    from generator.build import render_card
-    from generator.render.site import render_index
-
-    out = tmp_path / "site"
-    render_card(load_card(card_path), artifacts_root, out)
-    render_index(out)
+    out = render_with_headlines({}, card_path, artifacts_root, tmp_path, monkeypatch)
     assert "Findings" not in (out / "index.html").read_text()
 
 
