@@ -102,15 +102,8 @@ def main() -> None:
         ]
 
     # Gradient importance (Michel et al.): vmapped per-example gradients vs jax.jacrev.
-    def one(p):
-        def single(head_mask, example):
-            row_inputs, row_embeds = jax.tree.map(lambda a: a[None], example)
-            return objective_of(p)(row_inputs, row_embeds, head_mask)[0]
-
-        return single
-
     per_example = jax.jit(
-        lambda p, i, e: per_example_gradient_importance(one(p), (i, e), layers, heads)
+        lambda p, i, e: per_example_gradient_importance(objective_of(p), (i, e), layers, heads)
     )
     jacobian = jax.jit(
         lambda p, i, e: gradient_importance(lambda m: objective_of(p)(i, e, m), layers, heads)

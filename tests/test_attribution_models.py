@@ -110,13 +110,8 @@ def test_per_example_head_gradients_equal_the_jacobian_of_the_batch(name):
     zeros = np.zeros(len(ids), np.int32)
     inputs = ObjectiveInputs(ids, mask, zeros, zeros, reference, zeros)
     objective = make_objective("embedding", graphdef, params)
-
-    def one(head_mask, example):
-        row_inputs, row_embeds = jax.tree.map(lambda a: a[None], example)
-        return objective(row_inputs, row_embeds, head_mask)[0]
-
     shape = (config.n_layers, config.n_heads)
-    ours = per_example_gradient_importance(one, (inputs, embeds), *shape)
+    ours = per_example_gradient_importance(objective, (inputs, embeds), *shape)
     jacobian = gradient_importance(lambda m: objective(inputs, embeds, m), *shape)
     assert ours.shape == shape and float(jnp.max(jnp.abs(ours))) > 0
     np.testing.assert_allclose(ours, jacobian, rtol=1e-4, atol=1e-7)

@@ -47,12 +47,17 @@ def per_example_gradient_importance(
 ) -> jax.Array:
     """Michel et al. (2019) as `gradient_importance`, one example's gradient at a time, vmapped.
 
-    `objective(head_mask, example) -> scalar` takes one example (a pytree without the batch axis)
-    of `examples`. `jax.jacrev` of a batched objective back-propagates the whole batch once per
+    `objective(*examples, head_mask) -> [example]` is the batched task objective and `examples`
+    its batched leading arguments (e.g. (inputs, embeds)); each example is fed as a batch of
+    one. `jax.jacrev` of the batched objective back-propagates the whole batch once per
     example; vmapping the per-example gradient costs one batched backward pass.
     """
+
+    def one(head_mask, example):
+        return objective(*jax.tree.map(lambda a: a[None], example), head_mask)[0]
+
     ones = jnp.ones((n_layers, n_heads), jnp.float32)
-    gradients = jax.vmap(jax.grad(objective), in_axes=(None, 0))(ones, examples)
+    gradients = jax.vmap(jax.grad(one), in_axes=(None, 0))(ones, tuple(examples))
     return jnp.mean(jnp.abs(gradients), axis=0)  # [layer, head]
 
 

@@ -254,12 +254,7 @@ def head_importance(
     @jax.jit
     def gradient_of(params, inputs, embeds):
         objective = make_objective(task, graphdef, params)
-
-        def one(head_mask, example):
-            row_inputs, row_embeds = jax.tree.map(lambda a: a[None], example)
-            return objective(row_inputs, row_embeds, head_mask)[0]
-
-        return per_example_gradient_importance(one, (inputs, embeds), n_layers, n_heads)
+        return per_example_gradient_importance(objective, (inputs, embeds), n_layers, n_heads)
 
     @jax.jit
     def mean_objectives_of(params, inputs, embeds, masks):
