@@ -140,9 +140,8 @@ class PreviewServer:
         log.info("rebuilt in %.1f s", time.perf_counter() - started)
         return True
 
-    def _poll(self) -> None:
-        """Rebuild whenever a watched file's modification time changes."""
-        before = snapshot(self.watch()) if self.watch else {}
+    def _poll(self, before: dict[Path, int]) -> None:
+        """Rebuild whenever a watched file's modification time differs from `before`."""
         while not self._stop.wait(self.interval):
             try:
                 now = snapshot(self.watch()) if self.watch else {}
@@ -162,7 +161,11 @@ class PreviewServer:
         serve.start()
         self._threads.append(serve)
         if self.rebuild is not None and self.watch is not None:
-            poll = threading.Thread(target=self._poll, name="atlas-watch", daemon=True)
+            # The baseline is taken before start() returns: an edit made right after it is a change.
+            baseline = snapshot(self.watch())
+            poll = threading.Thread(
+                target=self._poll, args=(baseline,), name="atlas-watch", daemon=True
+            )
             poll.start()
             self._threads.append(poll)
         return self

@@ -74,6 +74,18 @@ def test_serve_rebuilds_on_card_change_and_survives_errors(served_card, caplog):
         fetch(overview)  # stopped
 
 
+def test_edit_right_after_start_is_seen(tmp_path):
+    """The watcher's baseline is taken before start() returns, so an immediate edit counts."""
+    watched = tmp_path / "card.md"
+    watched.write_text("one", encoding="utf-8")
+    calls = []
+    server = PreviewServer(tmp_path, lambda: calls.append(1), lambda: [watched], port=0, interval=0.05)
+    with server:
+        touch_later(watched, "two")
+        assert wait_for(lambda: server.rebuilds == 1, timeout=10), "the edit was missed"
+    assert calls == [1]
+
+
 def test_serve_watches_templates_and_new_cards(tmp_path):
     cards = tmp_path / "cards"
     first = write_card(cards)
