@@ -41,7 +41,9 @@ def check_attributions(artifacts, task):
     np.testing.assert_allclose(ig.sum(axis=1), gap, rtol=0.02, atol=1e-4)
     ablation = np.asarray(artifacts.array("heads/ablation"))
     config = manifest["model"]["config"]
-    assert ablation.shape == (config["n_layers"], config["n_heads"])
+    rows = config["n_layers"] + 2 * config.get("n_decoder_layers", 0)
+    assert ablation.shape == (rows, config["n_heads"])
+    assert sum(s["rows"] for s in manifest["attribution"]["heads"]["sets"]) == rows
     curve = np.asarray(artifacts.array("heads/pruning_by_importance"))
     assert curve[0] == pytest.approx(
         manifest["attribution"]["heads"]["objective"], rel=1e-4, abs=1e-5

@@ -98,10 +98,10 @@ def labels(tokens):
 @pytest.mark.browser
 def test_t5_pages_render_from_file_and_http(page, t5_build):
     _, out, _ = t5_build
-    for filename in ("index.html", "attention.html"):
+    for filename in ("index.html", "attention.html", "attributions.html"):
         open_page(page, file_url(out / "tiny-t5" / filename)).assert_clean()
     with serve_directory(out) as base_url:
-        for filename in ("index.html", "attention.html"):
+        for filename in ("index.html", "attention.html", "attributions.html"):
             open_page(page, f"{base_url}/tiny-t5/{filename}").assert_clean()
 
 

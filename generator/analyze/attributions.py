@@ -6,7 +6,7 @@ import numpy as np
 
 from generator.artifacts import Artifacts
 from generator.attribution.heads import spearman
-from generator.attribution.rollout import attention_rollout
+from generator.attribution.rollout import attention_rollout, encoder_decoder_rollout
 
 METHODS = ("grad_norm", "grad_input", "integrated_gradients", "rollout")
 
@@ -25,6 +25,24 @@ def rollout_scores(
     return rollout.mean(axis=0)
 
 
+def showcase_rollout(artifacts: Artifacts, task: str):
+    """Return `rollout(example, visible, target_position) -> [visible token]` for the showcase.
+
+    Encoder-decoders (seq2seq): the encoder rollout read through the cross-attention.
+    """
+    if task == "seq2seq":
+        encoder = artifacts.array("showcase/encoder_attentions")
+        cross = artifacts.array("showcase/cross_attentions")
+        targets = np.asarray(artifacts.array("showcase/decoder_attention_mask")).astype(bool)
+        return lambda example, visible, _: encoder_decoder_rollout(
+            encoder[example], cross[example], visible, targets[example]
+        )
+    attentions = artifacts.array("showcase/attentions")
+    return lambda example, visible, target: rollout_scores(
+        np.asarray(attentions[example], np.float64), visible, task, target
+    )
+
+
 def attribution_tables(artifacts: Artifacts) -> dict:
     """Token scores per method, per-example facts, head importance and pruning tables."""
     details = artifacts.manifest.get("attribution") or {}
@@ -33,7 +51,7 @@ def attribution_tables(artifacts: Artifacts) -> dict:
     task = details["task"]
     mask = np.asarray(artifacts.array("showcase/attention_mask")).astype(bool)
     tokens = artifacts.array("showcase/tokens")
-    attentions = artifacts.array("showcase/attentions")
+    rollout_of = showcase_rollout(artifacts, task)
     rows = artifacts.array("showcase/index")
     texts = artifacts.array("corpus/texts")
     labels = artifacts.array("corpus/labels") if artifacts.has("corpus/labels") else None
@@ -42,9 +60,7 @@ def attribution_tables(artifacts: Artifacts) -> dict:
     token_rows, example_rows = [], []
     for example, row in enumerate(rows):
         visible = mask[example]
-        rollout = rollout_scores(
-            np.asarray(attentions[example], np.float64), visible, task, position[example]
-        )
+        rollout = rollout_of(example, visible, position[example])
         for index, pos in enumerate(np.flatnonzero(visible)):
             token_rows.append(
                 {
@@ -71,6 +87,10 @@ def attribution_tables(artifacts: Artifacts) -> dict:
             }
         )
     tables = {"attribution_tokens": token_rows, "attribution_examples": example_rows}
+    if task == "seq2seq":
+        decoder_texts = artifacts.array("showcase/target_texts")
+        for item in example_rows:
+            item["target_text"] = str(decoder_texts[item["example"]])
     tables.update(head_tables(artifacts))
     tables.update(lens_tables(artifacts))
     return tables
@@ -82,17 +102,26 @@ def head_tables(artifacts: Artifacts) -> dict:
         return {}
     ablation = np.asarray(artifacts.array("heads/ablation"), np.float64)
     gradient = np.asarray(artifacts.array("heads/gradient"), np.float64)
-    layers, heads = ablation.shape
-    rows = [
-        {
-            "layer": layer,
-            "head": head,
-            "ablation": round(float(ablation[layer, head]), 6),
-            "gradient": round(float(gradient[layer, head]), 6),
-        }
-        for layer in range(layers)
-        for head in range(heads)
+    heads = ablation.shape[1]
+    sets = (artifacts.manifest.get("attribution") or {}).get("heads", {}).get("sets") or [
+        {"kind": "self-attention", "rows": ablation.shape[0]}
     ]
+    several = len(sets) > 1
+    rows, start = [], 0
+    for head_set in sets:
+        for layer in range(head_set["rows"]):
+            for head in range(heads):
+                rows.append(
+                    {
+                        "kind": head_set["kind"],
+                        "layer": layer,
+                        "row": f"{head_set['kind']} {layer}" if several else str(layer),
+                        "head": head,
+                        "ablation": round(float(ablation[start + layer, head]), 6),
+                        "gradient": round(float(gradient[start + layer, head]), 6),
+                    }
+                )
+        start += head_set["rows"]
     fractions = artifacts.array("heads/pruning_fraction")
     curves = [
         {"fraction": round(float(f), 3), "order": order, "objective": round(float(v), 6)}
@@ -114,8 +143,9 @@ def lens_tables(artifacts: Artifacts) -> dict:
     """Logit-lens rows: per example, layer and position, the top-1 token and the final prediction."""
     if not artifacts.has("lens/top_tokens"):
         return {}
-    mask = np.asarray(artifacts.array("showcase/attention_mask")).astype(bool)
-    tokens = artifacts.array("showcase/tokens")
+    side = "decoder_" if artifacts.axes("lens/top_tokens")[2] == "target" else ""
+    mask = np.asarray(artifacts.array(f"showcase/{side}attention_mask")).astype(bool)
+    tokens = artifacts.array(f"showcase/{side}tokens")
     top_tokens = artifacts.array("lens/top_tokens")
     top_probs = artifacts.array("lens/top_probs")
     rank = artifacts.array("lens/final_rank")

@@ -9,10 +9,17 @@ from flax import nnx
 from generator.attribution.objectives import word_embedding_table
 
 
+def is_encoder_decoder(model: nnx.Module) -> bool:
+    """Return True for encoder-decoder models (T5): their lens reads the decoder's layers."""
+    return bool(getattr(getattr(model, "config", None), "seq2seq", False))
+
+
 def has_lens(model: nnx.Module) -> bool:
     """Return True when the model has an LM head to read layers through."""
     return (
-        getattr(model, "mlm_head", None) is not None or getattr(model, "lm_head", None) is not None
+        getattr(model, "mlm_head", None) is not None
+        or getattr(model, "lm_head", None) is not None
+        or is_encoder_decoder(model)
     )
 
 
@@ -21,19 +28,25 @@ def lens_logits(model: nnx.Module, hidden: jax.Array) -> jax.Array:
 
     Masked LMs apply their whole MLM head (transform + unembedding) to each layer. Decoders apply
     the final norm, then the unembedding; their last entry is already normed (it is the model's
-    own final output) and is unembedded as is.
+    own final output) and is unembedded as is. Encoder-decoders do the same with the decoder's
+    layers [batch, layer(Ld+1), target, d], its `final_layer_norm` and the model's `logits`
+    (which rescales tied outputs as the model does).
     """
     batch, layers, token, width = hidden.shape
     table = word_embedding_table(model)
     if getattr(model, "mlm_head", None) is not None:
         flat = hidden.reshape(batch * layers, token, width)
         return model.mlm_head(flat, table).reshape(batch, layers, token, -1)
-    norm = getattr(model, "ln_f", None) or getattr(model, "norm", None)
+    if is_encoder_decoder(model):
+        norm, unembed = model.decoder.final_layer_norm, model.logits
+    else:
+        norm = getattr(model, "ln_f", None) or getattr(model, "norm", None)
+        unembed = lambda x: model.lm_head(x, table)  # noqa: E731
     inner = norm(hidden[:, :-1].reshape(batch * (layers - 1), token, width))
     inner = inner.reshape(batch, layers - 1, token, width)
     normed = jnp.concatenate([inner, hidden[:, -1:]], axis=1)
     flat = normed.reshape(batch * layers, token, width)
-    return model.lm_head(flat, table).reshape(batch, layers, token, -1)
+    return unembed(flat).reshape(batch, layers, token, -1)
 
 
 def lens_summary(logits: jax.Array, k: int) -> dict[str, jax.Array]:

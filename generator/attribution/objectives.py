@@ -5,10 +5,13 @@
 - masked-lm: log-probability of the original token at one masked position (the middle
   non-special token, replaced by the mask token in the input);
 - causal-lm: log-probability of the last real token given the tokens before it;
-- classification: logit of the class the model predicts for the unperturbed input.
+- classification: logit of the class the model predicts for the unperturbed input;
+- seq2seq: log-probability of the decoder target (the corpus target or the model's own greedy
+  output), summed over its tokens with teacher forcing: Σ_t log p(y_t | x, y_<t).
 
-Every objective takes the word embeddings [batch, token, d] (so gradients flow to them) and an
-optional head mask [layer, head], and returns [batch].
+Every objective takes the word embeddings [batch, token, d] (so gradients flow to them; the
+encoder's input for seq2seq) and an optional head mask [layer, head] (for T5 [L + 2 Ld, head]:
+encoder, decoder self- and cross-attention rows), and returns [batch].
 """
 
 from __future__ import annotations
@@ -34,17 +37,28 @@ TASK_DESCRIPTIONS = {
     "non-special token, replaced by the mask token)",
     "causal-lm": "log-probability of the last token given the tokens before it",
     "classification": "logit of the class the model predicts for the example",
+    "seq2seq": "log-probability of the decoder target given the input, summed over the "
+    "target's tokens with teacher forcing (Σ_t log p(y_t | x, y_<t))",
 }
 
 
-def default_task(heads: tuple[str, ...]) -> str:
-    """Pick the task a model supports best: its primary head, else the embedding objective."""
+def default_task(heads: tuple[str, ...], seq2seq: bool = False) -> str:
+    """Pick the task a model supports best: seq2seq for encoder-decoders, else its primary
+    head, else the embedding objective."""
+    if seq2seq:
+        return "seq2seq"
     primary = heads[0] if heads else None
     return primary if primary in TASK_HEADS else "embedding"
 
 
-def task_problem(task: str, heads: tuple[str, ...]) -> str | None:
+def task_problem(task: str, heads: tuple[str, ...], seq2seq: bool = False) -> str | None:
     """Return why `task` cannot be measured on a model with `heads`, or None when it can."""
+    if seq2seq:
+        return (
+            None
+            if task == "seq2seq"
+            else (f"task {task!r} does not apply to an encoder-decoder model; use task: seq2seq")
+        )
     if task == "embedding":
         return None
     if task == "seq2seq":
@@ -62,7 +76,7 @@ def task_problem(task: str, heads: tuple[str, ...]) -> str | None:
 
 def word_embedding_table(model: nnx.Module) -> jax.Array:
     """Return the [vocab, d] token-embedding table of any of our families."""
-    for path in (("embeddings", "word_embeddings"), ("wte",), ("embed_tokens",)):
+    for path in (("embeddings", "word_embeddings"), ("wte",), ("embed_tokens",), ("shared",)):
         module = model
         for name in path:
             module = getattr(module, name, None)
@@ -77,7 +91,9 @@ class ObjectiveInputs(NamedTuple):
     """One padded batch and what its objective needs.
 
     input_ids, attention_mask: [batch, token]; target_position / target_id: [batch] (masked-lm,
-    causal-lm), reference: [batch, d_model] (embedding), target_class: [batch] (classification).
+    causal-lm), reference: [batch, d_model] (embedding), target_class: [batch] (classification);
+    decoder_input_ids, decoder_attention_mask, target_ids: [batch, target] (seq2seq: the target
+    shifted right behind the decoder start token, its mask, and the target itself).
     """
 
     input_ids: np.ndarray
@@ -86,6 +102,9 @@ class ObjectiveInputs(NamedTuple):
     target_id: np.ndarray
     reference: np.ndarray
     target_class: np.ndarray
+    decoder_input_ids: np.ndarray | None = None
+    decoder_attention_mask: np.ndarray | None = None
+    target_ids: np.ndarray | None = None
 
 
 def make_objective(task: str, graphdef, params) -> Callable:
@@ -120,11 +139,26 @@ def make_objective(task: str, graphdef, params) -> Callable:
         logits = run(inputs, embeds, head_mask)["logits"].astype(jnp.float32)  # [batch, label]
         return jnp.take_along_axis(logits, inputs.target_class[:, None], axis=1)[:, 0]
 
+    def seq2seq(inputs, embeds, head_mask):
+        model = nnx.merge(graphdef, params)
+        out = model(
+            inputs.input_ids,
+            inputs.attention_mask,
+            inputs.decoder_input_ids,
+            inputs.decoder_attention_mask,
+            inputs_embeds=embeds,
+            head_mask=head_mask,
+        )
+        log_probs = jax.nn.log_softmax(out["logits"].astype(jnp.float32), axis=-1)
+        picked = jnp.take_along_axis(log_probs, inputs.target_ids[..., None], axis=-1)[..., 0]
+        return jnp.sum(picked * inputs.decoder_attention_mask.astype(jnp.float32), axis=-1)
+
     return {
         "embedding": embedding,
         "masked-lm": token_log_prob,
         "causal-lm": token_log_prob,
         "classification": classification,
+        "seq2seq": seq2seq,
     }[task]
 
 

@@ -4,16 +4,22 @@ Arrays written (axes):
   attribution/objective, baseline_objective, ig_error, target_position, target_id [example]
   attribution/grad_norm, grad_input, integrated_gradients                      [example, token]
   heads/ablation, heads/gradient                                                [layer, head]
+    (encoder-decoders: `layer` runs over encoder, decoder self- and cross-attention layers;
+    manifest `attribution.heads.sets` names each kind's rows)
   heads/pruning_fraction, pruning_by_importance, pruning_random                [fraction]
   heads/sample_index                                                            [text]
   lens/top_ids, lens/top_probs, lens/top_tokens                                 [example, layer, token, k]
+    (encoder-decoders: `layer` = decoder layers, `target` instead of `token`)
   lens/final_rank, lens/final_prob                                              [example, layer, token]
-Showcase rows and padding are those of `showcase/*`.
+Showcase rows and padding are those of `showcase/*`; for encoder-decoders the attributions are
+over the encoder's input tokens and the decoder reads the showcase targets (teacher forcing).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from functools import cached_property
 
 import jax
 import jax.numpy as jnp
@@ -75,8 +81,75 @@ def fixed_tokens(tokenizer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return special_mask(ids, mask, list(tokenizer.all_special_ids)).astype(bool) | (mask == 0)
 
 
-def objective_inputs(task, tokenizer, ids, mask, reference, forward_logits) -> ObjectiveInputs:
-    """Build the objective's inputs for one padded batch (masking for masked-lm)."""
+@dataclass(frozen=True)
+class AttributionContext:
+    """What every attribution step of one card reads: model, tokens, corpus and writer.
+
+    model: (graphdef, params) of the model; every jitted program takes params as an argument.
+    table: the [vocab, d_model] token-embedding table; pooled_last: [text, d_model]
+    last-layer mean-pooled corpus embeddings (the embedding objective's references).
+    """
+
+    card: object
+    task: str
+    config: object
+    graphdef: object
+    params: object
+    table: jax.Array
+    tokenizer: object
+    tokens: object
+    corpus: object
+    pooled_last: np.ndarray
+    pad_id: int
+    writer: object
+    strings_array: object
+
+    @property
+    def seq2seq(self) -> bool:
+        """Return True for encoder-decoder models."""
+        return bool(getattr(self.config, "seq2seq", False))
+
+    def head_rows(self) -> int:
+        """Rows of the head mask: layers, or for T5 encoder + decoder self + cross layers."""
+        if self.seq2seq:
+            return self.config.n_layers + 2 * self.config.n_decoder_layers
+        return self.config.n_layers
+
+    def head_sets(self) -> list[dict]:
+        """Each kind of attention head and its rows of the head mask, in order."""
+        if not self.seq2seq:
+            return [{"kind": "self-attention", "rows": self.config.n_layers}]
+        decoder = self.config.n_decoder_layers
+        return [
+            {"kind": "encoder self-attention", "rows": self.config.n_layers},
+            {"kind": "decoder self-attention", "rows": decoder},
+            {"kind": "cross-attention", "rows": decoder},
+        ]
+
+    @cached_property
+    def _logits_program(self):
+        """A jitted `(params, ids, mask) -> logits`, compiled once per batch shape."""
+        graphdef = self.graphdef
+
+        @jax.jit
+        def logits_of(params, ids, mask):
+            return nnx.merge(graphdef, params)(ids, mask)["logits"]
+
+        return logits_of
+
+    def forward_logits(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Logits of an encoder-only or decoder model on one padded batch."""
+        return np.asarray(self._logits_program(self.params, ids, mask))
+
+
+def objective_inputs(
+    context: AttributionContext, ids, mask, reference, decoder=None
+) -> ObjectiveInputs:
+    """Build the objective's inputs for one padded batch (masking for masked-lm).
+
+    decoder: (decoder_input_ids, decoder_attention_mask, target_ids) [batch, target] for seq2seq.
+    """
+    task, tokenizer = context.task, context.tokenizer
     ids = ids.copy()
     lengths = mask.sum(axis=1)
     batch = len(ids)
@@ -93,8 +166,16 @@ def objective_inputs(task, tokenizer, ids, mask, reference, forward_logits) -> O
         position[:] = np.maximum(lengths - 2, 0)
         target[:] = ids[np.arange(batch), np.maximum(lengths - 1, 0)]
     elif task == "classification":
-        target_class[:] = np.argmax(np.asarray(forward_logits(ids, mask)), axis=-1)
-    return ObjectiveInputs(ids, mask, position, target, reference, target_class)
+        target_class[:] = np.argmax(context.forward_logits(ids, mask), axis=-1)
+    inputs = ObjectiveInputs(ids, mask, position, target, reference, target_class)
+    if task == "seq2seq":
+        decoder_ids, decoder_mask, target_ids = decoder
+        inputs = inputs._replace(
+            decoder_input_ids=decoder_ids,
+            decoder_attention_mask=decoder_mask,
+            target_ids=target_ids,
+        )
+    return inputs
 
 
 def class_references(pooled_last: np.ndarray, labels, rows: np.ndarray) -> np.ndarray:
@@ -116,18 +197,18 @@ def capture_attributions(
     pooled_last,
     writer,
     pad_id,
-    showcase_rows,
-    showcase_ids,
-    showcase_mask,
     strings_array,
+    showcase,
 ) -> dict:
-    """Compute and store attributions, head importance and the logit lens; return manifest details."""
+    """Compute and store attributions, head importance and the logit lens; return manifest details.
+
+    showcase: (corpus rows, padded ids, mask) of the showcase examples, plus for encoder-decoder
+    models their decoder batch (decoder_input_ids, decoder_attention_mask, target_ids).
+    """
     config = loaded.config
-    task = card.task or default_task(config.heads)
-    problem = task_problem(task, config.heads)
-    if getattr(config, "seq2seq", False):
-        task = card.task or "seq2seq"
-        problem = "attributions of encoder-decoder models are not implemented yet"
+    seq2seq = bool(getattr(config, "seq2seq", False))
+    task = card.task or default_task(config.heads, seq2seq)
+    problem = task_problem(task, config.heads, seq2seq)
     details = {"task": task, "description": TASK_DESCRIPTIONS.get(task, ""), "skipped": problem}
     if problem is not None:
         log.info("%s: attributions skipped: %s", card.name, problem)
@@ -136,22 +217,43 @@ def capture_attributions(
     # constants: XLA compiles large constants slowly (minutes on a GPU for MiniLM's 90 MB) and
     # the persistent compilation cache could not reuse programs across checkpoints.
     graphdef, params = nnx.split(loaded.model)
-    table = word_embedding_table(loaded.model)
-
-    @jax.jit
-    def logits_of(params, ids, mask):
-        return nnx.merge(graphdef, params)(ids, mask)["logits"]
-
-    def forward_logits(ids, mask):
-        return logits_of(params, ids, mask)
-
-    reference = class_references(pooled_last, corpus.labels, showcase_rows)
-    inputs = objective_inputs(
-        task, tokenizer, showcase_ids, showcase_mask, reference, forward_logits
+    context = AttributionContext(
+        card,
+        task,
+        config,
+        graphdef,
+        params,
+        word_embedding_table(loaded.model),
+        tokenizer,
+        tokens,
+        corpus,
+        pooled_last,
+        pad_id,
+        writer,
+        strings_array,
     )
+    rows, ids, mask, *decoder = showcase
+    reference = class_references(pooled_last, corpus.labels, rows)
+    inputs = objective_inputs(context, ids, mask, reference, tuple(decoder) or None)
+    details.update(token_attributions(context, inputs))
+    details["heads"] = head_importance(context)
+    if has_lens(loaded.model) and task in ("masked-lm", "causal-lm", "seq2seq"):
+        details["lens"] = logit_lens(context, inputs)
+    return details
+
+
+def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> dict:
+    """Gradient norm, gradient × input and integrated gradients of every showcase example."""
+    graphdef, task, tokenizer, writer = (
+        context.graphdef,
+        context.task,
+        context.tokenizer,
+        context.writer,
+    )
+    table = jnp.asarray(context.table)
     special = fixed_tokens(tokenizer, inputs.input_ids, inputs.attention_mask)
-    embeds = jnp.asarray(table)[inputs.input_ids]
-    neutral = jnp.asarray(table)[baseline_token(tokenizer)]
+    embeds = table[inputs.input_ids]
+    neutral = table[baseline_token(tokenizer)]
     baseline = jnp.where(jnp.asarray(special)[..., None], embeds, neutral[None, None, :])
 
     @jax.jit
@@ -170,7 +272,7 @@ def capture_attributions(
         }
 
     results = [
-        jax.device_get(explain(params, inputs, i, embeds[i], baseline[i]))
+        jax.device_get(explain(context.params, inputs, i, embeds[i], baseline[i]))
         for i in range(len(embeds))
     ]
     stacked = {name: np.stack([r[name] for r in results]) for name in results[0]}
@@ -184,64 +286,40 @@ def capture_attributions(
     writer.write_array("attribution/target_id", inputs.target_id, ("example",))
     writer.write_array(
         "attribution/target_token",
-        strings_array(tokenizer.convert_ids_to_tokens([int(i) for i in inputs.target_id])),
+        context.strings_array(tokenizer.convert_ids_to_tokens([int(i) for i in inputs.target_id])),
         ("example",),
     )
-    details.update(
-        {
-            "ig_steps": DEFAULT_IG_STEPS,
-            "ig_rule": "Gauss-Legendre quadrature",
-            "baseline": BASELINE,
-            "ig_median_error": float(np.median(stacked["ig_error"])),
-        }
-    )
-    details["heads"] = head_importance(
-        card,
-        tokens,
-        corpus,
-        tokenizer,
-        (graphdef, params),
-        table,
-        config,
-        pad_id,
-        pooled_last,
-        forward_logits,
-        task,
-        writer,
-    )
-    if has_lens(loaded.model) and task in ("masked-lm", "causal-lm"):
-        details["lens"] = logit_lens(
-            loaded.model, graphdef, params, inputs, tokenizer, writer, strings_array
-        )
-    return details
+    return {
+        "ig_steps": DEFAULT_IG_STEPS,
+        "ig_rule": "Gauss-Legendre quadrature",
+        "baseline": BASELINE,
+        "ig_median_error": float(np.median(stacked["ig_error"])),
+    }
 
 
-def head_importance(
-    card,
-    tokens,
-    corpus,
-    tokenizer,
-    model,
-    table,
-    config,
-    pad_id,
-    pooled_last,
-    forward_logits,
-    task,
-    writer,
-) -> dict:
-    """Ablation and gradient importance of every head over a corpus sample, and pruning curves.
-
-    model: (graphdef, params) of the model; every program takes the weights as an argument.
-    """
-    graphdef, params = model
+def head_sample_inputs(context: AttributionContext) -> tuple[np.ndarray, ObjectiveInputs]:
+    """The corpus sample of head importance and its objective inputs (decoded targets for T5)."""
+    tokens, corpus = context.tokens, context.corpus
     rows = choose_showcase(len(corpus), HEAD_SAMPLE, corpus.labels, corpus.splits)
     width = bucket_length(int(max(tokens.lengths[rows])), tokens.max_length)
-    ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), pad_id)
-    reference = class_references(pooled_last, corpus.labels, rows)
-    inputs = objective_inputs(task, tokenizer, ids, mask, reference, forward_logits)
-    embeds = jnp.asarray(table)[inputs.input_ids]
-    n_layers, n_heads = config.n_layers, config.n_heads
+    ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), context.pad_id)
+    reference = class_references(context.pooled_last, corpus.labels, rows)
+    decoder = None
+    if context.seq2seq:
+        from generator.extract.seq2seq import sample_decoder_batch
+
+        decoder = sample_decoder_batch(
+            context.card, context.graphdef, context.params, context.tokenizer, rows, ids, mask
+        )
+    return rows, objective_inputs(context, ids, mask, reference, decoder)
+
+
+def head_importance(context: AttributionContext) -> dict:
+    """Ablation and gradient importance of every head over a corpus sample, and pruning curves."""
+    graphdef, params, task, writer = context.graphdef, context.params, context.task, context.writer
+    rows, inputs = head_sample_inputs(context)
+    embeds = jnp.asarray(context.table)[inputs.input_ids]
+    n_rows, n_heads = context.head_rows(), context.config.n_heads
 
     def objective_of(params, inputs, embeds):
         objective = make_objective(task, graphdef, params)
@@ -249,12 +327,12 @@ def head_importance(
 
     @jax.jit
     def ablation_of(params, inputs, embeds):
-        return ablation_importance(objective_of(params, inputs, embeds), n_layers, n_heads)
+        return ablation_importance(objective_of(params, inputs, embeds), n_rows, n_heads)
 
     @jax.jit
     def gradient_of(params, inputs, embeds):
         objective = make_objective(task, graphdef, params)
-        return per_example_gradient_importance(objective, (inputs, embeds), n_layers, n_heads)
+        return per_example_gradient_importance(objective, (inputs, embeds), n_rows, n_heads)
 
     @jax.jit
     def mean_objectives_of(params, inputs, embeds, masks):
@@ -273,16 +351,11 @@ def head_importance(
     ablation = np.asarray(ablation_of(params, inputs, embeds))
     gradient = np.asarray(gradient_of(params, inputs, embeds))
     order = np.argsort(ablation.ravel(), kind="stable")  # least important removed first
-    by_importance = pruning_curve(masked, order, n_layers, n_heads, PRUNING_FRACTIONS, evaluate)
+    by_importance = pruning_curve(masked, order, n_rows, n_heads, PRUNING_FRACTIONS, evaluate)
     rng = np.random.default_rng(0)
     random_curves = [
         pruning_curve(
-            masked,
-            rng.permutation(n_layers * n_heads),
-            n_layers,
-            n_heads,
-            PRUNING_FRACTIONS,
-            evaluate,
+            masked, rng.permutation(n_rows * n_heads), n_rows, n_heads, PRUNING_FRACTIONS, evaluate
         )
         for _ in range(RANDOM_ORDERS)
     ]
@@ -298,32 +371,54 @@ def head_importance(
         "heads/pruning_random", np.mean(random_curves, axis=0).astype(np.float32), ("fraction",)
     )
     writer.write_array("heads/sample_index", rows, ("text",))
-    full = float(np.mean(np.asarray(masked(jnp.ones((n_layers, n_heads))))))
+    full = float(np.mean(np.asarray(masked(jnp.ones((n_rows, n_heads))))))
     return {
         "sample_size": int(len(rows)),
         "objective": full,
         "random_orders": RANDOM_ORDERS,
         "pruning_order": "least important (smallest ablation drop) first",
+        "sets": context.head_sets(),
     }
 
 
-def logit_lens(model, graphdef, params, inputs, tokenizer, writer, strings_array) -> dict:
-    """Top-k predictions of every layer at every showcase position; rank of the final prediction."""
+def logit_lens(context: AttributionContext, inputs: ObjectiveInputs) -> dict:
+    """Top-k predictions of every layer at every showcase position; rank of the final prediction.
+
+    Encoder-decoders: the decoder's layers at every target position (teacher forcing).
+    """
+    graphdef, tokenizer, writer = context.graphdef, context.tokenizer, context.writer
 
     @jax.jit
-    def lens(params, ids, mask):
+    def lens(params, inputs):
         module = nnx.merge(graphdef, params)
-        out = module(ids, mask)
-        return lens_summary(lens_logits(module, out["hidden_states"]), LENS_TOP_K)
+        if context.seq2seq:
+            out = module(
+                inputs.input_ids,
+                inputs.attention_mask,
+                inputs.decoder_input_ids,
+                inputs.decoder_attention_mask,
+            )
+            hidden = out["decoder_hidden_states"]
+        else:
+            hidden = module(inputs.input_ids, inputs.attention_mask)["hidden_states"]
+        return lens_summary(lens_logits(module, hidden), LENS_TOP_K)
 
-    summary = jax.device_get(lens(params, inputs.input_ids, inputs.attention_mask))
+    summary = jax.device_get(lens(context.params, inputs))
     top_ids = np.asarray(summary["top_ids"], dtype=np.int32)
-    axes4 = ("example", "layer", "token", "k")
+    position = "target" if context.seq2seq else "token"
+    axes4 = ("example", "layer", position, "k")
     writer.write_array("lens/top_ids", top_ids, axes4)
     writer.write_array("lens/top_probs", np.asarray(summary["top_probs"], np.float32), axes4)
     words = tokenizer.convert_ids_to_tokens([int(i) for i in top_ids.ravel()])
-    writer.write_array("lens/top_tokens", strings_array(words).reshape(top_ids.shape), axes4)
-    axes3 = ("example", "layer", "token")
+    writer.write_array(
+        "lens/top_tokens", context.strings_array(words).reshape(top_ids.shape), axes4
+    )
+    axes3 = ("example", "layer", position)
     writer.write_array("lens/final_rank", np.asarray(summary["final_rank"], np.int32), axes3)
     writer.write_array("lens/final_prob", np.asarray(summary["final_prob"], np.float32), axes3)
-    return {"k": LENS_TOP_K, "input": "the objective's input (masked-lm: with its token masked)"}
+    source = (
+        "the decoder's layers at every target position (teacher forcing on the showcase target)"
+        if context.seq2seq
+        else "the objective's input (masked-lm: with its token masked)"
+    )
+    return {"k": LENS_TOP_K, "input": source}

@@ -322,7 +322,7 @@ def capture(
     if seq2seq:
         from generator.extract.seq2seq import capture_seq2seq_showcase
 
-        width, details["seq2seq"] = capture_seq2seq_showcase(
+        width, details["seq2seq"], decoder = capture_seq2seq_showcase(
             card,
             loaded.model,
             params,
@@ -336,6 +336,7 @@ def capture(
             progress,
         )
     else:
+        decoder = ()
         width = _capture_showcase(
             card,
             showcase_step,
@@ -368,10 +369,8 @@ def capture(
             pooled_last,
             writer,
             pad_id,
-            showcase,
-            ids,
-            mask,
             strings_array,
+            (showcase, ids, mask, *decoder),
         )
 
     details["corpus"] = {

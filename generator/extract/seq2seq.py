@@ -101,6 +101,37 @@ def decoder_batch(
     return decoder_ids, decoder_mask, target_ids
 
 
+def sample_decoder_batch(
+    card, graphdef, params, tokenizer, rows: np.ndarray, ids: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decoder batch of corpus `rows` (padded encoder `ids`, `mask`), targets as the card says.
+
+    The same targets as the showcase's: the corpus `target_field`, else the model's greedy output
+    (one device, no mesh: this serves the head-importance sample).
+    """
+    config = nnx.merge(graphdef, params).config
+    limit = card.max_target_length
+    if card.target_mode() == "field":
+        targets, _ = field_targets(card, tokenizer, rows, limit)
+    else:
+        generated = _greedy_program(graphdef)(params, ids, mask, limit)
+        targets = split_generated(np.asarray(generated), config.eos_token_id)
+    return decoder_batch(targets, config.decoder_start_token_id, config.pad_token_id, len(rows))
+
+
+@functools.lru_cache(maxsize=4)
+def _greedy_program(graphdef):
+    """A jitted `(params, ids, mask, max_new_tokens) -> ids` greedy decoder of `graphdef`."""
+
+    @functools.partial(jax.jit, static_argnums=3)
+    def greedy(params, input_ids, attention_mask, max_new_tokens):
+        return generate_greedy(
+            nnx.merge(graphdef, params), input_ids, attention_mask, max_new_tokens
+        )
+
+    return greedy
+
+
 def make_seq2seq_steps(model, params, mesh, store_dtype):
     """Return (greedy_step, forward_step): jitted functions of `params` and placed batches."""
     graphdef = nnx.graphdef(model)
@@ -132,7 +163,7 @@ def capture_seq2seq_showcase(
     warnings: list[str],
     strict: bool,
     progress: bool,
-) -> tuple[int, dict]:
+) -> tuple[int, dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Decode the showcase examples and store their full probes.
 
     Args:
@@ -146,7 +177,8 @@ def capture_seq2seq_showcase(
         progress: show a progress bar.
 
     Returns:
-        (encoder width, manifest details of the targets).
+        (encoder width, manifest details of the targets, the decoder batch
+        (decoder_input_ids, decoder_attention_mask, target_ids) [example, target]).
     """
     import jax.numpy as jnp
     from tqdm import tqdm
@@ -213,4 +245,4 @@ def capture_seq2seq_showcase(
         "n_target_truncated": truncated,
         "decoder_start_token_id": config.decoder_start_token_id,
     }
-    return width, details
+    return width, details, (decoder_ids, decoder_mask, target_ids)

@@ -140,7 +140,9 @@ class T5Attention(nnx.Module):
         batch, token, _ = x.shape
         return x.reshape(batch, token, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
 
-    def __call__(self, x: jax.Array, source: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(
+        self, x: jax.Array, source: jax.Array, bias: jax.Array, head_scale=None
+    ) -> dict[str, jax.Array]:
         """Attend from `x` [batch, query, d_model] to `source` [batch, key, d_model].
 
         Args:
@@ -148,6 +150,8 @@ class T5Attention(nnx.Module):
             source: normed key/value-side states (`x` itself for self-attention).
             bias: [batch or 1, head or 1, query, key] float32: position bias plus mask bias
                 (0 on visible keys, finfo.min on hidden ones).
+            head_scale: [head] multipliers of each head's context before `o` (head masking);
+                None keeps every head.
 
         Returns:
             output [batch, query, d_model] (after `o`); attentions [batch, head, query, key]
@@ -158,6 +162,8 @@ class T5Attention(nnx.Module):
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=self.precision)
         probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1)
         context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=self.precision)
+        if head_scale is not None:
+            context = context * jnp.asarray(head_scale, context.dtype)[None, :, None, None]
         batch, _, n_query, _ = context.shape
         context = context.transpose(0, 2, 1, 3).reshape(batch, n_query, self.n_heads * self.d_head)
         return {
@@ -178,10 +184,10 @@ class T5LayerSelfAttention(nnx.Module):
         )
         self.layer_norm = T5LayerNorm(config.d_model, config.layer_norm_eps, dtype)
 
-    def __call__(self, x: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Return the attention probes with `output` = x + attention(norm(x))."""
         normed = self.layer_norm(x)
-        probes = self.SelfAttention(normed, normed, bias)
+        probes = self.SelfAttention(normed, normed, bias, head_scale)
         probes["output"] = x + probes["output"]
         return probes
 
@@ -193,9 +199,11 @@ class T5LayerCrossAttention(nnx.Module):
         self.EncDecAttention = T5Attention(config, dtype, rngs)
         self.layer_norm = T5LayerNorm(config.d_model, config.layer_norm_eps, dtype)
 
-    def __call__(self, x: jax.Array, encoded: jax.Array, bias: jax.Array) -> dict[str, jax.Array]:
+    def __call__(
+        self, x: jax.Array, encoded: jax.Array, bias: jax.Array, head_scale=None
+    ) -> dict[str, jax.Array]:
         """Return the cross-attention probes with `output` = x + attention(norm(x), encoded)."""
-        probes = self.EncDecAttention(self.layer_norm(x), encoded, bias)
+        probes = self.EncDecAttention(self.layer_norm(x), encoded, bias, head_scale)
         probes["output"] = x + probes["output"]
         return probes
 
@@ -272,6 +280,8 @@ class T5Stack(nnx.Module):
         self_mask: jax.Array,
         encoded: jax.Array | None = None,
         cross_mask: jax.Array | None = None,
+        self_heads: jax.Array | None = None,
+        cross_heads: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run every block on embedded tokens x [batch, token, d_model].
 
@@ -280,6 +290,8 @@ class T5Stack(nnx.Module):
             self_mask: [batch, 1, query, key] mask bias of self-attention.
             encoded: [batch, key, d_model] encoder output (decoder only).
             cross_mask: [batch, 1, 1, key] mask bias over encoder tokens (decoder only).
+            self_heads, cross_heads: [layer, head] multipliers of each self-/cross-attention
+                head's output (1 keeps, 0 removes); None keeps every head.
 
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]: the embedding, then each block's
@@ -291,12 +303,13 @@ class T5Stack(nnx.Module):
         first = self.block[0].layer[0].SelfAttention
         bias = first.position_bias(x.shape[1], x.shape[1]) + self_mask  # shared by all blocks
         hidden, probes, cross = [x], [], []
-        for block in self.block:
-            p = block.layer[0](x, bias)
+        for index, block in enumerate(self.block):
+            p = block.layer[0](x, bias, None if self_heads is None else self_heads[index])
             x = p.pop("output")
             probes.append(p)
             if block.decoder:
-                c = block.layer[1](x, encoded, cross_mask)
+                scale = None if cross_heads is None else cross_heads[index]
+                c = block.layer[1](x, encoded, cross_mask, scale)
                 x = c.pop("output")
                 cross.append(c)
             x = block.layer[-1](x)
@@ -371,20 +384,45 @@ class T5ForConditionalGeneration(nnx.Module):
             else None
         )
 
-    def encode(self, input_ids: jax.Array, attention_mask: jax.Array) -> dict[str, jax.Array]:
+    def head_mask_rows(self) -> dict[str, slice]:
+        """Rows of a head mask [row, head] that belong to each attention kind.
+
+        One array masks all three kinds of heads: encoder self-attention (rows 0..L-1), decoder
+        self-attention (the next Ld rows) and cross-attention (the last Ld rows).
+        """
+        encoder, decoder = self.config.n_layers, self.config.n_decoder_layers
+        return {
+            "encoder": slice(0, encoder),
+            "decoder": slice(encoder, encoder + decoder),
+            "cross": slice(encoder + decoder, encoder + 2 * decoder),
+        }
+
+    def encode(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array,
+        inputs_embeds: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
+    ) -> dict[str, jax.Array]:
         """Run the encoder; same probe names as an encoder-only model.
 
         Args:
             input_ids: [batch, token] int ids.
             attention_mask: [batch, token] int, 1 for real tokens, 0 for padding.
+            inputs_embeds: [batch, token, d_model] used instead of the `shared` lookup (so
+                gradients can flow to the input embeddings).
+            head_mask: [encoder layer, head] multipliers of each head's output.
 
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]; attentions [batch, layer, head,
             query, key] (padded keys get exactly 0); queries, keys, values [batch, layer,
             head, token, d_head].
         """
-        x = self.shared(jnp.asarray(input_ids, jnp.int32))
-        return self.encoder(x, padding_bias(attention_mask))
+        if inputs_embeds is None:
+            x = self.shared(jnp.asarray(input_ids, jnp.int32))
+        else:
+            x = jnp.asarray(inputs_embeds).astype(self.shared.dtype)
+        return self.encoder(x, padding_bias(attention_mask), self_heads=head_mask)
 
     def decode(
         self,
@@ -392,8 +430,12 @@ class T5ForConditionalGeneration(nnx.Module):
         decoder_attention_mask: jax.Array,
         encoded: jax.Array,
         attention_mask: jax.Array,
+        self_heads: jax.Array | None = None,
+        cross_heads: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run the decoder over encoder output `encoded` [batch, token, d_model].
+
+        `self_heads`, `cross_heads`: [decoder layer, head] head-mask multipliers, or None.
 
         Returns:
             The decoder stack's probes (hidden_states, attentions, queries, keys, values and
@@ -401,7 +443,12 @@ class T5ForConditionalGeneration(nnx.Module):
         """
         y = self.shared(jnp.asarray(decoder_input_ids, jnp.int32))
         out = self.decoder(
-            y, causal_bias(decoder_attention_mask), encoded, padding_bias(attention_mask)
+            y,
+            causal_bias(decoder_attention_mask),
+            encoded,
+            padding_bias(attention_mask),
+            self_heads,
+            cross_heads,
         )
         out["logits"] = self.logits(out["hidden_states"][:, -1])
         return out
@@ -422,6 +469,8 @@ class T5ForConditionalGeneration(nnx.Module):
         attention_mask: jax.Array,
         decoder_input_ids: jax.Array,
         decoder_attention_mask: jax.Array | None = None,
+        inputs_embeds: jax.Array | None = None,
+        head_mask: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run encoder and decoder (teacher forcing) and return every probe point.
 
@@ -430,6 +479,10 @@ class T5ForConditionalGeneration(nnx.Module):
             decoder_input_ids: [batch, target] decoder inputs (targets shifted right, the
                 decoder start token first).
             decoder_attention_mask: [batch, target], 1 for real tokens; all ones when None.
+            inputs_embeds: [batch, token, d_model] encoder input embeddings instead of the
+                `shared` lookup of `input_ids`.
+            head_mask: [L + 2 Ld, head] multipliers of every head's output, rows as
+                `head_mask_rows` says (encoder, decoder self, cross); None keeps every head.
 
         Returns:
             encoder_hidden_states [batch, layer(L+1), token, d_model]; encoder_attentions
@@ -443,9 +496,16 @@ class T5ForConditionalGeneration(nnx.Module):
         decoder_input_ids = jnp.asarray(decoder_input_ids, jnp.int32)
         if decoder_attention_mask is None:
             decoder_attention_mask = jnp.ones_like(decoder_input_ids)
-        enc = self.encode(input_ids, attention_mask)
+        rows = self.head_mask_rows()
+        part = (lambda kind: None) if head_mask is None else (lambda kind: head_mask[rows[kind]])
+        enc = self.encode(input_ids, attention_mask, inputs_embeds, part("encoder"))
         dec = self.decode(
-            decoder_input_ids, decoder_attention_mask, enc["hidden_states"][:, -1], attention_mask
+            decoder_input_ids,
+            decoder_attention_mask,
+            enc["hidden_states"][:, -1],
+            attention_mask,
+            part("decoder"),
+            part("cross"),
         )
         out = {f"encoder_{name}": value for name, value in enc.items()}
         for name, value in dec.items():

@@ -50,6 +50,7 @@
         textNode.appendChild(document.createTextNode(" "));
       });
       factsNode.textContent = (item.label ? "[" + item.label + "] " : "") + item.text +
+        (item.target_text !== undefined ? "  →  " + item.target_text : "") +
         "  —  objective " + item.objective.toFixed(4) + ", IG completeness error " +
         (100 * item.ig_error).toPrecision(3) + "%";
       tableBody.textContent = "";

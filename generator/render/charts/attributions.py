@@ -42,15 +42,20 @@ def token_scores_chart(rows: list[dict]) -> dict:
 
 
 def head_heatmap_chart(rows: list[dict], field: str, title: str) -> dict:
-    """Layer × head heatmap of one importance measure."""
+    """Layer × head heatmap of one importance measure.
+
+    Rows are drawn in the order given; `row` labels them (the layer, or for encoder-decoders
+    the kind of attention and its layer).
+    """
     chart = (
         alt.Chart(alt.Data(values=rows))
         .mark_rect()
         .encode(
             x=alt.X("head:O", title="head"),
-            y=alt.Y("layer:O", title="layer"),
+            y=alt.Y("row:O", title="layer", sort=list(dict.fromkeys(r["row"] for r in rows))),
             color=alt.Color(f"{field}:Q", title=title, scale=alt.Scale(scheme="viridis")),
             tooltip=[
+                alt.Tooltip("kind:N", title="attention"),
                 alt.Tooltip("layer:O"),
                 alt.Tooltip("head:O"),
                 alt.Tooltip("ablation:Q", format=".4f"),

@@ -142,7 +142,8 @@ def attributions_headline(artifacts: Artifacts, tables: dict) -> dict:
     heads = tables.get("head_importance")
     if heads:
         top = max(heads, key=lambda row: row["ablation"])
-        facts["most important head"] = f"layer {top['layer']}, head {top['head']}"
+        kind = f"{top['kind']}, " if top.get("kind", "self-attention") != "self-attention" else ""
+        facts["most important head"] = f"{kind}layer {top['layer']}, head {top['head']}"
     examples = tables.get("attribution_examples")
     if examples:
         errors = sorted(row["ig_error"] for row in examples)
