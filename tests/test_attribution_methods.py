@@ -9,6 +9,7 @@ from generator.attribution.heads import (
     ablation_importance,
     gradient_importance,
     pruning_curve,
+    pruning_curves,
     single_head_masks,
     spearman,
 )
@@ -18,6 +19,7 @@ from generator.attribution.token_methods import (
     gradient_norm,
     gradient_times_input,
     integrated_gradients,
+    token_scores,
 )
 
 jax.config.update("jax_enable_x64", False)
@@ -53,6 +55,25 @@ def test_integrated_gradients_completeness_on_nonlinear_objective():
     np.testing.assert_allclose(float(jnp.sum(attributions)), float(gap), rtol=1e-4)
 
 
+def test_token_scores_in_one_program_equal_each_method_alone():
+    w1 = jax.random.normal(jax.random.PRNGKey(2), (4, 8))
+    objective = lambda e: jnp.sum(jnp.tanh(e @ w1) ** 2) + jnp.sum(jnp.sin(e))  # noqa: E731
+    embeddings = jax.random.normal(jax.random.PRNGKey(3), (5, 4))
+    baseline = jnp.full_like(embeddings, 0.3)
+    scores = jax.jit(lambda x, b: token_scores(objective, x, b, steps=32))(embeddings, baseline)
+    ig, error = integrated_gradients(objective, embeddings, baseline, steps=32)
+    np.testing.assert_allclose(scores["integrated_gradients"], ig, rtol=1e-5, atol=1e-6)
+    assert float(scores["ig_error"]) == pytest.approx(float(error), abs=1e-5)
+    np.testing.assert_allclose(scores["grad_norm"], gradient_norm(objective, embeddings), rtol=1e-5)
+    np.testing.assert_allclose(
+        scores["grad_input"], gradient_times_input(objective, embeddings), rtol=1e-5, atol=1e-6
+    )
+    assert float(scores["objective"]) == pytest.approx(float(objective(embeddings)), rel=1e-6)
+    assert float(scores["baseline_objective"]) == pytest.approx(
+        float(objective(baseline)), rel=1e-6
+    )
+
+
 def test_gauss_legendre_integrates_polynomials_exactly():
     nodes, weights = gauss_legendre(5)
     assert abs(weights.sum() - 1) < 1e-12
@@ -83,7 +104,8 @@ def head_objective():
     contribution = jnp.array([[1.0, 0.0, 3.0], [0.5, 2.0, 0.0]])
     examples = jnp.array([1.0, 2.0])
 
-    def objective(mask):
+    def objective(mask):  # [layer, head], or a list of [head] rows (as models index it)
+        mask = jnp.stack([mask[layer] for layer in range(len(contribution))])
         return examples * jnp.sum(mask * contribution) + 0.1 * jnp.sum(mask) ** 2
 
     return objective, contribution, examples
@@ -114,6 +136,22 @@ def test_pruning_curve_starts_at_full_objective_and_orders_matter():
     assert curve[0] == pytest.approx(float(jnp.mean(objective(jnp.ones((2, 3))))))
     worst_first = pruning_curve(objective, order[::-1], 2, 3, fractions)
     assert curve[1] < worst_first[1]
+
+
+def test_pruning_curves_of_several_orders_equal_one_curve_each():
+    objective, contribution, _ = head_objective()
+    calls = []
+
+    def evaluate(masks):
+        calls.append(len(masks))
+        return jnp.stack([jnp.mean(objective(mask)) for mask in masks])
+
+    orders = [np.argsort(-np.ravel(contribution)), np.arange(6), np.arange(6)[::-1]]
+    fractions = np.array([0.0, 0.34, 0.5, 0.84])
+    curves = pruning_curves(evaluate, orders, 2, 3, fractions)
+    for order, curve in zip(orders, curves, strict=True):
+        np.testing.assert_allclose(curve, pruning_curve(objective, order, 2, 3, fractions))
+    assert len(calls) == 1 and calls[0] < len(orders) * len(fractions)  # one call, no repeats
 
 
 def test_spearman_of_identical_rankings_is_one():

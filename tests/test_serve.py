@@ -79,7 +79,9 @@ def test_edit_right_after_start_is_seen(tmp_path):
     watched = tmp_path / "card.md"
     watched.write_text("one", encoding="utf-8")
     calls = []
-    server = PreviewServer(tmp_path, lambda: calls.append(1), lambda: [watched], port=0, interval=0.05)
+    server = PreviewServer(
+        tmp_path, lambda: calls.append(1), lambda: [watched], port=0, interval=0.05
+    )
     with server:
         touch_later(watched, "two")
         assert wait_for(lambda: server.rebuilds == 1, timeout=10), "the edit was missed"

@@ -1,7 +1,9 @@
 """Head importance: ablation of every head (batched masks) and Michel et al. (2019) gradients.
 
 `objective(head_mask [layer, head]) -> [example]` gives the per-example task objective with each
-head's output scaled by its mask entry (1 = kept, 0 = removed); it closes over the batch.
+head's output scaled by its mask entry (1 = kept, 0 = removed); it closes over the batch. The
+mask may also come as a list of per-layer [head] rows (`ablation_importance` does that), so the
+objective should only index it by layer.
 """
 
 from __future__ import annotations
@@ -22,17 +24,31 @@ def single_head_masks(n_layers: int, n_heads: int) -> jax.Array:
 
 
 def ablation_importance(
-    objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 8
+    objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 16
 ) -> jax.Array:
     """Mean drop of the objective when each head alone is removed -> [layer, head].
 
-    Masks are evaluated `chunk` at a time with `jax.lax.map(..., batch_size=chunk)`, i.e. vmapped
-    in chunks, so memory stays bounded while no head needs its own Python-level forward pass.
+    The masks of one layer are evaluated `chunk` at a time with `jax.lax.map(...,
+    batch_size=chunk)`, i.e. vmapped in chunks, so memory stays bounded while no head needs its
+    own Python-level forward pass. The objective receives the mask as a list of per-layer
+    [head] rows in which only that layer's row is vmapped: the layers below it do not depend on
+    the vmapped value, so `jax.vmap` leaves them unbatched and computes them once per chunk
+    instead of once per mask (the objective must index the mask by layer, as every model does).
     """
-    full = jnp.mean(objective(jnp.ones((n_layers, n_heads), jnp.float32)))
-    masks = single_head_masks(n_layers, n_heads)
-    ablated = jax.lax.map(lambda mask: jnp.mean(objective(mask)), masks, batch_size=chunk)
-    return (full - ablated).reshape(n_layers, n_heads)
+    ones = jnp.ones((n_layers, n_heads), jnp.float32)
+    full = jnp.mean(objective(ones))
+    removals = 1.0 - jnp.eye(n_heads, dtype=jnp.float32)  # [head (removed), head]
+    drops = []
+    for layer in range(n_layers):
+
+        def mean_with(row, layer=layer):
+            rows = [ones[index] for index in range(n_layers)]
+            rows[layer] = row
+            return jnp.mean(objective(rows))
+
+        ablated = jax.lax.map(mean_with, removals, batch_size=min(chunk, n_heads))
+        drops.append(full - ablated)
+    return jnp.stack(drops)
 
 
 def gradient_importance(objective: MaskedObjective, n_layers: int, n_heads: int) -> jax.Array:
@@ -96,6 +112,25 @@ def pruning_curve(
     """
     evaluate = evaluate or mean_objectives(objective)
     return np.asarray(evaluate(jnp.asarray(pruning_masks(order, n_layers, n_heads, fractions))))
+
+
+def pruning_curves(
+    evaluate: Callable[[jax.Array], jax.Array],
+    orders: list[np.ndarray],
+    n_layers: int,
+    n_heads: int,
+    fractions: np.ndarray,
+) -> np.ndarray:
+    """Pruning curves of several orders in one call -> [order, fraction].
+
+    `evaluate` maps masks [mask, layer, head] to mean objectives [mask] (e.g. a jitted
+    `mean_objectives`); each distinct mask is evaluated once (every order's first masks, with
+    no or few heads removed, often coincide).
+    """
+    masks = np.concatenate([pruning_masks(o, n_layers, n_heads, fractions) for o in orders])
+    distinct, inverse = np.unique(masks.reshape(len(masks), -1), axis=0, return_inverse=True)
+    values = np.asarray(evaluate(jnp.asarray(distinct.reshape(-1, n_layers, n_heads))))
+    return values[np.ravel(inverse)].reshape(len(orders), len(fractions))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

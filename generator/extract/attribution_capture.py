@@ -30,7 +30,7 @@ from generator.attribution.heads import (
     ablation_importance,
     mean_objectives,
     per_example_gradient_importance,
-    pruning_curve,
+    pruning_curves,
 )
 from generator.attribution.lens import has_lens, lens_logits, lens_summary
 from generator.attribution.objectives import (
@@ -42,18 +42,14 @@ from generator.attribution.objectives import (
     task_problem,
     word_embedding_table,
 )
-from generator.attribution.token_methods import (
-    DEFAULT_IG_STEPS,
-    gradient_norm,
-    gradient_times_input,
-    integrated_gradients,
-)
-from generator.extract.batching import bucket_length, pad_rows
+from generator.attribution.token_methods import DEFAULT_IG_STEPS, token_scores
+from generator.extract.batching import pad_rows
 from generator.extract.corpus_pass import special_mask
 from generator.extract.showcase import choose_showcase
 
 log = logging.getLogger(__name__)
 
+TRIM_STEP = 8  # attribution batches are cut to their longest text, rounded up to this
 HEAD_SAMPLE = 64  # texts used for head importance (held-out first, round-robin over labels)
 PRUNING_FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)
 RANDOM_ORDERS = 5
@@ -74,6 +70,15 @@ def baseline_token(tokenizer) -> int:
         if token_id is not None:
             return int(token_id)
     return 0
+
+
+def trimmed_width(longest: int, limit: int) -> int:
+    """The width a batch needs: its longest text rounded up to TRIM_STEP, at most `limit`.
+
+    Attribution programs compile once for their own batch, so they need not share the
+    corpus pass's 16-token buckets; padding beyond the longest text only costs time.
+    """
+    return min(int(limit), -(-max(int(longest), 1) // TRIM_STEP) * TRIM_STEP)
 
 
 def fixed_tokens(tokenizer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -243,12 +248,21 @@ def capture_attributions(
 
 
 def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> dict:
-    """Gradient norm, gradient × input and integrated gradients of every showcase example."""
+    """Gradient norm, gradient × input and integrated gradients of every showcase example.
+
+    The programs run on the showcase cut to `trimmed_width` (padding scores exactly 0: padded
+    keys get no attention and the baseline keeps them); stored rows keep the showcase width.
+    """
     graphdef, task, tokenizer, writer = (
         context.graphdef,
         context.task,
         context.tokenizer,
         context.writer,
+    )
+    full_width = inputs.input_ids.shape[1]
+    width = trimmed_width(int(np.max(np.sum(inputs.attention_mask, axis=1))), full_width)
+    inputs = inputs._replace(
+        input_ids=inputs.input_ids[:, :width], attention_mask=inputs.attention_mask[:, :width]
     )
     table = jnp.asarray(context.table)
     special = fixed_tokens(tokenizer, inputs.input_ids, inputs.attention_mask)
@@ -261,15 +275,7 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
         objective = make_objective(task, graphdef, params)
         row = jax.tree.map(lambda a: jnp.asarray(a)[index][None], inputs)
         f = lambda e: objective(row, e[None], None)[0]  # noqa: E731
-        ig, error = integrated_gradients(f, embeds_row, baseline_row, DEFAULT_IG_STEPS)
-        return {
-            "grad_norm": gradient_norm(f, embeds_row),
-            "grad_input": gradient_times_input(f, embeds_row),
-            "integrated_gradients": ig,
-            "ig_error": error,
-            "objective": f(embeds_row),
-            "baseline_objective": f(baseline_row),
-        }
+        return token_scores(f, embeds_row, baseline_row, DEFAULT_IG_STEPS)
 
     results = [
         jax.device_get(explain(context.params, inputs, i, embeds[i], baseline[i]))
@@ -277,9 +283,9 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
     ]
     stacked = {name: np.stack([r[name] for r in results]) for name in results[0]}
     for name in ("grad_norm", "grad_input", "integrated_gradients"):
-        writer.write_array(
-            f"attribution/{name}", stacked[name].astype(np.float32), ("example", "token")
-        )
+        scores = np.zeros((len(results), full_width), np.float32)
+        scores[:, :width] = stacked[name]
+        writer.write_array(f"attribution/{name}", scores, ("example", "token"))
     for name in ("objective", "baseline_objective", "ig_error"):
         writer.write_array(f"attribution/{name}", stacked[name].astype(np.float32), ("example",))
     writer.write_array("attribution/target_position", inputs.target_position, ("example",))
@@ -301,7 +307,7 @@ def head_sample_inputs(context: AttributionContext) -> tuple[np.ndarray, Objecti
     """The corpus sample of head importance and its objective inputs (decoded targets for T5)."""
     tokens, corpus = context.tokens, context.corpus
     rows = choose_showcase(len(corpus), HEAD_SAMPLE, corpus.labels, corpus.splits)
-    width = bucket_length(int(max(tokens.lengths[rows])), tokens.max_length)
+    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
     ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), context.pad_id)
     reference = class_references(context.pooled_last, corpus.labels, rows)
     decoder = None
@@ -338,27 +344,19 @@ def head_importance(context: AttributionContext) -> dict:
     def mean_objectives_of(params, inputs, embeds, masks):
         return mean_objectives(objective_of(params, inputs, embeds))(masks)
 
-    @jax.jit
-    def objective_with(params, inputs, embeds, head_mask):
-        return objective_of(params, inputs, embeds)(head_mask)
-
-    def masked(head_mask):
-        return objective_with(params, inputs, embeds, head_mask)
-
-    def evaluate(masks):
-        return mean_objectives_of(params, inputs, embeds, masks)
-
     ablation = np.asarray(ablation_of(params, inputs, embeds))
     gradient = np.asarray(gradient_of(params, inputs, embeds))
-    order = np.argsort(ablation.ravel(), kind="stable")  # least important removed first
-    by_importance = pruning_curve(masked, order, n_rows, n_heads, PRUNING_FRACTIONS, evaluate)
     rng = np.random.default_rng(0)
-    random_curves = [
-        pruning_curve(
-            masked, rng.permutation(n_rows * n_heads), n_rows, n_heads, PRUNING_FRACTIONS, evaluate
-        )
-        for _ in range(RANDOM_ORDERS)
-    ]
+    orders = [np.argsort(ablation.ravel(), kind="stable")]  # least important removed first
+    orders += [rng.permutation(n_rows * n_heads) for _ in range(RANDOM_ORDERS)]
+    curves = pruning_curves(
+        lambda masks: mean_objectives_of(params, inputs, embeds, masks),
+        orders,
+        n_rows,
+        n_heads,
+        PRUNING_FRACTIONS,
+    )
+    by_importance, random_curves = curves[0], curves[1:]
     writer.write_array("heads/ablation", ablation.astype(np.float32), ("layer", "head"))
     writer.write_array("heads/gradient", gradient.astype(np.float32), ("layer", "head"))
     writer.write_array(
@@ -371,10 +369,9 @@ def head_importance(context: AttributionContext) -> dict:
         "heads/pruning_random", np.mean(random_curves, axis=0).astype(np.float32), ("fraction",)
     )
     writer.write_array("heads/sample_index", rows, ("text",))
-    full = float(np.mean(np.asarray(masked(jnp.ones((n_rows, n_heads))))))
     return {
         "sample_size": int(len(rows)),
-        "objective": full,
+        "objective": float(by_importance[0]),  # fraction 0: every head kept
         "random_orders": RANDOM_ORDERS,
         "pruning_order": "least important (smallest ablation drop) first",
         "sets": context.head_sets(),
