@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from generator.analyze import workers
 from generator.analyze.pca import fit_pca
-from generator.analyze.projections import layer_maps, procrustes, rounded, tsne
+from generator.analyze.projections import layer_maps, many_layer_maps, procrustes, rounded, tsne
 
 
 def anisotropic(n=200, dim=24, seed=0):
@@ -72,6 +73,33 @@ def test_layer_maps_share_the_reference_frame():
     # the early checkpoint is projected on the final axes: coordinates differ, frame does not
     np.testing.assert_allclose(maps["early"]["pca"], fit_pca(x).transform(moved))
     assert 0 < sum(maps["early"]["pca_explained"]) <= 1
+
+
+def test_pooled_tsne_fits_equal_serial_ones(monkeypatch):
+    layers = [
+        {"early": anisotropic(n=60, seed=s + 10), "final": anisotropic(n=60, seed=s)}
+        for s in range(2)
+    ]
+    pools = []
+
+    class Spy(workers.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", Spy)
+    monkeypatch.setenv(workers.WORKERS_ENV, "1")
+    serial = many_layer_maps(layers, reference="final")
+    assert pools == []  # MODELATLAS_WORKERS=1: in this process
+    monkeypatch.setenv(workers.WORKERS_ENV, "2")
+    pooled = many_layer_maps(layers, reference="final")
+    assert len(pools) == 1  # the four fits went to one pool of workers
+    assert [list(layer) for layer in pooled] == [["early", "final"]] * 2
+    for ours, theirs in zip(serial, pooled, strict=True):
+        for label in ours:
+            assert ours[label]["tsne"] is not None
+            for key in ("pca", "tsne"):
+                assert ours[label][key].tobytes() == theirs[label][key].tobytes(), (label, key)
 
 
 def test_rounding_keeps_four_significant_digits():

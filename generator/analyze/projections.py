@@ -5,7 +5,8 @@ and every checkpoint is projected on its mean and axes, so a point moves only be
 moved. t-SNE is run per checkpoint (seeded, initialised from that checkpoint's PCA coordinates
 in the shared basis) and then mapped onto the reference's t-SNE map by orthogonal Procrustes
 (rotation/reflection, a scale that keeps the reference's spread, and a translation), since
-t-SNE maps share no frame.
+t-SNE maps share no frame. The fits of many layers are independent and run together in worker
+processes (workers.py); alignment follows in this process.
 
 Axes: sample (text or token), feature (d_model), coordinate (x, y).
 """
@@ -15,11 +16,14 @@ from __future__ import annotations
 import numpy as np
 
 from generator.analyze.pca import PCA, fit_pca
+from generator.analyze.workers import run_jobs
 
 TSNE_PERPLEXITY = 30.0
 TSNE_ITERATIONS = 500  # scikit-learn's minimum is 250; 250 of them are early exaggeration
 TSNE_SEED = 0
 MIN_TSNE_SAMPLES = 8
+# fewer samples in all: t-SNE fits run in-process (starting workers costs ~1 s; break-even on 2 cores)
+MIN_POOLED_SAMPLES = 2000
 SIGNIFICANT_DIGITS = 4  # stored coordinates: identical bytes across rebuilds, small tables
 
 
@@ -48,7 +52,7 @@ def tsne(x: np.ndarray, init: np.ndarray) -> np.ndarray | None:
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
-    x = np.asarray(x, dtype=np.float64)
+    x = np.ascontiguousarray(x, dtype=np.float64)  # the same layout in-process and in a worker
     if len(x) < MIN_TSNE_SAMPLES or not np.any(np.ptp(x, axis=0) > 0):
         return None
     init = np.asarray(init, dtype=np.float64)
@@ -90,6 +94,31 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return a @ rotation * scale + target.mean(axis=0)
 
 
+def pca_maps(embeddings: dict[str, np.ndarray], reference: str) -> dict[str, dict]:
+    """Return per checkpoint {"pca", "pca_explained"} in the reference's PCA basis."""
+    pca = fit_pca(embeddings[reference])
+    return {
+        label: {
+            "pca": pca.transform(x),
+            "pca_explained": (
+                pca.explained_variance_ratio.tolist()
+                if label == reference
+                else captured_variance(pca, x)
+            ),
+        }
+        for label, x in embeddings.items()
+    }
+
+
+def align_tsne(maps: dict[str, dict], reference: str) -> None:
+    """Map every checkpoint's "tsne" onto the reference's in place (procrustes)."""
+    target = maps[reference]["tsne"]
+    if target is not None:
+        for label, item in maps.items():
+            if label != reference and item["tsne"] is not None:
+                item["tsne"] = procrustes(item["tsne"], target)
+
+
 def layer_maps(embeddings: dict[str, np.ndarray], reference: str) -> dict[str, dict]:
     """Project one layer's embeddings of every checkpoint in 2-D, aligned to the reference.
 
@@ -100,22 +129,33 @@ def layer_maps(embeddings: dict[str, np.ndarray], reference: str) -> dict[str, d
     Returns:
         checkpoint label -> {"pca": [sample, 2], "pca_explained": [2], "tsne": [sample, 2] or None}.
     """
-    pca = fit_pca(embeddings[reference])
-    maps = {}
-    for label, x in embeddings.items():
-        coordinates = pca.transform(x)
-        maps[label] = {
-            "pca": coordinates,
-            "pca_explained": (
-                pca.explained_variance_ratio.tolist()
-                if label == reference
-                else captured_variance(pca, x)
-            ),
-            "tsne": tsne(x, coordinates),
-        }
-    target = maps[reference]["tsne"]
-    if target is not None:
-        for label, item in maps.items():
-            if label != reference and item["tsne"] is not None:
-                item["tsne"] = procrustes(item["tsne"], target)
+    return many_layer_maps([embeddings], reference)[0]
+
+
+def many_layer_maps(layers: list[dict[str, np.ndarray]], reference: str) -> list[dict[str, dict]]:
+    """Return `layer_maps` of several layers, fitting all their t-SNE maps in one batch.
+
+    The fits are independent, so they run in worker processes (workers.run_jobs) when there
+    are enough samples to repay starting them; each fit is the same single-threaded, seeded
+    call either way, so the maps are byte-identical. Alignment follows, in this process.
+
+    Args:
+        layers: per layer (and pooling), checkpoint label -> [sample, feature] vectors.
+        reference: the label whose PCA basis and t-SNE map the others are aligned to.
+
+    Returns:
+        per layer, the maps `layer_maps` returns.
+    """
+    maps = [pca_maps(embeddings, reference) for embeddings in layers]
+    jobs = [
+        (embeddings[label], item["pca"])
+        for embeddings, layer in zip(layers, maps, strict=True)
+        for label, item in layer.items()
+    ]
+    small = sum(len(x) for x, _ in jobs) < MIN_POOLED_SAMPLES
+    fits = iter(run_jobs(tsne, jobs, small=small))
+    for layer in maps:
+        for item in layer.values():
+            item["tsne"] = next(fits)
+        align_tsne(layer, reference)
     return maps

@@ -21,7 +21,7 @@ from generator.analyze.projections import (
     TSNE_ITERATIONS,
     TSNE_PERPLEXITY,
     TSNE_SEED,
-    layer_maps,
+    many_layer_maps,
     rounded,
 )
 from generator.artifacts import Artifacts
@@ -99,12 +99,23 @@ def best_layers(rows: list[dict], checkpoint: str) -> dict[str, dict]:
     return best
 
 
-def projection_rows(embeddings: dict[str, np.ndarray], reference: str, pooling: str) -> list[dict]:
-    """Return PCA and t-SNE map rows per layer and checkpoint ([text, layer, d_model] inputs)."""
+def projection_rows(pooled: dict[str, dict[str, np.ndarray]], reference: str) -> list[dict]:
+    """Return PCA and t-SNE map rows per pooling, layer and checkpoint.
+
+    Args:
+        pooled: pooling -> checkpoint label -> [text, layer, d_model] embeddings.
+        reference: the checkpoint the others are aligned to.
+    """
+    keys = [
+        (pooling, layer)
+        for pooling, embeddings in pooled.items()
+        for layer in range(embeddings[reference].shape[1])
+    ]
+    layers = [
+        {label: x[:, layer] for label, x in pooled[pooling].items()} for pooling, layer in keys
+    ]
     rows = []
-    n_layers = embeddings[reference].shape[1]
-    for layer in range(n_layers):
-        maps = layer_maps({label: x[:, layer] for label, x in embeddings.items()}, reference)
+    for (pooling, layer), maps in zip(keys, many_layer_maps(layers, reference), strict=True):
         for label, item in maps.items():
             base = {"checkpoint": label, "pooling": pooling, "layer": layer}
             pca = item["pca"]
@@ -257,7 +268,8 @@ def _representations(artifacts: Artifacts) -> dict:
     reference = order[-1][0]
     lengths = np.asarray(artifacts.array("corpus/token_lengths"))
 
-    separability, projections, cka, cka_reference, anisotropy = [], [], [], [], []
+    separability, cka, cka_reference, anisotropy = [], [], [], []
+    pooled = {}
     timings = {"probes": 0.0, "projections": 0.0, "cka": 0.0}
     for pooling in poolings(artifacts):
         embeddings = {
@@ -271,10 +283,11 @@ def _representations(artifacts: Artifacts) -> dict:
             clock = time.perf_counter()
             cka += cka_rows(x, label, pooling)
             timings["cka"] += time.perf_counter() - clock
-        clock = time.perf_counter()
-        projections += projection_rows(embeddings, reference, pooling)
-        timings["projections"] += time.perf_counter() - clock
+        pooled[pooling] = embeddings
         cka_reference += cka_to_reference_rows(embeddings, reference, pooling)
+    clock = time.perf_counter()
+    projections = projection_rows(pooled, reference)
+    timings["projections"] = time.perf_counter() - clock
     for label, prefix in order:
         if artifacts.has(f"{prefix}corpus/unit_token_sum"):
             sums = _vectors(artifacts, prefix, "unit_token_sum")
