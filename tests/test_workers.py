@@ -118,3 +118,26 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status
+
+
+def test_background_job_runs_in_a_worker_and_gives_the_same_result(monkeypatch):
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    with workers.BackgroundJob(interrupt_or_sleep, "sleep") as job:
+        assert job.result() != os.getpid()  # computed in another process
+    with (
+        workers.BackgroundJob(fail_on_two, 2) as job,
+        pytest.raises(ValueError, match="bad value 2"),
+    ):
+        job.result()
+    assert multiprocessing.active_children() == []
+
+
+def test_background_job_with_one_worker_runs_here_when_asked(monkeypatch):
+    monkeypatch.setenv(WORKERS_ENV, "1")
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started")
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", no_pool)
+    with workers.BackgroundJob(interrupt_or_sleep, "sleep") as job:
+        assert job.result() == os.getpid()

@@ -6,6 +6,8 @@ the inputs they were computed from, so an unchanged folder is not analysed twice
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import shutil
@@ -19,7 +21,7 @@ from generator.analyze.heads import heads_analysis
 from generator.analyze.parameters import counts_by_component, parameter_table
 from generator.analyze.qk_geometry import qk_analysis
 from generator.analyze.representations import representations
-from generator.analyze.weights import weights_analysis
+from generator.analyze.weights import embedding_projection_job, weights_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
 from generator.hashing import json_sha256, source_sha256
@@ -79,8 +81,16 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
             log.info("%s: analyses up to date", artifacts.root.name)
             return tables
     tables: dict[str, object] = {}
-    for analysis in ANALYSES.values():
-        tables.update(analysis(artifacts))
+    # The token-embedding t-SNE is the longest single fit: it runs in a worker beside the other
+    # analyses, and the weights analysis, which waits for it, comes last.
+    with contextlib.ExitStack() as stack:
+        job = embedding_projection_job(artifacts)
+        if job is not None:
+            stack.enter_context(job)
+        analyses = {name: f for name, f in ANALYSES.items() if name != "weights"}
+        analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
+        for analysis in analyses.values():
+            tables.update(analysis(artifacts))
     with staged_folder(folder) as staging:
         for name, table in tables.items():
             (staging / f"{name}.json").write_text(dump_json(table), encoding="utf-8")

@@ -372,8 +372,25 @@ def embedding_projection(sample: np.ndarray, seed: int = 0) -> dict[str, np.ndar
     return {"pca": pca, "tsne": tsne, "pca_explained": explained}
 
 
-def weights_analysis(artifacts) -> dict:
-    """Compute every weight table of an artifact folder (see the module docstring)."""
+def embedding_projection_job(artifacts):
+    """Start the token-embedding map (t-SNE, seconds) in a worker process; None without a sample.
+
+    `analyze` starts it before the other analyses so that it runs beside them.
+    """
+    from generator.analyze.workers import BackgroundJob
+
+    geometry = (artifacts.manifest.get("weights") or {}).get("embeddings")
+    if not geometry or not artifacts.has("weights/embedding_sample"):
+        return None
+    sample = np.asarray(artifacts.array("weights/embedding_sample"), dtype=np.float64)
+    return BackgroundJob(embedding_projection, sample, geometry["settings"]["seed"])
+
+
+def weights_analysis(artifacts, embedding_job=None) -> dict:
+    """Compute every weight table of an artifact folder (see the module docstring).
+
+    embedding_job: the started `embedding_projection_job`, else the map is computed here.
+    """
     section = artifacts.manifest.get("weights")
     if not section:
         return {}
@@ -405,16 +422,24 @@ def weights_analysis(artifacts) -> dict:
         if artifacts.has(f"weights/head_gram_{role}")
     }
     tables["weights_head_projection"] = head_projection(section, grams, n_layers)
-    tables["weights_embeddings"] = embedding_tables(artifacts, section.get("embeddings"))
+    tables["weights_embeddings"] = embedding_tables(
+        artifacts, section.get("embeddings"), embedding_job
+    )
     return tables
 
 
-def embedding_tables(artifacts, geometry: dict | None) -> dict:
-    """Return the token-embedding maps (PCA and t-SNE of the sample) and the neighbour lists."""
+def embedding_tables(artifacts, geometry: dict | None, job=None) -> dict:
+    """Return the token-embedding maps (PCA and t-SNE of the sample) and the neighbour lists.
+
+    job: a started `embedding_projection_job` whose result are the maps, else computed here.
+    """
     if not geometry or not artifacts.has("weights/embedding_sample"):
         return {}
-    sample = np.asarray(artifacts.array("weights/embedding_sample"), dtype=np.float64)
-    maps = embedding_projection(sample, seed=geometry["settings"]["seed"])
+    if job is not None:
+        maps = job.result()
+    else:
+        sample = np.asarray(artifacts.array("weights/embedding_sample"), dtype=np.float64)
+        maps = embedding_projection(sample, seed=geometry["settings"]["seed"])
     tokens = artifacts.array("weights/embedding_sample_tokens")
     ids = artifacts.array("weights/embedding_sample_ids")
     counts = artifacts.array("weights/embedding_sample_counts")

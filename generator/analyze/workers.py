@@ -75,6 +75,47 @@ def run_jobs(function: Callable, jobs: Sequence[tuple], small: bool = False) -> 
             raise
 
 
+class BackgroundJob:
+    """One call started at once in a worker process, collected later with `result()`.
+
+    With one worker allowed (`MODELATLAS_WORKERS=1` or one CPU) the call runs in this process
+    when `result()` is first asked for. Use it as a context manager: leaving stops the worker.
+    """
+
+    def __init__(self, function: Callable, *args):
+        self._function, self._args = function, args
+        self._pool = None
+        self._future = None
+        if worker_count(2) > 1:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker)
+            self._future = self._pool.submit(function, *args)
+
+    def result(self):
+        """Return the call's result (waiting for the worker), raising what the call raised."""
+        if self._future is None:
+            return self._function(*self._args)
+        try:
+            return self._future.result()
+        except BrokenProcessPool as error:
+            raise AtlasError(
+                f"a worker process stopped unexpectedly (out of memory?); set {WORKERS_ENV}=1"
+                " to run in one process"
+            ) from error
+
+    def close(self) -> None:
+        """Stop the worker (a call still running is waited for, a pending one cancelled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> BackgroundJob:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def _start_worker() -> None:
     """Leave Ctrl-C to the parent (which stops the pool); exit when the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
