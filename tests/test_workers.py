@@ -141,3 +141,14 @@ def test_background_job_with_one_worker_runs_here_when_asked(monkeypatch):
     monkeypatch.setattr(workers, "ProcessPoolExecutor", no_pool)
     with workers.BackgroundJob(interrupt_or_sleep, "sleep") as job:
         assert job.result() == os.getpid()
+
+
+def test_small_background_job_runs_here_unless_workers_are_asked_for(monkeypatch):
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a pool was started")
+
+    monkeypatch.setattr(workers, "ProcessPoolExecutor", no_pool)
+    with workers.BackgroundJob(fail_on_two, 1, small=True) as job:
+        assert job.result() == 1

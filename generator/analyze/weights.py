@@ -377,13 +377,19 @@ def embedding_projection_job(artifacts):
 
     `analyze` starts it before the other analyses so that it runs beside them.
     """
+    from generator.analyze.projections import MIN_POOLED_SAMPLES
     from generator.analyze.workers import BackgroundJob
 
     geometry = (artifacts.manifest.get("weights") or {}).get("embeddings")
     if not geometry or not artifacts.has("weights/embedding_sample"):
         return None
     sample = np.asarray(artifacts.array("weights/embedding_sample"), dtype=np.float64)
-    return BackgroundJob(embedding_projection, sample, geometry["settings"]["seed"])
+    return BackgroundJob(
+        embedding_projection,
+        sample,
+        geometry["settings"]["seed"],
+        small=len(sample) < MIN_POOLED_SAMPLES,
+    )
 
 
 def weights_analysis(artifacts, embedding_job=None) -> dict:

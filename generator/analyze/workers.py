@@ -78,15 +78,16 @@ def run_jobs(function: Callable, jobs: Sequence[tuple], small: bool = False) -> 
 class BackgroundJob:
     """One call started at once in a worker process, collected later with `result()`.
 
-    With one worker allowed (`MODELATLAS_WORKERS=1` or one CPU) the call runs in this process
-    when `result()` is first asked for. Use it as a context manager: leaving stops the worker.
+    With one worker allowed (`MODELATLAS_WORKERS=1` or one CPU), or for a `small` call (not
+    worth the second it takes to start a worker) while `MODELATLAS_WORKERS` is unset, the call
+    runs in this process when `result()` is first asked for. Use it as a context manager: leaving stops the worker.
     """
 
-    def __init__(self, function: Callable, *args):
+    def __init__(self, function: Callable, *args, small: bool = False):
         self._function, self._args = function, args
         self._pool = None
         self._future = None
-        if worker_count(2) > 1:
+        if worker_count(2, small) > 1:
             context = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker)
             self._future = self._pool.submit(function, *args)

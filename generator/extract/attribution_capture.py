@@ -50,6 +50,7 @@ from generator.extract.showcase import choose_showcase
 log = logging.getLogger(__name__)
 
 TRIM_STEP = 8  # attribution batches are cut to their longest text, rounded up to this
+ABLATION_TOKENS = 1 << 16  # tokens one vmapped chunk of head masks may run (bounds memory)
 HEAD_SAMPLE = 64  # texts used for head importance (held-out first, round-robin over labels)
 PRUNING_FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)
 RANDOM_ORDERS = 5
@@ -331,9 +332,13 @@ def head_importance(context: AttributionContext) -> dict:
         objective = make_objective(task, graphdef, params)
         return lambda head_mask: objective(inputs, embeds, head_mask)
 
+    # masks per vmapped chunk: every mask runs the whole sample, so long texts get fewer
+    chunk = max(1, ABLATION_TOKENS // inputs.input_ids.size)
+
     @jax.jit
     def ablation_of(params, inputs, embeds):
-        return ablation_importance(objective_of(params, inputs, embeds), n_rows, n_heads)
+        objective = objective_of(params, inputs, embeds)
+        return ablation_importance(objective, n_rows, n_heads, chunk=chunk)
 
     @jax.jit
     def gradient_of(params, inputs, embeds):
