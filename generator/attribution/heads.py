@@ -24,31 +24,17 @@ def single_head_masks(n_layers: int, n_heads: int) -> jax.Array:
 
 
 def ablation_importance(
-    objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 16
+    objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 8
 ) -> jax.Array:
     """Mean drop of the objective when each head alone is removed -> [layer, head].
 
-    The masks of one layer are evaluated `chunk` at a time with `jax.lax.map(...,
-    batch_size=chunk)`, i.e. vmapped in chunks, so memory stays bounded while no head needs its
-    own Python-level forward pass. The objective receives the mask as a list of per-layer
-    [head] rows in which only that layer's row is vmapped: the layers below it do not depend on
-    the vmapped value, so `jax.vmap` leaves them unbatched and computes them once per chunk
-    instead of once per mask (the objective must index the mask by layer, as every model does).
+    Masks are evaluated `chunk` at a time with `jax.lax.map(..., batch_size=chunk)`, i.e. vmapped
+    in chunks, so memory stays bounded while no head needs its own Python-level forward pass.
     """
-    ones = jnp.ones((n_layers, n_heads), jnp.float32)
-    full = jnp.mean(objective(ones))
-    removals = 1.0 - jnp.eye(n_heads, dtype=jnp.float32)  # [head (removed), head]
-    drops = []
-    for layer in range(n_layers):
-
-        def mean_with(row, layer=layer):
-            rows = [ones[index] for index in range(n_layers)]
-            rows[layer] = row
-            return jnp.mean(objective(rows))
-
-        ablated = jax.lax.map(mean_with, removals, batch_size=min(chunk, n_heads))
-        drops.append(full - ablated)
-    return jnp.stack(drops)
+    full = jnp.mean(objective(jnp.ones((n_layers, n_heads), jnp.float32)))
+    masks = single_head_masks(n_layers, n_heads)
+    ablated = jax.lax.map(lambda mask: jnp.mean(objective(mask)), masks, batch_size=chunk)
+    return (full - ablated).reshape(n_layers, n_heads)
 
 
 def gradient_importance(objective: MaskedObjective, n_layers: int, n_heads: int) -> jax.Array:

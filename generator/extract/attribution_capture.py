@@ -50,7 +50,7 @@ from generator.extract.showcase import choose_showcase
 log = logging.getLogger(__name__)
 
 TRIM_STEP = 8  # attribution batches are cut to their longest text, rounded up to this
-ABLATION_TOKENS = 1 << 16  # tokens one vmapped chunk of head masks may run (bounds memory)
+ABLATION_TOKENS = 1 << 15  # tokens one vmapped chunk of head masks may run (bounds memory)
 HEAD_SAMPLE = 64  # texts used for head importance (held-out first, round-robin over labels)
 PRUNING_FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)
 RANDOM_ORDERS = 5
