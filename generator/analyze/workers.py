@@ -46,6 +46,14 @@ def worker_count(jobs: int, small: bool = False) -> int:
     return max(1, min(wanted, jobs))
 
 
+def worker_died() -> AtlasError:
+    """The one-line error for a worker process that ended without a result."""
+    return AtlasError(
+        f"a worker process stopped unexpectedly (out of memory?); set {WORKERS_ENV}=1"
+        " to run in one process"
+    )
+
+
 def run_jobs(function: Callable, jobs: Sequence[tuple], small: bool = False) -> list:
     """Return `[function(*job) for job in jobs]`, computed by worker processes when worthwhile.
 
@@ -68,10 +76,7 @@ def run_jobs(function: Callable, jobs: Sequence[tuple], small: bool = False) -> 
         except BaseException as error:
             pool.shutdown(wait=True, cancel_futures=True)  # waits for the running jobs only
             if isinstance(error, BrokenProcessPool):
-                raise AtlasError(
-                    f"a worker process stopped unexpectedly (out of memory?); set {WORKERS_ENV}=1"
-                    " to run in one process"
-                ) from error
+                raise worker_died() from error
             raise
 
 
@@ -99,10 +104,7 @@ class BackgroundJob:
         try:
             return self._future.result()
         except BrokenProcessPool as error:
-            raise AtlasError(
-                f"a worker process stopped unexpectedly (out of memory?); set {WORKERS_ENV}=1"
-                " to run in one process"
-            ) from error
+            raise worker_died() from error
 
     def close(self) -> None:
         """Stop the worker (a call still running is waited for, a pending one cancelled)."""

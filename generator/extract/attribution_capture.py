@@ -116,10 +116,8 @@ class AttributionContext:
         return bool(getattr(self.config, "seq2seq", False))
 
     def head_rows(self) -> int:
-        """Rows of the head mask: layers, or for T5 encoder + decoder self + cross layers."""
-        if self.seq2seq:
-            return self.config.n_layers + 2 * self.config.n_decoder_layers
-        return self.config.n_layers
+        """Rows of the head mask: the rows of every kind of head together."""
+        return sum(head_set["rows"] for head_set in self.head_sets())
 
     def head_sets(self) -> list[dict]:
         """Each kind of attention head and its rows of the head mask, in order."""
