@@ -48,6 +48,19 @@ def check_attributions(artifacts, task):
     assert curve[0] == pytest.approx(
         manifest["attribution"]["heads"]["objective"], rel=1e-4, abs=1e-5
     )
+    per_text = np.asarray(artifacts.array("heads/ablation_per_text"))
+    np.testing.assert_allclose(per_text.mean(axis=0), ablation, rtol=1e-5, atol=1e-7)
+    if task == "embedding":
+        check_output_fidelity(artifacts, curve)
+
+
+def check_output_fidelity(artifacts, curve):
+    """The embedding task's head objective is 1 with every head and removing heads lowers it."""
+    assert curve[0] == pytest.approx(1.0, abs=1e-5)
+    assert np.all(curve <= curve[0] + 1e-6), f"pruning raised the objective: {curve}"
+    assert np.all(np.asarray(artifacts.array("heads/pruning_random")) <= curve[0] + 1e-6)
+    assert np.all(np.asarray(artifacts.array("heads/ablation_per_text")) >= -1e-5)
+    assert np.all(np.asarray(artifacts.array("heads/gradient")) >= 0)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILY_MODELS))

@@ -96,12 +96,69 @@ def attribution_tables(artifacts: Artifacts) -> dict:
     return tables
 
 
+BOOTSTRAP_SAMPLES = 1000
+
+
+def standard_errors(per_text: np.ndarray) -> np.ndarray:
+    """Standard error of the mean over texts [text, ...] -> [...] (0 for a single text)."""
+    if len(per_text) < 2:
+        return np.zeros(per_text.shape[1:])
+    return per_text.std(axis=0, ddof=1) / np.sqrt(len(per_text))
+
+
+def spearman_interval(
+    first: np.ndarray, second: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """95 % bootstrap interval (texts resampled) of the Spearman agreement of two importances.
+
+    first, second: per-text importances [text, layer, head]; each resample compares the
+    per-head means of the same resampled texts.
+    """
+    rng = np.random.default_rng(seed)
+    texts = len(first)
+    values = []
+    for _ in range(samples):
+        pick = rng.integers(0, texts, texts)
+        value = spearman(first[pick].mean(axis=0), second[pick].mean(axis=0))
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return float("nan"), float("nan")
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def tied_with_leader(mean: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Heads whose mean ± SE interval reaches the leader's: not distinguishable from the top."""
+    leader = int(np.argmax(mean))
+    return mean + se >= mean.flat[leader] - se.flat[leader]
+
+
+def featured_head(ablation, ablation_se, gradient, gradient_se) -> int | None:
+    """Flat index of the head both methods put at the top within their standard errors.
+
+    Among heads tied with the ablation leader and tied with the gradient leader, the one with
+    the largest ablation drop; None when no head is at the top for both methods.
+    """
+    both = tied_with_leader(ablation, ablation_se) & tied_with_leader(gradient, gradient_se)
+    if not both.any():
+        return None
+    return int(np.flatnonzero(both.ravel())[np.argmax(ablation.ravel()[both.ravel()])])
+
+
 def head_tables(artifacts: Artifacts) -> dict:
-    """Head importance rows, their rank agreement and pruning curves."""
+    """Head importance rows (means and standard errors), their agreement and pruning curves."""
     if not artifacts.has("heads/ablation"):
         return {}
     ablation = np.asarray(artifacts.array("heads/ablation"), np.float64)
     gradient = np.asarray(artifacts.array("heads/gradient"), np.float64)
+    per_text = artifacts.has("heads/ablation_per_text")
+    if per_text:
+        ablation_texts = np.asarray(artifacts.array("heads/ablation_per_text"), np.float64)
+        gradient_texts = np.asarray(artifacts.array("heads/gradient_per_text"), np.float64)
+        ablation_se, gradient_se = standard_errors(ablation_texts), standard_errors(gradient_texts)
+    else:  # artifacts from before per-text values were stored
+        ablation_se, gradient_se = np.zeros_like(ablation), np.zeros_like(gradient)
     heads = ablation.shape[1]
     sets = (artifacts.manifest.get("attribution") or {}).get("heads", {}).get("sets") or [
         {"kind": "self-attention", "rows": ablation.shape[0]}
@@ -111,14 +168,17 @@ def head_tables(artifacts: Artifacts) -> dict:
     for head_set in sets:
         for layer in range(head_set["rows"]):
             for head in range(heads):
+                at = (start + layer, head)
                 rows.append(
                     {
                         "kind": head_set["kind"],
                         "layer": layer,
                         "row": f"{head_set['kind']} {layer}" if several else str(layer),
                         "head": head,
-                        "ablation": round(float(ablation[start + layer, head]), 6),
-                        "gradient": round(float(gradient[start + layer, head]), 6),
+                        "ablation": round(float(ablation[at]), 6),
+                        "ablation_se": round(float(ablation_se[at]), 6),
+                        "gradient": round(float(gradient[at]), 6),
+                        "gradient_se": round(float(gradient_se[at]), 6),
                     }
                 )
         start += head_set["rows"]
@@ -131,12 +191,15 @@ def head_tables(artifacts: Artifacts) -> dict:
         )
         for f, v in zip(fractions, artifacts.array(f"heads/{name}"), strict=True)
     ]
-    agreement = spearman(ablation, gradient)
-    return {
-        "head_importance": rows,
-        "pruning_curve": curves,
-        "head_importance_facts": {"spearman": round(agreement, 4)},
-    }
+    facts = {"spearman": round(spearman(ablation, gradient), 4)}
+    if per_text:
+        low, high = spearman_interval(ablation_texts, gradient_texts)
+        facts.update(
+            spearman_low=round(low, 4), spearman_high=round(high, 4), bootstrap=BOOTSTRAP_SAMPLES
+        )
+    featured = featured_head(ablation, ablation_se, gradient, gradient_se) if per_text else None
+    facts["featured"] = None if featured is None else rows[featured]
+    return {"head_importance": rows, "pruning_curve": curves, "head_importance_facts": facts}
 
 
 def lens_tables(artifacts: Artifacts) -> dict:

@@ -23,18 +23,25 @@ def single_head_masks(n_layers: int, n_heads: int) -> jax.Array:
     return (1.0 - eye).reshape(n_layers * n_heads, n_layers, n_heads)
 
 
-def ablation_importance(
+def ablation_drops(
     objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 8
 ) -> jax.Array:
-    """Mean drop of the objective when each head alone is removed -> [layer, head].
+    """Per-example drop of the objective when each head alone is removed -> [example, layer, head].
 
     Masks are evaluated `chunk` at a time with `jax.lax.map(..., batch_size=chunk)`, i.e. vmapped
     in chunks, so memory stays bounded while no head needs its own Python-level forward pass.
     """
-    full = jnp.mean(objective(jnp.ones((n_layers, n_heads), jnp.float32)))
+    full = objective(jnp.ones((n_layers, n_heads), jnp.float32))  # [example]
     masks = single_head_masks(n_layers, n_heads)
-    ablated = jax.lax.map(lambda mask: jnp.mean(objective(mask)), masks, batch_size=chunk)
-    return (full - ablated).reshape(n_layers, n_heads)
+    ablated = jax.lax.map(objective, masks, batch_size=chunk)  # [layer*head, example]
+    return (full[None, :] - ablated).T.reshape(-1, n_layers, n_heads)
+
+
+def ablation_importance(
+    objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 8
+) -> jax.Array:
+    """Mean drop of the objective when each head alone is removed -> [layer, head]."""
+    return jnp.mean(ablation_drops(objective, n_layers, n_heads, chunk), axis=0)
 
 
 def gradient_importance(objective: MaskedObjective, n_layers: int, n_heads: int) -> jax.Array:
@@ -44,23 +51,57 @@ def gradient_importance(objective: MaskedObjective, n_layers: int, n_heads: int)
     return jnp.mean(jnp.abs(jacobian), axis=0)
 
 
-def per_example_gradient_importance(
-    objective: Callable, examples, n_layers: int, n_heads: int
-) -> jax.Array:
-    """Michel et al. (2019) as `gradient_importance`, one example's gradient at a time, vmapped.
+def per_example_gradients(objective: Callable, examples, n_layers: int, n_heads: int) -> jax.Array:
+    """∂f(x)/∂ξ at ξ = 1 of every example, one example's gradient per vmap lane.
 
     `objective(*examples, head_mask) -> [example]` is the batched task objective and `examples`
     its batched leading arguments (e.g. (inputs, embeds)); each example is fed as a batch of
     one. `jax.jacrev` of the batched objective back-propagates the whole batch once per
     example; vmapping the per-example gradient costs one batched backward pass.
+
+    Returns: [example, layer, head].
     """
 
     def one(head_mask, example):
         return objective(*jax.tree.map(lambda a: a[None], example), head_mask)[0]
 
     ones = jnp.ones((n_layers, n_heads), jnp.float32)
-    gradients = jax.vmap(jax.grad(one), in_axes=(None, 0))(ones, tuple(examples))
+    return jax.vmap(jax.grad(one), in_axes=(None, 0))(ones, tuple(examples))
+
+
+def per_example_gradient_importance(
+    objective: Callable, examples, n_layers: int, n_heads: int
+) -> jax.Array:
+    """Michel et al. (2019) as `gradient_importance`, from `per_example_gradients`."""
+    gradients = per_example_gradients(objective, examples, n_layers, n_heads)
     return jnp.mean(jnp.abs(gradients), axis=0)  # [layer, head]
+
+
+def fidelity_taylor_drops(
+    embed: Callable[[jax.Array], jax.Array], n_layers: int, n_heads: int, chunk: int = 8
+) -> jax.Array:
+    """Second-order Taylor estimate of 1 - cos(e(ξ - δ_h), e(ξ)) per example and head.
+
+    `embed(head_mask) -> [example, d]` is the output embedding. The cosine of the ablated to the
+    unablated embedding is 1 at ξ = 1 with zero gradient (a maximum), so the first-order
+    (Michel et al.) term vanishes; to second order, removing head h costs
+    ½ ‖P⊥ J_h‖² / ‖e‖², with J_h = ∂e/∂ξ_h (one forward-mode product per head, `chunk` heads
+    vmapped at a time) and P⊥ the projection off e.
+
+    Returns: [example, layer, head].
+    """
+    ones = jnp.ones((n_layers, n_heads), jnp.float32)
+    base = embed(ones)  # [example, d]
+    unit = base / (jnp.linalg.norm(base, axis=-1, keepdims=True) + 1e-12)
+
+    def drop(direction):
+        tangent = jax.jvp(embed, (ones,), (direction,))[1]  # [example, d]
+        across = tangent - jnp.sum(tangent * unit, axis=-1, keepdims=True) * unit
+        return 0.5 * jnp.sum(across**2, axis=-1) / (jnp.sum(base**2, axis=-1) + 1e-12)
+
+    directions = 1.0 - single_head_masks(n_layers, n_heads)  # one-hot [layer*head, L, H]
+    drops = jax.lax.map(drop, directions, batch_size=chunk)  # [layer*head, example]
+    return drops.T.reshape(-1, n_layers, n_heads)
 
 
 def pruning_masks(

@@ -1,7 +1,10 @@
 """Task objectives: the scalar per example that attributions and head importance explain.
 
-- embedding: cosine similarity of the mean-pooled last-layer embedding to a reference vector
-  (the centroid of the example's class over the corpus, or of the whole corpus when unlabeled);
+- embedding: cosine similarity of the mean-pooled last-layer embedding to a reference vector:
+  for token attributions the centroid of the example's class over the corpus (of the whole
+  corpus when unlabeled); for head importance the text's own unablated embedding (output
+  fidelity: 1 with every head kept, so removing heads can only lower it);
+- embedding-centroid: the class-centroid cosine for token attributions and head importance;
 - masked-lm: log-probability of the original token at one masked position (the middle
   non-special token, replaced by the mask token in the input);
 - causal-lm: log-probability of the last real token given the tokens before it;
@@ -30,9 +33,21 @@ TASK_HEADS = {
     "classification": "classification",
 }
 
+CENTROID_DESCRIPTION = (
+    "cosine similarity between the example's mean-pooled last-layer embedding and "
+    "the centroid of its class (of the whole corpus when unlabeled)"
+)
+FIDELITY_DESCRIPTION = (
+    "cosine similarity between the text's mean-pooled last-layer embedding with heads removed "
+    "and the same text's embedding with every head (1 with no head removed): how much of the "
+    "model's own output survives"
+)
+# Tasks whose head importance measures something other than the token attributions' objective.
+HEAD_OBJECTIVES = {"embedding": FIDELITY_DESCRIPTION}
+
 TASK_DESCRIPTIONS = {
-    "embedding": "cosine similarity between the example's mean-pooled last-layer embedding and "
-    "the centroid of its class (of the whole corpus when unlabeled)",
+    "embedding": CENTROID_DESCRIPTION,
+    "embedding-centroid": CENTROID_DESCRIPTION,
     "masked-lm": "log-probability of the original token at the masked position (the middle "
     "non-special token, replaced by the mask token)",
     "causal-lm": "log-probability of the last token given the tokens before it",
@@ -59,13 +74,14 @@ def task_problem(task: str, heads: tuple[str, ...], seq2seq: bool = False) -> st
             if task == "seq2seq"
             else (f"task {task!r} does not apply to an encoder-decoder model; use task: seq2seq")
         )
-    if task == "embedding":
+    if task in ("embedding", "embedding-centroid"):
         return None
     if task == "seq2seq":
         return "seq2seq objectives need an encoder-decoder model"
     needed = TASK_HEADS.get(task)
     if needed is None:
-        return f"task {task!r} is not one of {', '.join(['embedding', *TASK_HEADS])}"
+        choices = ["embedding", "embedding-centroid", *TASK_HEADS]
+        return f"task {task!r} is not one of {', '.join(choices)}"
     if not heads or heads[0] != needed:
         return (
             f"task {task!r} needs a checkpoint with a {needed} head (this one has: "
@@ -107,6 +123,26 @@ class ObjectiveInputs(NamedTuple):
     target_ids: np.ndarray | None = None
 
 
+def pooled_embedding(out: dict, attention_mask) -> jax.Array:
+    """Mean-pooled last-layer embedding [batch, d_model] of a forward pass's outputs."""
+    last = out["hidden_states"][:, -1].astype(jnp.float32)
+    mask = attention_mask.astype(jnp.float32)[:, :, None]
+    return jnp.sum(last * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+
+
+def make_embedder(graphdef, params) -> Callable:
+    """Return `embed(inputs, embeds [batch, token, d], head_mask) -> [batch, d_model]`."""
+
+    def embed(inputs: ObjectiveInputs, embeds, head_mask):
+        model = nnx.merge(graphdef, params)
+        out = model(
+            inputs.input_ids, inputs.attention_mask, inputs_embeds=embeds, head_mask=head_mask
+        )
+        return pooled_embedding(out, inputs.attention_mask)
+
+    return embed
+
+
 def make_objective(task: str, graphdef, params) -> Callable:
     """Return `objective(inputs, embeds [batch, token, d], head_mask) -> [batch]` for a task."""
 
@@ -117,10 +153,7 @@ def make_objective(task: str, graphdef, params) -> Callable:
         )
 
     def embedding(inputs, embeds, head_mask):
-        out = run(inputs, embeds, head_mask)
-        last = out["hidden_states"][:, -1].astype(jnp.float32)
-        mask = inputs.attention_mask.astype(jnp.float32)[:, :, None]
-        pooled = jnp.sum(last * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+        pooled = pooled_embedding(run(inputs, embeds, head_mask), inputs.attention_mask)
         reference = inputs.reference
         numerator = jnp.sum(pooled * reference, axis=-1)
         return numerator / (
@@ -155,6 +188,7 @@ def make_objective(task: str, graphdef, params) -> Callable:
 
     return {
         "embedding": embedding,
+        "embedding-centroid": embedding,
         "masked-lm": token_log_prob,
         "causal-lm": token_log_prob,
         "classification": classification,

@@ -4,6 +4,7 @@ Arrays written (axes):
   attribution/objective, baseline_objective, ig_error, target_position, target_id [example]
   attribution/grad_norm, grad_input, integrated_gradients                      [example, token]
   heads/ablation, heads/gradient                                                [layer, head]
+  heads/ablation_per_text, heads/gradient_per_text                              [text, layer, head]
     (encoder-decoders: `layer` runs over encoder, decoder self- and cross-attention layers;
     manifest `attribution.heads.sets` names each kind's rows)
   heads/pruning_fraction, pruning_by_importance, pruning_random                [fraction]
@@ -27,16 +28,19 @@ import numpy as np
 from flax import nnx
 
 from generator.attribution.heads import (
-    ablation_importance,
+    ablation_drops,
+    fidelity_taylor_drops,
     mean_objectives,
-    per_example_gradient_importance,
+    per_example_gradients,
     pruning_curves,
 )
 from generator.attribution.lens import has_lens, lens_logits, lens_summary
 from generator.attribution.objectives import (
+    HEAD_OBJECTIVES,
     TASK_DESCRIPTIONS,
     ObjectiveInputs,
     default_task,
+    make_embedder,
     make_objective,
     masked_position,
     task_problem,
@@ -320,35 +324,50 @@ def head_sample_inputs(context: AttributionContext) -> tuple[np.ndarray, Objecti
 
 
 def head_importance(context: AttributionContext) -> dict:
-    """Ablation and gradient importance of every head over a corpus sample, and pruning curves."""
+    """Ablation and gradient importance of every head over a corpus sample, and pruning curves.
+
+    Per-text values are stored too (`heads/*_per_text`): the analysis takes standard errors and
+    the uncertainty of the two methods' agreement from them. For the `embedding` task the
+    objective is output fidelity (see `HEAD_OBJECTIVES`) and the gradient method its
+    second-order Taylor estimate; other tasks use their own objective and Michel et al. (2019).
+    """
     graphdef, params, task, writer = context.graphdef, context.params, context.task, context.writer
     rows, inputs = head_sample_inputs(context)
     embeds = jnp.asarray(context.table)[inputs.input_ids]
     n_rows, n_heads = context.head_rows(), context.config.n_heads
+    fidelity = task in HEAD_OBJECTIVES
+    # masks per vmapped chunk: every mask runs the whole sample, so long texts get fewer
+    chunk = max(1, ABLATION_TOKENS // inputs.input_ids.size)
+    ones = jnp.ones((n_rows, n_heads), jnp.float32)
+    if fidelity:  # each text's own embedding with every head: the cosine's reference
+        unablated = jax.jit(lambda p, i, e: make_embedder(graphdef, p)(i, e, ones))
+        inputs = inputs._replace(reference=np.asarray(unablated(params, inputs, embeds)))
 
     def objective_of(params, inputs, embeds):
         objective = make_objective(task, graphdef, params)
         return lambda head_mask: objective(inputs, embeds, head_mask)
 
-    # masks per vmapped chunk: every mask runs the whole sample, so long texts get fewer
-    chunk = max(1, ABLATION_TOKENS // inputs.input_ids.size)
-
     @jax.jit
     def ablation_of(params, inputs, embeds):
-        objective = objective_of(params, inputs, embeds)
-        return ablation_importance(objective, n_rows, n_heads, chunk=chunk)
+        return ablation_drops(objective_of(params, inputs, embeds), n_rows, n_heads, chunk=chunk)
 
     @jax.jit
     def gradient_of(params, inputs, embeds):
+        if fidelity:
+            embed = make_embedder(graphdef, params)
+            return fidelity_taylor_drops(
+                lambda mask: embed(inputs, embeds, mask), n_rows, n_heads, chunk=chunk
+            )
         objective = make_objective(task, graphdef, params)
-        return per_example_gradient_importance(objective, (inputs, embeds), n_rows, n_heads)
+        return jnp.abs(per_example_gradients(objective, (inputs, embeds), n_rows, n_heads))
 
     @jax.jit
     def mean_objectives_of(params, inputs, embeds, masks):
         return mean_objectives(objective_of(params, inputs, embeds))(masks)
 
-    ablation = np.asarray(ablation_of(params, inputs, embeds))
-    gradient = np.asarray(gradient_of(params, inputs, embeds))
+    ablation_per_text = np.asarray(ablation_of(params, inputs, embeds), np.float32)
+    gradient_per_text = np.asarray(gradient_of(params, inputs, embeds), np.float32)
+    ablation, gradient = ablation_per_text.mean(axis=0), gradient_per_text.mean(axis=0)
     rng = np.random.default_rng(0)
     orders = [np.argsort(ablation.ravel(), kind="stable")]  # least important removed first
     orders += [rng.permutation(n_rows * n_heads) for _ in range(RANDOM_ORDERS)]
@@ -362,6 +381,9 @@ def head_importance(context: AttributionContext) -> dict:
     by_importance, random_curves = curves[0], curves[1:]
     writer.write_array("heads/ablation", ablation.astype(np.float32), ("layer", "head"))
     writer.write_array("heads/gradient", gradient.astype(np.float32), ("layer", "head"))
+    per_text = ("text", "layer", "head")
+    writer.write_array("heads/ablation_per_text", ablation_per_text, per_text)
+    writer.write_array("heads/gradient_per_text", gradient_per_text, per_text)
     writer.write_array(
         "heads/pruning_fraction", PRUNING_FRACTIONS.astype(np.float32), ("fraction",)
     )
@@ -375,6 +397,8 @@ def head_importance(context: AttributionContext) -> dict:
     return {
         "sample_size": int(len(rows)),
         "objective": float(by_importance[0]),  # fraction 0: every head kept
+        "description": HEAD_OBJECTIVES.get(task, TASK_DESCRIPTIONS.get(task, "")),
+        "gradient_method": "taylor-fidelity" if fidelity else "michel",
         "random_orders": RANDOM_ORDERS,
         "pruning_order": "least important (smallest ablation drop) first",
         "sets": context.head_sets(),

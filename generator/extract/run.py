@@ -33,7 +33,7 @@ class ExtractResult:
 
 def code_version() -> str:
     """Return the version string that invalidates artifacts when extraction code changes."""
-    source = source_sha256("extract", "models", "artifacts", "corpus")[:12]
+    source = source_sha256("extract", "models", "attribution", "artifacts", "corpus")[:12]
     return f"{generator.__version__}+artifacts{FORMAT_VERSION}+{source}"
 
 

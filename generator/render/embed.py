@@ -16,7 +16,11 @@ _UNSAFE = {
 
 
 def script_json(value: object) -> Markup:
-    """Return compact JSON that is inert inside a script element (no `<`, `>`, `&` left)."""
+    """Return compact JSON that is inert inside a script element (no `<`, `>`, `&` left).
+
+    Object keys are sorted (byte-stable pages): anything whose order matters to a page script
+    (columns, options) must be a list, never the key order of a mapping.
+    """
     text = json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

@@ -29,7 +29,7 @@
     function scoreRows(s) {
       var item = data.examples[s.example];
       return item.tokens.map(function (token, i) {
-        return { token: label(item.positions[i], token), score: item.scores[s.method][i] };
+        return { token: label(item.positions[i], token), method: s.method, score: item.scores[s.method][i] };
       });
     }
     function lensRows(s) {
@@ -56,8 +56,8 @@
       tableBody.textContent = "";
       item.tokens.forEach(function (token, i) {
         var tr = document.createElement("tr");
-        var cells = [String(item.positions[i]), token].concat(Object.keys(data.methods).map(function (m) {
-          return item.scores[m][i].toFixed(4);
+        var cells = [String(item.positions[i]), token].concat(data.methods.map(function (m) {
+          return item.scores[m.key][i].toFixed(4);
         }));
         cells.forEach(function (text, c) {
           var cell = document.createElement(c === 1 ? "th" : "td");

@@ -14,7 +14,7 @@ TOKEN_LABEL = "substring(datum.value, 5)"  # "NNNN token" -> "token"
 def token_scores_chart(rows: list[dict]) -> dict:
     """Bars of one example's per-token scores (one method), diverging colour around 0.
 
-    Rows: {token: "NNNN tok", score}; the page swaps the `scores` dataset.
+    Rows: {token: "NNNN tok", method, score}; the page swaps the `scores` dataset.
     """
     chart = (
         alt.Chart(alt.NamedData(SCORES_DATASET))
@@ -41,30 +41,71 @@ def token_scores_chart(rows: list[dict]) -> dict:
     return spec
 
 
-def head_heatmap_chart(rows: list[dict], field: str, title: str) -> dict:
+def head_heatmap_chart(rows: list[dict], field: str, title: str, signed: bool = False) -> dict:
     """Layer × head heatmap of one importance measure.
 
     Rows are drawn in the order given; `row` labels them (the layer, or for encoder-decoders
-    the kind of attention and its layer).
+    the kind of attention and its layer). `signed`: a diverging scale centred on 0, symmetric
+    about it (the measure may be negative); else a sequential scale from 0.
     """
+    limit = max((abs(r[field]) for r in rows), default=0.0) or 1.0
+    scale = (
+        alt.Scale(scheme="redblue", reverse=True, domain=[-limit, limit], domainMid=0)
+        if signed
+        else alt.Scale(scheme="viridis", domainMin=0)
+    )
     chart = (
         alt.Chart(alt.Data(values=rows))
         .mark_rect()
         .encode(
             x=alt.X("head:O", title="head"),
             y=alt.Y("row:O", title="layer", sort=list(dict.fromkeys(r["row"] for r in rows))),
-            color=alt.Color(f"{field}:Q", title=title, scale=alt.Scale(scheme="viridis")),
+            color=alt.Color(f"{field}:Q", title=title, scale=scale),
             tooltip=[
                 alt.Tooltip("kind:N", title="attention"),
                 alt.Tooltip("layer:O"),
                 alt.Tooltip("head:O"),
                 alt.Tooltip("ablation:Q", format=".4f"),
+                alt.Tooltip("ablation_se:Q", format=".4f", title="ablation SE"),
                 alt.Tooltip("gradient:Q", format=".4f"),
+                alt.Tooltip("gradient_se:Q", format=".4f", title="gradient SE"),
             ],
         )
         .properties(width=alt.Step(26), height=alt.Step(26), title=title)
     )
     return to_spec(chart)
+
+
+def agreement_chart(rows: list[dict]) -> dict:
+    """Ablation against gradient importance, one point per head, ± one standard error bars."""
+    base = alt.Chart(alt.Data(values=rows)).transform_calculate(
+        ablation_low="datum.ablation - datum.ablation_se",
+        ablation_high="datum.ablation + datum.ablation_se",
+        gradient_low="datum.gradient - datum.gradient_se",
+        gradient_high="datum.gradient + datum.gradient_se",
+    )
+    x_title, y_title = "ablation importance (drop)", "gradient importance"
+    across = base.mark_rule(opacity=0.45).encode(
+        x=alt.X("ablation_low:Q", title=x_title), x2="ablation_high:Q", y="gradient:Q"
+    )
+    down = base.mark_rule(opacity=0.45).encode(
+        x="ablation:Q", y=alt.Y("gradient_low:Q", title=y_title), y2="gradient_high:Q"
+    )
+    points = base.mark_point(filled=True, size=36).encode(
+        x=alt.X("ablation:Q", title=x_title),
+        y=alt.Y("gradient:Q", title=y_title),
+        color=alt.Color("layer:O", title="layer", scale=alt.Scale(scheme="viridis")),
+        tooltip=[
+            alt.Tooltip("kind:N", title="attention"),
+            alt.Tooltip("layer:O"),
+            alt.Tooltip("head:O"),
+            alt.Tooltip("ablation:Q", format=".4f"),
+            alt.Tooltip("ablation_se:Q", format=".4f", title="ablation SE"),
+            alt.Tooltip("gradient:Q", format=".4f"),
+            alt.Tooltip("gradient_se:Q", format=".4f", title="gradient SE"),
+        ],
+    )
+    return to_spec((across + down + points).properties(width=360, height=280))
 
 
 def pruning_chart(rows: list[dict]) -> dict:

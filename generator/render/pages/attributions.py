@@ -14,6 +14,14 @@ METHOD_NAMES = {
 }
 
 
+GRADIENT_CAPTIONS = {
+    "michel": "Michel et al. (2019): mean |∂objective/∂mask| of each head at mask = 1.",
+    "taylor-fidelity": "Second-order Taylor estimate of the drop, ½‖P⊥ ∂e/∂ξ‖² / ‖e‖² (e: the "
+    "text's embedding, ξ: the head's mask, P⊥: off e), mean over texts: the similarity to the "
+    "unablated embedding is at its maximum with every head, so its gradient is zero there.",
+}
+
+
 def token_label(position: int, token: str) -> str:
     """The "NNNN token" label the charts sort by and show as "token"."""
     return f"{position:04d} {token}"
@@ -70,7 +78,7 @@ def attributions_context(artifacts: Artifacts, tables: dict) -> dict:
     examples = example_data(tables)
     first = examples[0]
     first_rows = [
-        {"token": token_label(p, t), "score": s}
+        {"token": token_label(p, t), "method": "integrated_gradients", "score": s}
         for p, t, s in zip(
             first["positions"],
             first["tokens"],
@@ -95,15 +103,23 @@ def attributions_context(artifacts: Artifacts, tables: dict) -> dict:
         figures += [
             chart(
                 "head-ablation",
-                charts.head_heatmap_chart(heads, "ablation", "Ablation importance"),
+                charts.head_heatmap_chart(heads, "ablation", "Ablation importance", signed=True),
                 "Heatmap of the objective drop when each head is removed",
-                "Mean drop of the objective when this head alone is removed (head mask 0).",
+                "Mean drop of the objective when this head alone is removed (head mask 0); "
+                "diverging colours: a negative drop means the objective rose without the head.",
             ),
             chart(
                 "head-gradient",
                 charts.head_heatmap_chart(heads, "gradient", "Gradient importance"),
                 "Heatmap of gradient-based head importance",
-                "Michel et al. (2019): mean |∂objective/∂mask| of each head at mask = 1.",
+                GRADIENT_CAPTIONS[details["heads"].get("gradient_method", "michel")],
+            ),
+            chart(
+                "head-agreement",
+                charts.agreement_chart(heads),
+                "Scatter plot of ablation against gradient importance, one point per head",
+                "Each head's ablation and gradient importance, with ± one standard error over "
+                "the sample's texts: the two methods agree where the points rise together.",
             ),
             chart(
                 "pruning",
@@ -126,24 +142,37 @@ def attributions_context(artifacts: Artifacts, tables: dict) -> dict:
                 figure_spec=charts.lens_chart(lens.get("0", [])),
             )
         )
-    data = {"examples": examples, "methods": METHOD_NAMES, "lens": lens}
+    # A list, not a mapping: script_json sorts object keys, so the page script must not take
+    # the column order of the scores table from a JSON object (it once labelled the columns
+    # in this order while filling them in sorted order).
+    methods = [{"key": key, "title": title} for key, title in METHOD_NAMES.items()]
+    data = {"examples": examples, "methods": methods, "lens": lens}
     return {
         "attribution": data,
         "reason": None,
         "details": details,
         "charts": figures,
-        "agreement": tables.get("head_importance_facts", {}).get("spearman"),
+        "agreement": tables.get("head_importance_facts", {}),
     }
 
 
+def head_name(row: dict) -> str:
+    """'layer L, head H' (with the kind of attention for encoder-decoders)."""
+    kind = f"{row['kind']}, " if row.get("kind", "self-attention") != "self-attention" else ""
+    return f"{kind}layer {row['layer']}, head {row['head']}"
+
+
 def attributions_headline(artifacts: Artifacts, tables: dict) -> dict:
-    """Most important head (ablation) and the median IG completeness error."""
+    """The head both importance methods put at the top (if any) and the median IG error."""
     facts = {}
-    heads = tables.get("head_importance")
-    if heads:
-        top = max(heads, key=lambda row: row["ablation"])
-        kind = f"{top['kind']}, " if top.get("kind", "self-attention") != "self-attention" else ""
-        facts["most important head"] = f"{kind}layer {top['layer']}, head {top['head']}"
+    if tables.get("head_importance"):
+        featured = tables.get("head_importance_facts", {}).get("featured")
+        facts["most important head"] = (
+            head_name(featured)
+            if featured
+            else "none singled out: ablation and gradient importance do not agree on the top "
+            "head within their standard errors"
+        )
     examples = tables.get("attribution_examples")
     if examples:
         errors = sorted(row["ig_error"] for row in examples)
