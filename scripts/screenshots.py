@@ -1,9 +1,11 @@
-"""Take the README screenshots: overview and attention pages of the default site, light and dark.
+"""Take the screenshots in docs/screenshots: every page of the default site, and the site index.
 
     make site && python scripts/screenshots.py [SITE] [--out docs/screenshots]
 
-Headless Chromium through Playwright (as the browser tests), 1200 px wide, the top of each page
-down to its first chart (at most MAX_HEIGHT px), written as docs/screenshots/{overview,attention}-{light,dark}.png.
+Headless Chromium through Playwright (as the browser tests), 1200 px wide. Every page whole in
+the light theme (at most MAX_HEIGHT px): docs/screenshots/page-{name}.png; the overview and
+attention pages down to their first chart in both themes, {name}-{light,dark}.png (the README
+shows those four).
 """
 
 from __future__ import annotations
@@ -18,15 +20,37 @@ sys.path.insert(0, str(ROOT / "tests"))
 from browser_support import file_url, launch_chromium, open_page  # noqa: E402
 
 MODEL = "all-minilm-l6-v2"
-PAGES = {"overview": "index.html", "attention": "attention.html"}
+README_PAGES = ("overview", "attention")
 WIDTH = 1200
-MAX_HEIGHT = 1800
+MAX_HEIGHT = 6000
 # down to the first chart's caption and links, or the whole page when it has no chart
 FIRST_CHART_BOTTOM_JS = """() => {
   const chart = document.querySelector('figure.chart');
   const box = chart ? chart.getBoundingClientRect() : document.body.getBoundingClientRect();
   return Math.ceil(box.bottom + window.scrollY + 16);
 }"""
+PAGE_BOTTOM_JS = "() => Math.ceil(document.documentElement.scrollHeight)"
+
+
+def site_pages(site: Path) -> dict[str, Path]:
+    """Screenshot name -> page file: the site index and every page of the default model."""
+    folder = site / MODEL
+    pages = {"site-index": site / "index.html", "overview": folder / "index.html"}
+    for path in sorted(folder.glob("*.html")):
+        if path.name != "index.html":
+            pages[path.stem] = path
+    return pages
+
+
+def shoot(page, path: Path, target: Path, bottom_js: str) -> None:
+    """Open `path` (it must render cleanly) and write its top, down to `bottom_js`, to `target`."""
+    charts = path.parent.name == MODEL  # the site index has no chart
+    open_page(page, file_url(path), expect_charts=charts).assert_clean()
+    height = min(MAX_HEIGHT, page.evaluate(bottom_js))
+    page.screenshot(
+        path=target, full_page=True, clip={"x": 0, "y": 0, "width": WIDTH, "height": height}
+    )
+    print(f"{target} ({target.stat().st_size // 1024} KB, {height} px)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
 
+    pages = site_pages(args.site)
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
@@ -46,16 +71,12 @@ def main(argv: list[str] | None = None) -> int:
                     viewport={"width": WIDTH, "height": 900}, color_scheme=scheme
                 )
                 page = context.new_page()
-                for name, filename in PAGES.items():
-                    open_page(page, file_url(args.site / MODEL / filename)).assert_clean()
-                    height = min(MAX_HEIGHT, page.evaluate(FIRST_CHART_BOTTOM_JS))
-                    target = args.out / f"{name}-{scheme}.png"
-                    page.screenshot(
-                        path=target,
-                        full_page=True,
-                        clip={"x": 0, "y": 0, "width": WIDTH, "height": height},
-                    )
-                    print(f"{target} ({target.stat().st_size // 1024} KB)")
+                for name, path in pages.items():
+                    if scheme == "light":
+                        shoot(page, path, args.out / f"page-{name}.png", PAGE_BOTTOM_JS)
+                    if name in README_PAGES:
+                        top = args.out / f"{name}-{scheme}.png"
+                        shoot(page, path, top, FIRST_CHART_BOTTOM_JS)
                 context.close()
         finally:
             browser.close()
