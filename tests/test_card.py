@@ -330,7 +330,7 @@ def test_empty_front_matter_reports_required_keys(tmp_path: Path) -> None:
         ("pooling: max", "'pooling' must be one of mean, cls, last, got the string 'max'"),
         ("pooling: lst", "(did you mean 'last'?)"),
         ("pooling:", "'pooling' must be one of mean, cls, last, got nothing (null)"),
-        ("task: lm", "'task' must be one of embedding, masked-lm, causal-lm, classification,"),
+        ("task: lm", "'task' must be one of embedding, embedding-centroid, masked-lm, causal-lm,"),
         ("task: 3", "'task' must be one of"),
         ("dtype: float16", "'dtype' must be one of float32, bfloat16, got the string 'float16'"),
         ("store_dtype: int8", "'store_dtype' must be one of float32, float16, bfloat16"),

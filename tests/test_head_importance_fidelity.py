@@ -92,3 +92,18 @@ def test_spearman_interval_brackets_the_truth():
     unrelated = rng.normal(size=(40, 4, 6))
     low, high = spearman_interval(same, unrelated, 200)
     assert low < 0 < high
+
+
+def test_embedding_centroid_is_a_task_of_its_own():
+    from generator.attribution.objectives import (
+        HEAD_OBJECTIVES,
+        TASK_DESCRIPTIONS,
+        task_problem,
+    )
+    from generator.card import TASKS
+
+    assert "embedding-centroid" in TASKS
+    assert task_problem("embedding-centroid", ()) is None
+    assert "centroid" in TASK_DESCRIPTIONS["embedding-centroid"]
+    assert "embedding-centroid" not in HEAD_OBJECTIVES  # its heads keep the centroid objective
+    assert "with every head" in HEAD_OBJECTIVES["embedding"]
