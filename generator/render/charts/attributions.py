@@ -41,6 +41,19 @@ def token_scores_chart(rows: list[dict]) -> dict:
     return spec
 
 
+def head_tooltips() -> list:
+    """Tooltip of one head's importance: where it is, both measures and their standard errors."""
+    return [
+        alt.Tooltip("kind:N", title="attention"),
+        alt.Tooltip("layer:O"),
+        alt.Tooltip("head:O"),
+        alt.Tooltip("ablation:Q", format=".4f"),
+        alt.Tooltip("ablation_se:Q", format=".4f", title="ablation SE"),
+        alt.Tooltip("gradient:Q", format=".4f"),
+        alt.Tooltip("gradient_se:Q", format=".4f", title="gradient SE"),
+    ]
+
+
 def head_heatmap_chart(rows: list[dict], field: str, title: str, signed: bool = False) -> dict:
     """Layer × head heatmap of one importance measure.
 
@@ -61,15 +74,7 @@ def head_heatmap_chart(rows: list[dict], field: str, title: str, signed: bool = 
             x=alt.X("head:O", title="head"),
             y=alt.Y("row:O", title="layer", sort=list(dict.fromkeys(r["row"] for r in rows))),
             color=alt.Color(f"{field}:Q", title=title, scale=scale),
-            tooltip=[
-                alt.Tooltip("kind:N", title="attention"),
-                alt.Tooltip("layer:O"),
-                alt.Tooltip("head:O"),
-                alt.Tooltip("ablation:Q", format=".4f"),
-                alt.Tooltip("ablation_se:Q", format=".4f", title="ablation SE"),
-                alt.Tooltip("gradient:Q", format=".4f"),
-                alt.Tooltip("gradient_se:Q", format=".4f", title="gradient SE"),
-            ],
+            tooltip=head_tooltips(),
         )
         .properties(width=alt.Step(26), height=alt.Step(26), title=title)
     )
@@ -95,15 +100,7 @@ def agreement_chart(rows: list[dict]) -> dict:
         x=alt.X("ablation:Q", title=x_title),
         y=alt.Y("gradient:Q", title=y_title),
         color=alt.Color("layer:O", title="layer", scale=alt.Scale(scheme="viridis")),
-        tooltip=[
-            alt.Tooltip("kind:N", title="attention"),
-            alt.Tooltip("layer:O"),
-            alt.Tooltip("head:O"),
-            alt.Tooltip("ablation:Q", format=".4f"),
-            alt.Tooltip("ablation_se:Q", format=".4f", title="ablation SE"),
-            alt.Tooltip("gradient:Q", format=".4f"),
-            alt.Tooltip("gradient_se:Q", format=".4f", title="gradient SE"),
-        ],
+        tooltip=head_tooltips(),
     )
     return to_spec((across + down + points).properties(width=360, height=280))
 
