@@ -42,6 +42,7 @@ FIDELITY_DESCRIPTION = (
     "and the same text's embedding with every head (1 with no head removed): how much of the "
     "model's own output survives"
 )
+EMBEDDING_TASKS = ("embedding", "embedding-centroid")  # need no task head
 # Tasks whose head importance measures something other than the token attributions' objective.
 HEAD_OBJECTIVES = {"embedding": FIDELITY_DESCRIPTION}
 
@@ -74,13 +75,13 @@ def task_problem(task: str, heads: tuple[str, ...], seq2seq: bool = False) -> st
             if task == "seq2seq"
             else (f"task {task!r} does not apply to an encoder-decoder model; use task: seq2seq")
         )
-    if task in ("embedding", "embedding-centroid"):
+    if task in EMBEDDING_TASKS:
         return None
     if task == "seq2seq":
         return "seq2seq objectives need an encoder-decoder model"
     needed = TASK_HEADS.get(task)
     if needed is None:
-        choices = ["embedding", "embedding-centroid", *TASK_HEADS]
+        choices = [*EMBEDDING_TASKS, *TASK_HEADS]
         return f"task {task!r} is not one of {', '.join(choices)}"
     if not heads or heads[0] != needed:
         return (
@@ -123,22 +124,18 @@ class ObjectiveInputs(NamedTuple):
     target_ids: np.ndarray | None = None
 
 
-def pooled_embedding(out: dict, attention_mask) -> jax.Array:
-    """Mean-pooled last-layer embedding [batch, d_model] of a forward pass's outputs."""
-    last = out["hidden_states"][:, -1].astype(jnp.float32)
-    mask = attention_mask.astype(jnp.float32)[:, :, None]
-    return jnp.sum(last * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
-
-
 def make_embedder(graphdef, params) -> Callable:
-    """Return `embed(inputs, embeds [batch, token, d], head_mask) -> [batch, d_model]`."""
+    """Return `embed(inputs, embeds [batch, token, d], head_mask) -> [batch, d_model]`: the
+    mean-pooled last-layer embedding."""
 
     def embed(inputs: ObjectiveInputs, embeds, head_mask):
         model = nnx.merge(graphdef, params)
         out = model(
             inputs.input_ids, inputs.attention_mask, inputs_embeds=embeds, head_mask=head_mask
         )
-        return pooled_embedding(out, inputs.attention_mask)
+        last = out["hidden_states"][:, -1].astype(jnp.float32)
+        mask = inputs.attention_mask.astype(jnp.float32)[:, :, None]
+        return jnp.sum(last * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
 
     return embed
 
@@ -152,8 +149,10 @@ def make_objective(task: str, graphdef, params) -> Callable:
             inputs.input_ids, inputs.attention_mask, inputs_embeds=embeds, head_mask=head_mask
         )
 
+    embed = make_embedder(graphdef, params)
+
     def embedding(inputs, embeds, head_mask):
-        pooled = pooled_embedding(run(inputs, embeds, head_mask), inputs.attention_mask)
+        pooled = embed(inputs, embeds, head_mask)
         reference = inputs.reference
         numerator = jnp.sum(pooled * reference, axis=-1)
         return numerator / (
