@@ -13,6 +13,7 @@ Per-text reducers (axes after `text`; layer = L+1 for hidden states, embeddings 
   act_hist_queries   [layer, bin]  query values (after bias, before scaling), all heads
   act_hist_keys      [layer, bin]
   act_hist_values    [layer, bin]
+  act_hist_mlp       [layer, bin]  MLP hidden activations (after the non-linearity), all neurons
   residual_norm_hist [layer, bin]  per-token L2 norm of the hidden state (the norm grid)
   residual_norm_sum  [layer]       Σ of those norms (exact mean = sum / tokens)
   act_extreme        [layer, dim]  the signed hidden value of largest |value| over the tokens
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from generator.extract.neurons import mlp_probe
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,20 @@ def projection_histogram(name: str):
     return reduce
 
 
+def mlp_histogram(outputs, attention_mask):
+    """Histogram of MLP hidden activations -> [batch, layer, bin], one layer at a time.
+
+    Per-layer slices keep the working set at one layer's [batch, token, d_mlp] (d_mlp is 3-4x
+    d_model), instead of the whole stacked probe in float32.
+    """
+    x = mlp_probe(outputs)
+    layers = [
+        layer_histograms(x[:, layer : layer + 1].astype(jnp.float32), attention_mask)
+        for layer in range(x.shape[1])
+    ]
+    return jnp.concatenate(layers, axis=1)
+
+
 def residual_norms(outputs) -> jax.Array:
     """Return per-token L2 norms of the hidden states, [batch, layer, token, 1]."""
     hidden = _probe(outputs, "hidden_states")
@@ -177,6 +194,12 @@ REDUCER_SPECS = (
         }
         for name in ("queries", "keys", "values")
     ),
+    {
+        "name": "act_hist_mlp",
+        "axes": ("layer", "bin"),
+        "shape": lambda c: (c.n_layers, VALUES.bins),
+        "fn": mlp_histogram,
+    },
     {
         "name": "residual_norm_hist",
         "axes": ("layer", "bin"),

@@ -181,6 +181,7 @@ def capture(
     import jax
     import jax.numpy as jnp
 
+    from generator.extract import neurons
     from generator.extract.activation_stats import write_corpus_tokens
     from generator.extract.checkpoints import extract_checkpoints
     from generator.extract.embedding_geometry import token_embedding, write_embedding_geometry
@@ -261,6 +262,7 @@ def capture(
 
     store = jnp.dtype(card.store_dtype)
     reducers = active_reducers(config)
+    neuron_stats = neurons.start(card, config, reducers)  # None: not asked for
     corpus_step, showcase_step, params = make_steps(loaded.model, reducers, store, mesh=mesh)
     n_texts = len(corpus)
     streamed = {
@@ -294,7 +296,10 @@ def capture(
         mesh=mesh,
         special_ids=specials,
         texts=corpus.texts,
+        on_batch=neuron_stats.add if neuron_stats else None,
     )
+    neuron_ids = neuron_stats.write(writer) if neuron_stats else None
+    details["neurons"] = neuron_stats.details() if neuron_stats else neurons.skipped(card)
     details["checkpoints"] = extract_checkpoints(
         card,
         loaded,
@@ -350,6 +355,7 @@ def capture(
             pad_id,
             config,
             specials,
+            neuron_ids,
         )
 
     if card.analyses is None or "attributions" in card.analyses:
@@ -431,6 +437,7 @@ def _capture_showcase(
     pad_id,
     config,
     specials,
+    neuron_ids=None,
 ) -> int:
     """Capture and store the full probes of the showcase of an encoder-only or decoder model."""
     from tqdm import tqdm
@@ -440,7 +447,7 @@ def _capture_showcase(
     ids, mask = showcase_batch(tokens, showcase, width, pad_id, mesh)
     with tqdm(total=1, desc=f"{card.name}: showcase", disable=not progress) as bar:
         placed = sharding.place_batch(mesh, ids, mask)
-        captured = sharding.fetch(showcase_step(params, *placed))
+        captured = sharding.fetch(showcase_step(params, *placed, neuron_ids))
         bar.update()
     n = len(showcase)
     ids, mask = ids[:n], mask[:n]
@@ -472,4 +479,9 @@ def _capture_showcase(
         writer.write_array(
             "showcase/logits", captured["logits"][:n], LOGIT_AXES[config.primary_head]
         )
+    if "mlp_top" in captured:
+        writer.write_array(
+            "showcase/mlp_top", captured["mlp_top"][:n], ("example", "layer", "token", "neuron")
+        )
+        writer.write_array("showcase/mlp_top_neurons", neuron_ids, ("layer", "neuron"))
     return width

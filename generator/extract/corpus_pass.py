@@ -51,6 +51,7 @@ def stream_corpus(
     special_ids: list[int] | None = None,
     texts: Sequence[str] | None = None,
     where: str = "",
+    on_batch=None,
 ) -> None:
     """Run `step(params, input_ids, attention_mask, special_mask)` over `batches` into `streamed`.
 
@@ -67,6 +68,8 @@ def stream_corpus(
         special_ids: token ids marked in the special-token mask (attention sinks).
         texts: the corpus texts, quoted in the non-finite error.
         where: prefix of the error message naming the weights (e.g. "checkpoint 'epoch-1': ").
+        on_batch: called as on_batch(outputs, batch, attention_mask) after each batch (host-side
+            merges of corpus-wide reducers, e.g. extract/neurons.py).
 
     Raises:
         NonFiniteActivations: some non-padding activation is NaN or Inf.
@@ -85,6 +88,8 @@ def stream_corpus(
             row, layer = bad[0]
             index = int(batch.rows[row])
             raise non_finite_error(int(layer), index, texts[index] if texts else "", where)
+        if on_batch is not None:
+            on_batch(out, batch, mask)
         for name, array in streamed.items():
             array[batch.rows] = storable(np.asarray(out[name][:rows]))
     for array in streamed.values():

@@ -17,6 +17,7 @@ from flax import nnx
 
 from generator.extract import sharding
 from generator.extract.head_metrics import is_causal, key_visibility, layer_windows
+from generator.extract.neurons import showcase_top
 from generator.extract.reducers import Reducer
 from generator.models.t5_config import is_seq2seq
 
@@ -82,11 +83,14 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
     head = getattr(getattr(model, "config", None), "primary_head", None)
 
     @jit
-    def showcase_step(params, input_ids, attention_mask):
+    def showcase_step(params, input_ids, attention_mask, neuron_ids=None):
         out = forward(params, input_ids, attention_mask)
         captured = {
             name: out[name].astype(store_dtype) for name in SHOWCASE_CAPTURES if name in out
         }
+        if neuron_ids is not None and "mlp_activations" in out:  # [layer, neuron] ids
+            top = showcase_top(out["mlp_activations"], neuron_ids)
+            captured["mlp_top"] = top.astype(store_dtype)  # [batch, layer, token, neuron]
         return {**captured, **head_outputs(out, head)}
 
     return corpus_step, showcase_step, params

@@ -205,7 +205,9 @@ class BertLayer(nnx.Module):
         """Return the attention probes with `context` = the block output [batch, token, d_model]."""
         probes = self.attention(x, bias, head_scale)
         attended = probes["context"]
-        probes["context"] = self.output(self.intermediate(attended), attended)
+        hidden = self.intermediate(attended)
+        probes["mlp_activations"] = hidden  # [batch, token, d_mlp] after the non-linearity
+        probes["context"] = self.output(hidden, attended)
         return probes
 
 
@@ -331,6 +333,8 @@ class BertEncoder(nnx.Module):
             attentions: [batch, layer, head, query, key], post-softmax, float32; padded keys
                 get exactly 0 weight.
             queries, keys, values: [batch, layer, head, token, d_head], after bias, before scaling.
+            mlp_activations: [batch, layer, token, d_mlp], the MLP hidden activation after its
+                non-linearity (the input of each block's down-projection).
             pooler_output: [batch, d_model], only when the model has a pooler.
             logits: output of the primary head (see `generator.models.heads`), when there is one.
             next_sentence_logits: [batch, 2], only for a BERT pre-training checkpoint.

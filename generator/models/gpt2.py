@@ -76,9 +76,13 @@ class GPT2MLP(nnx.Module):
         self.c_proj = linear(config.d_mlp, config.d_model, dtype, rngs)
         self.activation = config.activation
 
+    def hidden(self, x: jax.Array) -> jax.Array:
+        """Return the hidden activation act(c_fc(x)) [batch, token, d_mlp]."""
+        return ACTIVATION_FNS[self.activation](self.c_fc(x))
+
     def __call__(self, x: jax.Array) -> jax.Array:
         """Map [batch, token, d_model] through the MLP."""
-        return self.c_proj(ACTIVATION_FNS[self.activation](self.c_fc(x)))
+        return self.c_proj(self.hidden(x))
 
 
 class GPT2Block(nnx.Module):
@@ -94,7 +98,9 @@ class GPT2Block(nnx.Module):
         """Return the attention probes with `context` = the block output."""
         probes = self.attn(self.ln_1(x), bias, head_scale)
         x = x + probes["context"]
-        probes["context"] = x + self.mlp(self.ln_2(x))
+        hidden = self.mlp.hidden(self.ln_2(x))
+        probes["mlp_activations"] = hidden  # [batch, token, d_mlp] after the non-linearity
+        probes["context"] = x + self.mlp.c_proj(hidden)
         return probes
 
 
@@ -138,7 +144,8 @@ class GPT2Decoder(nnx.Module):
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]; attentions [batch, layer, head,
             query, key] (float32, zero above the diagonal and on padded keys); queries / keys /
-            values [batch, layer, head, token, d_head]; logits [batch, token, vocab] (causal-lm)
+            values [batch, layer, head, token, d_head]; mlp_activations [batch, layer, token,
+            d_mlp] (after the non-linearity); logits [batch, token, vocab] (causal-lm)
             or [batch, n_labels] (classification, read at the last real token).
         """
         del token_type_ids

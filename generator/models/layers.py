@@ -154,11 +154,15 @@ def attend(
 
 
 def stack_probes(probes: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
-    """Stack per-layer attention probes into [batch, layer, ...] arrays."""
-    return {
-        name: jnp.stack([p[name] for p in probes], axis=1)
-        for name in ("attentions", "queries", "keys", "values")
-    }
+    """Stack per-layer probes into [batch, layer, ...] arrays.
+
+    attentions, queries, keys, values always; mlp_activations [batch, layer, token, d_mlp]
+    (the MLP hidden activation after its non-linearity) when every layer reports it.
+    """
+    names = ["attentions", "queries", "keys", "values"]
+    if probes and all("mlp_activations" in p for p in probes):
+        names.append("mlp_activations")
+    return {name: jnp.stack([p[name] for p in probes], axis=1) for name in names}
 
 
 def last_token(x: jax.Array, attention_mask: jax.Array) -> jax.Array:

@@ -100,9 +100,13 @@ class LlamaMLP(nnx.Module):
         self.down_proj = linear(h, d, dtype, rngs, bias=config.mlp_bias)
         self.activation = config.activation
 
+    def hidden(self, x: jax.Array) -> jax.Array:
+        """Return the hidden activation act(gate_proj(x)) * up_proj(x) [batch, token, d_mlp]."""
+        return ACTIVATION_FNS[self.activation](self.gate_proj(x)) * self.up_proj(x)
+
     def __call__(self, x: jax.Array) -> jax.Array:
         """Map [batch, token, d_model] through the gated MLP."""
-        return self.down_proj(ACTIVATION_FNS[self.activation](self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.hidden(x))
 
 
 class LlamaDecoderLayer(nnx.Module):
@@ -118,7 +122,9 @@ class LlamaDecoderLayer(nnx.Module):
         """Return the attention probes with `context` = the block output."""
         probes = self.self_attn(self.input_layernorm(x), bias, cos, sin, head_scale)
         x = x + probes["context"]
-        probes["context"] = x + self.mlp(self.post_attention_layernorm(x))
+        hidden = self.mlp.hidden(self.post_attention_layernorm(x))
+        probes["mlp_activations"] = hidden  # [batch, token, d_mlp]: act(gate) * up
+        probes["context"] = x + self.mlp.down_proj(hidden)
         return probes
 
 
@@ -165,6 +171,7 @@ class LlamaDecoder(nnx.Module):
             hidden_states [batch, layer(L+1), token, d_model]; attentions [batch, layer, head,
             query, key] (float32; zero above the diagonal, outside a sliding window and on
             padded keys); queries / keys / values [batch, layer, head, token, d_head];
+            mlp_activations [batch, layer, token, d_mlp] (SwiGLU: act(gate_proj) * up_proj);
             logits [batch, token, vocab] (causal-lm) or [batch, n_labels] (classification,
             read at the last real token).
         """

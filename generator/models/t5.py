@@ -216,9 +216,13 @@ class T5DenseActDense(nnx.Module):
         self.wo = _linear(config.d_mlp, config.d_model, dtype, rngs)
         self.activation = config.activation
 
+    def hidden(self, x: jax.Array) -> jax.Array:
+        """Return the hidden activation act(wi x) [..., d_mlp]."""
+        return ACTIVATION_FNS[self.activation](self.wi(x))
+
     def __call__(self, x: jax.Array) -> jax.Array:
         """Map [..., d_model] through d_mlp and back."""
-        return self.wo(ACTIVATION_FNS[self.activation](self.wi(x)))
+        return self.wo(self.hidden(x))
 
 
 class T5DenseGatedActDense(nnx.Module):
@@ -230,9 +234,13 @@ class T5DenseGatedActDense(nnx.Module):
         self.wo = _linear(config.d_mlp, config.d_model, dtype, rngs)
         self.activation = config.activation
 
+    def hidden(self, x: jax.Array) -> jax.Array:
+        """Return the hidden activation act(wi_0 x) * wi_1 x [..., d_mlp]."""
+        return ACTIVATION_FNS[self.activation](self.wi_0(x)) * self.wi_1(x)
+
     def __call__(self, x: jax.Array) -> jax.Array:
         """Map [..., d_model] through the gated d_mlp and back."""
-        return self.wo(ACTIVATION_FNS[self.activation](self.wi_0(x)) * self.wi_1(x))
+        return self.wo(self.hidden(x))
 
 
 class T5LayerFF(nnx.Module):
@@ -245,7 +253,12 @@ class T5LayerFF(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """Return x + mlp(norm(x))."""
-        return x + self.DenseReluDense(self.layer_norm(x))
+        return self.with_hidden(x)[0]
+
+    def with_hidden(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Return (x + mlp(norm(x)), the MLP hidden activation [..., d_mlp])."""
+        hidden = self.DenseReluDense.hidden(self.layer_norm(x))
+        return x + self.DenseReluDense.wo(hidden), hidden
 
 
 class T5Block(nnx.Module):
@@ -298,11 +311,12 @@ class T5Stack(nnx.Module):
             output, the last one after `final_layer_norm` (as transformers reports it);
             attentions, queries, keys, values [batch, layer, head, token, ...]; for the decoder
             also cross_attentions [batch, layer, head, target, token] and cross_queries,
-            cross_keys, cross_values.
+            cross_keys, cross_values; mlp_activations [batch, layer, token, d_mlp], the MLP
+            hidden activation (gated: act(wi_0 x) * wi_1 x).
         """
         first = self.block[0].layer[0].SelfAttention
         bias = first.position_bias(x.shape[1], x.shape[1]) + self_mask  # shared by all blocks
-        hidden, probes, cross = [x], [], []
+        hidden, probes, cross, mlp = [x], [], [], []
         for index, block in enumerate(self.block):
             p = block.layer[0](x, bias, None if self_heads is None else self_heads[index])
             x = p.pop("output")
@@ -312,10 +326,12 @@ class T5Stack(nnx.Module):
                 c = block.layer[1](x, encoded, cross_mask, scale)
                 x = c.pop("output")
                 cross.append(c)
-            x = block.layer[-1](x)
+            x, activation = block.layer[-1].with_hidden(x)
+            mlp.append(activation)
             hidden.append(x)
         hidden[-1] = self.final_layer_norm(x)
         out = {"hidden_states": jnp.stack(hidden, axis=1)}
+        out["mlp_activations"] = jnp.stack(mlp, axis=1)  # [batch, layer, token, d_mlp]
         for name in ("attentions", "queries", "keys", "values"):
             out[name] = jnp.stack([p[name] for p in probes], axis=1)
             if cross:

@@ -1,4 +1,6 @@
-/* Activations page: quantile bands, histograms and dimension profiles follow the selectors. */
+/* Activations page: quantile bands, histograms, dimension profiles and the MLP-neuron views
+ * follow the selectors. Row builders mirror generator/render/pages/activations.py and
+ * neuron_section.py. */
 (function () {
   "use strict";
   var Atlas = window.Atlas;
@@ -10,7 +12,56 @@
   function profileRows(layer) {
     if (!layer) return [];
     return layer.dims.map(function (dim, i) {
-      return { dim: dim, max_abs: layer.max[i], ratio: layer.ratio[i], flagged: layer.flagged[i], cut: layer.cut };
+      return {
+        dim: dim, max_abs: layer.max[i], ratio: layer.ratio[i], flagged: layer.flagged[i],
+        cut: layer.cut, excluded: layer.excluded,
+      };
+    });
+  }
+
+  function barRows(layer) {
+    return (layer || []).map(function (n, i) {
+      return { neuron: n[0], rank: i, max: n[1], mean: n[2], positive: n[3] };
+    });
+  }
+
+  function pad4(n) { var s = String(n); while (s.length < 4) s = "0" + s; return s; }
+
+  function heatmapRows(showcase, example, layer) {
+    if (!showcase || example >= showcase.examples.length || layer < 0) return [];
+    var ids = showcase.neurons[layer];
+    var item = showcase.examples[example];
+    var flat = item.values[layer];
+    var rows = [];
+    item.tokens.forEach(function (token, t) {
+      ids.forEach(function (neuron, j) {
+        rows.push({ position: t, token_label: pad4(t) + " " + token, neuron: neuron, rank: j, value: flat[t * ids.length + j] });
+      });
+    });
+    return rows;
+  }
+
+  function showLayerTables(label) {
+    var blocks = document.querySelectorAll(".neuron-layer");
+    Array.prototype.forEach.call(blocks, function (block) {
+      block.hidden = block.getAttribute("data-layer") !== label;
+    });
+  }
+
+  function bindNeurons(specs, data) {
+    var neurons = data.neurons;
+    var layer = document.getElementById("select-neuron-layer");
+    if (!neurons || !layer) return;
+    layer.addEventListener("change", function () { showLayerTables(layer.value); });
+    showLayerTables(layer.value);
+    Atlas.bindSelects(specs, "chart-neurons-histogram", ["select-neuron-layer"], function (v) {
+      return histogramRows((data.histograms.mlp || {})[v[0]]);
+    });
+    Atlas.bindSelects(specs, "chart-neurons-bars", ["select-neuron-layer"], function (v) {
+      return barRows(neurons.bars[v[0]]);
+    });
+    Atlas.bindSelects(specs, "chart-neurons-heatmap", ["select-neuron-example", "select-neuron-layer"], function (v) {
+      return heatmapRows(neurons.showcase, Number(v[0]), neurons.layers.indexOf(v[1]));
     });
   }
 
@@ -35,5 +86,6 @@
     Atlas.bindSelects(specs, "chart-activations-profile", ["select-profile-layer"], function (v) {
       return profileRows(data.profile[v[0]]);
     });
+    bindNeurons(specs, data);
   });
 })();

@@ -115,14 +115,21 @@ def residual_norm_chart(rows: list[dict]) -> dict:
     return spec
 
 
-def outlier_profile_chart(threshold: float) -> dict:
+def outlier_profile_chart(threshold: float, n_dims: int) -> dict:
     """Per-dimension max |activation| at one layer (log y); flagged dimensions highlighted.
 
-    Rows: {dim, max_abs, ratio, flagged, typical}; a rule marks `threshold` × the typical max.
+    Rows: {dim, max_abs, ratio, flagged, cut, excluded}: dead dimensions are left out of the
+    rows (their ~0 maximum would stretch the log axis); `excluded` counts them and a note in
+    the chart says so. The x axis spans exactly the `n_dims` dimensions, 0 .. n_dims - 1.
+    A rule marks `threshold` × the typical max.
     """
     base = alt.Chart(alt.NamedData(ROWS))
     points = base.mark_circle(size=22).encode(
-        x=alt.X("dim:Q", title="dimension of the residual stream"),
+        x=alt.X(
+            "dim:Q",
+            title="dimension of the residual stream",
+            scale=alt.Scale(domain=[0, max(n_dims - 1, 1)], nice=False, zero=False),
+        ),
         y=alt.Y("max_abs:Q", title="max |activation| over the corpus", scale=alt.Scale(type="log")),
         color=alt.Color(
             "flagged:N",
@@ -138,7 +145,16 @@ def outlier_profile_chart(threshold: float) -> dict:
     rule = base.mark_rule(strokeDash=[4, 3], color="#e45756").encode(
         y=alt.Y("max(cut):Q"), tooltip=[alt.Tooltip("max(cut):Q", title="threshold", format=".4g")]
     )
-    chart = alt.layer(points, rule).properties(width="container", height=240)
+    note = (
+        base.transform_aggregate(excluded="max(excluded)")
+        .transform_calculate(
+            note="datum.excluded > 0 ? datum.excluded + (datum.excluded == 1 ? ' dead dimension'"
+            " : ' dead dimensions') + ' not drawn (see the Dead dimensions table)' : ''"
+        )
+        .mark_text(align="left", baseline="top", fontSize=11, color="#5b6472")
+        .encode(x=alt.value(4), y=alt.value(4), text="note:N")
+    )
+    chart = alt.layer(points, rule, note).properties(width="container", height=240)
     return _swappable(chart)
 
 
@@ -175,3 +191,59 @@ def outlier_overview_chart(rows: list[dict], threshold: float) -> dict:
     )
     chart = alt.layer(points, labels, rule).properties(width="container", height=260)
     return to_spec(chart)
+
+
+def neuron_bars_chart(n_neurons: int) -> dict:
+    """The most active MLP neurons of one layer: bars of their max, ticks at their mean.
+
+    Rows: {neuron, rank, max, mean, positive}; neurons are listed by rank (decreasing max).
+    The height fits `n_neurons` bars.
+    """
+    base = alt.Chart(alt.NamedData(ROWS)).encode(
+        y=alt.Y("neuron:N", title="neuron", sort=alt.EncodingSortField("rank", op="min")),
+        tooltip=[
+            alt.Tooltip("neuron:N"),
+            alt.Tooltip("max:Q", title="max activation", format=".4g"),
+            alt.Tooltip("mean:Q", title="mean activation", format=".4g"),
+            alt.Tooltip("positive:Q", title="tokens with activation > 0", format=".1%"),
+        ],
+    )
+    bars = base.mark_bar(color="#4c78a8").encode(x=alt.X("max:Q", title="activation"))
+    means = base.mark_tick(color="#e45756", thickness=2).encode(x="mean:Q")
+    chart = alt.layer(bars, means).properties(width="container", height=18 * max(n_neurons, 1))
+    return _swappable(chart)
+
+
+def neuron_heatmap_chart(bound: float) -> dict:
+    """Token x neuron heatmap of one showcase example at one layer.
+
+    Rows: {position, token_label, neuron, rank, value}; tokens down, neurons across by rank.
+    The colour scale is symmetric, [-bound, bound] (values beyond are clamped), and the same
+    for every example and layer, so a colour means one activation everywhere.
+    """
+    chart = (
+        alt.Chart(alt.NamedData(ROWS))
+        .mark_rect()
+        .encode(
+            x=alt.X(
+                "neuron:N",
+                title="neuron (by corpus max)",
+                sort=alt.EncodingSortField("rank", op="min"),
+            ),
+            y=alt.Y(
+                "token_label:N", title="token", sort=alt.EncodingSortField("position", op="min")
+            ),
+            color=alt.Color(
+                "value:Q",
+                title="activation",
+                scale=alt.Scale(scheme="blueorange", domain=[-bound, bound], clamp=True),
+            ),
+            tooltip=[
+                alt.Tooltip("token_label:N", title="token"),
+                alt.Tooltip("neuron:N"),
+                alt.Tooltip("value:Q", title="activation", format=".3g"),
+            ],
+        )
+        .properties(width=alt.Step(22), height=alt.Step(14))
+    )
+    return _swappable(chart)

@@ -1,4 +1,5 @@
-"""Activations page (the debugging panel): value distributions, residual norms, outlier dimensions.
+"""Activations page (the debugging panel): value distributions, residual norms, outlier dimensions,
+and MLP neurons (built by `neuron_section`).
 
 Needs a corpus: without one the page explains why it is empty. Selector data travels in one
 `activations-data` JSON block with rounded floats.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from generator.artifacts import Artifacts
 from generator.render.charts import activations as charts
 from generator.render.pages.common import Page, chart
+from generator.render.pages.neuron_section import neuron_section
 
 MAX_PROFILE_DIMS = 1024  # wider residual streams send only their largest dimensions per layer
 
@@ -44,22 +46,28 @@ def histogram_data(histograms: dict[str, list[dict]]) -> dict[str, dict[str, lis
     return out
 
 
-def profile_data(rows: list[dict], threshold: float) -> dict[str, dict]:
-    """Return per layer label: the cut line and dims with their max |activation| and ratio."""
+def profile_data(rows: list[dict], threshold: float, dead_ratio: float) -> dict[str, dict]:
+    """Return per layer label: the cut line and dims with their max |activation| and ratio.
+
+    Dead dimensions (ratio < `dead_ratio`, listed in the dead-dimensions table) are left out:
+    `excluded` counts them.
+    """
     layers: dict[str, list[dict]] = {}
     for row in rows:
         layers.setdefault(row["layer_label"], []).append(row)
     out = {}
     for label, dims in layers.items():
-        typical = dims[0]["max_abs"] / dims[0]["ratio"] if dims[0]["ratio"] else 0.0
-        kept = sorted(dims, key=lambda r: -r["max_abs"])[:MAX_PROFILE_DIMS]
+        typical = next((r["max_abs"] / r["ratio"] for r in dims if r["ratio"] > 0), 0.0)
+        live = [r for r in dims if r["ratio"] >= dead_ratio]
+        kept = sorted(live, key=lambda r: -r["max_abs"])[:MAX_PROFILE_DIMS]
         out[label] = {
             "cut": sig(threshold * typical),
             "dims": [r["dim"] for r in kept],
             "max": [sig(r["max_abs"]) for r in kept],
             "ratio": [sig(r["ratio"], 3) for r in kept],
             "flagged": [r["flagged"] for r in kept],
-            "capped": len(dims) > MAX_PROFILE_DIMS,
+            "excluded": len(dims) - len(live),
+            "capped": len(live) > MAX_PROFILE_DIMS,
         }
     return out
 
@@ -69,6 +77,7 @@ QUANTITY_OPTIONS = (
     ("queries", "queries"),
     ("keys", "keys"),
     ("values", "values"),
+    ("mlp", "MLP activations (after the non-linearity)"),
 )
 
 
@@ -91,8 +100,11 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
         "quantiles": quantiles,
         "layers": layers,
         "histograms": histogram_data(tables["activation_histograms"]),
-        "profile": profile_data(tables["activation_outlier_profile"], threshold),
+        "profile": profile_data(
+            tables["activation_outlier_profile"], threshold, facts["dead_ratio"]
+        ),
     }
+    n_dims = 1 + max((r["dim"] for r in tables["activation_outlier_profile"]), default=0)
     outliers = tables["activation_outliers"]
     figures = {
         "bands": chart(
@@ -129,10 +141,12 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
         ),
         "profile": chart(
             "activations-profile",
-            charts.outlier_profile_chart(threshold),
+            charts.outlier_profile_chart(threshold, n_dims),
             "Scatter plot of max |activation| per residual-stream dimension at one layer",
-            "Each point is one dimension of the residual stream: its largest |value| over the "
-            "corpus. The dashed line is the outlier threshold.",
+            f"Each point is one of the {n_dims} dimensions of the residual stream: its largest "
+            "|value| over the corpus. The dashed line is the outlier threshold. Dead dimensions "
+            "are not drawn (their near-zero maximum would flatten the log axis); the chart "
+            "says how many, and the Dead dimensions table below lists them.",
             interactive=True,
         ),
     }
@@ -153,6 +167,9 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
         figures[key]["figure_spec"] = (
             {**spec, "datasets": {charts.ROWS: rows}, "title": title} if rows else None
         )
+    neurons, neuron_figures = neuron_section(artifacts, tables, data["histograms"].get("mlp", {}))
+    figures.update(neuron_figures)
+    data["neurons"] = neurons.pop("data", None)
     return {
         "activations": {
             "facts": facts,
@@ -162,6 +179,7 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
             "dead": _dead_by_layer(tables.get("activation_dead_dimensions", [])),
             "flagged": sum(1 for r in outliers if r["flagged"]),
             "data": data,
+            "neurons": neurons,
         },
         "reason": "",
         "charts": list(figures.values()),
@@ -179,7 +197,14 @@ def profile_rows(layer: dict | None) -> list[dict]:
     if not layer:
         return []
     return [
-        {"dim": d, "max_abs": m, "ratio": r, "flagged": f, "cut": layer["cut"]}
+        {
+            "dim": d,
+            "max_abs": m,
+            "ratio": r,
+            "flagged": f,
+            "cut": layer["cut"],
+            "excluded": layer["excluded"],
+        }
         for d, m, r, f in zip(
             layer["dims"], layer["max"], layer["ratio"], layer["flagged"], strict=True
         )
