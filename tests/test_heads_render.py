@@ -120,3 +120,46 @@ def test_overview_cells_rows_sum_to_one_and_blocks_cover_long_examples():
     assert [d["token"] for d in spec["datasets"]["left"]] == example["tokens"]["decoder"]
     assert [d["token"] for d in spec["datasets"]["right"]] == example["tokens"]["input"]
     assert all(line["weight"] >= 0.01 for line in spec["datasets"]["lines"])
+
+
+def _encoded_fields(node) -> set[str]:
+    """Every field an encoding (or tooltip) of a Vega-Lite spec reads."""
+    fields = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "encoding":
+                for channel in value.values():
+                    for item in channel if isinstance(channel, list) else [channel]:
+                        if isinstance(item, dict) and "field" in item:
+                            fields.add(item["field"])
+            fields |= _encoded_fields(value)
+    elif isinstance(node, list):
+        for value in node:
+            fields |= _encoded_fields(value)
+    return fields
+
+
+def test_layer_summary_draws_one_panel_per_metric_and_no_empty_cells(tiny_build):
+    """13 metrics in rows of 4: a wrapped facet left 3 empty cells with axes under them."""
+    from generator.render.charts.heads import SUMMARY_COLUMNS
+    from generator.render.pages import PAGES
+
+    _, _, artifacts_root = tiny_build
+    artifacts = open_artifacts(artifacts_root / "tiny-bert")
+    tables = analyze(artifacts)
+    page = next(p for p in PAGES if p.filename == "heads.html")
+    item = next(c for c in page.context(artifacts, tables)["charts"] if c["id"] == "heads-layers")
+    spec = item["spec"]
+    rows = spec["data"]["values"]
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    assert len(labels) == len({r["metric"] for r in tables["head_layer_summary"]}) == 13
+    assert "facet" not in spec and spec["columns"] == SUMMARY_COLUMNS
+    assert len(labels) % SUMMARY_COLUMNS != 0  # the case a facet grid leaves holes in
+    assert [panel["title"] for panel in spec["concat"]] == labels
+    for panel, label in zip(spec["concat"], labels, strict=True):
+        for layer in panel["layer"]:
+            (rule,) = layer["transform"]
+            assert rule["filter"] == {"field": "label", "equal": label}
+        n_layers = sum(1 for r in rows if r["label"] == label)
+        assert n_layers == 2  # tiny-bert: 2 layers, every metric defined
+    assert _encoded_fields(spec) <= set(rows[0]), _encoded_fields(spec) - set(rows[0])

@@ -30,6 +30,11 @@ ACTIVATION_SELECTORS = [
     ("select-act-quantity", ["chart-activations-bands", "chart-activations-histogram"]),
     ("select-act-layer", ["chart-activations-histogram"]),
     ("select-profile-layer", ["chart-activations-profile"]),
+    (
+        "select-neuron-layer",
+        ["chart-neurons-histogram", "chart-neurons-bars", "chart-neurons-heatmap"],
+    ),
+    ("select-neuron-example", ["chart-neurons-heatmap"]),
 ]
 
 _SIGNATURE_JS = """(id) => {
@@ -108,8 +113,9 @@ def test_heatmap_data_decodes_to_the_pooled_matrices(tiny_build):
 def test_activation_page_data_covers_every_layer(tiny_build):
     _, out, _ = tiny_build
     data = json_block((out / "tiny-bert" / "activations.html").read_text(), "activations-data")
-    assert set(data["quantiles"]) == {"hidden", "queries", "keys", "values"}
+    assert set(data["quantiles"]) == {"hidden", "queries", "keys", "values", "mlp"}
     assert len(data["quantiles"]["hidden"]) == 3 and len(data["quantiles"]["queries"]) == 2
+    assert len(data["quantiles"]["mlp"]) == 2
     for quantity, labels in data["layers"].items():
         assert set(data["histograms"][quantity]) == set(labels)
         for label in labels:
@@ -234,3 +240,57 @@ def test_pages_fit_a_phone_screen(browser, tiny_build):
             assert phone.evaluate(_OVERFLOW_JS) == [], filename
     finally:
         context.close()
+
+
+# JS: what the heatmap draws: its tick labels, head-band rules and cells' extent, and the bands
+# and pooled size of the matrix the selectors name.
+_HEATMAP_JS = """() => {
+  const el = document.getElementById('chart-weights-heatmap');
+  const svg = el.querySelector('svg');
+  const texts = (sel) => Array.from(svg.querySelectorAll(sel + ' text'), (t) => t.textContent);
+  const rules = Array.from(svg.querySelectorAll('.mark-rule.role-mark line'));
+  const cells = svg.querySelector('.mark-rect.role-mark').getBoundingClientRect();
+  const data = Atlas.readJson('weights-data').heatmaps[document.getElementById('select-matrix').value];
+  return {labels: texts('.role-axis-label'), rules: rules.length, size: data.size,
+          shape: data.shape, bands: data.bands, width: cells.width, height: cells.height,
+          selection: el.getAttribute('data-selection')};
+}"""
+
+
+def heatmap_state(page):
+    return page.evaluate(_HEATMAP_JS)
+
+
+def check_heatmap(state):
+    """Ticks label original indices; one rule per head boundary; 5 px per pooled cell."""
+    numbers = [int(t) for t in state["labels"] if t.isdigit()]
+    assert numbers and max(numbers) <= max(state["shape"]), state
+    assert max(numbers) > max(state["size"]) or state["size"] == state["shape"], state
+    bands = state["bands"]
+    assert state["rules"] == (len(bands["at"]) + len(bands["major"]) if bands else 0), state
+    rows, cols = state["size"]
+    assert abs(state["width"] - max(5 * cols, 60)) < 1.5, state
+    assert abs(state["height"] - max(5 * rows, 30)) < 1.5, state
+
+
+@pytest.mark.browser
+def test_heatmap_has_matrix_ticks_head_rules_and_follows_the_matrix_size(page, tiny_build):
+    _, out, _ = tiny_build
+    open_page(page, file_url(out / "tiny-bert" / "weights.html"), timeout_ms=60000).assert_clean()
+    options = page.eval_on_selector_all("#select-matrix option", "os => os.map(o => o.value)")
+    seen = set()
+    for name in options:
+        before = heatmap_state(page)
+        if name != page.eval_on_selector("#select-matrix", "s => s.value"):
+            page.select_option("#select-matrix", name)
+            page.wait_for_function(
+                "s => document.getElementById('chart-weights-heatmap')"
+                ".getAttribute('data-selection') !== s",
+                arg=before["selection"],
+            )
+        state = heatmap_state(page)
+        check_heatmap(state)
+        seen.add((state["bands"] or {}).get("axis"))
+        seen.add(tuple(state["size"]))
+    assert {"c", "r", None} <= seen  # W_Q/W_K/W_V, W_O and a matrix not split by heads
+    assert len([s for s in seen if isinstance(s, tuple)]) >= 2  # the size followed the matrix

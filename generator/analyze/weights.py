@@ -43,18 +43,29 @@ def group_label(group: str) -> str:
     return f"{role_label(role)} {LEAF_LABELS.get(leaf, leaf)}"
 
 
+def outer_block(row: dict) -> str:
+    """Return the block of a tensor outside the layers: its component, except that a norm of
+    the embedding module (BERT's `embeddings.LayerNorm`) belongs with the embeddings, before
+    the layers, not with a final norm after them."""
+    component = row.get("component", "other")
+    modules = row.get("name", "").split(".")[:-2]
+    if component == "norms" and any(m.startswith("embed") for m in modules):
+        return "embeddings"
+    return component
+
+
 def depth_label(row: dict) -> str:
-    """Return the block label of a tensor: its layer ('3', 'dec 3') or its component."""
+    """Return the block label of a tensor: its layer ('3', 'dec 3') or its outer block."""
     if row.get("layer") is None:
-        return row.get("component", "other")
+        return outer_block(row)
     return f"dec {row['layer']}" if row.get("stack") == "decoder" else str(row["layer"])
 
 
 def depth_order(row: dict, n_layers: int) -> int:
     """Return a sort key placing embeddings first, then the blocks, then everything after them."""
     if row.get("layer") is None:
-        component = row.get("component", "other")
-        return -1 if component == "embeddings" else 10_000 + COMPONENT_ORDER.index(component)
+        block = outer_block(row)
+        return -1 if block == "embeddings" else 10_000 + COMPONENT_ORDER.index(block)
     return row["layer"] + (n_layers if row.get("stack") == "decoder" else 0)
 
 

@@ -21,27 +21,50 @@
     return end > start ? start + "–" + end : String(start);
   }
 
+  /* Cells span the original rows [r0, r1) and columns [c0, c1) of the block they pool. */
   function heatmapRows(entry) {
     var rows = [];
     if (!entry) return rows;
     var levels = new Int8Array(Atlas.decodeBase64(entry.q).buffer);
-    var h = entry.size[0], w = entry.size[1];
+    var h = entry.size[0], w = entry.size[1], br = entry.block[0], bc = entry.block[1];
     for (var r = 0; r < h; r++) {
       for (var c = 0; c < w; c++) {
-        rows.push({ r: r, c: c, w: levels[r * w + c] / 127 * entry.scale,
-          rows: span(r * entry.block[0], entry.block[0], entry.shape[0]),
-          cols: span(c * entry.block[1], entry.block[1], entry.shape[1]) });
+        rows.push({ kind: "cell", r0: r * br, r1: Math.min((r + 1) * br, entry.shape[0]),
+          c0: c * bc, c1: Math.min((c + 1) * bc, entry.shape[1]),
+          w: levels[r * w + c] / 127 * entry.scale,
+          rows: span(r * br, br, entry.shape[0]), cols: span(c * bc, bc, entry.shape[1]) });
       }
     }
-    return rows;
+    return rows.concat(boundaryRows(entry.bands));
+  }
+
+  /* Rules where one head's band of the matrix ends and the next begins (mirrors boundary_rows). */
+  function boundaryRows(bands) {
+    if (!bands) return [];
+    var unit = bands.axis === "c" ? "columns" : "rows";
+    var rows = bands.at.map(function (at) {
+      return { kind: "boundary", axis: bands.axis, at: at, major: false, what: "between heads (" + unit + ")" };
+    });
+    return rows.concat(bands.major.map(function (at) {
+      return { kind: "boundary", axis: bands.axis, at: at, major: true, what: "between query, key and value" };
+    }));
+  }
+
+  /* Pixel size of a pooled matrix's heatmap (mirrors heatmap_size in charts/weights.py). */
+  function heatmapSize(entry) {
+    return [Math.max(5 * entry.size[1], 60), Math.max(5 * entry.size[0], 30)];
   }
 
   function spectrumRows(entry) {
     var rows = [];
     if (!entry) return rows;
-    entry.whole.forEach(function (p) { rows.push({ series: "whole matrix", whole: true, rank: p[0], sigma: p[1] }); });
+    entry.whole.forEach(function (p) {
+      rows.push({ series: "whole matrix", whole: true, head: null, rank: p[0], sigma: p[1] });
+    });
     entry.heads.forEach(function (head) {
-      head.points.forEach(function (p) { rows.push({ series: head.series, whole: false, rank: p[0], sigma: p[1] }); });
+      head.points.forEach(function (p) {
+        rows.push({ series: head.series, whole: false, head: head.head, rank: p[0], sigma: p[1] });
+      });
     });
     return rows.filter(function (row) { return row.sigma > 0; });
   }
@@ -64,9 +87,26 @@
       var entry = data.heatmaps[matrix.value];
       if (!entry || !description) return;
       var pooled = entry.block[0] > 1 || entry.block[1] > 1;
+      var bands = entry.bands ? "; lines between its " + (entry.bands.at.length + entry.bands.major.length + 1) +
+        " head bands (" + (entry.bands.axis === "c" ? "columns" : "rows") + ")" : "";
       description.textContent = matrix.value + ": " + entry.shape.join(" × ") +
         (pooled ? ", shown as " + entry.size.join(" × ") + " blocks of " + entry.block.join(" × ") +
-          " (block max |w|, signed)" : ", every entry shown") + "; max |w| = " + entry.scale.toPrecision(4) + ".";
+          " (block max |w|, signed)" : ", every entry shown") + bands + "; max |w| = " +
+        entry.scale.toPrecision(4) + ".";
+    }
+    /* The heatmap's axes count original rows and columns, so its size follows the matrix:
+     * set before mounting, and (before the data swap below runs the view) on every change. */
+    var heatmapId = "chart-weights-heatmap";
+    function resizeHeatmap() {
+      var entry = data.heatmaps[matrix.value], view = Atlas.views[heatmapId];
+      if (!entry || !view) return;
+      var size = heatmapSize(entry);
+      view.width(size[0]).height(size[1]);
+    }
+    if (matrix && specs[heatmapId] && data.heatmaps[matrix.value]) {
+      var first = heatmapSize(data.heatmaps[matrix.value]);
+      specs[heatmapId].width = first[0];
+      specs[heatmapId].height = first[1];
     }
     if (block && matrix) {
       /* Registered before the charts' listeners: the matrix list follows the block first. */
@@ -75,6 +115,8 @@
       });
       matrix.addEventListener("change", describeMatrix);
       block.addEventListener("change", describeMatrix);
+      matrix.addEventListener("change", resizeHeatmap);
+      block.addEventListener("change", resizeHeatmap);
       describeMatrix();
     }
     Atlas.bindSelects(specs, "chart-weights-histograms", ["select-hist-group"], function (v) {

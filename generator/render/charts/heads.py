@@ -65,13 +65,16 @@ def head_map_chart(rows: list[dict], tooltips: list[tuple[str, str]], explained:
     return to_spec(chart)
 
 
-def layer_summary_chart(rows: list[dict]) -> dict:
-    """Small multiples, one per metric: mean over a layer's heads (line) and min-max (band).
+SUMMARY_COLUMNS = 4  # panels per row of the per-layer summary
 
-    Rows: {layer, label, mean, min, max}; panels follow the rows' order of labels.
-    """
-    order = list(dict.fromkeys(row["label"] for row in rows))
-    base = alt.Chart().encode(x=alt.X("layer:O", title="layer", axis=alt.Axis(labelAngle=0)))
+
+def layer_summary_panel(label: str) -> alt.LayerChart:
+    """One metric's panel: mean over a layer's heads (line) and its min-max (band)."""
+    base = (
+        alt.Chart()
+        .transform_filter(alt.FieldEqualPredicate(field="label", equal=label))
+        .encode(x=alt.X("layer:O", title="layer", axis=alt.Axis(labelAngle=0)))
+    )
     band = base.mark_area(opacity=0.25).encode(y=alt.Y("min:Q", title=None), y2=alt.Y2("max:Q"))
     line = base.mark_line(point=True).encode(
         y=alt.Y("mean:Q", title=None),
@@ -83,16 +86,22 @@ def layer_summary_chart(rows: list[dict]) -> dict:
             alt.Tooltip("max:Q", title="highest head", format=".3~g"),
         ],
     )
-    chart = (
-        alt.layer(band, line)
-        .properties(width=170, height=110)
-        .facet(
-            facet=alt.Facet("label:N", title=None, sort=order),
-            columns=4,
-            data=alt.Data(values=rows),
-        )
-        .resolve_scale(y="independent")
-    )
+    return alt.layer(band, line).properties(width=170, height=110, title=label)
+
+
+def layer_summary_chart(rows: list[dict]) -> dict:
+    """Small multiples, one per metric: mean over a layer's heads (line) and min-max (band).
+
+    Rows: {layer, label, mean, min, max}; panels follow the rows' order of labels. The panels
+    are concatenated, not faceted: a wrapped facet draws the x axes under every column, so a
+    last row that is not full shows axes of panels that do not exist.
+    """
+    order = list(dict.fromkeys(row["label"] for row in rows))
+    chart = alt.concat(
+        *(layer_summary_panel(label) for label in order),
+        columns=SUMMARY_COLUMNS,
+        data=alt.Data(values=rows),
+    ).resolve_scale(y="independent")
     return to_spec(chart)
 
 

@@ -6,18 +6,66 @@ import altair as alt
 
 from generator.render.charts.common import to_spec
 
+COMPONENT_ORDER = ("embeddings", "attention", "mlp", "norms", "pooler", "head", "lm head", "other")
+LEGEND = "legend"  # the field holding a component's legend label, e.g. 'norms (0.08 %)'
+
+
+def format_share(share: float) -> str:
+    """Format a share of the model for a legend: two significant digits, '< 0.01 %' below."""
+    percent = 100 * share
+    return "< 0.01 %" if 0 < percent < 0.01 else f"{percent:.2g} %"
+
+
+def with_share_legend(rows: list[dict], field: str) -> tuple[list[dict], list[str]]:
+    """Label each row's component with its share of all parameters; return (rows, legend order).
+
+    A component too small to see as a bar segment (the norms: well under 1 % of a layer)
+    still names its size in the legend, so an entry without a visible bar is explained.
+    """
+    total = sum(row["count"] for row in rows) or 1
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[field]] = counts.get(row[field], 0) + row["count"]
+    label = {name: f"{name} ({format_share(count / total)})" for name, count in counts.items()}
+    rank = {name: i for i, name in enumerate(COMPONENT_ORDER)}
+    order = sorted(counts, key=lambda name: (rank.get(name, len(rank)), name))
+    return [{**row, LEGEND: label[row[field]]} for row in rows], [label[n] for n in order]
+
+
+def thin_note(rows: list[dict], field: str, limit: float = 0.005) -> str:
+    """Return a sentence naming the components under `limit` of all parameters ('' if none).
+
+    Their bar segments are under a pixel tall, so the caption says why they cannot be seen.
+    """
+    total = sum(row["count"] for row in rows) or 1
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row[field]] = counts.get(row[field], 0) + row["count"]
+    thin = [
+        f"{name} ({count:,} parameters)" for name, count in counts.items() if count / total < limit
+    ]
+    if not thin:
+        return ""
+    return f" Too few to see as bars, named in the legend with their share: {', '.join(thin)}."
+
 
 def parameter_counts_chart(rows: list[dict]) -> dict:
     """Stacked bars: parameters per block (embeddings, each layer, pooler) split by component kind."""
     order = [row["block"] for row in sorted(rows, key=lambda r: r["order"])]
     blocks = list(dict.fromkeys(order))
+    rows, legend = with_share_legend(rows, "kind")
     chart = (
         alt.Chart(alt.Data(values=rows))
         .mark_bar()
         .encode(
             x=alt.X("block:N", sort=blocks, title=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(count):Q", title="parameters", axis=alt.Axis(format="~s")),
-            color=alt.Color("kind:N", title="component"),
+            color=alt.Color(
+                f"{LEGEND}:N",
+                title="component (share of all parameters)",
+                sort=legend,
+                legend=alt.Legend(titleLimit=0),
+            ),
             tooltip=[
                 alt.Tooltip("block:N"),
                 alt.Tooltip("kind:N", title="component"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import altair as alt
 
 from generator.render.charts.common import to_spec
+from generator.render.charts.overview import LEGEND, with_share_legend
 
 ROWS = "rows"  # the dataset name every interactive chart of this page reads
 
@@ -43,13 +44,19 @@ def component_counts_chart(rows: list[dict]) -> dict:
 def block_counts_chart(rows: list[dict]) -> dict:
     """Stacked bars: parameters per block (embeddings, each layer, the rest) by component."""
     blocks = list(dict.fromkeys(row["block"] for row in sorted(rows, key=lambda r: r["order"])))
+    rows, legend = with_share_legend(rows, "component")
     chart = (
         alt.Chart(alt.Data(values=rows))
         .mark_bar()
         .encode(
             x=alt.X("block:N", sort=blocks, title="block", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(count):Q", title="parameters", axis=alt.Axis(format="~s")),
-            color=alt.Color("component:N", title="component"),
+            color=alt.Color(
+                f"{LEGEND}:N",
+                title="component (share of all parameters)",
+                sort=legend,
+                legend=alt.Legend(titleLimit=0),
+            ),
             tooltip=[
                 alt.Tooltip("block:N"),
                 alt.Tooltip("component:N"),
@@ -161,23 +168,50 @@ def depth_metrics_chart(rows: list[dict]) -> dict:
     return to_spec(chart)
 
 
+HEATMAP_CELL = 5  # pixels per pooled cell; the page sizes the chart to the matrix it shows
+BOUNDARY_COLOR = "#222"
+
+
+def heatmap_size(pooled_rows: int, pooled_cols: int) -> tuple[int, int]:
+    """Return the (width, height) in pixels of a pooled matrix's heatmap (mirrors weights.js)."""
+    return max(HEATMAP_CELL * pooled_cols, 60), max(HEATMAP_CELL * pooled_rows, 30)
+
+
 def heatmap_chart() -> dict:
     """Heatmap of one (downsampled) weight matrix, coloured by w / max |w| on a fixed [-1, 1] scale.
 
-    Rows: {r, c, w (value), rows, cols (original index ranges as text)}. Max-abs pooling keeps
-    the matrix's extreme entry, so the colour scale is symmetric around 0 for every matrix.
+    Rows of kind 'cell': {r0, r1, c0, c1 (the block's original row/column range, end
+    exclusive), w, rows, cols (the ranges as text)}; rows of kind 'boundary': {axis ('c' or
+    'r'), at, what}: a head-band boundary of a projection split by heads (columns of
+    W_Q/W_K/W_V, rows of W_O). Both axes count rows and columns of the original matrix, however
+    it was pooled. Max-abs pooling keeps the block's extreme entry, so the colour scale is
+    symmetric around 0 for every matrix.
     """
-    chart = (
-        alt.Chart(alt.NamedData(ROWS))
+    data = alt.NamedData(ROWS)
+    x_scale = alt.Scale(nice=False, zero=True)
+    y_scale = alt.Scale(nice=False, zero=True, reverse=True)
+    cells = (
+        alt.Chart(data)
+        .transform_filter(alt.FieldEqualPredicate(field="kind", equal="cell"))
         .transform_calculate(magnitude="abs(datum.w)")
         .transform_joinaggregate(peak="max(magnitude)")
         .transform_calculate(relative="datum.peak > 0 ? datum.w / datum.peak : 0")
         .mark_rect()
         .encode(
             x=alt.X(
-                "c:O", title="output units (columns) →", axis=alt.Axis(labels=False, ticks=False)
+                "c0:Q",
+                title="output units (columns)",
+                scale=x_scale,
+                axis=alt.Axis(format="d", tickMinStep=1, orient="top"),
             ),
-            y=alt.Y("r:O", title="input units (rows) →", axis=alt.Axis(labels=False, ticks=False)),
+            x2="c1:Q",
+            y=alt.Y(
+                "r0:Q",
+                title="input units (rows)",
+                scale=y_scale,
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
+            y2="r1:Q",
             color=alt.Color(
                 "relative:Q",
                 title="w / max |w|",
@@ -189,38 +223,90 @@ def heatmap_chart() -> dict:
                 alt.Tooltip("w:Q", title="weight (block max |w|, signed)", format=".4g"),
             ],
         )
-        .properties(width=alt.Step(5), height=alt.Step(5))
     )
-    return _swappable(chart)
+    tooltip = [alt.Tooltip("what:N", title="boundary"), alt.Tooltip("at:Q", title="at index")]
 
-
-def singular_values_chart() -> dict:
-    """Log-log singular values by rank: the whole matrix and, for attention, each head.
-
-    Rows: {series, rank, sigma, whole (bool)}.
-    """
-    chart = (
-        alt.Chart(alt.NamedData(ROWS))
-        .mark_line(point=alt.OverlayMarkDef(size=12))
-        .encode(
-            x=alt.X("rank:Q", title="rank", scale=alt.Scale(type="log")),
-            y=alt.Y("sigma:Q", title="singular value σ", scale=alt.Scale(type="log")),
-            color=alt.Color("series:N", title=None, legend=alt.Legend(columns=6)),
-            strokeWidth=alt.condition("datum.whole", alt.value(3), alt.value(1)),
-            tooltip=[
-                alt.Tooltip("series:N"),
-                alt.Tooltip("rank:Q"),
-                alt.Tooltip("sigma:Q", title="σ", format=".4g"),
-            ],
+    def boundaries(axis: str, channel) -> alt.Chart:
+        return (
+            alt.Chart(data)
+            .transform_filter(alt.FieldEqualPredicate(field="axis", equal=axis))
+            .mark_rule(color=BOUNDARY_COLOR, opacity=0.7)
+            .encode(
+                channel,
+                strokeWidth=alt.condition("datum.major", alt.value(2), alt.value(1)),
+                tooltip=tooltip,
+            )
         )
-        .properties(width="container", height=260)
-    )
+
+    chart = alt.layer(
+        cells,
+        boundaries("c", alt.X("at:Q", scale=x_scale)),
+        boundaries("r", alt.Y("at:Q", scale=y_scale)),
+    ).properties(width=HEATMAP_CELL * 96, height=HEATMAP_CELL * 96)
     return _swappable(chart)
 
 
-def head_ranks_chart() -> dict:
+WHOLE_COLOR = "#333"
+
+
+def head_colors(n_heads: int) -> alt.Scale:
+    """Return a colour scale with a distinct colour for each of `n_heads` heads.
+
+    Up to 10 heads: tableau10; up to 20: tableau20; more: turbo sampled once per head (no
+    categorical palette stays readable beyond 20).
+    """
+    if n_heads <= 10:
+        return alt.Scale(scheme="tableau10")
+    if n_heads <= 20:
+        return alt.Scale(scheme="tableau20")
+    return alt.Scale(scheme=alt.SchemeParams(name="turbo", count=n_heads))
+
+
+def singular_values_chart(n_heads: int) -> dict:
+    """Log-log singular values by rank: the whole matrix (thick dark line) and each head's slice.
+
+    Rows: {series, rank, sigma, whole (bool), head (index; None for the whole matrix)}. Heads
+    are coloured by index (an ordinal field, so the legend runs 0, 1, 2, … 10, 11), with one
+    colour per head; the slices of a fused q|k|v kernel share their head's colour.
+    """
+    x = alt.X("rank:Q", title="rank", scale=alt.Scale(type="log"))
+    y = alt.Y("sigma:Q", title="singular value σ", scale=alt.Scale(type="log"))
+    tooltip = [
+        alt.Tooltip("series:N"),
+        alt.Tooltip("rank:Q"),
+        alt.Tooltip("sigma:Q", title="σ", format=".4g"),
+    ]
+    base = alt.Chart(alt.NamedData(ROWS))
+    heads = (
+        base.transform_filter("!datum.whole")
+        .mark_line(strokeWidth=1, point=alt.OverlayMarkDef(size=10))
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color("head:O", title="head", scale=head_colors(n_heads)),
+            detail="series:N",
+            tooltip=tooltip,
+        )
+    )
+    whole = base.transform_filter("datum.whole").encode(x=x, y=y)
+    whole_line = whole.mark_line(
+        color=WHOLE_COLOR, strokeWidth=3, point=alt.OverlayMarkDef(size=12, color=WHOLE_COLOR)
+    ).encode(tooltip=tooltip)
+    whole_label = (
+        whole.transform_joinaggregate(last="max(rank)")
+        .transform_filter("datum.rank === datum.last")
+        .mark_text(align="right", dx=-6, dy=-8, color=WHOLE_COLOR)
+        .encode(text="series:N")
+    )
+    chart = alt.layer(heads, whole_line, whole_label).properties(width="container", height=260)
+    return _swappable(chart)
+
+
+def head_ranks_chart(d_head: int) -> dict:
     """Layer × head grid coloured by the effective rank of each head's slice of one projection.
 
+    The colour scale runs from 0 to `d_head`, the largest effective rank a slice can have, so
+    heads that are all close to full rank look alike rather than spread over the palette.
     Rows: {block, order, head, effective_rank, stable_rank, sigma_max, frobenius}.
     """
     chart = (
@@ -230,7 +316,10 @@ def head_ranks_chart() -> dict:
             x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0)),
             y=alt.Y("block:N", title="layer", sort=alt.SortField("order")),
             color=alt.Color(
-                "effective_rank:Q", title="effective rank", scale=alt.Scale(scheme="viridis")
+                "effective_rank:Q",
+                title=f"effective rank (0 to d_head = {d_head})",
+                scale=alt.Scale(scheme="viridis", domain=[0, d_head]),
+                legend=alt.Legend(titleLimit=0),
             ),
             tooltip=[
                 alt.Tooltip("block:N", title="layer"),

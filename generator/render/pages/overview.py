@@ -76,7 +76,8 @@ def overview_context(artifacts: Artifacts, tables: dict) -> dict:
             "parameters",
             charts.parameter_counts_chart(tables["parameter_counts"]),
             "Bar chart of parameter counts per block, coloured by component",
-            "Parameters per block: embeddings, each transformer layer, and the pooler.",
+            "Parameters per block: embeddings, each transformer layer, and the pooler."
+            + charts.thin_note(tables["parameter_counts"], "kind"),
         )
     ]
     corpus = manifest.get("corpus")

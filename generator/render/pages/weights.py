@@ -13,6 +13,7 @@ import numpy as np
 
 from generator.artifacts import Artifacts
 from generator.render.charts import weights as charts
+from generator.render.charts.overview import thin_note
 from generator.render.pages.common import Page, chart
 
 HEATMAP_LEVELS = 127  # heatmap values travel as int8 multiples of max|w| / 127
@@ -40,9 +41,55 @@ def matrix_options(rows: list[dict]) -> tuple[list[str], dict[str, list[list[str
     return list(options), options
 
 
+FUSED_PARTS = ("query", "key", "value")  # the thirds of a fused q|k|v kernel, in column order
+
+
+def head_bands(section: dict) -> dict[str, dict]:
+    """Return per matrix split by heads where its heads' bands meet, in original indices.
+
+    {axis: 'c' (W_Q/W_K/W_V and fused q|k|v: heads are column bands) or 'r' (W_O: row
+    bands), at: [index where a head starts, the first excluded], major: [where the q, k and v
+    thirds of a fused kernel meet]}. The split is the extract stage's (`head_blocks`).
+    """
+    d_head = int(section["settings"]["d_head"])
+    shapes = {m["name"]: m["shape"] for m in section["matrices"]}
+    heads: dict[str, dict[str, int]] = {}
+    for h in section["heads"]:
+        roles = heads.setdefault(h["name"], {})
+        roles[h["role"]] = roles.get(h["role"], 0) + 1
+    out = {}
+    for name, roles in heads.items():
+        if name not in shapes:
+            continue
+        if set(roles) == {"attn_out"}:
+            out[name] = {"axis": "r", "at": _starts(0, roles["attn_out"], d_head), "major": []}
+        elif len(roles) == 1:
+            out[name] = {
+                "axis": "c",
+                "at": _starts(0, next(iter(roles.values())), d_head),
+                "major": [],
+            }
+        else:
+            third = shapes[name][1] // 3
+            at = [
+                i
+                for k, part in enumerate(FUSED_PARTS)
+                for i in _starts(k * third, roles.get(part, 0), d_head)
+            ]
+            out[name] = {"axis": "c", "at": at, "major": [third, 2 * third]}
+    return out
+
+
+def _starts(offset: int, n_heads: int, d_head: int) -> list[int]:
+    """Return where heads 1..n-1 of a band of n heads starting at `offset` begin."""
+    return [offset + h * d_head for h in range(1, n_heads)]
+
+
 def heatmap_data(artifacts: Artifacts, section: dict) -> dict[str, dict]:
-    """Return per matrix name: pooled shape, block size, original shape and packed values."""
+    """Return per matrix name: pooled shape, block size, original shape, packed values and,
+    for a matrix split by heads, its head bands."""
     pooled = artifacts.array("weights/heatmaps")
+    bands = head_bands(section)
     out = {}
     for m in section["matrices"]:
         rows, cols = m["heatmap_shape"]
@@ -53,6 +100,7 @@ def heatmap_data(artifacts: Artifacts, section: dict) -> dict[str, dict]:
             "shape": m["shape"],
             "scale": scale,
             "q": text,
+            "bands": bands.get(m["name"]),
         }
     return out
 
@@ -65,7 +113,11 @@ def spectrum_data(tables: dict) -> dict[str, dict]:
         out[name] = {
             "whole": [[r, sig(s)] for r, s in points],
             "heads": [
-                {"series": h["series"], "points": [[r, sig(s)] for r, s in h["points"]]}
+                {
+                    "series": h["series"],
+                    "head": h["head"],
+                    "points": [[r, sig(s)] for r, s in h["points"]],
+                }
                 for h in heads.get(name, [])
             ],
         }
@@ -136,6 +188,8 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
     in_blocks = [r["block"] for r in tables["weights_matrices"] if r["order"] >= 0]
     first_block = in_blocks[0] if in_blocks else (blocks[0] if blocks else "")
     in_layer = [r for r in tables["weights_spectra"] if r["in_layer"]]
+    d_head = int(section["settings"]["d_head"])
+    n_heads = max((h["head"] + 1 for h in section["heads"]), default=0)
     geometry = tables.get("weights_embeddings") or None
     data = {
         "histograms": histogram_data(tables["weights_histograms"]),
@@ -163,7 +217,8 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             charts.block_counts_chart(tables["weights_by_block"]),
             "Stacked bar chart of parameter counts per layer, coloured by component",
             "Parameters per block: the embeddings, each transformer layer, then what follows the "
-            "layers (final norm, pooler, task head).",
+            "layers (final norm, pooler, task head)."
+            + thin_note(tables["weights_by_block"], "component"),
         ),
         "histograms": chart(
             "weights-histograms",
@@ -201,23 +256,27 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             "column bands of W_Q/W_K/W_V and row bands of W_O. Large matrices are reduced "
             f"to at most {section['settings']['heatmap_limit']}×"
             f"{section['settings']['heatmap_limit']} by block max-abs pooling: each cell shows "
-            "the signed entry of largest magnitude in its block, so outliers stay visible.",
+            "the signed entry of largest magnitude in its block, so outliers stay visible. "
+            "The axes count rows and columns of the original matrix; dark lines mark where "
+            "one head's band ends and the next begins (thick: between the query, key and "
+            "value thirds of a fused kernel).",
             interactive=True,
         ),
         "singular": chart(
             "weights-singular",
-            charts.singular_values_chart(),
+            charts.singular_values_chart(n_heads),
             "Log-log plot of the singular values of the selected matrix and of its heads",
-            "Singular values by rank of the whole matrix (thick line) and, for attention "
-            "projections, of each head's slice (thin lines).",
+            "Singular values by rank of the whole matrix (thick dark line) and, for attention "
+            "projections, of each head's slice (thin lines, one colour per head).",
             interactive=True,
         ),
         "heads": chart(
             "weights-heads",
-            charts.head_ranks_chart(),
+            charts.head_ranks_chart(d_head),
             "Grid of per-head effective ranks, layers by heads",
             "Effective rank of each head's slice of the selected projection (d_model × d_head "
-            "for W_Q/W_K/W_V, d_head × d_model for W_O); at most d_head.",
+            f"for W_Q/W_K/W_V, d_head × d_model for W_O). The colour scale runs from 0 to "
+            f"d_head = {d_head}, the most a slice can have; hover a cell for its value.",
             interactive=True,
         ),
         "headmap": chart(
@@ -305,20 +364,54 @@ def _span(start: int, size: int, total: int) -> str:
 
 
 def heatmap_rows(entry: dict) -> list[dict]:
-    """Return the cells of one packed heatmap (mirrors `heatmapRows`)."""
+    """Return the cells and head-band boundaries of one packed heatmap (mirrors `heatmapRows`).
+
+    A cell spans the original rows [r0, r1) and columns [c0, c1) of the block it pools.
+    """
     rows, cols = entry["size"]
     levels = np.frombuffer(base64.b64decode(entry["q"]), dtype=np.int8).reshape(rows, cols)
     (br, bc), shape = entry["block"], entry["shape"]
-    return [
+    cells = [
         {
-            "r": r,
-            "c": c,
+            "kind": "cell",
+            "r0": r * br,
+            "r1": min((r + 1) * br, shape[0]),
+            "c0": c * bc,
+            "c1": min((c + 1) * bc, shape[1]),
             "w": float(levels[r, c]) / HEATMAP_LEVELS * entry["scale"],
             "rows": _span(r * br, br, shape[0]),
             "cols": _span(c * bc, bc, shape[1]),
         }
         for r in range(rows)
         for c in range(cols)
+    ]
+    return cells + boundary_rows(entry.get("bands"))
+
+
+def boundary_rows(bands: dict | None) -> list[dict]:
+    """Return the rule rows of a matrix's head bands (mirrors `boundaryRows`)."""
+    if not bands:
+        return []
+    unit = "columns" if bands["axis"] == "c" else "rows"
+    rows = [
+        {
+            "kind": "boundary",
+            "axis": bands["axis"],
+            "at": at,
+            "major": False,
+            "what": f"between heads ({unit})",
+        }
+        for at in bands["at"]
+    ]
+    return rows + [
+        {
+            "kind": "boundary",
+            "axis": bands["axis"],
+            "at": at,
+            "major": True,
+            "what": "between query, key and value",
+        }
+        for at in bands["major"]
     ]
 
 
@@ -327,11 +420,12 @@ def spectrum_rows(entry: dict | None) -> list[dict]:
     if not entry:
         return []
     rows = [
-        {"series": "whole matrix", "whole": True, "rank": r, "sigma": s} for r, s in entry["whole"]
+        {"series": "whole matrix", "whole": True, "head": None, "rank": r, "sigma": s}
+        for r, s in entry["whole"]
     ]
     for head in entry["heads"]:
         rows += [
-            {"series": head["series"], "whole": False, "rank": r, "sigma": s}
+            {"series": head["series"], "whole": False, "head": head["head"], "rank": r, "sigma": s}
             for r, s in head["points"]
         ]
     return [row for row in rows if row["sigma"] and row["sigma"] > 0]
@@ -391,6 +485,10 @@ def add_figure_specs(figures: dict, data: dict, options: dict) -> None:
             figures[key]["figure_spec"] = (
                 filled(figures[key]["spec"], rows, title) if rows else None
             )
+    if figures.get("heatmap", {}).get("figure_spec"):
+        size = data["heatmaps"][first["first_matrices"][0]]["size"]
+        width, height = charts.heatmap_size(*size)
+        figures["heatmap"]["figure_spec"].update(width=width, height=height)
 
 
 def _explained(rows: list[dict]) -> dict[str, list[float]]:
