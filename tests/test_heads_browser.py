@@ -45,10 +45,15 @@ def check_attention_page(page, url):
         "chart-attention-head-view",
         "chart-attention-overview",
     )
-    all_heads = line_count(page)
-    assert all_heads > 0
-    # Head view: unticking heads removes their lines, "No head" empties it, "All heads" restores.
+    first = line_count(page)  # the head view opens on a few heads (DEFAULT_HEADS)
+    assert first > 0
+    # Head view: "All heads" adds lines, unticking a head removes its lines, "No head" empties
+    # it, "All heads" restores.
     before = chart_state(page, head_view)
+    page.click("#head-view-all")
+    before = wait_changed(page, head_view, before)
+    all_heads = line_count(page)
+    assert all_heads > first
     page.uncheck("input[name='head-view'][value='0']")
     after = wait_changed(page, head_view, before)
     assert "heads 1" in after["selection"] and line_count(page) < all_heads
@@ -77,8 +82,67 @@ def check_attention_page(page, url):
     assert "layer 0, head 0" in after["selection"]
 
 
+# JS: for each x axis of the per-layer panels, whether a drawn line lies in the plot right
+# above it (panels are 110 px tall). A wrapped facet draws x axes under every column, also
+# under the empty cells of a last row that is not full: those axes have no line above them.
+_AXES_WITHOUT_PANEL_JS = """() => {
+  const svg = document.querySelector('#chart-heads-layers svg');
+  const lines = Array.from(svg.querySelectorAll('.mark-line path'))
+    .filter((p) => (p.getAttribute('d') || '').length > 2)
+    .map((p) => p.getBoundingClientRect());
+  const axes = Array.from(svg.querySelectorAll('.role-axis'))
+    .filter((a) => (a.querySelector('.role-axis-title') || {}).textContent === 'layer')
+    .map((a) => a.getBoundingClientRect());
+  const orphans = axes.filter((axis) => !lines.some((line) =>
+    line.left < axis.right && line.right > axis.left &&
+    line.bottom <= axis.top + 2 && line.top >= axis.top - 115));
+  return {lines: lines.length, axes: axes.length, orphans: orphans.length};
+}"""
+
+
+def check_layer_panels(page, n_metrics):
+    """Every metric has a drawn panel and every x axis belongs to one (no empty panels)."""
+    state = page.evaluate(_AXES_WITHOUT_PANEL_JS)
+    assert state["lines"] == n_metrics, state
+    assert state["axes"] == n_metrics and state["orphans"] == 0, state
+
+
+# JS: scroll the heads table fully sideways; report where its first cells are, against its box.
+_STICKY_JS = """() => {
+  const table = document.getElementById('heads-table');
+  const box = table.parentElement;
+  box.scrollLeft = box.scrollWidth;
+  const row = table.tBodies[0].rows[0], head = table.tHead.rows[0];
+  const rect = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.right]; };
+  return {box: rect(box), scrolled: box.scrollLeft, wide: box.scrollWidth > box.clientWidth,
+          cells: [0, 1, 2].map((i) => rect(row.cells[i])),
+          headers: [0, 1].map((i) => rect(head.cells[i])),
+          texts: [0, 1].map((i) => row.cells[i].textContent)};
+}"""
+
+
+def check_sticky_keys(page):
+    """After scrolling the table sideways, its layer and head columns are still in view."""
+    state = page.evaluate(_STICKY_JS)
+    assert state["wide"] and state["scrolled"] > 0, state
+    (left, right), (layer, head, cluster) = state["box"], state["cells"]
+    assert cluster[0] < left, state  # the third column scrolled out of view...
+    for cell in (layer, head, *state["headers"]):  # ...the first two stayed in the box
+        assert left - 1 <= cell[0] and cell[1] <= right + 1, state
+    assert abs(layer[1] - head[0]) < 1.5 and head[1] - head[0] > 10, state
+    assert state["texts"] == ["0", "0"], state
+    page.evaluate("() => { document.getElementById('heads-table').parentElement.scrollLeft = 0; }")
+
+
 def check_heads_page(page, url):
     open_page(page, url).assert_clean()
+    with_values = page.evaluate(
+        """() => { const d = Atlas.readJson('heads-data');
+                   return d.metrics.filter((m) => d.rows.some((r) => r[m.name] !== null)).length; }"""
+    )
+    check_layer_panels(page, with_values)
+    page.set_viewport_size({"width": 900, "height": 800})
+    check_sticky_keys(page)
     heatmap = "chart-heads-heatmap"
     options = page.eval_on_selector_all("#select-metric option", "os => os.map(o => o.value)")
     assert options[0] == "entropy" and len(options) == 13

@@ -1,10 +1,19 @@
 /* Attention page: decode the packed weights once per example and kind, and swap the datasets of
  * the heatmap (one head), the head view (one layer, checked heads) and the layer x head grid.
  * Data: {n_heads, scale, kinds: [{id, label, query, key, n_layers, caption}], examples: [{text,
- * label, target, tokens: {side: [...]}, weights: {kind id: base64 uint16 [layer, head, q, k]}}],
- * overview_tokens, head_view_min_weight, head_colors}.
+ * label, target, tokens: {side: [...]}, special: {side: [positions]}, weights: {kind id: base64
+ * uint16 [layer, head, q, k]}}], overview_tokens, head_view_min_weight, head_colors,
+ * default_heads, has_special, special_names, heatmap_specs: {mode: spec}, heatmap_step}.
  * Encoder-decoder models have three kinds (encoder, decoder, cross) and a kind selector; all
- * three charts follow the selected kind (its layers, its query tokens and its key tokens). */
+ * three charts follow the selected kind (its layers, its query tokens and its key tokens).
+ *
+ * Display options (heatmap and head view; the grid always shows stored weights): "hide special
+ * tokens" leaves them out as queries and keys without renormalising the rows; "rescale each
+ * row" shows each weight ÷ the largest weight of its row among the keys drawn. Row `weight`
+ * fields always hold the stored weight; `shown` is what the colour / opacity shows.
+ *
+ * Every control's state is kept in the URL fragment: #kind=K&example=E&layer=L&head=H&
+ * heads=0,3|none&nospecial=1&rowmax=1 (other keys in the fragment are kept). */
 (function () {
   "use strict";
 
@@ -37,39 +46,99 @@
     };
   }
 
-  function attentionCells(data, s) {
+  /* Token positions of one side drawn: all, or all but the special ones (as shown_positions). */
+  function shownPositions(item, side, n, hide) {
+    var special = hide && item.special && item.special[side] ? item.special[side] : [];
+    var out = [];
+    for (var i = 0; i < n; i++) if (special.indexOf(i) < 0) out.push(i);
+    return out;
+  }
+
+  /* What the colour shows for the keys `ks` of one query row (as _row_view). */
+  function rowView(values, rescale) {
+    if (!rescale) return values;
+    var top = values.length ? Math.max.apply(null, values) : 0;
+    return values.map(function (v) { return top > 0 ? v / top : 0; });
+  }
+
+  function visible(data, s) {
     var m = maps(data, s.kind, s.example);
-    var queries = m.queries.map(function (t, i) { return tokenLabel(i, t); });
-    var keys = m.keys.map(function (t, i) { return tokenLabel(i, t); });
+    var kind = data.kinds[s.kind], item = data.examples[s.example];
+    m.qs = shownPositions(item, kind.query, m.queries.length, s.hide);
+    m.ks = shownPositions(item, kind.key, m.keys.length, s.hide);
+    return m;
+  }
+
+  function attentionCells(data, s) {
+    var m = visible(data, s);
+    var hiddenKeys = [];
+    for (var h = 0; h < m.keys.length; h++) if (m.ks.indexOf(h) < 0) hiddenKeys.push(h);
+    var keyLabels = m.ks.map(function (k) { return tokenLabel(k, m.keys[k]); });
     var cells = [];
-    for (var q = 0; q < queries.length; q++) {
-      for (var k = 0; k < keys.length; k++) {
-        cells.push({ query: queries[q], key: keys[k], weight: m.w(s.layer, s.head, q, k) });
-      }
-    }
+    m.qs.forEach(function (q) {
+      var weights = m.ks.map(function (k) { return m.w(s.layer, s.head, q, k); });
+      var shown = rowView(weights, s.rescale);
+      var query = tokenLabel(q, m.queries[q]);
+      var hidden = 0;
+      hiddenKeys.forEach(function (k) { hidden += m.w(s.layer, s.head, q, k); });
+      m.ks.forEach(function (k, i) {
+        var cell = { query: query, key: keyLabels[i], weight: weights[i], shown: shown[i] };
+        if (s.hide) cell.hidden = hidden;
+        cells.push(cell);
+      });
+    });
     return cells;
   }
 
-  /* Head view: one line per (query, key, head) with weight >= the page's minimum; query tokens
-   * on the left, key tokens on the right. */
+  /* Head view: one line per (query, key, drawn head) with stored weight >= the page's minimum;
+   * query tokens on the left, key tokens on the right (as head_view_lines). */
   function headViewData(data, s) {
-    var m = maps(data, s.kind, s.example);
+    var m = visible(data, s);
     var lines = [];
-    s.heads.forEach(function (head) {
-      for (var q = 0; q < m.queries.length; q++) {
-        for (var k = 0; k < m.keys.length; k++) {
-          var value = m.w(s.layer, head, q, k);
-          if (value >= data.head_view_min_weight) {
-            lines.push({ src: q, dst: k, head: head, weight: value,
+    s.heads.forEach(function (head, slot) {
+      m.qs.forEach(function (q) {
+        var weights = m.ks.map(function (k) { return m.w(s.layer, head, q, k); });
+        var shown = rowView(weights, s.rescale);
+        m.ks.forEach(function (k, i) {
+          if (weights[i] >= data.head_view_min_weight) {
+            lines.push({ src: q, dst: k, head: head, slot: slot, weight: weights[i], shown: shown[i],
                          from: tokenLabel(q, m.queries[q]), to: tokenLabel(k, m.keys[k]) });
           }
-        }
-      }
+        });
+      });
     });
+    var tip = tokenTips(data, lines, s.heads);
     return {
       lines: lines,
-      left: m.queries.map(function (t, i) { return { src: i, token: t }; }),
-      right: m.keys.map(function (t, i) { return { dst: i, token: t }; }),
+      left: m.qs.map(function (q) { return { src: q, token: m.queries[q], tip: tip("src", q, m.queries[q]) }; }),
+      right: m.ks.map(function (k) { return { dst: k, token: m.keys[k], tip: tip("dst", k, m.keys[k]) }; }),
+    };
+  }
+
+  /* tip(field, position, token): a head view token's tooltip; per drawn head, its largest
+   * weights among the lines drawn, largest first, ties by position (as _token_tips). */
+  function tokenTips(data, lines, heads) {
+    var groups = {};
+    lines.forEach(function (line) {
+      ["src", "dst"].forEach(function (field) {
+        var key = field + " " + line[field] + " " + line.head;
+        (groups[key] = groups[key] || []).push(line);
+      });
+    });
+    return function (field, position, token) {
+      var query = field === "src";
+      var other = query ? "dst" : "src", label = query ? "to" : "from", side = query ? "keys" : "queries";
+      var out = {};
+      out[query ? "query token" : "key token"] = tokenLabel(position, token);
+      heads.forEach(function (head) {
+        var rows = (groups[field + " " + position + " " + head] || []).slice();
+        rows.sort(function (a, b) { return b.weight - a.weight || a[other] - b[other]; });
+        var top = rows.slice(0, data.head_view_top).map(function (r) {
+          return r[label].slice(5) + " " + r.weight.toFixed(3);
+        }).join(", ");
+        out["head " + head + ": top " + side] = top || "none drawn";
+      });
+      return out;
     };
   }
 
@@ -128,6 +197,61 @@
     select.value = String(keep);
   }
 
+  function heatmapMode(s) {
+    return (s.rescale ? "rowmax" : "weight") + (s.hide ? "-nospecial" : "");
+  }
+
+  /* Cell size of the heatmap: fit the key columns in the chart's column (as heatmap_step). */
+  function heatmapSize(data, element, s) {
+    var m = visible(data, s);
+    var room = Math.max((element.parentNode || element).clientWidth - data.heatmap_step.label_room, 0);
+    var step = Math.floor(room / Math.max(m.ks.length, 1));
+    step = Math.max(data.heatmap_step.min, Math.min(data.heatmap_step.max, step));
+    return { width: step * Math.max(m.ks.length, 1), height: step * Math.max(m.qs.length, 1) };
+  }
+
+  function modeText(data, s) {
+    var text = s.rescale ?
+      "Colours show each weight ÷ the largest weight of its row (every row's maximum is 1); tooltips give the stored weight." :
+      "Colours show the stored attention weights" + (s.hide ? "." : ": each row sums to 1.");
+    if (s.hide) {
+      text += " " + data.special_names + " are hidden and the rows are not renormalised: a row sums to " +
+        "1 minus its weight on them (the heatmap's tooltip gives that weight).";
+    }
+    return text;
+  }
+
+  /* --- URL fragment ------------------------------------------------------------------------ */
+
+  var KEYS = ["kind", "example", "layer", "head", "heads", "nospecial", "rowmax"];
+
+  function readFragment() {
+    var params = {};
+    var hash = window.location.hash.replace(/^#/, "");
+    if (!hash) return params;
+    hash.split("&").forEach(function (part) {
+      var at = part.indexOf("=");
+      var key = decodeURIComponent(at < 0 ? part : part.slice(0, at));
+      params[key] = at < 0 ? "" : decodeURIComponent(part.slice(at + 1));
+    });
+    return params;
+  }
+
+  function writeFragment(state) {
+    var params = readFragment();
+    KEYS.forEach(function (key) { delete params[key]; });
+    Object.keys(state).forEach(function (key) { if (state[key] !== null) params[key] = state[key]; });
+    var text = Object.keys(params).map(function (key) {
+      return encodeURIComponent(key) + "=" + encodeURIComponent(params[key]).replace(/%2C/g, ",");
+    }).join("&");
+    var url = window.location.href.split("#")[0] + "#" + text;
+    try {
+      window.history.replaceState(window.history.state, "", url);
+    } catch (e) {
+      window.location.replace(url);  /* some file:// setups refuse replaceState */
+    }
+  }
+
   window.Atlas.register(function (specs) {
     var data = window.Atlas.readJson("attention-data");
     var heatmap = document.getElementById("chart-attention-heatmap");
@@ -140,10 +264,15 @@
       layer: document.getElementById("select-layer"),
       head: document.getElementById("select-head"),
     };
+    var checks = {
+      hide: document.getElementById("hide-special"),
+      rescale: document.getElementById("rescale-rows"),
+    };
     var boxes = Array.prototype.slice.call(document.querySelectorAll("input[name='head-view']"));
     var textNode = document.getElementById("example-text");
     var targetNode = document.getElementById("target-text");
     var kindNode = document.getElementById("kind-text");
+    var modeNode = document.getElementById("mode-text");
     var overviewNote = document.getElementById("overview-note");
     Array.prototype.forEach.call(document.querySelectorAll(".swatch[data-head]"), function (swatch) {
       swatch.style.backgroundColor = data.head_colors[+swatch.getAttribute("data-head")];
@@ -154,8 +283,44 @@
         kind: selects.kind ? +selects.kind.value : 0,
         example: +selects.example.value, layer: +selects.layer.value, head: +selects.head.value,
         heads: boxes.filter(function (b) { return b.checked; }).map(function (b) { return +b.value; }),
+        hide: !!(checks.hide && checks.hide.checked),
+        rescale: !!(checks.rescale && checks.rescale.checked),
       };
     }
+
+    function setSelect(select, value) {
+      if (!select || value === undefined) return;
+      for (var i = 0; i < select.options.length; i++) {
+        if (select.options[i].value === value) { select.value = value; return; }
+      }
+    }
+
+    /* Set the controls from the fragment; unknown or out-of-range values are ignored. */
+    function applyFragment() {
+      var params = readFragment();
+      setSelect(selects.kind, params.kind);
+      if (selects.kind) fillLayers(selects.layer, data.kinds[+selects.kind.value].n_layers);
+      setSelect(selects.example, params.example);
+      setSelect(selects.layer, params.layer);
+      setSelect(selects.head, params.head);
+      if (params.heads !== undefined) {
+        var heads = params.heads === "none" ? [] : params.heads.split(",");
+        boxes.forEach(function (box) { box.checked = heads.indexOf(box.value) >= 0; });
+      }
+      if (checks.hide) checks.hide.checked = params.nospecial === "1";
+      if (checks.rescale) checks.rescale.checked = params.rowmax === "1";
+    }
+
+    function saveFragment(s) {
+      writeFragment({
+        kind: selects.kind ? String(s.kind) : null,
+        example: String(s.example), layer: String(s.layer), head: String(s.head),
+        heads: s.heads.length ? s.heads.join(",") : "none",
+        nospecial: s.hide ? "1" : null,
+        rowmax: s.rescale ? "1" : null,
+      });
+    }
+
     function overviewText(s) {
       var m = maps(data, s.kind, s.example);
       var nq = m.queries.length, nk = m.keys.length;
@@ -172,46 +337,84 @@
       var item = data.examples[s.example];
       var kind = data.kinds[s.kind];
       var several = data.kinds.length > 1;
+      var mode = (s.rescale ? ", rows rescaled to their maximum" : "") + (s.hide ? ", special tokens hidden" : "");
       textNode.textContent = (item.label ? "[" + item.label + "] " : "") + item.text;
       if (targetNode) {
         targetNode.textContent = (data.target === "field" ? "Target: " : "Greedy output: ") + item.target;
       }
       if (kindNode) kindNode.textContent = kind.caption;
+      if (modeNode) modeNode.textContent = modeText(data, s);
       heatmap.setAttribute("data-selection", kind.id + " attention, example " + s.example +
-        ", layer " + s.layer + ", head " + s.head);
+        ", layer " + s.layer + ", head " + s.head + mode);
       heatmap.setAttribute("aria-label", kind.label + " heatmap, layer " + s.layer + ", head " +
-        s.head + ", example " + (s.example + 1));
+        s.head + ", example " + (s.example + 1) + mode);
       if (headView) {
         headView.setAttribute("data-selection", kind.id + " attention, example " + s.example +
-          ", layer " + s.layer + ", heads " + s.heads.join(" "));
+          ", layer " + s.layer + ", heads " + s.heads.join(" ") + mode);
         headView.setAttribute("aria-label", (several ? kind.label + " head view" : "Head view") +
           " of layer " + s.layer + ", heads " + (s.heads.length ? s.heads.join(", ") : "none") +
-          ", example " + (s.example + 1));
+          ", example " + (s.example + 1) + mode);
       }
       if (overview) {
-        overview.setAttribute("data-selection", kind.id + " attention, example " + s.example);
+        overview.setAttribute("data-selection", kind.id + " attention, example " + s.example +
+          ", selected layer " + s.layer + " head " + s.head);
         overview.setAttribute("aria-label", (several ? kind.label + ": every" : "Every") +
-          " layer and head of example " + (s.example + 1) + " as small attention heatmaps");
+          " layer and head of example " + (s.example + 1) + " as small attention heatmaps; layer " +
+          s.layer + ", head " + s.head + " framed");
         if (overviewNote) overviewNote.textContent = overviewText(s);
       }
     }
 
+    /* A fresh heatmap spec for the display mode of `s`, sized to the page, holding its cells. */
+    function heatmapSpec(s) {
+      var spec = JSON.parse(JSON.stringify(data.heatmap_specs[heatmapMode(s)]));
+      var size = heatmapSize(data, heatmap, s);
+      spec.width = size.width;
+      spec.height = size.height;
+      spec.datasets.cells = attentionCells(data, s);
+      return spec;
+    }
+
+    /* Frame the selected layer and head in the grid (its params; a re-embed reads the spec's). */
+    function markGrid(s, view) {
+      var spec = specs[overview.id];
+      (spec.params || []).forEach(function (param) {
+        if (param.name === "sel_layer") param.value = s.layer;
+        if (param.name === "sel_head") param.value = s.head;
+      });
+      if (view) return view.signal("sel_layer", s.layer).signal("sel_head", s.head).runAsync();
+      return null;
+    }
+
+    applyFragment();
     var first = selection();
-    specs[heatmap.id].datasets.cells = attentionCells(data, first);
+    specs[heatmap.id] = heatmapSpec(first);
     if (headView) {
       var hv = headViewData(data, first);
       Object.keys(hv).forEach(function (name) { specs[headView.id].datasets[name] = hv[name]; });
     }
-    if (overview) specs[overview.id].datasets.grid = overviewCells(data, first);
+    if (overview) {
+      specs[overview.id].datasets.grid = overviewCells(data, first);
+      markGrid(first, null);
+    }
     describe(first);
 
-    var shown = { example: first.example, kind: first.kind };
-    function update() {
+    var shown = { example: first.example, kind: first.kind, mode: heatmapMode(first) };
+    function update(options) {
       if (selects.kind) fillLayers(selects.layer, data.kinds[+selects.kind.value].n_layers);
       var s = selection();
+      if (!(options && options.keepFragment)) saveFragment(s);
       var views = window.Atlas.views;  /* read each time: a theme change replaces the views */
       var pending = [];
-      if (views[heatmap.id]) {
+      if (shown.mode !== heatmapMode(s)) {
+        pending.push(window.Atlas.remount(heatmap.id, heatmapSpec(s)));
+        shown.mode = heatmapMode(s);
+      } else if (views[heatmap.id]) {
+        var size = heatmapSize(data, heatmap, s);
+        var spec = specs[heatmap.id];
+        spec.width = size.width;  /* a theme re-embed keeps the size */
+        spec.height = size.height;
+        views[heatmap.id].width(size.width).height(size.height);
         views[heatmap.id].data("cells", attentionCells(data, s));  /* replaces the dataset */
         pending.push(views[heatmap.id].runAsync());
       }
@@ -220,30 +423,61 @@
         Object.keys(next).forEach(function (name) { views[headView.id].data(name, next[name]); });
         pending.push(views[headView.id].runAsync());
       }
-      if (overview && views[overview.id] && (shown.example !== s.example || shown.kind !== s.kind)) {
-        views[overview.id].data("grid", overviewCells(data, s));
-        pending.push(views[overview.id].runAsync());
-        shown.example = s.example;
-        shown.kind = s.kind;
+      if (overview && views[overview.id]) {
+        if (shown.example !== s.example || shown.kind !== s.kind) {
+          views[overview.id].data("grid", overviewCells(data, s));
+          shown.example = s.example;
+          shown.kind = s.kind;
+        }
+        pending.push(markGrid(s, views[overview.id]));
       }
-      Promise.all(pending).then(function () { describe(s); });
+      return Promise.all(pending).then(function () { describe(s); });
     }
     Object.keys(selects).forEach(function (key) {
-      if (selects[key]) selects[key].addEventListener("change", update);
+      if (selects[key]) selects[key].addEventListener("change", function () { update(); });
     });
-    boxes.forEach(function (box) { box.addEventListener("change", update); });
-    function setAll(checked) {
-      boxes.forEach(function (box) { box.checked = checked; });
+    Object.keys(checks).forEach(function (key) {
+      if (checks[key]) checks[key].addEventListener("change", function () { update(); });
+    });
+    boxes.forEach(function (box) { box.addEventListener("change", function () { update(); }); });
+    function setHeads(test) {
+      boxes.forEach(function (box) { box.checked = test(+box.value); });
       update();
     }
-    var all = document.getElementById("head-view-all");
-    var none = document.getElementById("head-view-none");
-    if (all) all.addEventListener("click", function () { setAll(true); });
-    if (none) none.addEventListener("click", function () { setAll(false); });
+    var buttons = {
+      "head-view-all": function () { return true; },
+      "head-view-none": function () { return false; },
+      "head-view-selected": function (head) { return head === +selects.head.value; },
+    };
+    Object.keys(buttons).forEach(function (id) {
+      var button = document.getElementById(id);
+      if (button) button.addEventListener("click", function () { setHeads(buttons[id]); });
+    });
+    window.addEventListener("hashchange", function () {
+      applyFragment();
+      update({ keepFragment: true });
+    });
 
-    /* Clicking a small map of the grid opens that layer and head above. */
+    /* The heatmap follows the width of its column. */
+    var resizeTimer = null;
+    window.addEventListener("resize", function () {
+      window.clearTimeout(resizeTimer);
+      resizeTimer = window.setTimeout(function () {
+        var view = window.Atlas.views[heatmap.id];
+        if (!view) return;
+        var size = heatmapSize(data, heatmap, selection());
+        if (size.width === view.width() && size.height === view.height()) return;
+        specs[heatmap.id].width = size.width;
+        specs[heatmap.id].height = size.height;
+        view.width(size.width).height(size.height).runAsync();
+      }, 150);
+    });
+
+    /* Clicking a small map of the grid opens that layer and head above; a re-embed (theme
+     * change) keeps the frame on the selected map. */
     if (overview) {
       window.Atlas.onMount(overview.id, function (view) {
+        markGrid(selection(), view);
         view.addEventListener("click", function (event, item) {
           var d = item && item.datum;
           if (!d || d.layer === undefined || d.head === undefined) return;

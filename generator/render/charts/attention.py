@@ -5,18 +5,72 @@ from __future__ import annotations
 import altair as alt
 
 from generator.render.charts.common import to_spec
-from generator.render.theme import CATEGORY_COLORS
 
 ATTENTION_DATASET = "cells"
+HEATMAP_MIN_STEP = 11  # px per token: labels stay readable; longer examples scroll sideways
+HEATMAP_MAX_STEP = 36  # px per token: short examples do not blow up
+HEATMAP_WIDTH = 900  # px the heatmap may use when the page has not measured its column
+HEATMAP_LABEL_ROOM = 130  # px left of the cells for the query labels and axis title
 
 
-def attention_heatmap_chart(cells: list[dict]) -> dict:
+def heatmap_step(n_keys: int, available: int = HEATMAP_WIDTH) -> int:
+    """Return the cell size (px) fitting `n_keys` columns in `available` px (as attention.js)."""
+    room = max(available - HEATMAP_LABEL_ROOM, 0)
+    return max(HEATMAP_MIN_STEP, min(HEATMAP_MAX_STEP, room // max(n_keys, 1)))
+
+
+def heatmap_mode(rescale: bool, hide_special: bool) -> str:
+    """Return the key of one display mode of the heatmap ("weight", "rowmax", + "-nospecial")."""
+    return ("rowmax" if rescale else "weight") + ("-nospecial" if hide_special else "")
+
+
+def heatmap_notes(rescale: bool, hide_special: bool, special: str = "special tokens") -> dict:
+    """Return {title, legend} saying what the colour of the heatmap means in one mode."""
+    if rescale:
+        title = "Colour: weight ÷ the largest weight of its row"
+        title += " among the tokens shown" if hide_special else ""
+        title += " (every row's maximum is 1; the tooltip gives the raw weight)"
+        legend = "weight ÷ row max"
+    else:
+        title = "Colour: attention weight"
+        title += "" if hide_special else " (each row sums to 1)"
+        legend = "attention weight"
+    if hide_special:
+        title = [
+            title,
+            f"{special} hidden, rows not renormalised: a row sums to 1 minus its weight on them",
+        ]
+    return {"title": title, "legend": legend}
+
+
+def attention_heatmap_chart(
+    cells: list[dict],
+    n_queries: int = 0,
+    n_keys: int = 0,
+    rescale: bool = False,
+    hide_special: bool = False,
+    special: str = "special tokens",
+) -> dict:
     """Query × key heatmap of one head's attention; the page swaps the `cells` dataset in place.
 
-    Rows: {query, key, weight}; query/key are "NNNN token" labels so repeated tokens stay
-    distinct and sort in sequence order; the axis shows only the token.
+    Rows: {query, key, weight, shown[, hidden]}: query/key are "NNNN token" labels so repeated
+    tokens stay distinct and sort in sequence order (the axis shows only the token); `weight` is
+    the stored weight, `shown` what the colour shows (the weight, or the weight ÷ its row's max
+    when `rescale`), `hidden` the row's weight on hidden special tokens (`hide_special`).
+    Width and height are `heatmap_step(n_keys)` px per token; the page resizes to its column.
     """
     label = "substring(datum.value, 5)"
+    notes = heatmap_notes(rescale, hide_special, special)
+    tooltip = [
+        alt.Tooltip("query:O", title="query"),
+        alt.Tooltip("key:O", title="key"),
+        alt.Tooltip("weight:Q", title="attention weight", format=".3f"),
+    ]
+    if rescale:
+        tooltip.append(alt.Tooltip("shown:Q", title="÷ row max", format=".2f"))
+    if hide_special:
+        tooltip.append(alt.Tooltip("hidden:Q", title=f"row's weight on {special}", format=".3f"))
+    step = heatmap_step(n_keys)
     chart = (
         alt.Chart(alt.NamedData(ATTENTION_DATASET))
         .mark_rect()
@@ -32,98 +86,176 @@ def attention_heatmap_chart(cells: list[dict]) -> dict:
                 axis=alt.Axis(labelExpr=label, labelLimit=90),
             ),
             color=alt.Color(
-                "weight:Q", title="attention weight", scale=alt.Scale(domain=[0, 1], scheme="blues")
+                "shown:Q",
+                title=notes["legend"],
+                scale=alt.Scale(domain=[0, 1], scheme="blues"),
+                legend=alt.Legend(gradientLength=220),
             ),
-            tooltip=[
-                alt.Tooltip("query:O", title="query"),
-                alt.Tooltip("key:O", title="key"),
-                alt.Tooltip("weight:Q", title="weight", format=".3f"),
-            ],
+            tooltip=tooltip,
         )
-        .properties(width=alt.Step(16), height=alt.Step(16))
+        .properties(
+            width=step * max(n_keys, 1),
+            height=step * max(n_queries, 1),
+            title=alt.TitleParams(notes["title"], fontSize=12, fontWeight="normal"),
+        )
     )
     spec = to_spec(chart)
     spec["datasets"] = {ATTENTION_DATASET: cells}
     return spec
 
 
+def heatmap_specs(special: str) -> dict[str, dict]:
+    """Return the empty heatmap spec of every display mode, keyed by `heatmap_mode`."""
+    return {
+        heatmap_mode(rescale, hide): attention_heatmap_chart(
+            [], rescale=rescale, hide_special=hide, special=special
+        )
+        for rescale in (False, True)
+        for hide in (False, True)
+    }
+
+
 HEAD_VIEW_DATASETS = ("lines", "left", "right")
 OVERVIEW_DATASET = "grid"
-EXTRA_HEAD_COLORS = [
-    "#1b9e77",
-    "#7570b3",
-    "#d95f02",
-    "#66a61e",
+# 12 categorical colours at least 37 CIELAB units apart (greedy max-min pick among Tableau,
+# ColorBrewer and Kelly colours of lightness 38-78, readable on light and dark backgrounds);
+# models with more heads get 8 more, then the palette repeats.
+HEAD_COLORS = [
+    "#0067a5",
+    "#ff7f00",
+    "#2ca02c",
+    "#e41a1c",
+    "#984ea3",
+    "#a65628",
     "#e7298a",
-    "#a6761d",
-    "#17becf",
-    "#8c564b",
+    "#00a6a6",
     "#bcbd22",
-    "#393b79",
+    "#636363",
+    "#ff9da6",
+    "#637939",
+    "#f3c300",
+    "#7570b3",
+    "#8c564b",
+    "#b3446c",
+    "#8db600",
+    "#604e97",
+    "#d95f02",
+    "#1b9e77",
 ]
+HEAD_VIEW_WIDTH = 820
+HEAD_VIEW_MARGIN = 150  # px from each side to its token column
+HEAD_VIEW_SLOT = 34  # px per head between the weight numbers shown beside the tokens
 
 
 def head_colors(n_heads: int) -> list[str]:
     """Return one colour per head (20 distinct colours, repeated beyond)."""
-    palette = CATEGORY_COLORS + EXTRA_HEAD_COLORS
-    return [palette[head % len(palette)] for head in range(n_heads)]
+    return [HEAD_COLORS[head % len(HEAD_COLORS)] for head in range(n_heads)]
 
 
-def head_view_chart(n_heads: int, width: int = 540) -> dict:
+def _weight_labels(side: str, x: int, focus: str, colors: alt.Scale) -> alt.Chart:
+    """Weights (one per drawn head) beside the tokens of `side` while `focus` is hovered."""
+    right = side == "right"
+    return (
+        alt.Chart(alt.NamedData("lines"))
+        .mark_text(align="right" if right else "left", baseline="middle", fontSize=11)
+        .transform_filter(alt.param(focus, empty=False))
+        .transform_calculate(
+            wx=f"{x} {'-' if right else '+'} datum.slot * {HEAD_VIEW_SLOT}",
+            label="format(datum.weight, '.2f')",
+        )
+        .encode(
+            x=alt.X("wx:Q", scale=None, axis=None),
+            y=alt.Y("dst:O" if right else "src:O", axis=None),
+            text="label:N",
+            color=alt.Color("head:N", scale=colors, legend=None),
+            tooltip=[
+                alt.Tooltip("head:N", title="head"),
+                alt.Tooltip("from:N", title="query"),
+                alt.Tooltip("to:N", title="key"),
+                alt.Tooltip("weight:Q", title="attention weight", format=".3f"),
+            ],
+        )
+    )
+
+
+def _token_column(side: str, x: int, focus: alt.Parameter) -> alt.Chart:
+    """One column of tokens; hovering one selects it (`focus`); its tooltip is its `tip`."""
+    right = side == "right"
+    return (
+        alt.Chart(alt.NamedData(side), name=f"hv_{side}")
+        .mark_text(
+            align="left" if right else "right",
+            baseline="middle",
+            fontSize=12,
+            cursor="pointer",
+            tooltip={"expr": "datum.tip"},
+        )
+        .encode(
+            x=alt.value(x + 6 if right else x - 6),
+            y=alt.Y("dst:O" if right else "src:O", axis=None),
+            text="token:N",
+            size=alt.condition(focus, alt.value(14), alt.value(12), empty=False),
+        )
+        .add_params(focus)
+    )
+
+
+def head_view_chart(n_heads: int, width: int = HEAD_VIEW_WIDTH) -> dict:
     """Token-to-token lines between two token columns (the bertviz head view).
 
-    Datasets the page fills: `lines` {src, dst, head, weight} (one line per query -> key weight),
-    `left` / `right` {src|dst, token}. Opacity is the weight, colour the head; hovering a token
-    on the left keeps only its lines.
+    Datasets the page fills: `lines` {src, dst, head, slot, weight, shown, from, to} (one line
+    per query -> key weight of each drawn head; `slot` is the head's rank among the drawn ones,
+    `shown` the line's opacity), `left` {src, token, tip} (queries), `right` {dst, token, tip}
+    (keys); `tip` is the token's tooltip (its largest weights per drawn head).
+    Colour is the head. Hovering a query token keeps only its lines and writes each weight
+    beside the keys; hovering a key token does the same for the lines into it.
     """
-    left_x, right_x = 130, width - 130
-    focus = alt.selection_point(
-        name="focus", fields=["src"], on="pointerover", clear="pointerout", empty=True
+    left_x, right_x = HEAD_VIEW_MARGIN, width - HEAD_VIEW_MARGIN
+    events = "pointerover[event.item && event.item.mark.name === 'hv_{}_marks']"
+    focus_q = alt.selection_point(
+        name="focus", fields=["src"], on=events.format("left"), clear="pointerout"
     )
-    y_src = alt.Y("src:O", axis=None, title=None)
+    focus_k = alt.selection_point(
+        name="focus_key", fields=["dst"], on=events.format("right"), clear="pointerout"
+    )
+    colors = alt.Scale(domain=list(range(n_heads)), range=head_colors(n_heads))
     lines = (
         alt.Chart(alt.NamedData("lines"))
         .mark_rule(strokeWidth=2)
         .encode(
             x=alt.value(left_x),
             x2=alt.value(right_x),
-            y=y_src,
+            y=alt.Y("src:O", axis=None, title=None),
             y2=alt.Y2("dst:O"),
-            color=alt.Color(
-                "head:N",
-                title="head",
-                scale=alt.Scale(domain=list(range(n_heads)), range=head_colors(n_heads)),
-            ),
+            color=alt.Color("head:N", title="head", scale=colors),
             # strokeOpacity, not opacity: SVG renderers composite an element with `opacity` in
             # a layer of its own, which makes thousands of lines take a minute to rasterise.
-            strokeOpacity=alt.condition(
-                focus,
-                alt.StrokeOpacity(
-                    "weight:Q", scale=alt.Scale(domain=[0, 1], range=[0, 1]), legend=None
-                ),
-                alt.value(0.0),
-            ),
+            strokeOpacity={
+                "condition": {
+                    "test": {"and": [{"param": "focus"}, {"param": "focus_key"}]},
+                    "field": "shown",
+                    "type": "quantitative",
+                    "scale": {"domain": [0, 1], "range": [0, 1]},
+                    "legend": None,
+                },
+                "value": 0.0,
+            },
             tooltip=[
                 alt.Tooltip("head:N", title="head"),
                 alt.Tooltip("from:N", title="query"),
                 alt.Tooltip("to:N", title="key"),
-                alt.Tooltip("weight:Q", title="weight", format=".3f"),
+                alt.Tooltip("weight:Q", title="attention weight", format=".3f"),
             ],
         )
     )
-    left = (
-        alt.Chart(alt.NamedData("left"))
-        .mark_text(align="right", baseline="middle", fontSize=12, cursor="pointer")
-        .encode(x=alt.value(left_x - 6), y=y_src, text="token:N")
-        .add_params(focus)
-    )
-    right = (
-        alt.Chart(alt.NamedData("right"))
-        .mark_text(align="left", baseline="middle", fontSize=12)
-        .encode(x=alt.value(right_x + 6), y=alt.Y("dst:O", axis=None), text="token:N")
-    )
     chart = (
-        alt.layer(lines, left, right)
+        alt.layer(
+            lines,
+            _token_column("left", left_x, focus_q),
+            _token_column("right", right_x, focus_k),
+            _weight_labels("right", right_x - 4, "focus", colors),
+            _weight_labels("left", left_x + 4, "focus_key", colors),
+        )
         .resolve_scale(y="shared")
         .properties(width=width, height=alt.Step(18))
     )
@@ -132,11 +264,16 @@ def head_view_chart(n_heads: int, width: int = 540) -> dict:
     return spec
 
 
+HIGHLIGHT_COLOR = "#ff7f00"
+
+
 def attention_overview_chart(n_layers: int, n_heads: int) -> dict:
     """Every layer x head of one example as small heatmaps (rows: layers, columns: heads).
 
     Dataset `grid` {layer, head, q, k, weight, query, key}: q/k are cell indices (token blocks
     when the page downsamples a long example), query/key their token labels for the tooltip.
+    The small map of the selected layer and head (params `sel_layer`, `sel_head`, which the
+    page sets) gets a frame.
     """
     size = max(28, min(64, 900 // max(n_heads, 1)))
     cells = (
@@ -158,13 +295,25 @@ def attention_overview_chart(n_layers: int, n_heads: int) -> dict:
                 alt.Tooltip("weight:Q", title="weight", format=".3f"),
             ],
         )
-        .properties(width=size, height=size)
     )
-    chart = cells.facet(
-        row=alt.Row("layer:O", title="layer", header=alt.Header(labelOrient="left")),
-        column=alt.Column("head:O", title="head"),
-        data=alt.NamedData(OVERVIEW_DATASET),
-        spacing=4,
+    frame = (
+        alt.Chart(name="selected_frame")
+        .mark_rect(filled=False, stroke=HIGHLIGHT_COLOR, strokeWidth=3)
+        .transform_filter(
+            "datum.q === 0 && datum.k === 0 && datum.layer === sel_layer && datum.head === sel_head"
+        )
+        .encode(x=alt.value(-2), x2=alt.value(size + 2), y=alt.value(-2), y2=alt.value(size + 2))
+    )
+    chart = (
+        alt.layer(cells, frame)
+        .properties(width=size, height=size)
+        .facet(
+            row=alt.Row("layer:O", title="layer", header=alt.Header(labelOrient="left")),
+            column=alt.Column("head:O", title="head"),
+            data=alt.NamedData(OVERVIEW_DATASET),
+            spacing=6,
+        )
+        .add_params(alt.param(name="sel_layer", value=0), alt.param(name="sel_head", value=0))
     )
     spec = to_spec(chart)
     spec["datasets"] = {OVERVIEW_DATASET: []}

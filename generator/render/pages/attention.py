@@ -20,6 +20,8 @@ from generator.render.pages.common import Page, chart
 WEIGHT_SCALE = 1000  # attention weights travel as uint16 thousandths (3 decimals)
 OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
 HEAD_VIEW_MIN_WEIGHT = 0.01  # the head view draws no line for a smaller weight
+HEAD_VIEW_TOP = 3  # a head view token's tooltip lists its largest weights, per drawn head
+DEFAULT_HEADS = [0]  # heads the head view draws until the page's checkboxes say otherwise
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,21 @@ def attention_kinds(artifacts: Artifacts) -> tuple[AttentionKind, ...]:
     return (SELF,) if artifacts.has(SELF.array) else ()
 
 
+def _specials(artifacts: Artifacts, example: int, sides: dict) -> dict[str, list[int]]:
+    """Return token side -> positions of special tokens, for the sides whose artifacts say.
+
+    `showcase/special_mask` (1 on [CLS], [SEP], <s>, ...: the tokenizer's special ids other
+    than unknown and padding) covers the input side; sides without a mask are left out.
+    """
+    specials = {}
+    for side, prefix in (("input", ""), ("decoder", "decoder_")):
+        name = f"showcase/{prefix}special_mask"
+        if side in sides and artifacts.has(name):
+            mask = artifacts.array(name)[example, : sides[side][0]]
+            specials[side] = [int(i) for i in np.flatnonzero(mask)]
+    return specials
+
+
 def _sides(artifacts: Artifacts, example: int) -> dict[str, tuple[int, list[str]]]:
     """Return token side -> (visible length, tokens) for one showcase example."""
     sides = {}
@@ -105,7 +122,8 @@ def _sides(artifacts: Artifacts, example: int) -> dict[str, tuple[int, list[str]
 def attention_examples(artifacts: Artifacts, kinds: tuple[AttentionKind, ...]) -> list[dict]:
     """Return per showcase example: text, label, tokens per side, packed weights per kind.
 
-    Weights of each kind are [layer, head, query, key] over visible tokens only.
+    Weights of each kind are [layer, head, query, key] over visible tokens only; `special`
+    holds, per token side the artifacts mark, the positions of special tokens.
     """
     rows = artifacts.array("showcase/index")
     texts = artifacts.array("corpus/texts")
@@ -129,6 +147,7 @@ def attention_examples(artifacts: Artifacts, kinds: tuple[AttentionKind, ...]) -
                 "label": str(labels[row]) if labels is not None else "",
                 "target": str(targets[example]) if targets is not None else "",
                 "tokens": {side: tokens for side, (_, tokens) in sides.items()},
+                "special": _specials(artifacts, example, sides),
                 "weights": weights,
             }
         )
@@ -140,35 +159,6 @@ def token_label(index: int, token: str) -> str:
     return f"{index:04d} {token}"
 
 
-def heatmap_cells(example: dict, kind: dict, n_heads: int, layer: int, head: int) -> list[dict]:
-    """Return the {query, key, weight} rows of one head of one attention kind.
-
-    Mirrors `attentionCells` in attention.js, so the figure shows what the page first shows.
-    """
-    packed = np.frombuffer(base64.b64decode(example["weights"][kind["id"]]), dtype="<u2")
-    queries, keys = example["tokens"][kind["query"]], example["tokens"][kind["key"]]
-    weights = packed.reshape(-1, n_heads, len(queries), len(keys))[layer, head]  # [query, key]
-    query_labels = [token_label(i, t) for i, t in enumerate(queries)]
-    key_labels = [token_label(i, t) for i, t in enumerate(keys)]
-    return [
-        {
-            "query": query_labels[q],
-            "key": key_labels[k],
-            "weight": int(weights[q, k]) / WEIGHT_SCALE,
-        }
-        for q in range(len(queries))
-        for k in range(len(keys))
-    ]
-
-
-def heatmap_figure(example: dict, kind: dict, n_heads: int) -> dict:
-    """Return the static heatmap of the page's initial view: first example and kind, layer 0, head 0."""
-    spec = charts.attention_heatmap_chart(heatmap_cells(example, kind, n_heads, 0, 0))
-    text = example["text"] if len(example["text"]) <= 60 else example["text"][:59] + "…"
-    spec["title"] = {"text": "Attention, layer 0, head 0", "subtitle": text}
-    return spec
-
-
 def _maps(example: dict, kind: dict, n_heads: int) -> tuple[np.ndarray, list[str], list[str]]:
     """Return ([layer, head, query, key] weights in [0, 1], query tokens, key tokens)."""
     packed = np.frombuffer(base64.b64decode(example["weights"][kind["id"]]), dtype="<u2")
@@ -177,33 +167,156 @@ def _maps(example: dict, kind: dict, n_heads: int) -> tuple[np.ndarray, list[str
     return weights / WEIGHT_SCALE, queries, keys
 
 
-def head_view_figure(example: dict, kind: dict, n_heads: int, layer: int = 0) -> dict:
-    """Return the static head view of the page's first view: every head of `layer`.
+def shown_positions(example: dict, side: str, n: int, hide_special: bool) -> list[int]:
+    """Return the token positions of `side` drawn: all, or all but special ones (as attention.js)."""
+    hidden = set(example.get("special", {}).get(side, [])) if hide_special else set()
+    return [i for i in range(n) if i not in hidden]
 
-    Mirrors `headViewData` in attention.js.
+
+def _row_view(row: np.ndarray, keys: list[int], rescale: bool) -> np.ndarray:
+    """Return what the colour shows for `keys` of one query row: weights, or weights ÷ their max."""
+    values = row[keys]
+    if not rescale:
+        return values
+    top = values.max() if len(values) else 0.0
+    return values / top if top > 0 else np.zeros_like(values)
+
+
+def heatmap_cells(
+    example: dict,
+    kind: dict,
+    n_heads: int,
+    layer: int,
+    head: int,
+    rescale: bool = False,
+    hide_special: bool = False,
+) -> list[dict]:
+    """Return the {query, key, weight, shown[, hidden]} rows of one head of one attention kind.
+
+    `weight` is the stored weight; `shown` what the colour shows: the weight, or with `rescale`
+    the weight ÷ the largest weight of its row among the keys drawn (0 for a row whose drawn
+    weights are all 0). With `hide_special`, special tokens are left out as queries and keys,
+    rows are not renormalised, and `hidden` is the row's weight on the hidden keys.
+    Mirrors `attentionCells` in attention.js, so the figure shows what the page first shows.
     """
     weights, queries, keys = _maps(example, kind, n_heads)
-    lines = [
-        {
-            "src": q,
-            "dst": k,
-            "head": head,
-            "weight": float(weights[layer, head, q, k]),
-            "from": token_label(q, queries[q]),
-            "to": token_label(k, keys[k]),
-        }
-        for head in range(n_heads)
-        for q in range(len(queries))
-        for k in range(len(keys))
-        if weights[layer, head, q, k] >= HEAD_VIEW_MIN_WEIGHT
+    weights = weights[layer, head]  # [query, key]
+    shown_q = shown_positions(example, kind["query"], len(queries), hide_special)
+    shown_k = shown_positions(example, kind["key"], len(keys), hide_special)
+    hidden_k = sorted(set(range(len(keys))) - set(shown_k))
+    key_labels = [token_label(k, keys[k]) for k in shown_k]
+    cells = []
+    for q in shown_q:
+        values = _row_view(weights[q], shown_k, rescale)
+        query, hidden = token_label(q, queries[q]), float(weights[q, hidden_k].sum())
+        for k, label, value in zip(shown_k, key_labels, values, strict=True):
+            cell = {"query": query, "key": label, "weight": float(weights[q, k])}
+            cell["shown"] = float(value)
+            if hide_special:
+                cell["hidden"] = hidden
+            cells.append(cell)
+    return cells
+
+
+def special_names(examples: list[dict], default: str = "special tokens") -> str:
+    """Return the special tokens the examples hold, as "[CLS], [SEP]" (first seen first)."""
+    names = [
+        item["tokens"][side][i]
+        for item in examples
+        for side, positions in item.get("special", {}).items()
+        for i in positions
     ]
-    spec = charts.head_view_chart(n_heads)
-    spec["datasets"] = {
+    return ", ".join(dict.fromkeys(names)) or default
+
+
+def heatmap_figure(example: dict, kind: dict, n_heads: int) -> dict:
+    """Return the static heatmap of the page's initial view: first example and kind, layer 0, head 0."""
+    cells = heatmap_cells(example, kind, n_heads, 0, 0)
+    sizes = len(example["tokens"][kind["query"]]), len(example["tokens"][kind["key"]])
+    spec = charts.attention_heatmap_chart(cells, *sizes)
+    text = example["text"] if len(example["text"]) <= 60 else example["text"][:59] + "…"
+    spec["title"] = {"text": "Attention, layer 0, head 0", "subtitle": text}
+    return spec
+
+
+def head_view_lines(
+    example: dict,
+    kind: dict,
+    n_heads: int,
+    layer: int,
+    heads: list[int],
+    rescale: bool = False,
+    hide_special: bool = False,
+) -> dict:
+    """Return the head view's datasets {lines, left, right} for the drawn `heads` of `layer`.
+
+    A line per (query, key, head) whose stored weight is at least HEAD_VIEW_MIN_WEIGHT; its
+    `shown` (opacity) is the weight, or the weight ÷ its row's max among the keys drawn. Mirrors
+    `headViewData` in attention.js.
+    """
+    weights, queries, keys = _maps(example, kind, n_heads)
+    shown_q = shown_positions(example, kind["query"], len(queries), hide_special)
+    shown_k = shown_positions(example, kind["key"], len(keys), hide_special)
+    lines = []
+    for slot, head in enumerate(heads):
+        for q in shown_q:
+            values = _row_view(weights[layer, head, q], shown_k, rescale)
+            for k, value in zip(shown_k, values, strict=True):
+                weight = float(weights[layer, head, q, k])
+                if weight >= HEAD_VIEW_MIN_WEIGHT:
+                    lines.append(
+                        {
+                            "src": q,
+                            "dst": k,
+                            "head": head,
+                            "slot": slot,
+                            "weight": weight,
+                            "shown": float(value),
+                            "from": token_label(q, queries[q]),
+                            "to": token_label(k, keys[k]),
+                        }
+                    )
+    tip = _token_tips(lines, heads)
+    return {
         "lines": lines,
-        "left": [{"src": i, "token": t} for i, t in enumerate(queries)],
-        "right": [{"dst": i, "token": t} for i, t in enumerate(keys)],
+        "left": [
+            {"src": q, "token": queries[q], "tip": tip("src", q, queries[q])} for q in shown_q
+        ],
+        "right": [{"dst": k, "token": keys[k], "tip": tip("dst", k, keys[k])} for k in shown_k],
     }
-    spec["title"] = f"Head view, layer {layer}, every head"
+
+
+def _token_tips(lines: list[dict], heads: list[int]):
+    """Return tip(field, position, token) -> the tooltip of one head view token.
+
+    `field` is "src" for a query token, "dst" for a key token. Per drawn head: its
+    HEAD_VIEW_TOP largest weights among the lines drawn, as "token weight" of the other side,
+    largest first, ties by position. Mirrors `tokenTips` in attention.js.
+    """
+    groups: dict[tuple[str, int, int], list[dict]] = {}
+    for line in lines:
+        for field in ("src", "dst"):
+            groups.setdefault((field, line[field], line["head"]), []).append(line)
+
+    def tip(field: str, position: int, token: str) -> dict:
+        query = field == "src"
+        other, label, side = ("dst", "to", "keys") if query else ("src", "from", "queries")
+        out = {"query token" if query else "key token": token_label(position, token)}
+        for head in heads:
+            rows = groups.get((field, position, head), [])
+            rows = sorted(rows, key=lambda r: (-r["weight"], r[other]))[:HEAD_VIEW_TOP]
+            top = ", ".join(f"{r[label][5:]} {r['weight']:.3f}" for r in rows)
+            out[f"head {head}: top {side}"] = top or "none drawn"
+        return out
+
+    return tip
+
+
+def head_view_figure(example: dict, kind: dict, n_heads: int, layer: int = 0) -> dict:
+    """Return the static head view of the page's first view: head 0 of `layer`."""
+    spec = charts.head_view_chart(n_heads)
+    spec["datasets"] = head_view_lines(example, kind, n_heads, layer, DEFAULT_HEADS)
+    spec["title"] = f"Head view, layer {layer}, head {', '.join(map(str, DEFAULT_HEADS))}"
     return spec
 
 
@@ -271,6 +384,8 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     seq2seq = artifacts.manifest.get("seq2seq") or {}
     causal = bool((artifacts.manifest.get("attention") or {}).get("causal", False))
     n_heads = config["n_heads"]
+    examples = attention_examples(artifacts, kinds)
+    specials = special_names(examples)
     data = {
         "n_heads": n_heads,
         "scale": WEIGHT_SCALE,
@@ -287,17 +402,33 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             }
             for kind in kinds
         ],
-        "examples": attention_examples(artifacts, kinds),
+        "examples": examples,
         "overview_tokens": OVERVIEW_TOKENS,
         "head_view_min_weight": HEAD_VIEW_MIN_WEIGHT,
         "head_colors": charts.head_colors(n_heads),
+        "default_heads": DEFAULT_HEADS,
+        "head_view_top": HEAD_VIEW_TOP,
+        "has_special": any(item["special"] for item in examples),
+        "special_names": specials,
+        "heatmap_specs": charts.heatmap_specs(specials),
+        "heatmap_step": {
+            "min": charts.HEATMAP_MIN_STEP,
+            "max": charts.HEATMAP_MAX_STEP,
+            "label_room": charts.HEATMAP_LABEL_ROOM,
+        },
     }
     heatmap = chart(
         "attention-heatmap",
-        charts.attention_heatmap_chart([]),
+        data["heatmap_specs"][charts.heatmap_mode(False, False)],
         "Heatmap of attention weights from query tokens to key tokens",
         "Post-softmax attention of the selected head: row = attending (query) token, "
-        "column = attended-to (key) token; each row sums to 1.",
+        "column = attended-to (key) token; each row sums to 1. Cells are sized to the page "
+        f"({charts.HEATMAP_MIN_STEP}–{charts.HEATMAP_MAX_STEP} px a token; a long example "
+        "scrolls sideways). “Hide special tokens” leaves out "
+        f"{specials} without renormalising: a row then sums to 1 minus its weight on them, "
+        "which the tooltip gives. “Rescale each row” colours each weight ÷ the largest "
+        "weight of its row (every row's maximum is 1), so rows dominated by one sink token "
+        "still show their pattern; the tooltip always gives the stored weight.",
         interactive=True,
         figure_spec=(
             heatmap_figure(data["examples"][0], data["kinds"][0], config["n_heads"])
@@ -309,9 +440,13 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "attention-head-view",
         charts.head_view_chart(n_heads),
         "Head view: lines from each query token on the left to the key tokens on the right",
-        "Head view of the selected layer: a line joins a query token (left) to a key token "
-        "(right); its opacity is the attention weight and its colour the head. Hover a token "
-        f"on the left to keep only its lines; weights below {HEAD_VIEW_MIN_WEIGHT} are not drawn.",
+        "Head view of the selected layer for the heads ticked above (head "
+        f"{', '.join(map(str, DEFAULT_HEADS))} at first): a line joins a query token (left) to "
+        "a key token (right); its colour is the head and its opacity the attention weight (÷ "
+        "the row's largest weight with “Rescale each row”). Hover a query token to keep "
+        "only its lines and read their weights beside the keys; hover a key token to read "
+        "the weight each query gives it. Weights below "
+        f"{HEAD_VIEW_MIN_WEIGHT} are not drawn; “Hide special tokens” applies here too.",
         interactive=True,
         figure_spec=(
             head_view_figure(data["examples"][0], data["kinds"][0], n_heads)
@@ -326,7 +461,9 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         f"Every head of every layer for the selected example (rows: layers, columns: heads; "
         f"query down, key across). Examples longer than {OVERVIEW_TOKENS} tokens are shown "
         "averaged over blocks of consecutive tokens. Click a small map to open it in the "
-        "heatmap and head view above. With several attention kinds, it shows the selected one.",
+        "heatmap and head view above; the map of the selected layer and head is framed in "
+        "orange. The grid always shows the stored weights, special tokens included. With "
+        "several attention kinds, it shows the selected one.",
         interactive=True,
         figure_spec=(
             overview_figure(data["examples"][0], data["kinds"][0], n_heads)
