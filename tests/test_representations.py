@@ -33,7 +33,8 @@ def test_tiny_tables_cover_every_layer_pooling_and_metric(tiny_build):
     assert 0 < validation < texts
     assert summary["protocol"]["kind"] == "split"
     assert summary["protocol"]["evaluated"] == validation
-    assert len(tables["representation_separability"]) == 2 * layers * 3
+    # linear probe, k-NN, silhouette, control task, selectivity
+    assert len(tables["representation_separability"]) == 2 * layers * 5
     methods = {
         (r["pooling"], r["layer"], r["method"]) for r in tables["representation_projections"]
     }
@@ -43,7 +44,7 @@ def test_tiny_tables_cover_every_layer_pooling_and_metric(tiny_build):
         for layer in range(layers):
             expected.add((pooling, layer, "pca"))
             # t-SNE of identical points is skipped (layer 0 [CLS]: one embedding for every text)
-            if np.any(np.ptp(pooled[:, layer], axis=0) > 0):
+            if not probes.is_constant(pooled[:, layer]):
                 expected.add((pooling, layer, "tsne"))
     assert methods == expected and len(expected) >= 2 * layers * 2 - 1
     for row in tables["representation_projections"]:
@@ -179,3 +180,60 @@ def test_packed_page_maps_decode_to_the_stored_coordinates(tiny_build):
         ):
             steps = np.frombuffer(base64.b64decode(packed), dtype="<i2")
             np.testing.assert_allclose(steps * scale / 32767, stored, atol=scale / 32767)
+
+
+def test_tiny_tables_flag_the_constant_cls_layer_and_carry_controls(tiny_build):
+    _, _, artifacts_root = tiny_build
+    artifacts = open_artifacts(artifacts_root / "tiny-bert")
+    tables = tables_of(artifacts_root, "tiny-bert")
+    summary = tables["representation_summary"]
+    pooled = np.asarray(artifacts.array("corpus/pooled_cls"), dtype=np.float64)
+    spread = np.abs(pooled[:, 0] - pooled[:, 0].mean(axis=0)).max()
+    assert spread <= 1e-5 * np.abs(pooled[:, 0]).max()  # [CLS] + position 0: one vector
+    (constant,) = summary["constant"]
+    assert (constant["pooling"], constant["layer"]) == ("cls", 0)
+    assert "[CLS]" in constant["reason"] and "position 0" in constant["reason"]
+    rows = tables["representation_separability"]
+    flagged = {(r["pooling"], r["layer"]) for r in rows if r["constant"]}
+    assert flagged == {("cls", 0)}
+    silhouettes = [r for r in rows if r["metric"] == "silhouette" and r["constant"]]
+    assert silhouettes and all(r["value"] is None for r in silhouettes)
+    projections = [r for r in tables["representation_projections"] if r["constant"]]
+    assert {(r["pooling"], r["layer"], r["method"]) for r in projections} == {("cls", 0, "pca")}
+    by_key = {(r["pooling"], r["layer"], r["metric"]): r for r in rows}
+    for (pooling, layer, metric), row in by_key.items():
+        if metric == "selectivity":
+            linear = by_key[(pooling, layer, "linear probe")]["value"]
+            control = by_key[(pooling, layer, "control task")]["value"]
+            assert row["value"] == pytest.approx(linear - control, abs=2e-6)
+    lexical = summary["lexical"]
+    assert 0 <= lexical["accuracy"] <= 1 and lexical["se"] >= 0
+    assert "token ids" in lexical["features"]
+    assert "re-splits" in summary["protocol"]["errors"]
+
+
+def test_default_model_controls_and_lexical_baseline(default_build):
+    _, _, artifacts_root = default_build
+    tables = tables_of(artifacts_root, "all-minilm-l6-v2")
+    summary = tables["representation_summary"]
+    rows = {
+        (r["pooling"], r["layer"], r["metric"]): r for r in tables["representation_separability"]
+    }
+    chance = summary["protocol"]["chance"]
+    lexical = summary["lexical"]
+    layer0 = rows[("mean", 0, "linear probe")]
+    print(
+        f"default build: mean layer 0 {layer0['value']:.3f} ± {layer0['se']:.3f}; bag of tokens "
+        f"{lexical['accuracy']:.3f} ± {lexical['se']:.3f}; controls "
+        + ", ".join(
+            f"{r['pooling']}{r['layer']} {r['value']:.2f}"
+            for k, r in rows.items()
+            if k[2] == "control task"
+        )
+    )
+    assert lexical["accuracy"] - 3 * lexical["se"] > chance
+    for key, row in rows.items():
+        if key[2] == "control task":  # random labels: chance within a few binomial SE
+            assert abs(row["value"] - chance) <= 3.5 * row["se"], (key, row)
+    assert rows[("cls", 0, "linear probe")]["constant"]
+    assert not rows[("mean", 0, "linear probe")]["constant"]

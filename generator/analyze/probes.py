@@ -6,7 +6,17 @@ k-fold cross-validation (seeded), each row scored once by the probe of the fold 
 out. A `Fold` cannot hold a row in both parts, and `held_out_predictions` is the only place a
 probe is fitted or asked to predict: it fits on `fold.train` and predicts `fold.held_out` only.
 
-Axes: sample (text), feature (d_model).
+Standard errors: with a split, the standard deviation of the accuracy over REPEATS seeded
+stratified re-splits of the train + held-out rows with the same sizes (`resplits`); with
+cross-validation, the standard deviation of the fold accuracies / sqrt(k); the binomial
+sqrt(p(1-p)/n) only where neither exists.
+
+Controls (Hewitt & Liang 2019, adapted to one label per text): the control task gives every
+text a random label, a seeded permutation of the labels within the training rows and within
+the held-out rows (class proportions kept exactly); selectivity = accuracy - control accuracy.
+The lexical baseline is a bag-of-tokens logistic regression on the same folds.
+
+Axes: sample (text), feature (d_model, or vocabulary entry for the lexical baseline).
 """
 
 from __future__ import annotations
@@ -22,6 +32,10 @@ SEED = 0
 KNN_NEIGHBOURS = 5
 LOGISTIC_C = 1.0
 LOGISTIC_MAX_ITER = 2000
+REPEATS = 10  # re-splits behind the SE of split-protocol accuracies (5 gave too noisy an SD)
+# rows count as one vector when their RMS distance to the mean is below this share of their
+# RMS norm (float32 rounding is ~1e-7; the least-spread real layer of MiniLM's [CLS] is ~1e-3)
+CONSTANT_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,115 @@ def choose_protocol(labels: np.ndarray | None, splits: np.ndarray | None) -> Pro
     return cv_protocol(labels)
 
 
+def resplits(labels: np.ndarray, protocol: Protocol, repeats: int = REPEATS) -> tuple:
+    """Return seeded stratified re-splits of a split protocol's rows, each with the same sizes.
+
+    Each re-split is a one-fold `Protocol` over the train + held-out rows of `protocol`; the
+    spread of a probe's accuracy over them is its standard error. Returns () for
+    cross-validation (its folds give the spread) and when the classes are too small to
+    stratify.
+    """
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    if protocol.kind != "split" or repeats < 2:
+        return ()
+    (fold,) = protocol.folds
+    rows = np.concatenate([fold.train, fold.held_out])
+    y = np.asarray(labels).astype(str)[rows]
+    splitter = StratifiedShuffleSplit(
+        n_splits=repeats,
+        train_size=len(fold.train),
+        test_size=len(fold.held_out),
+        random_state=SEED,
+    )
+    try:
+        parts = list(splitter.split(np.zeros(len(rows)), y))
+    except ValueError:  # a class with one row, or fewer held-out rows than classes
+        return ()
+    return tuple(Protocol("split", (Fold(rows[a], rows[b]),), "re-split") for a, b in parts)
+
+
+def error_method(protocol: Protocol, repeated: tuple) -> str:
+    """Return one sentence saying how the standard errors of `protocol` are computed."""
+    if repeated:
+        return (
+            f"standard deviation of the accuracy over {len(repeated)} seeded stratified "
+            "re-splits of the train and held-out texts with the same sizes (the value drawn "
+            "is the card's own split)"
+        )
+    if protocol.kind == "cross-validation" and len(protocol.folds) > 1:
+        k = len(protocol.folds)
+        return f"standard deviation of the {k} fold accuracies / sqrt({k})"
+    return "binomial sqrt(p(1-p)/n) over the scored texts"
+
+
+def control_labels(labels: np.ndarray, protocol: Protocol, seed: int = SEED) -> np.ndarray:
+    """Return control-task labels: a seeded permutation of `labels` within each part.
+
+    With a split the training rows, the held-out rows and the other rows are each permuted
+    among themselves, so each part keeps its class counts; with cross-validation all rows
+    are permuted together. The labels no longer depend on the text: a probe cannot predict a
+    held-out row's control label.
+    """
+    y = np.asarray(labels).astype(str).copy()
+    rng = np.random.default_rng(seed)
+    if protocol.kind == "split":
+        (fold,) = protocol.folds
+        rest = np.setdiff1d(np.arange(len(y)), np.concatenate([fold.train, fold.held_out]))
+        groups = [fold.train, fold.held_out, rest]
+    else:
+        groups = [np.arange(len(y))]
+    for rows in groups:
+        y[rows] = y[rng.permutation(rows)]
+    return y
+
+
+def is_constant(x: np.ndarray, tolerance: float = CONSTANT_TOLERANCE) -> bool:
+    """Return True when every row of [sample, feature] `x` is (numerically) the same vector.
+
+    The test is relative: the RMS distance of the rows to their mean is at most `tolerance`
+    times their RMS norm (all-zero rows count as constant).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    spread = float(np.sum((x - x.mean(axis=0)) ** 2))
+    scale = float(np.sum(x**2))
+    return len(x) < 2 or spread <= tolerance**2 * scale
+
+
+def bag_of_tokens(token_ids: np.ndarray, exclude=()) -> object:
+    """Return [sample, vocabulary entry] token counts (scipy CSR) of padded token ids.
+
+    Args:
+        token_ids: [sample, token] ids, negative past each text's end.
+        exclude: ids left out (special tokens such as [CLS] and [SEP]).
+    """
+    from scipy import sparse
+
+    ids = np.asarray(token_ids)
+    rows, positions = np.nonzero(ids >= 0)
+    values = ids[rows, positions]
+    keep = ~np.isin(values, np.asarray(list(exclude), dtype=values.dtype))
+    vocabulary, columns = np.unique(values[keep], return_inverse=True)
+    return sparse.csr_matrix(
+        (np.ones(int(keep.sum())), (rows[keep], columns.ravel())),
+        shape=(len(ids), max(1, len(vocabulary))),
+    )
+
+
+def bag_of_words(texts) -> object:
+    """Return [sample, word] counts (scipy CSR) of texts: lower-cased words of 2+ characters."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    return CountVectorizer().fit_transform([str(t) for t in texts]).tocsr()
+
+
+def lexical_probe():
+    """Return the lexical baseline's classifier: logistic regression on raw token counts."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=LOGISTIC_C, max_iter=LOGISTIC_MAX_ITER)
+
+
 def linear_probe():
     """Return the linear probe: standardised features, multinomial logistic regression."""
     from sklearn.linear_model import LogisticRegression
@@ -181,21 +304,80 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float | None:
     return float(silhouette_score(np.asarray(x, dtype=np.float64), labels, metric="cosine"))
 
 
-def separability(x: np.ndarray, labels: np.ndarray, protocol: Protocol) -> dict:
-    """Score one layer's embeddings: linear probe, k-NN (accuracy and SE), silhouette.
+def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Return the share of `predicted` equal to `truth`."""
+    return float(np.mean(np.asarray(predicted) == np.asarray(truth)))
 
-    All three use only the evaluated rows for scoring; the silhouette needs no fitting.
+
+def scored(make_probe, x, y: np.ndarray, protocol: Protocol, repeated: tuple = ()) -> tuple:
+    """Return (held-out accuracy, standard error) of a probe; see the module docstring.
+
+    Args:
+        make_probe: (protocol) -> an unfitted classifier for that protocol's folds.
+        x: [sample, feature] inputs (numpy or scipy sparse).
+        y: [sample] labels.
+        protocol: the folds the accuracy is measured on.
+        repeated: re-splits (`resplits`) whose spread is the standard error.
+    """
+    y = np.asarray(y).astype(str)
+    predicted = held_out_predictions(lambda: make_probe(protocol), x, y, protocol)
+    truth = y[protocol.evaluated]
+    value, binomial = accuracy_with_error(predicted, truth)
+    if repeated:
+        values = [
+            accuracy(held_out_predictions(lambda p=p: make_probe(p), x, y, p), y[p.evaluated])
+            for p in repeated
+        ]
+        return value, float(np.std(values, ddof=1))
+    if protocol.kind == "cross-validation" and len(protocol.folds) > 1:
+        position = {int(row): i for i, row in enumerate(protocol.evaluated)}
+        values = []
+        for fold in protocol.folds:
+            at = [position[int(row)] for row in fold.held_out]
+            values.append(accuracy(predicted[at], truth[at]))
+        return value, float(np.std(values, ddof=1) / np.sqrt(len(values)))
+    return value, binomial
+
+
+def _knn_for(protocol: Protocol):
+    return knn_probe(min(len(fold.train) for fold in protocol.folds))
+
+
+def separability(
+    x: np.ndarray,
+    labels: np.ndarray,
+    protocol: Protocol,
+    repeated: tuple = (),
+    control: np.ndarray | None = None,
+) -> dict:
+    """Score one layer's embeddings: linear probe, k-NN, silhouette, and the control task.
+
+    All use only the evaluated rows for scoring; the silhouette needs no fitting.
+
+    Args:
+        x: [sample, feature] embeddings of one layer.
+        labels: [sample] labels.
+        protocol: the folds.
+        repeated: re-splits for the standard errors (`resplits`); () for fold or binomial.
+        control: [sample] control-task labels (`control_labels`), or None to skip it.
+
+    Returns:
+        {"linear": (accuracy, se), "knn": (accuracy, se), "silhouette": float or None,
+        "constant": bool, and "control": (accuracy, binomial se) when `control` is given}.
+        A constant input (`is_constant`) gets no silhouette; its probes can only guess.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(labels).astype(str)
-    truth = y[protocol.evaluated]
-    train_rows = min(len(fold.train) for fold in protocol.folds)
-    linear = held_out_predictions(linear_probe, x, y, protocol)
-    knn = held_out_predictions(lambda: knn_probe(train_rows), x, y, protocol)
-    linear_acc, linear_se = accuracy_with_error(linear, truth)
-    knn_acc, knn_se = accuracy_with_error(knn, truth)
-    return {
-        "linear": (linear_acc, linear_se),
-        "knn": (knn_acc, knn_se),
-        "silhouette": silhouette(x[protocol.evaluated], truth),
+    constant = is_constant(x)
+    evaluated = protocol.evaluated
+    scores = {
+        "linear": scored(lambda p: linear_probe(), x, y, protocol, repeated),
+        "knn": scored(_knn_for, x, y, protocol, repeated),
+        "silhouette": None if constant else silhouette(x[evaluated], y[evaluated]),
+        "constant": constant,
     }
+    if control is not None:
+        control = np.asarray(control).astype(str)
+        predicted = held_out_predictions(linear_probe, x, control, protocol)
+        scores["control"] = accuracy_with_error(predicted, control[protocol.evaluated])
+    return scores

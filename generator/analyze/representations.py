@@ -1,6 +1,11 @@
 """Representation atlas: per layer, pooling and checkpoint, how well labels separate, 2-D maps,
 anisotropy, layer-to-layer CKA, and 2-D maps of the showcase examples' tokens.
 
+Probes come with controls: a control task (random labels, probes.control_labels), the
+selectivity (accuracy - control accuracy) and a lexical baseline (a bag-of-tokens logistic
+regression on the same folds). A layer whose vector is the same for every text (e.g. [CLS]
+at layer 0) is flagged `constant`, with the reason, so the page can say why it shows nothing.
+
 Checkpoints run in the card's order, then the card's own model, which is the reference the
 others are aligned to (labelled "final"). Tables (analyses/NAME.json) are listed in
 docs/artifacts.md.
@@ -36,6 +41,8 @@ SPECIAL_TOKEN = re.compile(r"\[[A-Za-z_]+\]|<\|?/?[A-Za-z_]+\|?>")
 POOLING_ORDER = ("mean", "cls", "last")
 METRICS = {"linear": "linear probe", "knn": "k-NN"}
 SILHOUETTE = "silhouette"
+CONTROL = "control task"
+SELECTIVITY = "selectivity"
 ANISOTROPY = {"between": "between texts", "within": "within a text"}
 
 
@@ -61,25 +68,50 @@ def _vectors(artifacts: Artifacts, prefix: str, name: str) -> np.ndarray:
 
 
 def separability_rows(
-    embeddings: np.ndarray, labels: np.ndarray, protocol, checkpoint: str, pooling: str
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    protocol,
+    checkpoint: str,
+    pooling: str,
+    repeated: tuple = (),
+    control: np.ndarray | None = None,
 ) -> list[dict]:
-    """Return probe and silhouette rows for every layer of [text, layer, d_model] embeddings."""
+    """Return probe, silhouette, control-task and selectivity rows for every layer.
+
+    Args:
+        embeddings: [text, layer, d_model] pooled vectors.
+        labels: [text] labels.
+        protocol: the folds (probes.choose_protocol).
+        checkpoint: the checkpoint label of the rows.
+        pooling: the pooling of the rows.
+        repeated: re-splits for the standard errors (probes.resplits).
+        control: [text] control-task labels (probes.control_labels), or None for no control.
+    """
     rows = []
     for layer in range(embeddings.shape[1]):
-        scores = probes.separability(embeddings[:, layer], labels, protocol)
-        base = {"checkpoint": checkpoint, "pooling": pooling, "layer": layer}
-        for key, metric in METRICS.items():
-            value, se = scores[key]
-            rows.append({**base, "metric": metric, "value": round(value, 6), "se": round(se, 6)})
-        value = scores["silhouette"]
-        rows.append(
-            {
+        scores = probes.separability(embeddings[:, layer], labels, protocol, repeated, control)
+        base = {
+            "checkpoint": checkpoint,
+            "pooling": pooling,
+            "layer": layer,
+            "constant": scores["constant"],
+        }
+
+        def row(metric, value, se, base=base):
+            return {
                 **base,
-                "metric": SILHOUETTE,
+                "metric": metric,
                 "value": None if value is None else round(value, 6),
-                "se": None,
+                "se": None if se is None else round(se, 6),
             }
-        )
+
+        for key, metric in METRICS.items():
+            rows.append(row(metric, *scores[key]))
+        rows.append(row(SILHOUETTE, scores["silhouette"], None))
+        if "control" in scores:
+            (value, se), (chance, chance_se) = scores["linear"], scores["control"]
+            rows.append(row(CONTROL, chance, chance_se))
+            rows.append(row(SELECTIVITY, value - chance, float(np.hypot(se, chance_se))))
     return rows
 
 
@@ -88,6 +120,8 @@ def best_layers(rows: list[dict], checkpoint: str) -> dict[str, dict]:
     best: dict[str, dict] = {}
     for row in rows:
         if row["checkpoint"] != checkpoint or row["metric"] != METRICS["linear"]:
+            continue
+        if row.get("constant"):
             continue
         current = best.get(row["pooling"])
         if current is None or row["value"] > current["accuracy"]:
@@ -101,6 +135,9 @@ def best_layers(rows: list[dict], checkpoint: str) -> dict[str, dict]:
 
 def projection_rows(pooled: dict[str, dict[str, np.ndarray]], reference: str) -> list[dict]:
     """Return PCA and t-SNE map rows per pooling, layer and checkpoint.
+
+    A layer whose vectors are all the same (probes.is_constant) gets a PCA row flagged
+    `constant` (its map would be one dot) and no t-SNE row.
 
     Args:
         pooled: pooling -> checkpoint label -> [text, layer, d_model] embeddings.
@@ -117,7 +154,8 @@ def projection_rows(pooled: dict[str, dict[str, np.ndarray]], reference: str) ->
     rows = []
     for (pooling, layer), maps in zip(keys, many_layer_maps(layers, reference), strict=True):
         for label, item in maps.items():
-            base = {"checkpoint": label, "pooling": pooling, "layer": layer}
+            constant = probes.is_constant(pooled[pooling][label][:, layer])
+            base = {"checkpoint": label, "pooling": pooling, "layer": layer, "constant": constant}
             pca = item["pca"]
             rows.append(
                 {
@@ -128,7 +166,7 @@ def projection_rows(pooled: dict[str, dict[str, np.ndarray]], reference: str) ->
                     "explained": [round(v, 6) for v in item["pca_explained"]],
                 }
             )
-            if item["tsne"] is not None:
+            if item["tsne"] is not None and not constant:
                 tsne = item["tsne"]
                 rows.append(
                     {
@@ -187,6 +225,83 @@ def anisotropy_rows(unit_sums: np.ndarray, lengths: np.ndarray, checkpoint: str)
     ]
 
 
+def _first_token(artifacts: Artifacts) -> str | None:
+    """Return the token every text starts with, or None when they differ (or ids are absent)."""
+    if not artifacts.has("corpus/input_ids"):
+        return None
+    first = np.unique(np.asarray(artifacts.array("corpus/input_ids"))[:, 0])
+    if len(first) != 1 or first[0] < 0:
+        return None
+    if artifacts.has("corpus/vocab_ids") and artifacts.has("corpus/vocab_tokens"):
+        ids = np.asarray(artifacts.array("corpus/vocab_ids"))
+        strings = np.asarray(artifacts.array("corpus/vocab_tokens")).astype(str)
+        at = np.flatnonzero(ids == first[0])
+        if len(at):
+            return f"{strings[at[0]]} (id {int(first[0])})"
+    return f"id {int(first[0])}"
+
+
+def constant_reason(pooling: str, layer: int, first_token: str | None) -> str:
+    """Return why every text has the same vector at `layer` with `pooling`, in words."""
+    if layer == 0 and pooling == "cls" and first_token is not None:
+        return (
+            f"every text starts with the same token, {first_token}, at position 0, and layer 0 "
+            "(the embedding layer's output) depends only on a token and its position, not on "
+            "the rest of the text"
+        )
+    return (
+        f"the vectors of all texts agree to within {probes.CONSTANT_TOLERANCE:g} of their norm "
+        "at this layer with this pooling"
+    )
+
+
+def constant_layers(
+    pooled: dict[str, dict[str, np.ndarray]], first_token: str | None
+) -> list[dict]:
+    """Return {checkpoint, pooling, layer, reason} for each layer that is one vector for all texts.
+
+    Args:
+        pooled: pooling -> checkpoint label -> [text, layer, d_model] embeddings.
+        first_token: the token every text starts with (`_first_token`), or None.
+    """
+    return [
+        {
+            "checkpoint": label,
+            "pooling": pooling,
+            "layer": layer,
+            "reason": constant_reason(pooling, layer, first_token),
+        }
+        for pooling, by_checkpoint in pooled.items()
+        for label, x in by_checkpoint.items()
+        for layer in range(x.shape[1])
+        if probes.is_constant(x[:, layer])
+    ]
+
+
+def lexical_features(artifacts: Artifacts) -> tuple[object, str]:
+    """Return the lexical baseline's [text, entry] count matrix and a sentence describing it.
+
+    Token ids (corpus/input_ids, special tokens left out) when stored, else the words of
+    corpus/texts.
+    """
+    if artifacts.has("corpus/input_ids"):
+        special = (artifacts.manifest.get("attention") or {}).get("special_token_ids") or []
+        x = probes.bag_of_tokens(artifacts.array("corpus/input_ids"), special)
+        return x, (
+            f"counts of the {x.shape[1]:,} distinct token ids of the corpus (the model's "
+            "tokenizer; special tokens left out)"
+        )
+    x = probes.bag_of_words(artifacts.array("corpus/texts"))
+    return x, f"counts of the {x.shape[1]:,} distinct lower-cased words of the corpus"
+
+
+def lexical_baseline(artifacts: Artifacts, labels: np.ndarray, protocol, repeated) -> dict:
+    """Return the bag-of-tokens baseline: {accuracy, se, features} on the probes' folds."""
+    x, features = lexical_features(artifacts)
+    value, se = probes.scored(lambda p: probes.lexical_probe(), x, labels, protocol, repeated)
+    return {"accuracy": round(value, 6), "se": round(se, 6), "features": features}
+
+
 def token_maps(artifacts: Artifacts) -> dict:
     """Return 2-D PCA maps per layer of the showcase examples' token vectors.
 
@@ -233,7 +348,14 @@ def settings() -> dict:
         "knn": f"standardised features, {probes.KNN_NEIGHBOURS} nearest neighbours, cosine",
         "silhouette": "cosine distance, on the rows probes are scored on",
         "cv_folds": probes.CV_FOLDS,
+        "repeats": probes.REPEATS,
         "seed": probes.SEED,
+        "control": "Hewitt & Liang 2019, adapted to one label per text: every "
+        "text gets a random label, a seeded permutation of the labels within the train texts "
+        "and within the scored texts (class proportions kept), and the same linear probe is "
+        "fitted on them; selectivity = linear-probe accuracy - control accuracy",
+        "lexical": f"logistic regression (C={probes.LOGISTIC_C}) on raw token counts, fitted "
+        "and scored on the same texts as the probes",
         "tsne": {
             "perplexity": TSNE_PERPLEXITY,
             "iterations": TSNE_ITERATIONS,
@@ -264,13 +386,15 @@ def _representations(artifacts: Artifacts) -> dict:
     labels = _strings(artifacts, "corpus/labels")
     splits = _strings(artifacts, "corpus/splits")
     protocol = probes.choose_protocol(labels, splits)
+    repeated = probes.resplits(labels, protocol) if protocol is not None else ()
+    control = probes.control_labels(labels, protocol) if protocol is not None else None
     order = checkpoints(artifacts)
     reference = order[-1][0]
     lengths = np.asarray(artifacts.array("corpus/token_lengths"))
 
     separability, cka, cka_reference, anisotropy = [], [], [], []
     pooled = {}
-    timings = {"probes": 0.0, "projections": 0.0, "cka": 0.0}
+    timings = {"probes": 0.0, "projections": 0.0, "cka": 0.0, "lexical": 0.0}
     for pooling in poolings(artifacts):
         embeddings = {
             label: _vectors(artifacts, prefix, f"pooled_{pooling}") for label, prefix in order
@@ -278,7 +402,9 @@ def _representations(artifacts: Artifacts) -> dict:
         for label, x in embeddings.items():
             clock = time.perf_counter()
             if protocol is not None:
-                separability += separability_rows(x, labels, protocol, label, pooling)
+                separability += separability_rows(
+                    x, labels, protocol, label, pooling, repeated, control
+                )
             timings["probes"] += time.perf_counter() - clock
             clock = time.perf_counter()
             cka += cka_rows(x, label, pooling)
@@ -293,6 +419,11 @@ def _representations(artifacts: Artifacts) -> dict:
             sums = _vectors(artifacts, prefix, "unit_token_sum")
             anisotropy += anisotropy_rows(sums, lengths, label)
 
+    clock = time.perf_counter()
+    lexical = (
+        lexical_baseline(artifacts, labels, protocol, repeated) if protocol is not None else None
+    )
+    timings["lexical"] = time.perf_counter() - clock
     evaluated = protocol.evaluated if protocol is not None else np.arange(0)
     summary = {
         "checkpoints": [label for label, _ in order],
@@ -308,20 +439,24 @@ def _representations(artifacts: Artifacts) -> dict:
             "description": protocol.description,
             "evaluated": int(len(evaluated)),
             "chance": round(probes.chance_rate(labels[evaluated]), 6),
+            "errors": probes.error_method(protocol, repeated),
         },
+        "lexical": lexical,
+        "constant": constant_layers(pooled, _first_token(artifacts)),
         "best": best_layers(separability, reference),
         "has_tsne": any(row["method"] == "tsne" for row in projections),
         "settings": settings(),
     }
     log.info(
         "%s: representations in %.1f s wall, %.1f s CPU (wall: probes %.1f s, projections "
-        "%.1f s, CKA %.1f s)",
+        "%.1f s, CKA %.1f s, lexical baseline %.1f s)",
         artifacts.root.name,
         time.perf_counter() - started,
         time.process_time() - cpu,
         timings["probes"],
         timings["projections"],
         timings["cka"],
+        timings["lexical"],
     )
     return {
         "representation_summary": summary,

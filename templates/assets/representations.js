@@ -24,6 +24,7 @@
       pooling: document.getElementById("select-pooling"),
       layer: document.getElementById("select-layer"),
       projection: document.getElementById("select-projection"),
+      tokenExample: document.getElementById("select-token-example"),
     };
     var charts = {
       map: document.getElementById("chart-rep-map"),
@@ -36,6 +37,7 @@
     var mapNote = document.getElementById("map-note");
     var tokenNote = document.getElementById("token-note");
     var last = data.checkpoints.length - 1;
+    var several = data.checkpoints.length > 1;  /* no checkpoint wording without checkpoints */
 
     function selection() {
       return {
@@ -43,6 +45,7 @@
         pooling: controls.pooling.value,
         layer: +controls.layer.value,
         method: controls.projection.value,
+        tokenExample: controls.tokenExample ? +controls.tokenExample.value : 0,
       };
     }
 
@@ -51,9 +54,19 @@
       return byMethod[s.layer] || null;
     }
 
+    /* Why every text has the same vector at this checkpoint, pooling and layer, or null. */
+    function constantReason(s) {
+      var name = data.checkpoints[s.checkpoint];
+      var hit = (data.constant || []).filter(function (c) {
+        return c[0] === name && c[1] === s.pooling && c[2] === s.layer;
+      })[0];
+      return hit ? hit[3] : null;
+    }
+
     function mapRows(s) {
       var entry = mapEntry(s);
-      if (!entry) return { points: [], extent: [] };
+      /* a constant layer would be one dot: draw nothing, the note says why */
+      if (!entry || entry.constant[s.checkpoint]) return { points: [], extent: [] };
       var packed = entry.maps[s.checkpoint];
       var xs = decode(packed[0], entry.scale[0]);
       var ys = decode(packed[1], entry.scale[1]);
@@ -79,38 +92,57 @@
       if (!map) return [];
       return tm.tokens.map(function (token, i) {
         var example = tm.token_example[i];
-        return { x: map.x[i], y: map.y[i], token: token, example: tm.examples[example] };
+        return {
+          x: map.x[i], y: map.y[i], token: token, example: tm.examples[example],
+          label: example === s.tokenExample ? token : "",
+        };
       });
+    }
+
+    function where(s) {
+      return "Layer " + s.layer + ", " + s.pooling + " pooling" +
+        (several ? ", " + data.checkpoints[s.checkpoint] : "");
+    }
+
+    function mapText(s, entry) {
+      var reason = constantReason(s);
+      if (reason) {
+        return where(s) + ": nothing to draw. Every text has the same vector here, because " + reason +
+          ". A probe on this input can only guess the majority class (chance).";
+      }
+      if (!entry) return "";
+      if (s.method === "pca") {
+        var ratios = entry.explained[s.checkpoint];
+        var whose = !several || s.checkpoint === last ? "of the variance" :
+          "of this checkpoint's variance (axes fitted on " + data.checkpoints[last] + ")";
+        return where(s) + ": the two PCA axes hold " + percent(ratios[0]) + " and " +
+          percent(ratios[1]) + " " + whose + ".";
+      }
+      return where(s) + ": t-SNE map" + (several && s.checkpoint !== last ?
+        ", aligned to " + data.checkpoints[last] + "'s map by Procrustes." : ".");
     }
 
     function describe(s) {
       var name = data.checkpoints[s.checkpoint];
-      var text = "checkpoint " + name + ", pooling " + s.pooling + ", layer " + s.layer + ", " + s.method;
+      var text = (several ? "checkpoint " + name + ", " : "") + "pooling " + s.pooling + ", layer " +
+        s.layer + ", " + s.method + ", labelled sentence " + (s.tokenExample + 1);
       if (nameNode) nameNode.textContent = name;
       Object.keys(charts).forEach(function (key) {
         if (charts[key]) charts[key].setAttribute("data-selection", text);
       });
       if (charts.map) {
         charts.map.setAttribute("aria-label", "Sequence embeddings of layer " + s.layer + " (" + s.pooling +
-          " pooling, " + name + ") projected with " + (s.method === "pca" ? "PCA" : "t-SNE"));
+          " pooling" + (several ? ", " + name : "") + ") projected with " + (s.method === "pca" ? "PCA" : "t-SNE"));
       }
-      var entry = mapEntry(s);
-      if (mapNote && entry) {
-        if (s.method === "pca") {
-          var ratios = entry.explained[s.checkpoint];
-          var whose = s.checkpoint === last ? "of the variance" :
-            "of this checkpoint's variance (axes fitted on " + data.checkpoints[last] + ")";
-          mapNote.textContent = "Layer " + s.layer + ", " + s.pooling + " pooling, " + name + ": the two PCA axes hold " +
-            percent(ratios[0]) + " and " + percent(ratios[1]) + " " + whose + ".";
-        } else {
-          mapNote.textContent = "Layer " + s.layer + ", " + s.pooling + " pooling, " + name + ": t-SNE map" +
-            (s.checkpoint === last ? "." : ", aligned to " + data.checkpoints[last] + "'s map by Procrustes.");
-        }
+      if (mapNote) {
+        mapNote.textContent = mapText(s, mapEntry(s));
+        mapNote.classList.toggle("constant", !!constantReason(s));
       }
       var tm = data.token_map.maps[s.layer];
       if (tokenNote && tm) {
         tokenNote.textContent = "Layer " + s.layer + ": the two PCA axes hold " + percent(tm.explained[0]) +
-          " and " + percent(tm.explained[1]) + " of these tokens' variance.";
+          " and " + percent(tm.explained[1]) + " of these tokens' variance; labelled: sentence " +
+          (s.tokenExample + 1) + ".";
       }
     }
 

@@ -65,25 +65,106 @@ def _selected_rule() -> alt.Chart:
     )
 
 
-def _chance_rule(chance: float) -> alt.Chart:
+CHANCE_COLOUR, LEXICAL_COLOUR, CONSTANT_COLOUR = "#777", "#b5651d", "#c0392b"
+CONSTANT_NOTE = "constant input: every text has the same vector, so a probe can only guess"
+CHANCE = "chance (majority class)"
+
+
+def reference_rows(chance: float, lexical: dict | None, last_layer: int) -> list[dict]:
+    """Rows of the horizontal reference lines: chance, and the lexical baseline when present.
+
+    Each row: {value, se, what, label, x} with `x` the layer its label is written at.
+    """
+    rows = [
+        {
+            "value": chance,
+            "se": None,
+            "what": CHANCE,
+            "label": f"chance {chance:.1%}",
+            "x": last_layer,
+        }
+    ]
+    if lexical is not None:
+        rows.append(
+            {
+                "value": lexical["accuracy"],
+                "se": lexical["se"],
+                "what": "bag-of-tokens baseline",
+                "label": f"bag of tokens {lexical['accuracy']:.1%}",
+                "x": last_layer,
+            }
+        )
+    return rows
+
+
+def _reference_lines(rows: list[dict]) -> alt.LayerChart:
+    """Dashed chance line and dotted lexical-baseline line, each labelled at the right end."""
+    data = alt.Data(values=rows)
+    is_chance = f"datum.what === '{CHANCE}'"
+    colour = alt.condition(is_chance, alt.value(CHANCE_COLOUR), alt.value(LEXICAL_COLOUR))
+    dash = alt.condition(is_chance, alt.value([5, 4]), alt.value([2, 2]))
+    tooltip = [
+        alt.Tooltip("what:N", title=" "),
+        alt.Tooltip("value:Q", title="accuracy", format=".1%"),
+        alt.Tooltip("se:Q", title="± SE", format=".1%"),
+    ]
+    rules = (
+        alt.Chart(data)
+        .mark_rule(strokeWidth=1.5)
+        .encode(y="value:Q", color=colour, strokeDash=dash, tooltip=tooltip)
+    )
+    # the chance label sits under its line (the control-task curve runs just above chance)
+    text = alt.Chart(data).encode(x="x:Q", y="value:Q", text="label:N", color=colour)
+    labels = alt.layer(
+        text.transform_filter(is_chance).mark_text(align="right", baseline="top", dy=4),
+        text.transform_filter(f"!({is_chance})").mark_text(align="right", baseline="bottom", dy=-4),
+    )
+    return alt.layer(rules, labels)
+
+
+def _constant_marks(base: alt.Chart) -> alt.Chart:
+    """A large red cross over the points of constant inputs (probes there can only guess)."""
     return (
-        alt.Chart(alt.Data(values=[{"chance": chance, "what": "chance (majority class)"}]))
-        .mark_rule(strokeDash=[5, 4], color="#777")
+        base.transform_filter("datum.constant")
+        .transform_calculate(note=f"'{CONSTANT_NOTE}'")
+        .mark_point(shape="cross", size=260, filled=True, opacity=0.95)
         .encode(
-            y="chance:Q",
-            tooltip=[alt.Tooltip("what:N", title=" "), alt.Tooltip("chance:Q", format=".1%")],
+            y="value:Q",
+            color=alt.value(CONSTANT_COLOUR),
+            tooltip=[
+                alt.Tooltip("layer:Q"),
+                alt.Tooltip("metric:N", title="probe"),
+                alt.Tooltip("pooling:N"),
+                alt.Tooltip("value:Q", title="accuracy", format=".1%"),
+                alt.Tooltip("note:N", title="why"),
+            ],
         )
     )
 
 
-def separability_chart(rows: list[dict], chance: float, poolings: list[str]) -> dict:
-    """Held-out accuracy of the linear probe and k-NN against depth, ±1 SE, chance dashed.
+def separability_chart(
+    rows: list[dict],
+    chance: float,
+    poolings: list[str],
+    lexical: dict | None = None,
+    metrics: list[str] | None = None,
+) -> dict:
+    """Held-out accuracy against depth: probes, the control task, ±1 SE, reference lines.
 
-    Rows: {layer, metric, pooling, value, se} of the reference model, accuracy metrics only.
+    Rows: {layer, metric, pooling, value, se, constant, selectivity, selectivity_se} of the
+    reference model (`selectivity` only on linear-probe rows, else null); constant inputs get
+    a red cross. Dashed: chance; dotted: the lexical (bag-of-tokens) baseline when given;
+    `metrics` orders the colour legend.
     """
+    last_layer = max((r["layer"] for r in rows), default=0)
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("layer:Q", title="layer (0 = embeddings)", axis=LAYER_AXIS),
-        color=alt.Color("metric:N", title="probe"),
+        color=alt.Color(
+            "metric:N",
+            title="probe",
+            sort=metrics,
+            scale=alt.Scale(domain=metrics) if metrics else alt.Undefined,
+        ),
         strokeDash=alt.StrokeDash("pooling:N", title="pooling", sort=poolings),
     )
     lines = base.mark_line(point=True).encode(
@@ -94,6 +175,8 @@ def separability_chart(rows: list[dict], chance: float, poolings: list[str]) -> 
             alt.Tooltip("pooling:N"),
             alt.Tooltip("value:Q", title="accuracy", format=".1%"),
             alt.Tooltip("se:Q", title="± SE", format=".1%"),
+            alt.Tooltip("selectivity:Q", title="selectivity", format=".1%"),
+            alt.Tooltip("selectivity_se:Q", title="selectivity ± SE", format=".1%"),
         ],
     )
     errors = (
@@ -101,9 +184,13 @@ def separability_chart(rows: list[dict], chance: float, poolings: list[str]) -> 
         .encode(y="low:Q", y2="high:Q")
         .transform_calculate(low="datum.value - datum.se", high="datum.value + datum.se")
     )
-    chart = alt.layer(_selected_rule(), errors, lines, _chance_rule(chance)).properties(
-        width="container", height=280, title="Held-out accuracy by layer"
-    )
+    chart = alt.layer(
+        _selected_rule(),
+        _reference_lines(reference_rows(chance, lexical, last_layer)),
+        errors,
+        lines,
+        _constant_marks(base),
+    ).properties(width="container", height=300, title="Held-out accuracy by layer")
     return _with_datasets(chart, **{SELECTED: []})
 
 
@@ -133,10 +220,13 @@ def silhouette_chart(rows: list[dict], poolings: list[str]) -> dict:
     return _with_datasets(chart, **{SELECTED: []})
 
 
-def checkpoint_probe_chart(rows: list[dict], checkpoints: list[str], chance: float) -> dict:
+def checkpoint_probe_chart(
+    rows: list[dict], checkpoints: list[str], chance: float, lexical: dict | None = None
+) -> dict:
     """Linear-probe held-out accuracy against depth, one line per checkpoint (and pooling).
 
-    Rows: {checkpoint, pooling, layer, value, se}.
+    Rows: {checkpoint, pooling, layer, value, se}. The lexical baseline reads the corpus
+    tokens only, so it is one line for every checkpoint.
     """
     lines = (
         alt.Chart(alt.Data(values=rows))
@@ -160,7 +250,9 @@ def checkpoint_probe_chart(rows: list[dict], checkpoints: list[str], chance: flo
             ],
         )
     )
-    chart = alt.layer(lines, _chance_rule(chance)).properties(
+    last_layer = max((r["layer"] for r in rows), default=0)
+    references = _reference_lines(reference_rows(chance, lexical, last_layer))
+    chart = alt.layer(lines, references).properties(
         width="container", height=280, title="Linear-probe accuracy by layer, per checkpoint"
     )
     return to_spec(chart)
@@ -255,19 +347,33 @@ def cka_to_reference_chart(rows: list[dict], checkpoints: list[str], reference: 
 
 
 def token_map_chart(examples: list[str]) -> dict:
-    """Scatter of the showcase examples' token vectors in 2-D (one layer), colour = example.
+    """Scatter of the showcase examples' token vectors in 2-D (one layer), colour = sentence.
 
-    Each point carries its token as a small label. Rows of `tokens`: {x, y, token, example}.
+    Only the tokens of the sentence chosen on the page carry a text label (the others have
+    an empty `label`, and are drawn fainter), so labels do not pile up; hover any point for
+    its token. Rows of `tokens`: {x, y, token, example, label}.
     """
+    scale = alt.Scale(domain=examples)
     base = alt.Chart(alt.NamedData(TOKENS)).encode(
         x=alt.X("x:Q", title="component 1", scale=alt.Scale(zero=False, nice=False)),
         y=alt.Y("y:Q", title="component 2", scale=alt.Scale(zero=False, nice=False)),
-        color=alt.Color(
-            "example:N", title="example", scale=alt.Scale(domain=examples), legend=None
-        ),
         tooltip=[alt.Tooltip("token:N", title="token"), alt.Tooltip("example:N", title="sentence")],
     )
-    points = base.mark_point(filled=True, size=36, opacity=0.8)
-    labels = base.mark_text(align="left", dx=5, fontSize=9, opacity=0.8).encode(text="token:N")
+    points = base.mark_point(filled=True, size=36).encode(
+        color=alt.Color(
+            "example:N",
+            title="colour = sentence (showcase example)",
+            legend=alt.Legend(
+                orient="bottom", direction="vertical", columns=1, labelLimit=900, titleLimit=400
+            ),
+            scale=scale,
+        ),
+        opacity=alt.condition("datum.label !== ''", alt.value(0.95), alt.value(0.4)),
+    )
+    labels = (
+        base.transform_filter("datum.label !== ''")
+        .mark_text(align="left", dx=5, dy=-4, fontSize=10, fontWeight="bold")
+        .encode(text="label:N", color=alt.Color("example:N", scale=scale, legend=None))
+    )
     chart = alt.layer(points, labels).properties(width="container", height=460)
     return _with_datasets(chart, **{TOKENS: []})

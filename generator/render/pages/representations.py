@@ -1,8 +1,10 @@
 """Representations page: which layer separates the labels, and does it generalise?
 
-Shows held-out probe accuracy and silhouette against depth, 2-D maps (PCA / t-SNE) of the
-sequence embeddings for every layer, pooling and checkpoint, anisotropy, layer-to-layer CKA
-and 2-D maps of the showcase examples' tokens. Map coordinates travel packed (base64 int16).
+Shows held-out probe accuracy (with a control task, selectivity and a bag-of-tokens baseline)
+and silhouette against depth, 2-D maps (PCA / t-SNE) of the sequence embeddings for every
+layer, pooling and checkpoint, anisotropy, layer-to-layer CKA and 2-D maps of the showcase
+examples' tokens. Map coordinates travel packed (base64 int16). Wording about checkpoints
+appears only when the card has checkpoints.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ TEXT_LIMIT = 200  # characters of a text kept for tooltips
 QUANT = 32767  # int16 steps per unit of a map's scale
 UNLABELLED = "(no label)"
 NO_SPLIT = "(no split)"
+ACCURACY_METRICS = ["linear probe", "k-NN", "control task"]
 
 
 def pack(values: np.ndarray, scale: float) -> str:
@@ -35,8 +38,9 @@ def packed_maps(rows: list[dict], checkpoints: list[str], layers: int) -> dict:
     """Group projection rows as maps[pooling][method][layer] with one packed map per checkpoint.
 
     Each entry: {scale: [sx, sy], extent: [xmin, xmax, ymin, ymax] over all checkpoints,
-    maps: [[base64 x, base64 y] per checkpoint], explained: [[ratios] per checkpoint] or None};
-    None where a method has no map for some checkpoint (t-SNE on too few texts).
+    maps: [[base64 x, base64 y] per checkpoint], explained: [[ratios] per checkpoint] or None,
+    constant: [true where every text has the same vector, per checkpoint]}; None where a
+    method has no map for some checkpoint (t-SNE on too few texts or constant vectors).
     """
     grouped: dict[tuple, dict[str, dict]] = {}
     for row in rows:
@@ -60,6 +64,7 @@ def packed_maps(rows: list[dict], checkpoints: list[str], layers: int) -> dict:
             ],
             "maps": [[pack(r["x"], sx), pack(r["y"], sy)] for r in ordered],
             "explained": [r["explained"] for r in ordered] if method == "pca" else None,
+            "constant": [bool(r.get("constant")) for r in ordered],
         }
     return out
 
@@ -110,13 +115,105 @@ def token_data(artifacts: Artifacts, tokens: dict) -> dict:
     }
 
 
+def accuracy_rows(separability: list[dict], reference: str) -> list[dict]:
+    """Rows of the accuracy chart: probes and control task of the reference model.
+
+    Linear-probe rows carry the selectivity (and its SE) of their layer and pooling.
+    """
+    selectivity = {
+        (r["pooling"], r["layer"]): r
+        for r in separability
+        if r["checkpoint"] == reference and r["metric"] == "selectivity"
+    }
+    rows = []
+    for r in separability:
+        if r["checkpoint"] != reference or r["metric"] not in ACCURACY_METRICS:
+            continue
+        extra = (
+            selectivity.get((r["pooling"], r["layer"])) if r["metric"] == "linear probe" else None
+        )
+        rows.append(
+            {
+                **r,
+                "constant": bool(r.get("constant")),
+                "selectivity": extra["value"] if extra else None,
+                "selectivity_se": extra["se"] if extra else None,
+            }
+        )
+    return rows
+
+
+def probe_table(separability: list[dict], reference: str, lexical: dict | None) -> list[dict]:
+    """Per pooling and layer of the reference: linear probe, control, selectivity, vs lexical.
+
+    Each row: {pooling, layer, constant, linear, control, selectivity, over_lexical}, the
+    scores as (value, se) pairs (None when missing); `over_lexical` is the linear-probe
+    accuracy minus the bag-of-tokens baseline's.
+    """
+    cells: dict[tuple, dict] = {}
+    for r in separability:
+        if r["checkpoint"] != reference or r["metric"] == "silhouette":
+            continue
+        cell = cells.setdefault(
+            (r["pooling"], r["layer"]),
+            {"pooling": r["pooling"], "layer": r["layer"], "constant": bool(r.get("constant"))},
+        )
+        cell[r["metric"]] = (r["value"], r["se"])
+    rows = []
+    for cell in cells.values():
+        linear = cell.get("linear probe")
+        rows.append(
+            {
+                "pooling": cell["pooling"],
+                "layer": cell["layer"],
+                "constant": cell["constant"],
+                "linear": linear,
+                "control": cell.get("control task"),
+                "selectivity": cell.get("selectivity"),
+                "over_lexical": None
+                if linear is None or lexical is None
+                else linear[0] - lexical["accuracy"],
+            }
+        )
+    return rows
+
+
+def layer_zero(separability: list[dict], reference: str, pooling: str) -> dict | None:
+    """Return the layer-0 linear-probe row of `pooling` (reference model), unless constant."""
+    return next(
+        (
+            r
+            for r in separability
+            if (r["checkpoint"], r["pooling"], r["layer"], r["metric"])
+            == (reference, pooling, 0, "linear probe")
+            and not r.get("constant")
+        ),
+        None,
+    )
+
+
+def map_caption(several: bool) -> str:
+    """Caption of the sequence-embedding map; alignment across checkpoints only when there are."""
+    text = "Each point is one text, coloured by label and shaped by split; hover for the text."
+    if several:
+        text += (
+            " PCA axes come from the card's own model and every checkpoint is projected on "
+            "them; t-SNE maps of checkpoints are rotated, scaled and shifted onto its map "
+            "(Procrustes). The axis ranges are shared by all checkpoints, so the points visibly "
+            "move."
+        )
+    return text
+
+
 def representations_context(artifacts: Artifacts, tables: dict) -> dict:
     """Context of the representations page: summary, charts and the packed page data."""
     summary = tables.get("representation_summary")
     if not summary:
         return {"reps": None, "figures": {}, "charts": [], "rep_data": None}
     checkpoints, reference = summary["checkpoints"], summary["reference"]
+    several = len(checkpoints) > 1
     poolings = summary["poolings"]
+    lexical = summary.get("lexical")
     separability = tables["representation_separability"]
     points = corpus_points(artifacts)
     tokens = token_data(artifacts, tables["representation_tokens"])
@@ -125,10 +222,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             "rep-map",
             charts.embedding_map_chart(points["label_names"], points["split_names"]),
             "Scatter plot of the sequence embeddings of one layer in two dimensions",
-            "Each point is one text, coloured by label and shaped by split; hover for the text. "
-            "PCA axes come from the card's own model and every checkpoint is projected on them; "
-            "t-SNE maps of checkpoints are rotated, scaled and shifted onto its map (Procrustes). "
-            "The axis ranges are shared by all checkpoints, so the points visibly move.",
+            map_caption(several),
             interactive=True,
         ),
         "cka": chart(
@@ -136,24 +230,27 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             charts.cka_heatmap_chart(),
             "Heatmap of linear CKA between every pair of layers",
             "Linear CKA between the pooled sequence embeddings of two layers over all texts "
-            "(selected checkpoint and pooling): 1 means the layers hold the same information up "
-            "to rotation and scale. Blank: a layer whose vector is the same for every text "
-            "(e.g. [CLS] at the embedding layer), where CKA is undefined.",
+            f"(selected {'checkpoint and ' if several else ''}pooling): 1 means the layers "
+            "hold the same information up to rotation and scale. Blank: a layer whose vector "
+            "is the same for every text (e.g. [CLS] at the embedding layer), where CKA is "
+            "undefined.",
             interactive=True,
         ),
     }
     protocol = summary["protocol"]
     if protocol is not None:
-        accuracy = [
-            r for r in separability if r["checkpoint"] == reference and r["metric"] != "silhouette"
-        ]
+        accuracy = accuracy_rows(separability, reference)
+        metrics = [m for m in ACCURACY_METRICS if any(r["metric"] == m for r in accuracy)]
         figures["separability"] = chart(
             "rep-separability",
-            charts.separability_chart(accuracy, protocol["chance"], poolings),
-            "Line chart of held-out probe accuracy by layer",
-            f"Linear probe and k-NN accuracy, {protocol['description']}; bars are ±1 standard "
-            "error, the dashed line is chance (the majority-class rate of the scored texts), "
-            "the grey band marks the selected layer.",
+            charts.separability_chart(accuracy, protocol["chance"], poolings, lexical, metrics),
+            "Line chart of held-out probe accuracy by layer, with a control task and baselines",
+            f"Linear probe, k-NN and control-task accuracy, {protocol['description']}; bars are "
+            "±1 standard error, the dashed line is chance (the majority-class rate of the "
+            "scored texts)"
+            + (", the dotted line the bag-of-tokens baseline" if lexical else "")
+            + "; a red cross marks a layer whose vector is the same for every text; the grey "
+            "band marks the selected layer; hover a linear-probe point for its selectivity.",
             interactive=True,
         )
         silhouettes = [
@@ -176,7 +273,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             linear = [r for r in separability if r["metric"] == "linear probe"]
             figures["checkpoints"] = chart(
                 "rep-checkpoints",
-                charts.checkpoint_probe_chart(linear, checkpoints, protocol["chance"]),
+                charts.checkpoint_probe_chart(linear, checkpoints, protocol["chance"], lexical),
                 "Line chart of linear-probe accuracy by layer for every checkpoint",
                 "Held-out linear-probe accuracy of every checkpoint, in the card's order "
                 f"(the card's own model, {reference}, last).",
@@ -206,14 +303,17 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             "rep-tokens",
             charts.token_map_chart(tokens["examples"]),
             "Scatter plot of the showcase examples' token vectors in two dimensions",
-            "Contextual token vectors of the showcase examples at the selected layer (card's "
-            "own model), PCA fitted on these tokens per layer; colour = sentence, hover for the "
-            "token and its sentence. Special tokens ([CLS], [SEP], <s>...) are left out: their "
+            "Contextual token vectors of the showcase examples at the selected layer"
+            + (" (card's own model)" if several else "")
+            + ", PCA fitted on these tokens per layer; colour = sentence (legend below the "
+            "chart); only the chosen sentence's tokens are labelled, hover any point for its "
+            "token and sentence. Special tokens ([CLS], [SEP], <s>...) are left out: their "
             "outlying vectors would squeeze the others into a corner.",
             interactive=True,
         )
     first = first_view(summary)
     add_figure_specs(figures, tables, points, tokens, first, reference)
+    constant = summary.get("constant", [])
     data = {
         **points,
         "checkpoints": checkpoints,
@@ -225,10 +325,17 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             for r in tables["representation_cka"]
         ],
         "token_map": tokens,
+        "constant": [[c["checkpoint"], c["pooling"], c["layer"], c["reason"]] for c in constant],
     }
     # "charts": the same chart descriptions, for the figure export (it adds download links).
+    table = probe_table(separability, reference, lexical) if protocol is not None else []
     return {
         "reps": summary,
+        "several": several,
+        "lexical": lexical,
+        "layer_zero": layer_zero(separability, reference, first["pooling"]),
+        "probe_table": table,
+        "constant_layers": [c for c in constant if c["checkpoint"] == reference],
         "first_view": first,
         "figures": figures,
         "charts": list(figures.values()),
@@ -288,7 +395,13 @@ def add_figure_specs(
     if "tokens" in figures and layer < len(tokens["maps"]):
         coordinates = tokens["maps"][layer]
         rows = [
-            {"x": x, "y": y, "token": token, "example": tokens["examples"][example]}
+            {
+                "x": x,
+                "y": y,
+                "token": token,
+                "example": tokens["examples"][example],
+                "label": token if example == tokens["token_example"][0] else "",
+            }
             for x, y, token, example in zip(
                 coordinates["x"],
                 coordinates["y"],
