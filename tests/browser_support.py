@@ -401,8 +401,12 @@ def page_selects(page) -> list[dict]:
     )
 
 
-def selector_problems(page, timeout_ms: int = 5000) -> tuple[list[str], int]:
+def selector_problems(page, timeout_ms: int = 5000, reopen=None) -> tuple[list[str], int]:
     """Choose another option in every `.controls` select and check that some chart's SVG changes.
+
+    With `reopen` (a no-argument callable that loads the page afresh), each select is tried
+    from the page's first state; without it, from the state the previous selects left (where a
+    legitimately empty view, e.g. a constant layer, can make a later select change nothing).
 
     Returns:
         (problems, checked): one line per select that changed no chart, and how many selects
@@ -410,6 +414,8 @@ def selector_problems(page, timeout_ms: int = 5000) -> tuple[list[str], int]:
     """
     problems, checked = [], 0
     for index in range(len(page_selects(page))):
+        if reopen is not None and index:
+            reopen()
         # Read the select afresh: changing one select may rebuild another's options
         # (e.g. the weights page lists the matrices of the chosen block).
         select = page_selects(page)[index]

@@ -88,8 +88,9 @@ def check_every_selector(page, out, name):
     """Every `.controls` select of every page changes some chart; returns how many were checked."""
     problems, checked = [], 0
     for filename in MODEL_PAGES:
-        open_page(page, file_url(out / name / filename)).assert_clean()
-        found, count = selector_problems(page)
+        url = file_url(out / name / filename)
+        open_page(page, url).assert_clean()
+        found, count = selector_problems(page, reopen=lambda url=url: open_page(page, url))
         problems += [f"{filename}: {p}" for p in found]
         checked += count
     assert not problems, "\n".join(problems)
