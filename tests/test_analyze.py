@@ -23,7 +23,8 @@ INVENTORY = [
 
 def test_component_kinds_and_layers():
     kinds = [component_kind(row["name"]) for row in INVENTORY]
-    assert kinds == ["embeddings", "embeddings", "attention", "norms", "mlp", "mlp", "pooler"]
+    # the embedding LayerNorm is a norm, as the weights page counts it
+    assert kinds == ["embeddings", "norms", "attention", "norms", "mlp", "mlp", "pooler"]
     assert [layer_of(row["name"]) for row in INVENTORY] == [None, None, 0, 0, 0, 1, None]
 
 
@@ -58,6 +59,8 @@ def test_counts_by_component_preserve_total():
     assert [r["block"] for r in rows][0] == "embeddings"
     assert {"block": "layer 0", "kind": "attention", "count": 16, "order": 1} in rows
     assert rows[-1]["block"] == "pooler"
+    # ... drawn in the embeddings block, before the layers
+    assert {"block": "embeddings", "kind": "norms", "count": 4, "order": 0} in rows
 
 
 def test_length_histogram_counts_every_text():

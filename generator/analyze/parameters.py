@@ -18,16 +18,17 @@ KIND_RULES = (
     ("lm_head", "head"),
     ("classifier", "head"),
     ("score.out", "head"),
+    # norms before embeddings: BERT's `embeddings.LayerNorm` is a norm (as on the weights
+    # page), drawn in the embeddings block by `outer_block`
+    ("LayerNorm", "norms"),
+    ("layernorm", "norms"),
+    ("norm", "norms"),
+    ("ln_", "norms"),
     ("embed", "embeddings"),
     ("wte", "embeddings"),
     ("wpe", "embeddings"),
     ("pooler", "pooler"),
     ("shared", "embeddings"),
-    ("lm_head", "lm head"),
-    ("LayerNorm", "norms"),
-    ("layernorm", "norms"),
-    ("norm", "norms"),
-    ("ln_", "norms"),
     ("attention", "attention"),
     ("attn", "attention"),
     ("Attention", "attention"),
@@ -58,6 +59,15 @@ def stack_of(name: str) -> str | None:
     return match.group(1) if match else None
 
 
+def outer_block(name: str, kind: str) -> str:
+    """Return the block of a tensor outside the layers: its kind, except that a norm inside
+    the embedding module (BERT's `embeddings.LayerNorm`) belongs to the embeddings block."""
+    modules = name.split(".")[:-1]
+    if kind == "norms" and any(m.startswith("embed") for m in modules):
+        return "embeddings"
+    return kind
+
+
 def parameter_table(inventory: list[dict]) -> list[dict]:
     """Return one row per tensor: name, shape, count, share of the model, kind, layer."""
     total = sum(row["count"] for row in inventory) or 1
@@ -79,8 +89,9 @@ def counts_by_component(inventory: list[dict]) -> list[dict]:
     totals: dict[tuple[int, str, str], int] = {}
     for row in parameter_table(inventory):
         layer = row["layer"]
-        block = f"layer {layer}" if layer is not None else row["kind"]
-        order = layer + 1 if layer is not None else (0 if row["kind"] == "embeddings" else 10**6)
+        outer = outer_block(row["name"], row["kind"])
+        block = f"layer {layer}" if layer is not None else outer
+        order = layer + 1 if layer is not None else (0 if outer == "embeddings" else 10**6)
         stack = stack_of(row["name"]) if layer is not None else None
         if stack is not None:
             block = f"{stack} {block}"

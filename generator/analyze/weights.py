@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from generator.analyze import parameters
+
 COMPONENT_ORDER = ("embeddings", "attention", "mlp", "norms", "pooler", "head", "other")
 ROLE_LABELS = {
     "query": "query (W_Q)",
@@ -44,14 +46,8 @@ def group_label(group: str) -> str:
 
 
 def outer_block(row: dict) -> str:
-    """Return the block of a tensor outside the layers: its component, except that a norm of
-    the embedding module (BERT's `embeddings.LayerNorm`) belongs with the embeddings, before
-    the layers, not with a final norm after them."""
-    component = row.get("component", "other")
-    modules = row.get("name", "").split(".")[:-2]
-    if component == "norms" and any(m.startswith("embed") for m in modules):
-        return "embeddings"
-    return component
+    """Return the block of a tensor outside the layers (parameters.outer_block)."""
+    return parameters.outer_block(row.get("name", ""), row.get("component", "other"))
 
 
 def depth_label(row: dict) -> str:
