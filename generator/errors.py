@@ -37,3 +37,10 @@ class ArtifactError(AtlasError):
 
 class StrictModeError(AtlasError):
     """A warning was raised while `--strict` makes warnings fatal."""
+
+
+def warn(message: str, warnings: list[str], strict: bool) -> None:
+    """Record a warning, or fail at once under --strict."""
+    if strict:
+        raise StrictModeError(f"--strict: {message}")
+    warnings.append(message)

@@ -57,7 +57,9 @@ def read_config(folder: Path) -> tuple[dict, ModelConfig]:
         ) from None
     if not isinstance(raw, dict):
         raise CardError(f"{path} does not hold a JSON object; re-export the checkpoint")
-    return raw, ModelConfig.from_hf_dict(raw)
+    from generator.models.registry import parse_config  # imports the families (JAX)
+
+    return raw, parse_config(raw)
 
 
 def default_name(folder: Path) -> str:

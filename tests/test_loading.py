@@ -12,7 +12,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from generator.errors import ModelLoadError
-from generator.models import ModelConfig, load_model, read_safetensors, supported_model_types
+from generator.models import load_model, parse_config, read_safetensors, supported_model_types
 from generator.paths import resolve_package_path
 
 TINY = Path(__file__).parent / "fixtures" / "tiny-bert"
@@ -185,7 +185,7 @@ def test_minilm_ignores_position_ids_and_loads_fast():
 
 
 def test_config_round_trip_and_errors():
-    config = ModelConfig.from_hf_dict(json.loads((TINY / "config.json").read_text()))
+    config = parse_config(json.loads((TINY / "config.json").read_text()))
     assert config.to_dict()["d_mlp"] == 64 and config.activation == "gelu"
     base = {
         "model_type": "bert",
@@ -195,13 +195,13 @@ def test_config_round_trip_and_errors():
         "num_attention_heads": 2,
         "intermediate_size": 8,
     }
-    assert ModelConfig.from_hf_dict(base).d_head == 3
+    assert parse_config(base).d_head == 3
     with pytest.raises(ModelLoadError, match="not divisible"):
-        ModelConfig.from_hf_dict({**base, "num_attention_heads": 4})
+        parse_config({**base, "num_attention_heads": 4})
     with pytest.raises(ModelLoadError, match="hidden_act 'tanhh'"):
-        ModelConfig.from_hf_dict({**base, "hidden_act": "tanhh"})
+        parse_config({**base, "hidden_act": "tanhh"})
     with pytest.raises(ModelLoadError, match="'intermediate_size'"):
-        ModelConfig.from_hf_dict({k: v for k, v in base.items() if k != "intermediate_size"})
+        parse_config({k: v for k, v in base.items() if k != "intermediate_size"})
 
 
 def test_bad_dtype_is_reported():

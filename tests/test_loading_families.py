@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from generator.errors import ModelLoadError
-from generator.models import ModelConfig, load_model, read_safetensors
+from generator.models import load_model, parse_config, read_safetensors
 from generator.models.torch_pickle import read_torch_pickle
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -175,7 +175,7 @@ def test_unsupported_rope_type_is_named(tmp_path):
 def test_bad_grouping_is_reported():
     base = json.loads((FIXTURES / "tiny-llama" / "config.json").read_text())
     with pytest.raises(ModelLoadError, match="not a multiple of num_key_value_heads 3"):
-        ModelConfig.from_hf_dict({**base, "num_key_value_heads": 3})
+        parse_config({**base, "num_key_value_heads": 3})
 
 
 # --- weight files ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from generator.models import ModelConfig, load_model
+from generator.models import load_model, parse_config
 from generator.models.memory import GIB, estimate_memory, parameter_count
 from generator.models.registry import family_for
 
@@ -72,7 +72,7 @@ FULL_SIZE = {
 
 def abstract_model(cfg: dict, heads: tuple[str, ...], dtype: str = "float32"):
     """Build the model of a config dict with jax.eval_shape: shapes only, nothing allocated."""
-    config = ModelConfig.from_hf_dict(cfg)
+    config = parse_config(cfg)
     config = dataclasses.replace(config, heads=heads, with_pooler=config.family == "bert")
     family = family_for(config.model_type)
     return config, nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))

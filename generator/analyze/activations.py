@@ -280,10 +280,7 @@ def activations_analysis(artifacts) -> dict:
     norms = np.asarray(artifacts.array("corpus/residual_norm_hist"), dtype=np.float64).sum(0)
     sums = np.asarray(artifacts.array("corpus/residual_norm_sum"), dtype=np.float64).sum(0)
     norm_edges = np.asarray(artifacts.array("corpus/norm_edges"), dtype=np.float64)
-    from generator.analyze.neurons import neurons_analysis
-
     return {
-        **neurons_analysis(artifacts),
         "activation_quantiles": quantiles,
         "activation_histograms": histogram_rows(summed, edges),
         "activation_residual_norms": residual_norm_table(norms, sums, tokens, norm_edges),

@@ -18,6 +18,7 @@ from generator.analyze.activations import activations_analysis
 from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.heads import heads_analysis
+from generator.analyze.neurons import neurons_analysis
 from generator.analyze.parameters import counts_by_component, parameter_table
 from generator.analyze.qk_geometry import qk_analysis
 from generator.analyze.representations import representations
@@ -61,6 +62,7 @@ ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "corpus": _corpus,
     "weights": weights_analysis,
     "activations": activations_analysis,
+    "neurons": neurons_analysis,  # the MLP-neuron tables of the activations page
     "attributions": attribution_tables,
     "heads": heads_analysis,
     "qk_geometry": qk_analysis,

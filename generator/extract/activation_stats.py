@@ -235,7 +235,7 @@ def write_corpus_tokens(writer, tokenizer, token_ids) -> None:
     distinct ids of the corpus, sorted), corpus/vocab_tokens [entry] their strings, and the
     bin edges corpus/act_edges and corpus/norm_edges [edge] float64.
     """
-    from generator.extract.capture import strings_array
+    from generator.extract.stored_strings import strings_array
 
     width = max(len(ids) for ids in token_ids)
     padded = np.full((len(token_ids), width), -1, dtype=np.int32)

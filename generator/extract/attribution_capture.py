@@ -50,6 +50,7 @@ from generator.attribution.token_methods import DEFAULT_IG_STEPS, token_scores
 from generator.extract.batching import pad_rows
 from generator.extract.corpus_pass import special_mask
 from generator.extract.showcase import choose_showcase
+from generator.extract.stored_strings import strings_array
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,6 @@ class AttributionContext:
     pooled_last: np.ndarray
     pad_id: int
     writer: object
-    strings_array: object
 
     @property
     def seq2seq(self) -> bool:
@@ -197,16 +197,7 @@ def class_references(pooled_last: np.ndarray, labels, rows: np.ndarray) -> np.nd
 
 
 def capture_attributions(
-    card,
-    loaded,
-    tokenizer,
-    tokens,
-    corpus,
-    pooled_last,
-    writer,
-    pad_id,
-    strings_array,
-    showcase,
+    card, loaded, *, tokenizer, tokens, corpus, pooled_last, writer, pad_id, showcase
 ) -> dict:
     """Compute and store attributions, head importance and the logit lens; return manifest details.
 
@@ -238,7 +229,6 @@ def capture_attributions(
         pooled_last,
         pad_id,
         writer,
-        strings_array,
     )
     rows, ids, mask, *decoder = showcase
     reference = class_references(pooled_last, corpus.labels, rows)
@@ -295,7 +285,7 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
     writer.write_array("attribution/target_id", inputs.target_id, ("example",))
     writer.write_array(
         "attribution/target_token",
-        context.strings_array(tokenizer.convert_ids_to_tokens([int(i) for i in inputs.target_id])),
+        strings_array(tokenizer.convert_ids_to_tokens([int(i) for i in inputs.target_id])),
         ("example",),
     )
     return {
@@ -434,9 +424,7 @@ def logit_lens(context: AttributionContext, inputs: ObjectiveInputs) -> dict:
     writer.write_array("lens/top_ids", top_ids, axes4)
     writer.write_array("lens/top_probs", np.asarray(summary["top_probs"], np.float32), axes4)
     words = tokenizer.convert_ids_to_tokens([int(i) for i in top_ids.ravel()])
-    writer.write_array(
-        "lens/top_tokens", context.strings_array(words).reshape(top_ids.shape), axes4
-    )
+    writer.write_array("lens/top_tokens", strings_array(words).reshape(top_ids.shape), axes4)
     axes3 = ("example", "layer", position)
     writer.write_array("lens/final_rank", np.asarray(summary["final_rank"], np.int32), axes3)
     writer.write_array("lens/final_prob", np.asarray(summary["final_prob"], np.float32), axes3)

@@ -33,7 +33,7 @@ import numpy as np
 from generator.artifacts import ArtifactWriter
 from generator.card import DEFAULT_MAX_TARGET_LENGTH
 from generator.corpus import load_corpus
-from generator.errors import CardError, CorpusError, StrictModeError
+from generator.errors import CardError, CorpusError, warn
 from generator.extract import sharding
 from generator.extract.batching import bucket_length, pad_rows, plan_batches
 from generator.extract.corpus_pass import (  # noqa: F401 (NonFiniteActivations re-exported)
@@ -42,10 +42,10 @@ from generator.extract.corpus_pass import (  # noqa: F401 (NonFiniteActivations 
     special_mask,
     stream_corpus,
 )
-from generator.extract.showcase import choose_showcase
+from generator.extract.showcase import choose_showcase, showcase_batch
+from generator.extract.stored_strings import strings_array, token_rows
 from generator.extract.tokenize import (
     load_tokenizer,
-    token_strings,
     tokenize_corpus,
     tokenizer_files,
 )
@@ -68,13 +68,6 @@ def enable_compilation_cache(artifacts_root: Path) -> None:
     jax.config.update("jax_compilation_cache_dir", str(cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-
-
-def strings_array(values) -> np.ndarray:
-    """Return a fixed-width unicode array (readable by numpy without pickle)."""
-    values = [str(v) for v in values]
-    width = max([1, *(len(v) for v in values)])
-    return np.array(values, dtype=f"<U{width}")
 
 
 def parameter_inventory(model) -> list[dict]:
@@ -100,13 +93,6 @@ def special_token_ids(tokenizer) -> list[int]:
     """
     skip = {tokenizer.unk_token_id, tokenizer.pad_token_id}
     return sorted({int(i) for i in tokenizer.all_special_ids} - skip)
-
-
-def warn(message: str, warnings: list[str], strict: bool) -> None:
-    """Record a warning, or fail at once under --strict."""
-    if strict:
-        raise StrictModeError(f"--strict: {message}")
-    warnings.append(message)
 
 
 # Named axes of the stored head outputs, per primary head.
@@ -187,7 +173,7 @@ def capture(
     from generator.extract.embedding_geometry import token_embedding, write_embedding_geometry
     from generator.extract.head_metrics import METRICS as HEAD_METRICS
     from generator.extract.head_metrics import SPARSITY_THRESHOLD, is_causal
-    from generator.extract.reducers import active_reducers
+    from generator.extract.reducers import Reducer, active_reducers
     from generator.extract.steps import make_steps
     from generator.extract.weights import parameter_arrays, write_weight_artifacts
     from generator.models.loading import load_model
@@ -262,7 +248,9 @@ def capture(
 
     store = jnp.dtype(card.store_dtype)
     reducers = active_reducers(config)
-    neuron_stats = neurons.start(card, config, reducers)  # None: not asked for
+    neuron_stats = neurons.start(card, config)  # None: not asked for
+    if neuron_stats is not None:
+        reducers.append(Reducer(**neurons.REDUCER_SPEC))
     corpus_step, showcase_step, params = make_steps(loaded.model, reducers, store, mesh=mesh)
     n_texts = len(corpus)
     streamed = {
@@ -369,14 +357,13 @@ def capture(
         details["attribution"] = capture_attributions(
             card,
             loaded,
-            tokenizer,
-            tokens,
-            corpus,
-            pooled_last,
-            writer,
-            pad_id,
-            strings_array,
-            (showcase, ids, mask, *decoder),
+            tokenizer=tokenizer,
+            tokens=tokens,
+            corpus=corpus,
+            pooled_last=pooled_last,
+            writer=writer,
+            pad_id=pad_id,
+            showcase=(showcase, ids, mask, *decoder),
         )
 
     details["corpus"] = {
@@ -407,21 +394,6 @@ def capture(
         "showcase_length": width,
     }
     return details, warnings
-
-
-def showcase_batch(tokens, showcase: np.ndarray, width: int, pad_id: int, mesh):
-    """Return padded showcase ids and mask [example(rounded to the data axis), token]."""
-    rows = sharding.round_up(len(showcase), sharding.data_size(mesh))
-    return pad_rows([tokens.ids[r] for r in showcase], width, rows, pad_id)
-
-
-def token_rows(tokenizer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Return [example, token] token strings, "" on padding."""
-    text = [
-        token_strings(tokenizer, row[: int(m.sum())]) + [""] * int((m == 0).sum())
-        for row, m in zip(ids, mask, strict=True)
-    ]
-    return strings_array(sum(text, [])).reshape(ids.shape)
 
 
 def _capture_showcase(

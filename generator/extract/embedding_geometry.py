@@ -115,7 +115,7 @@ def write_embedding_geometry(embedding, tokenizer, writer, token_ids=None) -> di
         writer: the ArtifactWriter of the staging folder.
         token_ids: the corpus as a ragged list of id arrays, or None without a corpus.
     """
-    from generator.extract.capture import strings_array
+    from generator.extract.stored_strings import strings_array
 
     if embedding is None:
         return None

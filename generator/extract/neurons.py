@@ -179,19 +179,17 @@ def showcase_top(mlp: jax.Array, neuron_ids: jax.Array) -> jax.Array:
     return jnp.take_along_axis(mlp, neuron_ids[None, :, None, :], axis=3)
 
 
-def start(card, config, reducers: list) -> NeuronStats | None:
-    """Append the neuron reducer to `reducers` and return its host merge (None when not asked).
+def start(card, config) -> NeuronStats | None:
+    """Return the host merge of the neuron statistics, or None when they are not asked for.
+
+    The corpus step needs the neuron reducer (`REDUCER_SPEC`) beside it.
 
     Args:
         card: the model card (its `analyses` key decides).
         config: the model config (n_layers, d_mlp).
-        reducers: the corpus step's reducers, extended in place.
     """
-    from generator.extract.reducers import Reducer
-
     if not wanted(card) or not config.d_mlp:
         return None
-    reducers.append(Reducer(**REDUCER_SPEC))
     return NeuronStats(config.n_layers, config.d_mlp)
 
 

@@ -183,7 +183,9 @@ def capture_seq2seq_showcase(
     import jax.numpy as jnp
     from tqdm import tqdm
 
-    from generator.extract.capture import showcase_batch, strings_array, token_rows, warn
+    from generator.errors import warn
+    from generator.extract.showcase import showcase_batch
+    from generator.extract.stored_strings import strings_array, token_rows
 
     config = model.config
     pad_id = config.pad_token_id

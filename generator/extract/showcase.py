@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from generator.extract import sharding
+from generator.extract.batching import pad_rows
+
 
 def choose_showcase(
     n_texts: int,
@@ -38,3 +41,9 @@ def choose_showcase(
                 chosen.append(queue[depth])
         depth += 1
     return np.sort(np.array(chosen, dtype=np.int64))
+
+
+def showcase_batch(tokens, showcase: np.ndarray, width: int, pad_id: int, mesh):
+    """Return padded showcase ids and mask [example(rounded to the data axis), token]."""
+    rows = sharding.round_up(len(showcase), sharding.data_size(mesh))
+    return pad_rows([tokens.ids[r] for r in showcase], width, rows, pad_id)

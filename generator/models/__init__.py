@@ -1,9 +1,10 @@
 """Our Flax NNX implementations of transformer families, and checked checkpoint loading."""
 
 from generator.models.bert import BertEncoder
-from generator.models.config import ModelConfig, supported_model_types
+from generator.models.config import ModelConfig
 from generator.models.loading import LoadedModel, load_model, read_safetensors
-from generator.models.t5_config import T5Config  # registers model_type "t5"
+from generator.models.registry import parse_config, supported_model_types
+from generator.models.t5_config import T5Config
 
 __all__ = [
     "BertEncoder",
@@ -11,6 +12,7 @@ __all__ = [
     "ModelConfig",
     "T5Config",
     "load_model",
+    "parse_config",
     "read_safetensors",
     "supported_model_types",
 ]

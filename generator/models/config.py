@@ -1,13 +1,12 @@
 """Architecture settings read from a Hugging Face `config.json`, in our own names.
 
-A registry maps each supported `model_type` to the parser that turns its config dict into a
-`ModelConfig`; families register theirs in `generator.models.registry` (one line per family).
+Each family's parser turns a config dict into a `ModelConfig`; `generator.models.registry`
+maps every supported `model_type` to its parser (`parse_config`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,30 +89,6 @@ class ModelConfig:
         if not self.embedding_size:
             object.__setattr__(self, "embedding_size", self.d_model)
 
-    @classmethod
-    def from_hf_dict(cls, cfg: dict[str, Any]) -> ModelConfig:
-        """Build the config from a parsed Hugging Face `config.json`.
-
-        Args:
-            cfg: the config.json contents.
-
-        Returns:
-            The matching `ModelConfig` (without heads: the loader adds those it finds).
-
-        Raises:
-            ModelLoadError: unsupported `model_type`, or a missing or invalid setting.
-        """
-        import generator.models.registry  # noqa: F401  (registers the families)
-
-        model_type = cfg.get("model_type")
-        parser = _PARSERS.get(model_type)
-        if parser is None:
-            raise ModelLoadError(
-                f"model_type {model_type!r} is not supported; supported: "
-                f"{', '.join(supported_model_types())}"
-            )
-        return parser(cfg)
-
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict (for the artifact manifest)."""
         return dataclasses.asdict(self)
@@ -122,21 +97,6 @@ class ModelConfig:
     def primary_head(self) -> str | None:
         """Return the head whose output is `logits`, or None for a headless checkpoint."""
         return self.heads[0] if self.heads else None
-
-
-_PARSERS: dict[str, Callable[[dict[str, Any]], ModelConfig]] = {}
-
-
-def register_model_type(model_type: str, parser: Callable[[dict[str, Any]], ModelConfig]) -> None:
-    """Register `parser` as the reader of config.json dicts whose model_type is `model_type`."""
-    _PARSERS[model_type] = parser
-
-
-def supported_model_types() -> tuple[str, ...]:
-    """Return the model_type values that `ModelConfig.from_hf_dict` accepts, sorted."""
-    import generator.models.registry  # noqa: F401  (registers the families)
-
-    return tuple(sorted(_PARSERS))
 
 
 def require(cfg: dict[str, Any], *keys: str) -> Any:

@@ -13,28 +13,22 @@ explicitly allows pickles (`allow_pickle`), and then through a restricted reader
 from __future__ import annotations
 
 import json
-import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from generator.errors import ModelLoadError
 from generator.models.config import ModelConfig
-from generator.models.family import NameMap
 from generator.models.layers import COMPUTE_DTYPES
+from generator.models.registry import family_for, parse_config
+from generator.models.tensor_mapping import assign, canonical_tensors, tied_duplicates
 
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_NAME = "pytorch_model.bin"
-
-# Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
-_LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
-
-_SHOW = 5  # how many names each problem list shows before "+N more"
 
 
 @dataclass(frozen=True)
@@ -158,8 +152,6 @@ def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = Fal
         ModelLoadError: the folder, config or weights are missing or unreadable, the
             architecture is unsupported, or the checkpoint does not map onto the model.
     """
-    from generator.models.registry import family_for
-
     model_dir = Path(model_dir)
     if dtype not in COMPUTE_DTYPES:
         raise ModelLoadError(f"dtype {dtype!r} is not supported; use {' or '.join(COMPUTE_DTYPES)}")
@@ -171,7 +163,7 @@ def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = Fal
     config_path = model_dir / "config.json"
     hf_config = read_config(config_path)
     try:
-        config = ModelConfig.from_hf_dict(hf_config)
+        config = parse_config(hf_config)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{config_path}: {exc.message}") from exc
     weights_path = find_weights(model_dir, allow_pickle)
@@ -243,88 +235,3 @@ def find_weights(model_dir: Path, allow_pickle: bool = False) -> Path:
         f"{path} does not exist; save the model weights as safetensors "
         "(model.save_pretrained(dir)) into the model folder"
     )
-
-
-def canonical_tensors(
-    raw: dict[str, np.ndarray], names: NameMap
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Strip base-model prefixes and legacy suffixes; split off buffers (returned as ignored)."""
-    tensors: dict[str, np.ndarray] = {}
-    ignored: list[str] = []
-    for name, array in raw.items():
-        canonical = names.canonical(name)
-        for old, new in _LEGACY_SUFFIXES.items():
-            if canonical.endswith(old):
-                canonical = canonical[: -len(old)] + new
-        if re.search(names.ignored, canonical):
-            ignored.append(name)
-        elif canonical in tensors:
-            raise ModelLoadError(
-                f"checkpoint holds {canonical} twice (with and without a prefix); "
-                "re-export it with save_pretrained"
-            )
-        else:
-            tensors[canonical] = array
-    return tensors, ignored
-
-
-def tied_duplicates(
-    tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
-) -> list[str]:
-    """Return the stored copies of tied weights, after checking each equals its source."""
-    found = []
-    for duplicate, source in names.tied:
-        if duplicate not in tensors or source not in tensors:
-            continue
-        if tensors[duplicate].shape != tensors[source].shape or not np.array_equal(
-            tensors[duplicate], tensors[source]
-        ):
-            raise ModelLoadError(
-                f"{weights_path}: {duplicate} differs from {source} although config.json ties "
-                "them; set tie_word_embeddings to false in config.json if they are separate"
-            )
-        found.append(duplicate)
-    return found
-
-
-def assign(
-    state: nnx.State, tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
-) -> nnx.State:
-    """Fill every abstract parameter of `state` from `tensors`, or raise one ModelLoadError."""
-    flat = nnx.to_flat_state(state)
-    used: set[str] = set()
-    missing: list[str] = []
-    mismatched: list[str] = []
-    filled = []
-    for path, variable in flat:
-        name, transpose = names.checkpoint_name(path)
-        if name not in tensors:
-            missing.append(name)
-            continue
-        used.add(name)
-        array = tensors[name].T if transpose else tensors[name]
-        expected = tuple(variable.get_value().shape)
-        if tuple(array.shape) != expected:
-            got = tuple(tensors[name].shape)
-            want = expected[::-1] if transpose else expected
-            mismatched.append(f"{name} expected {list(want)} got {list(got)}")
-            continue
-        value = jnp.asarray(np.asarray(array, dtype=np.float32))
-        filled.append((path, variable.replace(value)))
-    unused = sorted(set(tensors) - used)
-
-    problems = []
-    for label, items in (
-        ("unused checkpoint tensors", unused),
-        ("model parameters not in checkpoint", missing),
-        ("shape mismatches", mismatched),
-    ):
-        if items:
-            more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
-            problems.append(f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}")
-    if problems:
-        raise ModelLoadError(
-            f"{weights_path} does not match the model config: {'; '.join(problems)}; "
-            "check that config.json belongs to these weights"
-        )
-    return nnx.from_flat_state(filled)

@@ -5,12 +5,48 @@ Adding a family = one new module defining `FAMILY = Family(...)` + one `register
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from generator.errors import ModelLoadError
 from generator.models import bert, gpt2, llama
-from generator.models.config import register_model_type, supported_model_types
+from generator.models.config import ModelConfig
 from generator.models.family import Family
+from generator.models.t5_config import T5Config, t5_from_hf
 
 FAMILIES: dict[str, Family] = {}  # model_type -> family
+PARSERS: dict[str, Callable[[dict[str, Any]], ModelConfig | T5Config]] = {}  # model_type -> parser
+
+
+def register_model_type(
+    model_type: str, parser: Callable[[dict[str, Any]], ModelConfig | T5Config]
+) -> None:
+    """Register `parser` as the reader of config.json dicts whose model_type is `model_type`."""
+    PARSERS[model_type] = parser
+
+
+def supported_model_types() -> tuple[str, ...]:
+    """Return the model_type values that `parse_config` accepts, sorted."""
+    return tuple(sorted(PARSERS))
+
+
+def parse_config(cfg: dict[str, Any]) -> ModelConfig | T5Config:
+    """Build the config of a parsed Hugging Face `config.json` with its family's parser.
+
+    Returns:
+        The matching config (without heads: the loader adds those it finds).
+
+    Raises:
+        ModelLoadError: unsupported `model_type`, or a missing or invalid setting.
+    """
+    model_type = cfg.get("model_type")
+    parser = PARSERS.get(model_type)
+    if parser is None:
+        raise ModelLoadError(
+            f"model_type {model_type!r} is not supported; supported: "
+            f"{', '.join(supported_model_types())}"
+        )
+    return parser(cfg)
 
 
 def register_family(family: Family) -> None:
@@ -33,3 +69,4 @@ def family_for(model_type: str) -> Family:
 register_family(bert.FAMILY)
 register_family(gpt2.FAMILY)
 register_family(llama.FAMILY)
+register_model_type("t5", t5_from_hf)  # encoder-decoder: loaded by models/t5_loading.py

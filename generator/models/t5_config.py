@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generator.errors import ModelLoadError
-from generator.models.config import ACTIVATIONS, _require, register_model_type
+from generator.models.config import ACTIVATIONS, _require
 
 FAMILY = "t5"
 
@@ -151,6 +151,3 @@ def t5_from_hf(cfg: dict[str, Any]) -> T5Config:
 def is_seq2seq(config) -> bool:
     """Return True for encoder-decoder configs (they carry a `seq2seq` property)."""
     return bool(getattr(config, "seq2seq", False))
-
-
-register_model_type("t5", t5_from_hf)

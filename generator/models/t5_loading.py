@@ -72,7 +72,7 @@ def load_t5(
         ModelLoadError: unused tensors, missing parameters or shape mismatches (all listed).
     """
     from generator.models.family import NameMap
-    from generator.models.loading import assign
+    from generator.models.tensor_mapping import assign
 
     tensors, ignored = split_t5_tensors(raw, weights_path)
     with_lm_head = "lm_head.weight" in tensors

@@ -1,0 +1,107 @@
+"""Checked mapping of checkpoint tensors onto a model's parameter tree.
+
+`canonical_tensors` puts a checkpoint's names in our form, `tied_duplicates` checks the stored
+copies of tied weights, and `assign` fills an abstract `nnx.State`, listing every unused,
+missing or mis-shaped tensor in one error. Shared by every family's loader (leaf module).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from generator.errors import ModelLoadError
+from generator.models.family import NameMap
+
+# Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
+_LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
+_SHOW = 5  # how many names each problem list shows before "+N more"
+
+
+def canonical_tensors(
+    raw: dict[str, np.ndarray], names: NameMap
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Strip base-model prefixes and legacy suffixes; split off buffers (returned as ignored)."""
+    tensors: dict[str, np.ndarray] = {}
+    ignored: list[str] = []
+    for name, array in raw.items():
+        canonical = names.canonical(name)
+        for old, new in _LEGACY_SUFFIXES.items():
+            if canonical.endswith(old):
+                canonical = canonical[: -len(old)] + new
+        if re.search(names.ignored, canonical):
+            ignored.append(name)
+        elif canonical in tensors:
+            raise ModelLoadError(
+                f"checkpoint holds {canonical} twice (with and without a prefix); "
+                "re-export it with save_pretrained"
+            )
+        else:
+            tensors[canonical] = array
+    return tensors, ignored
+
+
+def tied_duplicates(
+    tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
+) -> list[str]:
+    """Return the stored copies of tied weights, after checking each equals its source."""
+    found = []
+    for duplicate, source in names.tied:
+        if duplicate not in tensors or source not in tensors:
+            continue
+        if tensors[duplicate].shape != tensors[source].shape or not np.array_equal(
+            tensors[duplicate], tensors[source]
+        ):
+            raise ModelLoadError(
+                f"{weights_path}: {duplicate} differs from {source} although config.json ties "
+                "them; set tie_word_embeddings to false in config.json if they are separate"
+            )
+        found.append(duplicate)
+    return found
+
+
+def assign(
+    state: nnx.State, tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
+) -> nnx.State:
+    """Fill every abstract parameter of `state` from `tensors`, or raise one ModelLoadError."""
+    flat = nnx.to_flat_state(state)
+    used: set[str] = set()
+    missing: list[str] = []
+    mismatched: list[str] = []
+    filled = []
+    for path, variable in flat:
+        name, transpose = names.checkpoint_name(path)
+        if name not in tensors:
+            missing.append(name)
+            continue
+        used.add(name)
+        array = tensors[name].T if transpose else tensors[name]
+        expected = tuple(variable.get_value().shape)
+        if tuple(array.shape) != expected:
+            got = tuple(tensors[name].shape)
+            want = expected[::-1] if transpose else expected
+            mismatched.append(f"{name} expected {list(want)} got {list(got)}")
+            continue
+        value = jnp.asarray(np.asarray(array, dtype=np.float32))
+        filled.append((path, variable.replace(value)))
+    unused = sorted(set(tensors) - used)
+
+    problems = []
+    for label, items in (
+        ("unused checkpoint tensors", unused),
+        ("model parameters not in checkpoint", missing),
+        ("shape mismatches", mismatched),
+    ):
+        if items:
+            more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
+            problems.append(f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}")
+    if problems:
+        raise ModelLoadError(
+            f"{weights_path} does not match the model config: {'; '.join(problems)}; "
+            "check that config.json belongs to these weights"
+        )
+    return nnx.from_flat_state(filled)
