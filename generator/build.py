@@ -33,6 +33,7 @@ def extract_card(
     card: ModelCard,
     artifacts_root: Path,
     force: bool = False,
+    *,
     strict: bool = False,
     progress: bool = True,
     allow_pickle: bool = False,
@@ -67,7 +68,13 @@ def render_card(
     artifacts = open_artifacts(artifacts_root / card.name)
     tables = analyze(artifacts, force=force)
     return render_model(
-        card, artifacts, tables, out_dir, cache_dir(artifacts_root), force=force, base_url=base_url
+        card,
+        artifacts,
+        tables,
+        out_dir=out_dir,
+        cache_dir=cache_dir(artifacts_root),
+        force=force,
+        base_url=base_url,
     )
 
 
@@ -85,6 +92,7 @@ def build_cards(
     cards: list[ModelCard],
     out_dir: Path,
     artifacts_root: Path,
+    *,
     force: bool = False,
     strict: bool = False,
     progress: bool = True,

@@ -197,7 +197,18 @@ def main(ctx: click.Context, debug: bool) -> None:
 @mesh_options
 @common_options
 def build(
-    cards, out, force, strict, base_url, allow_pickle, mesh, distributed, artifacts, verbose, quiet
+    *,
+    cards,
+    out,
+    force,
+    strict,
+    base_url,
+    allow_pickle,
+    mesh,
+    distributed,
+    artifacts,
+    verbose,
+    quiet,
 ):
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
@@ -239,7 +250,7 @@ def build(
 @allow_pickle_option
 @mesh_options
 @common_options
-def extract(card, force, strict, allow_pickle, mesh, distributed, artifacts, verbose, quiet):
+def extract(*, card, force, strict, allow_pickle, mesh, distributed, artifacts, verbose, quiet):
     """Run only the extract stage of CARD into the artifact store."""
     from generator.build import extract_card
 
@@ -271,7 +282,7 @@ def extract(card, force, strict, allow_pickle, mesh, distributed, artifacts, ver
 @click.option("--force", is_flag=True, help="Re-render even if nothing changed.")
 @base_url_option
 @common_options
-def render(card, out, force, base_url, artifacts, verbose, quiet):
+def render(*, card, out, force, base_url, artifacts, verbose, quiet):
     """Analyze and render CARD from existing artifacts (no forward pass)."""
     from generator.build import render_card
     from generator.render.site import render_index
@@ -299,7 +310,7 @@ def render(card, out, force, base_url, artifacts, verbose, quiet):
     help="Figure format; repeat for several. Default: svg and png.",
 )
 @common_options
-def figures(card, out, formats, artifacts, verbose, quiet):
+def figures(*, card, out, formats, artifacts, verbose, quiet):
     """Export every chart of CARD to --out/NAME/figures/ from existing artifacts (no re-render)."""
     from generator.build import figures_card
     from generator.render.figures import DEFAULT_FORMATS
@@ -328,7 +339,7 @@ def figures(card, out, formats, artifacts, verbose, quiet):
     help="Folder of the new card.",
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing card.")
-def new_card(model, name, title, corpus, out, force):
+def new_card(*, model, name, title, corpus, out, force):
     """Scaffold a model card from the checkpoint folder MODEL (reads its config.json)."""
     from generator.scaffold import scaffold_card
 
@@ -350,7 +361,7 @@ def new_card(model, name, title, corpus, out, force):
     help="Rebuild CARDS (default: every model_cards/*.md) when a card or template changes.",
 )
 @common_options
-def serve(cards, out, host, port, watch, artifacts, verbose, quiet):
+def serve(*, cards, out, host, port, watch, artifacts, verbose, quiet):
     """Preview the site at http://HOST:PORT/, rebuilding it when a card or template changes."""
     import functools
 

@@ -91,6 +91,7 @@ def scaffold_card(
     model: str,
     out_dir: Path,
     name: str | None = None,
+    *,
     corpus: str | None = None,
     title: str | None = None,
     force: bool = False,

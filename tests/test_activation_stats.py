@@ -152,7 +152,7 @@ def test_planted_outlier_dimension_is_found_with_its_token():
         input_ids,
         lambda i: names.get(int(i), f"t{int(i)}"),
         np.array([f"text {i}" for i in range(texts)]),
-        [0.5, 0.5, 0.5],
+        median_abs_by_layer=[0.5, 0.5, 0.5],
     )
     flagged = [(d["layer"], d["dim"]) for d in details if d["flagged"]]
     assert flagged == [(2, 17)]
@@ -203,7 +203,12 @@ def test_dead_dimensions_are_reported():
     extremes[:, 1, 5] = 1e-31  # a LayerNorm gain of ~0 kills dimension 5 after layer 1
     positions = np.zeros((10, 2, 32))
     profile, _ = outlier_dimensions(
-        extremes, positions, np.zeros((10, 4), int), str, np.array(["t"] * 10), [1.0, 1.0]
+        extremes,
+        positions,
+        np.zeros((10, 4), int),
+        str,
+        np.array(["t"] * 10),
+        median_abs_by_layer=[1.0, 1.0],
     )
     dead = dead_dimensions(profile)
     assert [(d["layer"], d["dim"]) for d in dead] == [(1, 5)]

@@ -141,11 +141,13 @@ def test_qk_geometry_respects_the_budget_and_padding():
     queries = rng.normal(size=(2, 2, 4, 4, 3))  # [example, layer, head, token, d_head]
     keys = rng.normal(size=(2, 2, 2, 4, 3))  # two key heads shared by four query heads (GQA)
     tokens = np.array([["a", "b", "c", ""], ["d", "e", "", ""]])
-    table = qk_geometry(queries, keys, mask, tokens, ["t0", "t1"], ["x", "y"])
+    table = qk_geometry(queries, keys, mask, tokens, ["t0", "t1"], labels=["x", "y"])
     assert table["tokens"] == ["a", "b", "c", "d", "e"] and table["total_tokens"] == 5
     assert table["example"] == [0, 0, 0, 1, 1] and table["position"] == [0, 1, 2, 0, 1]
     assert len(table["heads"]) == 8 and all(len(h["x"]) == 10 for h in table["heads"])
-    small = qk_geometry(queries, keys, mask, tokens, ["t0", "t1"], ["x", "y"], budget=4 * 8 * 2)
+    small = qk_geometry(
+        queries, keys, mask, tokens, ["t0", "t1"], labels=["x", "y"], budget=4 * 8 * 2
+    )
     assert small["points_per_head"] == 2 and small["tokens"] == ["a", "b"]
     assert chosen_tokens(mask, 3) == [(0, 0), (0, 1), (0, 2)]
     # head 3 uses key head 1: projecting by hand gives the same map

@@ -143,7 +143,7 @@ def test_greedy_loop_stops_at_eos_and_pads_finished_rows():
         tokens = jnp.where((jnp.arange(batch)[:, None] == 0) & (steps == 2), eos, 5 + steps % 3)
         return jax.nn.one_hot(tokens, vocab)
 
-    ids = jax.jit(lambda: greedy_decode(next_logits, 2, 6, start, eos, pad))()
+    ids = jax.jit(lambda: greedy_decode(next_logits, 2, 6, start, eos, pad_id=pad))()
     np.testing.assert_array_equal(np.asarray(ids), [[0, 5, 6, 1, 0, 0, 0], [0, 5, 6, 7, 5, 6, 7]])
 
 
@@ -161,7 +161,7 @@ def test_greedy_loop_ends_early_when_every_row_is_done():
         jax.debug.callback(host_count, 0)
         return next_logits(ids)
 
-    ids = greedy_decode(counted, 3, 10, 0, 1, 0)
+    ids = greedy_decode(counted, 3, 10, 0, 1, pad_id=0)
     jax.effects_barrier()
     np.testing.assert_array_equal(np.asarray(ids)[:, :2], [[0, 1]] * 3)
     assert np.all(np.asarray(ids)[:, 2:] == 0)

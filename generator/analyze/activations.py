@@ -179,6 +179,7 @@ def outlier_dimensions(
     input_ids: np.ndarray,
     token_of,
     texts: np.ndarray,
+    *,
     median_abs_by_layer: list[float],
 ) -> tuple[list[dict], list[dict]]:
     """Find the outlier dimensions of the residual stream and where they fire.
@@ -275,7 +276,7 @@ def activations_analysis(artifacts) -> dict:
         np.asarray(artifacts.array("corpus/input_ids")),
         token_lookup(artifacts.array("corpus/vocab_ids"), artifacts.array("corpus/vocab_tokens")),
         artifacts.array("corpus/texts"),
-        medians,
+        median_abs_by_layer=medians,
     )
     norms = np.asarray(artifacts.array("corpus/residual_norm_hist"), dtype=np.float64).sum(0)
     sums = np.asarray(artifacts.array("corpus/residual_norm_sum"), dtype=np.float64).sum(0)

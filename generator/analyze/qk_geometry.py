@@ -74,6 +74,7 @@ def qk_geometry(
     mask: np.ndarray,
     tokens: np.ndarray,
     texts: list[str],
+    *,
     labels: list[str],
     budget: int = COORDINATE_BUDGET,
 ) -> dict:
@@ -125,6 +126,6 @@ def qk_analysis(artifacts: Artifacts) -> dict:
         np.asarray(artifacts.array("showcase/attention_mask")),
         artifacts.array("showcase/tokens"),
         [str(texts[r]) for r in rows],
-        [str(labels[r]) if labels is not None else "" for r in rows],
+        labels=[str(labels[r]) if labels is not None else "" for r in rows],
     )
     return {"qk_geometry": table}

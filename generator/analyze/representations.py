@@ -73,6 +73,7 @@ def separability_rows(
     protocol,
     checkpoint: str,
     pooling: str,
+    *,
     repeated: tuple = (),
     control: np.ndarray | None = None,
 ) -> list[dict]:
@@ -403,7 +404,7 @@ def _representations(artifacts: Artifacts) -> dict:
             clock = time.perf_counter()
             if protocol is not None:
                 separability += separability_rows(
-                    x, labels, protocol, label, pooling, repeated, control
+                    x, labels, protocol, label, pooling, repeated=repeated, control=control
                 )
             timings["probes"] += time.perf_counter() - clock
             clock = time.perf_counter()

@@ -131,6 +131,7 @@ def pruning_curve(
     n_layers: int,
     n_heads: int,
     fractions: np.ndarray,
+    *,
     evaluate=None,
 ) -> np.ndarray:
     """Mean objective after removing the first `fraction` of heads in `order` -> [fraction].

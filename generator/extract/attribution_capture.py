@@ -308,7 +308,13 @@ def head_sample_inputs(context: AttributionContext) -> tuple[np.ndarray, Objecti
         from generator.extract.seq2seq import sample_decoder_batch
 
         decoder = sample_decoder_batch(
-            context.card, context.graphdef, context.params, context.tokenizer, rows, ids, mask
+            context.card,
+            context.graphdef,
+            context.params,
+            tokenizer=context.tokenizer,
+            rows=rows,
+            ids=ids,
+            mask=mask,
         )
     return rows, objective_inputs(context, ids, mask, reference, decoder)
 

@@ -44,6 +44,7 @@ def stream_corpus(
     batches: list[Batch],
     ids: tuple[np.ndarray, ...],
     pad_id: int,
+    *,
     streamed: dict[str, np.ndarray],
     desc: str,
     progress: bool,

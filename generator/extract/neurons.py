@@ -95,11 +95,17 @@ def stored_count(n_layers: int, d_mlp: int, k: int = TOP_CONTEXTS) -> int:
     return d_mlp if n_layers * d_mlp * k <= ALL_LIMIT else min(STORED_NEURONS, d_mlp)
 
 
-def merge_top(values, texts, positions, new_values, new_texts, new_positions, k: int):
-    """Keep the k largest of two [layer, d_mlp, *] candidate sets (earlier ones first on ties)."""
-    values = np.concatenate([values, new_values], axis=-1)
-    texts = np.concatenate([texts, new_texts], axis=-1)
-    positions = np.concatenate([positions, new_positions], axis=-1)
+def merge_top(kept: tuple, new: tuple, k: int) -> tuple:
+    """Keep the k largest of two [layer, d_mlp, *] candidate sets (earlier ones first on ties).
+
+    Args:
+        kept: (values, texts, positions) kept so far.
+        new: (values, texts, positions) of one batch.
+        k: how many to keep.
+    """
+    values, texts, positions = (
+        np.concatenate(pair, axis=-1) for pair in zip(kept, new, strict=True)
+    )
     order = np.argsort(-values, axis=-1, kind="stable")[..., :k]
     take = lambda a: np.take_along_axis(a, order, axis=-1)  # noqa: E731
     return take(values), take(texts), take(positions)
@@ -136,8 +142,9 @@ class NeuronStats:
         texts = np.where(real, rows[np.minimum(row, len(rows) - 1)], -1).astype(np.int32)
         values = np.where(real, values, -np.inf).astype(np.float32)
         position = np.where(real, position, -1).astype(np.int32)
+        kept = (self.top_values, self.top_text, self.top_position)
         self.top_values, self.top_text, self.top_position = merge_top(
-            self.top_values, self.top_text, self.top_position, values, texts, position, self.k
+            kept, (values, texts, position), self.k
         )
 
     def ranked(self) -> np.ndarray:

@@ -102,7 +102,7 @@ def decoder_batch(
 
 
 def sample_decoder_batch(
-    card, graphdef, params, tokenizer, rows: np.ndarray, ids: np.ndarray, mask: np.ndarray
+    card, graphdef, params, *, tokenizer, rows: np.ndarray, ids: np.ndarray, mask: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decoder batch of corpus `rows` (padded encoder `ids`, `mask`), targets as the card says.
 
@@ -155,6 +155,7 @@ def capture_seq2seq_showcase(
     card,
     model,
     params,
+    *,
     mesh,
     tokenizer,
     tokens,

@@ -133,7 +133,9 @@ class BertSelfAttention(nnx.Module):
         q = split_heads(self.query(x), self.n_heads, self.d_head)
         k = split_heads(self.key(x), self.n_heads, self.d_head)
         v = split_heads(self.value(x), self.n_heads, self.d_head)
-        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision, head_scale)
+        context, probs = attend(
+            q, k, v, bias, self.d_head**-0.5, precision=self.precision, head_scale=head_scale
+        )
         return {
             "context": merge_heads(context),
             "attentions": probs,

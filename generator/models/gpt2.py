@@ -58,7 +58,9 @@ class GPT2Attention(nnx.Module):
         """Return the block's attention output and its probes (see `BertSelfAttention`)."""
         q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
         q, k, v = (split_heads(t, self.n_heads, self.d_head) for t in (q, k, v))
-        context, probs = attend(q, k, v, bias, self.scale, self.precision, head_scale)
+        context, probs = attend(
+            q, k, v, bias, self.scale, precision=self.precision, head_scale=head_scale
+        )
         return {
             "context": self.c_proj(merge_heads(context)),
             "attentions": probs,
@@ -166,7 +168,12 @@ class GPT2Decoder(nnx.Module):
             hidden.append(x)
             probes.append(p)
         return decoder_outputs(
-            hidden, probes, self.ln_f(x), self, self.wte.embedding[...], attention_mask
+            hidden,
+            probes,
+            self.ln_f(x),
+            self,
+            self.wte.embedding[...],
+            attention_mask=attention_mask,
         )
 
 

@@ -165,7 +165,7 @@ def decoder_heads(config, dtype: str, rngs: nnx.Rngs):
 
 
 def decoder_outputs(
-    hidden: list, probes: list, final: jax.Array, model, table: jax.Array, attention_mask
+    hidden: list, probes: list, final: jax.Array, model, table: jax.Array, *, attention_mask
 ) -> dict[str, jax.Array]:
     """Return a decoder-only model's outputs after its final norm (`final`, [batch, token, d]).
 

@@ -124,6 +124,7 @@ def attend(
     v: jax.Array,
     bias: jax.Array,
     scale: float,
+    *,
     precision,
     head_scale: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:

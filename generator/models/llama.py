@@ -80,7 +80,9 @@ class LlamaAttention(nnx.Module):
         v = split_heads(self.v_proj(x), self.n_kv_heads, self.d_head)
         group = self.n_heads // self.n_kv_heads
         k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)  # [batch, head, ...]
-        context, probs = attend(q, k, v, bias, self.d_head**-0.5, self.precision, head_scale)
+        context, probs = attend(
+            q, k, v, bias, self.d_head**-0.5, precision=self.precision, head_scale=head_scale
+        )
         return {
             "context": self.o_proj(merge_heads(context)),
             "attentions": probs,
@@ -195,7 +197,12 @@ class LlamaDecoder(nnx.Module):
             hidden.append(x)
             probes.append(p)
         return decoder_outputs(
-            hidden, probes, self.norm(x), self, self.embed_tokens.embedding[...], attention_mask
+            hidden,
+            probes,
+            self.norm(x),
+            self,
+            self.embed_tokens.embedding[...],
+            attention_mask=attention_mask,
         )
 
 

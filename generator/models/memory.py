@@ -104,6 +104,7 @@ def estimate_memory(
     config: ModelConfig,
     batch: int,
     tokens: int,
+    *,
     dtype: str = "float32",
     store_dtype: str = "float32",
     devices: int = 1,

@@ -447,6 +447,7 @@ class T5ForConditionalGeneration(nnx.Module):
         encoded: jax.Array,
         attention_mask: jax.Array,
         self_heads: jax.Array | None = None,
+        *,
         cross_heads: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run the decoder over encoder output `encoded` [batch, token, d_model].
@@ -521,7 +522,7 @@ class T5ForConditionalGeneration(nnx.Module):
             enc["hidden_states"][:, -1],
             attention_mask,
             part("decoder"),
-            part("cross"),
+            cross_heads=part("cross"),
         )
         out = {f"encoder_{name}": value for name, value in enc.items()}
         for name, value in dec.items():
@@ -538,6 +539,7 @@ def greedy_decode(
     max_new_tokens: int,
     start_id: int,
     eos_id: int,
+    *,
     pad_id: int,
 ) -> jax.Array:
     """Greedy decoding with a fixed-size buffer, jittable (a `lax.while_loop`).
@@ -601,5 +603,5 @@ def generate_greedy(
         max_new_tokens,
         config.decoder_start_token_id,
         config.eos_token_id,
-        config.pad_token_id,
+        pad_id=config.pad_token_id,
     )

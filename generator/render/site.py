@@ -76,6 +76,7 @@ def render_model(
     card,
     artifacts: Artifacts,
     tables: dict,
+    *,
     out_dir: Path,
     cache_dir: Path,
     force: bool = False,

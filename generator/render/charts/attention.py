@@ -49,6 +49,7 @@ def attention_heatmap_chart(
     n_keys: int = 0,
     rescale: bool = False,
     hide_special: bool = False,
+    *,
     special: str = "special tokens",
 ) -> dict:
     """Query × key heatmap of one head's attention; the page swaps the `cells` dataset in place.

@@ -188,6 +188,7 @@ def heatmap_cells(
     n_heads: int,
     layer: int,
     head: int,
+    *,
     rescale: bool = False,
     hide_special: bool = False,
 ) -> list[dict]:
@@ -245,6 +246,7 @@ def head_view_lines(
     n_heads: int,
     layer: int,
     heads: list[int],
+    *,
     rescale: bool = False,
     hide_special: bool = False,
 ) -> dict:

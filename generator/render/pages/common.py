@@ -35,6 +35,7 @@ def chart(
     label: str,
     caption: str,
     interactive: bool = False,
+    *,
     figure_spec: dict | None = None,
 ) -> dict:
     """Describe one chart for the `_chart.html` partial.

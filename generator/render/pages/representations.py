@@ -312,7 +312,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
             interactive=True,
         )
     first = first_view(summary)
-    add_figure_specs(figures, tables, points, tokens, first, reference)
+    add_figure_specs(figures, tables, points, tokens, first, reference=reference)
     constant = summary.get("constant", [])
     data = {
         **points,
@@ -356,7 +356,7 @@ def _filled(spec: dict, **datasets: list[dict]) -> dict:
 
 
 def add_figure_specs(
-    figures: dict, tables: dict, points: dict, tokens: dict, first: dict, reference: str
+    figures: dict, tables: dict, points: dict, tokens: dict, first: dict, *, reference: str
 ) -> None:
     """Give every page-filled chart a `figure_spec`: the page's first view, rows filled in."""
     pooling, layer = first["pooling"], first["layer"]
