@@ -26,6 +26,8 @@ Per further checkpoint NAME of the card (see checkpoints.py):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +147,61 @@ def memory_summary(card, loaded, batches, showcase_shape: tuple[int, int]) -> st
     return max(estimates, key=lambda e: e.corpus_batch_bytes).summary()
 
 
+@dataclass
+class ExtractRun:
+    """One extraction: the card, the loaded model on its mesh, and what the steps have found.
+
+    `capture` runs `STEPS` in order, each a function of the run: it reads what earlier steps
+    set (the corpus, tokens, the compiled steps, ...), writes arrays with `writer`, and adds to
+    `details` (the manifest's extraction record) and `warnings`.
+    """
+
+    card: object
+    model_dir: Path
+    writer: ArtifactWriter
+    loaded: object
+    mesh: object
+    strict: bool
+    progress: bool
+    notify: Callable[[str], None] | None = None
+    details: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    embedding: object = None  # the token-embedding matrix, until its geometry is written
+    corpus: object = None
+    tokenizer: object = None
+    tokens: object = None
+    max_length: int = 0
+    pad_id: int = 0
+    specials: list[int] = field(default_factory=list)
+    reducers: list = field(default_factory=list)
+    neuron_stats: object = None
+    neuron_ids: object = None
+    corpus_step: object = None
+    showcase_step: object = None
+    params: object = None
+    streamed: dict = field(default_factory=dict)
+    batches: list = field(default_factory=list)
+    showcase: object = None
+    width: int = 0
+    decoder: tuple = ()
+
+    @property
+    def config(self):
+        """The loaded model's config."""
+        return self.loaded.config
+
+    @property
+    def seq2seq(self) -> bool:
+        """Whether the model is an encoder-decoder."""
+        from generator.models.t5_config import is_seq2seq
+
+        return is_seq2seq(self.config)
+
+    def warn(self, message: str) -> None:
+        """Record a warning, or fail at once under --strict."""
+        warn(message, self.warnings, self.strict)
+
+
 def capture(
     card,
     model_dir: Path,
@@ -162,149 +219,207 @@ def capture(
     `notify` receives the one-line memory estimate before the forward passes start.
     """
     from generator.extract.processes import is_primary_process
+    from generator.models.loading import load_model
 
     if is_primary_process():  # other processes of a distributed run write nothing
         enable_compilation_cache(artifacts_root)
-    import jax
-    import jax.numpy as jnp
-
-    from generator.extract import neurons
-    from generator.extract.activation_stats import write_corpus_tokens
-    from generator.extract.checkpoints import extract_checkpoints
-    from generator.extract.embedding_geometry import token_embedding, write_embedding_geometry
-    from generator.extract.head_metrics import METRICS as HEAD_METRICS
-    from generator.extract.head_metrics import SPARSITY_THRESHOLD, is_causal
-    from generator.extract.reducers import Reducer, active_reducers
-    from generator.extract.steps import make_steps
-    from generator.extract.weights import parameter_arrays, write_weight_artifacts
-    from generator.models.loading import load_model
-    from generator.models.t5_config import is_seq2seq
-
-    warnings: list[str] = []
     loaded = load_model(model_dir, dtype=card.dtype, allow_pickle=allow_pickle)
-    config = loaded.config
-    check_pooling(card, config)
+    check_pooling(card, loaded.config)
     mesh = sharding.make_mesh(card.mesh)
-    sharding.check_model_axis(config, int(mesh.shape["model"]))
-    seq2seq = is_seq2seq(config)
-    details = {
-        "model": {
-            "source": card.model,
-            "revision": card.revision,
-            "family": config.family,
-            "model_type": config.model_type,
-            "config": config.to_dict(),
-            "hf_config": loaded.hf_config,
-            "ignored_tensors": list(loaded.ignored),
-        },
-        "parameters": parameter_inventory(loaded.model),
-        "dtype": card.dtype,
-        "store_dtype": card.store_dtype,
-        "devices": [str(jax.devices()[0].platform)],
-        "mesh": sharding.describe(mesh),
-    }
-    targets_set = card.max_target_length != DEFAULT_MAX_TARGET_LENGTH
-    if not seq2seq and (card.target_field or card.target or targets_set):
-        warn(
-            "target, target_field and max_target_length apply to encoder-decoder models only;"
-            f" this {config.family} model ignores them",
-            warnings,
-            strict,
-        )
-    weights = parameter_arrays(loaded.model)
-    details["weights"] = write_weight_artifacts(weights, config, writer)
-    embedding = token_embedding(weights)
-    del weights
+    sharding.check_model_axis(loaded.config, int(mesh.shape["model"]))
+    run = ExtractRun(
+        card=card,
+        model_dir=model_dir,
+        writer=writer,
+        loaded=loaded,
+        mesh=mesh,
+        strict=strict,
+        progress=progress,
+        notify=notify,
+    )
+    for step in WEIGHT_STEPS:
+        step(run)
     if card.corpus_path() is None:
-        details["corpus"] = None
-        tokenizer = load_tokenizer(model_dir) if tokenizer_files(model_dir) else None
-        details["weights"]["embeddings"] = write_embedding_geometry(embedding, tokenizer, writer)
-        return details, warnings
+        write_weights_only_geometry(run)
+        return run.details, run.warnings
+    for step in CORPUS_STEPS:
+        step(run)
+    return run.details, run.warnings
 
-    corpus = load_corpus(card.corpus_path(), card.text_field, card.label_field, card.split_field)
-    tokenizer = load_tokenizer(model_dir)
+
+def describe_model(run: ExtractRun) -> None:
+    """Record the model, its parameters, dtypes and devices; warn about seq2seq-only keys."""
+    import jax
+
+    card, config, loaded = run.card, run.config, run.loaded
+    run.details.update(
+        {
+            "model": {
+                "source": card.model,
+                "revision": card.revision,
+                "family": config.family,
+                "model_type": config.model_type,
+                "config": config.to_dict(),
+                "hf_config": loaded.hf_config,
+                "ignored_tensors": list(loaded.ignored),
+            },
+            "parameters": parameter_inventory(loaded.model),
+            "dtype": card.dtype,
+            "store_dtype": card.store_dtype,
+            "devices": [str(jax.devices()[0].platform)],
+            "mesh": sharding.describe(run.mesh),
+        }
+    )
+    targets_set = card.max_target_length != DEFAULT_MAX_TARGET_LENGTH
+    if not run.seq2seq and (card.target_field or card.target or targets_set):
+        run.warn(
+            "target, target_field and max_target_length apply to encoder-decoder models only;"
+            f" this {config.family} model ignores them"
+        )
+
+
+def write_weights(run: ExtractRun) -> None:
+    """Store the weight statistics; keep the token embedding for its geometry."""
+    from generator.extract.embedding_geometry import token_embedding
+    from generator.extract.weights import parameter_arrays, write_weight_artifacts
+
+    weights = parameter_arrays(run.loaded.model)
+    run.details["weights"] = write_weight_artifacts(weights, run.config, run.writer)
+    run.embedding = token_embedding(weights)
+
+
+def write_weights_only_geometry(run: ExtractRun) -> None:
+    """Without a corpus: the embedding geometry (with the tokenizer's strings when there is one)."""
+    from generator.extract.embedding_geometry import write_embedding_geometry
+
+    run.details["corpus"] = None
+    tokenizer = load_tokenizer(run.model_dir) if tokenizer_files(run.model_dir) else None
+    run.details["weights"]["embeddings"] = write_embedding_geometry(
+        run.embedding, tokenizer, run.writer
+    )
+
+
+def tokenize(run: ExtractRun) -> None:
+    """Load and tokenise the corpus (warning on truncation); store the embedding geometry."""
+    from generator.extract.activation_stats import write_corpus_tokens
+    from generator.extract.embedding_geometry import write_embedding_geometry
+
+    card, config = run.card, run.config
+    run.corpus = corpus = load_corpus(
+        card.corpus_path(), card.text_field, card.label_field, card.split_field
+    )
+    run.tokenizer = load_tokenizer(run.model_dir)
     max_length = card.max_length
     if config.max_positions is not None and max_length > config.max_positions:
-        warn(
+        run.warn(
             f"max_length {max_length} exceeds the model's {config.max_positions} positions; "
-            f"using {config.max_positions}",
-            warnings,
-            strict,
+            f"using {config.max_positions}"
         )
         max_length = config.max_positions
-    tokens = tokenize_corpus(tokenizer, list(corpus.texts), max_length)
+    run.max_length = max_length
+    run.tokens = tokens = tokenize_corpus(run.tokenizer, list(corpus.texts), max_length)
     if tokens.truncated:
-        warn(
+        run.warn(
             f"{tokens.truncated} of {len(corpus)} texts are longer than max_length {max_length} "
-            "tokens and were truncated",
-            warnings,
-            strict,
+            "tokens and were truncated"
         )
     if min(tokens.lengths) == 0:
         raise CorpusError(f"{corpus.source}: a text produced no tokens; remove empty texts")
-    details["weights"]["embeddings"] = write_embedding_geometry(
-        embedding, tokenizer, writer, tokens.ids
+    run.details["weights"]["embeddings"] = write_embedding_geometry(
+        run.embedding, run.tokenizer, run.writer, tokens.ids
     )
-    write_corpus_tokens(writer, tokenizer, tokens.ids)
+    run.embedding = None
+    write_corpus_tokens(run.writer, run.tokenizer, tokens.ids)
 
+
+def plan_corpus_pass(run: ExtractRun) -> None:
+    """Compile the steps, open the streamed arrays, plan batches and showcase; log the memory."""
+    import jax.numpy as jnp
+
+    from generator.extract import neurons
+    from generator.extract.reducers import Reducer, active_reducers
+    from generator.extract.steps import make_steps
+
+    card, config, writer = run.card, run.config, run.writer
     store = jnp.dtype(card.store_dtype)
-    reducers = active_reducers(config)
-    neuron_stats = neurons.start(card, config)  # None: not asked for
-    if neuron_stats is not None:
-        reducers.append(Reducer(**neurons.REDUCER_SPEC))
-    corpus_step, showcase_step, params = make_steps(loaded.model, reducers, store, mesh=mesh)
-    n_texts = len(corpus)
-    streamed = {
+    run.reducers = active_reducers(config)
+    run.neuron_stats = neurons.start(card, config)  # None: not asked for
+    if run.neuron_stats is not None:
+        run.reducers.append(Reducer(**neurons.REDUCER_SPEC))
+    run.corpus_step, run.showcase_step, run.params = make_steps(
+        run.loaded.model, run.reducers, store, mesh=run.mesh
+    )
+    n_texts = len(run.corpus)
+    run.streamed = {
         reducer.name: writer.open_array(
             f"corpus/{reducer.name}",
             (n_texts, *reducer.shape(config)),
             store if reducer.in_store_dtype else np.float32,
             ("text", *reducer.axes),
         )
-        for reducer in reducers
+        for reducer in run.reducers
         if reducer.stored
     }
-    pad_id = padding_id(tokenizer)
-    specials = special_token_ids(tokenizer)
-    batches = plan_batches(tokens.lengths, max_length, multiple=sharding.data_size(mesh))
-    showcase = choose_showcase(n_texts, card.showcase, corpus.labels, corpus.splits)
-    width = bucket_length(int(max(tokens.lengths[showcase])), max_length)
-    summary = memory_summary(card, loaded, batches, (len(showcase), width))
-    log.info("%s: %s", card.name, summary)
-    if notify is not None:
-        notify(f"{card.name}: {summary}")
-    stream_corpus(
-        corpus_step,
-        params,
-        batches,
-        tokens.ids,
-        pad_id,
-        streamed=streamed,
-        desc=f"{card.name}: corpus",
-        progress=progress,
-        mesh=mesh,
-        special_ids=specials,
-        texts=corpus.texts,
-        on_batch=neuron_stats.add if neuron_stats else None,
+    run.pad_id = padding_id(run.tokenizer)
+    run.specials = special_token_ids(run.tokenizer)
+    run.batches = plan_batches(
+        run.tokens.lengths, run.max_length, multiple=sharding.data_size(run.mesh)
     )
-    neuron_ids = neuron_stats.write(writer) if neuron_stats else None
-    details["neurons"] = neuron_stats.details() if neuron_stats else neurons.skipped(card)
-    details["checkpoints"] = extract_checkpoints(
-        card,
-        loaded,
-        tokenizer,
-        corpus_step=corpus_step,
-        reducers=reducers,
-        batches=batches,
-        ids=tokens.ids,
-        pad_id=pad_id,
-        writer=writer,
-        progress=progress,
-        mesh=mesh,
-        special_ids=specials,
-        texts=corpus.texts,
+    run.showcase = choose_showcase(n_texts, card.showcase, run.corpus.labels, run.corpus.splits)
+    width = bucket_length(int(max(run.tokens.lengths[run.showcase])), run.max_length)
+    summary = memory_summary(card, run.loaded, run.batches, (len(run.showcase), width))
+    log.info("%s: %s", card.name, summary)
+    if run.notify is not None:
+        run.notify(f"{card.name}: {summary}")
+
+
+def corpus_pass(run: ExtractRun) -> None:
+    """Stream the corpus through the corpus step; store the MLP-neuron statistics."""
+    from generator.extract import neurons
+
+    stats = run.neuron_stats
+    stream_corpus(
+        run.corpus_step,
+        run.params,
+        run.batches,
+        run.tokens.ids,
+        run.pad_id,
+        streamed=run.streamed,
+        desc=f"{run.card.name}: corpus",
+        progress=run.progress,
+        mesh=run.mesh,
+        special_ids=run.specials,
+        texts=run.corpus.texts,
+        on_batch=stats.add if stats else None,
+    )
+    run.neuron_ids = stats.write(run.writer) if stats else None
+    run.details["neurons"] = stats.details() if stats else neurons.skipped(run.card)
+
+
+def checkpoint_passes(run: ExtractRun) -> None:
+    """Run the corpus step with the weights of each further checkpoint of the card."""
+    from generator.extract.checkpoints import extract_checkpoints
+
+    run.details["checkpoints"] = extract_checkpoints(
+        run.card,
+        run.loaded,
+        run.tokenizer,
+        corpus_step=run.corpus_step,
+        reducers=run.reducers,
+        batches=run.batches,
+        ids=run.tokens.ids,
+        pad_id=run.pad_id,
+        writer=run.writer,
+        progress=run.progress,
+        mesh=run.mesh,
+        special_ids=run.specials,
+        texts=run.corpus.texts,
     )
 
+
+def write_corpus_arrays(run: ExtractRun) -> None:
+    """Store the corpus's lengths, texts, labels and splits."""
+    writer, corpus, tokens = run.writer, run.corpus, run.tokens
     writer.write_array("corpus/token_lengths", tokens.lengths, ("text",))
     writer.write_array("corpus/full_lengths", tokens.full_lengths, ("text",))
     writer.write_array("corpus/texts", strings_array(corpus.texts), ("text",))
@@ -313,114 +428,115 @@ def capture(
     if corpus.splits is not None:
         writer.write_array("corpus/splits", strings_array(corpus.splits), ("text",))
 
-    if seq2seq:
-        from generator.extract.seq2seq import capture_seq2seq_showcase
 
-        width, details["seq2seq"], decoder = capture_seq2seq_showcase(
-            card,
-            loaded.model,
-            params,
-            mesh=mesh,
-            tokenizer=tokenizer,
-            tokens=tokens,
-            showcase=showcase,
-            writer=writer,
-            warnings=warnings,
-            strict=strict,
-            progress=progress,
-        )
-    else:
-        decoder = ()
-        width = _capture_showcase(
-            card,
-            showcase_step,
-            params,
-            mesh,
-            tokenizer,
-            tokens,
-            showcase,
-            writer,
-            progress,
-            pad_id,
-            config,
-            specials,
-            neuron_ids,
-        )
+def showcase_pass(run: ExtractRun) -> None:
+    """Capture the showcase's full probes (encoder-decoders: decode their targets first)."""
+    if not run.seq2seq:
+        run.width = capture_showcase(run)
+        return
+    from generator.extract.seq2seq import capture_seq2seq_showcase
 
-    if card.analyses is None or "attributions" in card.analyses:
-        from generator.artifacts import widen_bfloat16
-        from generator.extract.attribution_capture import capture_attributions
+    run.width, run.details["seq2seq"], run.decoder = capture_seq2seq_showcase(
+        run.card,
+        run.loaded.model,
+        run.params,
+        mesh=run.mesh,
+        tokenizer=run.tokenizer,
+        tokens=run.tokens,
+        showcase=run.showcase,
+        writer=run.writer,
+        warnings=run.warnings,
+        strict=run.strict,
+        progress=run.progress,
+    )
 
-        pooled_last = np.asarray(streamed["pooled_mean"][:, -1])
-        if card.store_dtype == "bfloat16":
-            pooled_last = widen_bfloat16(pooled_last)
-        ids, mask = pad_rows([tokens.ids[r] for r in showcase], width, len(showcase), pad_id)
-        details["attribution"] = capture_attributions(
-            card,
-            loaded,
-            tokenizer=tokenizer,
-            tokens=tokens,
-            corpus=corpus,
-            pooled_last=pooled_last,
-            writer=writer,
-            pad_id=pad_id,
-            showcase=(showcase, ids, mask, *decoder),
-        )
 
-    details["corpus"] = {
+def attributions(run: ExtractRun) -> None:
+    """Token attributions, head importance and the logit lens (unless `analyses` leaves them out)."""
+    if run.card.analyses is not None and "attributions" not in run.card.analyses:
+        return
+    from generator.artifacts import widen_bfloat16
+    from generator.extract.attribution_capture import capture_attributions
+
+    pooled_last = np.asarray(run.streamed["pooled_mean"][:, -1])
+    if run.card.store_dtype == "bfloat16":
+        pooled_last = widen_bfloat16(pooled_last)
+    rows = [run.tokens.ids[r] for r in run.showcase]
+    ids, mask = pad_rows(rows, run.width, len(run.showcase), run.pad_id)
+    run.details["attribution"] = capture_attributions(
+        run.card,
+        run.loaded,
+        tokenizer=run.tokenizer,
+        tokens=run.tokens,
+        corpus=run.corpus,
+        pooled_last=pooled_last,
+        writer=run.writer,
+        pad_id=run.pad_id,
+        showcase=(run.showcase, ids, mask, *run.decoder),
+    )
+
+
+def describe_corpus(run: ExtractRun) -> None:
+    """Record the corpus, tokenizer, attention and batching facts of the run."""
+    from generator.extract.head_metrics import METRICS as HEAD_METRICS
+    from generator.extract.head_metrics import SPARSITY_THRESHOLD, is_causal
+
+    card, corpus, tokens = run.card, run.corpus, run.tokens
+    run.details["corpus"] = {
         "source": card.corpus,
         "sha256": corpus.sha256,
-        "n_texts": n_texts,
+        "n_texts": len(corpus),
         "text_field": card.text_field,
         "label_field": card.label_field,
         "split_field": card.split_field,
         "label_counts": corpus.label_counts(),
-        "max_length": max_length,
+        "max_length": run.max_length,
         "n_truncated": tokens.truncated,
     }
-    details["tokenizer"] = {
-        "class": type(tokenizer).__name__,
-        "vocab_size": int(len(tokenizer)),
-        "pad_token_id": int(pad_id),
+    run.details["tokenizer"] = {
+        "class": type(run.tokenizer).__name__,
+        "vocab_size": int(len(run.tokenizer)),
+        "pad_token_id": int(run.pad_id),
     }
-    details["attention"] = {
-        "causal": is_causal(config),
-        "special_token_ids": specials,
-        "head_metrics": list(HEAD_METRICS) if "head_metrics" in streamed else [],
+    run.details["attention"] = {
+        "causal": is_causal(run.config),
+        "special_token_ids": run.specials,
+        "head_metrics": list(HEAD_METRICS) if "head_metrics" in run.streamed else [],
         "sparsity_threshold": SPARSITY_THRESHOLD,
     }
-    details["extraction"] = {
-        "buckets": sorted({(b.bucket, b.batch_size) for b in batches}),
-        "batches": len(batches),
-        "showcase_length": width,
+    run.details["extraction"] = {
+        "buckets": sorted({(b.bucket, b.batch_size) for b in run.batches}),
+        "batches": len(run.batches),
+        "showcase_length": run.width,
     }
-    return details, warnings
 
 
-def _capture_showcase(
-    card,
-    showcase_step,
-    params,
-    mesh,
-    tokenizer,
-    tokens,
-    showcase,
-    writer,
-    progress,
-    pad_id,
-    config,
-    specials,
-    neuron_ids=None,
-) -> int:
+# The extraction, in order: the weights always, then the corpus steps when there is a corpus.
+WEIGHT_STEPS = (describe_model, write_weights)
+CORPUS_STEPS = (
+    tokenize,
+    plan_corpus_pass,
+    corpus_pass,
+    checkpoint_passes,
+    write_corpus_arrays,
+    showcase_pass,
+    attributions,
+    describe_corpus,
+)
+
+
+def capture_showcase(run: ExtractRun) -> int:
     """Capture and store the full probes of the showcase of an encoder-only or decoder model."""
     from tqdm import tqdm
 
+    card, tokens, showcase, writer = run.card, run.tokens, run.showcase, run.writer
+    tokenizer, neuron_ids, pad_id, mesh = run.tokenizer, run.neuron_ids, run.pad_id, run.mesh
     max_length = tokens.max_length
     width = bucket_length(int(max(tokens.lengths[showcase])), max_length)
     ids, mask = showcase_batch(tokens, showcase, width, pad_id, mesh)
-    with tqdm(total=1, desc=f"{card.name}: showcase", disable=not progress) as bar:
+    with tqdm(total=1, desc=f"{card.name}: showcase", disable=not run.progress) as bar:
         placed = sharding.place_batch(mesh, ids, mask)
-        captured = sharding.fetch(showcase_step(params, *placed, neuron_ids))
+        captured = sharding.fetch(run.showcase_step(run.params, *placed, neuron_ids))
         bar.update()
     n = len(showcase)
     ids, mask = ids[:n], mask[:n]
@@ -428,7 +544,7 @@ def _capture_showcase(
     writer.write_array("showcase/input_ids", ids, ("example", "token"))
     writer.write_array("showcase/attention_mask", mask, ("example", "token"))
     writer.write_array(
-        "showcase/special_mask", special_mask(ids, mask, specials), ("example", "token")
+        "showcase/special_mask", special_mask(ids, mask, run.specials), ("example", "token")
     )
     writer.write_array("showcase/tokens", token_rows(tokenizer, ids, mask), ("example", "token"))
     writer.write_array(
@@ -450,7 +566,7 @@ def _capture_showcase(
             writer.write_array(f"showcase/{name}", captured[name][:n], ("example", "token", "rank"))
     if "logits" in captured:
         writer.write_array(
-            "showcase/logits", captured["logits"][:n], LOGIT_AXES[config.primary_head]
+            "showcase/logits", captured["logits"][:n], LOGIT_AXES[run.config.primary_head]
         )
     if "mlp_top" in captured:
         writer.write_array(
