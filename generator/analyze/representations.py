@@ -47,9 +47,23 @@ ANISOTROPY = {"between": "between texts", "within": "within a text"}
 
 
 def poolings(artifacts: Artifacts) -> list[str]:
-    """Return the poolings present (corpus/pooled_NAME arrays): mean, cls, last, then others."""
+    """Return the poolings present (corpus/pooled_NAME arrays): the card's `pooling` first (the
+    page opens on it and the headline names its best layer), then mean, cls, last, others."""
     names = [m.group(1) for a in artifacts.manifest["arrays"] if (m := POOLED.match(a))]
-    return sorted(names, key=lambda n: (POOLING_ORDER.index(n) if n in POOLING_ORDER else 99, n))
+    headline = card_pooling(artifacts)
+    return sorted(
+        names,
+        key=lambda n: (
+            n != headline,
+            POOLING_ORDER.index(n) if n in POOLING_ORDER else 99,
+            n,
+        ),
+    )
+
+
+def card_pooling(artifacts: Artifacts) -> str:
+    """Return the card's headline pooling (recorded with the extraction settings)."""
+    return ((artifacts.manifest.get("inputs") or {}).get("settings") or {}).get("pooling", "mean")
 
 
 def checkpoints(artifacts: Artifacts) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from generator.analysis_names import recorded_analyses
 from generator.analyze.activations import activations_analysis
 from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
@@ -56,7 +57,8 @@ def _corpus(artifacts: Artifacts) -> dict:
     }
 
 
-# Each analysis maps an artifact folder to named tables. Built-ins first; later issues add more.
+# Each analysis maps an artifact folder to named tables, in the order and with the names of
+# generator/analysis_names.py (the card's `analyses` chooses among them).
 ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
     "parameters": _parameters,
     "corpus": _corpus,
@@ -71,7 +73,7 @@ ANALYSES: dict[str, Callable[[Artifacts], dict]] = {
 
 
 def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
-    """Compute every registered analysis (or reuse stored tables); return tables by name."""
+    """Compute the card's analyses (or reuse stored tables); return tables by name."""
     folder = artifacts.root / "analyses"
     input_hash = json_sha256(
         {"artifacts": artifacts.manifest["input_hash"], "code": source_sha256("analyze")}
@@ -85,12 +87,14 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
     tables: dict[str, object] = {}
     # The token-embedding t-SNE is the longest single fit: it runs in a worker beside the other
     # analyses, and the weights analysis, which waits for it, comes last.
+    selected = recorded_analyses(artifacts.manifest)
     with contextlib.ExitStack() as stack:
-        job = embedding_projection_job(artifacts)
+        job = embedding_projection_job(artifacts) if "weights" in selected else None
         if job is not None:
             stack.enter_context(job)
-        analyses = {name: f for name, f in ANALYSES.items() if name != "weights"}
-        analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
+        analyses = {name: ANALYSES[name] for name in selected if name != "weights"}
+        if "weights" in selected:
+            analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
         for analysis in analyses.values():
             tables.update(analysis(artifacts))
     with staged_folder(folder) as staging:

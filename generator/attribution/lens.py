@@ -11,7 +11,7 @@ from generator.attribution.objectives import word_embedding_table
 
 def is_encoder_decoder(model: nnx.Module) -> bool:
     """Return True for encoder-decoder models (T5): their lens reads the decoder's layers."""
-    return bool(getattr(getattr(model, "config", None), "seq2seq", False))
+    return model.config.seq2seq
 
 
 def has_lens(model: nnx.Module) -> bool:

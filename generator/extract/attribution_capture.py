@@ -117,7 +117,7 @@ class AttributionContext:
     @property
     def seq2seq(self) -> bool:
         """Return True for encoder-decoder models."""
-        return bool(getattr(self.config, "seq2seq", False))
+        return self.config.seq2seq
 
     def head_rows(self) -> int:
         """Rows of the head mask: the rows of every kind of head together."""
@@ -205,7 +205,7 @@ def capture_attributions(
     models their decoder batch (decoder_input_ids, decoder_attention_mask, target_ids).
     """
     config = loaded.config
-    seq2seq = bool(getattr(config, "seq2seq", False))
+    seq2seq = config.seq2seq
     task = card.task or default_task(config.heads, seq2seq)
     problem = task_problem(task, config.heads, seq2seq)
     details = {"task": task, "description": TASK_DESCRIPTIONS.get(task, ""), "skipped": problem}

@@ -191,11 +191,14 @@ class ExtractRun:
         return self.loaded.config
 
     @property
+    def analyses(self) -> tuple[str, ...]:
+        """The analyses the card runs: the arrays only others need are not extracted."""
+        return self.card.selected_analyses
+
+    @property
     def seq2seq(self) -> bool:
         """Whether the model is an encoder-decoder."""
-        from generator.models.t5_config import is_seq2seq
-
-        return is_seq2seq(self.config)
+        return self.config.seq2seq
 
     def warn(self, message: str) -> None:
         """Record a warning, or fail at once under --strict."""
@@ -268,6 +271,7 @@ def describe_model(run: ExtractRun) -> None:
             "store_dtype": card.store_dtype,
             "devices": [str(jax.devices()[0].platform)],
             "mesh": sharding.describe(run.mesh),
+            "analyses": list(run.analyses),
         }
     )
     targets_set = card.max_target_length != DEFAULT_MAX_TARGET_LENGTH
@@ -342,7 +346,7 @@ def plan_corpus_pass(run: ExtractRun) -> None:
 
     card, config, writer = run.card, run.config, run.writer
     store = jnp.dtype(card.store_dtype)
-    run.reducers = active_reducers(config)
+    run.reducers = active_reducers(config, run.analyses)
     run.neuron_stats = neurons.start(card, config)  # None: not asked for
     if run.neuron_stats is not None:
         run.reducers.append(Reducer(**neurons.REDUCER_SPEC))
@@ -400,6 +404,13 @@ def checkpoint_passes(run: ExtractRun) -> None:
     """Run the corpus step with the weights of each further checkpoint of the card."""
     from generator.extract.checkpoints import extract_checkpoints
 
+    if run.card.checkpoints and "representations" not in run.analyses:
+        run.warn(
+            "the card's checkpoints are compared on the representations page, which its "
+            "`analyses` leaves out: add 'representations' to `analyses` or remove `checkpoints`"
+        )
+        run.details["checkpoints"] = []
+        return
     run.details["checkpoints"] = extract_checkpoints(
         run.card,
         run.loaded,
@@ -453,7 +464,7 @@ def showcase_pass(run: ExtractRun) -> None:
 
 def attributions(run: ExtractRun) -> None:
     """Token attributions, head importance and the logit lens (unless `analyses` leaves them out)."""
-    if run.card.analyses is not None and "attributions" not in run.card.analyses:
+    if "attributions" not in run.analyses:
         return
     from generator.artifacts import widen_bfloat16
     from generator.extract.attribution_capture import capture_attributions

@@ -29,8 +29,6 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
-from generator.models.t5_config import is_seq2seq
-
 SPARSITY_THRESHOLD = 0.01  # a weight below this counts as "zero" (sparsity, nonzero counts)
 
 METRICS = (
@@ -59,7 +57,7 @@ def is_causal(config) -> bool:
 
 def is_encoder_decoder(config) -> bool:
     """Tell whether a model has separate encoder, decoder and cross attentions."""
-    return is_seq2seq(config)
+    return config.seq2seq
 
 
 def layer_windows(config) -> tuple[int | None, ...]:

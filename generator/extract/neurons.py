@@ -38,7 +38,7 @@ PROBE = "mlp_activations"
 
 def wanted(card) -> bool:
     """Return whether the card asks for the neuron analysis (its `analyses` key)."""
-    return card.analyses is None or ANALYSIS in card.analyses
+    return ANALYSIS in card.selected_analyses
 
 
 def mlp_probe(outputs) -> jax.Array:

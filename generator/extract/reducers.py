@@ -5,7 +5,8 @@ Each reducer maps the model's outputs for one padded batch to an array with a le
 the device for the whole corpus: only showcase examples keep full captures.
 
 To add a reducer: write a function `(outputs, attention_mask) -> [batch, ...]`, describe it
-with `Reducer`, and append it to `REDUCERS` (or register it from its own module). Besides the
+with `Reducer` (naming the analysis it feeds: a card whose `analyses` leaves that analysis out
+does not compute it), and append it to `REDUCERS` (or register it from its own module). Besides the
 model's probes, `outputs` holds the batch inputs `input_ids` and `special_mask` [batch, token]
 and `key_visible`, one [batch, query, key] mask per layer (padding and, for causal models, the
 causal mask and any sliding window).
@@ -36,6 +37,7 @@ class Reducer:
     applies: Callable[[ModelConfig], bool] = field(default=lambda config: True)
     stored: bool = True  # False: checked on the host, not written (e.g. finiteness)
     in_store_dtype: bool = True  # stored in the card's store_dtype; False keeps float32 (metrics)
+    analysis: str | None = None  # the analysis (analysis_names.py) it feeds; None: always run
 
 
 def mean_pool(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
@@ -96,6 +98,7 @@ REDUCERS: list[Reducer] = [
         ("layer", "d_model"),
         _layers_by_width,
         lambda out, mask: mean_pool(_hidden(out), mask),
+        analysis="representations",
     ),
     Reducer(
         "pooled_cls",
@@ -103,6 +106,7 @@ REDUCERS: list[Reducer] = [
         _layers_by_width,
         lambda out, mask: first_token_pool(_hidden(out)),
         applies=lambda config: not config.causal,  # a decoder's first token sees only itself
+        analysis="representations",
     ),
     Reducer(
         "pooled_last",
@@ -110,8 +114,11 @@ REDUCERS: list[Reducer] = [
         _layers_by_width,
         lambda out, mask: last_token_pool(_hidden(out), mask),
         applies=lambda config: config.causal,  # the last token of a decoder has seen them all
+        analysis="representations",
     ),
-    *(Reducer(**spec) for spec in activation_stats.REDUCER_SPECS),  # histograms, norms, outliers
+    *(  # histograms, norms, outliers
+        Reducer(**spec, analysis="activations") for spec in activation_stats.REDUCER_SPECS
+    ),
     Reducer(
         "head_metrics",
         ("layer", "head", "metric"),
@@ -119,6 +126,7 @@ REDUCERS: list[Reducer] = [
         head_metrics.self_attention_metrics,
         applies=lambda config: not head_metrics.is_encoder_decoder(config),
         in_store_dtype=False,
+        analysis="heads",
     ),
     Reducer(
         "unit_token_sum",
@@ -126,10 +134,16 @@ REDUCERS: list[Reducer] = [
         _layers_by_width,
         lambda out, mask: unit_token_sum(_hidden(out), mask),
         in_store_dtype=False,
+        analysis="representations",
     ),
 ]
 
 
-def active_reducers(config: ModelConfig) -> list[Reducer]:
-    """Return the reducers that apply to a model."""
-    return [reducer for reducer in REDUCERS if reducer.applies(config)]
+def active_reducers(config: ModelConfig, analyses: tuple[str, ...] | None = None) -> list[Reducer]:
+    """Return the reducers that apply to a model and feed one of `analyses` (None: all)."""
+    return [
+        reducer
+        for reducer in REDUCERS
+        if reducer.applies(config)
+        and (analyses is None or reducer.analysis is None or reducer.analysis in analyses)
+    ]

@@ -19,7 +19,6 @@ from generator.extract import sharding
 from generator.extract.head_metrics import is_causal, key_visibility, layer_windows
 from generator.extract.neurons import showcase_top
 from generator.extract.reducers import Reducer
-from generator.models.t5_config import is_seq2seq
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
 VOCAB_HEADS = ("masked-lm", "causal-lm")  # logits over the vocabulary: only the top ones are kept
@@ -57,7 +56,7 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
 
     def forward(params, input_ids, attention_mask):
         module = nnx.merge(graphdef, params)
-        run = module.encode if is_seq2seq(module.config) else module
+        run = module.encode if module.config.seq2seq else module
         return run(input_ids, attention_mask)
 
     causal = is_causal(model.config)

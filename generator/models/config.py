@@ -8,12 +8,40 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from generator.errors import ModelLoadError
 from generator.models.rope import RopeConfig
 
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "swish")
+
+
+class ArchitectureConfig(Protocol):
+    """What the extract stage and the pages read of every family's config.
+
+    `ModelConfig` (encoders, decoders) and `T5Config` (encoder-decoders) both provide it.
+    """
+
+    family: str
+    model_type: str
+    vocab_size: int
+    d_model: int
+    n_layers: int
+    n_heads: int
+    d_head: int
+    d_mlp: int
+    activation: str
+    causal: bool
+    heads: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    @property
+    def primary_head(self) -> str | None: ...
+
+    @property
+    def seq2seq(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -97,6 +125,11 @@ class ModelConfig:
     def primary_head(self) -> str | None:
         """Return the head whose output is `logits`, or None for a headless checkpoint."""
         return self.heads[0] if self.heads else None
+
+    @property
+    def seq2seq(self) -> bool:
+        """Return False: encoders and decoders have one stack (see `T5Config`)."""
+        return False
 
 
 def require(cfg: dict[str, Any], *keys: str) -> Any:

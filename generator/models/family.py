@@ -1,7 +1,7 @@
 """What a model family provides to the loader: config parser, head finder, builder, name map.
 
-A family is one module (`bert.py`, `gpt2.py`, `llama.py`, ...) that defines `FAMILY = Family(...)`;
-`generator.models.registry` lists the families, one line each.
+A family is one module (`bert.py`, `gpt2.py`, `llama.py`, `t5_loading.py`, ...) that defines
+`FAMILY = Family(...)`; `generator.models.registry` lists the families, one line each.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from flax import nnx
 
-from generator.models.config import ModelConfig
+from generator.models.config import ArchitectureConfig
 
 # Checkpoint entries that are buffers, not parameters: recomputed by our models.
 BUFFERS = r"(^|\.)(position_ids|token_type_ids|rotary_emb\.inv_freq)$"
@@ -70,6 +70,11 @@ class NameMap:
         return name, transpose
 
 
+# A family's own loader: (family, config, config.json dict, checkpoint tensors, weights path,
+# dtype) -> (module, config with heads, ignored checkpoint entries).
+Loader = Callable[..., tuple[nnx.Module, ArchitectureConfig, tuple[str, ...]]]
+
+
 @dataclass(frozen=True)
 class Family:
     """One architecture family.
@@ -77,16 +82,20 @@ class Family:
     Attributes:
         name: family name recorded in the config ("bert").
         model_types: config.json `model_type` values it runs.
-        parse: config.json dict -> ModelConfig (no heads yet).
+        parse: config.json dict -> config (no heads yet).
         with_heads: (config, config.json dict, canonical checkpoint names) -> config with the
             heads (and pooler) that the checkpoint holds.
         build: (config, dtype=..., rngs=...) -> the Flax NNX module.
         names: config -> NameMap of its checkpoint.
+        load: a loader of the family's own, for checkpoints whose tensors the `NameMap` rules
+            cannot map (T5's tied-embedding copies); None: the shared checked mapping
+            (`tensor_mapping.load_mapped`).
     """
 
     name: str
     model_types: tuple[str, ...]
-    parse: Callable[[dict[str, Any]], ModelConfig]
-    with_heads: Callable[[ModelConfig, dict[str, Any], frozenset[str]], ModelConfig]
+    parse: Callable[[dict[str, Any]], ArchitectureConfig]
+    with_heads: Callable[[Any, dict[str, Any], frozenset[str]], ArchitectureConfig]
     build: Callable[..., nnx.Module]
-    names: Callable[[ModelConfig], NameMap]
+    names: Callable[[Any], NameMap]
+    load: Loader | None = None

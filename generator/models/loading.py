@@ -22,10 +22,10 @@ import numpy as np
 from flax import nnx
 
 from generator.errors import ModelLoadError
-from generator.models.config import ModelConfig
+from generator.models.config import ArchitectureConfig
 from generator.models.layers import COMPUTE_DTYPES
 from generator.models.registry import family_for, parse_config
-from generator.models.tensor_mapping import assign, canonical_tensors, tied_duplicates
+from generator.models.tensor_mapping import load_mapped
 
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_NAME = "pytorch_model.bin"
@@ -45,7 +45,7 @@ class LoadedModel:
     """
 
     model: nnx.Module
-    config: ModelConfig
+    config: ArchitectureConfig
     hf_config: dict
     weights_path: Path
     ignored: tuple[str, ...]
@@ -168,31 +168,22 @@ def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = Fal
         raise ModelLoadError(f"{config_path}: {exc.message}") from exc
     weights_path = find_weights(model_dir, allow_pickle)
 
-    # --- family dispatch: encoder-decoder families map their own checkpoint names ---
-    if config.family == "t5":
-        from generator.models.t5_loading import load_t5
-
-        model, ignored = load_t5(config, read_weights(weights_path), weights_path, dtype)
-        return LoadedModel(model, config, hf_config, weights_path, ignored)
-    # --- end of family dispatch ---
-
     family = family_for(config.model_type)
-
-    tensors, ignored = canonical_tensors(read_weights(weights_path), family.names(config))
-    config = family.with_heads(config, hf_config, frozenset(tensors))
-    names = family.names(config)
-    duplicates = tied_duplicates(tensors, names, weights_path)
-    for name in duplicates:
-        del tensors[name]
-    abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
-    graphdef, state = nnx.split(abstract)
-    state = assign(state, tensors, names, weights_path)
+    load = family.load or load_mapped
+    model, config, ignored = load(
+        family,
+        config,
+        hf_config,
+        read_weights(weights_path),
+        weights_path=weights_path,
+        dtype=dtype,
+    )
     return LoadedModel(
-        model=nnx.merge(graphdef, state),
+        model=model,
         config=config,
         hf_config=hf_config,
         weights_path=weights_path,
-        ignored=tuple(sorted(ignored + duplicates)),
+        ignored=ignored,
     )
 
 

@@ -9,17 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 from generator.errors import ModelLoadError
-from generator.models import bert, gpt2, llama
-from generator.models.config import ModelConfig
+from generator.models import bert, gpt2, llama, t5_loading
+from generator.models.config import ArchitectureConfig
 from generator.models.family import Family
-from generator.models.t5_config import T5Config, t5_from_hf
 
 FAMILIES: dict[str, Family] = {}  # model_type -> family
-PARSERS: dict[str, Callable[[dict[str, Any]], ModelConfig | T5Config]] = {}  # model_type -> parser
+PARSERS: dict[str, Callable[[dict[str, Any]], ArchitectureConfig]] = {}  # model_type -> parser
 
 
 def register_model_type(
-    model_type: str, parser: Callable[[dict[str, Any]], ModelConfig | T5Config]
+    model_type: str, parser: Callable[[dict[str, Any]], ArchitectureConfig]
 ) -> None:
     """Register `parser` as the reader of config.json dicts whose model_type is `model_type`."""
     PARSERS[model_type] = parser
@@ -30,7 +29,7 @@ def supported_model_types() -> tuple[str, ...]:
     return tuple(sorted(PARSERS))
 
 
-def parse_config(cfg: dict[str, Any]) -> ModelConfig | T5Config:
+def parse_config(cfg: dict[str, Any]) -> ArchitectureConfig:
     """Build the config of a parsed Hugging Face `config.json` with its family's parser.
 
     Returns:
@@ -69,4 +68,4 @@ def family_for(model_type: str) -> Family:
 register_family(bert.FAMILY)
 register_family(gpt2.FAMILY)
 register_family(llama.FAMILY)
-register_model_type("t5", t5_from_hf)  # encoder-decoder: loaded by models/t5_loading.py
+register_family(t5_loading.FAMILY)

@@ -28,23 +28,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from generator.models.bert import ACTIVATION_FNS, COMPUTE_DTYPES, PRECISIONS
+from generator.models.layers import (
+    ACTIVATION_FNS,
+    COMPUTE_DTYPES,
+    PRECISIONS,
+    linear,
+)
 from generator.models.t5_config import T5Config
 
 NEG = float(jnp.finfo(jnp.float32).min)
-
-
-def _linear(d_in: int, d_out: int, dtype: str, rngs: nnx.Rngs) -> nnx.Linear:
-    """Return a bias-free float32-parameter Linear computing in `dtype` (kernel [in, out])."""
-    return nnx.Linear(
-        d_in,
-        d_out,
-        use_bias=False,
-        dtype=COMPUTE_DTYPES[dtype],
-        param_dtype=jnp.float32,
-        precision=PRECISIONS[dtype],
-        rngs=rngs,
-    )
 
 
 def relative_position_bucket(
@@ -77,7 +69,13 @@ def relative_position_bucket(
 
 
 class T5LayerNorm(nnx.Module):
-    """RMS norm without mean subtraction or bias: x * rsqrt(mean(x**2) + eps) * weight."""
+    """RMS norm without mean subtraction or bias: x * rsqrt(mean(x**2) + eps) * weight.
+
+    Unlike `layers.RMSNorm` (Llama), the weight multiplies in float32 and only the product is
+    cast to the compute dtype, as transformers' T5LayerNorm does (and its variance squares with
+    `jnp.square`, whose gradient rounds differently from Llama's `x * x`: kept so that stored
+    attributions stay bit-identical).
+    """
 
     def __init__(self, d_model: int, eps: float, dtype: str):
         self.scale = nnx.Param(jnp.ones((d_model,), jnp.float32))
@@ -106,10 +104,10 @@ class T5Attention(nnx.Module):
         self.n_heads, self.d_head = config.n_heads, config.d_head
         self.precision = PRECISIONS[dtype]
         inner = config.n_heads * config.d_head
-        self.q = _linear(config.d_model, inner, dtype, rngs)
-        self.k = _linear(config.d_model, inner, dtype, rngs)
-        self.v = _linear(config.d_model, inner, dtype, rngs)
-        self.o = _linear(inner, config.d_model, dtype, rngs)
+        self.q = linear(config.d_model, inner, dtype, rngs, bias=False)
+        self.k = linear(config.d_model, inner, dtype, rngs, bias=False)
+        self.v = linear(config.d_model, inner, dtype, rngs, bias=False)
+        self.o = linear(inner, config.d_model, dtype, rngs, bias=False)
         self.bidirectional = bidirectional
         self.num_buckets = config.relative_buckets
         self.max_distance = config.relative_max_distance
@@ -212,8 +210,8 @@ class T5DenseActDense(nnx.Module):
     """wo(act(wi x)): the v1.0 MLP."""
 
     def __init__(self, config, dtype, rngs):
-        self.wi = _linear(config.d_model, config.d_mlp, dtype, rngs)
-        self.wo = _linear(config.d_mlp, config.d_model, dtype, rngs)
+        self.wi = linear(config.d_model, config.d_mlp, dtype, rngs, bias=False)
+        self.wo = linear(config.d_mlp, config.d_model, dtype, rngs, bias=False)
         self.activation = config.activation
 
     def hidden(self, x: jax.Array) -> jax.Array:
@@ -229,9 +227,9 @@ class T5DenseGatedActDense(nnx.Module):
     """wo(act(wi_0 x) * wi_1 x): the gated MLP of T5 v1.1 / Flan-T5."""
 
     def __init__(self, config, dtype, rngs):
-        self.wi_0 = _linear(config.d_model, config.d_mlp, dtype, rngs)
-        self.wi_1 = _linear(config.d_model, config.d_mlp, dtype, rngs)
-        self.wo = _linear(config.d_mlp, config.d_model, dtype, rngs)
+        self.wi_0 = linear(config.d_model, config.d_mlp, dtype, rngs, bias=False)
+        self.wi_1 = linear(config.d_model, config.d_mlp, dtype, rngs, bias=False)
+        self.wo = linear(config.d_mlp, config.d_model, dtype, rngs, bias=False)
         self.activation = config.activation
 
     def hidden(self, x: jax.Array) -> jax.Array:

@@ -146,8 +146,3 @@ def t5_from_hf(cfg: dict[str, Any]) -> T5Config:
         eos_token_id=_first_id(cfg.get("eos_token_id"), default=1),
         decoder_start_token_id=int(start) if start is not None else pad,
     )
-
-
-def is_seq2seq(config) -> bool:
-    """Return True for encoder-decoder configs (they carry a `seq2seq` property)."""
-    return bool(getattr(config, "seq2seq", False))

@@ -1,4 +1,4 @@
-"""Checked loading of T5 checkpoints (T5ForConditionalGeneration / T5Model safetensors).
+"""The T5 family: checked loading of T5ForConditionalGeneration / T5Model safetensors.
 
 What `save_pretrained` writes varies: transformers 5 stores only `shared.weight` for the three
 tied embeddings (and `lm_head.weight` only when it is untied); older versions also wrote
@@ -18,8 +18,10 @@ import numpy as np
 from flax import nnx
 
 from generator.errors import ModelLoadError
+from generator.models.family import Family, NameMap
 from generator.models.t5 import T5ForConditionalGeneration
-from generator.models.t5_config import T5Config
+from generator.models.t5_config import T5Config, t5_from_hf
+from generator.models.tensor_mapping import assign
 
 TIED_COPIES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 UNUSED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",)
@@ -54,33 +56,55 @@ def split_t5_tensors(
     return tensors, tuple(sorted(ignored))
 
 
+def build_t5(
+    config: T5Config, *, dtype: str, rngs: nnx.Rngs, with_lm_head: bool = True
+) -> T5ForConditionalGeneration:
+    """Build our T5 (with its own LM head unless the head is the tied shared embedding)."""
+    return T5ForConditionalGeneration(config, dtype=dtype, with_lm_head=with_lm_head, rngs=rngs)
+
+
 def load_t5(
-    config: T5Config, raw: dict[str, np.ndarray], weights_path: Path, dtype: str
-) -> tuple[T5ForConditionalGeneration, tuple[str, ...]]:
-    """Build our T5 from checkpoint tensors with the checked name mapping of loading.py.
+    family: Family,
+    config: T5Config,
+    hf_config: dict,
+    raw: dict[str, np.ndarray],
+    *,
+    weights_path: Path,
+    dtype: str,
+) -> tuple[T5ForConditionalGeneration, T5Config, tuple[str, ...]]:
+    """Build our T5 from checkpoint tensors with the checked name mapping of tensor_mapping.py.
 
     Args:
+        family: the T5 family.
         config: the parsed T5 settings.
+        hf_config: config.json (T5 finds no heads in it: the LM head is the decoder's).
         raw: every tensor of the safetensors file.
         weights_path: the file, for messages.
         dtype: compute dtype.
 
     Returns:
-        The model and the checkpoint entries deliberately not loaded.
+        The model, its config and the checkpoint entries deliberately not loaded.
 
     Raises:
         ModelLoadError: unused tensors, missing parameters or shape mismatches (all listed).
     """
-    from generator.models.family import NameMap
-    from generator.models.tensor_mapping import assign
-
+    del hf_config
     tensors, ignored = split_t5_tensors(raw, weights_path)
     with_lm_head = "lm_head.weight" in tensors
     abstract = nnx.eval_shape(
-        lambda: T5ForConditionalGeneration(
-            config, dtype=dtype, with_lm_head=with_lm_head, rngs=nnx.Rngs(0)
-        )
+        lambda: family.build(config, dtype=dtype, with_lm_head=with_lm_head, rngs=nnx.Rngs(0))
     )
     graphdef, state = nnx.split(abstract)
-    state = assign(state, tensors, NameMap(), weights_path)  # names already match our tree
-    return nnx.merge(graphdef, state), ignored
+    state = assign(state, tensors, family.names(config), weights_path)
+    return nnx.merge(graphdef, state), config, ignored
+
+
+FAMILY = Family(
+    name="t5",
+    model_types=("t5",),
+    parse=t5_from_hf,
+    with_heads=lambda config, cfg, names: config,  # the LM head is found by load_t5
+    build=build_t5,
+    names=lambda config: NameMap(),  # our parameter tree uses the checkpoint's names
+    load=load_t5,
+)

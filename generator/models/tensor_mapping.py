@@ -2,7 +2,8 @@
 
 `canonical_tensors` puts a checkpoint's names in our form, `tied_duplicates` checks the stored
 copies of tied weights, and `assign` fills an abstract `nnx.State`, listing every unused,
-missing or mis-shaped tensor in one error. Shared by every family's loader (leaf module).
+missing or mis-shaped tensor in one error; `load_mapped` chains them for a family. Shared by
+every family's loader (leaf module).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from flax import nnx
 
 from generator.errors import ModelLoadError
-from generator.models.family import NameMap
+from generator.models.family import Family, NameMap
 
 # Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
 _LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
@@ -105,3 +106,32 @@ def assign(
             "check that config.json belongs to these weights"
         )
     return nnx.from_flat_state(filled)
+
+
+def load_mapped(
+    family: Family,
+    config,
+    hf_config: dict,
+    raw: dict[str, np.ndarray],
+    *,
+    weights_path: Path,
+    dtype: str,
+) -> tuple[nnx.Module, object, tuple[str, ...]]:
+    """Build `family`'s model from checkpoint tensors through its `NameMap`.
+
+    Returns:
+        (module, config with the heads the checkpoint holds, ignored checkpoint entries sorted).
+
+    Raises:
+        ModelLoadError: unused tensors, missing parameters or shape mismatches (all listed).
+    """
+    tensors, ignored = canonical_tensors(raw, family.names(config))
+    config = family.with_heads(config, hf_config, frozenset(tensors))
+    names = family.names(config)
+    duplicates = tied_duplicates(tensors, names, weights_path)
+    for name in duplicates:
+        del tensors[name]
+    abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    state = assign(state, tensors, names, weights_path)
+    return nnx.merge(graphdef, state), config, tuple(sorted(ignored + duplicates))

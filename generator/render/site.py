@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import generator
+from generator.analysis_names import recorded_analyses
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder, write_text_atomic
 from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
 from generator.render.environment import environment, templates_dir
 from generator.render.figures import export_charts
-from generator.render.pages import PAGES
+from generator.render.pages import PAGES, Page
 from generator.render.snippet import SNIPPET, card_snippet, normalize_base_url
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,16 @@ def template_hash() -> str:
     return files_sha256([p for p in root.rglob("*") if p.is_file()], root)
 
 
+def model_pages(artifacts: Artifacts) -> tuple[Page, ...]:
+    """Return the pages of a model: those of the analyses its card runs, in navigation order."""
+    selected = recorded_analyses(artifacts.manifest)
+    return tuple(page for page in PAGES if page.analysis is None or page.analysis in selected)
+
+
 def headlines(artifacts: Artifacts, tables: dict) -> list[dict]:
     """Collect every page's headline facts: [{page, label, value}], in page order."""
     rows = []
-    for page in PAGES:
+    for page in model_pages(artifacts):
         if page.headline is None:
             continue
         for label, value in page.headline(artifacts, tables).items():
@@ -113,12 +120,13 @@ def render_model(
     summary = model_summary(card, artifacts, tables)
     with staged_folder(final) as staging:
         assets = copy_assets(templates_dir(), cache_dir, staging)
-        contexts = [(page, page.context(artifacts, tables)) for page in PAGES]
+        pages = model_pages(artifacts)
+        contexts = [(page, page.context(artifacts, tables)) for page in pages]
         figures = export_charts(contexts, staging)
         for page, context in contexts:
             html = env.get_template(page.template).render(
                 page=page,
-                pages=PAGES,
+                pages=pages,
                 card=card,
                 model=summary,
                 assets=assets,
@@ -127,14 +135,14 @@ def render_model(
                 **context,
             )
             (staging / page.filename).write_text(html, encoding="utf-8")
-        pages = [(page.filename, page.title) for page in PAGES]
-        snippet = card_snippet(summary, pages, figures, generator.__version__, base_url)
+        links = [(page.filename, page.title) for page in pages]
+        snippet = card_snippet(summary, links, figures, generator.__version__, base_url)
         (staging / SNIPPET).write_text(snippet, encoding="utf-8")
         info = {
             "render_hash": render_hash,
             "model": summary,
-            "pages": [page.filename for page in PAGES],
-            "page_titles": [page.title for page in PAGES],
+            "pages": [page.filename for page in pages],
+            "page_titles": [page.title for page in pages],
             "figures": [figure.to_dict() for figure in figures],
             "snippet": SNIPPET,
             "generator": generator.__version__,
@@ -189,5 +197,5 @@ def render_index(out_dir: Path) -> Path:
 
 def export_model_figures(card, artifacts: Artifacts, tables: dict, out_dir: Path, formats) -> list:
     """Export every chart of one model into `out_dir/NAME/figures/` without rendering pages."""
-    contexts = [(page, page.context(artifacts, tables)) for page in PAGES]
+    contexts = [(page, page.context(artifacts, tables)) for page in model_pages(artifacts)]
     return export_charts(contexts, out_dir / card.name, formats)

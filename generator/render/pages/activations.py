@@ -230,4 +230,5 @@ PAGE = Page(
     "model_activations.html",
     activations_context,
     scripts=("selectors.js", "activations.js"),
+    analysis="activations",
 )

@@ -187,4 +187,5 @@ PAGE = Page(
     attributions_context,
     scripts=("attributions.js",),
     headline=attributions_headline,
+    analysis="attributions",
 )

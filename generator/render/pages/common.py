@@ -19,6 +19,7 @@ class Page:
     under `charts` (made with `chart(...)`) are mounted, exported as figures and get a data table.
     `headline(artifacts, tables)`, when given, returns {label: value} facts shown for the model
     on the site index and in the model-card snippet (e.g. {"most focused head": "3.7"}).
+    A page with an `analysis` is rendered and linked only when the card runs that analysis.
     """
 
     filename: str
@@ -27,6 +28,7 @@ class Page:
     context: Context
     scripts: tuple[str, ...] = field(default=())  # page scripts under assets/, after atlas.js
     headline: Headline | None = None
+    analysis: str | None = None  # the analysis it shows; None: always rendered
 
 
 def chart(

@@ -172,4 +172,11 @@ def heads_context(artifacts: Artifacts, tables: dict) -> dict:
     return context
 
 
-PAGE = Page("heads.html", "Heads", "model_heads.html", heads_context, scripts=("heads.js",))
+PAGE = Page(
+    "heads.html",
+    "Heads",
+    "model_heads.html",
+    heads_context,
+    scripts=("heads.js",),
+    analysis="heads",
+)

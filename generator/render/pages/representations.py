@@ -422,4 +422,5 @@ PAGE = Page(
     "model_representations.html",
     representations_context,
     scripts=("representations.js",),
+    analysis="representations",
 )

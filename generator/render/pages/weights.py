@@ -502,4 +502,5 @@ PAGE = Page(
     "model_weights.html",
     weights_context,
     scripts=("selectors.js", "weights.js"),
+    analysis="weights",
 )
