@@ -340,7 +340,10 @@ def test_empty_front_matter_reports_required_keys(tmp_path: Path) -> None:
         ("analyses: attention", "'analyses' must be a non-empty list"),
         ("analyses: [heads, 3]", "'analyses[1]' must be an analysis name, got a number (3)"),
         ("analyses: [heads, heads]", "'analyses' lists heads more than once"),
-        ("analyses: [heads, probes]", "'analyses' names 'probes', which is not an analysis; valid:"),
+        (
+            "analyses: [heads, probes]",
+            "'analyses' names 'probes', which is not an analysis; valid:",
+        ),
         ("checkpoints: e1", "'checkpoints' must be a list of mappings with keys name and model"),
         ("checkpoints: [e1]", "'checkpoints[0]' must be a mapping with keys name and model"),
         ("checkpoints: [{name: e1}]", "missing required key 'checkpoints[0].model'"),
