@@ -13,6 +13,7 @@ i, and index L the output of the last block after `ln_f` (what the unembedding r
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -39,6 +40,8 @@ from generator.models.layers import (
     linear,
     mask_bias,
     merge_heads,
+    pre_norm_block,
+    run_blocks,
     split_heads,
 )
 
@@ -98,12 +101,13 @@ class GPT2Block(nnx.Module):
 
     def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Return the attention probes with `context` = the block output."""
-        probes = self.attn(self.ln_1(x), bias, head_scale)
-        x = x + probes["context"]
-        hidden = self.mlp.hidden(self.ln_2(x))
-        probes["mlp_activations"] = hidden  # [batch, token, d_mlp] after the non-linearity
-        probes["context"] = x + self.mlp.c_proj(hidden)
-        return probes
+        return pre_norm_block(
+            x,
+            attention=lambda h: self.attn(h, bias, head_scale),
+            norms=(self.ln_1, self.ln_2),
+            mlp_hidden=self.mlp.hidden,
+            mlp_out=self.mlp.c_proj,
+        )
 
 
 class GPT2Decoder(nnx.Module):
@@ -161,12 +165,13 @@ class GPT2Decoder(nnx.Module):
         positions = jnp.arange(input_ids.shape[1])[None]
         words = self.wte(input_ids) if inputs_embeds is None else inputs_embeds
         x = words + self.wpe(positions)
-        hidden, probes = [x], []
-        for index, block in enumerate(self.h):
-            p = block(x, bias, None if head_mask is None else head_mask[index])
-            x = p.pop("context")
-            hidden.append(x)
-            probes.append(p)
+        blocks = [
+            functools.partial(
+                block, bias=bias, head_scale=None if head_mask is None else head_mask[i]
+            )
+            for i, block in enumerate(self.h)
+        ]
+        x, hidden, probes = run_blocks(x, blocks)
         return decoder_outputs(
             hidden,
             probes,

@@ -9,6 +9,7 @@ passes on GPU or TPU), so results match PyTorch to ~1e-5.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -164,6 +165,41 @@ def stack_probes(probes: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
     if probes and all("mlp_activations" in p for p in probes):
         names.append("mlp_activations")
     return {name: jnp.stack([p[name] for p in probes], axis=1) for name in names}
+
+
+def pre_norm_block(
+    x: jax.Array,
+    *,
+    attention: Callable[[jax.Array], dict[str, jax.Array]],
+    norms: tuple[Callable, Callable],
+    mlp_hidden: Callable[[jax.Array], jax.Array],
+    mlp_out: Callable[[jax.Array], jax.Array],
+) -> dict[str, jax.Array]:
+    """One pre-norm decoder block (GPT-2, Llama): x + attn(norm_1 x), then + MLP(norm_2 x).
+
+    `attention` returns its probes with `context` [batch, token, d_model]; the result holds the
+    same probes, `mlp_activations` [batch, token, d_mlp] (the MLP hidden activation after its
+    non-linearity) and `context` = the block output.
+    """
+    probes = attention(norms[0](x))
+    x = x + probes["context"]
+    hidden = mlp_hidden(norms[1](x))
+    probes["mlp_activations"] = hidden
+    probes["context"] = x + mlp_out(hidden)
+    return probes
+
+
+def run_blocks(
+    x: jax.Array, blocks: list[Callable[[jax.Array], dict[str, jax.Array]]]
+) -> tuple[jax.Array, list[jax.Array], list[dict[str, jax.Array]]]:
+    """Apply blocks in order; return (last output, [input, each block's output], probes)."""
+    hidden, probes = [x], []
+    for block in blocks:
+        p = block(x)
+        x = p.pop("context")
+        hidden.append(x)
+        probes.append(p)
+    return x, hidden, probes
 
 
 def last_token(x: jax.Array, attention_mask: jax.Array) -> jax.Array:

@@ -17,6 +17,7 @@ transformers: index L is the last block's output after the final `norm`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -44,6 +45,8 @@ from generator.models.layers import (
     linear,
     mask_bias,
     merge_heads,
+    pre_norm_block,
+    run_blocks,
     split_heads,
 )
 from generator.models.rope import apply_rotary, parse_rope, rotary_tables
@@ -122,12 +125,13 @@ class LlamaDecoderLayer(nnx.Module):
 
     def __call__(self, x, bias, cos, sin, head_scale=None) -> dict[str, jax.Array]:
         """Return the attention probes with `context` = the block output."""
-        probes = self.self_attn(self.input_layernorm(x), bias, cos, sin, head_scale)
-        x = x + probes["context"]
-        hidden = self.mlp.hidden(self.post_attention_layernorm(x))
-        probes["mlp_activations"] = hidden  # [batch, token, d_mlp]: act(gate) * up
-        probes["context"] = x + self.mlp.down_proj(hidden)
-        return probes
+        return pre_norm_block(  # mlp_activations: act(gate) * up
+            x,
+            attention=lambda h: self.self_attn(h, bias, cos, sin, head_scale),
+            norms=(self.input_layernorm, self.post_attention_layernorm),
+            mlp_hidden=self.mlp.hidden,
+            mlp_out=self.mlp.down_proj,
+        )
 
 
 class LlamaDecoder(nnx.Module):
@@ -189,13 +193,17 @@ class LlamaDecoder(nnx.Module):
         cos, sin = rotary_tables(config.rope, token, COMPUTE_DTYPES[self.dtype])
 
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        hidden, probes = [x], []
-        for index, (layer, window) in enumerate(zip(self.layers, windows, strict=True)):
-            scale = None if head_mask is None else head_mask[index]
-            p = layer(x, biases[window], cos, sin, scale)
-            x = p.pop("context")
-            hidden.append(x)
-            probes.append(p)
+        blocks = [
+            functools.partial(
+                layer,
+                bias=biases[window],
+                cos=cos,
+                sin=sin,
+                head_scale=None if head_mask is None else head_mask[i],
+            )
+            for i, (layer, window) in enumerate(zip(self.layers, windows, strict=True))
+        ]
+        x, hidden, probes = run_blocks(x, blocks)
         return decoder_outputs(
             hidden,
             probes,
