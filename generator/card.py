@@ -239,7 +239,10 @@ def _split_front_matter(text: str, problems: list[str]) -> tuple[dict | None, st
     prose = "\n".join(lines[end + 1 :]).strip("\n")
     prose = prose if prose.strip() else ""
     try:
-        data = yaml.safe_load("\n".join(lines[1:end]))
+        data = yaml.load("\n".join(lines[1:end]), Loader=_UniqueKeyLoader)  # noqa: S506 (safe)
+    except _DuplicateKey as exc:
+        problems.append(str(exc))
+        return None, prose
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 2}" if mark is not None else ""
@@ -259,6 +262,32 @@ def _split_front_matter(text: str, problems: list[str]) -> tuple[dict | None, st
         )
         return None, prose
     return data, prose
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A mapping of the front matter names one key twice."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe YAML loader, refusing a key that a mapping repeats (YAML keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        """Build the mapping; raise naming the key and both of its lines when one repeats."""
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            line = key_node.start_mark.line + 2  # + the opening '---', 1-based
+            if first is not None:
+                raise _DuplicateKey(
+                    f"key {_short(key, 40)} is set twice in the front matter (lines {first}"
+                    f" and {line}): keep one"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
 
 
 # --- validation ---------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def show_progress(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
 
 
-@click.group(cls=AtlasGroup)
+@click.group(cls=AtlasGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(generator.__version__, prog_name="modelatlas")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.pass_context

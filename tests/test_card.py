@@ -559,3 +559,13 @@ def test_every_unknown_key_is_named(unknown: list[str]) -> None:
     assert f"{len(unknown)} problem(s)" in message
     for key in unknown:
         assert f"unknown key {key!r}" in message
+
+
+def test_duplicate_key_names_the_key_and_both_lines(tmp_path: Path) -> None:
+    path = write_card(tmp_path, "name: x\nmodel: org/x\nshowcase: 4\nshowcase: 6")
+    message = problems_of(path)
+    assert "'showcase' is set twice in the front matter (lines 4 and 5)" in message
+    nested = "name: x\nmodel: org/x\ncheckpoints:\n  - name: a\n    model: b\n    model: c"
+    assert "'model' is set twice in the front matter (lines 6 and 7)" in problems_of(
+        write_card(tmp_path, nested)
+    )

@@ -100,3 +100,10 @@ def test_strict_failure_keeps_previous_site(tmp_path):
     assert failed.exit_code == 2 and "truncated" in failed.output
     assert site_bytes(out) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_short_help_option():
+    for args in (("-h",), ("build", "-h"), ("new-card", "-h")):
+        result = run(*args)
+        assert result.exit_code == 0 and "Usage: " in result.output, args
+        assert "Options:" in result.output, args
