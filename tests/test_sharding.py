@@ -75,7 +75,10 @@ def test_default_mesh_puts_every_device_on_data():
     assert mesh.shape["data"] == len(mesh.devices.flatten()) and mesh.shape["model"] == 1
 
 
-@pytest.mark.parametrize("model_dir", [TINY_BERT, TINY_T5])
+TINY_ALBERT = ROOT / "tests" / "fixtures" / "tiny-albert-pretraining"
+
+
+@pytest.mark.parametrize("model_dir", [TINY_BERT, TINY_T5, TINY_ALBERT])
 def test_rules_split_heads_and_mlp_and_replicate_the_rest(model_dir):
     """Every split dimension is a head or MLP-unit dimension; norms and embeddings stay whole."""
     loaded = load_model(model_dir)
@@ -95,6 +98,8 @@ def test_rules_split_heads_and_mlp_and_replicate_the_rest(model_dir):
             assert spec[dim] == "model" and shape[dim] in widths, name
             split += 1
     assert split >= 4 * config.n_layers and replicated > 0
+    if config.family == "albert":  # q, k, v (kernel, bias), W_O, ffn (kernel, bias), ffn_output
+        assert split == 10 * config.n_weight_blocks
 
 
 def test_model_axis_must_divide_heads_and_mlp():

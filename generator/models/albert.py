@@ -202,8 +202,8 @@ def parse_config(cfg: dict[str, Any]) -> AlbertConfig:
             f"position_embedding_type {position_type!r} is not supported; only 'absolute' is"
         )
     n_steps = int(require(cfg, "num_hidden_layers"))
-    n_groups = int(cfg.get("num_hidden_groups") or 1)
-    inner = int(cfg.get("inner_group_num") or 1)
+    n_groups = int(1 if cfg.get("num_hidden_groups") is None else cfg["num_hidden_groups"])
+    inner = int(1 if cfg.get("inner_group_num") is None else cfg["inner_group_num"])
     if n_steps < 1 or not 1 <= n_groups <= n_steps or inner < 1:
         raise ModelLoadError(
             f"num_hidden_layers {n_steps}, num_hidden_groups {n_groups} and inner_group_num "
