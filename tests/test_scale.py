@@ -151,6 +151,22 @@ def test_parameter_count_matches_the_loaded_model(name):
     assert parameter_count(loaded.config) == sum(int(np.prod(leaf.shape)) for leaf in leaves)
 
 
+# sum(p.numel()) of each fixture loaded in PyTorch transformers 5.23 (tied weights once)
+TORCH_PARAMETERS = {
+    "tiny-albert": 27_968,
+    "tiny-albert-mlm": 27_984,
+    "tiny-albert-pretraining": 46_194,
+    "tiny-albert-cls": 28_067,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_PARAMETERS))
+def test_albert_parameter_counts_are_the_checkpoints(name):
+    loaded = load_model(FIXTURES / name)
+    leaves = jax.tree.leaves(nnx.state(loaded.model, nnx.Param))
+    assert sum(int(np.prod(leaf.shape)) for leaf in leaves) == TORCH_PARAMETERS[name]
+
+
 def test_albert_shares_one_block_over_every_layer():
     """albert-base-v2 holds one block's weights; the forward pass applies it 12 times."""
     config, model = abstract_model(ALBERT_BASE_V2, ())

@@ -111,3 +111,58 @@ def test_albert_pages_render_from_file_and_http(page, albert_build):
 def test_albert_selectors_change_charts(page, albert_build):
     _, out, _ = albert_build
     assert check_every_selector(page, out, NAME) >= 3
+
+
+@pytest.fixture(scope="module")
+def albert_cls_build(tmp_path_factory):
+    """Build tiny-albert-cls (classifier on the pooler) with the classification task."""
+    from cards import write_albert_card
+    from conftest import build_card_once
+
+    root = tmp_path_factory.mktemp("albert-cls")
+    card = write_albert_card(
+        root / "cards",
+        name="tiny-albert-cls",
+        model=str(TINY_ALBERT.parent / "tiny-albert-cls"),
+        task="classification",
+        pooling="cls",
+    )
+    return build_card_once(root, card)
+
+
+def test_classifier_checkpoint_builds_with_the_classification_task(albert_cls_build):
+    _, out, root = albert_cls_build
+    artifacts = open_artifacts(root / "tiny-albert-cls")
+    config = artifacts.manifest["model"]["config"]
+    assert config["heads"] == ["classification"] and config["with_pooler"]
+    assert config["labels"] == ["negative", "neutral", "positive"]
+    assert artifacts.array("showcase/logits").shape[1:] == (3,)
+    assert artifacts.manifest["arrays"]["heads/ablation"]["shape"] == [4, N_HEADS]
+    assert artifacts.has("corpus/pooled_cls") and artifacts.has("attribution/integrated_gradients")
+    for filename in MODEL_PAGES:
+        assert (out / "tiny-albert-cls" / filename).is_file()
+
+
+def test_extract_cli_takes_a_random_albert_model(tmp_path):
+    """The issue's first try: `modelatlas extract` on a saved random-init AlbertModel."""
+    from cards import write_card
+    from click.testing import CliRunner
+
+    from generator.cli import main
+
+    card = write_card(
+        tmp_path / "cards",
+        name="albert-model",
+        model=str(TINY_ALBERT.parent / "tiny-albert"),
+        corpus=None,
+        label_field=None,
+        split_field=None,
+    )
+    result = CliRunner().invoke(main, ["extract", str(card), "--artifacts", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    manifest = open_artifacts(tmp_path / "albert-model").manifest
+    assert manifest["model"]["model_type"] == "albert"
+    assert manifest["model"]["config"]["heads"] == [] and manifest["model"]["config"]["with_pooler"]
+    shared = [row for row in manifest["weights"]["tensors"] if "shared" in row]
+    assert {tuple(row["shared"]) for row in shared} == {(0, 0), (1, 0)}
+    assert all(row["layer"] is None for row in shared)
