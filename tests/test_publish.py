@@ -189,8 +189,9 @@ def test_new_card_recognises_albert_and_its_shared_layers(tmp_path, monkeypatch)
     assert "`albert` transformer" in card.prose and "`albert` implementation" in card.prose
     assert "the 4 layers apply 2 blocks of weights" in card.prose
     assert "embeddings of width 16 are projected" in card.prose
-    bert = load_card(scaffold_card(str(TINY_BERT), tmp_path / "cards", name="b")[0])
-    assert "share weights" not in bert.prose
+    for other in (TINY_BERT, FIXTURES / "tiny-t5"):  # T5's config has no n_weight_blocks
+        card = load_card(scaffold_card(str(other), tmp_path / "cards", name=other.name)[0])
+        assert "share weights" not in card.prose
 
 
 def test_new_card_outside_the_working_directory_uses_an_absolute_path(tmp_path, monkeypatch):
