@@ -470,7 +470,6 @@ def weights_analysis(artifacts, embedding_job=None) -> dict:
         "weights_tensors": table,
         "weights_by_component": counts_by_component(table),
         "weights_by_block": counts_by_block(table),
-        "weights_shared_blocks": shared_blocks(section),
         "weights_histograms": histogram_groups(
             section, artifacts.array("weights/histograms"), n_layers
         ),
@@ -490,6 +489,9 @@ def weights_analysis(artifacts, embedding_job=None) -> dict:
         for role in section["head_vectors"]
         if artifacts.has(f"weights/head_gram_{role}")
     }
+    shared = shared_blocks(section)
+    if shared:  # only models that share layer weights (ALBERT) have this table
+        tables["weights_shared_blocks"] = shared
     tables["weights_head_projection"] = head_projection(section, grams, n_layers)
     tables["weights_embeddings"] = embedding_tables(
         artifacts, section.get("embeddings"), embedding_job
