@@ -83,7 +83,20 @@ def prose(title: str, config: ModelConfig) -> str:
         f"`{config.family}` implementation) with {config.n_layers} layers, {config.n_heads} "
         f"attention heads per layer (head width {config.d_head}), a hidden size (d_model) of "
         f"{config.d_model}, an MLP width of {config.d_mlp:,} and a vocabulary of "
-        f"{config.vocab_size:,} tokens. These facts come from its `config.json`.\n"
+        f"{config.vocab_size:,} tokens.{sharing(config)} These facts come from its "
+        "`config.json`.\n"
+    )
+
+
+def sharing(config: ModelConfig) -> str:
+    """Return the sentence on shared layer weights (ALBERT), or '' for other models."""
+    blocks = getattr(config, "n_weight_blocks", config.n_layers)  # T5Config has none
+    if blocks == config.n_layers:
+        return ""
+    return (
+        f" Its layers share weights: the {config.n_layers} layers apply {blocks} "
+        f"block{'' if blocks == 1 else 's'} of weights, and its token embeddings of width "
+        f"{config.embedding_size} are projected to d_model."
     )
 
 

@@ -63,6 +63,18 @@ LLAMA_SIZES = dict(
     initializer_range=0.2,
 )
 LABELS = {"id2label": {0: "negative", 1: "neutral", 2: "positive"}}
+# ALBERT: factorised embeddings (E 16 != H 32) and more layers than groups of shared blocks.
+ALBERT_SIZES = dict(
+    embedding_size=16,
+    hidden_size=32,
+    num_hidden_layers=4,
+    num_hidden_groups=2,
+    inner_group_num=1,
+    num_attention_heads=4,
+    intermediate_size=64,
+    max_position_embeddings=64,
+    initializer_range=0.2,
+)
 
 # RoPE variants of tiny-llama: config.json patches (None deletes a key). The linear one uses the
 # older `rope_scaling` + top-level `rope_theta` form that many hub configs still carry.
@@ -107,6 +119,7 @@ class Spec:
     settings: dict
     tokenizer: str
     variants: dict = field(default_factory=dict)
+    unpadded: bool = False  # reference: each text run alone, then right-padded with zeros
 
 
 SPECS = [
@@ -223,6 +236,31 @@ SPECS = [
         },
         "qwen2",
         {"no-layer-types": {"layer_types": None}},
+    ),
+    Spec("tiny-albert", "AlbertModel", "AlbertConfig", ALBERT_SIZES, "wordpiece", unpadded=True),
+    Spec(
+        "tiny-albert-mlm",
+        "AlbertForMaskedLM",
+        "AlbertConfig",
+        ALBERT_SIZES,
+        "wordpiece",
+        unpadded=True,
+    ),
+    Spec(  # 3 layers over 2 groups (layers 0, 1 -> group 0; 2 -> group 1), 2 blocks per group
+        "tiny-albert-pretraining",
+        "AlbertForPreTraining",
+        "AlbertConfig",
+        {**ALBERT_SIZES, "num_hidden_layers": 3, "inner_group_num": 2},
+        "wordpiece",
+        unpadded=True,
+    ),
+    Spec(
+        "tiny-albert-cls",
+        "AlbertForSequenceClassification",
+        "AlbertConfig",
+        {**ALBERT_SIZES, **LABELS},
+        "wordpiece",
+        unpadded=True,
     ),
 ]
 
@@ -455,21 +493,67 @@ def reference(spec: Spec, model_dir: Path, patch: dict | None) -> dict[str, np.n
         assert not np.any((batch["input_ids"] == pad_id) & (batch["attention_mask"] == 1))
     else:
         batch = encode_encoder(tokenizer, ENCODER_INPUTS)
+    if spec.unpadded:
+        return {**batch, **unpadded_outputs(spec, model, batch)}
     feed = {key: torch.from_numpy(value).long() for key, value in batch.items()}
     if "DistilBert" in spec.model_class:
         feed.pop("token_type_ids")
     with torch.no_grad():
         out = model(**feed, output_hidden_states=True, output_attentions=True)
+    return {**batch, **output_arrays(spec, out)}
+
+
+def output_arrays(spec: Spec, out) -> dict[str, np.ndarray]:
+    """Return the compared outputs of one PyTorch forward pass as float32 numpy."""
     arrays = {
-        **batch,
         "hidden_states": torch.stack(out.hidden_states, dim=1).float().numpy(),
         "attentions": torch.stack(out.attentions, dim=1).float().numpy(),
     }
     if spec.model_class == "BertForPreTraining":
         arrays["logits"] = out.prediction_logits.float().numpy()
         arrays["next_sentence_logits"] = out.seq_relationship_logits.float().numpy()
-    else:
+    elif spec.model_class == "AlbertForPreTraining":
+        arrays["logits"] = out.prediction_logits.float().numpy()
+        arrays["sentence_order_logits"] = out.sop_logits.float().numpy()
+    elif hasattr(out, "logits"):
         arrays["logits"] = out.logits.float().numpy()
+    else:
+        arrays["pooler_output"] = out.pooler_output.float().numpy()
+    return arrays
+
+
+def token_axes(key: str, ndim: int) -> tuple[int, ...]:
+    """Return the token axes of an output array (batch first)."""
+    if key == "hidden_states":  # [batch, layer, token, d_model]
+        return (2,)
+    if key == "attentions":  # [batch, layer, head, query, key]
+        return (3, 4)
+    if key == "logits" and ndim == 3:  # [batch, token, vocab or label]
+        return (1,)
+    return ()
+
+
+def unpadded_outputs(spec: Spec, model, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run each text of the padded batch alone (no padding); return its outputs zero-padded.
+
+    Token axes are filled up to each text's length and stay 0 beyond, so the padded batch our
+    models run is compared with unpadded PyTorch runs at every real position.
+    """
+    rows = []
+    for i, n in enumerate(batch["attention_mask"].sum(axis=1)):
+        feed = {key: torch.from_numpy(value[i : i + 1, :n]).long() for key, value in batch.items()}
+        with torch.no_grad():
+            out = model(**feed, output_hidden_states=True, output_attentions=True)
+        rows.append((int(n), output_arrays(spec, out)))
+    width = batch["input_ids"].shape[1]
+    arrays = {}
+    for key, first in rows[0][1].items():
+        axes = token_axes(key, first.ndim)
+        shape = [len(rows), *(width if a in axes else s for a, s in enumerate(first.shape) if a)]
+        arrays[key] = np.zeros(shape, np.float32)
+        for i, (n, out) in enumerate(rows):
+            where = tuple(slice(0, n) if a in axes else slice(None) for a in range(1, len(shape)))
+            arrays[key][(i, *where)] = out[key][0]
     return arrays
 
 

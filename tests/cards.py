@@ -9,6 +9,8 @@ import yaml
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY_BERT = FIXTURES / "tiny-bert"
 TINY_T5 = FIXTURES / "tiny-t5-v1_1"
+# 3 layers over 2 groups of 2 shared blocks (6 block applications), MLM + sentence-order heads
+TINY_ALBERT = FIXTURES / "tiny-albert-pretraining"
 DEMO_CORPUS = "package:generator/data/demo_corpus.jsonl"
 # The first 15 texts of each label of the demo corpus (12 train, 3 validation): tiny builds
 # stay fast while keeping labels and both splits. The default card still uses the full corpus.
@@ -54,3 +56,10 @@ def write_t5_card(folder: Path, **settings) -> Path:
     front = {"name": "tiny-t5", "title": "Tiny T5", "model": str(TINY_T5), "max_target_length": 12}
     front.update(settings)
     return write_card(folder, prose="A tiny random T5 for tests.", **front)
+
+
+def write_albert_card(folder: Path, **settings) -> Path:
+    """Write a card for the tiny ALBERT (shared blocks, masked-LM task)."""
+    front = {"name": "tiny-albert", "title": "Tiny ALBERT", "model": str(TINY_ALBERT)}
+    front.update({"task": "masked-lm", **settings})
+    return write_card(folder, prose="A tiny random ALBERT for tests.", **front)

@@ -100,6 +100,15 @@ def t5_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def albert_build(tmp_path_factory):
+    """Build the tiny-ALBERT card once: returns (card path, site folder, artifacts folder)."""
+    from cards import write_albert_card
+
+    root = tmp_path_factory.mktemp("albert-build")
+    return build_card_once(root, write_albert_card(root / "cards"))
+
+
+@pytest.fixture(scope="session")
 def checkpoint_build(tmp_path_factory):
     """Build the tiny card with 2 perturbed tiny checkpoints: (card path, site, artifacts)."""
     from cards import write_card

@@ -16,6 +16,11 @@ FAMILIES = {
     "tiny-bert": ("encoder.layer.{}.attention.output.dense", "kernel"),
     "tiny-gpt2": ("h.{}.attn.c_proj", "kernel"),
     "tiny-llama": ("layers.{}.self_attn.o_proj", "kernel"),
+    # ALBERT: the last layer (5) is the only application of shared block (group 1, index 1)
+    "tiny-albert-pretraining": (
+        "encoder.albert_layer_groups.1.albert_layers.1.attention.dense",
+        "kernel",
+    ),
 }
 
 
@@ -58,7 +63,7 @@ def test_head_mask_equals_zeroing_the_heads_output_weights(name):
     masked = loaded.model(ids, mask, head_mask=head_mask)["hidden_states"]
 
     surgery = load_model(FIXTURES / name).model
-    projection = module_at(surgery, path.format(layer))
+    projection = module_at(surgery, path.format(layer))  # ALBERT's path has no layer
     kernel = getattr(projection, leaf)
     rows = slice(head * config.d_head, (head + 1) * config.d_head)
     kernel[...] = kernel[...].at[rows].set(0.0)  # kernel [in = head*d_head, out]
@@ -71,6 +76,34 @@ def test_head_mask_equals_zeroing_the_heads_output_weights(name):
     )
     unmasked = loaded.model(ids, mask)["hidden_states"]
     assert not np.allclose(np.asarray(unmasked)[:, -1], np.asarray(masked)[:, -1], atol=1e-4)
+
+
+def test_albert_head_mask_is_per_application_of_a_shared_block():
+    """tiny-albert-mlm: layers 0 and 1 apply the same weights (group 0); a head mask at one
+    application leaves the other alone, and masking both equals zeroing the shared weights."""
+    loaded = load_model(FIXTURES / "tiny-albert-mlm")
+    config = loaded.config
+    assert config.layer_blocks[:2] == (0, 0)
+    ids, mask = batch(config)
+    head, ones = 2, jnp.ones((config.n_layers, config.n_heads))
+    at = {
+        layers: np.asarray(
+            loaded.model(ids, mask, head_mask=ones.at[list(layers), head].set(0.0))["hidden_states"]
+        )
+        for layers in ((0,), (1,), (0, 1))
+    }
+    plain = np.asarray(loaded.model(ids, mask)["hidden_states"])
+    np.testing.assert_array_equal(at[(1,)][:, 1], plain[:, 1])  # layer 0's mask: layer 1 input
+    assert not np.allclose(at[(0,)][:, 1], plain[:, 1], atol=1e-4)
+    assert not np.allclose(at[(0,)][:, 2], at[(1,)][:, 2], atol=1e-4)
+    surgery = load_model(FIXTURES / "tiny-albert-mlm").model
+    dense = surgery.encoder.albert_layer_groups[0].albert_layers[0].attention.dense
+    rows = slice(head * config.d_head, (head + 1) * config.d_head)
+    dense.kernel[...] = dense.kernel[...].at[rows].set(0.0)
+    visible = mask.astype(bool)[:, None].repeat(config.n_layers + 1, 1)
+    np.testing.assert_allclose(
+        at[(0, 1)][visible], np.asarray(surgery(ids, mask)["hidden_states"])[visible], atol=2e-5
+    )
 
 
 def test_gradients_match_finite_differences():

@@ -13,8 +13,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
-from cards import small_corpus, write_card
+from cards import FIXTURES, small_corpus, write_card
 from robust_support import (
     cli,
     copy_tiny_model,
@@ -241,6 +242,44 @@ def test_unsupported_architecture(built, model):
     config["model_type"] = "mamba"
     (model / "config.json").write_text(json.dumps(config))
     fails(built, model_card(built, model), "model_type 'mamba' is not supported", "bert")
+
+
+@pytest.fixture
+def albert_model(built) -> Path:
+    """A copy of tiny-albert-mlm: 4 layers over 2 groups (layers 2 and 3 apply group 1)."""
+    return Path(shutil.copytree(FIXTURES / "tiny-albert-mlm", built.root / "albert"))
+
+
+def test_albert_with_more_groups_than_layers(built, albert_model):
+    config = json.loads((albert_model / "config.json").read_text())
+    config["num_hidden_groups"] = 5
+    (albert_model / "config.json").write_text(json.dumps(config))
+    fails(
+        built, model_card(built, albert_model), "num_hidden_groups 5", "at most one group per layer"
+    )
+
+
+def test_albert_checkpoint_without_a_group(built, albert_model):
+    edit_weights(albert_model, lambda t: {k: v for k, v in t.items() if "groups.1." not in k})
+    fails(
+        built,
+        model_card(built, albert_model),
+        "model parameters not in checkpoint: encoder.albert_layer_groups.1.albert_layers.0.",
+    )
+
+
+def test_non_finite_shared_block_names_the_first_layer_that_applies_it(built, albert_model):
+    name = "albert.encoder.albert_layer_groups.1.albert_layers.0.ffn.weight"
+    edit_weights(albert_model, lambda t: {**t, name: np.full_like(t[name], 3e38)})
+    card = card_with(
+        built,
+        model=str(albert_model),
+        corpus=str(small_corpus(built.root / "data", ["a first sentence", "the second one"])),
+        label_field=None,
+        split_field=None,
+        showcase=2,
+    )
+    fails(built, card, "NaN or Inf in activations", "at layer 3 (output of block 2")
 
 
 # --- the corpus ---------------------------------------------------------------------------------

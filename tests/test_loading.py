@@ -121,9 +121,17 @@ def test_unsupported_model_type_names_supported(tiny):
     message = load_error(tiny)
     assert "'bloom'" in message and "not supported" in message
     assert all(t in message for t in supported_model_types())
-    assert {"bert", "roberta", "distilbert", "electra", "gpt2", "llama", "mistral", "qwen2"} <= set(
-        supported_model_types()
-    )
+    assert {
+        "albert",
+        "bert",
+        "roberta",
+        "distilbert",
+        "electra",
+        "gpt2",
+        "llama",
+        "mistral",
+        "qwen2",
+    } <= set(supported_model_types())
 
 
 def test_bert_prefixed_checkpoint_loads(tiny):

@@ -60,6 +60,10 @@ def first_outputs(model_dir: Path, **kwargs) -> dict:
         ("tiny-electra", ("replaced-token-detection",), (1, 5)),
         ("tiny-gpt2", ("causal-lm",), (1, 5, 384)),
         ("tiny-llama-cls", ("classification",), (1, 3)),
+        ("tiny-albert", (), None),
+        ("tiny-albert-mlm", ("masked-lm",), (1, 5, 512)),
+        ("tiny-albert-pretraining", ("masked-lm", "sentence-order"), (1, 5, 512)),
+        ("tiny-albert-cls", ("classification",), (1, 3)),
     ],
 )
 def test_heads_found_and_recorded(name, heads, logits_shape):
@@ -97,6 +101,69 @@ def test_tied_duplicate_equal_to_source_is_accepted(tmp_path):
     np.testing.assert_array_equal(
         first_outputs(folder)["logits"], first_outputs(FIXTURES / "tiny-bert-mlm")["logits"]
     )
+
+
+def test_albert_heads_and_sharing_are_recorded():
+    pretraining = load_model(FIXTURES / "tiny-albert-pretraining")
+    model, config = pretraining.model, pretraining.config
+    assert model.pooler is not None and model.sop_head is not None
+    assert model.mlm_head.decoder is None and model.mlm_head.dense.kernel.shape == (32, 16)
+    assert first_outputs(FIXTURES / "tiny-albert-pretraining")["sentence_order_logits"].shape == (
+        1,
+        2,
+    )
+    # 3 layers over 2 groups of 2 blocks: steps 0, 1 use group 0; step 2 group 1
+    assert config.n_layers == 6 and config.n_weight_blocks == 4
+    assert config.layer_groups == (0, 0, 0, 0, 1, 1)
+    assert config.layer_blocks == (0, 1, 0, 1, 2, 3)
+    assert config.shared_block_layers() == [[0, 2], [1, 3], [4], [5]]
+    recorded = config.to_dict()
+    assert recorded["family"] == "albert" and list(recorded["layer_blocks"]) == [0, 1, 0, 1, 2, 3]
+    mlm = load_model(FIXTURES / "tiny-albert-mlm").config  # 4 layers, 2 groups
+    assert mlm.layer_groups == (0, 0, 1, 1) and mlm.embedding_size == 16 and mlm.d_model == 32
+    assert load_model(FIXTURES / "tiny-albert-mlm").model.pooler is None
+
+
+def test_albert_tied_decoder_copies_are_accepted_and_checked(tmp_path):
+    folder = copy_of("tiny-albert-mlm", tmp_path)
+
+    def edit(tensors):
+        tensors["predictions.decoder.weight"] = tensors["albert.embeddings.word_embeddings.weight"]
+        tensors["predictions.decoder.bias"] = tensors["predictions.bias"]
+        return tensors
+
+    rewrite(folder, edit)
+    assert {"predictions.decoder.weight", "predictions.decoder.bias"} <= set(
+        load_model(folder).ignored
+    )
+    np.testing.assert_array_equal(
+        first_outputs(folder)["logits"], first_outputs(FIXTURES / "tiny-albert-mlm")["logits"]
+    )
+    rewrite(folder, lambda t: {**t, "predictions.decoder.bias": t["predictions.bias"] + 1.0})
+    assert "predictions.decoder.bias differs from predictions.bias" in load_error(folder)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"num_hidden_groups": 5}, "at most one group per layer"),
+        ({"inner_group_num": 0}, "must be positive"),
+        ({"hidden_act": "mish"}, "hidden_act 'mish' is not supported"),
+        ({"hidden_size": 30}, "not divisible by num_attention_heads 4"),
+    ],
+)
+def test_bad_albert_settings_are_reported(patch, message):
+    base = json.loads((FIXTURES / "tiny-albert" / "config.json").read_text())
+    with pytest.raises(ModelLoadError, match=message):
+        parse_config({**base, **patch})
+
+
+def test_albert_missing_group_is_reported(tmp_path):
+    """A checkpoint with fewer groups than config.json names fails with the missing tensors."""
+    folder = copy_of("tiny-albert-mlm", tmp_path)
+    rewrite(folder, lambda t: {k: v for k, v in t.items() if "albert_layer_groups.1." not in k})
+    message = load_error(folder)
+    assert "model parameters not in checkpoint" in message and "albert_layer_groups.1" in message
 
 
 def test_tied_duplicate_that_differs_is_refused(tmp_path):

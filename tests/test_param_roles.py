@@ -138,7 +138,33 @@ T5 = [
     ("decoder.block.1.layer.2.DenseReluDense.wo.weight", "mlp_out", "mlp", "weight", 1),
     ("lm_head.weight", "head", "head", "weight", None),
 ]
+_SHARED = "albert.encoder.albert_layer_groups.1.albert_layers.0."
+ALBERT = [  # shared blocks have no layer (several layers apply them): see test_albert_shared
+    ("albert.embeddings.word_embeddings.weight", "token_embedding", "embeddings", "weight", None),
+    (
+        "albert.encoder.embedding_hidden_mapping_in.weight",
+        "embed_proj",
+        "embeddings",
+        "weight",
+        None,
+    ),
+    (_SHARED + "attention.query.weight", "query", "attention", "weight", None),
+    (_SHARED + "attention.key.bias", "key", "attention", "bias", None),
+    (_SHARED + "attention.value.weight", "value", "attention", "weight", None),
+    (_SHARED + "attention.dense.weight", "attn_out", "attention", "weight", None),
+    (_SHARED + "attention.LayerNorm.weight", "norm", "norms", "gain", None),
+    (_SHARED + "ffn.weight", "mlp_in", "mlp", "weight", None),
+    (_SHARED + "ffn.bias", "mlp_in", "mlp", "bias", None),
+    (_SHARED + "ffn_output.weight", "mlp_out", "mlp", "weight", None),
+    (_SHARED + "full_layer_layer_norm.bias", "norm", "norms", "bias", None),
+    ("albert.pooler.weight", "pooler", "pooler", "weight", None),
+    ("predictions.dense.weight", "other", "other", "weight", None),
+    ("sop_classifier.classifier.weight", "head", "head", "weight", None),
+    ("sop_head.kernel", "head", "head", "weight", None),
+    ("classifier.weight", "head", "head", "weight", None),
+]
 FAMILIES = {
+    "albert": ALBERT,
     "bert": BERT,
     "ours": OURS,
     "roberta": ROBERTA,
@@ -173,3 +199,12 @@ def test_t5_stacks_and_cross_attention():
 def test_unknown_names_fall_back_to_other():
     assert classify("some.custom.tensor").role == "other"
     assert classify("some.custom.tensor").component == "other"
+
+
+def test_albert_shared_blocks_are_named_by_group_and_index():
+    shared = classify("encoder.albert_layer_groups.1.albert_layers.0.attention.query.kernel")
+    assert shared.shared == (1, 0) and shared.layer is None
+    assert shared.to_dict()["shared"] == [1, 0]
+    plain = classify("encoder.layer.1.attention.self.query.kernel")
+    assert plain.shared is None and "shared" not in plain.to_dict()  # other families unchanged
+    assert classify("encoder.embedding_hidden_mapping_in.kernel").shared is None

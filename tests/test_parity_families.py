@@ -23,7 +23,15 @@ ROOT = FIXTURES.parent.parent
 META = json.loads((FIXTURES / "parity" / "meta.json").read_text())
 CASES = sorted(name for name in META["models"] if name not in ("tiny-bert", "minilm"))
 TOL = 1e-4
-OUTPUTS = ("hidden_states", "attentions", "logits", "next_sentence_logits")
+OUTPUTS = (
+    "hidden_states",
+    "attentions",
+    "logits",
+    "next_sentence_logits",
+    "sentence_order_logits",
+    "pooler_output",
+)
+HEADLESS = ("AlbertModel",)  # base-model fixtures: compared through their pooler output
 DECODER_CLASSES = ("GPT2", "Llama", "Mistral", "Qwen2")
 DECODERS = [c for c in CASES if META["models"][c]["class"].startswith(DECODER_CLASSES)]
 
@@ -80,7 +88,8 @@ def real_positions(key: str, diff: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def test_matches_transformers(case, tmp_root, record_property):
     ref, out, _ = run(case, tmp_root)
     compared = [key for key in OUTPUTS if key in ref]
-    assert "logits" in compared, "every family fixture has a head"
+    headless = META["models"][case]["class"] in HEADLESS
+    assert ("pooler_output" if headless else "logits") in compared, "a head or the pooler"
     for key in compared:
         assert key in out, f"{case}: our model returns no {key}"
         assert out[key].shape == ref[key].shape, f"{case} {key}"
@@ -92,6 +101,7 @@ def test_matches_transformers(case, tmp_root, record_property):
 
 PRIMARY_HEADS = {  # class name suffix -> the head whose output is `logits`
     "BertForPreTraining": "masked-lm",
+    "AlbertForPreTraining": "masked-lm",
     "ElectraForPreTraining": "replaced-token-detection",
     "ForMaskedLM": "masked-lm",
     "ForSequenceClassification": "classification",
@@ -105,6 +115,9 @@ def test_heads_are_recorded(case, tmp_root):
     _, out, loaded = run(case, tmp_root)
     config = loaded.config
     model_class = META["models"][case]["class"]
+    if model_class in HEADLESS:
+        assert config.heads == () and config.with_pooler and "logits" not in out
+        return
     primary = next(head for suffix, head in PRIMARY_HEADS.items() if model_class.endswith(suffix))
     assert config.heads[0] == primary
     assert config.to_dict()["heads"] == config.heads
@@ -168,7 +181,10 @@ def test_queries_keys_values_reproduce_attention(case, tmp_root):
     )
 
 
-@pytest.mark.parametrize("case", ["tiny-gpt2", "tiny-qwen2", "tiny-roberta-mlm", "tiny-electra"])
+@pytest.mark.parametrize(
+    "case",
+    ["tiny-gpt2", "tiny-qwen2", "tiny-roberta-mlm", "tiny-electra", "tiny-albert-pretraining"],
+)
 def test_bfloat16_compute_is_close(case, tmp_root):
     """Every family honours dtype: bfloat16 activations, float32 softmax and parameters."""
     import jax.numpy as jnp

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from cards import TINY_BERT
+from cards import FIXTURES, TINY_BERT
 from click.testing import CliRunner
 
 from generator.artifacts import open_artifacts
@@ -178,6 +178,20 @@ def test_new_card_scaffolds_a_loadable_card_of_config_facts(tmp_path, monkeypatc
     assert (
         forced.exit_code == 0 and load_card(path).title == "Mine" and load_card(path).corpus is None
     )
+
+
+def test_new_card_recognises_albert_and_its_shared_layers(tmp_path, monkeypatch):
+    """A random-init AlbertModel saved by transformers (the issue's first try) gets a card."""
+    monkeypatch.chdir(tmp_path)
+    result = run("new-card", FIXTURES / "tiny-albert", "--name", "albert")
+    assert result.exit_code == 0, result.output
+    card = load_card(tmp_path / "model_cards" / "albert.md")
+    assert "`albert` transformer" in card.prose and "`albert` implementation" in card.prose
+    assert "the 4 layers apply 2 blocks of weights" in card.prose
+    assert "embeddings of width 16 are projected" in card.prose
+    for other in (TINY_BERT, FIXTURES / "tiny-t5"):  # T5's config has no n_weight_blocks
+        card = load_card(scaffold_card(str(other), tmp_path / "cards", name=other.name)[0])
+        assert "share weights" not in card.prose
 
 
 def test_new_card_outside_the_working_directory_uses_an_absolute_path(tmp_path, monkeypatch):

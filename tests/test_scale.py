@@ -60,6 +60,20 @@ MISTRAL_7B = {
     "sliding_window": 4096,
     "rope_theta": 10000.0,
 }
+ALBERT_BASE_V2 = {  # albert-base-v2: one shared block applied 12 times
+    "model_type": "albert",
+    "vocab_size": 30000,
+    "embedding_size": 128,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_hidden_groups": 1,
+    "inner_group_num": 1,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "hidden_act": "gelu_new",
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+}
 
 # (config dict, heads, parameters of the published checkpoint)
 FULL_SIZE = {
@@ -67,13 +81,17 @@ FULL_SIZE = {
     "gpt2": (GPT2, ("causal-lm",), 124_439_808),
     "llama-2-7b": (LLAMA_7B, ("causal-lm",), 6_738_415_616),
     "mistral-7b": (MISTRAL_7B, ("causal-lm",), 7_241_732_096),
+    # sum(p.numel()) of transformers 5.23 AlbertModel / AlbertForMaskedLM (no pooler, tied)
+    "albert-base-v2": (ALBERT_BASE_V2, (), 11_683_584),
+    "albert-base-v2-mlm": (ALBERT_BASE_V2, ("masked-lm",), 11_221_680),
 }
 
 
 def abstract_model(cfg: dict, heads: tuple[str, ...], dtype: str = "float32"):
     """Build the model of a config dict with jax.eval_shape: shapes only, nothing allocated."""
     config = parse_config(cfg)
-    config = dataclasses.replace(config, heads=heads, with_pooler=config.family == "bert")
+    pooler = config.family == "bert" or (config.family == "albert" and not heads)
+    config = dataclasses.replace(config, heads=heads, with_pooler=pooler)
     family = family_for(config.model_type)
     return config, nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
 
@@ -121,12 +139,48 @@ def test_full_size_forward_shapes():
         "tiny-llama-mqa",
         "tiny-llama-cls",
         "tiny-qwen2",
+        "tiny-albert",
+        "tiny-albert-mlm",
+        "tiny-albert-pretraining",
+        "tiny-albert-cls",
     ],
 )
 def test_parameter_count_matches_the_loaded_model(name):
     loaded = load_model(FIXTURES / name)
     leaves = jax.tree.leaves(nnx.state(loaded.model, nnx.Param))
     assert parameter_count(loaded.config) == sum(int(np.prod(leaf.shape)) for leaf in leaves)
+
+
+# sum(p.numel()) of each fixture loaded in PyTorch transformers 5.23 (tied weights once)
+TORCH_PARAMETERS = {
+    "tiny-albert": 27_968,
+    "tiny-albert-mlm": 27_984,
+    "tiny-albert-pretraining": 46_194,
+    "tiny-albert-cls": 28_067,
+}
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_PARAMETERS))
+def test_albert_parameter_counts_are_the_checkpoints(name):
+    loaded = load_model(FIXTURES / name)
+    leaves = jax.tree.leaves(nnx.state(loaded.model, nnx.Param))
+    assert sum(int(np.prod(leaf.shape)) for leaf in leaves) == TORCH_PARAMETERS[name]
+
+
+def test_albert_shares_one_block_over_every_layer():
+    """albert-base-v2 holds one block's weights; the forward pass applies it 12 times."""
+    config, model = abstract_model(ALBERT_BASE_V2, ())
+    assert config.n_layers == 12 and config.n_weight_blocks == 1
+    assert config.layer_blocks == (0,) * 12
+    assert len(model.encoder.albert_layer_groups) == 1
+    assert all(block is model.blocks()[0] for block in model.blocks())
+    graphdef, state = nnx.split(model)
+    ids = jax.ShapeDtypeStruct((2, 16), np.int32)
+    out = jax.eval_shape(lambda s, i, m: nnx.merge(graphdef, s)(i, m), state, ids, ids)
+    assert out["hidden_states"].shape == (2, 13, 16, 768)
+    assert out["attentions"].shape == (2, 12, 12, 16, 16)
+    assert out["mlp_activations"].shape == (2, 12, 16, 3072)
+    assert out["pooler_output"].shape == (2, 768)
 
 
 def test_memory_estimate_scales():

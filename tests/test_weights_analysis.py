@@ -10,10 +10,12 @@ from generator.analyze.weights import (
     depth_order,
     gram_projection,
     group_order,
+    shared_blocks,
     short_name,
     spectrum_points,
     tensor_table,
     unit_gram,
+    with_applications,
 )
 from generator.artifacts import open_artifacts
 
@@ -52,6 +54,39 @@ def test_depth_labels_and_order_place_embeddings_first_and_heads_last():
         "attention.output.LayerNorm"
     )
     assert group_order("query:weight") < group_order("query:bias") < group_order("key:weight")
+
+
+def test_shared_blocks_are_labelled_with_the_layers_that_apply_them():
+    """ALBERT: 3 steps over 2 groups of 2 blocks = 6 layers over 4 shared blocks."""
+    from generator.analyze.parameters import (
+        counts_by_component as inventory_counts,
+    )
+    from generator.analyze.parameters import (
+        layer_span,
+        shared_applications,
+    )
+
+    config = {"inner_group_num": 2, "layer_blocks": [0, 1, 0, 1, 2, 3]}
+    shared = shared_applications(config)
+    assert shared == {(0, 0): [0, 2], (0, 1): [1, 3], (1, 0): [4], (1, 1): [5]}
+    assert shared_applications({"n_layers": 2}) == {}
+    assert layer_span(list(range(12))) == "0–11" and layer_span([0, 2]) == "0, 2"
+    prefix = "encoder.albert_layer_groups.0.albert_layers.1."
+    row = {"name": prefix + "ffn.kernel", "count": 10, "shared": [0, 1], "layer": None}
+    section = {"tensors": [row], "matrices": [], "heads": [], "head_vectors": {}}
+    annotated = with_applications(section, shared)
+    assert annotated["tensors"][0]["applications"] == [1, 3] and "applications" not in row
+    assert with_applications(section, {}) is section
+    assert depth_label(annotated["tensors"][0]) == "shared · layers 1, 3"
+    assert depth_order(annotated["tensors"][0], n_layers=6) == 1
+    assert short_name(prefix + "attention.LayerNorm.scale") == "attention.LayerNorm"
+    assert shared_blocks(annotated) == [
+        {"block": "shared · layers 1, 3", "group": 0, "index": 1, "layers": [1, 3], "count": 10}
+    ]
+    inventory = [{"name": prefix + "ffn.kernel", "shape": [2, 5], "count": 10}]
+    assert inventory_counts(inventory, shared) == [
+        {"block": "shared · layers 1, 3", "kind": "mlp", "count": 10, "order": 2}
+    ]
 
 
 def test_spectrum_points_are_capped_at_log_spaced_ranks():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 LAYER = re.compile(r"(?:^|\.)(?:layer|layers|h|block)\.(\d+)\.")
+# ALBERT's shared blocks: one set of weights applied at several layers.
+SHARED = re.compile(r"(?:^|\.)albert_layer_groups\.(\d+)\.albert_layers\.(\d+)\.")
 # Encoder-decoder stacks (T5: encoder.block.N / decoder.block.N) label their blocks apart.
 STACK = re.compile(r"^(encoder|decoder)\.block\.")
 DECODER_ORDER = 100_000  # decoder blocks sort after every encoder block
@@ -15,6 +17,7 @@ KIND_RULES = (
     ("mlm_head", "head"),
     ("nsp_head", "head"),
     ("rtd_head", "head"),
+    ("sop_head", "head"),
     ("lm_head", "head"),
     ("classifier", "head"),
     ("score.out", "head"),
@@ -33,6 +36,7 @@ KIND_RULES = (
     ("attn", "attention"),
     ("Attention", "attention"),
     ("DenseReluDense", "mlp"),
+    ("ffn", "mlp"),  # ALBERT's ffn, ffn_output
     ("intermediate", "mlp"),
     ("mlp", "mlp"),
     ("output.dense", "mlp"),
@@ -51,6 +55,36 @@ def layer_of(name: str) -> int | None:
     """Return the transformer layer index in a dotted parameter name, or None outside layers."""
     match = LAYER.search(name)
     return int(match.group(1)) if match else None
+
+
+def shared_of(name: str) -> tuple[int, int] | None:
+    """Return (group, index) of a tensor in a block shared by several layers (ALBERT), else None."""
+    match = SHARED.search(name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def shared_applications(config: dict) -> dict[tuple[int, int], list[int]]:
+    """Return per shared block (group, index) the layers that apply it, from manifest.model.config.
+
+    Empty for a model without shared blocks (no `layer_blocks` in its config).
+    """
+    inner = int(config.get("inner_group_num") or 1)
+    out: dict[tuple[int, int], list[int]] = {}
+    for layer, block in enumerate(config.get("layer_blocks") or ()):
+        out.setdefault((block // inner, block % inner), []).append(layer)
+    return out
+
+
+def layer_span(layers: list[int]) -> str:
+    """Write layer indices compactly: '0–11' when consecutive, else '0, 2'."""
+    if len(layers) > 2 and list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}–{layers[-1]}"
+    return ", ".join(str(layer) for layer in layers)
+
+
+def shared_label(layers: list[int]) -> str:
+    """Return the block label of a shared block: 'shared · layers 0–11'."""
+    return f"shared · layers {layer_span(layers)}"
 
 
 def stack_of(name: str) -> str | None:
@@ -84,14 +118,21 @@ def parameter_table(inventory: list[dict]) -> list[dict]:
     ]
 
 
-def counts_by_component(inventory: list[dict]) -> list[dict]:
-    """Return parameter counts per (block, kind); block is 'layer N' or the component outside layers."""
+def counts_by_component(inventory: list[dict], shared: dict | None = None) -> list[dict]:
+    """Return parameter counts per (block, kind); block is 'layer N' or the component outside layers.
+
+    shared: `shared_applications` of the model; a shared block is counted once, as
+    'shared · layers ...'.
+    """
     totals: dict[tuple[int, str, str], int] = {}
     for row in parameter_table(inventory):
         layer = row["layer"]
         outer = outer_block(row["name"], row["kind"])
         block = f"layer {layer}" if layer is not None else outer
         order = layer + 1 if layer is not None else (0 if outer == "embeddings" else 10**6)
+        applications = (shared or {}).get(shared_of(row["name"]))
+        if applications:
+            block, order = shared_label(applications), applications[0] + 1
         stack = stack_of(row["name"]) if layer is not None else None
         if stack is not None:
             block = f"{stack} {block}"

@@ -20,7 +20,11 @@ from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
 from generator.analyze.heads import heads_analysis
 from generator.analyze.neurons import neurons_analysis
-from generator.analyze.parameters import counts_by_component, parameter_table
+from generator.analyze.parameters import (
+    counts_by_component,
+    parameter_table,
+    shared_applications,
+)
 from generator.analyze.qk_geometry import qk_analysis
 from generator.analyze.representations import representations
 from generator.analyze.weights import embedding_projection_job, weights_analysis
@@ -37,9 +41,10 @@ def _optional(artifacts: Artifacts, name: str):
 
 def _parameters(artifacts: Artifacts) -> dict:
     inventory = artifacts.manifest["parameters"]
+    shared = shared_applications(artifacts.manifest["model"].get("config") or {})
     return {
         "parameter_table": parameter_table(inventory),
-        "parameter_counts": counts_by_component(inventory),
+        "parameter_counts": counts_by_component(inventory, shared),
     }
 
 

@@ -51,14 +51,22 @@ def outer_block(row: dict) -> str:
 
 
 def depth_label(row: dict) -> str:
-    """Return the block label of a tensor: its layer ('3', 'dec 3') or its outer block."""
+    """Return the block label of a tensor: its layer ('3', 'dec 3'), the layers of a shared
+    block ('shared · layers 0–11') or its outer block."""
+    if row.get("applications"):
+        return parameters.shared_label(row["applications"])
     if row.get("layer") is None:
         return outer_block(row)
     return f"dec {row['layer']}" if row.get("stack") == "decoder" else str(row["layer"])
 
 
 def depth_order(row: dict, n_layers: int) -> int:
-    """Return a sort key placing embeddings first, then the blocks, then everything after them."""
+    """Return a sort key placing embeddings first, then the blocks, then everything after them.
+
+    A shared block sorts at the first layer that applies it.
+    """
+    if row.get("applications"):
+        return row["applications"][0]
     if row.get("layer") is None:
         block = outer_block(row)
         return -1 if block == "embeddings" else 10_000 + COMPONENT_ORDER.index(block)
@@ -67,7 +75,8 @@ def depth_order(row: dict, n_layers: int) -> int:
 
 def short_name(name: str) -> str:
     """Drop the block prefix and the leaf of a dotted name: 'attention.output.LayerNorm'."""
-    parts = name.split(".")
+    shared = parameters.SHARED.search(name)
+    parts = (name[shared.end() :] if shared else name).split(".")
     for i in range(len(parts) - 1):
         if parts[i + 1].isdigit() and parts[i] in ("layer", "layers", "h", "block", "blocks"):
             parts = parts[i + 2 :]
@@ -178,7 +187,7 @@ def vector_bands(section: dict, n_layers: int) -> list[dict]:
     levels = section["settings"]["quantiles"]
     rows = []
     for row in section["tensors"]:
-        if len(row["shape"]) != 1 or row["layer"] is None:
+        if len(row["shape"]) != 1 or (row["layer"] is None and not row.get("applications")):
             continue
         names = (f"q{round(q * 100):02d}" for q in levels)
         quantiles = dict(zip(names, row["quantiles"], strict=True))
@@ -211,7 +220,7 @@ def spectra_table(section: dict, n_layers: int) -> list[dict]:
                 "role_label": role_label(m["role"]),
                 "block": depth_label(m),
                 "order": depth_order(m, n_layers),
-                "in_layer": m["layer"] is not None,
+                "in_layer": m["layer"] is not None or bool(m.get("applications")),
                 "shape": "×".join(str(s) for s in m["shape"]),
                 "effective_rank": m["effective_rank"],
                 "effective_rank_ratio": m["effective_rank"] / rank,
@@ -399,15 +408,61 @@ def embedding_projection_job(artifacts):
     )
 
 
+def with_applications(section: dict, shared: dict[tuple[int, int], list[int]]) -> dict:
+    """Return the weights section with `applications` (the layers that apply it) added to every
+    tensor, matrix, head and head vector of a shared block; unchanged without shared blocks."""
+    if not shared:
+        return section
+
+    def annotate(row: dict) -> dict:
+        if row.get("shared") is None:
+            return row
+        return {**row, "applications": shared.get(tuple(row["shared"]), [])}
+
+    return {
+        **section,
+        "tensors": [annotate(row) for row in section["tensors"]],
+        "matrices": [annotate(row) for row in section["matrices"]],
+        "heads": [annotate(row) for row in section["heads"]],
+        "head_vectors": {
+            role: [annotate(where) for where in index]
+            for role, index in section["head_vectors"].items()
+        },
+    }
+
+
+def shared_blocks(section: dict) -> list[dict]:
+    """Return per shared block (ALBERT): its label, the layers that apply it, its parameters."""
+    blocks: dict[tuple[int, ...], dict] = {}
+    for row in section["tensors"]:
+        if not row.get("applications"):
+            continue
+        block = blocks.setdefault(
+            tuple(row["shared"]),
+            {
+                "block": depth_label(row),
+                "group": row["shared"][0],
+                "index": row["shared"][1],
+                "layers": list(row["applications"]),
+                "count": 0,
+            },
+        )
+        block["count"] += row["count"]
+    return sorted(blocks.values(), key=lambda b: b["layers"][0])
+
+
 def weights_analysis(artifacts, embedding_job=None) -> dict:
     """Compute every weight table of an artifact folder (see the module docstring).
 
     embedding_job: the started `embedding_projection_job`, else the map is computed here.
+    Blocks that several layers share (ALBERT) appear once, labelled with those layers.
     """
     section = artifacts.manifest.get("weights")
     if not section:
         return {}
-    n_layers = int(artifacts.manifest["model"]["config"]["n_layers"])
+    config = artifacts.manifest["model"]["config"]
+    section = with_applications(section, parameters.shared_applications(config))
+    n_layers = int(config["n_layers"])
     table = tensor_table(section, n_layers)
     singular = artifacts.array("weights/singular_values")
     matrices = [m for m in section["matrices"] if m["spectrum"] is not None]
@@ -434,6 +489,9 @@ def weights_analysis(artifacts, embedding_job=None) -> dict:
         for role in section["head_vectors"]
         if artifacts.has(f"weights/head_gram_{role}")
     }
+    shared = shared_blocks(section)
+    if shared:  # only models that share layer weights (ALBERT) have this table
+        tables["weights_shared_blocks"] = shared
     tables["weights_head_projection"] = head_projection(section, grams, n_layers)
     tables["weights_embeddings"] = embedding_tables(
         artifacts, section.get("embeddings"), embedding_job

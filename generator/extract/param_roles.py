@@ -14,6 +14,10 @@ module names; only the leaf differs: `kernel`/`scale`/`embedding` here, `weight`
   Llama / Mistral / Qwen2 / SmolLM           model.embed_tokens, layers.N.self_attn.{q,k,v,o}_proj,
                                              mlp.{gate,up,down}_proj, input_layernorm,
                                              post_attention_layernorm, model.norm, lm_head
+  ALBERT                                     encoder.embedding_hidden_mapping_in, encoder.
+                                             albert_layer_groups.G.albert_layers.I.attention.{query,
+                                             key,value,dense,LayerNorm}, ffn, ffn_output,
+                                             full_layer_layer_norm, pooler, mlm_head, sop_head
   T5                                         shared, {encoder,decoder}.block.N.layer.M.SelfAttention.
                                              {q,k,v,o}, EncDecAttention.*, DenseReluDense.{wi,wi_0,
                                              wi_1,wo}, layer_norm, final_layer_norm,
@@ -22,6 +26,9 @@ module names; only the leaf differs: `kernel`/`scale`/`embedding` here, `weight`
 Roles (the `role` of a tensor): query, key, value, qkv (fused), attn_out, mlp_in, mlp_gate,
 mlp_out, norm, token_embedding, position_embedding, type_embedding, relative_bias, embed_proj,
 pooler, head, other. Components: embeddings, attention, mlp, norms, pooler, head, other.
+
+Tensors of a block that several layers share (ALBERT's `albert_layer_groups.G.albert_layers.I`)
+have no `layer`: their `shared` is (G, I), and the model config says which layers apply it.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ _HEAD_SEGMENTS = {
     "vocab_projector",
     "vocab_layer_norm",
     "generator_lm_head",
+    "sop_head",
     "generator_predictions",
     "discriminator_predictions",
 }
@@ -111,6 +119,8 @@ _MLP_PROJECTIONS = {
     "wi_1": "mlp_in",
     "lin1": "mlp_in",
     "dense_h_to_4h": "mlp_in",
+    "ffn": "mlp_in",  # ALBERT
+    "ffn_output": "mlp_out",
     "gate_proj": "mlp_gate",
     "wi_0": "mlp_gate",
     "c_proj": "mlp_out",
@@ -132,6 +142,7 @@ _EMBEDDINGS = {
     "embed_positions": "position_embedding",
     "token_type_embeddings": "type_embedding",
     "embeddings_project": "embed_proj",
+    "embedding_hidden_mapping_in": "embed_proj",  # ALBERT
 }
 _ROLE_COMPONENT = {
     "query": "attention",
@@ -166,6 +177,8 @@ class ParamRole:
         layer: block index, None outside the blocks.
         stack: "decoder" for the decoder stack of an encoder-decoder, "" otherwise.
         cross: True for encoder-decoder cross-attention.
+        shared: (group, index in the group) of a block that several layers apply (ALBERT),
+            None otherwise.
     """
 
     component: str
@@ -174,10 +187,16 @@ class ParamRole:
     layer: int | None
     stack: str
     cross: bool
+    shared: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
-        """Return the fields as a JSON-ready dict."""
-        return asdict(self)
+        """Return the fields as a JSON-ready dict (`shared` only when the block is shared)."""
+        fields = asdict(self)
+        if self.shared is None:
+            del fields["shared"]
+        else:
+            fields["shared"] = list(self.shared)
+        return fields
 
 
 def _split(name: str) -> tuple[list[str], str]:
@@ -194,6 +213,17 @@ def _layer(segments: list[str]) -> tuple[int | None, int]:
         if part in _LAYER_CONTAINERS and segments[i + 1].isdigit():
             return int(segments[i + 1]), i
     return None, -1
+
+
+def _shared(segments: list[str]) -> tuple[int, int] | None:
+    """Return (group, index) of a tensor in ALBERT's shared blocks, else None."""
+    for i in range(len(segments) - 3):
+        group, inner = segments[i + 1], segments[i + 3]
+        if (segments[i], segments[i + 2]) == ("albert_layer_groups", "albert_layers") and (
+            group.isdigit() and inner.isdigit()
+        ):
+            return int(group), int(inner)
+    return None
 
 
 def _in_head(lower: list[str]) -> bool:
@@ -249,4 +279,4 @@ def classify(name: str) -> ParamRole:
     stack = "decoder" if layer is not None and "decoder" in lower[:at] else ""
     cross = any(s in _CROSS_SEGMENTS for s in lower)
     component = "head" if _in_head(lower) else _ROLE_COMPONENT[role]
-    return ParamRole(component, role, kind, layer, stack, cross)
+    return ParamRole(component, role, kind, layer, stack, cross, _shared(segments))

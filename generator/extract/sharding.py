@@ -92,6 +92,12 @@ SHARDING_RULES: dict[str, tuple[tuple[str, int], ...]] = {
         (r"intermediate\.dense\.(kernel|bias)$", COLUMN),
         (r"layer\.\d+\.output\.dense\.kernel$", ROW),
     ),
+    "albert": (  # the shared blocks split like BERT's (every application uses the split)
+        (r"attention\.(query|key|value)\.(kernel|bias)$", COLUMN),
+        (r"attention\.dense\.kernel$", ROW),
+        (r"albert_layers\.\d+\.ffn\.(kernel|bias)$", COLUMN),
+        (r"albert_layers\.\d+\.ffn_output\.kernel$", ROW),
+    ),
     "t5": (
         (r"(SelfAttention|EncDecAttention)\.(q|k|v)\.kernel$", COLUMN),
         (r"(SelfAttention|EncDecAttention)\.o\.kernel$", ROW),

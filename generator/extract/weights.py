@@ -166,13 +166,12 @@ def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict,
         rows.append(row)
         if values.ndim != 2 or role["leaf"] != "weight":
             continue
+        where = {k: role[k] for k in ("layer", "stack", "cross", "shared") if k in role}
         matrix = {
             "name": name,
             "component": role["component"],
             "role": role["role"],
-            "layer": role["layer"],
-            "stack": role["stack"],
-            "cross": role["cross"],
+            **where,
             "shape": row["shape"],
         }
         if spectrum_allowed(values.shape):
@@ -195,7 +194,6 @@ def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict,
             blocks = head_blocks(part, part_role, d_head)
             for h, block in enumerate(blocks or []):
                 sigma = singular_values(block)
-                where = {"layer": role["layer"], "stack": role["stack"], "cross": role["cross"]}
                 heads.append(
                     {
                         "name": name,

@@ -238,6 +238,13 @@ CLASSIFIER_STYLES = {
     "xlm-roberta": ("first", "tanh"),
     "electra": ("first", "gelu"),
     "distilbert": ("first", "relu"),
+    "albert": ("pooler", None),
+}
+
+# Output key of each sentence-pair head (on the pooler output) besides `logits`.
+PAIR_OUTPUTS = {
+    "next-sentence": "next_sentence_logits",
+    "sentence-order": "sentence_order_logits",
 }
 
 
@@ -279,6 +286,12 @@ class BertEncoder(nnx.Module):
         )
         self.encoder = BertStack(config, dtype, rngs)
         self.pooler = BertPooler(config, dtype, rngs) if with_pooler else None
+        self.add_heads(config, dtype, rngs)
+
+    def add_heads(
+        self, config: ModelConfig, dtype: str, rngs: nnx.Rngs, mlm_width: int | None = None
+    ) -> None:
+        """Build the heads recorded in `config` (`mlm_width`: the masked-LM transform's width)."""
         heads = set(config.heads)
         self.mlm_head = (
             MaskedLMHead(
@@ -289,6 +302,7 @@ class BertEncoder(nnx.Module):
                 config.tie_word_embeddings,
                 dtype,
                 rngs,
+                width=mlm_width,
             )
             if "masked-lm" in heads
             else None
@@ -309,6 +323,21 @@ class BertEncoder(nnx.Module):
             self.classifier = TokenClassificationHead(config.d_model, n_labels, dtype, rngs)
         else:
             self.classifier = None
+
+    def blocks(self) -> list[nnx.Module]:
+        """Return the block applied at each layer, in order (one module per application)."""
+        return list(self.encoder.layer)
+
+    def embed_inputs(
+        self, input_ids: jax.Array, token_type_ids: jax.Array, inputs_embeds: jax.Array | None
+    ) -> jax.Array:
+        """Return the input of the first block [batch, token, d_model] (hidden_states[0])."""
+        x = self.embeddings(input_ids, token_type_ids, inputs_embeds)
+        return x if self.embeddings_project is None else self.embeddings_project(x)
+
+    def pair_heads(self, pooled: jax.Array | None) -> dict[str, jax.Array]:
+        """Return the logits of the sentence-pair heads on the pooler output, by head kind."""
+        return {} if self.nsp_head is None else {"next-sentence": self.nsp_head(pooled)}
 
     def __call__(
         self,
@@ -340,6 +369,7 @@ class BertEncoder(nnx.Module):
             pooler_output: [batch, d_model], only when the model has a pooler.
             logits: output of the primary head (see `generator.models.heads`), when there is one.
             next_sentence_logits: [batch, 2], only for a BERT pre-training checkpoint.
+            sentence_order_logits: [batch, 2], only for an ALBERT pre-training checkpoint.
         """
         input_ids = jnp.asarray(input_ids, jnp.int32)
         if input_ids.shape[1] > self.config.max_positions:
@@ -351,11 +381,9 @@ class BertEncoder(nnx.Module):
         attention_mask = jnp.asarray(attention_mask)
         bias = mask_bias(attention_mask)
 
-        x = self.embeddings(input_ids, jnp.asarray(token_type_ids, jnp.int32), inputs_embeds)
-        if self.embeddings_project is not None:
-            x = self.embeddings_project(x)
+        x = self.embed_inputs(input_ids, jnp.asarray(token_type_ids, jnp.int32), inputs_embeds)
         hidden, probes = [x], []
-        for index, layer in enumerate(self.encoder.layer):
+        for index, layer in enumerate(self.blocks()):
             p = layer(x, bias, None if head_mask is None else head_mask[index])
             x = p.pop("context")
             hidden.append(x)
@@ -375,9 +403,9 @@ class BertEncoder(nnx.Module):
             head_outputs["classification"] = self.classifier(x, attention_mask, pooled)
         elif self.classifier is not None:
             head_outputs["token-classification"] = self.classifier(x)
-        if self.nsp_head is not None:
-            head_outputs["next-sentence"] = self.nsp_head(pooled)
-            out["next_sentence_logits"] = head_outputs["next-sentence"]
+        for kind, logits in self.pair_heads(pooled).items():
+            head_outputs[kind] = logits
+            out[PAIR_OUTPUTS[kind]] = logits
         if self.config.heads:
             out["logits"] = head_outputs[self.config.heads[0]]
         return out

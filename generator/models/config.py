@@ -49,11 +49,11 @@ class ModelConfig:
     """Shape and numerics of one checkpoint, independent of its framework's key names.
 
     Attributes:
-        family: implementation that runs it ("bert", "gpt2", "llama").
+        family: implementation that runs it ("bert", "albert", "gpt2", "llama").
         model_type: `model_type` from config.json ("bert", "roberta", "mistral", ...).
         vocab_size: rows of the token embedding.
         d_model: width of the residual stream.
-        n_layers: transformer blocks.
+        n_layers: transformer blocks (ALBERT: block applications; see `n_weight_blocks`).
         n_heads: attention (query) heads per block.
         d_head: width of one head.
         d_mlp: hidden width of the MLP.
@@ -78,7 +78,8 @@ class ModelConfig:
         with_pooler: the encoder has a pooler (dense + tanh on the first token).
         heads: output heads found in the checkpoint, primary first ("masked-lm",
             "next-sentence", "classification", "token-classification",
-            "replaced-token-detection", "causal-lm"); the primary one fills `logits`.
+            "replaced-token-detection", "causal-lm", "sentence-order"); the primary one
+            fills `logits`.
         labels: class names of a classification head, in logit order.
     """
 
@@ -120,6 +121,11 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict (for the artifact manifest)."""
         return dataclasses.asdict(self)
+
+    @property
+    def n_weight_blocks(self) -> int:
+        """Return how many distinct sets of block weights the model holds (ALBERT shares them)."""
+        return self.n_layers
 
     @property
     def primary_head(self) -> str | None:

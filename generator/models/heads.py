@@ -6,6 +6,7 @@ Each head maps the final hidden states to `logits`:
   token-classification           [batch, token, n_labels]
   replaced-token-detection       [batch, token]      (ELECTRA discriminator)
   next-sentence                  [batch, 2]          (BERT pre-training, on the pooler output)
+  sentence-order                 [batch, 2]          (ALBERT pre-training, on the pooler output)
 
 Module attribute names are generic (`dense`, `norm`, `out`); each family's name map translates
 them to its checkpoint names (`cls.predictions.transform.dense`, `lm_head.layer_norm`, ...).
@@ -34,6 +35,7 @@ HEAD_KINDS = (
     "token-classification",
     "replaced-token-detection",
     "next-sentence",
+    "sentence-order",
 )
 
 
@@ -44,7 +46,11 @@ def unembed(x: jax.Array, matrix: jax.Array, dtype: str) -> jax.Array:
 
 
 class MaskedLMHead(nnx.Module):
-    """dense -> activation -> LayerNorm -> unembedding (tied or `decoder`) + `bias`."""
+    """dense -> activation -> LayerNorm -> unembedding (tied or `decoder`) + `bias`.
+
+    The transform maps d_model to `width` (d_model; ALBERT: its embedding_size, the width of
+    the tied unembedding).
+    """
 
     def __init__(
         self,
@@ -55,11 +61,13 @@ class MaskedLMHead(nnx.Module):
         tied: bool,
         dtype: str,
         rngs: nnx.Rngs,
+        width: int | None = None,
     ):
-        self.dense = linear(d_model, d_model, dtype, rngs)
-        self.norm = layer_norm(d_model, eps, dtype, rngs)
+        width = width or d_model
+        self.dense = linear(d_model, width, dtype, rngs)
+        self.norm = layer_norm(width, eps, dtype, rngs)
         self.bias = nnx.Param(jnp.zeros((vocab_size,), jnp.float32))
-        self.decoder = None if tied else linear(d_model, vocab_size, dtype, rngs, bias=False)
+        self.decoder = None if tied else linear(width, vocab_size, dtype, rngs, bias=False)
         self.activation = activation
         self.dtype = dtype
 

@@ -49,7 +49,7 @@ def _size(n: int) -> str:
 
 def parameter_count(config: ModelConfig) -> int:
     """Count parameters from the architecture alone (heads included), without building the model."""
-    d, layers, mlp = config.d_model, config.n_layers, config.d_mlp
+    d, mlp = config.d_model, config.d_mlp
     q_width, kv_width = config.n_heads * config.d_head, config.n_kv_heads * config.d_head
     attention = d * (q_width + 2 * kv_width) + q_width * d
     if config.attention_bias:
@@ -61,13 +61,13 @@ def parameter_count(config: ModelConfig) -> int:
     if config.mlp_bias:
         feed_forward += (2 if gated else 1) * mlp + d
     norms = 2 * d if config.family == "llama" else 4 * d  # RMSNorm: scale only
-    total = layers * (attention + feed_forward + norms)
+    total = config.n_weight_blocks * (attention + feed_forward + norms)  # ALBERT shares blocks
     width = config.embedding_size
     total += config.vocab_size * width
     if config.rope is None:
         total += (config.max_positions + config.position_offset) * width
     total += config.type_vocab_size * width
-    if config.family == "bert":
+    if config.family in ("bert", "albert"):
         total += 2 * width  # embedding LayerNorm
         if width != d:
             total += width * d + d
@@ -84,12 +84,13 @@ def _head_parameters(config: ModelConfig) -> int:
     total = 0
     for head in config.heads:
         if head == "masked-lm":
-            total += d * d + d + 2 * d + vocab + (0 if config.tie_word_embeddings else d * vocab)
+            w = config.embedding_size if config.family == "albert" else d  # transform width
+            total += d * w + w + 2 * w + vocab + (0 if config.tie_word_embeddings else w * vocab)
         elif head == "causal-lm" and not config.tie_word_embeddings:
             total += d * vocab
         elif head == "classification":
             hidden = config.family == "bert" and config.model_type != "bert"
-            bias = config.family == "bert"
+            bias = config.family in ("bert", "albert")
             total += (d * d + d if hidden else 0) + d * labels + (labels if bias else 0)
         elif head == "token-classification":
             total += d * labels + labels
@@ -97,6 +98,8 @@ def _head_parameters(config: ModelConfig) -> int:
             total += d * d + d + d + 1
         elif head == "next-sentence":
             total += 2 * d + 2
+        elif head == "sentence-order":
+            total += config.sentence_order_labels * (d + 1)
     return total
 
 

@@ -54,6 +54,18 @@ def family_rows(config: dict) -> list[tuple[str, str]]:
         rows.append(
             ("sliding window", f"{windows[0]} tokens on {layers} of {config['n_layers']} layers")
         )
+    blocks = config.get("layer_blocks")
+    if blocks:  # ALBERT: factorised embeddings, layers apply shared blocks of weights
+        rows.append(("embedding size", f"{config['embedding_size']} (projected to d_model)"))
+        distinct = len(set(blocks))
+        rows.append(
+            (
+                "shared layers",
+                f"{config['n_layers']} layers apply {distinct} shared block"
+                f"{'' if distinct == 1 else 's'} of weights ({config['n_groups']} group"
+                f"{'' if config['n_groups'] == 1 else 's'} × {config['inner_group_num']})",
+            )
+        )
     if config.get("heads"):
         rows.append(("output heads", ", ".join(config["heads"])))
     return rows

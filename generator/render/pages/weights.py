@@ -328,6 +328,8 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             **options,
             "blocks": blocks,
             "first_block": first_block,
+            "shared_blocks": tables.get("weights_shared_blocks", []),
+            "n_layers": int(artifacts.manifest["model"]["config"]["n_layers"]),
             "explained": _explained(tables["weights_head_projection"]),
             "geometry": geometry,
             "skipped_spectra": [m["name"] for m in section["matrices"] if m["spectrum"] is None],
