@@ -110,38 +110,44 @@ def extract(
         if agree_with_primary(manifest is not None):
             log.info("%s: artifacts up to date, extraction skipped", card.name)
             return ExtractResult(folder, manifest or {}, skipped=True)
-
-    from generator.extract.capture import capture  # imports JAX: only when there is work
-    from generator.extract.compile_time import CompileTimer
-
-    with artifact_writer(folder) as writer, CompileTimer() as compiling:  # only process 0 writes
-        details, warnings = capture(
-            card,
-            model_dir,
-            artifacts_root,
-            writer=writer,
-            strict=strict,
-            progress=progress,
-            allow_pickle=allow_pickle,
-            notify=notify,
-        )
-        manifest = writer.finish(
-            {
-                "input_hash": input_hash,
-                "inputs": fingerprint,
-                "code_version": code_version(),
-                **details,
-            }
-        )
+    header = {"input_hash": input_hash, "inputs": fingerprint, "code_version": code_version()}
+    manifest, warnings, compile_seconds = capture_into(
+        folder,
+        card,
+        model_dir,
+        header=header,
+        artifacts_root=artifacts_root,
+        strict=strict,
+        progress=progress,
+        allow_pickle=allow_pickle,
+        notify=notify,
+    )
     for warning in warnings:
         log.warning("%s: %s", card.name, warning)
     seconds = time.perf_counter() - started
-    log.info("%s: extracted in %.1f s (JAX compile %.1f s)", card.name, seconds, compiling.seconds)
+    log.info("%s: extracted in %.1f s (JAX compile %.1f s)", card.name, seconds, compile_seconds)
     return ExtractResult(
         folder,
         manifest,
         skipped=False,
         warnings=tuple(warnings),
         seconds=seconds,
-        compile_seconds=compiling.seconds,
+        compile_seconds=compile_seconds,
     )
+
+
+def capture_into(
+    folder: Path, card, model_dir: Path, *, header: dict, artifacts_root: Path, **flags
+) -> tuple[dict, list[str], float]:
+    """Run the forward passes into a staged `folder`; return (manifest, warnings, compile s).
+
+    `header` (input hash, inputs, code version) opens the manifest; `flags` are capture's
+    (strict, progress, allow_pickle, notify).
+    """
+    from generator.extract.capture import capture  # imports JAX: only when there is work
+    from generator.extract.compile_time import CompileTimer
+
+    with artifact_writer(folder) as writer, CompileTimer() as compiling:  # only process 0 writes
+        details, warnings = capture(card, model_dir, artifacts_root, writer=writer, **flags)
+        manifest = writer.finish({**header, **details})
+    return manifest, warnings, compiling.seconds

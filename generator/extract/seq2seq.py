@@ -151,6 +151,24 @@ def make_seq2seq_steps(model, params, mesh, store_dtype):
     return greedy_step, forward_step
 
 
+def showcase_targets(
+    card, tokenizer, showcase: np.ndarray, *, generate, eos_token_id: int, warn
+) -> tuple[list, int]:
+    """Return (target token ids per example, how many were truncated): the corpus field's
+    targets (`warn(message)` when some were cut), or the model's greedy output (`generate()` ->
+    [batch, step] ids) cut at `</s>`."""
+    if card.target_mode() != "field":
+        return split_generated(generate()[: len(showcase)], eos_token_id), 0
+    limit = card.max_target_length
+    targets, truncated = field_targets(card, tokenizer, showcase, limit)
+    if truncated:
+        warn(
+            f"{truncated} of {len(showcase)} showcase targets are longer than max_target_length "
+            f"{limit} tokens and were truncated"
+        )
+    return targets, truncated
+
+
 def capture_seq2seq_showcase(
     card,
     model,
@@ -165,28 +183,20 @@ def capture_seq2seq_showcase(
     strict: bool,
     progress: bool,
 ) -> tuple[int, dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Decode the showcase examples and store their full probes.
+    """Decode the showcase examples and store their full probes; return (encoder width,
+    manifest details of the targets, the decoder batch (decoder_input_ids,
+    decoder_attention_mask, target_ids) [example, target]).
 
-    Args:
-        card: the model card (target settings, store dtype).
-        model: the T5 module (for its graph and config); params: its (sharded) weights.
-        mesh: the device mesh; rows of the showcase batch are padded to its data axis.
-        tokenizer, tokens: the checkpoint tokenizer and the tokenised corpus.
-        showcase: corpus rows of the examples.
-        writer: the artifact writer.
-        warnings, strict: warning list and --strict mode.
-        progress: show a progress bar.
-
-    Returns:
-        (encoder width, manifest details of the targets, the decoder batch
-        (decoder_input_ids, decoder_attention_mask, target_ids) [example, target]).
+    `card` gives the target settings and store dtype, `model` the T5 graph and config (`params`
+    its sharded weights), `mesh` the data axis the batch rows are padded to, `tokens` the
+    tokenised corpus, `showcase` the corpus rows of the examples; `warnings` / `strict` as in
+    capture, `progress` draws a bar.
     """
     import jax.numpy as jnp
     from tqdm import tqdm
 
     from generator.errors import warn
     from generator.extract.showcase import showcase_batch
-    from generator.extract.stored_strings import strings_array, token_rows
 
     config = model.config
     pad_id = config.pad_token_id
@@ -194,22 +204,17 @@ def capture_seq2seq_showcase(
     ids, mask = showcase_batch(tokens, showcase, width, pad_id, mesh)
     n = len(showcase)
     greedy_step, forward_step = make_seq2seq_steps(model, params, mesh, jnp.dtype(card.store_dtype))
-    mode, limit = card.target_mode(), card.max_target_length
+    limit = card.max_target_length
     with tqdm(total=2, desc=f"{card.name}: showcase", disable=not progress) as bar:
         placed = sharding.place_batch(mesh, ids, mask)
-        truncated = 0
-        if mode == "field":
-            targets, truncated = field_targets(card, tokenizer, showcase, limit)
-            if truncated:
-                warn(
-                    f"{truncated} of {n} showcase targets are longer than max_target_length "
-                    f"{limit} tokens and were truncated",
-                    warnings,
-                    strict,
-                )
-        else:
-            generated = sharding.fetch(greedy_step(params, *placed, limit))
-            targets = split_generated(generated[:n], config.eos_token_id)
+        targets, truncated = showcase_targets(
+            card,
+            tokenizer,
+            showcase,
+            generate=lambda: sharding.fetch(greedy_step(params, *placed, limit)),
+            eos_token_id=config.eos_token_id,
+            warn=lambda message: warn(message, warnings, strict),
+        )
         bar.update()
         decoder_ids, decoder_mask, target_ids = decoder_batch(
             targets, config.decoder_start_token_id, pad_id, len(ids)
@@ -219,8 +224,44 @@ def capture_seq2seq_showcase(
         )
         bar.update()
 
-    ids, mask = ids[:n], mask[:n]
     decoder_ids, decoder_mask, target_ids = decoder_ids[:n], decoder_mask[:n], target_ids[:n]
+    write_seq2seq_showcase(
+        writer,
+        tokenizer,
+        showcase=showcase,
+        encoder=(ids[:n], mask[:n]),
+        decoder=(decoder_ids, decoder_mask, target_ids),
+        captured={name: captured[name][:n] for name in PROBE_AXES},
+    )
+    details = {
+        "target": card.target_mode(),
+        "target_field": card.target_field,
+        "max_target_length": limit,
+        "decoder_length": int(decoder_ids.shape[1]),
+        "n_target_truncated": truncated,
+        "decoder_start_token_id": config.decoder_start_token_id,
+    }
+    return width, details, (decoder_ids, decoder_mask, target_ids)
+
+
+def write_seq2seq_showcase(
+    writer: ArtifactWriter,
+    tokenizer,
+    *,
+    showcase: np.ndarray,
+    encoder: tuple[np.ndarray, np.ndarray],
+    decoder: tuple[np.ndarray, np.ndarray, np.ndarray],
+    captured: dict[str, np.ndarray],
+) -> None:
+    """Store the showcase of an encoder-decoder: inputs, targets, their strings and the probes.
+
+    encoder: (input_ids, attention_mask) [example, token]; decoder: (decoder_input_ids,
+    decoder_attention_mask, target_ids) [example, target]; captured: probe name -> array.
+    """
+    from generator.extract.stored_strings import strings_array, token_rows
+
+    ids, mask = encoder
+    decoder_ids, decoder_mask, target_ids = decoder
     writer.write_array("showcase/index", showcase, ("example",))
     writer.write_array("showcase/input_ids", ids, ("example", "token"))
     writer.write_array("showcase/attention_mask", mask, ("example", "token"))
@@ -239,13 +280,4 @@ def capture_seq2seq_showcase(
     ]
     writer.write_array("showcase/target_texts", strings_array(texts), ("example",))
     for name, axes in PROBE_AXES.items():
-        writer.write_array(f"showcase/{name}", captured[name][:n], axes)
-    details = {
-        "target": mode,
-        "target_field": card.target_field,
-        "max_target_length": limit,
-        "decoder_length": int(decoder_ids.shape[1]),
-        "n_target_truncated": truncated,
-        "decoder_start_token_id": config.decoder_start_token_id,
-    }
-    return width, details, (decoder_ids, decoder_mask, target_ids)
+        writer.write_array(f"showcase/{name}", captured[name], axes)

@@ -18,6 +18,7 @@ kernel orientation; embeddings are [vocab, d_model].
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -140,6 +141,19 @@ def _head_matrices(name: str, role: str, matrix: np.ndarray) -> list[tuple[str, 
     return []
 
 
+@dataclass
+class _Collected:
+    """What the pass over the tensors gathers: rows and the arrays they point into."""
+
+    rows: list = field(default_factory=list)
+    matrices: list = field(default_factory=list)
+    heads: list = field(default_factory=list)
+    spectra_sv: list = field(default_factory=list)
+    head_sv: list = field(default_factory=list)
+    heatmaps: list = field(default_factory=list)
+    head_vectors: dict = field(default_factory=lambda: {role: [] for role in HEAD_ROLES})
+
+
 def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict, dict]:
     """Compute every weight statistic of a model.
 
@@ -150,9 +164,7 @@ def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict,
     Returns:
         (manifest section, arrays by artifact name with their axes): see the module docstring.
     """
-    rows, matrices, heads = [], [], []
-    spectra_sv, head_sv, heatmaps = [], [], []
-    head_vectors: dict[str, list[tuple[dict, np.ndarray]]] = {role: [] for role in HEAD_ROLES}
+    out = _Collected()
     for name, values in arrays.items():
         role = classify(name).to_dict()
         row = {
@@ -163,99 +175,125 @@ def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict,
             "group": histogram_group(role),
             **tensor_statistics(values),
         }
-        rows.append(row)
+        out.rows.append(row)
         if values.ndim != 2 or role["leaf"] != "weight":
             continue
-        where = {k: role[k] for k in ("layer", "stack", "cross", "shared") if k in role}
-        matrix = {
-            "name": name,
-            "component": role["component"],
-            "role": role["role"],
-            **where,
-            "shape": row["shape"],
-        }
-        if spectrum_allowed(values.shape):
-            sigma = singular_values(values)
-            matrix.update(spectrum_summary(sigma), spectrum=len(spectra_sv))
-            spectra_sv.append(sigma)
-        else:
-            matrix["spectrum"] = None
-            log.info("%s: %s elements, above the SVD cap; spectrum skipped", name, values.size)
-        pooled = max_abs_pool(values)
-        matrix.update(
-            heatmap=len(heatmaps),
-            heatmap_shape=list(pooled.shape),
-            block=list(block_shape(*values.shape)),
-            max_abs=row["max_abs"],
-        )
-        heatmaps.append(pooled)
-        matrices.append(matrix)
+        _add_matrix(out, name, values, row=row, role=role)
         for part_role, part in _head_matrices(name, role["role"], values):
-            blocks = head_blocks(part, part_role, d_head)
-            for h, block in enumerate(blocks or []):
-                sigma = singular_values(block)
-                heads.append(
-                    {
-                        "name": name,
-                        "role": part_role,
-                        **where,
-                        "head": h,
-                        "frobenius": float(np.sqrt(np.sum(sigma**2))),
-                        **{k: v for k, v in spectrum_summary(sigma).items() if "alpha" not in k},
-                        "spectrum": len(head_sv),
-                    }
-                )
-                head_sv.append(sigma)
-                if not role["cross"]:
-                    head_vectors[part_role].append(({**where, "head": h}, block.ravel()))
+            _add_heads(
+                out, name, head_blocks(part, part_role, d_head), role=role, part_role=part_role
+            )
 
-    ranges = group_ranges(rows)
+    ranges = group_ranges(out.rows)
     histograms = []
-    for row, values in zip(rows, arrays.values(), strict=True):
+    for row, values in zip(out.rows, arrays.values(), strict=True):
         counts, beyond = histogram_counts(values, *ranges[row["group"]])
         row["beyond_range"] = beyond
         histograms.append(counts)
+    out_arrays, head_index = _weight_arrays(out, histograms)
+    section = {
+        "settings": weight_settings(d_head),
+        "tensors": out.rows,
+        "histogram_ranges": ranges,
+        "matrices": out.matrices,
+        "heads": out.heads,
+        "head_vectors": head_index,
+    }
+    return section, out_arrays
 
+
+def _weight_arrays(out: _Collected, histograms: list) -> tuple[dict, dict]:
+    """Return (arrays by artifact name with their axes, head-vector index by role)."""
     out_arrays = {
         "weights/histograms": (np.stack(histograms), ("tensor", "bin")),
         "weights/singular_values": (
-            _padded(spectra_sv, max((len(s) for s in spectra_sv), default=0)),
+            _padded(out.spectra_sv, max((len(s) for s in out.spectra_sv), default=0)),
             ("matrix", "rank"),
         ),
         "weights/head_singular_values": (
-            _padded(head_sv, max((len(s) for s in head_sv), default=0)),
+            _padded(out.head_sv, max((len(s) for s in out.head_sv), default=0)),
             ("head_block", "rank"),
         ),
-        "weights/heatmaps": (_stack_heatmaps(heatmaps), ("matrix", "row", "col")),
+        "weights/heatmaps": (_stack_heatmaps(out.heatmaps), ("matrix", "row", "col")),
     }
     head_index = {}
-    for role_name, items in head_vectors.items():
+    for role_name, items in out.head_vectors.items():
         gram = head_gram([vector for _, vector in items])
         if gram is not None:
             out_arrays[f"weights/head_gram_{role_name}"] = (gram, ("head_vector", "head_vector"))
             head_index[role_name] = [where for where, _ in items]
-    section = {
-        "settings": {
-            "near_zero_relative": NEAR_ZERO,
-            "histogram_bins": HISTOGRAM_BINS,
-            "histogram_range_quantiles": list(HISTOGRAM_RANGE),
-            "quantiles": list(QUANTILES),
-            "quantile_sample": QUANTILE_SAMPLE,
-            "spectrum_max_elements": SPECTRUM_MAX_ELEMENTS,
-            "spectrum_max_side": SPECTRUM_MAX_SIDE,
-            "heatmap_limit": HEATMAP_LIMIT,
-            "min_eigenvalues": MIN_EIGENVALUES,
-            "min_tail": MIN_TAIL,
-            "d_head": d_head,
-            "seed": SEED,
-        },
-        "tensors": rows,
-        "histogram_ranges": ranges,
-        "matrices": matrices,
-        "heads": heads,
-        "head_vectors": head_index,
+    return out_arrays, head_index
+
+
+def weight_settings(d_head: int) -> dict:
+    """Return the constants the weight statistics were computed with (manifest settings)."""
+    return {
+        "near_zero_relative": NEAR_ZERO,
+        "histogram_bins": HISTOGRAM_BINS,
+        "histogram_range_quantiles": list(HISTOGRAM_RANGE),
+        "quantiles": list(QUANTILES),
+        "quantile_sample": QUANTILE_SAMPLE,
+        "spectrum_max_elements": SPECTRUM_MAX_ELEMENTS,
+        "spectrum_max_side": SPECTRUM_MAX_SIDE,
+        "heatmap_limit": HEATMAP_LIMIT,
+        "min_eigenvalues": MIN_EIGENVALUES,
+        "min_tail": MIN_TAIL,
+        "d_head": d_head,
+        "seed": SEED,
     }
-    return section, out_arrays
+
+
+def _where(role: dict) -> dict:
+    """Return where a weight sits: layer, stack, cross, and `shared` for a shared block."""
+    return {k: role[k] for k in ("layer", "stack", "cross", "shared") if k in role}
+
+
+def _add_matrix(out: _Collected, name: str, values: np.ndarray, *, row: dict, role: dict) -> None:
+    """Add one 2-D weight: its spectrum (below the SVD cap) and its pooled heatmap."""
+    matrix = {
+        "name": name,
+        "component": role["component"],
+        "role": role["role"],
+        **_where(role),
+        "shape": row["shape"],
+    }
+    if spectrum_allowed(values.shape):
+        sigma = singular_values(values)
+        matrix.update(spectrum_summary(sigma), spectrum=len(out.spectra_sv))
+        out.spectra_sv.append(sigma)
+    else:
+        matrix["spectrum"] = None
+        log.info("%s: %s elements, above the SVD cap; spectrum skipped", name, values.size)
+    pooled = max_abs_pool(values)
+    matrix.update(
+        heatmap=len(out.heatmaps),
+        heatmap_shape=list(pooled.shape),
+        block=list(block_shape(*values.shape)),
+        max_abs=row["max_abs"],
+    )
+    out.heatmaps.append(pooled)
+    out.matrices.append(matrix)
+
+
+def _add_heads(out: _Collected, name: str, blocks, *, role: dict, part_role: str) -> None:
+    """Add the per-head spectra of one projection (and its head vectors, self-attention only)."""
+    for h, block in enumerate(blocks or []):
+        sigma = singular_values(block)
+        where = _where(role)
+        out.heads.append(
+            {
+                "name": name,
+                "role": part_role,
+                **where,
+                "head": h,
+                "frobenius": float(np.sqrt(np.sum(sigma**2))),
+                **{k: v for k, v in spectrum_summary(sigma).items() if "alpha" not in k},
+                "spectrum": len(out.head_sv),
+            }
+        )
+        out.head_sv.append(sigma)
+        if not role["cross"]:
+            out.head_vectors[part_role].append(({**where, "head": h}, block.ravel()))
 
 
 def _stack_heatmaps(heatmaps: list[np.ndarray]) -> np.ndarray:
