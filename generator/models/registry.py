@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from generator.errors import ModelLoadError
-from generator.models import bert, gpt2, llama
+from generator.models import bert, gpt2, llama, xlnet
 from generator.models.config import ModelConfig
 from generator.models.family import Family
 from generator.models.t5_config import T5Config, t5_from_hf
@@ -69,4 +69,5 @@ def family_for(model_type: str) -> Family:
 register_family(bert.FAMILY)
 register_family(gpt2.FAMILY)
 register_family(llama.FAMILY)
+register_family(xlnet.FAMILY)
 register_model_type("t5", t5_from_hf)  # encoder-decoder: loaded by models/t5_loading.py
