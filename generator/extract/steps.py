@@ -22,7 +22,11 @@ from generator.extract.reducers import Reducer
 from generator.models.t5_config import is_seq2seq
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
-VOCAB_HEADS = ("masked-lm", "causal-lm")  # logits over the vocabulary: only the top ones are kept
+VOCAB_HEADS = (
+    "masked-lm",
+    "causal-lm",
+    "permutation-lm",
+)  # logits over the vocabulary: only the top ones are kept
 TOP_K = 16
 
 

@@ -87,6 +87,8 @@ def _head_parameters(config: ModelConfig) -> int:
             total += d * d + d + 2 * d + vocab + (0 if config.tie_word_embeddings else d * vocab)
         elif head == "causal-lm" and not config.tie_word_embeddings:
             total += d * vocab
+        elif head == "permutation-lm":  # XLNet's lm_loss: a bias, tied unembedding
+            total += vocab + (0 if config.tie_word_embeddings else d * vocab)
         elif head == "classification":
             hidden = config.family == "bert" and config.model_type != "bert"
             bias = config.family == "bert"
