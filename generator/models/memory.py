@@ -62,6 +62,10 @@ def parameter_count(config: ModelConfig) -> int:
         feed_forward += (2 if gated else 1) * mlp + d
     norms = 2 * d if config.family == "llama" else 4 * d  # RMSNorm: scale only
     total = layers * (attention + feed_forward + norms)
+    if config.family == "xlnet":  # per layer also r, r_w/r_r/r_s_bias, seg_embed [2, q_width]
+        total += layers * (d * q_width + 5 * q_width)
+        total += config.vocab_size * d + d  # word_embedding, mask_emb; no positions, no final norm
+        return total + _head_parameters(config)
     width = config.embedding_size
     total += config.vocab_size * width
     if config.rope is None:
@@ -90,8 +94,10 @@ def _head_parameters(config: ModelConfig) -> int:
         elif head == "permutation-lm":  # XLNet's lm_loss: a bias, tied unembedding
             total += vocab + (0 if config.tie_word_embeddings else d * vocab)
         elif head == "classification":
-            hidden = config.family == "bert" and config.model_type != "bert"
-            bias = config.family == "bert"
+            hidden = (config.family == "bert" and config.model_type != "bert") or (
+                config.family == "xlnet"  # sequence_summary.summary
+            )
+            bias = config.family in ("bert", "xlnet")
             total += (d * d + d if hidden else 0) + d * labels + (labels if bias else 0)
         elif head == "token-classification":
             total += d * labels + labels
