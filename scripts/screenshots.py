@@ -1,11 +1,14 @@
 """Take the screenshots in docs/screenshots: every page of the default site, and the site index.
 
     make site && python scripts/screenshots.py [SITE] [--out docs/screenshots]
+    python scripts/screenshots.py SITE --model NAME --pages attention weights
+
 
 Headless Chromium through Playwright (as the browser tests), 1200 px wide. Every page whole in
 the light theme (at most MAX_HEIGHT px): docs/screenshots/page-{name}.png; the overview and
 attention pages down to their first chart in both themes, {name}-{light,dark}.png (the README
-shows those four).
+shows those four). With --model and --pages, only those pages of that model, whole, in the
+light theme: docs/screenshots/{model}-{page}.png (e.g. the tiny XLNet's attention and weights).
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ FIRST_CHART_BOTTOM_JS = """() => {
 PAGE_BOTTOM_JS = "() => Math.ceil(document.documentElement.scrollHeight)"
 
 
-def site_pages(site: Path) -> dict[str, Path]:
-    """Screenshot name -> page file: the site index and every page of the default model."""
-    folder = site / MODEL
+def site_pages(site: Path, model: str = MODEL) -> dict[str, Path]:
+    """Screenshot name -> page file: the site index and every page of `model`."""
+    folder = site / model
     pages = {"site-index": site / "index.html", "overview": folder / "index.html"}
     for path in sorted(folder.glob("*.html")):
         if path.name != "index.html":
@@ -42,9 +45,11 @@ def site_pages(site: Path) -> dict[str, Path]:
     return pages
 
 
-def shoot(page, path: Path, target: Path, bottom_js: str) -> None:
-    """Open `path` (it must render cleanly) and write its top, down to `bottom_js`, to `target`."""
-    charts = path.parent.name == MODEL  # the site index has no chart
+def shoot(page, path: Path, target: Path, bottom_js: str, charts: bool = True) -> None:
+    """Open `path` (it must render cleanly) and write its top, down to `bottom_js`, to `target`.
+
+    charts: the page must show charts (every model page; not the site index).
+    """
     open_page(page, file_url(path), expect_charts=charts).assert_clean()
     height = min(MAX_HEIGHT, page.evaluate(bottom_js))
     page.screenshot(
@@ -58,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("site", type=Path, nargs="?", default=ROOT / "site")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--model", default=MODEL, help="model folder of the site")
+    parser.add_argument("--pages", nargs="+", help="only these pages (light, whole)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
 
-    pages = site_pages(args.site)
+    pages = site_pages(args.site, args.model)
+    if args.pages:
+        return shoot_model_pages(pages, args)
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         try:
@@ -72,12 +81,35 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 page = context.new_page()
                 for name, path in pages.items():
+                    charts = name != "site-index"
                     if scheme == "light":
-                        shoot(page, path, args.out / f"page-{name}.png", PAGE_BOTTOM_JS)
+                        target = args.out / f"page-{name}.png"
+                        shoot(page, path, target, PAGE_BOTTOM_JS, charts)
                     if name in README_PAGES:
                         top = args.out / f"{name}-{scheme}.png"
-                        shoot(page, path, top, FIRST_CHART_BOTTOM_JS)
+                        shoot(page, path, top, FIRST_CHART_BOTTOM_JS, charts)
                 context.close()
+        finally:
+            browser.close()
+    return 0
+
+
+def shoot_model_pages(pages: dict[str, Path], args) -> int:
+    """Write {model}-{page}.png, whole and light, for each of `args.pages`."""
+    from playwright.sync_api import sync_playwright
+
+    unknown = sorted(set(args.pages) - set(pages))
+    if unknown:
+        raise SystemExit(f"no page {', '.join(unknown)}; pages: {', '.join(pages)}")
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            context = browser.new_context(viewport={"width": WIDTH, "height": 900})
+            page = context.new_page()
+            for name in args.pages:
+                target = args.out / f"{args.model}-{name}.png"
+                shoot(page, pages[name], target, PAGE_BOTTOM_JS, name != "site-index")
+            context.close()
         finally:
             browser.close()
     return 0
