@@ -169,7 +169,9 @@ def test_queries_keys_values_reproduce_attention(case, tmp_root):
     )
 
 
-@pytest.mark.parametrize("case", ["tiny-gpt2", "tiny-qwen2", "tiny-roberta-mlm", "tiny-electra"])
+@pytest.mark.parametrize(
+    "case", ["tiny-gpt2", "tiny-qwen2", "tiny-roberta-mlm", "tiny-electra", "tiny-xlnet"]
+)
 def test_bfloat16_compute_is_close(case, tmp_root):
     """Every family honours dtype: bfloat16 activations, float32 softmax and parameters."""
     import jax.numpy as jnp

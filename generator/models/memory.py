@@ -160,6 +160,8 @@ def _activations(
     scores = rows * heads * tokens * tokens * f32
     mlp_units = (2 if config.family == "llama" else 1) * n * config.d_mlp * c
     working = 3 * n * head_values * c + 2 * scores + mlp_units + 2 * n * d * c
+    if config.family == "xlnet":  # position scores [query, 2 token] before the relative shift
+        working += 2 * scores
     hidden = (layers + 1) * n * d * c
     logits = 0
     if config.heads and config.heads[0] in ("masked-lm", "causal-lm"):

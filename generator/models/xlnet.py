@@ -66,7 +66,8 @@ STREAM_NOTE = (
     "XLNet runs here as XLNetModel does at inference: the content stream, with no permutation "
     "mask, no target mapping and no memory, so every token sees every real token, itself "
     "included. The query stream of pre-training (a query that cannot see its own token) is not "
-    "shown; it is used only by the permutation-lm objective of the attributions page."
+    "shown; it runs only inside the permutation-lm objective of an XLNetLMHeadModel's "
+    "attributions."
 )
 
 
