@@ -22,7 +22,15 @@ from generator.extract.sharding import AXES, MAX_AXIS, MeshShape
 from generator.paths import PACKAGE_PREFIX, is_package_path, resolve_package_path
 from generator.textcheck import unusable_character
 
-TASKS = ("embedding", "embedding-centroid", "masked-lm", "causal-lm", "classification", "seq2seq")
+TASKS = (
+    "embedding",
+    "embedding-centroid",
+    "masked-lm",
+    "causal-lm",
+    "permutation-lm",
+    "classification",
+    "seq2seq",
+)
 POOLINGS = ("mean", "cls", "last")
 DTYPES = ("float32", "bfloat16")
 STORE_DTYPES = ("float32", "float16", "bfloat16")

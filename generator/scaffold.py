@@ -28,7 +28,7 @@ OPTIONAL_KEYS = """\
 # max_length: 128           # tokens per text; longer texts are truncated
 # showcase: 8               # examples that keep full per-token captures
 # pooling: mean             # mean | cls | last
-# task: embedding           # embedding | masked-lm | causal-lm | classification | seq2seq
+# task: embedding           # embedding | masked-lm | causal-lm | permutation-lm | classification | seq2seq
 """
 
 

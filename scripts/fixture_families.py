@@ -18,6 +18,7 @@ import copy
 import json
 import re
 import shutil
+import string
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import BertTokenizerFast, PreTrainedTokenizerFast
+from transformers import BertTokenizerFast, PreTrainedTokenizerFast, XLNetTokenizer
 
 ENCODER_INPUTS = [
     ("the cat sat on the mat", None),
@@ -62,6 +63,7 @@ LLAMA_SIZES = dict(
     max_position_embeddings=128,
     initializer_range=0.2,
 )
+XLNET_SIZES = dict(d_model=32, n_layer=2, n_head=4, d_inner=64, initializer_range=0.2)
 LABELS = {"id2label": {0: "negative", 1: "neutral", 2: "positive"}}
 # ALBERT: factorised embeddings (E 16 != H 32) and more layers than groups of shared blocks.
 ALBERT_SIZES = dict(
@@ -262,6 +264,14 @@ SPECS = [
         "wordpiece",
         unpadded=True,
     ),
+    Spec("tiny-xlnet", "XLNetLMHeadModel", "XLNetConfig", XLNET_SIZES, "xlnet"),
+    Spec(
+        "tiny-xlnet-cls",
+        "XLNetForSequenceClassification",
+        "XLNetConfig",
+        {**XLNET_SIZES, **LABELS},
+        "xlnet",
+    ),
 ]
 
 
@@ -372,6 +382,29 @@ def byte_bpe_tokenizer(kind: str, text: str, size: int, max_length: int) -> PreT
     return wrapped
 
 
+# XLNet's special tokens in xlnet-base-cased's order (ids 0..8).
+XLNET_SPECIALS = ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"]
+
+
+def xlnet_tokenizer(text: str, size: int, max_length: int) -> XLNetTokenizer:
+    """A tiny sentencepiece-style Unigram tokenizer with XLNet's conventions.
+
+    XLNetTokenizer (tokenizers backend) over a counted vocabulary: the specials, `▁`, single
+    characters and `▁word` pieces of the most frequent words, scored by log frequency. It pads
+    on the left and appends `<sep> <cls>` (segments 0 and 2), like xlnet-base-cased.
+    """
+    counts = Counter(re.findall(r"[a-z]+", text.lower()))
+    chars = list(string.ascii_lowercase + string.ascii_uppercase + string.digits + ".,!?'-\"")
+    pieces = [(token, 0.0) for token in XLNET_SPECIALS] + [("▁", -2.0)]
+    pieces += [(char, -8.0) for char in chars] + [(f"▁{char}", -9.0) for char in chars]
+    words = sorted(counts, key=lambda w: (-counts[w], w))[: size - len(pieces)]
+    total = sum(counts.values())
+    pieces += [(f"▁{word}", float(np.log(counts[word] / total))) for word in words]
+    tokenizer = XLNetTokenizer(vocab=pieces, unk_id=0)
+    tokenizer.model_max_length = max_length
+    return tokenizer
+
+
 def wordpiece_tokenizer(vocab: dict[str, int], max_length: int) -> BertTokenizerFast:
     """The tiny WordPiece tokenizer of tiny-bert."""
     tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)
@@ -400,6 +433,8 @@ def tokenizer_for(spec: Spec, training_text: str, wordpiece_vocab: dict[str, int
     )
     if spec.tokenizer == "wordpiece":
         return wordpiece_tokenizer(wordpiece_vocab, max_length)
+    if spec.tokenizer == "xlnet":
+        return xlnet_tokenizer(training_text, 256, max_length)
     if spec.tokenizer == "roberta":
         max_length -= 2
     return byte_bpe_tokenizer(spec.tokenizer, training_text, 384, max_length)
@@ -482,10 +517,112 @@ def encode_decoder(tokenizer, texts, pad_id: int) -> dict[str, np.ndarray]:
     return batch
 
 
+def _outputs(model, feed: dict) -> dict[str, np.ndarray]:
+    """Run a model with hidden states and attentions; return them and its logits as numpy."""
+    with torch.no_grad():
+        out = model(
+            **{key: torch.from_numpy(value).long() for key, value in feed.items()},
+            output_hidden_states=True,
+            output_attentions=True,
+        )
+    return {
+        "hidden_states": torch.stack(out.hidden_states, dim=1).float().numpy(),
+        "attentions": torch.stack(out.attentions, dim=1).float().numpy(),
+        "logits": out.logits.float().numpy(),
+    }
+
+
+def unpadded_reference(tokenizer, model, types: bool) -> dict[str, np.ndarray]:
+    """Run each input alone (unpadded); store inputs and outputs right-padded (zeros beyond).
+
+    types: pass the tokenizer's token_type_ids (segments 0 / 1, 2 on `<cls>`; padding 3) too;
+    XLNet's tokenizer leaves them out by default, and XLNetModel then has no segment term.
+    """
+    rows = [tokenizer(text, pair, return_token_type_ids=types) for text, pair in ENCODER_INPUTS]
+    width = max(len(row["input_ids"]) for row in rows)
+    batch = {
+        "input_ids": np.full((len(rows), width), tokenizer.pad_token_id, np.int32),
+        "attention_mask": np.zeros((len(rows), width), np.int32),
+    }
+    if types:
+        batch["token_type_ids"] = np.full((len(rows), width), tokenizer.pad_token_type_id, np.int32)
+    alone = []
+    for i, row in enumerate(rows):
+        n = len(row["input_ids"])
+        for key in batch:
+            batch[key][i, :n] = row[key]
+        alone.append(_outputs(model, {key: np.asarray([row[key]]) for key in batch}))
+    arrays = dict(batch)
+    for key in ("hidden_states", "attentions", "logits"):
+        if key == "logits" and alone[0][key].ndim == 2:  # classification: one row per text
+            arrays[key] = np.concatenate([a[key] for a in alone])
+            continue
+        shape = list(alone[0][key].shape[1:])
+        if key == "hidden_states":  # [layer, token, d_model]
+            shape[1] = width
+        elif key == "attentions":  # [layer, head, query, key]
+            shape[2:] = [width, width]
+        else:  # logits [token, vocab]
+            shape[0] = width
+        stacked = np.zeros((len(rows), *shape), np.float32)
+        for i, a in enumerate(alone):
+            n = len(rows[i]["input_ids"])
+            if key == "hidden_states":
+                stacked[i, :, :n] = a[key][0]
+            elif key == "attentions":
+                stacked[i, :, :, :n, :n] = a[key][0]
+            else:
+                stacked[i, :n] = a[key][0]
+        arrays[key] = stacked
+    return arrays
+
+
+def reference_xlnet(tokenizer, model) -> dict[str, np.ndarray]:
+    """XLNet references: every input run alone, stored right-padded (the pipeline's layout);
+    the same with token_type_ids under `typed_*`; and the single texts as XLNet's tokenizer
+    batches them, padded on the left, under `left_*`."""
+    arrays = unpadded_reference(tokenizer, model, types=False)
+    typed = unpadded_reference(tokenizer, model, types=True)
+    arrays.update({f"typed_{key}": value for key, value in typed.items()})
+    padded = tokenizer([text for text, pair in ENCODER_INPUTS if pair is None], padding=True)
+    left = {key: np.asarray(padded[key], np.int32) for key in ("input_ids", "attention_mask")}
+    arrays.update({f"left_{key}": value for key, value in left.items()})
+    arrays.update({f"left_{key}": value for key, value in _outputs(model, left).items()})
+    if isinstance(model, transformers.XLNetLMHeadModel):
+        arrays.update(permutation_reference(tokenizer, model))
+    return arrays
+
+
+def permutation_reference(tokenizer, model) -> dict[str, np.ndarray]:
+    """The docs' perm_mask + target_mapping recipe on each input alone: predict the middle
+    non-special token, which no token may see (`perm_target_position`, `perm_logits`)."""
+    positions, logits = [], []
+    for text, pair in ENCODER_INPUTS:
+        ids = tokenizer(text, pair)["input_ids"]
+        special = set(tokenizer.all_special_ids)
+        candidates = [i for i, token in enumerate(ids) if token not in special]
+        target = candidates[len(candidates) // 2]
+        n = len(ids)
+        perm_mask = torch.zeros((1, n, n))
+        perm_mask[:, :, target] = 1.0
+        target_mapping = torch.zeros((1, 1, n))
+        target_mapping[0, 0, target] = 1.0
+        with torch.no_grad():
+            out = model(torch.tensor([ids]), perm_mask=perm_mask, target_mapping=target_mapping)
+        positions.append(target)
+        logits.append(out.logits[0, 0].float().numpy())
+    return {
+        "perm_target_position": np.asarray(positions, np.int32),
+        "perm_logits": np.stack(logits),
+    }
+
+
 def reference(spec: Spec, model_dir: Path, patch: dict | None) -> dict[str, np.ndarray]:
     """Run PyTorch transformers on the spec's inputs; return inputs and outputs as numpy."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
     model = load_reference_model(spec, model_dir, patch)
+    if spec.tokenizer == "xlnet":
+        return reference_xlnet(tokenizer, model)
     decoder = spec.tokenizer in ("gpt2", "llama", "qwen2")
     if decoder:
         pad_id = model.config.pad_token_id or 0

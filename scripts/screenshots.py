@@ -1,6 +1,8 @@
 """Take the screenshots in docs/screenshots: every page of the default site, and the site index.
 
     make site && python scripts/screenshots.py [SITE] [--out docs/screenshots]
+    python scripts/screenshots.py SITE --model NAME --pages attention weights
+
 
 Headless Chromium through Playwright (as the browser tests), 1200 px wide. Every page whole in
 the light theme (at most MAX_HEIGHT px): docs/screenshots/page-{name}.png; the overview and
@@ -11,7 +13,8 @@ shows those four).
 
 takes only the named pages of another model, light theme, as docs/screenshots/albert-{name}.png
 (the ALBERT screenshots of docs/model-families.md: a tiny build of tests/fixtures/
-tiny-albert-pretraining, e.g. tests/cards.py's `write_albert_card`).
+tiny-albert-pretraining, e.g. tests/cards.py's `write_albert_card`; the XLNet ones:
+`--model tiny-xlnet --only attention,weights --prefix tiny-xlnet`).
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ def site_pages(site: Path, model: str = MODEL) -> dict[str, Path]:
 
 
 def shoot(page, path: Path, target: Path, bottom_js: str, charts: bool = True) -> None:
-    """Open `path` (it must render cleanly) and write its top, down to `bottom_js`, to `target`."""
+    """Open `path` (it must render cleanly) and write its top, down to `bottom_js`, to `target`.
+
+    charts: the page must show charts (every model page; not the site index).
+    """
     open_page(page, file_url(path), expect_charts=charts).assert_clean()
     height = min(MAX_HEIGHT, page.evaluate(bottom_js))
     page.screenshot(

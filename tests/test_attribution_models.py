@@ -21,6 +21,7 @@ FAMILIES = {
         "encoder.albert_layer_groups.1.albert_layers.1.attention.dense",
         "kernel",
     ),
+    "tiny-xlnet": ("layer.{}.rel_attn.o", "kernel"),
 }
 
 
@@ -148,3 +149,30 @@ def test_per_example_head_gradients_equal_the_jacobian_of_the_batch(name):
     jacobian = gradient_importance(lambda m: objective(inputs, embeds, m), *shape)
     assert ours.shape == shape and float(jnp.max(jnp.abs(ours))) > 0
     np.testing.assert_allclose(ours, jacobian, rtol=1e-4, atol=1e-7)
+
+
+def test_xlnet_permutation_objective_cannot_see_its_target():
+    """permutation-lm: the query stream predicts the target with the target's own token hidden
+    from every stream, so the objective's gradient at the target's embedding is exactly 0 and
+    replacing the target token changes nothing; other tokens matter."""
+    from generator.attribution.objectives import ObjectiveInputs, make_objective
+
+    loaded = load_model(FIXTURES / "tiny-xlnet")
+    graphdef, params = nnx.split(loaded.model)
+    ids, mask = batch(loaded.config)
+    position = np.array([4, 3], np.int32)
+    target = ids[np.arange(2), position]
+    none = np.zeros(2, np.int32)
+    inputs = ObjectiveInputs(ids, mask, position, target, np.zeros((2, 32), np.float32), none)
+    objective = make_objective("permutation-lm", graphdef, params)
+    table = word_embedding_table(loaded.model)
+    embeds = jnp.asarray(table[ids], jnp.float32)
+    grads = jax.grad(lambda e: objective(inputs, e, None).sum())(embeds)
+    grads = np.asarray(grads)
+    assert np.all(grads[np.arange(2), position] == 0.0)
+    assert np.abs(grads[0, :3]).max() > 1e-6
+    swapped = ids.copy()
+    swapped[np.arange(2), position] = 7
+    other = objective(inputs._replace(input_ids=swapped), jnp.asarray(table[swapped]), None)
+    np.testing.assert_allclose(np.asarray(other), np.asarray(objective(inputs, embeds, None)))
+    assert np.all(np.asarray(objective(inputs, embeds, None)) < 0)  # log-probabilities

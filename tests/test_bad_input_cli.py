@@ -171,6 +171,9 @@ def test_model_path_that_does_not_exist(built):
 # --- the checkpoint -----------------------------------------------------------------------------
 
 
+TINY_XLNET = FIXTURES / "tiny-xlnet"
+
+
 def model_card(built: Built, model: Path) -> Path:
     return card_with(built, model=str(model))
 
@@ -241,7 +244,17 @@ def test_unsupported_architecture(built, model):
     config = json.loads((model / "config.json").read_text())
     config["model_type"] = "mamba"
     (model / "config.json").write_text(json.dumps(config))
-    fails(built, model_card(built, model), "model_type 'mamba' is not supported", "bert")
+    line = fails(built, model_card(built, model), "model_type 'mamba' is not supported", "bert")
+    assert "xlnet" in line  # the supported list names every family
+
+
+def test_xlnet_with_an_unsupported_attention_type(built):
+    """XLNet's `uni` attention (and bi_data) are pre-training settings: one line, nothing written."""
+    model = Path(shutil.copytree(TINY_XLNET, built.root / "xlnet"))
+    config = json.loads((model / "config.json").read_text())
+    config["attn_type"] = "uni"
+    (model / "config.json").write_text(json.dumps(config))
+    fails(built, model_card(built, model), "XLNet attn_type 'uni' is not supported; only 'bi' is")
 
 
 @pytest.fixture

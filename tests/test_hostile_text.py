@@ -367,3 +367,73 @@ def test_hostile_site_copied_elsewhere_still_runs_nothing(page, hostile_site, tm
     for item in PAGES:
         open_page(page, file_url(alone / item.filename)).assert_clean()
         assert_nothing_ran(page)
+
+
+# --- XLNet: `<sep>` / `<cls>` at the end, left-padding tokenizer ---------------------------------
+
+XLNET = "hostile-xlnet"
+
+
+@pytest.fixture(scope="module")
+def xlnet_hostile_site(tmp_path_factory):
+    """The hostile texts and title through tiny-xlnet (max_length 32: the long ones truncate)."""
+    root = tmp_path_factory.mktemp("hostile-xlnet")
+    corpus = root / "corpus.jsonl"
+    corpus.write_text(
+        "".join(
+            json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n" for t, lab in TEXTS
+        ),
+        encoding="utf-8",
+    )
+    fixtures = Path(__file__).resolve().parent / "fixtures"
+    card = write_card(
+        root / "cards",
+        prose=PROSE,
+        name=XLNET,
+        title=TITLE,
+        model=str(fixtures / "tiny-xlnet"),
+        corpus=str(corpus),
+        split_field=None,
+        showcase=len(TEXTS),
+        max_length=32,
+    )
+    out = root / "site"
+    build_cards([load_card(card)], out, root / "artifacts", strict=False, progress=False)
+    return out
+
+
+def test_xlnet_special_tokens_reach_the_pages_as_text(xlnet_hostile_site):
+    """`<sep>` and `<cls>` look like markup: they stay data, flagged special, at the end of every
+    example, truncated ones included."""
+    attention = xlnet_hostile_site / XLNET / "attention.html"
+    doc = Document()
+    doc.feed(attention.read_text(encoding="utf-8"))
+    assert not {tag for tag, _ in doc.tags} & {"sep", "cls", "pad", "img", "b"}
+    data = next(
+        json.loads(text)
+        for attrs, text in doc.scripts
+        if attrs.get("type") == "application/json" and "examples" in text
+    )
+    examples = data["examples"]
+    assert {example["text"] for example in examples} == {text for text, _ in TEXTS}
+    for example in examples:
+        tokens = example["tokens"]["input"]
+        assert tokens[-2:] == ["<sep>", "<cls>"], tokens[-4:]
+        assert example["special"]["input"] == [len(tokens) - 2, len(tokens) - 1]
+        assert "<pad>" not in tokens
+    assert max(len(example["tokens"]["input"]) for example in examples) == 32
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("filename", ["../index.html", *(page.filename for page in PAGES)])
+def test_every_xlnet_page_runs_nothing(page, xlnet_hostile_site, filename):
+    path = (xlnet_hostile_site / XLNET / filename).resolve()
+    report = open_page(page, file_url(path), expect_charts=filename != "../index.html")
+    report.assert_clean()
+    assert_nothing_ran(page)
+    if filename == "attention.html":
+        assert page.inner_text("#attention-note").startswith("XLNet runs here as XLNetModel")
+        tip = select_cell(page, 0, "<cls>")
+        assert tip is not None and "<cls>" in tip["text"]
+    hover_marks(page, per_chart=2)
+    assert_nothing_ran(page)

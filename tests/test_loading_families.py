@@ -64,6 +64,8 @@ def first_outputs(model_dir: Path, **kwargs) -> dict:
         ("tiny-albert-mlm", ("masked-lm",), (1, 5, 512)),
         ("tiny-albert-pretraining", ("masked-lm", "sentence-order"), (1, 5, 512)),
         ("tiny-albert-cls", ("classification",), (1, 3)),
+        ("tiny-xlnet", ("permutation-lm",), (1, 5, 256)),
+        ("tiny-xlnet-cls", ("classification",), (1, 3)),
     ],
 )
 def test_heads_found_and_recorded(name, heads, logits_shape):
@@ -389,3 +391,73 @@ def test_pickle_reader_sets_state_only_on_the_state_dict(tmp_path):
     with pytest.raises(ModelLoadError, match="refusing to set the state"):
         read_torch_pickle(path)
     assert not hasattr(torch_pickle._rebuild_tensor, "a")
+
+
+# --- XLNet ----------------------------------------------------------------------------------------
+
+
+def test_headless_xlnet_model_loads(tmp_path):
+    """A plain XLNetModel checkpoint (no `transformer.` prefix, no head) loads without a head,
+    and its content stream equals the LM checkpoint's."""
+    model_dir = copy_of("tiny-xlnet", tmp_path)
+    rewrite(
+        model_dir,
+        lambda t: {k.removeprefix("transformer."): v for k, v in t.items() if k != "lm_loss.bias"},
+    )
+    config = json.loads((model_dir / "config.json").read_text())
+    config["architectures"] = ["XLNetModel"]
+    (model_dir / "config.json").write_text(json.dumps(config))
+    loaded = load_model(model_dir)
+    assert loaded.config.heads == () and loaded.config.family == "xlnet"
+    headless = first_outputs(model_dir)
+    assert "logits" not in headless
+    full = first_outputs(FIXTURES / "tiny-xlnet")
+    np.testing.assert_array_equal(headless["hidden_states"], full["hidden_states"])
+
+
+def test_xlnet_tied_lm_loss_weight_is_checked(tmp_path):
+    model_dir = copy_of("tiny-xlnet", tmp_path)
+    source = "transformer.word_embedding.weight"
+    rewrite(model_dir, lambda t: {**t, "lm_loss.weight": t[source].copy()})
+    assert "lm_loss.weight" in load_model(model_dir).ignored
+    rewrite(model_dir, lambda t: {**t, "lm_loss.weight": t[source] + 1.0})
+    assert "lm_loss.weight differs from word_embedding.weight" in load_error(model_dir)
+
+
+def test_xlnet_per_head_tensors_keep_their_layout(tmp_path):
+    """[d_model, head, d_head] tensors are reshaped, never silently transposed: a wrong size is
+    a shape mismatch naming the tensor."""
+    model_dir = copy_of("tiny-xlnet", tmp_path)
+    name = "transformer.layer.0.rel_attn.q"
+    rewrite(model_dir, lambda t: {**t, name: np.zeros((32, 4, 4), np.float32)})
+    message = load_error(model_dir)
+    assert "layer.0.rel_attn.q expected [32, 32] got [32, 4, 4]" in message
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"attn_type": "uni"}, "attn_type 'uni' is not supported"),
+        ({"bi_data": True}, "bi_data is not supported"),
+        ({"d_head": 16}, "d_head 16 is not d_model / n_head = 8"),
+        ({"ff_activation": "swiglu"}, "ff_activation 'swiglu' is not supported"),
+    ],
+)
+def test_xlnet_unsupported_settings_are_named(tmp_path, patch, message):
+    model_dir = copy_of("tiny-xlnet", tmp_path)
+    config = {**json.loads((model_dir / "config.json").read_text()), **patch}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    assert message in load_error(model_dir)
+
+
+def test_xlnet_classifier_summary_settings_are_checked(tmp_path):
+    model_dir = copy_of("tiny-xlnet-cls", tmp_path)
+    config = {**json.loads((model_dir / "config.json").read_text()), "summary_type": "first"}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    assert "summary_type 'first' is not supported" in load_error(model_dir)
+
+
+def test_xlnet_question_answering_head_is_refused(tmp_path):
+    model_dir = copy_of("tiny-xlnet-cls", tmp_path)
+    rewrite(model_dir, lambda t: {**t, "qa_outputs.weight": np.zeros((2, 32), np.float32)})
+    assert "unused checkpoint tensors: qa_outputs.weight" in load_error(model_dir)

@@ -99,7 +99,8 @@ def test_matches_transformers(case, tmp_root, record_property):
         assert diff.max() <= TOL, f"{case} {key}: {diff.max():.3g}"
 
 
-PRIMARY_HEADS = {  # class name suffix -> the head whose output is `logits`
+PRIMARY_HEADS = {  # class name suffix -> the head whose output is `logits` (first match wins)
+    "XLNetLMHeadModel": "permutation-lm",
     "BertForPreTraining": "masked-lm",
     "AlbertForPreTraining": "masked-lm",
     "ElectraForPreTraining": "replaced-token-detection",
@@ -183,7 +184,14 @@ def test_queries_keys_values_reproduce_attention(case, tmp_root):
 
 @pytest.mark.parametrize(
     "case",
-    ["tiny-gpt2", "tiny-qwen2", "tiny-roberta-mlm", "tiny-electra", "tiny-albert-pretraining"],
+    [
+        "tiny-gpt2",
+        "tiny-qwen2",
+        "tiny-roberta-mlm",
+        "tiny-electra",
+        "tiny-albert-pretraining",
+        "tiny-xlnet",
+    ],
 )
 def test_bfloat16_compute_is_close(case, tmp_root):
     """Every family honours dtype: bfloat16 activations, float32 softmax and parameters."""
@@ -206,3 +214,100 @@ def test_bfloat16_compute_is_close(case, tmp_root):
     attn = np.asarray(out["attentions"]).transpose(0, 3, 1, 2, 4)[real]
     expected_attn = ref["attentions"].transpose(0, 3, 1, 2, 4)[real]
     assert np.abs(attn - expected_attn).max() < 0.05
+
+
+XLNET_CASES = [c for c in CASES if META["models"][c]["class"].startswith("XLNet")]
+
+
+def _xlnet_diffs(out: dict, ref: dict, prefix: str) -> dict[str, float]:
+    """Max abs diff of hidden states, attentions and logits at real positions of `prefix` inputs."""
+    mask = ref[f"{prefix}attention_mask"]
+    found = {}
+    for key in ("hidden_states", "attentions", "logits"):
+        diff = real_positions(key, np.abs(np.asarray(out[key]) - ref[prefix + key]), mask)
+        found[key] = float(diff.max())
+    return found
+
+
+@pytest.mark.parametrize("case", XLNET_CASES)
+def test_xlnet_padding_side_does_not_matter(case, tmp_root, record_property):
+    """Our right-padded batch matches each text run alone in PyTorch (test_matches_transformers);
+    the tokenizer's left-padded batch matches PyTorch's left-padded run, and the same texts
+    right-padded give the same numbers at their real tokens."""
+    ref, right, loaded = run(case, tmp_root)
+    left = loaded.model(ref["left_input_ids"], ref["left_attention_mask"])
+    for key, diff in _xlnet_diffs(left, ref, "left_").items():
+        record_property(f"left_padded_max_abs_diff_{key}", diff)
+        print(f"{case} left-padded {key}: max abs diff {diff:.3g}")
+        assert diff <= TOL, (key, diff)
+    mask = ref["left_attention_mask"].astype(bool)
+    assert np.all(mask[:, -1]) and not np.all(mask[:, 0]), "XLNet's tokenizer pads on the left"
+    for row in range(len(mask)):
+        n = int(mask[row].sum())
+        np.testing.assert_array_equal(ref["left_input_ids"][row, -n:], ref["input_ids"][row, :n])
+        got = np.asarray(left["hidden_states"])[row, :, -n:]
+        np.testing.assert_allclose(got, right["hidden_states"][row, :, :n], atol=TOL)
+        got = np.asarray(left["attentions"])[row, :, :, -n:, -n:]
+        np.testing.assert_allclose(got, right["attentions"][row, :, :, :n, :n], atol=TOL)
+        logits = np.asarray(left["logits"])[row]
+        expected = right["logits"][row]
+        if logits.ndim == 2:  # [token, vocab]
+            logits, expected = logits[-n:], expected[:n]
+        np.testing.assert_allclose(logits, expected, atol=TOL)
+
+
+@pytest.mark.parametrize("case", XLNET_CASES)
+def test_xlnet_segments(case, tmp_root, record_property):
+    """With token_type_ids (pair segments, `<cls>` segment 2) the segment term matches too; it
+    changes the outputs, so the default (no token_type_ids, as the tokenizer gives) is tested
+    against the right reference."""
+    ref, plain, loaded = run(case, tmp_root)
+    typed = loaded.model(
+        ref["typed_input_ids"], ref["typed_attention_mask"], ref["typed_token_type_ids"]
+    )
+    for key, diff in _xlnet_diffs(typed, ref, "typed_").items():
+        record_property(f"typed_max_abs_diff_{key}", diff)
+        assert diff <= TOL, (key, diff)
+    real = ref["attention_mask"].astype(bool)[:, None, :, None]
+    changed = np.abs(np.asarray(typed["hidden_states"]) - plain["hidden_states"]) * real
+    assert changed.max() > 1e-3, "the segment term has an effect"
+
+
+def test_xlnet_tokens_end_with_sep_cls_and_classifier_reads_cls(tmp_root):
+    """`text <sep> <cls>`: the classifier reads the last real token, wherever the padding is."""
+    from transformers import AutoTokenizer
+
+    ref, out, loaded = run("tiny-xlnet-cls", tmp_root)
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "tests/fixtures/tiny-xlnet-cls")
+    assert tokenizer.padding_side == "left"
+    lengths = ref["attention_mask"].sum(1)
+    for row, n in enumerate(lengths):
+        ids = ref["input_ids"][row, :n]
+        assert ids[-2] == tokenizer.sep_token_id and ids[-1] == tokenizer.cls_token_id
+    model = loaded.model
+    hidden = out["hidden_states"][:, -1]  # [batch, token, d_model]
+    cls = hidden[np.arange(len(lengths)), lengths - 1]
+    head = model.classifier
+    np.testing.assert_allclose(
+        np.asarray(head.out(np.tanh(head.dense(cls)))), out["logits"], atol=1e-5
+    )
+    first = np.asarray(head.out(np.tanh(head.dense(hidden[:, 0]))))
+    assert np.abs(first - out["logits"]).max() > 1e-3, "index 0 is not the classification token"
+
+
+def test_xlnet_permutation_objective_matches_perm_mask_recipe(tmp_root, record_property):
+    """The query stream for one target (perm_mask hides it, target_mapping selects it) gives the
+    logits of transformers' recipe, through the right-padded batch."""
+    ref, _, loaded = run("tiny-xlnet", tmp_root)
+    out = loaded.model(
+        ref["input_ids"], ref["attention_mask"], target_position=ref["perm_target_position"]
+    )
+    diff = float(np.abs(np.asarray(out["target_logits"]) - ref["perm_logits"]).max())
+    record_property("permutation_max_abs_diff_logits", diff)
+    print(f"tiny-xlnet permutation-lm target logits: max abs diff {diff:.3g}")
+    assert diff <= TOL
+    plain = loaded.model(ref["input_ids"], ref["attention_mask"])  # the content stream ...
+    np.testing.assert_allclose(out["logits"].shape, plain["logits"].shape)
+    rows = np.arange(len(ref["perm_target_position"]))
+    content = np.asarray(plain["logits"])[rows, ref["perm_target_position"]]
+    assert np.abs(content - ref["perm_logits"]).max() > 1e-2  # ... sees the target: it differs

@@ -227,6 +227,17 @@ def test_new_card_refuses_unsupported_model_type(tmp_path):
     assert result.exit_code == 2 and "not supported" in result.output
 
 
+def test_new_card_recognises_xlnet(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    xlnet = TINY_BERT.parent / "tiny-xlnet"
+    path, card = scaffold_card(str(xlnet), tmp_path / "cards", name="xl")
+    assert "is a `xlnet` transformer" in card.prose and "`xlnet` implementation" in card.prose
+    for fact in ("2 layers", "4 attention heads", "head width 8", "MLP width of 64", "256 tokens"):
+        assert fact in card.prose
+    assert "permutation-lm" in path.read_text()  # the task hint lists XLNet's objective
+    assert load_card(path).model_path() == xlnet.resolve()
+
+
 def test_scaffolded_card_builds(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path, _ = scaffold_card(str(TINY_BERT), tmp_path / "cards", name="scaffolded")

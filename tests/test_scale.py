@@ -75,6 +75,18 @@ ALBERT_BASE_V2 = {  # albert-base-v2: one shared block applied 12 times
     "type_vocab_size": 2,
 }
 
+XLNET_BASE = {  # xlnet-base-cased, written by hand (no hub access)
+    "model_type": "xlnet",
+    "vocab_size": 32000,
+    "d_model": 768,
+    "n_layer": 12,
+    "n_head": 12,
+    "d_inner": 3072,
+    "ff_activation": "gelu",
+    "untie_r": True,
+    "attn_type": "bi",
+}
+
 # (config dict, heads, parameters of the published checkpoint)
 FULL_SIZE = {
     "bert-base": (BERT_BASE, (), 109_482_240),
@@ -84,6 +96,10 @@ FULL_SIZE = {
     # sum(p.numel()) of transformers 5.23 AlbertModel / AlbertForMaskedLM (no pooler, tied)
     "albert-base-v2": (ALBERT_BASE_V2, (), 11_683_584),
     "albert-base-v2-mlm": (ALBERT_BASE_V2, ("masked-lm",), 11_221_680),
+    # XLNetModel / XLNetLMHeadModel of transformers 5.23 on this config (the LM head adds the
+    # 32,000 lm_loss biases; its weight is the tied word embedding)
+    "xlnet-base-cased": (XLNET_BASE, (), 116_718_336),
+    "xlnet-base-cased-lm": (XLNET_BASE, ("permutation-lm",), 116_750_336),
 }
 
 
@@ -123,6 +139,23 @@ def test_full_size_forward_shapes():
     assert config.sliding_windows == (4096,) * 32
 
 
+def test_full_size_xlnet_forward_shapes():
+    """xlnet-base-cased traces abstractly: content-stream probes, and the query-stream target."""
+    _, model = abstract_model(XLNET_BASE, ("permutation-lm",))
+    graphdef, state = nnx.split(model)
+    ids = jax.ShapeDtypeStruct((2, 16), np.int32)
+    target = jax.ShapeDtypeStruct((2,), np.int32)
+    out = jax.eval_shape(
+        lambda s, i, m, t: nnx.merge(graphdef, s)(i, m, target_position=t), state, ids, ids, target
+    )
+    assert out["hidden_states"].shape == (2, 13, 16, 768)
+    assert out["attentions"].shape == (2, 12, 12, 16, 16)
+    assert out["queries"].shape == (2, 12, 12, 16, 64)
+    assert out["mlp_activations"].shape == (2, 12, 16, 3072)
+    assert out["logits"].shape == (2, 16, 32000)
+    assert out["target_logits"].shape == (2, 32000)
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -143,6 +176,8 @@ def test_full_size_forward_shapes():
         "tiny-albert-mlm",
         "tiny-albert-pretraining",
         "tiny-albert-cls",
+        "tiny-xlnet",
+        "tiny-xlnet-cls",
     ],
 )
 def test_parameter_count_matches_the_loaded_model(name):

@@ -16,11 +16,11 @@ def rollout_scores(
 ) -> np.ndarray:
     """Attention-rollout relevance of each visible input token for the task's output position.
 
-    masked-lm and causal-lm: the row of the predicted position; embedding and classification:
+    masked-lm, causal-lm and permutation-lm: the row of the predicted position; embedding and classification:
     the mean over all positions (the objective reads the whole sequence).
     """
     rollout = attention_rollout(attentions, visible)
-    if task in ("masked-lm", "causal-lm"):
+    if task in ("masked-lm", "causal-lm", "permutation-lm"):
         return rollout[int(target)]
     return rollout.mean(axis=0)
 

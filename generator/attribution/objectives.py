@@ -8,6 +8,9 @@
 - masked-lm: log-probability of the original token at one masked position (the middle
   non-special token, replaced by the mask token in the input);
 - causal-lm: log-probability of the last real token given the tokens before it;
+- permutation-lm (XLNet): log-probability of the original token at one position (the middle
+  non-special token) from XLNet's query stream, which cannot see that token; no other token sees
+  it either (transformers' perm_mask + target_mapping recipe; the input is not changed);
 - classification: logit of the class the model predicts for the unperturbed input;
 - seq2seq: log-probability of the decoder target (the corpus target or the model's own greedy
   output), summed over its tokens with teacher forcing: Σ_t log p(y_t | x, y_<t).
@@ -30,6 +33,7 @@ from flax import nnx
 TASK_HEADS = {
     "masked-lm": "masked-lm",
     "causal-lm": "causal-lm",
+    "permutation-lm": "permutation-lm",
     "classification": "classification",
 }
 
@@ -52,6 +56,9 @@ TASK_DESCRIPTIONS = {
     "masked-lm": "log-probability of the original token at the masked position (the middle "
     "non-special token, replaced by the mask token)",
     "causal-lm": "log-probability of the last token given the tokens before it",
+    "permutation-lm": "log-probability of the original token at one position (the middle "
+    "non-special token) predicted by XLNet's query stream, which cannot see it: no token sees "
+    "that position's token (the perm_mask + target_mapping recipe of transformers)",
     "classification": "logit of the class the model predicts for the example",
     "seq2seq": "log-probability of the decoder target given the input, summed over the "
     "target's tokens with teacher forcing (Σ_t log p(y_t | x, y_<t))",
@@ -93,7 +100,8 @@ def task_problem(task: str, heads: tuple[str, ...], seq2seq: bool = False) -> st
 
 def word_embedding_table(model: nnx.Module) -> jax.Array:
     """Return the [vocab, d] token-embedding table of any of our families."""
-    for path in (("embeddings", "word_embeddings"), ("wte",), ("embed_tokens",), ("shared",)):
+    paths = (("embeddings", "word_embeddings"), ("wte",), ("embed_tokens",), ("shared",))
+    for path in (*paths, ("word_embedding",)):
         module = model
         for name in path:
             module = getattr(module, name, None)
@@ -108,7 +116,7 @@ class ObjectiveInputs(NamedTuple):
     """One padded batch and what its objective needs.
 
     input_ids, attention_mask: [batch, token]; target_position / target_id: [batch] (masked-lm,
-    causal-lm), reference: [batch, d_model] (embedding), target_class: [batch] (classification);
+    causal-lm, permutation-lm), reference: [batch, d_model] (embedding), target_class: [batch] (classification);
     decoder_input_ids, decoder_attention_mask, target_ids: [batch, target] (seq2seq: the target
     shifted right behind the decoder start token, its mask, and the target itself).
     """
@@ -167,6 +175,18 @@ def make_objective(task: str, graphdef, params) -> Callable:
         log_probs = jax.nn.log_softmax(rows, axis=-1)
         return jnp.take_along_axis(log_probs, inputs.target_id[:, None], axis=1)[:, 0]
 
+    def permutation_log_prob(inputs, embeds, head_mask):
+        model = nnx.merge(graphdef, params)
+        out = model(
+            inputs.input_ids,
+            inputs.attention_mask,
+            inputs_embeds=embeds,
+            head_mask=head_mask,
+            target_position=inputs.target_position,
+        )
+        log_probs = jax.nn.log_softmax(out["target_logits"].astype(jnp.float32), axis=-1)
+        return jnp.take_along_axis(log_probs, inputs.target_id[:, None], axis=1)[:, 0]
+
     def classification(inputs, embeds, head_mask):
         logits = run(inputs, embeds, head_mask)["logits"].astype(jnp.float32)  # [batch, label]
         return jnp.take_along_axis(logits, inputs.target_class[:, None], axis=1)[:, 0]
@@ -190,6 +210,7 @@ def make_objective(task: str, graphdef, params) -> Callable:
         "embedding-centroid": embedding,
         "masked-lm": token_log_prob,
         "causal-lm": token_log_prob,
+        "permutation-lm": permutation_log_prob,
         "classification": classification,
         "seq2seq": seq2seq,
     }[task]

@@ -164,12 +164,13 @@ def objective_inputs(
     position = np.zeros(batch, np.int32)
     target = np.zeros(batch, np.int32)
     target_class = np.zeros(batch, np.int32)
-    if task == "masked-lm":
+    if task in ("masked-lm", "permutation-lm"):
         special = fixed_tokens(tokenizer, ids, mask)
         for row in range(batch):
             position[row] = masked_position(ids[row], special[row])
             target[row] = ids[row, position[row]]
-            ids[row, position[row]] = tokenizer.mask_token_id
+            if task == "masked-lm":  # permutation-lm hides it by the attention mask instead
+                ids[row, position[row]] = tokenizer.mask_token_id
     elif task == "causal-lm":
         position[:] = np.maximum(lengths - 2, 0)
         target[:] = ids[np.arange(batch), np.maximum(lengths - 1, 0)]

@@ -22,6 +22,11 @@ module names; only the leaf differs: `kernel`/`scale`/`embedding` here, `weight`
                                              {q,k,v,o}, EncDecAttention.*, DenseReluDense.{wi,wi_0,
                                              wi_1,wo}, layer_norm, final_layer_norm,
                                              relative_attention_bias
+  XLNet                                      word_embedding, layer.N.rel_attn.{q,k,v,o} (r: the
+                                             positional key projection, r_w/r_r/r_s_bias and
+                                             seg_embed: relative_bias), ff.layer_{1,2},
+                                             *layer_norm, mask_emb, lm_loss, sequence_summary,
+                                             logits_proj
 
 Roles (the `role` of a tensor): query, key, value, qkv (fused), attn_out, mlp_in, mlp_gate,
 mlp_out, norm, token_embedding, position_embedding, type_embedding, relative_bias, embed_proj,
@@ -57,6 +62,9 @@ _HEAD_SEGMENTS = {
     "sop_head",
     "generator_predictions",
     "discriminator_predictions",
+    "lm_loss",
+    "sequence_summary",
+    "logits_proj",
 }
 _ATTENTION_SEGMENTS = {
     "attention",
@@ -68,6 +76,7 @@ _ATTENTION_SEGMENTS = {
     "crossattention",
     "cross_attn",
     "encoder_attn",
+    "rel_attn",
 }
 _CROSS_SEGMENTS = {"encdecattention", "crossattention", "cross_attn", "encoder_attn"}
 _MLP_SEGMENTS = {
@@ -130,9 +139,12 @@ _MLP_PROJECTIONS = {
     "wo": "mlp_out",
     "lin2": "mlp_out",
     "dense_4h_to_h": "mlp_out",
+    "layer_1": "mlp_in",  # XLNet ff
+    "layer_2": "mlp_out",
 }
 _EMBEDDINGS = {
     "word_embeddings": "token_embedding",
+    "word_embedding": "token_embedding",
     "wte": "token_embedding",
     "embed_tokens": "token_embedding",
     "embed_in": "token_embedding",
@@ -163,6 +175,8 @@ _ROLE_COMPONENT = {
     "head": "head",
     "other": "other",
 }
+# Relative-position and segment parameters of an attention layer (T5, XLNet).
+_RELATIVE = {"relative_attention_bias", "r_w_bias", "r_r_bias", "r_s_bias", "seg_embed"}
 _NORM = re.compile(r"norm|^ln(_|$)", re.IGNORECASE)
 
 
@@ -240,7 +254,7 @@ def _role(segments: list[str]) -> str:
         return "pooler"
     if any(_NORM.search(s) for s in segments):
         return "norm"
-    if "relative_attention_bias" in lower:
+    if _RELATIVE & set(lower) or lower[-2:] == ["rel_attn", "r"]:
         return "relative_bias"
     for segment in reversed(lower):
         if segment in _EMBEDDINGS:

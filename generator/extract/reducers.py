@@ -22,6 +22,7 @@ import jax.numpy as jnp
 
 from generator.extract import activation_stats, head_metrics
 from generator.models.config import ModelConfig
+from generator.models.layers import last_token
 
 Outputs = dict[str, jax.Array]
 
@@ -55,8 +56,7 @@ def first_token_pool(hidden_states: jax.Array) -> jax.Array:
 
 def last_token_pool(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
     """Take the last non-padding token of every layer -> [batch, layer, d_model]."""
-    last = jnp.maximum(jnp.sum(attention_mask, axis=1) - 1, 0)
-    return jnp.take_along_axis(hidden_states, last[:, None, None, None], axis=2)[:, :, 0, :]
+    return last_token(hidden_states, attention_mask, axis=2)
 
 
 def unit_token_sum(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
@@ -105,7 +105,16 @@ REDUCERS: list[Reducer] = [
         ("layer", "d_model"),
         _layers_by_width,
         lambda out, mask: first_token_pool(_hidden(out)),
-        applies=lambda config: not config.causal,  # a decoder's first token sees only itself
+        # a decoder's first token sees only itself
+        applies=lambda config: not config.causal and not getattr(config, "cls_last", False),
+        analysis="representations",
+    ),
+    Reducer(  # XLNet: `text <sep> <cls>`, the classification token is the last real one
+        "pooled_cls",
+        ("layer", "d_model"),
+        _layers_by_width,
+        lambda out, mask: last_token_pool(_hidden(out), mask),
+        applies=lambda config: not config.causal and getattr(config, "cls_last", False),
         analysis="representations",
     ),
     Reducer(

@@ -105,6 +105,14 @@ SHARDING_RULES: dict[str, tuple[tuple[str, int], ...]] = {
         (r"DenseReluDense\.(wi|wi_0|wi_1)\.kernel$", COLUMN),
         (r"DenseReluDense\.wo\.kernel$", ROW),
     ),
+    "xlnet": (  # q/k/v/r and the per-head score biases [head * d_head] split by head
+        (r"rel_attn\.(q|k|v|r)\.kernel$", COLUMN),
+        (r"rel_attn\.(r_w_bias|r_r_bias|r_s_bias)\.bias$", COLUMN),
+        (r"rel_attn\.seg_embed\.embedding$", COLUMN),  # [2, head * d_head]
+        (r"rel_attn\.o\.kernel$", ROW),
+        (r"ff\.layer_1\.(kernel|bias)$", COLUMN),
+        (r"ff\.layer_2\.kernel$", ROW),
+    ),
 }
 
 

@@ -21,7 +21,11 @@ from generator.extract.neurons import showcase_top
 from generator.extract.reducers import Reducer
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
-VOCAB_HEADS = ("masked-lm", "causal-lm")  # logits over the vocabulary: only the top ones are kept
+VOCAB_HEADS = (
+    "masked-lm",
+    "causal-lm",
+    "permutation-lm",
+)  # logits over the vocabulary: only the top ones are kept
 TOP_K = 16
 
 

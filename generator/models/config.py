@@ -57,7 +57,8 @@ class ModelConfig:
         n_heads: attention (query) heads per block.
         d_head: width of one head.
         d_mlp: hidden width of the MLP.
-        max_positions: longest input in tokens the model accepts.
+        max_positions: longest input in tokens the model accepts; None when positions are
+            relative and unlimited (XLNet).
         layer_norm_eps: epsilon of every LayerNorm / RMSNorm.
         activation: MLP non-linearity, a name from `ACTIVATIONS`.
         pad_token_id: id of the padding token (0 when the config names none).
@@ -81,6 +82,11 @@ class ModelConfig:
             "replaced-token-detection", "causal-lm", "sentence-order"); the primary one
             fills `logits`.
         labels: class names of a classification head, in logit order.
+        clamp_len: relative distances are clipped to +-clamp_len (XLNet); <= 0: no clipping.
+        cls_last: the classification token is the last real token (XLNet: `text <sep> <cls>`),
+            not the first: `cls` pooling and the classifier read it there.
+        attention_note: what the attention probes show when it needs saying (XLNet: the
+            content stream only); shown on the overview and attention pages.
     """
 
     family: str
@@ -91,7 +97,7 @@ class ModelConfig:
     n_heads: int
     d_head: int
     d_mlp: int
-    max_positions: int
+    max_positions: int | None
     layer_norm_eps: float
     activation: str
     pad_token_id: int
@@ -111,6 +117,9 @@ class ModelConfig:
     with_pooler: bool = False
     heads: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    clamp_len: int = -1
+    cls_last: bool = False
+    attention_note: str = ""
 
     def __post_init__(self):
         if not self.n_kv_heads:

@@ -40,6 +40,9 @@ class NameMap:
         tied: (checkpoint name, checkpoint name it duplicates) for tied weights that some
             checkpoints store twice; a duplicate must equal its source exactly.
         ignored: regex of checkpoint entries that are buffers, not parameters.
+        reshaped: regex on canonical checkpoint names of tensors stored in another shape with
+            the same entries (XLNet's [d_model, head, d_head] projections): reshaped to the
+            parameter's shape (before the transpose, if any) when the sizes agree.
     """
 
     prefixes: tuple[str, ...] = ()
@@ -47,6 +50,7 @@ class NameMap:
     untransposed: str = r"(?!)"
     tied: tuple[tuple[str, str], ...] = ()
     ignored: str = BUFFERS
+    reshaped: str = r"(?!)"
 
     def canonical(self, name: str) -> str:
         """Strip the first matching base-model prefix from a checkpoint name."""

@@ -2,6 +2,7 @@
 
 Each head maps the final hidden states to `logits`:
   masked-lm / causal-lm          [batch, token, vocab]
+  permutation-lm                 [batch, token, vocab]  (XLNet's lm_loss on the content stream)
   classification                 [batch, n_labels]  (first token, pooler, or last real token)
   token-classification           [batch, token, n_labels]
   replaced-token-detection       [batch, token]      (ELECTRA discriminator)
@@ -31,6 +32,7 @@ from generator.models.layers import (
 HEAD_KINDS = (
     "masked-lm",
     "causal-lm",
+    "permutation-lm",
     "classification",
     "token-classification",
     "replaced-token-detection",

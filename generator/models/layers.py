@@ -202,7 +202,18 @@ def run_blocks(
     return x, hidden, probes
 
 
-def last_token(x: jax.Array, attention_mask: jax.Array) -> jax.Array:
-    """Take the last non-padding position of [batch, token, ...] -> [batch, ...]."""
-    last = jnp.maximum(jnp.sum(jnp.asarray(attention_mask) > 0, axis=1) - 1, 0)
-    return jnp.take_along_axis(x, last.reshape(-1, *([1] * (x.ndim - 1))), axis=1)[:, 0]
+def last_real_index(attention_mask: jax.Array) -> jax.Array:
+    """Return [batch] the index of the last real token, padding on either side (0 if none)."""
+    real = jnp.asarray(attention_mask) > 0
+    token = real.shape[1]
+    last = token - 1 - jnp.argmax(real[:, ::-1], axis=1)
+    return jnp.where(jnp.any(real, axis=1), last, 0)
+
+
+def last_token(x: jax.Array, attention_mask: jax.Array, axis: int = 1) -> jax.Array:
+    """Take the last non-padding position along `axis` (the token axis) of x -> x without it."""
+    last = last_real_index(attention_mask)
+    shape = [1] * x.ndim
+    shape[0] = -1
+    picked = jnp.take_along_axis(x, last.reshape(shape), axis=axis)
+    return jnp.squeeze(picked, axis=axis)

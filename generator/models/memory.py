@@ -62,6 +62,10 @@ def parameter_count(config: ModelConfig) -> int:
         feed_forward += (2 if gated else 1) * mlp + d
     norms = 2 * d if config.family == "llama" else 4 * d  # RMSNorm: scale only
     total = config.n_weight_blocks * (attention + feed_forward + norms)  # ALBERT shares blocks
+    if config.family == "xlnet":  # per layer also r, r_w/r_r/r_s_bias, seg_embed [2, q_width]
+        total += config.n_layers * (d * q_width + 5 * q_width)
+        total += config.vocab_size * d + d  # word_embedding, mask_emb; no positions, no final norm
+        return total + _head_parameters(config)
     width = config.embedding_size
     total += config.vocab_size * width
     if config.rope is None:
@@ -88,9 +92,13 @@ def _head_parameters(config: ModelConfig) -> int:
             total += d * w + w + 2 * w + vocab + (0 if config.tie_word_embeddings else w * vocab)
         elif head == "causal-lm" and not config.tie_word_embeddings:
             total += d * vocab
+        elif head == "permutation-lm":  # XLNet's lm_loss: a bias, tied unembedding
+            total += vocab + (0 if config.tie_word_embeddings else d * vocab)
         elif head == "classification":
-            hidden = config.family == "bert" and config.model_type != "bert"
-            bias = config.family in ("bert", "albert")
+            hidden = (config.family == "bert" and config.model_type != "bert") or (
+                config.family == "xlnet"  # sequence_summary.summary
+            )
+            bias = config.family in ("bert", "albert", "xlnet")
             total += (d * d + d if hidden else 0) + d * labels + (labels if bias else 0)
         elif head == "token-classification":
             total += d * labels + labels
@@ -155,6 +163,8 @@ def _activations(
     scores = rows * heads * tokens * tokens * f32
     mlp_units = (2 if config.family == "llama" else 1) * n * config.d_mlp * c
     working = 3 * n * head_values * c + 2 * scores + mlp_units + 2 * n * d * c
+    if config.family == "xlnet":  # position scores [query, 2 token] before the relative shift
+        working += 2 * scores
     hidden = (layers + 1) * n * d * c
     logits = 0
     if config.heads and config.heads[0] in ("masked-lm", "causal-lm"):

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from generator.errors import ModelLoadError
-from generator.models import albert, bert, gpt2, llama, t5_loading
+from generator.models import albert, bert, gpt2, llama, t5_loading, xlnet
 from generator.models.config import ArchitectureConfig
 from generator.models.family import Family
 
@@ -69,4 +69,5 @@ register_family(bert.FAMILY)
 register_family(gpt2.FAMILY)
 register_family(llama.FAMILY)
 register_family(albert.FAMILY)
+register_family(xlnet.FAMILY)
 register_family(t5_loading.FAMILY)

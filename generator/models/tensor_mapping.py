@@ -80,8 +80,12 @@ def assign(
             missing.append(name)
             continue
         used.add(name)
-        array = tensors[name].T if transpose else tensors[name]
         expected = tuple(variable.get_value().shape)
+        array = tensors[name]
+        stored = expected[::-1] if transpose else expected
+        if re.search(names.reshaped, name) and array.size == int(np.prod(stored)):
+            array = array.reshape(stored)
+        array = array.T if transpose else array
         if tuple(array.shape) != expected:
             got = tuple(tensors[name].shape)
             want = expected[::-1] if transpose else expected

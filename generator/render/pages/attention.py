@@ -393,6 +393,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "scale": WEIGHT_SCALE,
         "target": seq2seq.get("target"),
         "causal": causal,
+        "note": config.get("attention_note") or "",  # e.g. XLNet: the content stream only
         "kinds": [
             {
                 "id": kind.id,

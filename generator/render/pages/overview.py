@@ -40,7 +40,10 @@ def architecture_rows(manifest: dict) -> list[tuple[str, str]]:
 
 def family_rows(config: dict) -> list[tuple[str, str]]:
     """Return the rows that only some families have: attention kind, positions, windows, heads."""
-    rows = [("attention", "causal (decoder)" if config.get("causal") else "bidirectional")]
+    kind = "causal (decoder)" if config.get("causal") else "bidirectional"
+    if config.get("family") == "xlnet":
+        kind += ", relative positions (Transformer-XL: distance i - j, r_w/r_r/r_s biases)"
+    rows = [("attention", kind)]
     kv_heads = config.get("n_kv_heads")
     if kv_heads and kv_heads != config["n_heads"]:
         kind = "multi-query" if kv_heads == 1 else "grouped-query"
@@ -68,6 +71,8 @@ def family_rows(config: dict) -> list[tuple[str, str]]:
         )
     if config.get("heads"):
         rows.append(("output heads", ", ".join(config["heads"])))
+    if config.get("attention_note"):  # XLNet: the content stream; the query stream is not shown
+        rows.append(("attention probes", config["attention_note"]))
     return rows
 
 
