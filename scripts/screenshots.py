@@ -1,8 +1,7 @@
 """Take the screenshots in docs/screenshots: every page of the default site, and the site index.
 
     make site && python scripts/screenshots.py [SITE] [--out docs/screenshots]
-    python scripts/screenshots.py SITE --model NAME --pages attention weights
-
+    python scripts/screenshots.py SITE --model NAME --only attention,weights --prefix NAME
 
 Headless Chromium through Playwright (as the browser tests), 1200 px wide. Every page whole in
 the light theme (at most MAX_HEIGHT px): docs/screenshots/page-{name}.png; the overview and
