@@ -314,7 +314,7 @@ def test_empty_front_matter_reports_required_keys(tmp_path: Path) -> None:
         ("max_len: 64", "unknown key 'max_len' (did you mean 'max_length'?)"),
         ("zzz: 1", "unknown key 'zzz' (known keys: name, title, model"),
         ("1: 1", "unknown key 1"),
-        ("name: y", None),  # duplicate YAML key: last wins, no problem
+        ("name: y", None),
         ("title: 3", "'title' must be a string (quote it), got a number (3)"),
         ("title: ''", "'title' is an empty string"),
         ("model: [a, b]", "'model' must be a string, got a list of 2 item(s)"),
@@ -361,7 +361,13 @@ def test_empty_front_matter_reports_required_keys(tmp_path: Path) -> None:
     ],
 )
 def test_value_problems(tmp_path: Path, extra: str, expected: str | None) -> None:
-    path = write_card(tmp_path, f"name: x\nmodel: org/x\n{extra}")
+    given = {line.split(":")[0] for line in extra.splitlines()}  # a key set twice is its own error
+    base = "".join(
+        f"{key}: {value}\n"
+        for key, value in (("name", "x"), ("model", "org/x"))
+        if key not in given
+    )
+    path = write_card(tmp_path, f"{base}{extra}")
     if expected is None:
         load_card(path)
         return
