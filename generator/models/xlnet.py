@@ -115,7 +115,7 @@ class XLNetRelativeAttention(nnx.Module):
         """Return a [head * d_head] parameter as [1, head, 1, d_head] in the compute dtype."""
         return param[...].astype(self.compute).reshape(1, self.n_heads, 1, self.d_head)
 
-    def attend(self, q, k, v, k_r, query_pos, segments, visible, head_scale=None):
+    def attend(self, q, k, v, *, k_r, query_pos, segments, visible, head_scale=None):
         """Relative attention of queries q [batch, head, query, d_head] over keys k, v.
 
         Args:
@@ -208,11 +208,11 @@ class XLNetLayer(nnx.Module):
             q,
             k,
             v,
-            k_r,
-            streams["positions"],
-            None if segments is None else (segments, segments),
-            streams["visible_h"],
-            head_scale,
+            k_r=k_r,
+            query_pos=streams["positions"],
+            segments=None if segments is None else (segments, segments),
+            visible=streams["visible_h"],
+            head_scale=head_scale,
         )
         attended = attn.post_attention(h, context)
         hidden = self.ff.hidden(attended)
@@ -230,7 +230,14 @@ class XLNetLayer(nnx.Module):
             if segments is not None:
                 pair = (jnp.take_along_axis(segments, target, axis=1), segments)
             context_g, _ = attn.attend(
-                attn.heads(g, attn.q), k, v, k_r, target, pair, streams["visible_g"], head_scale
+                attn.heads(g, attn.q),
+                k,
+                v,
+                k_r=k_r,
+                query_pos=target,
+                segments=pair,
+                visible=streams["visible_g"],
+                head_scale=head_scale,
             )
             attended_g = attn.post_attention(g, context_g)
             probes["query_stream"] = self.ff.output(self.ff.hidden(attended_g), attended_g)
