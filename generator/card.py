@@ -247,7 +247,7 @@ def _split_front_matter(text: str, problems: list[str]) -> tuple[dict | None, st
     prose = "\n".join(lines[end + 1 :]).strip("\n")
     prose = prose if prose.strip() else ""
     try:
-        data = yaml.load("\n".join(lines[1:end]), Loader=_UniqueKeyLoader)  # noqa: S506 (safe)
+        data = _load_front_matter("\n".join(lines[1:end]))
     except _DuplicateKey as exc:
         problems.append(str(exc))
         return None, prose
@@ -270,6 +270,15 @@ def _split_front_matter(text: str, problems: list[str]) -> tuple[dict | None, st
         )
         return None, prose
     return data, prose
+
+
+def _load_front_matter(text: str) -> Any:
+    """Parse YAML with the safe loader, refusing repeated keys (what yaml.safe_load does, plus)."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 class _DuplicateKey(yaml.YAMLError):

@@ -222,6 +222,7 @@ def test_family_flags():
     class Config:
         def __init__(self, family, **flags):
             self.family = family
+            self.seq2seq = False  # every config says (ArchitectureConfig)
             self.__dict__.update(flags)
 
     assert not is_causal(Config("bert", causal=False)) and is_causal(Config("gpt2", causal=True))

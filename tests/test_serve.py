@@ -62,7 +62,8 @@ def test_serve_rebuilds_on_card_change_and_survives_errors(served_card, caplog):
         assert "Tiny BERT" in fetch(server.url)  # the site index
         touch_later(card, card.read_text().replace("First prose.", "Second prose."))
         assert wait_for(lambda: "Second prose." in fetch(overview)), "no rebuild after the edit"
-        assert server.rebuilds == 2 and server.failures == 0
+        # the page is swapped in before the rebuild counter moves: wait for both
+        assert wait_for(lambda: server.rebuilds == 2) and server.failures == 0
         touch_later(card, card.read_text().replace("max_length: 64", "max_length: lots"))
         assert wait_for(lambda: server.failures == 1), "the broken card was not noticed"
         assert "max_length" in server.last_error and "\n" not in server.last_error
