@@ -90,7 +90,7 @@ def prose(title: str, config: ModelConfig) -> str:
 
 def sharing(config: ModelConfig) -> str:
     """Return the sentence on shared layer weights (ALBERT), or '' for other models."""
-    blocks = getattr(config, "n_weight_blocks", config.n_layers)  # T5Config has none
+    blocks = config.n_weight_blocks
     if blocks == config.n_layers:
         return ""
     return (

@@ -106,7 +106,7 @@ REDUCERS: list[Reducer] = [
         _layers_by_width,
         lambda out, mask: first_token_pool(_hidden(out)),
         # a decoder's first token sees only itself
-        applies=lambda config: not config.causal and not getattr(config, "cls_last", False),
+        applies=lambda config: not config.causal and not config.cls_last,
         analysis="representations",
     ),
     Reducer(  # XLNet: `text <sep> <cls>`, the classification token is the last real one
@@ -114,7 +114,7 @@ REDUCERS: list[Reducer] = [
         ("layer", "d_model"),
         _layers_by_width,
         lambda out, mask: last_token_pool(_hidden(out), mask),
-        applies=lambda config: not config.causal and getattr(config, "cls_last", False),
+        applies=lambda config: not config.causal and config.cls_last,
         analysis="representations",
     ),
     Reducer(

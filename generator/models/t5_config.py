@@ -80,6 +80,16 @@ class T5Config:
         """Return True: T5 is an encoder-decoder."""
         return True
 
+    @property
+    def cls_last(self) -> bool:
+        """Return False: T5 has no classification token (`ModelConfig.cls_last`)."""
+        return False
+
+    @property
+    def n_weight_blocks(self) -> int:
+        """Return the encoder blocks: T5 shares no block weights (`ModelConfig.n_weight_blocks`)."""
+        return self.n_layers
+
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict (for the artifact manifest)."""
         return dataclasses.asdict(self)
