@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from generator.card import ModelCard
+from generator.options import BuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -30,51 +31,52 @@ def cache_dir(artifacts_root: Path) -> Path:
 
 
 def extract_card(
-    card: ModelCard,
-    artifacts_root: Path,
-    force: bool = False,
-    *,
-    strict: bool = False,
-    progress: bool = True,
-    allow_pickle: bool = False,
-    notify=None,
+    card: ModelCard, artifacts_root: Path, options: BuildOptions | None = None, **flags
 ):
-    """Run the extract stage for one card; return its ExtractResult."""
+    """Run the extract stage for one card; return its ExtractResult.
+
+    Args:
+        card: the validated ModelCard.
+        artifacts_root: folder holding one artifact folder per model.
+        options: the build's flags (force, strict, progress, allow_pickle, notify).
+        **flags: BuildOptions fields set on top of `options` (e.g. `progress=False`).
+    """
     from generator.extract.run import extract
 
-    return extract(
-        card,
-        artifacts_root,
-        force=force,
-        strict=strict,
-        progress=progress,
-        allow_pickle=allow_pickle,
-        notify=notify,
-    )
+    return extract(card, artifacts_root, BuildOptions.of(options, **flags))
 
 
 def render_card(
     card: ModelCard,
     artifacts_root: Path,
     out_dir: Path,
-    force: bool = False,
-    base_url: str | None = None,
+    options: BuildOptions | None = None,
+    **flags,
 ):
-    """Analyze and render one card from its existing artifacts; return the RenderResult."""
+    """Analyze and render one card from its existing artifacts; return the RenderResult.
+
+    Args:
+        card: the validated ModelCard.
+        artifacts_root: folder holding one artifact folder per model.
+        out_dir: the site folder.
+        options: the build's flags (force, base_url are read here).
+        **flags: BuildOptions fields set on top of `options`.
+    """
     from generator.analyze.run import analyze
     from generator.artifacts import open_artifacts
     from generator.render.site import render_model
 
+    options = BuildOptions.of(options, **flags)
     artifacts = open_artifacts(artifacts_root / card.name)
-    tables = analyze(artifacts, force=force)
+    tables = analyze(artifacts, force=options.force)
     return render_model(
         card,
         artifacts,
         tables,
         out_dir=out_dir,
         cache_dir=cache_dir(artifacts_root),
-        force=force,
-        base_url=base_url,
+        force=options.force,
+        base_url=options.base_url,
     )
 
 
@@ -92,41 +94,37 @@ def build_cards(
     cards: list[ModelCard],
     out_dir: Path,
     artifacts_root: Path,
-    *,
-    force: bool = False,
-    strict: bool = False,
-    progress: bool = True,
-    base_url: str | None = None,
-    allow_pickle: bool = False,
-    notify=None,
+    options: BuildOptions | None = None,
+    **flags,
 ) -> list[BuildReport]:
     """Build every card into `out_dir`, then rewrite the site index.
 
-    `base_url` (the hosted site's root) makes the card snippets' links absolute.
-    `allow_pickle` lets checkpoints without safetensors load from pytorch_model.bin (read
-    without running code); `notify` receives one-line notes (the memory estimate) as they come.
+    Args:
+        cards: the validated ModelCards.
+        out_dir: the site folder.
+        artifacts_root: folder holding one artifact folder per model.
+        options: the build's flags (see BuildOptions: force, strict, progress, allow_pickle,
+            base_url, notify).
+        **flags: BuildOptions fields set on top of `options`, so
+            `build_cards(cards, out, artifacts, strict=True, progress=False)` works.
+
+    Returns:
+        One BuildReport per card.
     """
     from generator.extract.processes import is_primary_process
     from generator.render.site import render_index
 
+    options = BuildOptions.of(options, **flags)
     reports = []
     for card in cards:
         started = time.perf_counter()
-        extracted = extract_card(
-            card,
-            artifacts_root,
-            force=force,
-            strict=strict,
-            progress=progress,
-            allow_pickle=allow_pickle,
-            notify=notify,
-        )
+        extracted = extract_card(card, artifacts_root, options)
         if not is_primary_process():  # distributed runs: process 0 analyses and renders
             reports.append(
                 BuildReport(card.name, not extracted.skipped, False, 0.0, extracted.warnings)
             )
             continue
-        rendered = render_card(card, artifacts_root, out_dir, force=force, base_url=base_url)
+        rendered = render_card(card, artifacts_root, out_dir, options)
         reports.append(
             BuildReport(
                 card.name,

@@ -212,22 +212,20 @@ def build(
 ):
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
+    from generator.options import BuildOptions
     from generator.render.snippet import normalize_base_url
 
     configure_logging(verbosity(quiet, verbose))
-    base_url = normalize_base_url(base_url)
-    loaded = apply_mesh(load_cards(cards), mesh, distributed)
-    reports = build_cards(
-        loaded,
-        out,
-        artifacts,
+    options = BuildOptions(
         force=force,
         strict=strict,
         progress=show_progress(quiet),
-        base_url=base_url,
         allow_pickle=allow_pickle,
+        base_url=normalize_base_url(base_url),
         notify=None if quiet else click.echo,
     )
+    loaded = apply_mesh(load_cards(cards), mesh, distributed)
+    reports = build_cards(loaded, out, artifacts, options)
     if not quiet and is_primary():
         for report in reports:
             stages = ", ".join(
@@ -253,18 +251,18 @@ def build(
 def extract(*, card, force, strict, allow_pickle, mesh, distributed, artifacts, verbose, quiet):
     """Run only the extract stage of CARD into the artifact store."""
     from generator.build import extract_card
+    from generator.options import BuildOptions
 
     configure_logging(verbosity(quiet, verbose))
-    (loaded,) = apply_mesh(load_cards((card,)), mesh, distributed)
-    result = extract_card(
-        loaded,
-        artifacts,
+    options = BuildOptions(
         force=force,
         strict=strict,
         progress=show_progress(quiet),
         allow_pickle=allow_pickle,
         notify=None if quiet else click.echo,
     )
+    (loaded,) = apply_mesh(load_cards((card,)), mesh, distributed)
+    result = extract_card(loaded, artifacts, options)
     if not quiet and is_primary():
         state = "up to date" if result.skipped else f"written in {result.seconds:.1f} s"
         click.echo(f"{loaded.name}: artifacts {state} -> {result.folder}/")
@@ -285,13 +283,14 @@ def extract(*, card, force, strict, allow_pickle, mesh, distributed, artifacts, 
 def render(*, card, out, force, base_url, artifacts, verbose, quiet):
     """Analyze and render CARD from existing artifacts (no forward pass)."""
     from generator.build import render_card
+    from generator.options import BuildOptions
     from generator.render.site import render_index
     from generator.render.snippet import normalize_base_url
 
     configure_logging(verbosity(quiet, verbose))
-    base_url = normalize_base_url(base_url)
+    options = BuildOptions(force=force, base_url=normalize_base_url(base_url))
     (loaded,) = load_cards((card,))
-    result = render_card(loaded, artifacts, out, force=force, base_url=base_url)
+    result = render_card(loaded, artifacts, out, options)
     render_index(out)
     if not quiet:
         click.echo(

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from generator.errors import AtlasError
+from generator.options import BuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -186,9 +187,17 @@ class PreviewServer:
 
 
 def card_rebuilder(
-    card_paths: list[Path], cards_dir: Path | None, out_dir: Path, artifacts: Path, **options
+    card_paths: list[Path],
+    cards_dir: Path | None,
+    out_dir: Path,
+    artifacts: Path,
+    options: BuildOptions | None = None,
 ) -> Callable[[], object]:
-    """Return a function that reloads the cards (the given ones, or all in cards_dir) and builds them."""
+    """Return a function that reloads the cards (the given ones, or all in cards_dir) and builds them.
+
+    `options` are the build's flags; progress bars are always off (rebuilds are logged).
+    """
+    options = BuildOptions.of(options, progress=False)
 
     def rebuild():
         from generator.build import build_cards
@@ -198,6 +207,6 @@ def card_rebuilder(
         if not paths:
             raise AtlasError(f"no model cards in {cards_dir}/; add a NAME.md card")
         cards = [load_card(path) for path in paths]
-        return build_cards(cards, out_dir, artifacts, progress=False, **options)
+        return build_cards(cards, out_dir, artifacts, options)
 
     return rebuild

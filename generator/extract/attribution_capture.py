@@ -320,6 +320,38 @@ def head_sample_inputs(context: AttributionContext) -> tuple[np.ndarray, Objecti
     return rows, objective_inputs(context, ids, mask, reference, decoder)
 
 
+def write_head_importance(writer, rows, per_text, mean_objectives_of) -> float:
+    """Store the head importances and pruning curves; return the objective with every head.
+
+    `per_text` is (ablation, gradient) `[text, layer, head]`; `mean_objectives_of` maps
+    `[mask, layer, head]` head masks to the sample's mean objective under each.
+    """
+    ablation_per_text, gradient_per_text = per_text
+    ablation, gradient = ablation_per_text.mean(axis=0), gradient_per_text.mean(axis=0)
+    n_rows, n_heads = ablation.shape
+    rng = np.random.default_rng(0)
+    orders = [np.argsort(ablation.ravel(), kind="stable")]  # least important removed first
+    orders += [rng.permutation(n_rows * n_heads) for _ in range(RANDOM_ORDERS)]
+    curves = pruning_curves(mean_objectives_of, orders, n_rows, n_heads, PRUNING_FRACTIONS)
+    by_importance, random_curves = curves[0], curves[1:]
+    writer.write_array("heads/ablation", ablation.astype(np.float32), ("layer", "head"))
+    writer.write_array("heads/gradient", gradient.astype(np.float32), ("layer", "head"))
+    axes = ("text", "layer", "head")
+    writer.write_array("heads/ablation_per_text", ablation_per_text, axes)
+    writer.write_array("heads/gradient_per_text", gradient_per_text, axes)
+    writer.write_array(
+        "heads/pruning_fraction", PRUNING_FRACTIONS.astype(np.float32), ("fraction",)
+    )
+    writer.write_array(
+        "heads/pruning_by_importance", by_importance.astype(np.float32), ("fraction",)
+    )
+    writer.write_array(
+        "heads/pruning_random", np.mean(random_curves, axis=0).astype(np.float32), ("fraction",)
+    )
+    writer.write_array("heads/sample_index", rows, ("text",))
+    return float(by_importance[0])  # fraction 0: every head kept
+
+
 def head_importance(context: AttributionContext) -> dict:
     """Ablation and gradient importance of every head over a corpus sample, and pruning curves.
 
@@ -362,38 +394,16 @@ def head_importance(context: AttributionContext) -> dict:
     def mean_objectives_of(params, inputs, embeds, masks):
         return mean_objectives(objective_of(params, inputs, embeds))(masks)
 
-    ablation_per_text = np.asarray(ablation_of(params, inputs, embeds), np.float32)
-    gradient_per_text = np.asarray(gradient_of(params, inputs, embeds), np.float32)
-    ablation, gradient = ablation_per_text.mean(axis=0), gradient_per_text.mean(axis=0)
-    rng = np.random.default_rng(0)
-    orders = [np.argsort(ablation.ravel(), kind="stable")]  # least important removed first
-    orders += [rng.permutation(n_rows * n_heads) for _ in range(RANDOM_ORDERS)]
-    curves = pruning_curves(
-        lambda masks: mean_objectives_of(params, inputs, embeds, masks),
-        orders,
-        n_rows,
-        n_heads,
-        PRUNING_FRACTIONS,
+    per_text = (
+        np.asarray(ablation_of(params, inputs, embeds), np.float32),
+        np.asarray(gradient_of(params, inputs, embeds), np.float32),
     )
-    by_importance, random_curves = curves[0], curves[1:]
-    writer.write_array("heads/ablation", ablation.astype(np.float32), ("layer", "head"))
-    writer.write_array("heads/gradient", gradient.astype(np.float32), ("layer", "head"))
-    per_text = ("text", "layer", "head")
-    writer.write_array("heads/ablation_per_text", ablation_per_text, per_text)
-    writer.write_array("heads/gradient_per_text", gradient_per_text, per_text)
-    writer.write_array(
-        "heads/pruning_fraction", PRUNING_FRACTIONS.astype(np.float32), ("fraction",)
+    full_objective = write_head_importance(
+        writer, rows, per_text, lambda masks: mean_objectives_of(params, inputs, embeds, masks)
     )
-    writer.write_array(
-        "heads/pruning_by_importance", by_importance.astype(np.float32), ("fraction",)
-    )
-    writer.write_array(
-        "heads/pruning_random", np.mean(random_curves, axis=0).astype(np.float32), ("fraction",)
-    )
-    writer.write_array("heads/sample_index", rows, ("text",))
     return {
         "sample_size": int(len(rows)),
-        "objective": float(by_importance[0]),  # fraction 0: every head kept
+        "objective": full_objective,
         "description": HEAD_OBJECTIVES.get(task, TASK_DESCRIPTIONS.get(task, "")),
         "gradient_method": "taylor-fidelity" if fidelity else "michel",
         "random_orders": RANDOM_ORDERS,

@@ -51,6 +51,7 @@ from generator.extract.tokenize import (
     tokenize_corpus,
     tokenizer_files,
 )
+from generator.options import BuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,7 @@ class ExtractRun:
     writer: ArtifactWriter
     loaded: object
     mesh: object
-    strict: bool
-    progress: bool
-    notify: Callable[[str], None] | None = None
+    options: BuildOptions
     details: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     embedding: object = None  # the token-embedding matrix, until its geometry is written
@@ -186,6 +185,21 @@ class ExtractRun:
     decoder: tuple = ()
 
     @property
+    def strict(self) -> bool:
+        """Whether warnings fail the build (`--strict`)."""
+        return self.options.strict
+
+    @property
+    def progress(self) -> bool:
+        """Whether to draw progress bars."""
+        return self.options.progress
+
+    @property
+    def notify(self) -> Callable[[str], None] | None:
+        """Where one-line notes for the user go (None: nowhere)."""
+        return self.options.notify
+
+    @property
     def config(self):
         """The loaded model's config."""
         return self.loaded.config
@@ -204,6 +218,28 @@ class ExtractRun:
         """Record a warning, or fail at once under --strict."""
         warn(message, self.warnings, self.strict)
 
+    def stream(self, params, streamed: dict, *, desc: str, where: str = "", on_batch=None) -> None:
+        """Stream the planned corpus batches through the corpus step with `params`.
+
+        `streamed` maps reducer names to the `[text, ...]` arrays the rows go to; `where`
+        prefixes a non-finite error (it names the weights), `on_batch` sees every batch.
+        """
+        stream_corpus(
+            self.corpus_step,
+            params,
+            self.batches,
+            self.tokens.ids,
+            self.pad_id,
+            streamed=streamed,
+            desc=desc,
+            progress=self.progress,
+            mesh=self.mesh,
+            special_ids=self.specials,
+            texts=self.corpus.texts,
+            where=where,
+            on_batch=on_batch,
+        )
+
 
 def capture(
     card,
@@ -211,22 +247,19 @@ def capture(
     artifacts_root: Path,
     *,
     writer: ArtifactWriter,
-    strict: bool,
-    progress: bool,
-    allow_pickle: bool = False,
-    notify=None,
+    options: BuildOptions,
 ) -> tuple[dict, list[str]]:
     """Run the model over the corpus and showcase; return (manifest details, warnings).
 
-    `allow_pickle` lets the loader read a pytorch_model.bin (without running its code);
-    `notify` receives the one-line memory estimate before the forward passes start.
+    `options.allow_pickle` lets the loader read a pytorch_model.bin (without running its
+    code); `options.notify` receives the one-line memory estimate before the forward passes.
     """
     from generator.extract.processes import is_primary_process
     from generator.models.loading import load_model
 
     if is_primary_process():  # other processes of a distributed run write nothing
         enable_compilation_cache(artifacts_root)
-    loaded = load_model(model_dir, dtype=card.dtype, allow_pickle=allow_pickle)
+    loaded = load_model(model_dir, dtype=card.dtype, allow_pickle=options.allow_pickle)
     check_pooling(card, loaded.config)
     mesh = sharding.make_mesh(card.mesh)
     sharding.check_model_axis(loaded.config, int(mesh.shape["model"]))
@@ -236,9 +269,7 @@ def capture(
         writer=writer,
         loaded=loaded,
         mesh=mesh,
-        strict=strict,
-        progress=progress,
-        notify=notify,
+        options=options,
     )
     for step in WEIGHT_STEPS:
         step(run)
@@ -341,7 +372,7 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     import jax.numpy as jnp
 
     from generator.extract import neurons
-    from generator.extract.reducers import Reducer, active_reducers
+    from generator.extract.reducers import Reducer, active_reducers, open_reducer_arrays
     from generator.extract.steps import make_steps
 
     card, config, writer = run.card, run.config, run.writer
@@ -354,16 +385,7 @@ def plan_corpus_pass(run: ExtractRun) -> None:
         run.loaded.model, run.reducers, store, mesh=run.mesh
     )
     n_texts = len(run.corpus)
-    run.streamed = {
-        reducer.name: writer.open_array(
-            f"corpus/{reducer.name}",
-            (n_texts, *reducer.shape(config)),
-            store if reducer.in_store_dtype else np.float32,
-            ("text", *reducer.axes),
-        )
-        for reducer in run.reducers
-        if reducer.stored
-    }
+    run.streamed = open_reducer_arrays(writer, run.reducers, config, n_texts, store=store)
     run.pad_id = padding_id(run.tokenizer)
     run.specials = special_token_ids(run.tokenizer)
     run.batches = plan_batches(
@@ -382,18 +404,10 @@ def corpus_pass(run: ExtractRun) -> None:
     from generator.extract import neurons
 
     stats = run.neuron_stats
-    stream_corpus(
-        run.corpus_step,
+    run.stream(
         run.params,
-        run.batches,
-        run.tokens.ids,
-        run.pad_id,
-        streamed=run.streamed,
+        run.streamed,
         desc=f"{run.card.name}: corpus",
-        progress=run.progress,
-        mesh=run.mesh,
-        special_ids=run.specials,
-        texts=run.corpus.texts,
         on_batch=stats.add if stats else None,
     )
     run.neuron_ids = stats.write(run.writer) if stats else None
@@ -411,21 +425,7 @@ def checkpoint_passes(run: ExtractRun) -> None:
         )
         run.details["checkpoints"] = []
         return
-    run.details["checkpoints"] = extract_checkpoints(
-        run.card,
-        run.loaded,
-        run.tokenizer,
-        corpus_step=run.corpus_step,
-        reducers=run.reducers,
-        batches=run.batches,
-        ids=run.tokens.ids,
-        pad_id=run.pad_id,
-        writer=run.writer,
-        progress=run.progress,
-        mesh=run.mesh,
-        special_ids=run.specials,
-        texts=run.corpus.texts,
-    )
+    run.details["checkpoints"] = extract_checkpoints(run)
 
 
 def write_corpus_arrays(run: ExtractRun) -> None:
@@ -447,19 +447,7 @@ def showcase_pass(run: ExtractRun) -> None:
         return
     from generator.extract.seq2seq import capture_seq2seq_showcase
 
-    run.width, run.details["seq2seq"], run.decoder = capture_seq2seq_showcase(
-        run.card,
-        run.loaded.model,
-        run.params,
-        mesh=run.mesh,
-        tokenizer=run.tokenizer,
-        tokens=run.tokens,
-        showcase=run.showcase,
-        writer=run.writer,
-        warnings=run.warnings,
-        strict=run.strict,
-        progress=run.progress,
-    )
+    run.width, run.details["seq2seq"], run.decoder = capture_seq2seq_showcase(run)
 
 
 def attributions(run: ExtractRun) -> None:

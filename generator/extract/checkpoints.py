@@ -16,7 +16,6 @@ import logging
 from pathlib import Path
 
 from generator.errors import ModelLoadError
-from generator.extract.corpus_pass import stream_corpus
 from generator.extract.source import download_from_hub
 from generator.extract.tokenize import load_tokenizer, tokenizer_files
 from generator.hashing import file_sha256, files_sha256
@@ -100,78 +99,48 @@ def check_tokenizer(folder: Path, name: str, tokenizer) -> None:
         )
 
 
-def extract_checkpoints(
-    card,
-    reference,
-    tokenizer,
-    *,
-    corpus_step,
-    reducers,
-    batches,
-    ids,
-    pad_id: int,
-    writer,
-    progress: bool,
-    mesh=None,
-    special_ids: list[int] | None = None,
-    texts=None,
-) -> list[dict]:
+def extract_checkpoints(run) -> list[dict]:
     """Run the corpus step with each checkpoint's weights; return manifest records per checkpoint.
 
     Args:
-        card: the ModelCard listing `checkpoints`.
-        reference: the card model's LoadedModel (architecture every checkpoint must match).
-        tokenizer: the card model's tokenizer (vocabulary every checkpoint must share).
-        corpus_step: the card model's jitted corpus step.
-        reducers: the reducers `corpus_step` computes.
-        batches, ids, pad_id: the corpus batches and token ids used for the card's model.
-        writer: the ArtifactWriter of the staging folder.
-        progress: show progress bars.
+        run: the ExtractRun (extract/capture.py) after its corpus pass: its card lists the
+            `checkpoints`; its model (the architecture every checkpoint must match), tokenizer
+            (the vocabulary every checkpoint must share), compiled corpus step, reducers,
+            batches and token ids serve every checkpoint.
 
     Returns:
         [{name, source, ignored_tensors}] in the card's order.
     """
-    import jax.numpy as jnp
-    import numpy as np
+    return [extract_checkpoint(run, checkpoint) for checkpoint in run.card.checkpoints]
 
-    records = []
-    n_texts = len(ids)
-    config = reference.config
-    store = jnp.dtype(card.store_dtype)
-    for checkpoint in card.checkpoints:
-        folder = checkpoint_dir(card, checkpoint)
-        params, loaded = checkpoint_params(folder, checkpoint.name, reference, card.dtype)
-        check_tokenizer(folder, checkpoint.name, tokenizer)
-        streamed = {
-            reducer.name: writer.open_array(
-                array_name(checkpoint.name, reducer.name),
-                (n_texts, *reducer.shape(config)),
-                store if reducer.in_store_dtype else np.float32,
-                ("text", *reducer.axes),
-            )
-            for reducer in reducers
-            if reducer.stored and is_checkpoint_reducer(reducer.name)
-        }
-        stream_corpus(
-            corpus_step,
-            params,
-            batches,
-            ids,
-            pad_id,
-            streamed=streamed,
-            desc=f"{card.name}: checkpoint {checkpoint.name}",
-            progress=progress,
-            mesh=mesh,
-            special_ids=special_ids,
-            texts=texts,
-            where=f"checkpoint '{checkpoint.name}': ",
-        )
-        records.append(
-            {
-                "name": checkpoint.name,
-                "source": checkpoint.model,
-                "ignored_tensors": list(loaded.ignored),
-            }
-        )
-        log.info("%s: checkpoint %s extracted", card.name, checkpoint.name)
-    return records
+
+def extract_checkpoint(run, checkpoint) -> dict:
+    """Stream the corpus with one checkpoint's weights into `checkpoints/NAME/corpus/*`."""
+    import jax.numpy as jnp
+
+    from generator.extract.reducers import open_reducer_arrays
+
+    card = run.card
+    folder = checkpoint_dir(card, checkpoint)
+    params, loaded = checkpoint_params(folder, checkpoint.name, run.loaded, card.dtype)
+    check_tokenizer(folder, checkpoint.name, run.tokenizer)
+    streamed = open_reducer_arrays(
+        run.writer,
+        [reducer for reducer in run.reducers if is_checkpoint_reducer(reducer.name)],
+        run.config,
+        len(run.tokens.ids),
+        store=jnp.dtype(card.store_dtype),
+        prefix=f"{PREFIX}/{checkpoint.name}/",
+    )
+    run.stream(
+        params,
+        streamed,
+        desc=f"{card.name}: checkpoint {checkpoint.name}",
+        where=f"checkpoint '{checkpoint.name}': ",
+    )
+    log.info("%s: checkpoint %s extracted", card.name, checkpoint.name)
+    return {
+        "name": checkpoint.name,
+        "source": checkpoint.model,
+        "ignored_tensors": list(loaded.ignored),
+    }

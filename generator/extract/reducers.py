@@ -156,3 +156,22 @@ def active_reducers(config: ModelConfig, analyses: tuple[str, ...] | None = None
         if reducer.applies(config)
         and (analyses is None or reducer.analysis is None or reducer.analysis in analyses)
     ]
+
+
+def open_reducer_arrays(
+    writer, reducers: list[Reducer], config: ModelConfig, n_texts: int, *, store, prefix: str = ""
+) -> dict:
+    """Open `PREFIXcorpus/NAME` `[text, *axes]` for each stored reducer; return name -> memmap.
+
+    `store` is the card's store dtype (reducers with `in_store_dtype=False` keep float32).
+    """
+    return {
+        reducer.name: writer.open_array(
+            f"{prefix}corpus/{reducer.name}",
+            (n_texts, *reducer.shape(config)),
+            store if reducer.in_store_dtype else jnp.float32,
+            ("text", *reducer.axes),
+        )
+        for reducer in reducers
+        if reducer.stored
+    }

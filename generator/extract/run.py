@@ -15,6 +15,7 @@ from generator.extract.processes import agree_with_primary, artifact_writer
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
 from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
+from generator.options import BuildOptions
 
 log = logging.getLogger(__name__)
 
@@ -75,36 +76,30 @@ def cached_manifest(folder: Path, input_hash: str) -> dict | None:
 
 
 def extract(
-    card,
-    artifacts_root: Path,
-    force: bool = False,
-    *,
-    strict: bool = False,
-    progress: bool = True,
-    allow_pickle: bool = False,
-    notify=None,
+    card, artifacts_root: Path, options: BuildOptions | None = None, **flags
 ) -> ExtractResult:
     """Extract artifacts for `card` into `artifacts_root/NAME`, unless they are up to date.
 
     Args:
         card: the validated ModelCard.
         artifacts_root: folder holding one artifact folder per model.
-        force: recompute even when the inputs' hash is unchanged.
-        strict: turn warnings (e.g. truncated texts) into a failure before anything is written.
-        progress: show progress bars on stderr.
-        allow_pickle: read a pytorch_model.bin checkpoint (without running its code).
-        notify: callback receiving one-line notes for the user (the memory estimate).
+        options: the build's flags: `force` recomputes even when the inputs' hash is unchanged;
+            `strict` turns warnings (e.g. truncated texts) into a failure before anything is
+            written; `progress` shows progress bars; `allow_pickle` reads a pytorch_model.bin
+            (without running its code); `notify` receives one-line notes (the memory estimate).
+        **flags: BuildOptions fields set on top of `options` (e.g. `progress=False`).
 
     Returns:
         ExtractResult with the manifest of the (new or cached) artifact folder.
     """
+    options = BuildOptions.of(options, **flags)
     started = time.perf_counter()
     folder = artifacts_root / card.name
     model_dir = checkpoint_folder(card)
-    fingerprint = input_fingerprint(card, model_dir, allow_pickle)
+    fingerprint = input_fingerprint(card, model_dir, options.allow_pickle)
     input_hash = json_sha256(fingerprint)
     recover(folder)  # a killed build may have left a staging folder or a half-done swap
-    if not force:
+    if not options.force:
         manifest = cached_manifest(folder, input_hash)
         # Every process of a distributed run follows process 0's decision.
         if agree_with_primary(manifest is not None):
@@ -112,15 +107,7 @@ def extract(
             return ExtractResult(folder, manifest or {}, skipped=True)
     header = {"input_hash": input_hash, "inputs": fingerprint, "code_version": code_version()}
     manifest, warnings, compile_seconds = capture_into(
-        folder,
-        card,
-        model_dir,
-        header=header,
-        artifacts_root=artifacts_root,
-        strict=strict,
-        progress=progress,
-        allow_pickle=allow_pickle,
-        notify=notify,
+        folder, card, model_dir, header=header, artifacts_root=artifacts_root, options=options
     )
     for warning in warnings:
         log.warning("%s: %s", card.name, warning)
@@ -137,17 +124,22 @@ def extract(
 
 
 def capture_into(
-    folder: Path, card, model_dir: Path, *, header: dict, artifacts_root: Path, **flags
+    folder: Path,
+    card,
+    model_dir: Path,
+    *,
+    header: dict,
+    artifacts_root: Path,
+    options: BuildOptions,
 ) -> tuple[dict, list[str], float]:
     """Run the forward passes into a staged `folder`; return (manifest, warnings, compile s).
 
-    `header` (input hash, inputs, code version) opens the manifest; `flags` are capture's
-    (strict, progress, allow_pickle, notify).
+    `header` (input hash, inputs, code version) opens the manifest.
     """
     from generator.extract.capture import capture  # imports JAX: only when there is work
     from generator.extract.compile_time import CompileTimer
 
     with artifact_writer(folder) as writer, CompileTimer() as compiling:  # only process 0 writes
-        details, warnings = capture(card, model_dir, artifacts_root, writer=writer, **flags)
+        details, warnings = capture(card, model_dir, artifacts_root, writer=writer, options=options)
         manifest = writer.finish({**header, **details})
     return manifest, warnings, compiling.seconds

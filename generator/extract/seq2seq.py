@@ -169,51 +169,40 @@ def showcase_targets(
     return targets, truncated
 
 
-def capture_seq2seq_showcase(
-    card,
-    model,
-    params,
-    *,
-    mesh,
-    tokenizer,
-    tokens,
-    showcase: np.ndarray,
-    writer: ArtifactWriter,
-    warnings: list[str],
-    strict: bool,
-    progress: bool,
-) -> tuple[int, dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Decode the showcase examples and store their full probes; return (encoder width,
-    manifest details of the targets, the decoder batch (decoder_input_ids,
-    decoder_attention_mask, target_ids) [example, target]).
+def capture_seq2seq_showcase(run) -> tuple[int, dict, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Decode the showcase examples and store their full probes.
 
-    `card` gives the target settings and store dtype, `model` the T5 graph and config (`params`
-    its sharded weights), `mesh` the data axis the batch rows are padded to, `tokens` the
-    tokenised corpus, `showcase` the corpus rows of the examples; `warnings` / `strict` as in
-    capture, `progress` draws a bar.
+    Args:
+        run: the ExtractRun (extract/capture.py) after its corpus pass: its card gives the
+            target settings and store dtype, its model the T5 graph and config (`params` its
+            sharded weights), `mesh` the data axis the batch rows are padded to, `tokens` the
+            tokenised corpus and `showcase` the corpus rows of the examples.
+
+    Returns:
+        (encoder width, manifest details of the targets, the decoder batch
+        (decoder_input_ids, decoder_attention_mask, target_ids) [example, target]).
     """
     import jax.numpy as jnp
     from tqdm import tqdm
 
-    from generator.errors import warn
     from generator.extract.showcase import showcase_batch
 
-    config = model.config
-    pad_id = config.pad_token_id
+    card, config, mesh, params = run.card, run.config, run.mesh, run.params
+    tokens, showcase, pad_id = run.tokens, run.showcase, config.pad_token_id
     width = bucket_length(int(max(tokens.lengths[showcase])), tokens.max_length)
     ids, mask = showcase_batch(tokens, showcase, width, pad_id, mesh)
     n = len(showcase)
-    greedy_step, forward_step = make_seq2seq_steps(model, params, mesh, jnp.dtype(card.store_dtype))
-    limit = card.max_target_length
-    with tqdm(total=2, desc=f"{card.name}: showcase", disable=not progress) as bar:
+    steps = make_seq2seq_steps(run.loaded.model, params, mesh, jnp.dtype(card.store_dtype))
+    greedy_step, forward_step = steps
+    with tqdm(total=2, desc=f"{card.name}: showcase", disable=not run.progress) as bar:
         placed = sharding.place_batch(mesh, ids, mask)
         targets, truncated = showcase_targets(
             card,
-            tokenizer,
+            run.tokenizer,
             showcase,
-            generate=lambda: sharding.fetch(greedy_step(params, *placed, limit)),
+            generate=lambda: sharding.fetch(greedy_step(params, *placed, card.max_target_length)),
             eos_token_id=config.eos_token_id,
-            warn=lambda message: warn(message, warnings, strict),
+            warn=run.warn,
         )
         bar.update()
         decoder_ids, decoder_mask, target_ids = decoder_batch(
@@ -224,24 +213,28 @@ def capture_seq2seq_showcase(
         )
         bar.update()
 
-    decoder_ids, decoder_mask, target_ids = decoder_ids[:n], decoder_mask[:n], target_ids[:n]
+    decoder = (decoder_ids[:n], decoder_mask[:n], target_ids[:n])
     write_seq2seq_showcase(
-        writer,
-        tokenizer,
+        run.writer,
+        run.tokenizer,
         showcase=showcase,
         encoder=(ids[:n], mask[:n]),
-        decoder=(decoder_ids, decoder_mask, target_ids),
+        decoder=decoder,
         captured={name: captured[name][:n] for name in PROBE_AXES},
     )
-    details = {
+    return width, target_details(card, config, decoder[0].shape[1], truncated), decoder
+
+
+def target_details(card, config, decoder_length: int, truncated: int) -> dict:
+    """Return the manifest's `seq2seq` record: how the showcase's decoder targets were made."""
+    return {
         "target": card.target_mode(),
         "target_field": card.target_field,
-        "max_target_length": limit,
-        "decoder_length": int(decoder_ids.shape[1]),
+        "max_target_length": card.max_target_length,
+        "decoder_length": int(decoder_length),
         "n_target_truncated": truncated,
         "decoder_start_token_id": config.decoder_start_token_id,
     }
-    return width, details, (decoder_ids, decoder_mask, target_ids)
 
 
 def write_seq2seq_showcase(

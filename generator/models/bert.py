@@ -339,6 +339,22 @@ class BertEncoder(nnx.Module):
         """Return the logits of the sentence-pair heads on the pooler output, by head kind."""
         return {} if self.nsp_head is None else {"next-sentence": self.nsp_head(pooled)}
 
+    def head_outputs(
+        self, x: jax.Array, attention_mask: jax.Array, pooled: jax.Array | None
+    ) -> dict[str, jax.Array]:
+        """Return the logits of every head, by head kind, from the last layer's output `x`."""
+        head_outputs = {}
+        if self.mlm_head is not None:
+            embedding = self.embeddings.word_embeddings.embedding[...]
+            head_outputs["masked-lm"] = self.mlm_head(x, embedding)
+        if self.rtd_head is not None:
+            head_outputs["replaced-token-detection"] = self.rtd_head(x)
+        if isinstance(self.classifier, ClassificationHead):
+            head_outputs["classification"] = self.classifier(x, attention_mask, pooled)
+        elif self.classifier is not None:
+            head_outputs["token-classification"] = self.classifier(x)
+        return {**head_outputs, **self.pair_heads(pooled)}
+
     def __call__(
         self,
         input_ids: jax.Array,
@@ -393,19 +409,8 @@ class BertEncoder(nnx.Module):
         pooled = self.pooler(x) if self.pooler is not None else None
         if pooled is not None:
             out["pooler_output"] = pooled
-        head_outputs = {}
-        if self.mlm_head is not None:
-            embedding = self.embeddings.word_embeddings.embedding[...]
-            head_outputs["masked-lm"] = self.mlm_head(x, embedding)
-        if self.rtd_head is not None:
-            head_outputs["replaced-token-detection"] = self.rtd_head(x)
-        if isinstance(self.classifier, ClassificationHead):
-            head_outputs["classification"] = self.classifier(x, attention_mask, pooled)
-        elif self.classifier is not None:
-            head_outputs["token-classification"] = self.classifier(x)
-        for kind, logits in self.pair_heads(pooled).items():
-            head_outputs[kind] = logits
-            out[PAIR_OUTPUTS[kind]] = logits
+        head_outputs = self.head_outputs(x, attention_mask, pooled)
+        out.update({PAIR_OUTPUTS[k]: v for k, v in head_outputs.items() if k in PAIR_OUTPUTS})
         if self.config.heads:
             out["logits"] = head_outputs[self.config.heads[0]]
         return out

@@ -294,6 +294,35 @@ class XLNetEncoder(nnx.Module):
             distances = jnp.clip(distances, -self.config.clamp_len, self.config.clamp_len)
         return sinusoid(distances, self.config.d_model).astype(COMPUTE_DTYPES[self.dtype])
 
+    def streams(
+        self, real: jax.Array, token_type_ids: jax.Array | None, target_position: jax.Array | None
+    ) -> tuple[dict, jax.Array | None]:
+        """Return what each layer needs besides its input, and the query stream's input g.
+
+        `real` is the [batch, token] mask of real tokens. The dict holds `positions`,
+        `segments` (None without token_type_ids), `visible_h` [batch, query, key] (and, with a
+        `target_position`, `visible_g` and `target`); g is None without `target_position`.
+        """
+        batch, token = real.shape
+        segments = None if token_type_ids is None else jnp.asarray(token_type_ids, jnp.int32)
+        positions = jnp.broadcast_to(jnp.arange(token)[None], (batch, token))
+        streams = {"positions": positions, "segments": segments}
+        keys = jnp.broadcast_to(real[:, None, :], (batch, token, token))
+        if target_position is None:
+            streams["visible_h"] = keys
+            return streams, None
+        target = jnp.asarray(target_position, jnp.int32).reshape(batch, 1)
+        is_target = positions == target  # [batch, token]
+        own = jnp.eye(token, dtype=bool)[None]
+        streams["visible_h"] = keys & (~is_target[:, None, :] | own)
+        streams["visible_g"] = real[:, None, :] & ~is_target[:, None, :]
+        streams["target"] = target
+        g = jnp.broadcast_to(
+            self.mask_emb.embedding[...].astype(COMPUTE_DTYPES[self.dtype])[None],
+            (batch, 1, self.config.d_model),
+        )
+        return streams, g
+
     def __call__(
         self,
         input_ids: jax.Array,
@@ -327,26 +356,8 @@ class XLNetEncoder(nnx.Module):
         """
         input_ids = jnp.asarray(input_ids, jnp.int32)
         attention_mask = jnp.asarray(attention_mask)
-        batch, token = input_ids.shape
-        real = attention_mask > 0
-        segments = None if token_type_ids is None else jnp.asarray(token_type_ids, jnp.int32)
-        positions = jnp.broadcast_to(jnp.arange(token)[None], (batch, token))
-        streams = {"positions": positions, "segments": segments}
-        keys = jnp.broadcast_to(real[:, None, :], (batch, token, token))
-        g = None
-        if target_position is not None:
-            target = jnp.asarray(target_position, jnp.int32).reshape(batch, 1)
-            is_target = positions == target  # [batch, token]
-            own = jnp.eye(token, dtype=bool)[None]
-            streams["visible_h"] = keys & (~is_target[:, None, :] | own)
-            streams["visible_g"] = real[:, None, :] & ~is_target[:, None, :]
-            streams["target"] = target
-            g = jnp.broadcast_to(
-                self.mask_emb.embedding[...].astype(COMPUTE_DTYPES[self.dtype])[None],
-                (batch, 1, self.config.d_model),
-            )
-        else:
-            streams["visible_h"] = keys
+        token = input_ids.shape[1]
+        streams, g = self.streams(attention_mask > 0, token_type_ids, target_position)
         x = self.word_embedding(input_ids) if inputs_embeds is None else inputs_embeds
         k_r = self.relative_keys(token)
         hidden, probes = [x], []
