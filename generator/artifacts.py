@@ -16,6 +16,7 @@ import numpy as np
 
 from generator.errors import ArtifactError
 from generator.hashing import file_sha256
+from generator.schema import check_array, declared_array
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -47,8 +48,10 @@ class ArtifactWriter:
     arrays: dict[str, dict] = field(default_factory=dict)
 
     def _register(self, name: str, path: Path, axes: tuple[str, ...], shape, dtype) -> None:
+        """Record the array in the manifest; refuse one that generator/schema.py does not declare."""
         if len(axes) != len(shape):
             raise ValueError(f"array '{name}' has {len(shape)} dims but {len(axes)} axis names")
+        check_array(name, axes, np.dtype(dtype).name)
         self.arrays[name] = {
             "path": str(path.relative_to(self.root)),
             "shape": [int(s) for s in shape],
@@ -97,7 +100,11 @@ class Artifacts:
     manifest: dict
 
     def array(self, name: str, mmap: bool = True) -> np.ndarray:
-        """Load one array by name (memory-mapped by default; bfloat16 comes back as float32)."""
+        """Load one array by name (memory-mapped by default; bfloat16 comes back as float32).
+
+        `name` must be declared in generator/schema.py (a ValueError says so otherwise).
+        """
+        declared_array(name)
         entry = self.manifest["arrays"].get(name)
         if entry is None:
             raise ArtifactError(

@@ -31,6 +31,7 @@ from generator.analyze.weights import embedding_projection_job, weights_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
 from generator.hashing import json_sha256, source_sha256
+from generator.schema import check_tables
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,10 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
         analyses = {name: ANALYSES[name] for name in selected if name != "weights"}
         if "weights" in selected:
             analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
-        for analysis in analyses.values():
-            tables.update(analysis(artifacts))
+        for name, analysis in analyses.items():
+            made = analysis(artifacts)
+            check_tables(name, made)
+            tables.update(made)
     with staged_folder(folder) as staging:
         for name, table in tables.items():
             (staging / f"{name}.json").write_text(dump_json(table), encoding="utf-8")

@@ -20,6 +20,7 @@ import numpy as np
 from generator.artifacts import ArtifactWriter
 from generator.atomic import staged_folder
 from generator.extract.sharding import MeshError
+from generator.schema import check_array
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,12 @@ class DiscardingWriter:
 
     def write_array(self, name: str, array, axes: tuple[str, ...]) -> None:
         """Record the array's shape; write nothing."""
+        check_array(name, axes, np.asarray(array).dtype.name)
         self.arrays[name] = {"shape": list(np.shape(array)), "axes": list(axes)}
 
     def open_array(self, name: str, shape, dtype, axes: tuple[str, ...]) -> _Sink:
         """Return an in-memory sink for streamed rows."""
+        check_array(name, axes, np.dtype(dtype).name)
         self.arrays[name] = {"shape": [int(s) for s in shape], "axes": list(axes)}
         return _Sink(shape, dtype)
 
