@@ -181,13 +181,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 @main.command()
 @click.argument("cards", nargs=-1, type=click.Path())
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("site"),
-    show_default=True,
-    help="Output folder of the site.",
-)
+@out_option
 @click.option(
     "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
 )
@@ -270,13 +264,7 @@ def extract(*, card, force, strict, allow_pickle, mesh, distributed, artifacts, 
 
 @main.command()
 @click.argument("card", type=click.Path())
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("site"),
-    show_default=True,
-    help="Output folder of the site.",
-)
+@out_option
 @click.option("--force", is_flag=True, help="Re-render even if nothing changed.")
 @base_url_option
 @common_options

@@ -7,6 +7,8 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from generator.card import ModelCard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +65,19 @@ def test_extraction_settings_hold_every_card_field_extraction_reads():
         f"card fields outside the cache key: {sorted(fields - NOT_EXTRACTION - keyed)}; "
         f"keys that are no card field: {sorted(keyed - fields)}"
     )
+
+
+def test_build_options_are_one_keyword_only_frozen_object():
+    from generator.options import BuildOptions
+
+    with pytest.raises(TypeError):
+        BuildOptions(True)  # keyword-only: a bare flag says nothing
+    options = BuildOptions(strict=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.strict = False
+    both = BuildOptions.of(options, progress=False)
+    assert (both.strict, both.progress, both.force) == (True, False, False)
+    assert BuildOptions.of(options) is options
+    assert BuildOptions.of(None) == BuildOptions()
+    with pytest.raises(TypeError, match="stirct"):
+        BuildOptions.of(options, stirct=True)

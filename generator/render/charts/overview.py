@@ -51,14 +51,26 @@ def thin_note(rows: list[dict], field: str, limit: float = 0.005) -> str:
 
 def parameter_counts_chart(rows: list[dict]) -> dict:
     """Stacked bars: parameters per block (embeddings, each layer, pooler) split by component kind."""
-    order = [row["block"] for row in sorted(rows, key=lambda r: r["order"])]
-    blocks = list(dict.fromkeys(order))
-    rows, legend = with_share_legend(rows, "kind")
+    return block_bars(
+        rows, "kind", x_title=None, height=240, title="Parameters by block and component"
+    )
+
+
+def block_bars(
+    rows: list[dict], field: str, *, x_title: str | None, height: int, title: str
+) -> dict:
+    """Stacked bars of parameters per block (in `order`), split by the component in `field`."""
+    blocks = list(dict.fromkeys(row["block"] for row in sorted(rows, key=lambda r: r["order"])))
+    rows, legend = with_share_legend(rows, field)
+    # the tooltip names the field "component" whatever the rows call it
+    component = alt.Tooltip(
+        f"{field}:N", **({} if field == "component" else {"title": "component"})
+    )
     chart = (
         alt.Chart(alt.Data(values=rows))
         .mark_bar()
         .encode(
-            x=alt.X("block:N", sort=blocks, title=None, axis=alt.Axis(labelAngle=0)),
+            x=alt.X("block:N", sort=blocks, title=x_title, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("sum(count):Q", title="parameters", axis=alt.Axis(format="~s")),
             color=alt.Color(
                 f"{LEGEND}:N",
@@ -68,11 +80,11 @@ def parameter_counts_chart(rows: list[dict]) -> dict:
             ),
             tooltip=[
                 alt.Tooltip("block:N"),
-                alt.Tooltip("kind:N", title="component"),
+                component,
                 alt.Tooltip("sum(count):Q", title="parameters", format=","),
             ],
         )
-        .properties(width="container", height=240, title="Parameters by block and component")
+        .properties(width="container", height=height, title=title)
     )
     return to_spec(chart)
 

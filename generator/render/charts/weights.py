@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 
 from generator.render.charts.common import to_spec
-from generator.render.charts.overview import LEGEND, with_share_legend
+from generator.render.charts.overview import block_bars
 
 ROWS = "rows"  # the dataset name every interactive chart of this page reads
 
@@ -43,29 +43,9 @@ def component_counts_chart(rows: list[dict]) -> dict:
 
 def block_counts_chart(rows: list[dict]) -> dict:
     """Stacked bars: parameters per block (embeddings, each layer, the rest) by component."""
-    blocks = list(dict.fromkeys(row["block"] for row in sorted(rows, key=lambda r: r["order"])))
-    rows, legend = with_share_legend(rows, "component")
-    chart = (
-        alt.Chart(alt.Data(values=rows))
-        .mark_bar()
-        .encode(
-            x=alt.X("block:N", sort=blocks, title="block", axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("sum(count):Q", title="parameters", axis=alt.Axis(format="~s")),
-            color=alt.Color(
-                f"{LEGEND}:N",
-                title="component (share of all parameters)",
-                sort=legend,
-                legend=alt.Legend(titleLimit=0),
-            ),
-            tooltip=[
-                alt.Tooltip("block:N"),
-                alt.Tooltip("component:N"),
-                alt.Tooltip("sum(count):Q", title="parameters", format=","),
-            ],
-        )
-        .properties(width="container", height=220, title="Parameters by layer and component")
+    return block_bars(
+        rows, "component", x_title="block", height=220, title="Parameters by layer and component"
     )
-    return to_spec(chart)
 
 
 def histogram_chart() -> dict:

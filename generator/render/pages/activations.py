@@ -10,7 +10,7 @@ from __future__ import annotations
 from generator.artifacts import Artifacts
 from generator.render.charts import activations as charts
 from generator.render.pages.common import Page, chart
-from generator.render.pages.neuron_section import neuron_section
+from generator.render.pages.neuron_section import histogram_rows, neuron_section
 
 MAX_PROFILE_DIMS = 1024  # wider residual streams send only their largest dimensions per layer
 
@@ -185,11 +185,6 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
         "charts": list(figures.values()),
         "panel": figures,
     }
-
-
-def histogram_rows(bins: list | None) -> list[dict]:
-    """Return the rows of one layer's histogram (mirrors `histogramRows` in activations.js)."""
-    return [{"start": s, "end": e, "fraction": f} for s, e, f in bins or []]
 
 
 def profile_rows(layer: dict | None) -> list[dict]:

@@ -47,6 +47,14 @@ def example_data(tables: dict) -> list[dict]:
     return [examples[key] for key in sorted(examples)]
 
 
+def score_rows(item: dict, method: str) -> list[dict]:
+    """Return the token-scores chart's rows of one example and method (as `scoreRows`)."""
+    return [
+        {"token": token_label(p, t), "method": method, "score": s}
+        for p, t, s in zip(item["positions"], item["tokens"], item["scores"][method], strict=True)
+    ]
+
+
 def lens_rows(tables: dict) -> dict[str, list[dict]]:
     """Logit-lens chart rows per example (as strings for JSON keys)."""
     rows: dict[str, list[dict]] = {}
@@ -76,16 +84,7 @@ def attributions_context(artifacts: Artifacts, tables: dict) -> dict:
         )
         return {"attribution": None, "reason": reason, "details": details, "charts": []}
     examples = example_data(tables)
-    first = examples[0]
-    first_rows = [
-        {"token": token_label(p, t), "method": "integrated_gradients", "score": s}
-        for p, t, s in zip(
-            first["positions"],
-            first["tokens"],
-            first["scores"]["integrated_gradients"],
-            strict=True,
-        )
-    ]
+    first_rows = score_rows(examples[0], "integrated_gradients")
     figures = [
         chart(
             "token-scores",

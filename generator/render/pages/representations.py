@@ -320,10 +320,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
         "poolings": poolings,
         "layers": summary["layers"],
         "maps": packed_maps(tables["representation_projections"], checkpoints, summary["layers"]),
-        "cka": [
-            [r["checkpoint"], r["pooling"], r["layer_a"], r["layer_b"], r["cka"]]
-            for r in tables["representation_cka"]
-        ],
+        "cka": cka_table(tables["representation_cka"]),
         "token_map": tokens,
         "constant": [[c["checkpoint"], c["pooling"], c["layer"], c["reason"]] for c in constant],
     }
@@ -355,61 +352,88 @@ def _filled(spec: dict, **datasets: list[dict]) -> dict:
     return {**spec, "datasets": {**spec.get("datasets", {}), **datasets}}
 
 
+def cka_table(rows: list[dict]) -> list[list]:
+    """Return the CKA table compactly for the page: [checkpoint, pooling, layer_a, layer_b, cka]."""
+    return [[r["checkpoint"], r["pooling"], r["layer_a"], r["layer_b"], r["cka"]] for r in rows]
+
+
+def cka_rows(cka: list[list], checkpoint: str, pooling: str) -> list[dict]:
+    """Return the CKA heatmap's rows of one checkpoint and pooling (as `ckaRows` in the script)."""
+    return [
+        {"layer_a": a, "layer_b": b, "cka": value}
+        for name, kind, a, b, value in cka
+        if name == checkpoint and kind == pooling
+    ]
+
+
+def map_rows(projections: list[dict], points: dict, view: dict) -> dict | None:
+    """Return the map's {points, extent} of one view (`checkpoint`, `pooling`, `method`, `layer`).
+
+    The extent spans the view's map of every checkpoint; None when the checkpoint has no map
+    there. The page script draws the same points from the packed maps (`mapRows`).
+    """
+    key = (view["pooling"], view["method"], view["layer"])
+    maps = [r for r in projections if (r["pooling"], r["method"], r["layer"]) == key]
+    own = next((r for r in maps if r["checkpoint"] == view["checkpoint"]), None)
+    if own is None:
+        return None
+    rows = [
+        {
+            "x": x,
+            "y": y,
+            "text": points["texts"][i],
+            "label": points["label_names"][points["labels"][i]],
+            "split": points["split_names"][points["splits"][i]],
+        }
+        for i, (x, y) in enumerate(zip(own["x"], own["y"], strict=True))
+    ]
+    xs = [x for r in maps for x in r["x"]]
+    ys = [y for r in maps for y in r["y"]]
+    return {"points": rows, "extent": [{"x": min(xs), "y": min(ys)}, {"x": max(xs), "y": max(ys)}]}
+
+
+def token_rows(tokens: dict, layer: int, labelled: int) -> list[dict]:
+    """Return the token map's rows at `layer`, the tokens of example `labelled` labelled.
+
+    As `tokenRows` in the page script; empty when the layer has no map.
+    """
+    if layer >= len(tokens["maps"]):
+        return []
+    coordinates = tokens["maps"][layer]
+    return [
+        {
+            "x": x,
+            "y": y,
+            "token": token,
+            "example": tokens["examples"][example],
+            "label": token if example == labelled else "",
+        }
+        for x, y, token, example in zip(
+            coordinates["x"],
+            coordinates["y"],
+            tokens["tokens"],
+            tokens["token_example"],
+            strict=True,
+        )
+    ]
+
+
 def add_figure_specs(
     figures: dict, tables: dict, points: dict, tokens: dict, first: dict, *, reference: str
 ) -> None:
     """Give every page-filled chart a `figure_spec`: the page's first view, rows filled in."""
     pooling, layer = first["pooling"], first["layer"]
     if "map" in figures:
-        maps = [
-            r
-            for r in tables["representation_projections"]
-            if (r["pooling"], r["method"], r["layer"]) == (pooling, "pca", layer)
-        ]
-        own = next((r for r in maps if r["checkpoint"] == reference), None)
-        if own is not None:
-            rows = [
-                {
-                    "x": x,
-                    "y": y,
-                    "text": points["texts"][i],
-                    "label": points["label_names"][points["labels"][i]],
-                    "split": points["split_names"][points["splits"][i]],
-                }
-                for i, (x, y) in enumerate(zip(own["x"], own["y"], strict=True))
-            ]
-            xs = [x for r in maps for x in r["x"]]
-            ys = [y for r in maps for y in r["y"]]
-            extent = [{"x": min(xs), "y": min(ys)}, {"x": max(xs), "y": max(ys)}]
-            figures["map"]["figure_spec"] = _filled(
-                figures["map"]["spec"], points=rows, extent=extent
-            )
+        view = {"checkpoint": reference, "pooling": pooling, "method": "pca", "layer": layer}
+        mapped = map_rows(tables["representation_projections"], points, view)
+        if mapped is not None:
+            figures["map"]["figure_spec"] = _filled(figures["map"]["spec"], **mapped)
     if "cka" in figures:
-        rows = [
-            {"layer_a": r["layer_a"], "layer_b": r["layer_b"], "cka": r["cka"]}
-            for r in tables["representation_cka"]
-            if r["checkpoint"] == reference and r["pooling"] == pooling
-        ]
+        rows = cka_rows(cka_table(tables["representation_cka"]), reference, pooling)
         if rows:
             figures["cka"]["figure_spec"] = _filled(figures["cka"]["spec"], cka=rows)
     if "tokens" in figures and layer < len(tokens["maps"]):
-        coordinates = tokens["maps"][layer]
-        rows = [
-            {
-                "x": x,
-                "y": y,
-                "token": token,
-                "example": tokens["examples"][example],
-                "label": token if example == tokens["token_example"][0] else "",
-            }
-            for x, y, token, example in zip(
-                coordinates["x"],
-                coordinates["y"],
-                tokens["tokens"],
-                tokens["token_example"],
-                strict=True,
-            )
-        ]
+        rows = token_rows(tokens, layer, tokens["token_example"][0])
         figures["tokens"]["figure_spec"] = _filled(figures["tokens"]["spec"], tokens=rows)
     for key in ("separability", "silhouette"):
         if key in figures:
