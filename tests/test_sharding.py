@@ -129,14 +129,14 @@ def test_single_process_is_primary_and_agrees_with_itself():
 
 def test_discarding_writer_records_and_writes_nothing(tmp_path):
     writer = DiscardingWriter()
-    sink = writer.open_array("corpus/x", (3, 2), np.float32, ("text", "d"))
+    sink = writer.open_array("corpus/residual_norm_sum", (3, 2), np.float32, ("text", "layer"))
     sink[[0, 1]] = np.ones((2, 2))
     sink.flush()
     np.testing.assert_array_equal(sink[:, 0], [1, 1, 0])  # later steps read rows back
-    writer.write_array("showcase/y", np.zeros(4), ("example",))
+    writer.write_array("showcase/index", np.zeros(4, np.int64), ("example",))
     manifest = writer.finish({"input_hash": "h"})
-    assert manifest["arrays"]["corpus/x"]["shape"] == [3, 2]
-    assert manifest["arrays"]["showcase/y"]["axes"] == ["example"]
+    assert manifest["arrays"]["corpus/residual_norm_sum"]["shape"] == [3, 2]
+    assert manifest["arrays"]["showcase/index"]["axes"] == ["example"]
 
 
 def test_cli_mesh_option(tmp_path):
