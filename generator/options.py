@@ -37,4 +37,6 @@ class BuildOptions:
         working; an unknown flag is a TypeError naming it.
         """
         options = options if options is not None else cls()
+        if not isinstance(options, cls):  # e.g. the old positional `force`
+            raise TypeError(f"options must be a BuildOptions, not {options!r}")
         return dataclasses.replace(options, **flags) if flags else options

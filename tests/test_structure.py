@@ -79,5 +79,7 @@ def test_build_options_are_one_keyword_only_frozen_object():
     assert (both.strict, both.progress, both.force) == (True, False, False)
     assert BuildOptions.of(options) is options
     assert BuildOptions.of(None) == BuildOptions()
+    with pytest.raises(TypeError, match="must be a BuildOptions"):
+        BuildOptions.of(True)  # the old positional `force`
     with pytest.raises(TypeError, match="stirct"):
         BuildOptions.of(options, stirct=True)
