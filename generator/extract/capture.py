@@ -26,6 +26,7 @@ Per further checkpoint NAME of the card (see checkpoints.py):
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,11 +56,17 @@ from generator.extract.tokenize import (
 log = logging.getLogger(__name__)
 
 
+def compilation_cache_dir(artifacts_root: Path) -> Path:
+    """Return where compiled programs are kept: MODELATLAS_JAX_CACHE, else ARTIFACTS/.jax-cache."""
+    shared = os.environ.get("MODELATLAS_JAX_CACHE")
+    return Path(shared) if shared else artifacts_root / ".jax-cache"
+
+
 def enable_compilation_cache(artifacts_root: Path) -> None:
-    """Keep compiled XLA programs in the artifact folder so later builds skip compilation."""
+    """Keep compiled XLA programs (in the artifact folder) so later builds skip compilation."""
     import jax
 
-    cache = artifacts_root / ".jax-cache"
+    cache = compilation_cache_dir(artifacts_root)
     cache.mkdir(parents=True, exist_ok=True)
     if jax.config.jax_compilation_cache_dir not in (None, str(cache)):
         # JAX opens its cache once per process; a second artifact root in the same process
