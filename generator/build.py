@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.card import ModelCard
+from generator.timings import read_timings
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class BuildReport:
     seconds: float
     warnings: tuple[str, ...]
     compile_seconds: float = 0.0  # JAX tracing + compilation inside `seconds`
+    timings: dict = field(default_factory=dict)  # per stage, as in ARTIFACTS/NAME/timings.json
 
 
 def cache_dir(artifacts_root: Path) -> Path:
@@ -135,6 +137,7 @@ def build_cards(
                 time.perf_counter() - started,
                 extracted.warnings,
                 extracted.compile_seconds,
+                read_timings(artifacts_root / card.name),
             )
         )
     if is_primary_process():

@@ -213,6 +213,7 @@ def build(
     """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
     from generator.build import build_cards
     from generator.render.snippet import normalize_base_url
+    from generator.timings import format_timings
 
     configure_logging(verbosity(quiet, verbose))
     base_url = normalize_base_url(base_url)
@@ -240,6 +241,8 @@ def build(
             click.echo(
                 f"{report.name}: {stages} in {report.seconds:.1f} s{compiled} -> {out / report.name}/"
             )
+            for line in format_timings(report.timings):
+                click.echo(f"  {line}")
         click.echo(f"site index: {out / 'index.html'}")
 
 

@@ -31,6 +31,7 @@ from generator.analyze.weights import embedding_projection_job, weights_analysis
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
 from generator.hashing import json_sha256, source_sha256
+from generator.timings import PartTimer, record_stage
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +85,12 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
         {"artifacts": artifacts.manifest["input_hash"], "code": source_sha256("analyze")}
     )
     recover(folder)
+    timer = PartTimer("analysis")
     if not force:
         tables = load_tables(folder, input_hash)
         if tables is not None:
             log.info("%s: analyses up to date", artifacts.root.name)
+            record_stage(artifacts.root, "analyze", {"skipped": True, "seconds": timer.elapsed()})
             return tables
     tables: dict[str, object] = {}
     # The token-embedding t-SNE is the longest single fit: it runs in a worker beside the other
@@ -100,13 +103,15 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
         analyses = {name: ANALYSES[name] for name in selected if name != "weights"}
         if "weights" in selected:
             analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
-        for analysis in analyses.values():
-            tables.update(analysis(artifacts))
+        for name, analysis in analyses.items():
+            with timer.part(name):
+                tables.update(analysis(artifacts))
     with staged_folder(folder) as staging:
         for name, table in tables.items():
             (staging / f"{name}.json").write_text(dump_json(table), encoding="utf-8")
         index = {"input_hash": input_hash, "tables": sorted(tables)}
         (staging / "index.json").write_text(dump_json(index), encoding="utf-8")
+    record_stage(artifacts.root, "analyze", {"seconds": timer.elapsed(), "analyses": timer.parts})
     return tables
 
 
