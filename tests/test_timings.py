@@ -100,4 +100,6 @@ def test_forward_flops_scale_linearly_in_rows_and_quadratically_in_attention():
 def test_summary_states_budget_rate_and_what_is_left_out():
     line = summary([StepEstimate("corpus_pass", "10 texts in 1 batches", 2e9)], 1e9)
     assert line.startswith("time estimate 2.0 s at a measured 1 GFLOP/s")
-    assert "compilation not included" in line and "corpus_pass 2.0 s (10 texts in 1 batches)" in line
+    assert (
+        "compilation not included" in line and "corpus_pass 2.0 s (10 texts in 1 batches)" in line
+    )
