@@ -43,8 +43,12 @@ browser:
 	    || { echo "could not install chromium; run: apt-get install -y chromium" >&2; exit 1; }; \
 	  else echo "chromium not found; install Debian's chromium package for the browser tests" >&2; fi; }
 
+# Most of a test's time is single-threaded (XLA compilation, Python, one-thread t-SNE and figure
+# export), so one worker process per core runs the suite in about half the time. Each worker
+# builds the session's shared fixture sites itself; a file's tests stay on one worker.
+TEST_WORKERS ?= 2
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check generator tests scripts benchmarks

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from generator.card import ModelCard
 from generator.options import BuildOptions
+from generator.timings import read_timings
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class BuildReport:
     seconds: float
     warnings: tuple[str, ...]
     compile_seconds: float = 0.0  # JAX tracing + compilation inside `seconds`
+    timings: dict = field(default_factory=dict)  # per stage, as in ARTIFACTS/NAME/timings.json
 
 
 def cache_dir(artifacts_root: Path) -> Path:
@@ -133,6 +135,7 @@ def build_cards(
                 time.perf_counter() - started,
                 extracted.warnings,
                 extracted.compile_seconds,
+                read_timings(artifacts_root / card.name),
             )
         )
     if is_primary_process():

@@ -208,6 +208,7 @@ def build(
     from generator.build import build_cards
     from generator.options import BuildOptions
     from generator.render.snippet import normalize_base_url
+    from generator.timings import format_timings
 
     configure_logging(verbosity(quiet, verbose))
     options = BuildOptions(
@@ -232,6 +233,8 @@ def build(
             click.echo(
                 f"{report.name}: {stages} in {report.seconds:.1f} s{compiled} -> {out / report.name}/"
             )
+            for line in format_timings(report.timings):
+                click.echo(f"  {line}")
         click.echo(f"site index: {out / 'index.html'}")
 
 

@@ -11,6 +11,20 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets tests import browser_support
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_compile_cache(tmp_path_factory):
+    """Share one JAX compile cache across the run's builds (each has its own artifact store)."""
+    if "MODELATLAS_JAX_CACHE" in os.environ:  # the caller chose one
+        yield Path(os.environ["MODELATLAS_JAX_CACHE"])
+        return
+    folder = tmp_path_factory.mktemp("jax-cache")
+    os.environ["MODELATLAS_JAX_CACHE"] = str(folder)
+    try:
+        yield folder
+    finally:
+        os.environ.pop("MODELATLAS_JAX_CACHE", None)
+
+
 # --- Real-browser fixtures (headless Debian Chromium through Playwright) ---------------------
 
 

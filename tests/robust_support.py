@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from generator.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-CACHES = (".jax-cache", ".cache")  # compiled programs and the Vega bundle: caches, not results
+# compiled programs and the Vega bundle (caches), and the build's wall-clock times: not results
+CACHES = (".jax-cache", ".cache", "timings.json")
 
 
 def cli(*args):
@@ -23,7 +24,8 @@ def cli(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-PROGRESS_NOTES = (": memory estimate per device:",)  # printed by `build` before the forward passes
+# printed by `build` before the forward passes
+PROGRESS_NOTES = (": memory estimate per device:", ": time estimate ")
 
 
 def output_lines(result) -> list[str]:

@@ -43,6 +43,8 @@ def test_strict_build_of_fixture_card_then_cached_rebuild(tmp_path):
     second = run("build", card, "--out", out, "--artifacts", artifacts)
     assert second.exit_code == 0
     assert "artifacts cached, site cached" in second.output
+    for stage in ("extract", "analyze", "render"):  # where the time went, stage by stage
+        assert re.search(rf"^  {stage}: cached \(\d+\.\d s to check\)$", second.output, re.M)
     assert site_bytes(out) == before
 
 

@@ -74,13 +74,22 @@ def test_tokens_match_ids_and_texts_are_kept(tiny_build):
     assert list(texts) == list(corpus.texts)
 
 
-def test_unchanged_inputs_skip_and_changed_settings_rerun(tmp_path):
+def test_compile_cache_folder_is_the_store_unless_shared(tmp_path, monkeypatch):
+    from generator.extract.capture import compilation_cache_dir
+
+    monkeypatch.delenv("MODELATLAS_JAX_CACHE", raising=False)
+    assert compilation_cache_dir(tmp_path / "store") == tmp_path / "store" / ".jax-cache"
+    monkeypatch.setenv("MODELATLAS_JAX_CACHE", str(tmp_path / "shared"))
+    assert compilation_cache_dir(tmp_path / "store") == tmp_path / "shared"
+
+
+def test_unchanged_inputs_skip_and_changed_settings_rerun(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELATLAS_JAX_CACHE", str(tmp_path / "shared-cache"))
     card = load_card(write_card(tmp_path / "cards", max_length=60))
     first = extract(card, tmp_path / "artifacts", progress=False)
     assert not first.skipped
-    assert any((tmp_path / "artifacts" / ".jax-cache").iterdir()), (
-        "persistent compile cache is empty"
-    )
+    assert any((tmp_path / "shared-cache").iterdir()), "persistent compile cache is empty"
+    assert not (tmp_path / "artifacts" / ".jax-cache").exists()
     assert extract(card, tmp_path / "artifacts", progress=False).skipped
     assert not extract(card, tmp_path / "artifacts", force=True, progress=False).skipped
     changed = load_card(write_card(tmp_path / "cards", max_length=62))

@@ -264,3 +264,30 @@ def test_figure_cache_returns_the_rendered_bytes(tmp_path, monkeypatch):
         == first
         == render_figures_uncached(spec, ["svg", "png"])
     )
+
+
+def test_worker_processes_render_the_same_bytes_and_name_a_broken_chart(tmp_path, monkeypatch):
+    import generator.render.figures as figures
+
+    specs = [
+        (
+            f"p.html#c{i}",
+            {
+                "mark": "bar",
+                "data": {"values": [{"x": i, "y": 2 * i}]},
+                "encoding": {"x": {"field": "x"}, "y": {"field": "y"}},
+            },
+        )
+        for i in range(3)
+    ]
+    monkeypatch.setattr(figures, "PARALLEL_FIGURES", 0)  # workers even for three charts
+    rendered = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / f"cache-{workers}"))
+        monkeypatch.setenv("MODELATLAS_WORKERS", workers)
+        rendered[workers] = figures.render_all(specs, ("svg", "png"))
+    assert rendered["1"] == rendered["2"]
+    broken = [*specs, ("p.html#bad", {"mark": "nonsense-mark", "data": {"values": [{"x": 1}]}})]
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "cache-broken"))
+    with pytest.raises(FigureError, match=r"chart p\.html#bad could not be exported"):
+        figures.render_all(broken, ("svg",))

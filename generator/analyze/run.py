@@ -32,6 +32,7 @@ from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
 from generator.hashing import json_sha256, source_sha256
 from generator.schema import check_tables
+from generator.timings import PartTimer, record_stage
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,12 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
         {"artifacts": artifacts.manifest["input_hash"], "code": source_sha256("analyze")}
     )
     recover(folder)
+    timer = PartTimer("analysis")
     if not force:
         tables = load_tables(folder, input_hash)
         if tables is not None:
             log.info("%s: analyses up to date", artifacts.root.name)
+            record_stage(artifacts.root, "analyze", {"skipped": True, "seconds": timer.elapsed()})
             return tables
     tables: dict[str, object] = {}
     # The token-embedding t-SNE is the longest single fit: it runs in a worker beside the other
@@ -102,7 +105,8 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
         if "weights" in selected:
             analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
         for name, analysis in analyses.items():
-            made = analysis(artifacts)
+            with timer.part(name):
+                made = analysis(artifacts)
             check_tables(name, made)
             tables.update(made)
     with staged_folder(folder) as staging:
@@ -110,6 +114,7 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
             (staging / f"{name}.json").write_text(dump_json(table), encoding="utf-8")
         index = {"input_hash": input_hash, "tables": sorted(tables)}
         (staging / "index.json").write_text(dump_json(index), encoding="utf-8")
+    record_stage(artifacts.root, "analyze", {"seconds": timer.elapsed(), "analyses": timer.parts})
     return tables
 
 

@@ -26,6 +26,8 @@ Per further checkpoint NAME of the card (see checkpoints.py):
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,11 +58,17 @@ from generator.options import BuildOptions
 log = logging.getLogger(__name__)
 
 
+def compilation_cache_dir(artifacts_root: Path) -> Path:
+    """Return where compiled programs are kept: MODELATLAS_JAX_CACHE, else ARTIFACTS/.jax-cache."""
+    shared = os.environ.get("MODELATLAS_JAX_CACHE")
+    return Path(shared) if shared else artifacts_root / ".jax-cache"
+
+
 def enable_compilation_cache(artifacts_root: Path) -> None:
-    """Keep compiled XLA programs in the artifact folder so later builds skip compilation."""
+    """Keep compiled XLA programs (in the artifact folder) so later builds skip compilation."""
     import jax
 
-    cache = artifacts_root / ".jax-cache"
+    cache = compilation_cache_dir(artifacts_root)
     cache.mkdir(parents=True, exist_ok=True)
     if jax.config.jax_compilation_cache_dir not in (None, str(cache)):
         # JAX opens its cache once per process; a second artifact root in the same process
@@ -183,6 +191,9 @@ class ExtractRun:
     showcase: object = None
     width: int = 0
     decoder: tuple = ()
+    timings: list = field(default_factory=list)  # one {step, seconds, compile_seconds}
+    estimates: list = field(default_factory=list)  # StepEstimate of the heavy steps
+    throughput: float = 0.0  # measured matmul FLOP/s used by the estimates
 
     @property
     def strict(self) -> bool:
@@ -240,6 +251,21 @@ class ExtractRun:
             on_batch=on_batch,
         )
 
+    def timing_record(self) -> dict:
+        """Return the steps' measured times and the heavy steps' estimates (timings.json)."""
+        return {
+            "steps": self.timings,
+            "throughput_flops": round(self.throughput),
+            "estimates": [
+                {
+                    "step": e.step,
+                    "budget": e.budget,
+                    "seconds": float(f"{e.seconds(self.throughput):.4g}"),
+                }
+                for e in self.estimates
+            ],
+        }
+
 
 def capture(
     card,
@@ -248,8 +274,8 @@ def capture(
     *,
     writer: ArtifactWriter,
     options: BuildOptions,
-) -> tuple[dict, list[str]]:
-    """Run the model over the corpus and showcase; return (manifest details, warnings).
+) -> tuple[dict, list[str], dict]:
+    """Run the model over the corpus and showcase; return (manifest details, warnings, timing).
 
     `options.allow_pickle` lets the loader read a pytorch_model.bin (without running its
     code); `options.notify` receives the one-line memory estimate before the forward passes.
@@ -271,14 +297,29 @@ def capture(
         mesh=mesh,
         options=options,
     )
-    for step in WEIGHT_STEPS:
-        step(run)
+    run_steps(run, WEIGHT_STEPS)
     if card.corpus_path() is None:
-        write_weights_only_geometry(run)
-        return run.details, run.warnings
-    for step in CORPUS_STEPS:
-        step(run)
-    return run.details, run.warnings
+        run_steps(run, (write_weights_only_geometry,))
+        return run.details, run.warnings, run.timing_record()
+    run_steps(run, CORPUS_STEPS)
+    return run.details, run.warnings, run.timing_record()
+
+
+def run_steps(run: ExtractRun, steps) -> None:
+    """Run `steps` in order, recording each one's wall time and JAX compile time in `run`."""
+    from generator.extract.compile_time import CompileTimer
+
+    for step in steps:
+        started = time.perf_counter()
+        with CompileTimer() as compiling:
+            step(run)
+        run.timings.append(
+            {
+                "step": step.__name__,
+                "seconds": round(time.perf_counter() - started, 3),
+                "compile_seconds": round(compiling.seconds, 3),
+            }
+        )
 
 
 def describe_model(run: ExtractRun) -> None:
@@ -397,6 +438,49 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     log.info("%s: %s", card.name, summary)
     if run.notify is not None:
         run.notify(f"{card.name}: {summary}")
+    note_time_estimate(run, width)
+
+
+def note_time_estimate(run: ExtractRun, showcase_width: int) -> None:
+    """Log (and tell the user) the estimated time and budget of each heavy step."""
+    from generator.extract import estimate
+
+    run.estimates = heavy_steps(run, showcase_width)
+    run.throughput = estimate.measured_throughput(run.card.dtype)
+    line = f"{run.card.name}: {estimate.summary(run.estimates, run.throughput)}"
+    log.info("%s", line)
+    if run.notify is not None:
+        run.notify(line)
+
+
+def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
+    """Return the FLOPs and budget of the corpus, checkpoint, showcase and attribution passes."""
+    from generator.attribution.token_methods import DEFAULT_IG_STEPS
+    from generator.extract.attribution_capture import HEAD_SAMPLE, PRUNING_FRACTIONS, RANDOM_ORDERS
+    from generator.extract.estimate import BACKWARD, StepEstimate, forward_flops
+
+    config, card = run.config, run.card
+    corpus = sum(forward_flops(config, b.batch_size, b.bucket) for b in run.batches)
+    texts = f"{len(run.corpus)} texts in {len(run.batches)} batches"
+    steps = [StepEstimate("corpus_pass", texts, corpus)]
+    if card.checkpoints and "representations" in run.analyses:
+        n = len(card.checkpoints)
+        steps.append(StepEstimate("checkpoint_passes", f"{n} checkpoints x {texts}", n * corpus))
+    examples = len(run.showcase)
+    showcase = forward_flops(config, examples, showcase_width)
+    steps.append(StepEstimate("showcase_pass", f"{examples} examples", showcase))
+    if "attributions" in run.analyses:
+        ig = (DEFAULT_IG_STEPS + 2) * BACKWARD * showcase
+        budget = f"{examples} examples x {DEFAULT_IG_STEPS} integrated-gradients steps"
+        steps.append(StepEstimate("token_attributions", budget, ig))
+        rows = min(HEAD_SAMPLE, len(run.corpus))
+        layers = config.n_layers + (2 * config.n_decoder_layers if run.seq2seq else 0)
+        heads = layers * config.n_heads
+        masks = heads + 1 + len(PRUNING_FRACTIONS) * (1 + RANDOM_ORDERS)
+        sample = forward_flops(config, rows, run.max_length)
+        budget = f"{rows} texts x ({heads} head ablations + {masks - heads} pruning masks)"
+        steps.append(StepEstimate("head_importance", budget, (masks + BACKWARD) * sample))
+    return steps
 
 
 def corpus_pass(run: ExtractRun) -> None:

@@ -11,11 +11,12 @@ import generator
 from generator.artifacts import FORMAT_VERSION, damaged_arrays, read_manifest
 from generator.atomic import recover
 from generator.extract.checkpoints import checkpoint_fingerprints
-from generator.extract.processes import agree_with_primary, artifact_writer
+from generator.extract.processes import agree_with_primary, artifact_writer, is_primary_process
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
 from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
 from generator.options import BuildOptions
+from generator.timings import record_stage
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class ExtractResult:
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
     compile_seconds: float = 0.0  # of `seconds`: JAX tracing + compilation (or cache reads)
+    timing: dict | None = None  # each step's seconds and the heavy steps' estimates
 
 
 def code_version() -> str:
@@ -104,15 +106,21 @@ def extract(
         # Every process of a distributed run follows process 0's decision.
         if agree_with_primary(manifest is not None):
             log.info("%s: artifacts up to date, extraction skipped", card.name)
-            return ExtractResult(folder, manifest or {}, skipped=True)
+            seconds = time.perf_counter() - started
+            if is_primary_process():
+                record_stage(folder, "extract", {"skipped": True, "seconds": round(seconds, 3)})
+            return ExtractResult(folder, manifest or {}, skipped=True, seconds=seconds)
     header = {"input_hash": input_hash, "inputs": fingerprint, "code_version": code_version()}
-    manifest, warnings, compile_seconds = capture_into(
+    manifest, warnings, compile_seconds, timing = capture_into(
         folder, card, model_dir, header=header, artifacts_root=artifacts_root, options=options
     )
     for warning in warnings:
         log.warning("%s: %s", card.name, warning)
     seconds = time.perf_counter() - started
     log.info("%s: extracted in %.1f s (JAX compile %.1f s)", card.name, seconds, compile_seconds)
+    if is_primary_process():
+        totals = {"seconds": round(seconds, 3), "compile_seconds": round(compile_seconds, 3)}
+        record_stage(folder, "extract", {**totals, **timing})
     return ExtractResult(
         folder,
         manifest,
@@ -120,6 +128,7 @@ def extract(
         warnings=tuple(warnings),
         seconds=seconds,
         compile_seconds=compile_seconds,
+        timing=timing,
     )
 
 
@@ -131,8 +140,9 @@ def capture_into(
     header: dict,
     artifacts_root: Path,
     options: BuildOptions,
-) -> tuple[dict, list[str], float]:
-    """Run the forward passes into a staged `folder`; return (manifest, warnings, compile s).
+) -> tuple[dict, list[str], float, dict]:
+    """Run the forward passes into a staged `folder`; return (manifest, warnings, compile s,
+    timing).
 
     `header` (input hash, inputs, code version) opens the manifest.
     """
@@ -140,6 +150,8 @@ def capture_into(
     from generator.extract.compile_time import CompileTimer
 
     with artifact_writer(folder) as writer, CompileTimer() as compiling:  # only process 0 writes
-        details, warnings = capture(card, model_dir, artifacts_root, writer=writer, options=options)
+        details, warnings, timing = capture(
+            card, model_dir, artifacts_root, writer=writer, options=options
+        )
         manifest = writer.finish({**header, **details})
-    return manifest, warnings, compiling.seconds
+    return manifest, warnings, compiling.seconds, timing

@@ -146,6 +146,37 @@ def figure_cache_dir() -> Path:
     return Path(root) / "figures"
 
 
+def figure_key(spec: dict, formats: tuple[str, ...]) -> str:
+    """Return the cache key of a render: the spec, formats, vl-convert version, this source."""
+    import hashlib
+    import json
+
+    import vl_convert
+
+    return hashlib.sha256(
+        json.dumps(
+            [spec, formats, vl_convert.__version__, Path(__file__).read_text("utf-8")],
+            sort_keys=True,
+            ensure_ascii=False,
+        ).encode("utf-8")
+    ).hexdigest()
+
+
+def _cache_paths(spec: dict, formats: tuple[str, ...]) -> dict[str, Path]:
+    """Return {format: cached file} of a render."""
+    key = figure_key(spec, formats)
+    folder = figure_cache_dir() / key[:2] / key
+    return {fmt: folder / f"figure.{fmt}" for fmt in formats}
+
+
+def cached_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes] | None:
+    """Return an earlier render of the identical spec in `formats`, or None."""
+    cached = _cache_paths(spec, tuple(formats))
+    if all(path.is_file() for path in cached.values()):
+        return {fmt: path.read_bytes() for fmt, path in cached.items()}
+    return None
+
+
 def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
     """Render a spec to `formats`, reusing earlier renders of the identical spec.
 
@@ -153,27 +184,14 @@ def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
     the spec, the formats, the vl-convert version and this module's source: rebuilding an
     unchanged chart costs a file read instead of seconds of vl-convert.
     """
-    import hashlib
-    import json
-
-    import vl_convert
-
     formats = tuple(formats)
-    key = hashlib.sha256(
-        json.dumps(
-            [spec, formats, vl_convert.__version__, Path(__file__).read_text("utf-8")],
-            sort_keys=True,
-            ensure_ascii=False,
-        ).encode("utf-8")
-    ).hexdigest()
-    folder = figure_cache_dir() / key[:2] / key
-    cached = {fmt: folder / f"figure.{fmt}" for fmt in formats}
-    if all(path.is_file() for path in cached.values()):
-        return {fmt: path.read_bytes() for fmt, path in cached.items()}
+    found = cached_figures(spec, formats)
+    if found is not None:
+        return found
     out = render_figures_uncached(spec, formats)
     try:
-        for fmt, data in out.items():
-            write_bytes_atomic(cached[fmt], data)
+        for fmt, path in _cache_paths(spec, formats).items():
+            write_bytes_atomic(path, out[fmt])
     except OSError:  # a read-only or full cache only costs speed
         pass
     return out
@@ -244,7 +262,37 @@ def export_charts(
     """
     formats = check_formats(formats)
     started = time.perf_counter()
+    planned = plan_figures(pages)
+    rendered = render_all([(f"{p.filename}#{i['id']}", spec) for p, i, _, spec in planned], formats)
     figures: list[Figure] = []
+    for (page, item, name, _), data in zip(planned, rendered, strict=True):
+        files = []
+        for fmt, content in data.items():
+            relative = f"{FIGURES_DIR}/{name}.{fmt}"
+            write_bytes_atomic(model_folder / relative, content)
+            files.append(relative)
+        item["figure"] = {fmt: path for fmt, path in zip(formats, files, strict=True)}
+        figures.append(
+            Figure(name, page.filename, item["id"], item["label"], item["caption"], tuple(files))
+        )
+    log.info(
+        "%d figure(s) exported as %s in %.2f s",
+        len(figures),
+        "/".join(formats),
+        time.perf_counter() - started,
+    )
+    return figures
+
+
+def plan_figures(pages: Iterable[tuple[object, dict]]) -> list[tuple[object, dict, str, dict]]:
+    """Return (page, chart item, figure name, static spec) of every exportable chart, in order.
+
+    Charts without a spec of their own (drawn from page JS) get `figure = None` and are left out.
+
+    Raises:
+        FigureError: two charts map to the same file name.
+    """
+    planned = []
     seen: dict[str, str] = {}
     for page, context in pages:
         for item in context.get("charts") or []:
@@ -265,31 +313,39 @@ def export_charts(
                     "give one of them another id"
                 )
             seen[name] = where
-            try:
-                rendered = render_figures(static_spec(spec), formats)
-            except FigureError:
-                raise
-            except Exception as error:  # vl-convert raises ValueError with a JS message
-                message = str(error).splitlines()[0] if str(error) else type(error).__name__
-                raise FigureError(
-                    f"chart {where} could not be exported: {message}; "
-                    "check its spec (or its figure_spec)"
-                ) from error
-            files = []
-            for fmt, data in rendered.items():
-                relative = f"{FIGURES_DIR}/{name}.{fmt}"
-                write_bytes_atomic(model_folder / relative, data)
-                files.append(relative)
-            item["figure"] = {fmt: path for fmt, path in zip(formats, files, strict=True)}
-            figures.append(
-                Figure(
-                    name, page.filename, item["id"], item["label"], item["caption"], tuple(files)
-                )
-            )
-    log.info(
-        "%d figure(s) exported as %s in %.2f s",
-        len(figures),
-        "/".join(formats),
-        time.perf_counter() - started,
-    )
-    return figures
+            planned.append((page, item, name, static_spec(spec)))
+    return planned
+
+
+# Starting a worker process costs about a second: below this many figures to render, one process.
+PARALLEL_FIGURES = 16
+
+
+def render_chart(spec: dict, formats: tuple[str, ...], where: str) -> dict[str, bytes]:
+    """Render one chart's figures (a worker job); a failure names the chart in one line."""
+    try:
+        return render_figures(spec, formats)
+    except FigureError:
+        raise
+    except Exception as error:  # vl-convert raises ValueError with a JS message
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise FigureError(
+            f"chart {where} could not be exported: {message}; check its spec (or its figure_spec)"
+        ) from None
+
+
+def render_all(specs: list[tuple[str, dict]], formats: tuple[str, ...]) -> list[dict[str, bytes]]:
+    """Render every (page#chart, spec): cached ones read back, new ones in workers when many.
+
+    vl-convert renders one chart at a time per process; the worker pool of
+    `generator.analyze.workers` (MODELATLAS_WORKERS) spreads the uncached ones over the CPUs.
+    """
+    from generator.analyze.workers import run_jobs
+
+    out: list[dict[str, bytes] | None] = [cached_figures(spec, formats) for _, spec in specs]
+    missing = [i for i, found in enumerate(out) if found is None]
+    jobs = [(specs[i][1], formats, specs[i][0]) for i in missing]
+    fresh = run_jobs(render_chart, jobs, small=len(missing) < PARALLEL_FIGURES)
+    for i, data in zip(missing, fresh, strict=True):
+        out[i] = data
+    return out

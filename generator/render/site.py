@@ -17,6 +17,7 @@ from generator.render.environment import environment, templates_dir
 from generator.render.figures import export_charts
 from generator.render.pages import PAGES, Page
 from generator.render.snippet import SNIPPET, card_snippet, normalize_base_url
+from generator.timings import PartTimer, record_stage
 
 log = logging.getLogger(__name__)
 
@@ -109,32 +110,31 @@ def render_model(
     )
     info_path = final / BUILD_INFO
     recover(final)
+    timer = PartTimer()
     if not force and info_path.is_file():
         try:
             if json.loads(info_path.read_text(encoding="utf-8")).get("render_hash") == render_hash:
                 log.info("%s: site up to date, render skipped", card.name)
+                record_stage(
+                    artifacts.root, "render", {"skipped": True, "seconds": timer.elapsed()}
+                )
                 return RenderResult(final, skipped=True)
         except ValueError:
             pass
     env = environment()
     summary = model_summary(card, artifacts, tables)
     with staged_folder(final) as staging:
-        assets = copy_assets(templates_dir(), cache_dir, staging)
+        with timer.part("assets"):
+            assets = copy_assets(templates_dir(), cache_dir, staging)
         pages = model_pages(artifacts)
-        contexts = [(page, page.context(artifacts, tables)) for page in pages]
-        figures = export_charts(contexts, staging)
-        for page, context in contexts:
-            html = env.get_template(page.template).render(
-                page=page,
-                pages=pages,
-                card=card,
-                model=summary,
-                assets=assets,
-                root="../",
-                version=generator.__version__,
-                **context,
+        with timer.part("charts"):
+            contexts = [(page, page.context(artifacts, tables)) for page in pages]
+        with timer.part("figures"):
+            figures = export_charts(contexts, staging)
+        with timer.part("pages"):
+            write_pages(
+                env, staging, contexts, card=card, pages=pages, model=summary, assets=assets
             )
-            (staging / page.filename).write_text(html, encoding="utf-8")
         links = [(page.filename, page.title) for page in pages]
         snippet = card_snippet(summary, links, figures, generator.__version__, base_url)
         (staging / SNIPPET).write_text(snippet, encoding="utf-8")
@@ -149,7 +149,18 @@ def render_model(
         }
         (staging / BUILD_INFO).write_text(dump_json(info), encoding="utf-8")
     log.info("%s: site written to %s", card.name, final)
+    record = {"seconds": timer.elapsed(), "parts": timer.parts, "figures": len(figures)}
+    record_stage(artifacts.root, "render", record)
     return RenderResult(final, skipped=False)
+
+
+def write_pages(env, staging: Path, contexts: list, **shared) -> None:
+    """Render each (page, context) to `staging/FILENAME` with the model-wide template values."""
+    for page, context in contexts:
+        html = env.get_template(page.template).render(
+            page=page, root="../", version=generator.__version__, **shared, **context
+        )
+        (staging / page.filename).write_text(html, encoding="utf-8")
 
 
 def built_models(out_dir: Path) -> list[dict]:

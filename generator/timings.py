@@ -1,0 +1,92 @@
+"""Where a build's time went: `ARTIFACTS/NAME/timings.json`, one section per stage.
+
+Sections (seconds are wall-clock; `compile_seconds` is JAX tracing + compilation within them):
+  extract   {seconds, compile_seconds, steps: [{step, seconds, compile_seconds}],
+             throughput_flops, estimates: [{step, budget, seconds}]}  or {skipped, seconds}
+  analyze   {seconds, analyses: [{analysis, seconds}]}                  or {skipped, seconds}
+  render    {seconds, parts: [{part, seconds}], figures}                or {skipped, seconds}
+Each stage rewrites its own section when it runs. Times differ from build to build, so they live
+beside the manifest, not in it: the artifacts stay byte-identical for the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+TIMINGS = "timings.json"
+STAGES = ("extract", "analyze", "render")
+
+
+def read_timings(folder: Path) -> dict:
+    """Return the recorded sections of an artifact folder ({} when none or unreadable)."""
+    try:
+        return json.loads((folder / TIMINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def record_stage(folder: Path, stage: str, record: dict) -> None:
+    """Replace `stage`'s section of `folder/timings.json` (written atomically)."""
+    if not folder.is_dir():
+        return
+    timings = read_timings(folder)
+    timings[stage] = record
+    staging = folder / f".{TIMINGS}.{os.getpid()}.tmp"
+    staging.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(staging, folder / TIMINGS)
+
+
+class PartTimer:
+    """Times named parts of a stage: `with timer.part("figures"): ...`."""
+
+    def __init__(self, key: str = "part"):
+        self.key = key
+        self.parts: list[dict] = []
+        self.started = time.perf_counter()
+
+    @contextmanager
+    def part(self, name: str):
+        """Time the block as part `name`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.parts.append({self.key: name, "seconds": round(time.perf_counter() - started, 3)})
+
+    def elapsed(self) -> float:
+        """Seconds since the timer was made."""
+        return round(time.perf_counter() - self.started, 3)
+
+
+def _items(record: dict, key: str, name: str) -> str:
+    return ", ".join(f"{item[name]} {item['seconds']:.1f}" for item in record.get(key, []))
+
+
+def format_stage(stage: str, record: dict) -> str:
+    """Return one line saying where `stage`'s time went."""
+    if record.get("skipped"):
+        return f"{stage}: cached ({record.get('seconds', 0.0):.1f} s to check)"
+    head = f"{stage} {record.get('seconds', 0.0):.1f} s"
+    if stage == "extract":
+        steps = ", ".join(
+            f"{s['step']} {s['seconds']:.1f}"
+            + (
+                f" (compile {s['compile_seconds']:.1f})"
+                if s.get("compile_seconds", 0) >= 0.05
+                else ""
+            )
+            for s in record.get("steps", [])
+        )
+        return f"{head} (JAX compile {record.get('compile_seconds', 0.0):.1f} s): {steps}"
+    if stage == "analyze":
+        return f"{head}: {_items(record, 'analyses', 'analysis')}"
+    return f"{head}: {_items(record, 'parts', 'part')}"
+
+
+def format_timings(timings: dict) -> list[str]:
+    """Return one line per recorded stage, in pipeline order."""
+    return [format_stage(stage, timings[stage]) for stage in STAGES if stage in timings]

@@ -1,0 +1,105 @@
+"""Where a build's time goes: timings.json per stage and step, and the FLOP-based estimate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from cards import FIXTURES, TINY_BERT, TINY_T5
+
+from generator.analysis_names import recorded_analyses
+from generator.artifacts import open_artifacts
+from generator.extract.capture import CORPUS_STEPS, WEIGHT_STEPS
+from generator.extract.estimate import StepEstimate, forward_flops, matmul_weights, summary
+from generator.timings import TIMINGS, format_timings, read_timings, record_stage
+
+
+def test_tiny_build_records_every_stage_and_step(tiny_build):
+    _, _, artifacts_root = tiny_build
+    folder = artifacts_root / "tiny-bert"
+    timings = read_timings(folder)
+    extract = timings["extract"]
+    steps = [s["step"] for s in extract["steps"]]
+    assert steps == [step.__name__ for step in (*WEIGHT_STEPS, *CORPUS_STEPS)]
+    for step in extract["steps"]:
+        assert 0.0 <= step["compile_seconds"] <= step["seconds"] + 1e-3, step
+    assert sum(s["seconds"] for s in extract["steps"]) <= extract["seconds"]
+    assert 0.0 < extract["compile_seconds"] <= extract["seconds"]
+    assert extract["throughput_flops"] > 0
+    estimated = {e["step"] for e in extract["estimates"]}
+    assert {"corpus_pass", "showcase_pass", "token_attributions", "head_importance"} <= estimated
+    assert all(e["seconds"] > 0 and e["budget"] for e in extract["estimates"])
+    manifest = open_artifacts(folder).manifest
+    analyses = [a["analysis"] for a in timings["analyze"]["analyses"]]
+    recorded = list(recorded_analyses(manifest))  # the weights analysis waits for a worker: last
+    assert analyses == [a for a in recorded if a != "weights"] + ["weights"]
+    parts = [p["part"] for p in timings["render"]["parts"]]
+    assert parts == ["assets", "charts", "figures", "pages"]
+    assert timings["render"]["figures"] > 0
+    assert "timings" not in manifest and TIMINGS not in json.dumps(manifest)
+    lines = format_timings(timings)
+    assert [line.split()[0] for line in lines] == ["extract", "analyze", "render"]
+    assert "corpus_pass" in lines[0] and "representations" in lines[1]
+
+
+def test_record_stage_replaces_only_its_section(tmp_path):
+    record_stage(tmp_path, "extract", {"seconds": 2.0, "steps": []})
+    record_stage(tmp_path, "render", {"seconds": 1.0, "parts": [{"part": "pages", "seconds": 1.0}]})
+    record_stage(tmp_path, "extract", {"skipped": True, "seconds": 0.1})
+    assert read_timings(tmp_path) == {
+        "extract": {"skipped": True, "seconds": 0.1},
+        "render": {"seconds": 1.0, "parts": [{"part": "pages", "seconds": 1.0}]},
+    }
+    assert format_timings(read_timings(tmp_path)) == [
+        "extract: cached (0.1 s to check)",
+        "render 1.0 s: pages 1.0",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [TIMINGS]  # no staging file left
+    record_stage(tmp_path / "missing", "extract", {"seconds": 1.0})  # no folder: nothing written
+    assert not (tmp_path / "missing").exists()
+
+
+def _layer_kernels(model) -> int:
+    """Entries of every 2-D kernel inside a numbered block (the matrices a token meets)."""
+    from flax import nnx
+
+    total = 0
+    for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        parts = [str(p) for p in path]
+        if parts[-1] == "kernel" and any(p.isdigit() for p in parts):
+            total += int(np.prod(variable.get_value().shape))
+    return total
+
+
+@pytest.mark.parametrize(
+    "folder", [TINY_BERT, FIXTURES / "tiny-gpt2", FIXTURES / "tiny-llama-mqa", TINY_T5]
+)
+def test_matmul_weights_count_the_models_own_block_kernels(folder):
+    from generator.models.loading import load_model
+
+    loaded = load_model(folder)
+    weights, attention_layers = matmul_weights(loaded.config)
+    assert weights == _layer_kernels(loaded.model)
+    config = loaded.config
+    expected_layers = config.n_layers + (2 * config.n_decoder_layers if config.seq2seq else 0)
+    assert attention_layers == expected_layers
+
+
+def test_forward_flops_scale_linearly_in_rows_and_quadratically_in_attention():
+    from generator.models.loading import load_model
+
+    config = load_model(TINY_BERT).config
+    one = forward_flops(config, 1, 16)
+    assert forward_flops(config, 4, 16) == pytest.approx(4 * one)
+    weights, layers = matmul_weights(config)
+    attention = 4.0 * 16 * 16 * layers * config.n_heads * config.d_head
+    assert one == pytest.approx(2.0 * 16 * weights + attention)
+
+
+def test_summary_states_budget_rate_and_what_is_left_out():
+    line = summary([StepEstimate("corpus_pass", "10 texts in 1 batches", 2e9)], 1e9)
+    assert line.startswith("time estimate 2.0 s at a measured 1 GFLOP/s")
+    assert (
+        "compilation not included" in line and "corpus_pass 2.0 s (10 texts in 1 batches)" in line
+    )
