@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from generator.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-CACHES = (".jax-cache", ".cache")  # compiled programs and the Vega bundle: caches, not results
+CACHES = (".jax-cache", ".cache", ".file-hashes.json")  # compiled programs, the Vega bundle and
+# the weights-hash cache: caches, not results
 
 
 def cli(*args):

@@ -6,7 +6,7 @@ checkpoint tensor, and every checkpoint tensor is used, a known buffer, or a ver
 a tied weight; anything else fails with one `ModelLoadError` that lists all the problems.
 
 Weights are read from `model.safetensors` or the shards of `model.safetensors.index.json`, one
-tensor at a time from memory maps (`generator.models.weight_files`); a pickled `pytorch_model.bin`
+tensor at a time from memory maps (`generator.weight_files`); a pickled `pytorch_model.bin`
 only when the caller explicitly allows pickles (`allow_pickle`), and then through a restricted
 reader that runs no code (`generator.models.torch_pickle`).
 """
@@ -26,7 +26,7 @@ from generator.models.config import ArchitectureConfig
 from generator.models.layers import COMPUTE_DTYPES
 from generator.models.registry import family_for, parse_config
 from generator.models.tensor_mapping import load_mapped
-from generator.models.weight_files import WEIGHTS_NAME, find_weights, open_weights
+from generator.weight_files import WEIGHTS_NAME, find_weights, open_weights
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from generator.models.family import Family, NameMap
 from generator.models.t5 import T5ForConditionalGeneration
 from generator.models.t5_config import T5Config, t5_from_hf
 from generator.models.tensor_mapping import assign
-from generator.models.weight_files import LazyTensors
+from generator.weight_files import LazyTensors
 
 TIED_COPIES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 UNUSED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",)

@@ -17,7 +17,7 @@ from flax import nnx
 
 from generator.errors import ModelLoadError
 from generator.models.family import Family, NameMap
-from generator.models.weight_files import LazyTensors
+from generator.weight_files import LazyTensors
 
 # Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
 _LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
