@@ -7,6 +7,7 @@ repository listing and records every download; the loader is never mocked. No ne
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -154,3 +155,18 @@ def test_subfolder_must_stay_inside_the_model(value, tmp_path):
     text = f"---\nname: sub\nmodel: {FIXTURES / 'tiny-bert'}\nsubfolder: '{value}'\n---\n"
     with pytest.raises(CardError, match="'subfolder' must be a relative folder"):
         parse_card_text(text, tmp_path / "sub.md")
+
+
+def test_overview_shows_the_hub_card_metadata_when_the_checkpoint_has_one(
+    default_build, tiny_build
+):
+    import html
+
+    _, out, _ = default_build  # the packaged all-MiniLM-L6-v2 ships the hub's README.md
+    page = html.unescape((out / "all-minilm-l6-v2" / "index.html").read_text())
+    section = page.split('id="hub-card-heading"')[1].split("</section>")[0]
+    rows = dict(re.findall(r'<th scope="row">([^<]+)</th><td>([^<]*)</td>', section))
+    assert rows["license"] == "apache-2.0" and rows["language"] == "en"
+    assert rows["datasets"].startswith("s2orc, flax-sentence-embeddings/stackexchange_xml, ")
+    _, tiny_out, _ = tiny_build  # no README.md: no section
+    assert "hub-card-heading" not in (tiny_out / "tiny-bert" / "index.html").read_text()
