@@ -65,21 +65,19 @@ def test_missing_shard_is_named(tmp_path):
         load_model(folder)
 
 
-def test_shard_lacking_an_indexed_tensor_is_reported(tmp_path):
+@pytest.mark.parametrize(
+    ("tensor", "shard", "expected"),
+    [
+        ("model.extra.weight", "model-00004-of-00004.safetensors", "lacks 1 tensor"),
+        ("lm_head.weight", "../model.safetensors", "not a file next to the index"),
+    ],
+)
+def test_index_that_does_not_match_its_shards_is_refused(tmp_path, tensor, shard, expected):
     folder = sharded_copy(tmp_path)
     index = json.loads((folder / INDEX_NAME).read_text())
-    index["weight_map"]["model.extra.weight"] = "model-00004-of-00004.safetensors"
+    index["weight_map"][tensor] = shard
     (folder / INDEX_NAME).write_text(json.dumps(index))
-    with pytest.raises(ModelLoadError, match="lacks 1 tensor"):
-        load_model(folder)
-
-
-def test_index_pointing_outside_its_folder_is_refused(tmp_path):
-    folder = sharded_copy(tmp_path)
-    index = json.loads((folder / INDEX_NAME).read_text())
-    index["weight_map"]["lm_head.weight"] = "../model.safetensors"
-    (folder / INDEX_NAME).write_text(json.dumps(index))
-    with pytest.raises(ModelLoadError, match="not a file next to the index"):
+    with pytest.raises(ModelLoadError, match=expected):
         load_model(folder)
 
 
