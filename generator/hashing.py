@@ -75,6 +75,9 @@ class FileHashCache:
         """Write the entries back when a hash was added (atomically; a failure only logs)."""
         if self.path is None or not self._changed:
             return
+        self._entries = {
+            p: e for p, e in self._entries.items() if os.path.isfile(p)
+        }  # drop gone files
         try:
             write_text_atomic(self.path, json.dumps(self._entries, sort_keys=True, indent=1))
         except OSError as error:

@@ -131,6 +131,21 @@ def test_warm_fingerprint_reads_no_weights_until_size_or_mtime_changes(tmp_path,
     assert [name for name in hashed if name.endswith(".safetensors")] == [shard.name]
 
 
+def test_hash_cache_forgets_deleted_files(tmp_path):
+    cache_file = tmp_path / run.HASH_CACHE_NAME
+    gone, kept = tmp_path / "gone.bin", tmp_path / "kept.bin"
+    gone.write_bytes(b"a")
+    kept.write_bytes(b"b")
+    hashes = FileHashCache(cache_file)
+    hashes.sha256(gone)
+    hashes.save()
+    gone.unlink()
+    hashes = FileHashCache(cache_file)
+    hashes.sha256(kept)
+    hashes.save()
+    assert list(json.loads(cache_file.read_text())) == [str(kept)]
+
+
 def test_damaged_hash_cache_is_ignored(tmp_path):
     cache_file = tmp_path / run.HASH_CACHE_NAME
     cache_file.write_text("{not json")
