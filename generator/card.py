@@ -63,6 +63,7 @@ class ModelCard:
     title: str
     model: str
     revision: str | None = None
+    subfolder: str | None = None
     corpus: str | None = None
     text_field: str = "text"
     label_field: str | None = None
@@ -116,6 +117,7 @@ class ModelCard:
         return {
             "model": self.model,
             "revision": self.revision,
+            **({"subfolder": self.subfolder} if self.subfolder is not None else {}),
             "corpus": self.corpus,
             "text_field": self.text_field,
             "label_field": self.label_field,
@@ -330,6 +332,7 @@ def _validate(data: dict, folder: Path, problems: list[str]) -> dict[str, Any]:
         _check_model(model, folder, "model", problems)
     values["model"] = model
     values["revision"] = _string(data, "revision", problems, nullable=True)
+    values["subfolder"] = _subfolder(data, problems)
     corpus = _string(data, "corpus", problems, nullable=True)
     if corpus is not None:
         _check_corpus(corpus, folder, problems)
@@ -353,6 +356,21 @@ def _validate(data: dict, folder: Path, problems: list[str]) -> dict[str, Any]:
     _seq2seq_keys(data, corpus, values, problems)
     values["mesh"] = _mesh(data, problems)
     return values
+
+
+def _subfolder(data: dict, problems: list[str]) -> str | None:
+    """Return the validated `subfolder` (a relative folder inside the model's folder or repo)."""
+    value = _string(data, "subfolder", problems, nullable=True)
+    if value is None:
+        return None
+    parts = value.replace("\\", "/").strip("/").split("/")
+    if value.startswith(("/", "\\", "~")) or any(part in ("", ".", "..") for part in parts):
+        problems.append(
+            f"'subfolder' must be a relative folder inside the model's folder or hub repository"
+            f" (like text_encoder), got {_short(value)}"
+        )
+        return None
+    return "/".join(parts)
 
 
 def _seq2seq_keys(data: dict, corpus: str | None, values: dict, problems: list[str]) -> None:

@@ -37,7 +37,9 @@ def load_cards(paths: tuple[str, ...]) -> list:
         found = find_cards(DEFAULT_CARDS) if DEFAULT_CARDS.is_dir() else []
         if not found:
             raise AtlasError(
-                f"no model cards in {DEFAULT_CARDS}/; pass a card path or add a NAME.md card"
+                f"no model cards in {DEFAULT_CARDS}/; build a checkpoint on the bundled demo "
+                "corpus with `modelatlas build --model FOLDER_OR_HUB_ID`, pass a card path, or "
+                "write one with `modelatlas new-card FOLDER_OR_HUB_ID`"
             )
         paths = tuple(str(p) for p in found)
     return [load_card(path) for path in paths]
@@ -179,8 +181,33 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def build_targets(cards: tuple[str, ...], model: str | None, corpus: str | None) -> list:
+    """Return the cards to build: the named ones, model_cards/*.md, or one made for --model."""
+    if model is None:
+        if corpus is not None:
+            raise AtlasError("--corpus needs --model; name the corpus in the card otherwise")
+        return load_cards(cards)
+    if cards:
+        raise AtlasError("pass card paths or --model, not both")
+    from generator.scaffold import card_for_model
+
+    return [card_for_model(model, corpus)]
+
+
 @main.command()
 @click.argument("cards", nargs=-1, type=click.Path())
+@click.option(
+    "--model",
+    metavar="PATH_OR_HUB_ID",
+    default=None,
+    help="Build this checkpoint (folder, package:MODULE/SUBDIR or hub id) without a card file.",
+)
+@click.option(
+    "--corpus",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Corpus file for --model (.txt, .jsonl, .csv). Default: the bundled demo corpus.",
+)
 @out_option
 @click.option(
     "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
@@ -193,6 +220,8 @@ def main(ctx: click.Context, debug: bool) -> None:
 def build(
     *,
     cards,
+    model,
+    corpus,
     out,
     force,
     strict,
@@ -204,7 +233,7 @@ def build(
     verbose,
     quiet,
 ):
-    """Extract, analyze and render CARDS (default: every model_cards/*.md) into --out."""
+    """Extract, analyze and render CARDS (default: every model_cards/*.md, or --model) into --out."""
     from generator.build import build_cards
     from generator.options import BuildOptions
     from generator.render.snippet import normalize_base_url
@@ -219,7 +248,7 @@ def build(
         base_url=normalize_base_url(base_url),
         notify=None if quiet else click.echo,
     )
-    loaded = apply_mesh(load_cards(cards), mesh, distributed)
+    loaded = apply_mesh(build_targets(cards, model, corpus), mesh, distributed)
     reports = build_cards(loaded, out, artifacts, options)
     if not quiet and is_primary():
         for report in reports:
@@ -316,8 +345,10 @@ def figures(*, card, out, formats, artifacts, verbose, quiet):
 
 @main.command("new-card")
 @click.argument("model")
-@click.option("--name", default=None, help="Card name (slug); default: from the folder name.")
-@click.option("--title", default=None, help="Page title; default: the folder name.")
+@click.option(
+    "--name", default=None, help="Card name (slug); default: from the folder or hub model name."
+)
+@click.option("--title", default=None, help="Page title; default: the folder or hub model name.")
 @click.option(
     "--corpus", default=None, help="Corpus file (.txt, .jsonl, .csv) to name in the card."
 )
@@ -330,7 +361,7 @@ def figures(*, card, out, formats, artifacts, verbose, quiet):
 )
 @click.option("--force", is_flag=True, help="Overwrite an existing card.")
 def new_card(*, model, name, title, corpus, out, force):
-    """Scaffold a model card from the checkpoint folder MODEL (reads its config.json)."""
+    """Scaffold a model card for MODEL, a checkpoint folder or hub id (reads its config.json)."""
     from generator.scaffold import scaffold_card
 
     path, card = scaffold_card(model, out, name=name, corpus=corpus, title=title, force=force)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from generator.card import SLUG, ModelCard, parse_card_text
+from generator.card import HUB_ID, SLUG, ModelCard, parse_card_text
 from generator.errors import CardError
 from generator.models.config import ModelConfig
 from generator.paths import is_package_path, resolve_package_path
@@ -32,8 +32,24 @@ OPTIONAL_KEYS = """\
 """
 
 
+DEMO_CORPUS = "package:generator/data/demo_corpus.jsonl"
+DEMO_FIELDS = {"label_field": "label", "split_field": "split"}
+
+
+def is_hub_model(model: str) -> bool:
+    """Return True when MODEL reads as a hub id (org/name) and is no local folder."""
+    return bool(HUB_ID.fullmatch(model)) and not Path(model).exists()
+
+
 def model_folder(model: str) -> Path:
-    """Resolve MODEL (a folder or `package:MODULE/SUBDIR`) to a checkpoint folder with config.json."""
+    """Resolve MODEL (a folder, `package:MODULE/SUBDIR` or hub id) to a folder with config.json.
+
+    For a hub id only config.json is downloaded (the rest comes at build time).
+    """
+    if is_hub_model(model):
+        from generator.extract.source import download_config
+
+        return download_config(model, None).parent
     try:
         folder = resolve_package_path(model) if is_package_path(model) else Path(model)
     except (FileNotFoundError, ImportError, ValueError) as error:
@@ -41,9 +57,14 @@ def model_folder(model: str) -> Path:
     if not (folder / "config.json").is_file():
         raise CardError(
             f"{model}: no config.json in {folder}; pass a checkpoint folder "
-            "(config.json, tokenizer and safetensors weights)"
+            "(config.json, tokenizer and safetensors weights) or a hub id like org/name"
         )
     return folder
+
+
+def model_label(model: str, folder: Path) -> str:
+    """Return the name a model goes by: the hub id's name part, else the folder's name."""
+    return model.rsplit("/", 1)[-1] if is_hub_model(model) else folder.name
 
 
 def read_config(folder: Path) -> tuple[dict, ModelConfig]:
@@ -62,9 +83,9 @@ def read_config(folder: Path) -> tuple[dict, ModelConfig]:
     return raw, parse_config(raw)
 
 
-def default_name(folder: Path) -> str:
-    """Return a card name (slug) made from the folder name."""
-    name = re.sub(r"[^a-z0-9._-]+", "-", folder.name.lower()).strip("-._")
+def default_name(label: str) -> str:
+    """Return a card name (slug) made from a folder or model name."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", label.lower()).strip("-._")
     return name or "model"
 
 
@@ -112,36 +133,71 @@ def scaffold_card(
     """Write `out_dir/NAME.md` for the checkpoint MODEL and return its path and validated card.
 
     Args:
-        model: checkpoint folder, or `package:MODULE/SUBDIR`.
+        model: checkpoint folder, `package:MODULE/SUBDIR`, or a hub id (only its config.json
+            is downloaded).
         out_dir: folder of the new card (created if missing).
-        name: card name (slug); default: made from the folder name.
+        name: card name (slug); default: made from the folder (or hub model) name.
         corpus: corpus file (.txt, .jsonl, .csv) to name in the card, if any.
-        title: page title; default: the checkpoint folder's name.
+        title: page title; default: the checkpoint folder's (or hub model's) name.
         force: overwrite an existing card.
 
     Raises:
         CardError: no config.json, bad name, existing card without `force`, or the written
             card would not load (e.g. a missing corpus).
-        ModelLoadError: config.json names an unsupported model_type.
+        ModelLoadError: config.json names an unsupported model_type, or the hub download failed.
     """
+    out_dir = Path(out_dir)
+    text, card = card_text(model, out_dir, name=name, corpus=corpus, title=title)
+    if card.path.exists() and not force:
+        raise CardError(f"{card.path} already exists; pass --force to overwrite it or --name NAME")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{card.name}.md"
+    path.write_text(text, encoding="utf-8")
+    return path, card
+
+
+def card_for_model(model: str, corpus: str | None = None) -> ModelCard:
+    """Return an unwritten card for `build --model`: the bundled demo corpus unless one is given.
+
+    Args:
+        model: checkpoint folder, `package:MODULE/SUBDIR` or hub id.
+        corpus: corpus file; None for the demo corpus (with its labels and splits).
+
+    Returns:
+        The validated card, as if written to ./NAME.md.
+    """
+    extra = {} if corpus else DEMO_FIELDS
+    _, card = card_text(model, Path.cwd(), corpus=corpus or DEMO_CORPUS, settings=extra)
+    return card
+
+
+def card_text(
+    model: str,
+    out_dir: Path,
+    name: str | None = None,
+    *,
+    corpus: str | None = None,
+    title: str | None = None,
+    settings: dict | None = None,
+) -> tuple[str, ModelCard]:
+    """Return the text of a card for MODEL in `out_dir` and the card it parses to."""
     folder = model_folder(model)
     _, config = read_config(folder)
-    name = name or default_name(folder)
+    label = model_label(model, folder)
+    name = name or default_name(label)
     if not SLUG.fullmatch(name):
         raise CardError(
             f"card name {name!r} is not a slug; use lowercase letters, digits, '.', '_' and '-'"
         )
-    out_dir = Path(out_dir)
-    path = out_dir / f"{name}.md"
-    if path.exists() and not force:
-        raise CardError(f"{path} already exists; pass --force to overwrite it or --name NAME")
-    title = title or folder.name
+    title = title or label
     front: dict = {"name": name, "title": title}
-    front["model"] = model if is_package_path(model) else card_path_value(folder, out_dir)
+    local = not (is_package_path(model) or is_hub_model(model))
+    front["model"] = card_path_value(folder, out_dir) if local else model
     if corpus:
         front["corpus"] = (
             corpus if is_package_path(corpus) else card_path_value(Path(corpus), out_dir)
         )
+    front.update(settings or {})
     text = (
         "---\n"
         + yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
@@ -149,7 +205,4 @@ def scaffold_card(
         + "---\n"
         + prose(title, config)
     )
-    card = parse_card_text(text, path)  # refuse to write a card that would not load
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path, card
+    return text, parse_card_text(text, out_dir / f"{name}.md")  # refuse a card that won't load

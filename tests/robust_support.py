@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from generator.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-# compiled programs and the Vega bundle (caches), and the build's wall-clock times: not results
-CACHES = (".jax-cache", ".cache", "timings.json")
+# compiled programs, the Vega bundle and the weights-hash cache (caches), and the build's
+# wall-clock times: not results
+CACHES = (".jax-cache", ".cache", ".file-hashes.json", "timings.json")
 
 
 def cli(*args):

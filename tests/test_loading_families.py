@@ -359,26 +359,29 @@ def test_offline_hub_id_fails_with_one_line(monkeypatch):
     ],
 )
 def test_hub_errors_are_one_line(monkeypatch, error, expected):
-    import huggingface_hub
     from huggingface_hub import errors
 
-    from generator.extract.source import HUB_PATTERNS, download_from_hub
+    from generator.extract.source import download_from_hub
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    calls = []
+    downloads = []
 
-    def fake_download(repo_id, revision=None, allow_patterns=None, local_files_only=False):
-        calls.append(allow_patterns)
-        exception = getattr(errors, error, None) or RuntimeError
-        instance = exception.__new__(exception)  # HTTP errors want a response: skip __init__
-        instance.args = ("no",)
-        raise instance
+    class FailingHub:
+        """A hub client whose file listing fails as huggingface_hub does."""
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_download)
+        def list_files(self, repo_id, revision):
+            exception = getattr(errors, error, None) or RuntimeError
+            instance = exception.__new__(exception)  # HTTP errors want a response: skip __init__
+            instance.args = ("no",)
+            raise instance
+
+        def download(self, *args, **kwargs):
+            downloads.append(args)
+
     with pytest.raises(ModelLoadError) as info:
-        download_from_hub("org/model", "v9")
+        download_from_hub("org/model", "v9", client=FailingHub())
     assert expected in info.value.message and "\n" not in info.value.message
-    assert calls == [HUB_PATTERNS] and not any("bin" in p for p in HUB_PATTERNS)
+    assert downloads == []
 
 
 def test_pickle_reader_sets_state_only_on_the_state_dict(tmp_path):

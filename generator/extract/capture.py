@@ -322,6 +322,14 @@ def run_steps(run: ExtractRun, steps) -> None:
         )
 
 
+def hub_card_entry(model_dir: Path) -> dict:
+    """Return {"hub_card": metadata} when the checkpoint's README.md states any, else {}."""
+    from generator.extract.hub_card import read_hub_card
+
+    metadata = read_hub_card(model_dir)
+    return {"hub_card": metadata} if metadata else {}
+
+
 def describe_model(run: ExtractRun) -> None:
     """Record the model, its parameters, dtypes and devices; warn about seq2seq-only keys."""
     import jax
@@ -337,6 +345,7 @@ def describe_model(run: ExtractRun) -> None:
                 "config": config.to_dict(),
                 "hf_config": loaded.hf_config,
                 "ignored_tensors": list(loaded.ignored),
+                **hub_card_entry(run.model_dir),
             },
             "parameters": parameter_inventory(loaded.model),
             "dtype": card.dtype,

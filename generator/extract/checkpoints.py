@@ -18,7 +18,8 @@ from pathlib import Path
 from generator.errors import ModelLoadError
 from generator.extract.source import download_from_hub
 from generator.extract.tokenize import load_tokenizer, tokenizer_files
-from generator.hashing import file_sha256, files_sha256
+from generator.hashing import FileHashCache, file_sha256, files_sha256
+from generator.weight_files import weight_files
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,29 @@ def checkpoint_dir(card, checkpoint) -> Path:
     return local
 
 
-def checkpoint_fingerprints(card) -> list[dict]:
+def weights_sha256(folder: Path, hashes: FileHashCache, allow_pickle: bool = False) -> str | None:
+    """Return the hash of a checkpoint's weight files (an index and all its shards), or None.
+
+    A single file hashes to its own SHA-256; several to one hash over their names and hashes.
+    """
+    files = weight_files(folder, allow_pickle)
+    if not files:
+        return None
+    if len(files) == 1:
+        return hashes.sha256(files[0])
+    return files_sha256(files, folder, hasher=hashes.sha256)
+
+
+def checkpoint_fingerprints(card, hashes: FileHashCache) -> list[dict]:
     """Return, per checkpoint, the hashes of its weights, config and tokenizer files."""
     rows = []
     for checkpoint in card.checkpoints:
         folder = checkpoint_dir(card, checkpoint)
-        weights, config = folder / "model.safetensors", folder / "config.json"
+        config = folder / "config.json"
         rows.append(
             {
                 "name": checkpoint.name,
-                "weights_sha256": file_sha256(weights) if weights.is_file() else None,
+                "weights_sha256": weights_sha256(folder, hashes),
                 "config_sha256": file_sha256(config) if config.is_file() else None,
                 "tokenizer_sha256": files_sha256(tokenizer_files(folder), folder),
             }

@@ -10,15 +10,24 @@ from pathlib import Path
 import generator
 from generator.artifacts import FORMAT_VERSION, damaged_arrays, read_manifest
 from generator.atomic import recover
-from generator.extract.checkpoints import checkpoint_fingerprints
+from generator.extract.checkpoints import checkpoint_fingerprints, weights_sha256
+from generator.extract.hub_card import read_hub_card
 from generator.extract.processes import agree_with_primary, artifact_writer, is_primary_process
 from generator.extract.source import checkpoint_folder
 from generator.extract.tokenize import tokenizer_files
-from generator.hashing import file_sha256, files_sha256, json_sha256, source_sha256
+from generator.hashing import (
+    FileHashCache,
+    file_sha256,
+    files_sha256,
+    json_sha256,
+    source_sha256,
+)
 from generator.options import BuildOptions
 from generator.timings import record_stage
 
 log = logging.getLogger(__name__)
+
+HASH_CACHE_NAME = ".file-hashes.json"  # in the artifact root: weights hashes by (path, size, mtime)
 
 
 @dataclass(frozen=True)
@@ -36,33 +45,42 @@ class ExtractResult:
 
 def code_version() -> str:
     """Return the version string that invalidates artifacts when extraction code changes."""
-    source = source_sha256("extract", "models", "attribution", "artifacts", "corpus")[:12]
+    source = source_sha256(
+        "extract", "models", "attribution", "artifacts", "corpus", "weight_files"
+    )[:12]
     return f"{generator.__version__}+artifacts{FORMAT_VERSION}+{source}"
 
 
-def weights_file(model_dir: Path, allow_pickle: bool = False) -> Path:
-    """Return the weights file the loader will read (it reports a missing one)."""
-    safetensors = model_dir / "model.safetensors"
-    pickled = model_dir / "pytorch_model.bin"
-    if allow_pickle and not safetensors.is_file() and pickled.is_file():
-        return pickled
-    return safetensors
+def hash_cache(artifacts_root: Path | None) -> FileHashCache:
+    """Return the file-hash cache of an artifact store (none on disk without a store)."""
+    return FileHashCache(None if artifacts_root is None else artifacts_root / HASH_CACHE_NAME)
 
 
-def input_fingerprint(card, model_dir: Path, allow_pickle: bool = False) -> dict:
-    """Return every input of extraction, hashed: weights, tokenizer, corpus, settings, code."""
-    weights = weights_file(model_dir, allow_pickle)
+def input_fingerprint(
+    card, model_dir: Path, allow_pickle: bool = False, *, hashes: FileHashCache | None = None
+) -> dict:
+    """Return every input of extraction, hashed: weights, tokenizer, corpus, settings, code.
+
+    `hashes` remembers the weights' hashes by (path, size, mtime_ns), so a warm rebuild does
+    not re-read a multi-GB checkpoint.
+    """
+    hashes = hashes or FileHashCache(None)
     config = model_dir / "config.json"
     corpus = card.corpus_path()
-    return {
-        "weights_sha256": file_sha256(weights) if weights.is_file() else None,
+    fingerprint = {
+        "weights_sha256": weights_sha256(model_dir, hashes, allow_pickle),
         "config_sha256": file_sha256(config) if config.is_file() else None,
         "tokenizer_sha256": files_sha256(tokenizer_files(model_dir), model_dir),
         "corpus_sha256": file_sha256(corpus) if corpus is not None else None,
         "settings": card.extraction_settings(),
-        "checkpoints": checkpoint_fingerprints(card),
+        "checkpoints": checkpoint_fingerprints(card, hashes),
         "code_version": code_version(),
     }
+    hub_card = read_hub_card(model_dir)
+    if hub_card:  # shown on the overview page: a changed README.md metadata re-extracts
+        fingerprint["hub_card"] = hub_card
+    hashes.save()
+    return fingerprint
 
 
 def cached_manifest(folder: Path, input_hash: str) -> dict | None:
@@ -98,7 +116,9 @@ def extract(
     started = time.perf_counter()
     folder = artifacts_root / card.name
     model_dir = checkpoint_folder(card)
-    fingerprint = input_fingerprint(card, model_dir, options.allow_pickle)
+    fingerprint = input_fingerprint(
+        card, model_dir, options.allow_pickle, hashes=hash_cache(artifacts_root)
+    )
     input_hash = json_sha256(fingerprint)
     recover(folder)  # a killed build may have left a staging folder or a half-done swap
     if not options.force:

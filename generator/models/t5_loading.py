@@ -22,30 +22,32 @@ from generator.models.family import Family, NameMap
 from generator.models.t5 import T5ForConditionalGeneration
 from generator.models.t5_config import T5Config, t5_from_hf
 from generator.models.tensor_mapping import assign
+from generator.weight_files import LazyTensors
 
 TIED_COPIES = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
 UNUSED = ("decoder.block.0.layer.1.EncDecAttention.relative_attention_bias.weight",)
 TASK_PREFIXES = ("transformer.",)  # base_model_prefix of T5 task models
 
 
-def split_t5_tensors(
-    raw: dict[str, np.ndarray], weights_path: Path
-) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+def split_t5_tensors(raw: LazyTensors, weights_path: Path) -> tuple[LazyTensors, tuple[str, ...]]:
     """Return (tensors our model loads, ignored entry names); refuse untied input embeddings."""
-    tensors: dict[str, np.ndarray] = {}
-    for name, array in raw.items():
+    names: dict[str, str] = {}
+    for name in raw:
+        stripped = name
         for prefix in TASK_PREFIXES:
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-        tensors[name] = array
+            if stripped.startswith(prefix):
+                stripped = stripped[len(prefix) :]
+        names[stripped] = name
+    tensors = raw.renamed(names)
     ignored = [name for name in UNUSED if name in tensors]
     shared = tensors.get("shared.weight")
     for name in TIED_COPIES:
         if name not in tensors:
             continue
+        copy = tensors[name]
         if shared is None:
-            tensors["shared.weight"] = shared = tensors[name]
-        elif tensors[name].shape != shared.shape or not np.array_equal(tensors[name], shared):
+            tensors["shared.weight"] = shared = copy
+        elif copy.shape != shared.shape or not np.array_equal(copy, shared):
             raise ModelLoadError(
                 f"{weights_path}: {name} differs from shared.weight; untied input embeddings "
                 "are not supported: save a checkpoint whose embeddings are tied"
@@ -67,7 +69,7 @@ def load_t5(
     family: Family,
     config: T5Config,
     hf_config: dict,
-    raw: dict[str, np.ndarray],
+    raw: LazyTensors,
     *,
     weights_path: Path,
     dtype: str,
@@ -78,7 +80,7 @@ def load_t5(
         family: the T5 family.
         config: the parsed T5 settings.
         hf_config: config.json (T5 finds no heads in it: the LM head is the decoder's).
-        raw: every tensor of the safetensors file.
+        raw: every tensor of the checkpoint, read on access.
         weights_path: the file, for messages.
         dtype: compute dtype.
 

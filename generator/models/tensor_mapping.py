@@ -17,46 +17,45 @@ from flax import nnx
 
 from generator.errors import ModelLoadError
 from generator.models.family import Family, NameMap
+from generator.weight_files import LazyTensors
 
 # Old TF-converted checkpoints name LayerNorm parameters gamma/beta.
 _LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
 _SHOW = 5  # how many names each problem list shows before "+N more"
 
 
-def canonical_tensors(
-    raw: dict[str, np.ndarray], names: NameMap
-) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Strip base-model prefixes and legacy suffixes; split off buffers (returned as ignored)."""
-    tensors: dict[str, np.ndarray] = {}
+def canonical_tensors(raw: LazyTensors, names: NameMap) -> tuple[LazyTensors, list[str]]:
+    """Strip base-model prefixes and legacy suffixes; split off buffers (returned as ignored).
+
+    Only names are handled: no tensor is read.
+    """
+    canonical_names: dict[str, str] = {}
     ignored: list[str] = []
-    for name, array in raw.items():
+    for name in raw:
         canonical = names.canonical(name)
         for old, new in _LEGACY_SUFFIXES.items():
             if canonical.endswith(old):
                 canonical = canonical[: -len(old)] + new
         if re.search(names.ignored, canonical):
             ignored.append(name)
-        elif canonical in tensors:
+        elif canonical in canonical_names:
             raise ModelLoadError(
                 f"checkpoint holds {canonical} twice (with and without a prefix); "
                 "re-export it with save_pretrained"
             )
         else:
-            tensors[canonical] = array
-    return tensors, ignored
+            canonical_names[canonical] = name
+    return raw.renamed(canonical_names), ignored
 
 
-def tied_duplicates(
-    tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
-) -> list[str]:
+def tied_duplicates(tensors: LazyTensors, names: NameMap, weights_path: Path) -> list[str]:
     """Return the stored copies of tied weights, after checking each equals its source."""
     found = []
     for duplicate, source in names.tied:
         if duplicate not in tensors or source not in tensors:
             continue
-        if tensors[duplicate].shape != tensors[source].shape or not np.array_equal(
-            tensors[duplicate], tensors[source]
-        ):
+        copy, original = tensors[duplicate], tensors[source]
+        if copy.shape != original.shape or not np.array_equal(copy, original):
             raise ModelLoadError(
                 f"{weights_path}: {duplicate} differs from {source} although config.json ties "
                 "them; set tie_word_embeddings to false in config.json if they are separate"
@@ -65,10 +64,11 @@ def tied_duplicates(
     return found
 
 
-def assign(
-    state: nnx.State, tensors: dict[str, np.ndarray], names: NameMap, weights_path: Path
-) -> nnx.State:
-    """Fill every abstract parameter of `state` from `tensors`, or raise one ModelLoadError."""
+def assign(state: nnx.State, tensors: LazyTensors, names: NameMap, weights_path: Path) -> nnx.State:
+    """Fill every abstract parameter of `state` from `tensors`, or raise one ModelLoadError.
+
+    Each tensor is read, converted to a float32 parameter and dropped before the next is read.
+    """
     flat = nnx.to_flat_state(state)
     used: set[str] = set()
     missing: list[str] = []
@@ -81,18 +81,19 @@ def assign(
             continue
         used.add(name)
         expected = tuple(variable.get_value().shape)
-        array = tensors[name]
+        array = stored_array = tensors[name]
         stored = expected[::-1] if transpose else expected
         if re.search(names.reshaped, name) and array.size == int(np.prod(stored)):
             array = array.reshape(stored)
         array = array.T if transpose else array
         if tuple(array.shape) != expected:
-            got = tuple(tensors[name].shape)
+            got = tuple(stored_array.shape)
             want = expected[::-1] if transpose else expected
             mismatched.append(f"{name} expected {list(want)} got {list(got)}")
             continue
         value = jnp.asarray(np.asarray(array, dtype=np.float32))
         filled.append((path, variable.replace(value)))
+        del array, stored_array  # the next tensor is read only after this one is freed
     unused = sorted(set(tensors) - used)
 
     problems = []
@@ -116,7 +117,7 @@ def load_mapped(
     family: Family,
     config,
     hf_config: dict,
-    raw: dict[str, np.ndarray],
+    raw: LazyTensors,
     *,
     weights_path: Path,
     dtype: str,

@@ -85,6 +85,24 @@ def _positions(config: dict) -> str:
     return f"{config['max_positions']:,}"
 
 
+HUB_CARD_LABELS = {
+    "license": "license",
+    "base_model": "base model",
+    "datasets": "datasets",
+    "language": "language",
+}
+
+
+def hub_card_rows(manifest: dict) -> list[tuple[str, str]]:
+    """Return (label, values) rows of the checkpoint's hub-card metadata ([] when it has none)."""
+    metadata = manifest["model"].get("hub_card") or {}
+    return [
+        (label, ", ".join(metadata[key]))
+        for key, label in HUB_CARD_LABELS.items()
+        if key in metadata
+    ]
+
+
 def overview_context(artifacts: Artifacts, tables: dict) -> dict:
     """Context of the overview page: architecture, parameter chart, corpus summary."""
     manifest = artifacts.manifest
@@ -120,6 +138,7 @@ def overview_context(artifacts: Artifacts, tables: dict) -> dict:
             )
     return {
         "architecture": architecture_rows(manifest),
+        "hub_card": hub_card_rows(manifest),
         "corpus": corpus,
         "facts": tables.get("corpus_facts"),
         "charts": figures,
