@@ -466,12 +466,8 @@ def attributions(run: ExtractRun) -> None:
     """Token attributions, head importance and the logit lens (unless `analyses` leaves them out)."""
     if "attributions" not in run.analyses:
         return
-    from generator.artifacts import widen_bfloat16
     from generator.extract.attribution_capture import capture_attributions
 
-    pooled_last = np.asarray(run.streamed["pooled_mean"][:, -1])
-    if run.card.store_dtype == "bfloat16":
-        pooled_last = widen_bfloat16(pooled_last)
     rows = [run.tokens.ids[r] for r in run.showcase]
     ids, mask = pad_rows(rows, run.width, len(run.showcase), run.pad_id)
     run.details["attribution"] = capture_attributions(
@@ -480,10 +476,64 @@ def attributions(run: ExtractRun) -> None:
         tokenizer=run.tokenizer,
         tokens=run.tokens,
         corpus=run.corpus,
-        pooled_last=pooled_last,
+        pooled_last=pooled_last(run),
         writer=run.writer,
         pad_id=run.pad_id,
         showcase=(run.showcase, ids, mask, *run.decoder),
+    )
+
+
+def pooled_last(run: ExtractRun) -> np.ndarray | None:
+    """Return the corpus's last-layer mean-pooled embeddings [text, d_model] (None: not kept)."""
+    from generator.artifacts import widen_bfloat16
+
+    if "pooled_mean" not in run.streamed:
+        return None
+    pooled = np.asarray(run.streamed["pooled_mean"][:, -1])
+    return widen_bfloat16(pooled) if run.card.store_dtype == "bfloat16" else pooled
+
+
+def parameter_gradients(run: ExtractRun) -> None:
+    """Gradient norms of the task loss per parameter tensor (the weights page's section)."""
+    if "weights" not in run.analyses:
+        return
+    from flax import nnx
+
+    from generator.attribution.objectives import (
+        EMBEDDING_TASKS,
+        default_task,
+        task_problem,
+        word_embedding_table,
+    )
+    from generator.extract.attribution_capture import AttributionContext
+    from generator.extract.gradients import LOSSES, capture_gradients
+
+    config, card = run.config, run.card
+    task = card.task or default_task(config.heads, run.seq2seq)
+    references = pooled_last(run)
+    problem = task_problem(task, config.heads, run.seq2seq)
+    if problem is None and task in EMBEDDING_TASKS and references is None:
+        problem = "the embedding loss needs the corpus embeddings of the representations analysis"
+    if problem is not None:
+        run.details["gradients"] = {"task": task, "loss": LOSSES.get(task), "skipped": problem}
+        return
+    graphdef, params = nnx.split(run.loaded.model)
+    context = AttributionContext(
+        card,
+        task,
+        config,
+        graphdef,
+        params,
+        word_embedding_table(run.loaded.model),
+        run.tokenizer,
+        run.tokens,
+        run.corpus,
+        references,
+        run.pad_id,
+        run.writer,
+    )
+    run.details["gradients"] = capture_gradients(
+        card, run.loaded, context=context, writer=run.writer, progress=run.progress
     )
 
 
@@ -532,6 +582,7 @@ CORPUS_STEPS = (
     write_corpus_arrays,
     showcase_pass,
     attributions,
+    parameter_gradients,
     describe_corpus,
 )
 

@@ -158,19 +158,22 @@ class GradientResult:
     n_targets: int
 
 
-def gradient_pass(step, params, inputs: ObjectiveInputs) -> GradientResult:
+def gradient_pass(step, params, inputs: ObjectiveInputs, desc: str = "") -> GradientResult:
     """Run the sample example by example through `step`; reduce the gradient to norms.
 
     Args:
         step: from `make_gradient_step`.
         params: the model's parameter state (the graph `step` was made for).
         inputs: the padded sample [text, token] (and its targets), as `ObjectiveInputs`.
+        desc: the progress bar's label; none without one.
     """
+    from tqdm import tqdm
+
     device_inputs = jax.tree.map(jnp.asarray, inputs)
     total = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
     n = len(inputs.input_ids)
     sums, counts, squares = np.zeros(n), np.zeros(n), np.zeros(n)
-    for i in range(n):
+    for i in tqdm(range(n), desc=desc, disable=not desc):
         total, summed, count, squared = step(params, total, device_inputs, i)
         sums[i], counts[i], squares[i] = float(summed), float(count), float(squared)
     n_targets = float(counts.sum())
@@ -197,3 +200,73 @@ def checkpoint_names(config, paths: list[str]) -> dict[str, str]:
 
     names = family_for(config.model_type).names(config)
     return {path: names.checkpoint_name(tuple(path.split(".")))[0] for path in paths}
+
+
+def write_result(writer, prefix: str, result: GradientResult) -> None:
+    """Store one pass's per-example and per-tensor norms under `prefix` (gradients/ ...)."""
+    writer.write_array(f"{prefix}example_norms", result.example_norms, ("text",))
+    for name in ("grad_norms", "weight_norms"):
+        values = np.array(list(getattr(result, name).values()), np.float32)
+        writer.write_array(f"{prefix}{name}", values, ("tensor",))
+
+
+def capture_gradients(card, loaded, *, context, writer, progress: bool) -> dict:
+    """Compute and store the gradient norms of the card's model and checkpoints; return details.
+
+    Args:
+        card: the model card (task, checkpoints, dtype).
+        loaded: the card model's LoadedModel.
+        context: the AttributionContext of the run (task, tokens, corpus, references).
+        writer: the ArtifactWriter of the staging folder.
+        progress: show progress bars.
+    """
+    import time
+
+    from generator.extract.attribution_capture import head_sample_inputs
+    from generator.extract.checkpoints import check_tokenizer, checkpoint_dir, checkpoint_params
+
+    started = time.perf_counter()
+    task, graphdef = context.task, context.graphdef
+    rows, inputs = head_sample_inputs(context, SAMPLE_SIZE)
+    step = make_gradient_step(task, graphdef)
+    label = f"{card.name}: gradients" if progress else ""
+    result = gradient_pass(step, context.params, inputs, label)
+    writer.write_array("gradients/sample_index", rows, ("text",))
+    write_result(writer, "gradients/", result)
+    records = []
+    for checkpoint in card.checkpoints:
+        folder = checkpoint_dir(card, checkpoint)
+        params, _ = checkpoint_params(folder, checkpoint.name, loaded, card.dtype)
+        check_tokenizer(folder, checkpoint.name, context.tokenizer)
+        other = gradient_pass(step, params, inputs, label and f"{label}, {checkpoint.name}")
+        write_result(writer, f"checkpoints/{checkpoint.name}/gradients/", other)
+        records.append({"name": checkpoint.name, "loss_value": other.loss})
+    log.info(
+        "%s: gradients of %d texts (%d checkpoints) in %.1f s",
+        card.name,
+        len(rows),
+        len(records),
+        time.perf_counter() - started,
+    )
+    paths = list(result.grad_norms)
+    names = checkpoint_names(loaded.config, paths)
+    sizes = {
+        ".".join(str(p) for p in path): int(np.prod(variable.get_value().shape))
+        for path, variable in nnx.to_flat_state(context.params)
+    }
+    return {
+        "task": task,
+        "loss": LOSSES[task],
+        "skipped": None,
+        "loss_value": result.loss,
+        "n_targets": result.n_targets,
+        "sample": {
+            "size": int(len(rows)),
+            "budget": SAMPLE_SIZE,
+            "selection": SAMPLE_SELECTION,
+            "width": int(inputs.input_ids.shape[1]),
+            "max_length": int(context.tokens.max_length),
+        },
+        "tensors": [{"name": names[p], "path": p, "count": sizes[p]} for p in paths],
+        "checkpoints": records,
+    }
