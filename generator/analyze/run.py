@@ -18,6 +18,7 @@ from generator.analysis_names import recorded_analyses
 from generator.analyze.activations import activations_analysis
 from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
+from generator.analyze.gradients import gradients_analysis
 from generator.analyze.heads import heads_analysis
 from generator.analyze.neurons import neurons_analysis
 from generator.analyze.parameters import (
@@ -100,6 +101,7 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
         analyses = {name: ANALYSES[name] for name in selected if name != "weights"}
         if "weights" in selected:
             analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
+            analyses["gradients"] = gradients_analysis  # a section of the weights page
         for analysis in analyses.values():
             tables.update(analysis(artifacts))
     with staged_folder(folder) as staging:

@@ -15,6 +15,7 @@ from generator.artifacts import Artifacts
 from generator.render.charts import weights as charts
 from generator.render.charts.overview import thin_note
 from generator.render.pages.common import Page, chart
+from generator.render.pages.gradient_section import gradient_section
 
 HEATMAP_LEVELS = 127  # heatmap values travel as int8 multiples of max|w| / 127
 
@@ -320,6 +321,11 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
     }
     figures = {key: item for key, item in figures.items() if shown.get(key, True)}
     add_figure_specs(figures, data, options)
+    gradients, gradient_figures, data["gradients"], gradient_rows = gradient_section(tables)
+    for key, (rows, title) in gradient_rows.items():
+        spec = gradient_figures[key]["spec"]
+        gradient_figures[key]["figure_spec"] = filled(spec, rows, title) if rows else None
+    figures.update(gradient_figures)
     return {
         "weights": {
             "settings": section["settings"],
@@ -332,6 +338,8 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             "n_layers": int(artifacts.manifest["model"]["config"]["n_layers"]),
             "explained": _explained(tables["weights_head_projection"]),
             "geometry": geometry,
+            "gradients": gradients,
+            "gradients_skipped": (artifacts.manifest.get("gradients") or {}).get("skipped"),
             "skipped_spectra": [m["name"] for m in section["matrices"] if m["spectrum"] is None],
             "data": data,
         },
