@@ -95,12 +95,18 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
     # analyses, and the weights analysis, which waits for it, comes last.
     selected = recorded_analyses(artifacts.manifest)
     with contextlib.ExitStack() as stack:
-        job = embedding_projection_job(artifacts) if "weights" in selected else None
-        if job is not None:
-            stack.enter_context(job)
+        jobs = {}
+        if "weights" in selected:
+            for key, name in (
+                ("embedding_job", "weights/embedding_sample"),
+                ("output_job", "weights/output_embedding_sample"),
+            ):
+                jobs[key] = embedding_projection_job(artifacts, name)
+                if jobs[key] is not None:
+                    stack.enter_context(jobs[key])
         analyses = {name: ANALYSES[name] for name in selected if name != "weights"}
         if "weights" in selected:
-            analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
+            analyses["weights"] = functools.partial(weights_analysis, **jobs)
             analyses["gradients"] = gradients_analysis  # a section of the weights page
         for analysis in analyses.values():
             tables.update(analysis(artifacts))

@@ -167,6 +167,7 @@ class ExtractRun:
     details: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     embedding: object = None  # the token-embedding matrix, until its geometry is written
+    output_embedding: object = None  # the unembedding (OutputEmbedding), likewise
     corpus: object = None
     tokenizer: object = None
     tokens: object = None
@@ -284,12 +285,13 @@ def describe_model(run: ExtractRun) -> None:
 
 def write_weights(run: ExtractRun) -> None:
     """Store the weight statistics; keep the token embedding for its geometry."""
-    from generator.extract.embedding_geometry import token_embedding
+    from generator.extract.embedding_geometry import output_embedding, token_embedding
     from generator.extract.weights import parameter_arrays, write_weight_artifacts
 
     weights = parameter_arrays(run.loaded.model)
     run.details["weights"] = write_weight_artifacts(weights, run.config, run.writer)
     run.embedding = token_embedding(weights)
+    run.output_embedding = output_embedding(weights, run.config)
 
 
 def write_weights_only_geometry(run: ExtractRun) -> None:
@@ -299,7 +301,7 @@ def write_weights_only_geometry(run: ExtractRun) -> None:
     run.details["corpus"] = None
     tokenizer = load_tokenizer(run.model_dir) if tokenizer_files(run.model_dir) else None
     run.details["weights"]["embeddings"] = write_embedding_geometry(
-        run.embedding, tokenizer, run.writer
+        run.embedding, tokenizer, run.writer, output=run.output_embedding
     )
 
 
@@ -330,9 +332,9 @@ def tokenize(run: ExtractRun) -> None:
     if min(tokens.lengths) == 0:
         raise CorpusError(f"{corpus.source}: a text produced no tokens; remove empty texts")
     run.details["weights"]["embeddings"] = write_embedding_geometry(
-        run.embedding, run.tokenizer, run.writer, tokens.ids
+        run.embedding, run.tokenizer, run.writer, tokens.ids, output=run.output_embedding
     )
-    run.embedding = None
+    run.embedding = run.output_embedding = None
     write_corpus_tokens(run.writer, run.tokenizer, tokens.ids)
 
 

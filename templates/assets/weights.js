@@ -150,5 +150,10 @@
         return embeddingRows(data.embedding, v[0]);
       });
     }
+    if (data.output_embedding) {
+      Atlas.bindSelects(specs, "chart-weights-output-embedding", ["select-output-method"], function (v) {
+        return embeddingRows(data.output_embedding, v[0]);
+      });
+    }
   });
 })();

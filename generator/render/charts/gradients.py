@@ -1,4 +1,4 @@
-"""Charts of the weights page's gradient section (and its output-embedding views).
+"""Charts of the weights page's gradient section.
 
 Every chart reads the named dataset `rows`, which the page script fills for the selected
 checkpoint (the card's model first); the figures are the card model's view.
