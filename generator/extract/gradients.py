@@ -10,7 +10,7 @@ per text, classification the cross-entropy against the model's own predicted cla
 1 − the cosine to the class centroid; all averaged over the sample's texts.
 
 Sample (the budget): up to SAMPLE_SIZE texts, chosen as the head-importance sample is
-(held-out rows first, labels round-robin, corpus order), each cut to the card's max_length and
+(`SAMPLE_SELECTION`), each cut to the card's max_length and
 padded to the longest of them (rounded up to 8). Texts go through one at a time (a batch of one
 at that width, one compiled program): the gradient g_i of example i's summed loss is added to a
 float32 running sum on the device, and ‖g_i‖ / n_i (n_i: its targets) is its own gradient norm.
@@ -50,8 +50,8 @@ log = logging.getLogger(__name__)
 
 SAMPLE_SIZE = 32
 SAMPLE_SELECTION = (
-    "held-out rows first (split validation or test, when the corpus has splits), labels "
-    "round-robin, corpus order within a label"
+    "the held-out rows (split validation or test) when the corpus has any, else every row; "
+    "labels round-robin, corpus order within a label"
 )
 _EMBEDDING_LOSS = (
     "mean over the sample's texts of 1 − the cosine similarity between the text's mean-pooled "
