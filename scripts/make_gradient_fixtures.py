@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from make_fixtures_t5 import pad_batch as pad
 from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
@@ -47,17 +48,6 @@ MODEL_CLASSES = {
     "masked-lm": AutoModelForMaskedLM,
     "seq2seq": AutoModelForSeq2SeqLM,
 }
-
-
-def pad(rows: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad id lists with `pad_id`: (ids, mask) [text, token] int32."""
-    width = max(len(row) for row in rows)
-    ids = np.full((len(rows), width), pad_id, np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = row
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 def canonical(name: str) -> str:

@@ -203,6 +203,27 @@ def class_references(pooled_last: np.ndarray, labels, rows: np.ndarray) -> np.nd
     return np.stack([centroids[labels[row]] for row in rows])
 
 
+def attribution_context(
+    card, loaded, task: str, *, tokenizer, tokens, corpus, pooled_last, pad_id: int, writer
+) -> AttributionContext:
+    """Return the AttributionContext of a card's loaded model for `task` (weights split off)."""
+    graphdef, params = nnx.split(loaded.model)
+    return AttributionContext(
+        card,
+        task,
+        loaded.config,
+        graphdef,
+        params,
+        word_embedding_table(loaded.model),
+        tokenizer,
+        tokens,
+        corpus,
+        pooled_last,
+        pad_id,
+        writer,
+    )
+
+
 def capture_attributions(
     card, loaded, *, tokenizer, tokens, corpus, pooled_last, writer, pad_id, showcase
 ) -> dict:
@@ -222,20 +243,16 @@ def capture_attributions(
     # Weights and inputs enter every jitted program as arguments, never as closed-over
     # constants: XLA compiles large constants slowly (minutes on a GPU for MiniLM's 90 MB) and
     # the persistent compilation cache could not reuse programs across checkpoints.
-    graphdef, params = nnx.split(loaded.model)
-    context = AttributionContext(
+    context = attribution_context(
         card,
+        loaded,
         task,
-        config,
-        graphdef,
-        params,
-        word_embedding_table(loaded.model),
-        tokenizer,
-        tokens,
-        corpus,
-        pooled_last,
-        pad_id,
-        writer,
+        tokenizer=tokenizer,
+        tokens=tokens,
+        corpus=corpus,
+        pooled_last=pooled_last,
+        pad_id=pad_id,
+        writer=writer,
     )
     rows, ids, mask, *decoder = showcase
     reference = class_references(pooled_last, corpus.labels, rows)

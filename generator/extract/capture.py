@@ -499,15 +499,8 @@ def parameter_gradients(run: ExtractRun) -> None:
     """Gradient norms of the task loss per parameter tensor (the weights page's section)."""
     if "weights" not in run.analyses:
         return
-    from flax import nnx
-
-    from generator.attribution.objectives import (
-        EMBEDDING_TASKS,
-        default_task,
-        task_problem,
-        word_embedding_table,
-    )
-    from generator.extract.attribution_capture import AttributionContext
+    from generator.attribution.objectives import EMBEDDING_TASKS, default_task, task_problem
+    from generator.extract.attribution_capture import attribution_context
     from generator.extract.gradients import LOSSES, capture_gradients
 
     config, card = run.config, run.card
@@ -519,20 +512,16 @@ def parameter_gradients(run: ExtractRun) -> None:
     if problem is not None:
         run.details["gradients"] = {"task": task, "loss": LOSSES.get(task), "skipped": problem}
         return
-    graphdef, params = nnx.split(run.loaded.model)
-    context = AttributionContext(
+    context = attribution_context(
         card,
+        run.loaded,
         task,
-        config,
-        graphdef,
-        params,
-        word_embedding_table(run.loaded.model),
-        run.tokenizer,
-        run.tokens,
-        run.corpus,
-        references,
-        run.pad_id,
-        run.writer,
+        tokenizer=run.tokenizer,
+        tokens=run.tokens,
+        corpus=run.corpus,
+        pooled_last=references,
+        pad_id=run.pad_id,
+        writer=run.writer,
     )
     run.details["gradients"] = capture_gradients(
         card, run.loaded, context=context, writer=run.writer, progress=run.progress
