@@ -136,3 +136,23 @@ def test_default_site_explains_the_missing_output_embedding(default_build):
     manifest = open_artifacts(artifacts_root / "all-minilm-l6-v2").manifest
     assert manifest["gradients"]["task"] == "embedding"
     assert manifest["weights"]["embeddings"]["output"]["status"] == "none"
+
+
+@pytest.mark.browser
+def test_checkpoint_select_swaps_the_gradient_charts(page, checkpoint_build):
+    _, out, _ = checkpoint_build
+    url = file_url(out / "tiny-checkpoints" / "weights.html")
+    open_page(page, url).assert_clean()
+    options = page.eval_on_selector_all("#select-grad-checkpoint option", "os => os.length")
+    assert options == 3  # the card's model, step-1, step-2
+    for chart in ("heatmap", "ratios", "examples"):
+        element = f"#chart-weights-grad-{chart}"
+        before = page.get_attribute(element, "data-selection")
+        svg = page.inner_html(element)
+        page.select_option("#select-grad-checkpoint", "step-2")
+        page.wait_for_function(
+            "s => document.querySelector(s).getAttribute('data-selection') === 'step-2'",
+            arg=element,
+        )
+        assert before == "card model" and page.inner_html(element) != svg
+        open_page(page, url)
