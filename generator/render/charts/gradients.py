@@ -13,13 +13,15 @@ from generator.render.charts.weights import ROWS, _swappable
 KIND_ORDER = ("weights", "biases", "gains")
 
 
-def gradient_heatmap_chart(components: list[str]) -> dict:
+def gradient_heatmap_chart(components: list[str], n_blocks: int) -> dict:
     """Heatmap: L2 norm of the gradient per block (rows, in depth order) and component.
 
-    Rows: {block, order, component, grad_norm, tensors, count}; colour on a log scale.
+    Rows: {block, order, component, grad_norm, tensors, count}; colour on a log scale, so
+    cells without any gradient (parameters the loss does not reach) stay blank.
     """
     chart = (
         alt.Chart(alt.NamedData(ROWS))
+        .transform_filter("datum.grad_norm > 0")
         .mark_rect()
         .encode(
             x=alt.X("component:N", sort=components, title=None, axis=alt.Axis(labelAngle=0)),
@@ -37,7 +39,7 @@ def gradient_heatmap_chart(components: list[str]) -> dict:
                 alt.Tooltip("count:Q", title="parameters", format=","),
             ],
         )
-        .properties(width="container", height=alt.Step(22))
+        .properties(width="container", height=22 * max(n_blocks, 1))
     )
     return _swappable(chart)
 

@@ -39,10 +39,11 @@ def gradient_section(tables: dict) -> tuple[dict | None, dict, dict | None, dict
     figures = {
         "grad_heatmap": chart(
             "weights-grad-heatmap",
-            charts.gradient_heatmap_chart(components),
+            charts.gradient_heatmap_chart(components, len({r["block"] for r in views[0]["cells"]})),
             "Heatmap of the gradient norm per layer and component",
             "The L2 norm of the loss gradient over all parameters of each block and component "
-            "(log colour scale): where the loss would move the weights most.",
+            "(log colour scale; blank: no gradient, parameters the loss does not reach): where "
+            "the loss would move the weights most.",
             interactive=True,
         ),
         "grad_ratios": chart(
