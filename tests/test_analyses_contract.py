@@ -59,7 +59,8 @@ def test_skipped_analyses_are_not_extracted(heads_only):
     assert artifacts.manifest["analyses"] == [*ALWAYS, "heads"]
     assert artifacts.has("corpus/head_metrics")
     arrays = artifacts.manifest["arrays"]
-    assert not [a for a in arrays if a.startswith(("corpus/pooled_", "attribution"))]
+    assert not [a for a in arrays if a.startswith(("corpus/pooled_", "attribution", "gradients"))]
+    assert "gradients" not in artifacts.manifest  # a section of the weights page, left out
     assert not [s["name"] for s in REDUCER_SPECS if artifacts.has(f"corpus/{s['name']}")]
     assert not artifacts.has("corpus/unit_token_sum") and not artifacts.has("neurons/max")
 
@@ -72,6 +73,8 @@ def test_skipped_analyses_have_no_tables(heads_only):
     assert "head_metrics" in tables and "parameter_counts" in tables
     prefixes = (
         "weights_",
+        "parameter_gradients",
+        "gradient_",
         "representation_",
         "activation_",
         "neuron_",

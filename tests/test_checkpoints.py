@@ -44,6 +44,13 @@ def test_checkpoint_arrays_sit_beside_the_models_in_card_order(checkpoint_build)
             other = np.asarray(artifacts.array(array))
             assert other.shape == main.shape and np.all(np.isfinite(other))
             assert not np.allclose(other, main)  # perturbed weights, other vectors
+    gradients = artifacts.manifest["gradients"]
+    assert [c["name"] for c in gradients["checkpoints"]] == ["step-1", "step-2"]
+    main = artifacts.array("gradients/weight_norms")
+    for name in ("step-1", "step-2"):
+        assert artifacts.axes(f"checkpoints/{name}/gradients/grad_norms") == ["tensor"]
+        other = artifacts.array(f"checkpoints/{name}/gradients/weight_norms")
+        assert other.shape == main.shape and not np.allclose(other, main)
     fingerprints = artifacts.manifest["inputs"]["checkpoints"]
     assert [f["name"] for f in fingerprints] == ["step-1", "step-2"]
     assert all(len(f["weights_sha256"]) == 64 for f in fingerprints)
@@ -56,6 +63,11 @@ def test_a_checkpoint_with_the_models_own_weights_reproduces_its_arrays(tmp_path
     for name in ("pooled_mean", "pooled_cls", "unit_token_sum"):
         np.testing.assert_array_equal(
             artifacts.array(f"checkpoints/same/corpus/{name}"), artifacts.array(f"corpus/{name}")
+        )
+    for name in ("grad_norms", "weight_norms", "example_norms"):  # same weights, same inputs
+        np.testing.assert_array_equal(
+            artifacts.array(f"checkpoints/same/gradients/{name}"),
+            artifacts.array(f"gradients/{name}"),
         )
 
 

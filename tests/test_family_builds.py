@@ -136,10 +136,40 @@ def test_artifacts_of_every_family(family_builds, name):
 @pytest.mark.parametrize("name", FAMILY_FIXTURES)
 def test_pages_of_every_family_render(page, family_builds, name):
     out, _, _ = family_builds
-    for filename in ("index.html", "attention.html"):
+    pages = ("index.html", "attention.html", "weights.html")  # weights: gradients, unembedding
+    for filename in pages if FAMILY_FIXTURES[name] else pages[:2]:
         report = open_page(page, file_url(out / name / filename))
         report.assert_clean()
         assert report.charts >= 1
+
+
+# What each checkpoint's config.json and architecture say about its unembedding.
+OUTPUT_EMBEDDINGS = {
+    "tiny-gpt2": "tied",
+    "tiny-llama": "untied",
+    "tiny-mistral": "untied",
+    "tiny-qwen2": "tied",
+    "tiny-bert-mlm": "tied",
+    "tiny-roberta-mlm": "tied",
+    "tiny-xlm-roberta-mlm": "tied",
+    "tiny-distilbert-cls": "none",  # a sequence classifier: no head over the vocabulary
+    "tiny-electra": "none",  # the discriminator scores tokens, not the vocabulary
+}
+
+
+@pytest.mark.parametrize("name", FAMILY_FIXTURES)
+def test_output_embedding_and_gradients_of_every_family(family_builds, name):
+    out, artifacts_root, _ = family_builds
+    manifest = open_artifacts(artifacts_root / name).manifest
+    status = OUTPUT_EMBEDDINGS[name]
+    assert manifest["weights"]["embeddings"]["output"]["status"] == status
+    html = (out / name / "weights.html").read_text(encoding="utf-8")
+    assert f'id="output-embedding-{status}"' in html or status == "untied"
+    untied = "weights/output_embedding_sample" in manifest["arrays"]
+    assert untied is (status == "untied")
+    gradients = manifest["gradients"]
+    assert gradients["skipped"] is None and 'id="chart-weights-grad-heatmap"' in html
+    assert len(gradients["tensors"]) == len(manifest["parameters"])
 
 
 def test_cls_pooling_on_a_decoder_is_refused(tmp_path):

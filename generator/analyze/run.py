@@ -18,6 +18,7 @@ from generator.analysis_names import recorded_analyses
 from generator.analyze.activations import activations_analysis
 from generator.analyze.attributions import attribution_tables
 from generator.analyze.corpus_summary import corpus_facts, label_counts, length_histogram
+from generator.analyze.gradients import gradients_analysis
 from generator.analyze.heads import heads_analysis
 from generator.analyze.neurons import neurons_analysis
 from generator.analyze.parameters import (
@@ -98,16 +99,23 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
     # analyses, and the weights analysis, which waits for it, comes last.
     selected = recorded_analyses(artifacts.manifest)
     with contextlib.ExitStack() as stack:
-        job = embedding_projection_job(artifacts) if "weights" in selected else None
-        if job is not None:
-            stack.enter_context(job)
+        jobs = {}
+        if "weights" in selected:
+            for key, name in (
+                ("embedding_job", "weights/embedding_sample"),
+                ("output_job", "weights/output_embedding_sample"),
+            ):
+                jobs[key] = embedding_projection_job(artifacts, name)
+                if jobs[key] is not None:
+                    stack.enter_context(jobs[key])
         analyses = {name: ANALYSES[name] for name in selected if name != "weights"}
         if "weights" in selected:
-            analyses["weights"] = functools.partial(weights_analysis, embedding_job=job)
+            analyses["weights"] = functools.partial(weights_analysis, **jobs)
+            analyses["gradients"] = gradients_analysis  # a section of the weights page
         for name, analysis in analyses.items():
             with timer.part(name):
                 made = analysis(artifacts)
-            check_tables(name, made)
+            check_tables("weights" if name == "gradients" else name, made)
             tables.update(made)
     with staged_folder(folder) as staging:
         for name, table in tables.items():

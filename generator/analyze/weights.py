@@ -388,18 +388,19 @@ def embedding_projection(sample: np.ndarray, seed: int = 0) -> dict[str, np.ndar
     return {"pca": pca, "tsne": tsne, "pca_explained": explained}
 
 
-def embedding_projection_job(artifacts):
-    """Start the token-embedding map (t-SNE, seconds) in a worker process; None without a sample.
+def embedding_projection_job(artifacts, name: str = "weights/embedding_sample"):
+    """Start a token-embedding map (t-SNE, seconds) in a worker process; None without a sample.
 
+    name: the sample array (the input embedding's, or `weights/output_embedding_sample`).
     `analyze` starts it before the other analyses so that it runs beside them.
     """
     from generator.analyze.projections import MIN_POOLED_SAMPLES
     from generator.analyze.workers import BackgroundJob
 
     geometry = (artifacts.manifest.get("weights") or {}).get("embeddings")
-    if not geometry or not artifacts.has("weights/embedding_sample"):
+    if not geometry or not artifacts.has(name):
         return None
-    sample = np.asarray(artifacts.array("weights/embedding_sample"), dtype=np.float64)
+    sample = np.asarray(artifacts.array(name), dtype=np.float64)
     return BackgroundJob(
         embedding_projection,
         sample,
@@ -451,10 +452,11 @@ def shared_blocks(section: dict) -> list[dict]:
     return sorted(blocks.values(), key=lambda b: b["layers"][0])
 
 
-def weights_analysis(artifacts, embedding_job=None) -> dict:
+def weights_analysis(artifacts, embedding_job=None, output_job=None) -> dict:
     """Compute every weight table of an artifact folder (see the module docstring).
 
-    embedding_job: the started `embedding_projection_job`, else the map is computed here.
+    embedding_job, output_job: the started `embedding_projection_job` of the input and the
+    output embedding, else the maps are computed here.
     Blocks that several layers share (ALBERT) appear once, labelled with those layers.
     """
     section = artifacts.manifest.get("weights")
@@ -496,20 +498,81 @@ def weights_analysis(artifacts, embedding_job=None) -> dict:
     tables["weights_embeddings"] = embedding_tables(
         artifacts, section.get("embeddings"), embedding_job
     )
+    tables["weights_output_embeddings"] = output_embedding_tables(
+        artifacts, section.get("embeddings"), output_job
+    )
+    tables["weights_embedding_norms"] = norm_histogram(artifacts)
     return tables
 
 
-def embedding_tables(artifacts, geometry: dict | None, job=None) -> dict:
+NORM_BINS = 40
+COSINE_BINS = 40
+
+
+def binned_rows(values: np.ndarray, edges: np.ndarray, **fields) -> list[dict]:
+    """Return {start, end, count, share, **fields} per bin of `values` over `edges`."""
+    counts, _ = np.histogram(values, bins=edges)
+    total = max(int(counts.sum()), 1)
+    return [
+        {"start": float(lo), "end": float(hi), "count": int(c), "share": int(c) / total, **fields}
+        for lo, hi, c in zip(edges[:-1], edges[1:], counts, strict=True)
+    ]
+
+
+def norm_histogram(artifacts) -> list[dict]:
+    """Return the row-norm histograms of the input (and untied output) embedding, shared bins."""
+    series = [
+        (label, np.asarray(artifacts.array(name), dtype=np.float64))
+        for label, name in (
+            ("input embedding", "weights/embedding_norms"),
+            ("output embedding", "weights/output_embedding_norms"),
+        )
+        if artifacts.has(name)
+    ]
+    if not series:
+        return []
+    values = np.concatenate([v for _, v in series])
+    lo, hi = float(values.min()), float(values.max())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1.0, NORM_BINS + 1)
+    return [row for label, v in series for row in binned_rows(v, edges, matrix=label)]
+
+
+def output_embedding_tables(artifacts, geometry: dict | None, job=None) -> dict:
+    """Return the output embedding's status and, untied, its maps, neighbours and the cosine
+    histogram of each token's input and output rows."""
+    output = (geometry or {}).get("output")
+    if not output:
+        return {}
+    if output["status"] != "untied":
+        return {"status": output["status"], "reason": output["reason"]}
+    out = {
+        "status": "untied",
+        "name": output["name"],
+        **embedding_tables(artifacts, geometry, job, "weights/output_embedding_sample"),
+        "neighbours": output["neighbours"],
+        "cosine": [],
+    }
+    if artifacts.has("weights/embedding_io_cosine"):
+        cosine = np.asarray(artifacts.array("weights/embedding_io_cosine"), dtype=np.float64)
+        out["cosine"] = binned_rows(cosine, np.linspace(-1.0, 1.0, COSINE_BINS + 1))
+        out["cosine_median"] = float(np.median(cosine))
+    return out
+
+
+def embedding_tables(
+    artifacts, geometry: dict | None, job=None, name: str = "weights/embedding_sample"
+) -> dict:
     """Return the token-embedding maps (PCA and t-SNE of the sample) and the neighbour lists.
 
     job: a started `embedding_projection_job` whose result are the maps, else computed here.
+    name: the sample array (input embedding, or the output embedding's on the same ids).
     """
-    if not geometry or not artifacts.has("weights/embedding_sample"):
+    if not geometry or not artifacts.has(name):
         return {}
     if job is not None:
         maps = job.result()
     else:
-        sample = np.asarray(artifacts.array("weights/embedding_sample"), dtype=np.float64)
+        sample = np.asarray(artifacts.array(name), dtype=np.float64)
         maps = embedding_projection(sample, seed=geometry["settings"]["seed"])
     tokens = artifacts.array("weights/embedding_sample_tokens")
     ids = artifacts.array("weights/embedding_sample_ids")

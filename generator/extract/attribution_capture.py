@@ -188,13 +188,40 @@ def objective_inputs(
 
 
 def class_references(pooled_last: np.ndarray, labels, rows: np.ndarray) -> np.ndarray:
-    """Centroid of each row's class (or of the corpus) of last-layer mean-pooled embeddings."""
+    """Centroid of each row's class (or of the corpus) of last-layer mean-pooled embeddings.
+
+    Without the corpus embeddings (None: representations left out), zeros [row, 1]: only the
+    embedding objective reads references.
+    """
+    if pooled_last is None:
+        return np.zeros((len(rows), 1), np.float32)
     pooled_last = np.asarray(pooled_last, dtype=np.float32)
     if labels is None:
         return np.repeat(pooled_last.mean(axis=0, keepdims=True), len(rows), axis=0)
     labels = np.asarray(labels)
     centroids = {label: pooled_last[labels == label].mean(axis=0) for label in np.unique(labels)}
     return np.stack([centroids[labels[row]] for row in rows])
+
+
+def attribution_context(
+    card, loaded, task: str, *, tokenizer, tokens, corpus, pooled_last, pad_id: int, writer
+) -> AttributionContext:
+    """Return the AttributionContext of a card's loaded model for `task` (weights split off)."""
+    graphdef, params = nnx.split(loaded.model)
+    return AttributionContext(
+        card,
+        task,
+        loaded.config,
+        graphdef,
+        params,
+        word_embedding_table(loaded.model),
+        tokenizer,
+        tokens,
+        corpus,
+        pooled_last,
+        pad_id,
+        writer,
+    )
 
 
 def capture_attributions(
@@ -216,20 +243,16 @@ def capture_attributions(
     # Weights and inputs enter every jitted program as arguments, never as closed-over
     # constants: XLA compiles large constants slowly (minutes on a GPU for MiniLM's 90 MB) and
     # the persistent compilation cache could not reuse programs across checkpoints.
-    graphdef, params = nnx.split(loaded.model)
-    context = AttributionContext(
+    context = attribution_context(
         card,
+        loaded,
         task,
-        config,
-        graphdef,
-        params,
-        word_embedding_table(loaded.model),
-        tokenizer,
-        tokens,
-        corpus,
-        pooled_last,
-        pad_id,
-        writer,
+        tokenizer=tokenizer,
+        tokens=tokens,
+        corpus=corpus,
+        pooled_last=pooled_last,
+        pad_id=pad_id,
+        writer=writer,
     )
     rows, ids, mask, *decoder = showcase
     reference = class_references(pooled_last, corpus.labels, rows)
@@ -297,10 +320,15 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
     }
 
 
-def head_sample_inputs(context: AttributionContext) -> tuple[np.ndarray, ObjectiveInputs]:
-    """The corpus sample of head importance and its objective inputs (decoded targets for T5)."""
+def head_sample_inputs(
+    context: AttributionContext, size: int = HEAD_SAMPLE
+) -> tuple[np.ndarray, ObjectiveInputs]:
+    """A corpus sample of `size` texts and its objective inputs (decoded targets for T5).
+
+    The head-importance sample (HEAD_SAMPLE); the parameter gradients take a smaller one.
+    """
     tokens, corpus = context.tokens, context.corpus
-    rows = choose_showcase(len(corpus), HEAD_SAMPLE, corpus.labels, corpus.splits)
+    rows = choose_showcase(len(corpus), size, corpus.labels, corpus.splits)
     width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
     ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), context.pad_id)
     reference = class_references(context.pooled_last, corpus.labels, rows)

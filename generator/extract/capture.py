@@ -174,6 +174,7 @@ class ExtractRun:
     details: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     embedding: object = None  # the token-embedding matrix, until its geometry is written
+    output_embedding: object = None  # the unembedding (OutputEmbedding), likewise
     corpus: object = None
     tokenizer: object = None
     tokens: object = None
@@ -365,12 +366,13 @@ def describe_model(run: ExtractRun) -> None:
 
 def write_weights(run: ExtractRun) -> None:
     """Store the weight statistics; keep the token embedding for its geometry."""
-    from generator.extract.embedding_geometry import token_embedding
+    from generator.extract.embedding_geometry import output_embedding, token_embedding
     from generator.extract.weights import parameter_arrays, write_weight_artifacts
 
     weights = parameter_arrays(run.loaded.model)
     run.details["weights"] = write_weight_artifacts(weights, run.config, run.writer)
     run.embedding = token_embedding(weights)
+    run.output_embedding = output_embedding(weights, run.config)
 
 
 def write_weights_only_geometry(run: ExtractRun) -> None:
@@ -380,7 +382,7 @@ def write_weights_only_geometry(run: ExtractRun) -> None:
     run.details["corpus"] = None
     tokenizer = load_tokenizer(run.model_dir) if tokenizer_files(run.model_dir) else None
     run.details["weights"]["embeddings"] = write_embedding_geometry(
-        run.embedding, tokenizer, run.writer
+        run.embedding, tokenizer, run.writer, output=run.output_embedding
     )
 
 
@@ -411,9 +413,9 @@ def tokenize(run: ExtractRun) -> None:
     if min(tokens.lengths) == 0:
         raise CorpusError(f"{corpus.source}: a text produced no tokens; remove empty texts")
     run.details["weights"]["embeddings"] = write_embedding_geometry(
-        run.embedding, run.tokenizer, run.writer, tokens.ids
+        run.embedding, run.tokenizer, run.writer, tokens.ids, output=run.output_embedding
     )
-    run.embedding = None
+    run.embedding = run.output_embedding = None
     write_corpus_tokens(run.writer, run.tokenizer, tokens.ids)
 
 
@@ -547,12 +549,8 @@ def attributions(run: ExtractRun) -> None:
     """Token attributions, head importance and the logit lens (unless `analyses` leaves them out)."""
     if "attributions" not in run.analyses:
         return
-    from generator.artifacts import widen_bfloat16
     from generator.extract.attribution_capture import capture_attributions
 
-    pooled_last = np.asarray(run.streamed["pooled_mean"][:, -1])
-    if run.card.store_dtype == "bfloat16":
-        pooled_last = widen_bfloat16(pooled_last)
     rows = [run.tokens.ids[r] for r in run.showcase]
     ids, mask = pad_rows(rows, run.width, len(run.showcase), run.pad_id)
     run.details["attribution"] = capture_attributions(
@@ -561,10 +559,53 @@ def attributions(run: ExtractRun) -> None:
         tokenizer=run.tokenizer,
         tokens=run.tokens,
         corpus=run.corpus,
-        pooled_last=pooled_last,
+        pooled_last=pooled_last(run),
         writer=run.writer,
         pad_id=run.pad_id,
         showcase=(run.showcase, ids, mask, *run.decoder),
+    )
+
+
+def pooled_last(run: ExtractRun) -> np.ndarray | None:
+    """Return the corpus's last-layer mean-pooled embeddings [text, d_model] (None: not kept)."""
+    from generator.artifacts import widen_bfloat16
+
+    if "pooled_mean" not in run.streamed:
+        return None
+    pooled = np.asarray(run.streamed["pooled_mean"][:, -1])
+    return widen_bfloat16(pooled) if run.card.store_dtype == "bfloat16" else pooled
+
+
+def parameter_gradients(run: ExtractRun) -> None:
+    """Gradient norms of the task loss per parameter tensor (the weights page's section)."""
+    if "weights" not in run.analyses:
+        return
+    from generator.attribution.objectives import EMBEDDING_TASKS, default_task, task_problem
+    from generator.extract.attribution_capture import attribution_context
+    from generator.extract.gradients import LOSSES, capture_gradients
+
+    config, card = run.config, run.card
+    task = card.task or default_task(config.heads, run.seq2seq)
+    references = pooled_last(run)
+    problem = task_problem(task, config.heads, run.seq2seq)
+    if problem is None and task in EMBEDDING_TASKS and references is None:
+        problem = "the embedding loss needs the corpus embeddings of the representations analysis"
+    if problem is not None:
+        run.details["gradients"] = {"task": task, "loss": LOSSES.get(task), "skipped": problem}
+        return
+    context = attribution_context(
+        card,
+        run.loaded,
+        task,
+        tokenizer=run.tokenizer,
+        tokens=run.tokens,
+        corpus=run.corpus,
+        pooled_last=references,
+        pad_id=run.pad_id,
+        writer=run.writer,
+    )
+    run.details["gradients"] = capture_gradients(
+        card, run.loaded, context=context, writer=run.writer, progress=run.progress
     )
 
 
@@ -613,6 +654,7 @@ CORPUS_STEPS = (
     write_corpus_arrays,
     showcase_pass,
     attributions,
+    parameter_gradients,
     describe_corpus,
 )
 

@@ -14,10 +14,22 @@ token-embedding matrix, the probe itself excluded.
 
 Arrays: weights/embedding_sample [sample, d_model] float32, weights/embedding_sample_ids
 [sample] int32, weights/embedding_sample_tokens [sample] str, weights/embedding_sample_counts
-[sample] int32 (occurrences in the corpus, 0 without one).
+[sample] int32 (occurrences in the corpus, 0 without one), weights/embedding_norms [vocab]
+float32 (L2 norm of every row).
+
+Output embedding (the unembedding matrix of a language-model head, [vocab, d_model] with the
+rows the logits are dot products with): `untied` when the head has its own matrix
+(`UNTIED_OUTPUT`), `tied` when it reuses the token embedding (nothing more is stored: it is the
+same matrix), `none` without a vocabulary head. Untied, the same treatment on the same sample
+ids and probes: weights/output_embedding_sample [sample, d_model], weights/output_embedding_norms
+[vocab], neighbours in the output space, and weights/embedding_io_cosine [vocab]: the cosine
+between the input and output rows of each token.
 """
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +40,37 @@ NEIGHBOURS = 10
 MIN_LETTERS = 4
 SEED = 0
 _MARKERS = ("##", "Ġ", "▁")
+# Heads whose logits are dot products with the rows of an unembedding matrix.
+VOCAB_HEADS = ("masked-lm", "causal-lm", "permutation-lm")
+# Our parameter paths of an untied unembedding kernel [d_model, vocab] (GPT-2 / Llama lm_head,
+# T5 v1.1 lm_head, BERT-like masked-LM decoder).
+UNTIED_OUTPUT = re.compile(r"^(lm_head(\.out)?|mlm_head\.decoder)\.kernel$")
+
+
+@dataclass(frozen=True)
+class OutputEmbedding:
+    """The unembedding of a model: status untied / tied / none, its matrix and where it is.
+
+    matrix: [vocab, d_model] (untied only); name: our parameter path (untied only); reason:
+    why there is none.
+    """
+
+    status: str
+    matrix: np.ndarray | None = None
+    name: str | None = None
+    reason: str | None = None
+
+
+def output_embedding(arrays: dict[str, np.ndarray], config) -> OutputEmbedding:
+    """Find the output embedding of a parameter dict (see the module docstring)."""
+    heads = tuple(config.heads)
+    if not config.seq2seq and not any(head in VOCAB_HEADS for head in heads):
+        what = ", ".join(heads) if heads else "none: the checkpoint ends at its last hidden states"
+        return OutputEmbedding("none", reason=f"no language-model head (heads: {what})")
+    for name, values in arrays.items():
+        if UNTIED_OUTPUT.match(name) and values.ndim == 2:
+            return OutputEmbedding("untied", matrix=values.T, name=name)
+    return OutputEmbedding("tied")
 
 
 def token_embedding(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
@@ -106,7 +149,55 @@ def vocabulary_strings(tokenizer, vocab_size: int) -> list[str]:
     return [str(t) if t is not None else f"[{i}]" for i, t in enumerate(tokens)]
 
 
-def write_embedding_geometry(embedding, tokenizer, writer, token_ids=None) -> dict | None:
+def row_norms(matrix: np.ndarray) -> np.ndarray:
+    """Return the L2 norm of every row of a [vocab, d] matrix as float32."""
+    return np.linalg.norm(np.asarray(matrix, dtype=np.float64), axis=1).astype(np.float32)
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Return the cosine similarity of the matching rows of two [vocab, d] matrices."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    denominator = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)
+    return (np.sum(a * b, axis=1) / denominator).astype(np.float32)
+
+
+def neighbour_rows(strings, counts, probes, neighbours) -> list[dict]:
+    """Return the manifest's neighbour table: per probe, its nearest tokens with cosines."""
+    return [
+        {
+            "probe": strings[probe],
+            "probe_id": probe,
+            "count": int(counts[probe]),
+            "neighbours": [{"token": strings[i], "id": i, "cosine": round(c, 4)} for i, c in found],
+        }
+        for probe, found in zip(probes, neighbours, strict=True)
+    ]
+
+
+def write_output_geometry(output, embedding, writer, *, sample, probes, strings, counts) -> dict:
+    """Store the untied output embedding's sample, norms and input/output cosines; return its
+    manifest record (status, and for untied: name, neighbours)."""
+    record = {"status": output.status, "reason": output.reason}
+    if output.status != "untied":
+        return record
+    matrix = np.asarray(output.matrix, dtype=np.float32)
+    writer.write_array("weights/output_embedding_sample", matrix[sample], ("sample", "d_model"))
+    writer.write_array("weights/output_embedding_norms", row_norms(matrix), ("vocab",))
+    if matrix.shape == embedding.shape:
+        writer.write_array(
+            "weights/embedding_io_cosine", row_cosines(embedding, matrix), ("vocab",)
+        )
+    found = nearest_neighbours(matrix, probes)
+    return {
+        **record,
+        "name": output.name,
+        "neighbours": neighbour_rows(strings, counts, probes, found),
+    }
+
+
+def write_embedding_geometry(
+    embedding, tokenizer, writer, token_ids=None, output=None
+) -> dict | None:
     """Store the embedding sample and return the neighbour table for the manifest.
 
     Args:
@@ -114,6 +205,7 @@ def write_embedding_geometry(embedding, tokenizer, writer, token_ids=None) -> di
         tokenizer: the checkpoint's tokenizer, or None.
         writer: the ArtifactWriter of the staging folder.
         token_ids: the corpus as a ragged list of id arrays, or None without a corpus.
+        output: the model's `OutputEmbedding`, or None (not looked for).
     """
     from generator.extract.stored_strings import strings_array
 
@@ -131,25 +223,16 @@ def write_embedding_geometry(embedding, tokenizer, writer, token_ids=None) -> di
     writer.write_array(
         "weights/embedding_sample_counts", counts[sample].astype(np.int32), ("sample",)
     )
+    writer.write_array("weights/embedding_norms", row_norms(embedding), ("vocab",))
     special = set(getattr(tokenizer, "all_special_tokens", []) or [])
     probes = choose_probes(strings, counts, special)
     neighbours = nearest_neighbours(embedding, probes)
-    return {
+    record = {
         "vocab_size": int(vocab),
         "sample_size": len(sample),
         "sample_from_corpus": int(np.count_nonzero(counts[sample])),
         "probes_from_corpus": bool(counts.any()),
-        "neighbours": [
-            {
-                "probe": strings[probe],
-                "probe_id": probe,
-                "count": int(counts[probe]),
-                "neighbours": [
-                    {"token": strings[i], "id": i, "cosine": round(c, 4)} for i, c in found
-                ],
-            }
-            for probe, found in zip(probes, neighbours, strict=True)
-        ],
+        "neighbours": neighbour_rows(strings, counts, probes, neighbours),
         "settings": {
             "sample_size": SAMPLE_SIZE,
             "top_corpus": TOP_CORPUS,
@@ -158,3 +241,8 @@ def write_embedding_geometry(embedding, tokenizer, writer, token_ids=None) -> di
             "seed": SEED,
         },
     }
+    if output is not None:
+        record["output"] = write_output_geometry(
+            output, embedding, writer, sample=sample, probes=probes, strings=strings, counts=counts
+        )
+    return record

@@ -137,9 +137,22 @@
     Atlas.bindSelects(specs, "chart-weights-headmap", ["select-headmap-role"], function (v) {
       return data.headmap[v[0]] || [];
     });
+    if (data.gradients) {
+      ["cells", "ratios", "examples"].forEach(function (view) {
+        var chartId = "chart-weights-grad-" + { cells: "heatmap", ratios: "ratios", examples: "examples" }[view];
+        Atlas.bindSelects(specs, chartId, ["select-grad-checkpoint"], function (v) {
+          return (data.gradients[v[0]] || {})[view] || [];
+        });
+      });
+    }
     if (data.embedding) {
       Atlas.bindSelects(specs, "chart-weights-embedding", ["select-embedding-method"], function (v) {
         return embeddingRows(data.embedding, v[0]);
+      });
+    }
+    if (data.output_embedding) {
+      Atlas.bindSelects(specs, "chart-weights-output-embedding", ["select-output-method"], function (v) {
+        return embeddingRows(data.output_embedding, v[0]);
       });
     }
   });

@@ -12,9 +12,11 @@ import base64
 import numpy as np
 
 from generator.artifacts import Artifacts
+from generator.render.charts import embeddings as embedding_charts
 from generator.render.charts import weights as charts
 from generator.render.charts.overview import thin_note
 from generator.render.pages.common import Page, chart
+from generator.render.pages.gradient_section import gradient_section
 
 HEATMAP_LEVELS = 127  # heatmap values travel as int8 multiples of max|w| / 127
 
@@ -204,6 +206,8 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
         "headmap": by_role(tables["weights_head_projection"], ("block", "order", "head", "x", "y")),
         "embedding": embedding_data(geometry),
     }
+    output = tables.get("weights_output_embeddings") or {}
+    data["output_embedding"] = embedding_data(output) if output.get("points") else None
     figures = {
         "components": chart(
             "weights-components",
@@ -299,6 +303,7 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             "seed 0. Red: tokens that occur in the corpus.",
             interactive=True,
         )
+    figures.update(embedding_figures(tables.get("weights_embedding_norms") or [], output))
     options = {
         "histogram_groups": [[g["group"], g["label"]] for g in tables["weights_histograms"]],
         "band_groups": [
@@ -320,6 +325,11 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
     }
     figures = {key: item for key, item in figures.items() if shown.get(key, True)}
     add_figure_specs(figures, data, options)
+    gradients, gradient_figures, data["gradients"], gradient_rows = gradient_section(tables)
+    for key, (rows, title) in gradient_rows.items():
+        spec = gradient_figures[key]["spec"]
+        gradient_figures[key]["figure_spec"] = filled(spec, rows, title) if rows else None
+    figures.update(gradient_figures)
     return {
         "weights": {
             "settings": section["settings"],
@@ -332,12 +342,52 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             "n_layers": int(artifacts.manifest["model"]["config"]["n_layers"]),
             "explained": _explained(tables["weights_head_projection"]),
             "geometry": geometry,
+            "gradients": gradients,
+            "output": output,
+            "gradients_skipped": (artifacts.manifest.get("gradients") or {}).get("skipped"),
             "skipped_spectra": [m["name"] for m in section["matrices"] if m["spectrum"] is None],
             "data": data,
         },
         "charts": list(figures.values()),
         "panel": figures,
     }
+
+
+def embedding_figures(norms: list[dict], output: dict) -> dict:
+    """Describe the row-norm chart of the embeddings and, untied, the output embedding's charts."""
+    figures = {}
+    if norms:
+        untied = output.get("status") == "untied"
+        figures["embedding_norms"] = chart(
+            "weights-embedding-norms",
+            embedding_charts.norm_histogram_chart(norms),
+            "Distribution of the L2 norms of the embedding rows",
+            "Share of the vocabulary per bin of row norm "
+            + (
+                "for the input embedding and the LM head's own output embedding (shared bins)."
+                if untied
+                else "of the token-embedding matrix."
+            ),
+        )
+    if output.get("points"):
+        figures["output_embedding"] = chart(
+            "weights-output-embedding",
+            charts.embedding_map_chart(),
+            "Scatter plot of sampled output-embedding rows in two dimensions",
+            "The LM head's row of each sampled token (the same tokens as the input map): PCA, "
+            "or t-SNE with cosine distance, perplexity 30, seed 0. Red: tokens in the corpus.",
+            interactive=True,
+        )
+    if output.get("cosine"):
+        figures["io_cosine"] = chart(
+            "weights-io-cosine",
+            embedding_charts.cosine_histogram_chart(output["cosine"]),
+            "Histogram of the cosine between each token's input and output embedding",
+            "For every token of the vocabulary, the cosine similarity between its input "
+            "embedding row and its output (unembedding) row: near 1, the head reads tokens as "
+            "the embedding writes them.",
+        )
+    return figures
 
 
 # --- Figures: the page's first view, with its rows filled in (mirrors weights.js) -----------
@@ -480,6 +530,10 @@ def add_figure_specs(figures: dict, data: dict, options: dict) -> None:
             f"Heads by their weights: {first['headmap_roles'][1]}",
         ),
         "embedding": lambda: (embedding_rows(data["embedding"], "tsne"), "Token embeddings, t-SNE"),
+        "output_embedding": lambda: (
+            embedding_rows(data["output_embedding"], "tsne"),
+            "Output embeddings (unembedding rows), t-SNE",
+        ),
     }
     for key, build in builders.items():
         if key in figures:
