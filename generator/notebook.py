@@ -11,7 +11,8 @@
 small HTTP server on 127.0.0.1 in the kernel (the pages load their scripts and data from their
 folder, which neither a file:// frame nor an inline `srcdoc` can do inside Jupyter); `show` of a
 chart returns the Altair chart itself, rebuilt from the stored tables by the page's own builder,
-with the exported figure's fixed size. Nothing here needs pandas or IPython.
+with the exported figure's fixed size, drawn offline (see `Atlas.chart`). Nothing here needs
+pandas or IPython.
 """
 
 from __future__ import annotations
@@ -130,6 +131,10 @@ class Atlas:
         """Return chart `chart` of `page` as an Altair chart, rebuilt from the stored tables.
 
         It is the chart's exported figure: the page's static spec with fixed width and height.
+        Unless an Altair renderer was chosen (`alt.renderers.enable`), this enables Altair's
+        `html` renderer with its `inline` template, which embeds the Vega libraries that
+        vl-convert bundles in each output (about 0.9 MB): charts draw offline, where the default
+        renderer loads them from a CDN.
         """
         import altair as alt
 
@@ -147,6 +152,8 @@ class Atlas:
             raise NotebookError(
                 f"chart '{chart}' gets its data from the page's script; show the page instead"
             )
+        if alt.renderers.active == "default":
+            alt.renderers.enable("html", template="inline")
         return alt.Chart.from_dict(altair_ready(static_spec(spec)))
 
     def _chart_items(self, page: str) -> list[dict]:
