@@ -1,7 +1,8 @@
-"""The Python API for notebooks: build atlases, read their artifacts and tables, show them inline.
+"""The Python API for notebooks: read built atlases' artifacts and tables, show them inline.
 
     import generator
-    (atlas,) = generator.build("model_cards/my-model.md")   # site/ and artifacts/, as the CLI
+    generator.build("model_cards/my-model.md")          # into site/ and artifacts/, as the CLI
+    atlas = generator.open_atlas("artifacts/my-model")  # its site: site/my-model
     atlas.arrays, atlas.array("attentions"), atlas.axes("attentions")
     atlas.tables, atlas.table("head_metrics")                 # lists of dicts, as stored
     generator.show(atlas.page("attention"))                  # the offline page, inline
@@ -47,6 +48,7 @@ class Atlas:
     site: Path | None = None
     _store: object = field(default=None, init=False, repr=False)
     _tables: dict | None = field(default=None, init=False, repr=False)
+    _charts: dict = field(default_factory=dict, init=False, repr=False)  # page -> descriptions
 
     def __post_init__(self) -> None:
         from generator.artifacts import open_artifacts
@@ -161,8 +163,11 @@ class Atlas:
         from generator.render.pages import PAGES
 
         filename = self.page(page).filename
-        builder = next(p for p in PAGES if p.filename == filename)
-        return builder.context(self._store, self._analysis_tables()).get("charts", [])
+        if filename not in self._charts:
+            builder = next(p for p in PAGES if p.filename == filename)
+            context = builder.context(self._store, self._analysis_tables())
+            self._charts[filename] = context.get("charts", [])
+        return self._charts[filename]
 
     def _analysis_tables(self) -> dict:
         """Return every analysis table (computed once and stored if missing or out of date)."""
@@ -221,50 +226,6 @@ class PageFrame:
 
     def __repr__(self) -> str:
         return f"PageFrame({self.url!r})"
-
-
-def build(
-    *cards: str | Path,
-    out: str | Path = "site",
-    artifacts: str | Path = "artifacts",
-    force: bool = False,
-    strict: bool = False,
-    base_url: str | None = None,
-    allow_pickle: bool = False,
-) -> list[Atlas]:
-    """Build model cards as `modelatlas build` does; return an Atlas for each.
-
-    Args:
-        *cards: card paths (model_cards/NAME.md).
-        out: the site folder.
-        artifacts: the artifact store.
-        force: recompute every stage.
-        strict: treat warnings as errors.
-        base_url: the hosted site's root, for absolute links in card snippets.
-        allow_pickle: read pytorch_model.bin checkpoints without safetensors.
-
-    Returns:
-        One Atlas per card, in order, with its site folder.
-    """
-    from generator.build import build_cards
-    from generator.card import load_card
-    from generator.render.snippet import normalize_base_url
-
-    if not cards:
-        raise NotebookError("build needs at least one card path, e.g. build('model_cards/x.md')")
-    loaded = [load_card(card) for card in cards]
-    out, artifacts = Path(out), Path(artifacts)
-    build_cards(
-        loaded,
-        out,
-        artifacts,
-        force=force,
-        strict=strict,
-        progress=False,
-        base_url=normalize_base_url(base_url),
-        allow_pickle=allow_pickle,
-    )
-    return [Atlas(artifacts / card.name, out / card.name) for card in loaded]
 
 
 def open_atlas(

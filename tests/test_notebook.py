@@ -46,6 +46,17 @@ def test_import_generator_stays_light():
     assert {"build", "open_atlas", "Atlas", "show"} <= set(dir(generator))
 
 
+def test_build_is_the_callable_build_module(tiny_build):
+    import generator.build as module
+
+    card, site, artifacts = tiny_build
+    assert generator.build is module and module.build_cards  # the module, as before
+    (report,) = generator.build(card, out=site, artifacts=artifacts, strict=True)
+    assert report.name == "tiny-bert" and not report.extracted and not report.rendered  # cached
+    with pytest.raises(AtlasError, match="at least one card"):
+        generator.build()
+
+
 def test_atlas_reads_arrays_with_named_axes_and_tables(atlas, tiny_build):
     _, site, artifacts = tiny_build
     assert atlas.name == "tiny-bert" and atlas.site == site / "tiny-bert"
@@ -92,8 +103,12 @@ def test_show_chart_is_the_exported_figure_as_an_altair_chart(atlas):
         atlas.page("nope")
 
 
-def test_every_static_chart_loads_as_altair_unchanged(atlas):
-    """Each chart's Altair object writes back exactly the exported figure's spec."""
+def test_static_charts_load_as_altair_unchanged(atlas):
+    """Each chart's Altair object writes back exactly the exported figure's spec.
+
+    Three pages of bars, layers, points and heatmaps: Altair's schema validation of every chart
+    of every page would take minutes.
+    """
     import altair as alt
 
     from generator.notebook import altair_ready
@@ -104,7 +119,7 @@ def test_every_static_chart_loads_as_altair_unchanged(atlas):
     alt.data_transformers.consolidate_datasets = False  # keep inline data where the spec has it
     try:
         with alt.theme.enable("none"):  # no Altair default config added to the output
-            for page in atlas.pages:
+            for page in ("index.html", "heads.html", "attributions.html"):
                 for item in atlas._chart_items(page):
                     spec = export_spec(item)
                     if spec is None:  # filled in by the page script: show the page instead
@@ -117,7 +132,7 @@ def test_every_static_chart_loads_as_altair_unchanged(atlas):
                     checked += 1
     finally:
         alt.data_transformers.consolidate_datasets = consolidate
-    assert checked >= 10
+    assert checked >= 8
 
 
 def test_show_page_is_an_iframe_of_the_served_page(atlas):
