@@ -26,4 +26,5 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
+    """List the module's names, the lazy ones included."""
     return sorted({*globals(), *__all__})
