@@ -120,6 +120,17 @@ def allow_pickle_option(function):
     )(function)
 
 
+def build_flags(*, force: str, strict: str):
+    """Return a decorator adding --force, --strict, --base-url and --allow-pickle (in that order)."""
+
+    def add(function):
+        function = base_url_option(allow_pickle_option(function))
+        function = click.option("--strict", is_flag=True, help=strict)(function)
+        return click.option("--force", is_flag=True, help=force)(function)
+
+    return add
+
+
 def mesh_option(function):
     """The --mesh option: the device mesh of the forward passes."""
     return click.option(
@@ -193,12 +204,10 @@ def main(ctx: click.Context, debug: bool) -> None:
     show_default=True,
     help="Output folder of the site.",
 )
-@click.option(
-    "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
+@build_flags(
+    force="Recompute every stage even if its inputs are unchanged.",
+    strict="Treat warnings (e.g. truncated texts) as errors.",
 )
-@click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
-@base_url_option
-@allow_pickle_option
 @mesh_options
 @common_options
 def build(
@@ -366,12 +375,10 @@ def new_card(*, model, name, title, corpus, out, force):
     help="Rebuild CARDS (default: every model_cards/*.md) when a card, its corpus or checkpoint "
     "folder, or a template changes, and reload the open pages.",
 )
-@click.option(
-    "--force", is_flag=True, help="Recompute every stage in the first build (as build --force)."
+@build_flags(
+    force="Recompute every stage in the first build (as build --force).",
+    strict="Treat warnings as errors in every build.",
 )
-@click.option("--strict", is_flag=True, help="Treat warnings as errors in every build.")
-@base_url_option
-@allow_pickle_option
 @mesh_option
 @common_options
 def serve(
