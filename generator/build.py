@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,3 +143,59 @@ def build_cards(
     if is_primary_process():
         render_index(out_dir)
     return reports
+
+
+def build(
+    *cards: str | Path,
+    out: str | Path = "site",
+    artifacts: str | Path = "artifacts",
+    force: bool = False,
+    strict: bool = False,
+    base_url: str | None = None,
+    allow_pickle: bool = False,
+) -> list[BuildReport]:
+    """Build model cards by path, as `modelatlas build CARD...` does (the notebook API).
+
+    Args:
+        *cards: card paths (model_cards/NAME.md).
+        out: the site folder; the model's pages go to OUT/NAME.
+        artifacts: the artifact store; the model's arrays and tables go to ARTIFACTS/NAME.
+        force: recompute every stage.
+        strict: treat warnings as errors.
+        base_url: the hosted site's root, for absolute links in card snippets.
+        allow_pickle: read pytorch_model.bin checkpoints without safetensors.
+
+    Returns:
+        One BuildReport per card; `generator.open_atlas(ARTIFACTS/NAME)` reads the result.
+    """
+    from generator.card import load_card
+    from generator.errors import AtlasError
+    from generator.render.snippet import normalize_base_url
+
+    if not cards:
+        raise AtlasError("build needs at least one card path, e.g. build('model_cards/x.md')")
+    return build_cards(
+        [load_card(card) for card in cards],
+        Path(out),
+        Path(artifacts),
+        force=force,
+        strict=strict,
+        progress=False,
+        base_url=normalize_base_url(base_url),
+        allow_pickle=allow_pickle,
+    )
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: `generator.build(CARD, ...)` is `generator.build.build(CARD, ...)`.
+
+    `generator.build` names this module (Python binds a submodule to its package's attribute),
+    so the notebook API's `build` is the module itself, called.
+    """
+
+    def __call__(self, *cards, **options) -> list[BuildReport]:
+        """Build model cards by path (see `build`)."""
+        return build(*cards, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -16,6 +16,7 @@ from generator.errors import AtlasError, one_line
 log = logging.getLogger("generator")
 
 DEFAULT_CARDS = Path("model_cards")
+INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as shells report it
 
 
 def configure_logging(verbosity: int) -> None:
@@ -121,14 +122,20 @@ def allow_pickle_option(function):
     )(function)
 
 
-def mesh_options(function):
-    """Options of commands that run forward passes: device mesh and multi-process runs."""
-    function = click.option(
-        "--distributed",
-        is_flag=True,
-        help="Join a multi-host JAX run (jax.distributed.initialize); see docs/scaling.md.",
-    )(function)
-    function = click.option(
+def build_flags(*, force: str, strict: str):
+    """Return a decorator adding --force, --strict, --base-url and --allow-pickle (in that order)."""
+
+    def add(function):
+        function = base_url_option(allow_pickle_option(function))
+        function = click.option("--strict", is_flag=True, help=strict)(function)
+        return click.option("--force", is_flag=True, help=force)(function)
+
+    return add
+
+
+def mesh_option(function):
+    """The --mesh option: the device mesh of the forward passes."""
+    return click.option(
         "--mesh",
         "mesh",
         metavar="data=N,model=M",
@@ -136,7 +143,16 @@ def mesh_options(function):
         help="Device mesh: batch rows over data, heads/MLP over model "
         "(default: the card's mesh, else every device on data).",
     )(function)
-    return function
+
+
+def mesh_options(function):
+    """Options of commands that run forward passes: device mesh and multi-process runs."""
+    function = click.option(
+        "--distributed",
+        is_flag=True,
+        help="Join a multi-host JAX run (jax.distributed.initialize); see docs/scaling.md.",
+    )(function)
+    return mesh_option(function)
 
 
 def apply_mesh(cards: list, mesh: str | None, distributed: bool) -> list:
@@ -209,12 +225,10 @@ def build_targets(cards: tuple[str, ...], model: str | None, corpus: str | None)
     help="Corpus file for --model (.txt, .jsonl, .csv). Default: the bundled demo corpus.",
 )
 @out_option
-@click.option(
-    "--force", is_flag=True, help="Recompute every stage even if its inputs are unchanged."
+@build_flags(
+    force="Recompute every stage even if its inputs are unchanged.",
+    strict="Treat warnings (e.g. truncated texts) as errors.",
 )
-@click.option("--strict", is_flag=True, help="Treat warnings (e.g. truncated texts) as errors.")
-@base_url_option
-@allow_pickle_option
 @mesh_options
 @common_options
 def build(
@@ -379,13 +393,35 @@ def new_card(*, model, name, title, corpus, out, force):
     "--watch/--no-watch",
     default=True,
     show_default=True,
-    help="Rebuild CARDS (default: every model_cards/*.md) when a card or template changes.",
+    help="Rebuild CARDS (default: every model_cards/*.md) when a card, its corpus or checkpoint "
+    "folder, or a template changes, and reload the open pages.",
 )
+@build_flags(
+    force="Recompute every stage in the first build (as build --force).",
+    strict="Treat warnings as errors in every build.",
+)
+@mesh_option
 @common_options
-def serve(*, cards, out, host, port, watch, artifacts, verbose, quiet):
-    """Preview the site at http://HOST:PORT/, rebuilding it when a card or template changes."""
+def serve(
+    *,
+    cards,
+    out,
+    host,
+    port,
+    watch,
+    force,
+    strict,
+    base_url,
+    allow_pickle,
+    mesh,
+    artifacts,
+    verbose,
+    quiet,
+):
+    """Preview the site at http://HOST:PORT/, rebuilding it when its inputs change."""
     import functools
 
+    from generator.render.snippet import normalize_base_url
     from generator.serve import PreviewServer, card_rebuilder, watched_files
 
     configure_logging(verbosity(quiet, verbose + 1))  # rebuilds are logged at info
@@ -393,18 +429,28 @@ def serve(*, cards, out, host, port, watch, artifacts, verbose, quiet):
     cards_dir = None if paths else DEFAULT_CARDS
     rebuild = watch_files = None
     if watch:
-        rebuild = card_rebuilder(paths, cards_dir, out, artifacts)
+        rebuild = card_rebuilder(
+            paths,
+            cards_dir,
+            out,
+            artifacts,
+            prepare=lambda loaded: apply_mesh(loaded, mesh, False),
+            force=force,
+            strict=strict,
+            base_url=normalize_base_url(base_url),
+            allow_pickle=allow_pickle,
+        )
         watch_files = functools.partial(watched_files, paths, cards_dir)
     server = PreviewServer(out, rebuild, watch_files, host=host, port=port)
-    if watch:
-        server.build_once()
-    server.start()
-    click.echo(f"serving {out}/ at {server.url} (Ctrl-C stops)")
     try:
+        if watch:
+            server.build_once()
+        server.start()
+        click.echo(f"serving {out}/ at {server.url} (Ctrl-C stops)")
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        pass
+        raise click.exceptions.Exit(INTERRUPTED) from None
     finally:
         server.stop()
 

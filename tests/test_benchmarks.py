@@ -162,3 +162,17 @@ def test_run_measured_reports_the_child_s_own_peak_memory():
     assert run.stdout.strip() == str(float(100 * 2**20 // 8))
     assert run.cpu_seconds > 0 and run.seconds >= run.cpu_seconds * 0.1
     assert ballast.sum() > 0
+
+
+def test_watcher_benchmark_notices_every_edit(tmp_path):
+    """benchmarks/watchers.py: both ways of noticing see each edit within the safety period."""
+    from cards import write_card
+
+    from benchmarks.watchers import measure
+
+    card = write_card(tmp_path / "cards")
+    for notify in (True, False):
+        result = measure(card, trials=2, idle=0.5, notify=notify)
+        assert len(result["latencies"]) == 2 and result["cpu"] >= 0
+        # polling: within its 1 s interval (+ load); notifications: within the 5 s safety poll
+        assert all(0 < latency < 6.0 for latency in result["latencies"])
