@@ -32,8 +32,9 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
     assert all(e["seconds"] > 0 and e["budget"] for e in extract["estimates"])
     manifest = open_artifacts(folder).manifest
     analyses = [a["analysis"] for a in timings["analyze"]["analyses"]]
-    recorded = list(recorded_analyses(manifest))  # the weights analysis waits for a worker: last
-    assert analyses == [a for a in recorded if a != "weights"] + ["weights"]
+    # the weights analysis waits for a worker: last, then its gradient section
+    recorded = list(recorded_analyses(manifest))
+    assert analyses == [a for a in recorded if a != "weights"] + ["weights", "gradients"]
     parts = [p["part"] for p in timings["render"]["parts"]]
     assert parts == ["assets", "charts", "figures", "pages"]
     assert timings["render"]["figures"] > 0
