@@ -155,7 +155,7 @@ def greedy_steps(
     for s in range(steps):
         cache, out = step(params, cache, tokens, positions + s, encoded, mask)
         out = {name: np.array(value) for name, value in jax.device_get(out).items()}
-        for name, value in out.items():
+        for value in out.values():
             value[done] = 0
         out["next"][done] = pad_id
         records.append(out)
@@ -203,8 +203,9 @@ def write_generation(writer, tokenizer, arrays: dict[str, np.ndarray], store_dty
         words = words.reshape(ids.shape)
         past_end = np.arange(ids.shape[1])[None, :] >= length[:, None]
         words[past_end] = ""
-        writer.write_array(f"generation/{name}", strings_array(words.ravel()).reshape(ids.shape),
-                           AXES[source])
+        writer.write_array(
+            f"generation/{name}", strings_array(words.ravel()).reshape(ids.shape), AXES[source]
+        )
 
 
 def prompt_start(config, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

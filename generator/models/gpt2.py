@@ -210,7 +210,6 @@ class GPT2Decoder(nnx.Module):
             attention_mask=attention_mask,
         )
 
-
     def decode_step(
         self, input_ids: jax.Array, positions: jax.Array, cache: Cache
     ) -> tuple[dict[str, jax.Array], Cache]:
@@ -234,7 +233,9 @@ class GPT2Decoder(nnx.Module):
         x = self.wte(jnp.asarray(input_ids, jnp.int32)) + self.wpe(positions)
         x, hidden, probes, cache = run_cached(x, blocks)
         table = self.wte.embedding[...]
-        return decoder_outputs(hidden, probes, self.ln_f(x), self, table, attention_mask=None), cache
+        return decoder_outputs(
+            hidden, probes, self.ln_f(x), self, table, attention_mask=None
+        ), cache
 
 
 def parse_config(cfg: dict[str, Any]) -> ModelConfig:

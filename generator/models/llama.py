@@ -244,7 +244,6 @@ class LlamaDecoder(nnx.Module):
             attention_mask=attention_mask,
         )
 
-
     def decode_step(
         self, input_ids: jax.Array, positions: jax.Array, cache: Cache
     ) -> tuple[dict[str, jax.Array], Cache]:
@@ -267,7 +266,11 @@ class LlamaDecoder(nnx.Module):
         cos, sin = rotary_tables(config.rope, n_slots, COMPUTE_DTYPES[self.dtype])
         blocks = [
             functools.partial(
-                layer, bias=biases[window], cos=cos[positions], sin=sin[positions], cache=pair,
+                layer,
+                bias=biases[window],
+                cos=cos[positions],
+                sin=sin[positions],
+                cache=pair,
                 positions=positions,
             )
             for layer, window, pair in zip(self.layers, windows, cache, strict=True)
@@ -275,7 +278,9 @@ class LlamaDecoder(nnx.Module):
         x = self.embed_tokens(jnp.asarray(input_ids, jnp.int32))
         x, hidden, probes, cache = run_cached(x, blocks)
         table = self.embed_tokens.embedding[...]
-        return decoder_outputs(hidden, probes, self.norm(x), self, table, attention_mask=None), cache
+        return decoder_outputs(
+            hidden, probes, self.norm(x), self, table, attention_mask=None
+        ), cache
 
 
 # --- config parsing -----------------------------------------------------------------------------

@@ -28,13 +28,13 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from generator.models.kv_cache import Cache, attend_cached, cache_bias
 from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
     PRECISIONS,
     linear,
 )
-from generator.models.kv_cache import Cache, attend_cached, cache_bias
 from generator.models.t5_config import T5Config
 
 NEG = float(jnp.finfo(jnp.float32).min)
