@@ -9,6 +9,7 @@ import yaml
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TINY_BERT = FIXTURES / "tiny-bert"
 TINY_T5 = FIXTURES / "tiny-t5-v1_1"
+TINY_DECODER = FIXTURES / "tiny-llama"  # grouped-query attention, RoPE, untied LM head
 # 3 layers over 2 groups of 2 shared blocks (6 block applications), MLM + sentence-order heads
 TINY_ALBERT = FIXTURES / "tiny-albert-pretraining"
 DEMO_CORPUS = "package:generator/data/demo_corpus.jsonl"
@@ -63,3 +64,10 @@ def write_albert_card(folder: Path, **settings) -> Path:
     front = {"name": "tiny-albert", "title": "Tiny ALBERT", "model": str(TINY_ALBERT)}
     front.update({"task": "masked-lm", **settings})
     return write_card(folder, prose="A tiny random ALBERT for tests.", **front)
+
+
+def write_decoder_card(folder: Path, **settings) -> Path:
+    """Write a card for the tiny Llama decoder (causal-LM task, untied head)."""
+    front = {"name": "tiny-llama", "title": "Tiny Llama", "model": str(TINY_DECODER)}
+    front.update({"task": "causal-lm", **settings})
+    return write_card(folder, prose="A tiny random Llama decoder for tests.", **front)

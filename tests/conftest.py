@@ -91,6 +91,15 @@ def default_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def decoder_build(tmp_path_factory):
+    """Build the tiny-Llama card (causal-lm, untied head) once: (card path, site, artifacts)."""
+    from cards import write_decoder_card
+
+    root = tmp_path_factory.mktemp("decoder-build")
+    return build_card_once(root, write_decoder_card(root / "cards"))
+
+
+@pytest.fixture(scope="session")
 def t5_build(tmp_path_factory):
     """Build the tiny-T5 card once: returns (card path, site folder, artifacts folder)."""
     from cards import write_t5_card

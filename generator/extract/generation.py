@@ -219,3 +219,72 @@ def prompt_start(config, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
         )
     last = np.maximum(mask.sum(axis=1).astype(np.int32) - 1, 0)
     return ids[np.arange(rows), last].astype(np.int32), last
+
+
+def step_budget(run, width: int) -> int:
+    """Return the steps to run: the card's, fewer when a decoder's positions run out (warned)."""
+    steps, config = run.card.generation_steps, run.config
+    if config.seq2seq or config.max_positions is None:
+        return steps
+    room = config.max_positions - width + 1  # the last step feeds position width - 2 + steps
+    if room < steps:
+        run.warn(
+            f"generation_steps {steps} do not fit after a {width}-token prompt in the model's "
+            f"{config.max_positions} positions; generating {max(room, 0)} steps (lower "
+            "max_length or generation_steps)"
+        )
+    return max(min(steps, room), 0)
+
+
+def capture_generation(run) -> None:
+    """Greedily continue the showcase examples and store each step (see the module docstring).
+
+    Decoders with an LM head and encoder-decoders only, and only when the card's
+    `generation_steps` is above 0; `run` is the extraction (extract/capture.py's ExtractRun).
+    """
+    import time
+
+    from generator.extract.showcase import showcase_batch
+
+    config = run.config
+    if run.card.generation_steps == 0 or not applies(config):
+        run.details["generation"] = None
+        return
+    lengths = run.tokens.lengths[run.showcase]
+    width = int(max(lengths))
+    steps = step_budget(run, width)
+    if steps == 0:
+        run.details["generation"] = None
+        return
+    ids, mask = showcase_batch(run.tokens, run.showcase, width, run.pad_id, run.mesh)
+    eos = run.tokenizer.eos_token_id
+    eos = getattr(config, "eos_token_id", None) if eos is None else eos
+    began = time.perf_counter()
+    programs = make_generation_steps(
+        run.loaded.model,
+        n_slots=cache_slots(config, width, steps),
+        dtype=run.card.dtype,
+        mesh=run.mesh,
+    )
+    arrays = greedy_steps(
+        programs,
+        run.params,
+        ids=ids,
+        mask=mask,
+        steps=steps,
+        start=prompt_start(config, ids, mask),
+        ends=(eos, run.pad_id),
+    )
+    seconds = time.perf_counter() - began
+    n = len(run.showcase)
+    arrays = {name: value[:n] for name, value in arrays.items()}
+    write_generation(run.writer, run.tokenizer, arrays, jnp.dtype(run.card.store_dtype))
+    run.details["generation"] = {
+        "steps": steps,
+        "requested": run.card.generation_steps,
+        "eos_token_id": None if eos is None else int(eos),
+        "start": "decoder-start-token" if config.seq2seq else "prompt-last-token",
+        "k": TOP_K,
+        "lens_k": LENS_TOP_K,
+    }
+    log.info("%s: %d generation steps in %.1f s", run.card.name, steps, seconds)
