@@ -31,6 +31,11 @@ def not_shown_reason(artifacts: Artifacts) -> str:
         return (
             "No continuation was generated: the model's positions left no room after the prompts."
         )
+    if config.get("family") == "xlnet":
+        return (
+            "XLNet predicts tokens in permuted orders through two attention streams; step-by-step "
+            "generation with a key-value cache is not implemented for it, so no time steps are shown."
+        )
     if config.get("causal"):
         return (
             "Time steps need a language-model head to predict the next token; this decoder "
