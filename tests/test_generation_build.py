@@ -102,7 +102,7 @@ def test_page_data_matches_the_artifacts(decoder_build):
             str(t) for t in artifacts.array("generation/tokens")[example, : length[example]]
         ]
         step = int(length[example]) - 1
-        rows = generation_page.attention_rows(item, "self", shape, step, 1, 1)
+        rows = generation_page.attention_rows(item, "self", shape, step, layer=1, head=1)
         assert len(rows) == len(item["base"]) + step and rows[-1]["new"] == "fed token"
         stored = attentions[example, step, 1, 1, : len(rows)]
         np.testing.assert_allclose([r["weight"] for r in rows], stored, atol=5e-4 + 1e-7)
@@ -141,7 +141,7 @@ def test_time_step_slider_changes_the_charts_and_the_fragment(page, decoder_buil
     open_page(page, url).assert_clean()
     first = page.evaluate(STATE_JS)
     assert first["generation-attention"]["rows"] == generation_page.attention_rows(
-        item, "self", shape, 0, 0, 0
+        item, "self", shape, 0
     )
     step = len(item["generated"]) - 1
     page.fill("#select-step", str(step))
@@ -153,7 +153,7 @@ def test_time_step_slider_changes_the_charts_and_the_fragment(page, decoder_buil
     later = page.evaluate(STATE_JS)
     assert f"step={step}" in later["hash"] and f"step {step} of" in later["step"]
     assert later["generation-attention"]["rows"] == generation_page.attention_rows(
-        item, "self", shape, step, 0, 0
+        item, "self", shape, step
     )
     assert later["generation-predictions"]["rows"] == generation_page.prediction_rows(item, step)
     assert later["generation-lens"]["rows"] == generation_page.lens_rows(item, step)
@@ -165,14 +165,14 @@ def test_time_step_slider_changes_the_charts_and_the_fragment(page, decoder_buil
         ".getAttribute('data-selection').endsWith('head 1')"
     )
     rows = page.evaluate(STATE_JS)["generation-attention"]["rows"]
-    assert rows == generation_page.attention_rows(item, "self", shape, step, 0, 1)
+    assert rows == generation_page.attention_rows(item, "self", shape, step, layer=0, head=1)
     # The fragment restores the step.
     page.goto("about:blank")
     open_page(page, f"{url}#step=2&head=1").assert_clean()
     restored = page.evaluate(STATE_JS)
     assert "step 2 of" in restored["step"]
     assert restored["generation-attention"]["rows"] == generation_page.attention_rows(
-        item, "self", shape, 2, 0, 1
+        item, "self", shape, 2, head=1
     )
 
 
@@ -184,5 +184,5 @@ def test_t5_time_steps_render_with_cross_attention(page, t5_build):
     open_page(page, file_url(out / "tiny-t5" / "attention.html")).assert_clean()
     rows = page.evaluate("() => window.Atlas.views['chart-generation-cross'].data('rows')")
     shape = (data["n_layers"], data["n_heads"])
-    assert rows == generation_page.attention_rows(data["examples"][0], "cross", shape, 0, 0, 0)
+    assert rows == generation_page.attention_rows(data["examples"][0], "cross", shape, 0)
     assert (out / "tiny-t5" / "figures" / "attention-generation-cross.svg").exists()

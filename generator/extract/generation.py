@@ -61,7 +61,7 @@ def make_generation_steps(model, *, n_slots: int, dtype: str, mesh=None):
     prefill(params, input_ids, attention_mask) -> (cache, encoded): decoder-only models run
     their right-padded prompt [batch, token] through `decode_step` to fill the cache (encoded is
     None); encoder-decoders encode the prompt and start from an empty decoder cache.
-    step(params, cache, tokens [batch], positions [batch], encoded, attention_mask) ->
+    step(params, cache, tokens [batch], positions [batch], (encoded, attention_mask)) ->
     (cache, outputs of one step per row; see `step_outputs`).
     """
     graphdef = nnx.graphdef(model)
@@ -91,9 +91,9 @@ def make_generation_steps(model, *, n_slots: int, dtype: str, mesh=None):
         return module.decode_step(input_ids, positions, cache)[1], None
 
     @jit
-    def step(params, cache, tokens, positions, encoded, attention_mask):
+    def step(params, cache, tokens, positions, source):
         module = nnx.merge(graphdef, params)
-        extra = (encoded, attention_mask) if config.seq2seq else ()
+        extra = source if config.seq2seq else ()
         out, cache = module.decode_step(tokens[:, None], positions[:, None], cache, *extra)
         return cache, step_outputs(module, out)
 
@@ -153,7 +153,7 @@ def greedy_steps(
     length = np.zeros(batch, np.int32)
     records: list[dict] = []
     for s in range(steps):
-        cache, out = step(params, cache, tokens, positions + s, encoded, mask)
+        cache, out = step(params, cache, tokens, positions + s, (encoded, mask))
         out = {name: np.array(value) for name, value in jax.device_get(out).items()}
         for value in out.values():
             value[done] = 0

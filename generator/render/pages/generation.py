@@ -115,7 +115,7 @@ def prefix(example: dict, step: int) -> list[str]:
 
 
 def attention_rows(
-    example: dict, kind: str, shape: tuple[int, int], step: int, layer: int, head: int
+    example: dict, kind: str, shape: tuple[int, int], step: int, *, layer: int = 0, head: int = 0
 ) -> list[dict]:
     """Rows of the step attention chart (mirrors `attentionRows` in generation.js).
 
@@ -183,7 +183,7 @@ def generation_context(artifacts: Artifacts) -> dict:
             f"The {self_label} of the token fed at this step (the last bar) over every token "
             "before it, for the selected layer and head: the bars sum to 1.",
             interactive=True,
-            figure_spec=charts.step_attention_chart(attention_rows(first, "self", shape, 0, 0, 0)),
+            figure_spec=charts.step_attention_chart(attention_rows(first, "self", shape, 0)),
         ),
     ]
     if seq2seq:
@@ -195,9 +195,7 @@ def generation_context(artifacts: Artifacts) -> dict:
                 "The cross-attention of the decoder token fed at this step over the encoder's "
                 "input tokens, for the selected layer and head: the bars sum to 1.",
                 interactive=True,
-                figure_spec=charts.step_attention_chart(
-                    attention_rows(first, "cross", shape, 0, 0, 0)
-                ),
+                figure_spec=charts.step_attention_chart(attention_rows(first, "cross", shape, 0)),
             )
         )
     charts_out += [
