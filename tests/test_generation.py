@@ -151,18 +151,14 @@ def test_end_of_sequence_stops_a_row():
 
 def test_steps_stop_where_a_decoders_positions_run_out():
     """A 60-token prompt leaves a 64-position decoder room for 5 steps (the last feeds position
-    63); the card's 16 are cut to 5 with a warning naming the fix; T5 is never cut."""
+    63): the card's 16 are cut to 5; 49 tokens leave room for all 16; T5 is never cut."""
     from types import SimpleNamespace
 
     from generator.extract.generation import step_budget
 
-    warnings = []
+    card = SimpleNamespace(generation_steps=16, name="x")
     config = SimpleNamespace(seq2seq=False, max_positions=64)
-    run = SimpleNamespace(card=SimpleNamespace(generation_steps=16), config=config)
-    run.warn = warnings.append
-    assert step_budget(run, 60) == 5
-    assert len(warnings) == 1 and "generating 5 steps" in warnings[0]
-    assert "lower max_length or generation_steps" in warnings[0]
-    assert step_budget(run, 49) == 16 and len(warnings) == 1  # 49 + 16 - 1 = 64 positions fit
-    run.config = SimpleNamespace(seq2seq=True, max_positions=None)
-    assert step_budget(run, 500) == 16
+    assert step_budget(card, config, 60) == 5
+    assert step_budget(card, config, 49) == 16  # 49 + 16 - 1 = 64 positions
+    assert step_budget(card, config, 64) == 1
+    assert step_budget(card, SimpleNamespace(seq2seq=True, max_positions=None), 500) == 16

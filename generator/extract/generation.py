@@ -221,17 +221,24 @@ def prompt_start(config, ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray,
     return ids[np.arange(rows), last].astype(np.int32), last
 
 
-def step_budget(run, width: int) -> int:
-    """Return the steps to run: the card's, fewer when a decoder's positions run out (warned)."""
-    steps, config = run.card.generation_steps, run.config
+def step_budget(card, config, width: int) -> int:
+    """Return the steps to run: the card's, fewer when a decoder's positions run out.
+
+    Not a warning: a card that uses all of a model's positions for its texts (max_length =
+    max_positions) is normal; the manifest records `steps` beside `requested`, the page says so.
+    """
+    steps = card.generation_steps
     if config.seq2seq or config.max_positions is None:
         return steps
     room = config.max_positions - width + 1  # the last step feeds position width - 2 + steps
     if room < steps:
-        run.warn(
-            f"generation_steps {steps} do not fit after a {width}-token prompt in the model's "
-            f"{config.max_positions} positions; generating {max(room, 0)} steps (lower "
-            "max_length or generation_steps)"
+        log.info(
+            "%s: %d generation steps fit after a %d-token prompt in %d positions (card: %d)",
+            card.name,
+            max(room, 0),
+            width,
+            config.max_positions,
+            steps,
         )
     return max(min(steps, room), 0)
 
@@ -252,7 +259,7 @@ def capture_generation(run) -> None:
         return
     lengths = run.tokens.lengths[run.showcase]
     width = int(max(lengths))
-    steps = step_budget(run, width)
+    steps = step_budget(run.card, config, width)
     if steps == 0:
         run.details["generation"] = None
         return

@@ -170,6 +170,8 @@ def generation_context(artifacts: Artifacts) -> dict:
         "n_layers": shape[0],
         "n_heads": shape[1],
         "steps": int(artifacts.array("generation/token_ids").shape[1]),
+        "requested": int((artifacts.manifest.get("generation") or {}).get("requested", 0)),
+        "max_positions": config.get("max_positions"),
         "kinds": list(examples[0]["weights"]) if examples else ["self"],
         "examples": examples,
     }
