@@ -40,6 +40,8 @@ SHOWCASE_RANGE = (1, 64)
 TARGETS = ("greedy", "field")  # decoder text of encoder-decoder models
 MAX_TARGET_LENGTH_RANGE = (1, 512)
 DEFAULT_MAX_TARGET_LENGTH = 32
+GENERATION_STEPS_RANGE = (0, 256)  # greedy time steps of the attention page; 0: none
+DEFAULT_GENERATION_STEPS = 16
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+", re.ASCII)
@@ -79,6 +81,7 @@ class ModelCard:
     target_field: str | None = None
     target: str | None = None
     max_target_length: int = DEFAULT_MAX_TARGET_LENGTH
+    generation_steps: int = DEFAULT_GENERATION_STEPS
     mesh: MeshShape | None = None
     prose: str = ""
 
@@ -131,6 +134,7 @@ class ModelCard:
             "target": self.target_mode(),
             "target_field": self.target_field,
             "max_target_length": self.max_target_length,
+            "generation_steps": self.generation_steps,
             "analyses": list(self.selected_analyses),
             "pooling": self.pooling,
         }
@@ -347,6 +351,9 @@ def _validate(data: dict, folder: Path, problems: list[str]) -> dict[str, Any]:
             )
     values["max_length"] = _integer(data, "max_length", MAX_LENGTH_RANGE, 128, problems)
     values["showcase"] = _integer(data, "showcase", SHOWCASE_RANGE, 8, problems)
+    values["generation_steps"] = _integer(
+        data, "generation_steps", GENERATION_STEPS_RANGE, DEFAULT_GENERATION_STEPS, problems
+    )
     values["pooling"] = _choice(data, "pooling", POOLINGS, "mean", problems)
     values["task"] = _choice(data, "task", TASKS, None, problems, nullable=True)
     values["checkpoints"] = _checkpoints(data, folder, problems)

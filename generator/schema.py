@@ -163,6 +163,18 @@ ARRAYS = (
     Array("checkpoints/NAME/gradients/example_norms", "text", "float32", "gradients"),
     Array("checkpoints/NAME/gradients/grad_norms", "tensor", "float32", "gradients"),
     Array("checkpoints/NAME/gradients/weight_norms", "tensor", "float32", "gradients"),
+    # generation/: greedy time steps of the showcase prompts (generation.py)
+    Array("generation/length", "example", "int", "generation"),
+    Array("generation/token_ids", "example step", "int", "generation"),
+    Array("generation/tokens", "example step", "str", "generation"),
+    Array("generation/top_ids", "example step k", "int", "generation"),
+    Array("generation/top_probs", "example step k", "float32", "generation"),
+    Array("generation/top_tokens", "example step k", "str", "generation"),
+    Array("generation/attentions", "example step layer head key", "store", "generation"),
+    Array("generation/cross_attentions", "example step layer head token", "store", "generation"),
+    Array("generation/lens_top_ids", "example step layer k", "int", "generation"),
+    Array("generation/lens_top_probs", "example step layer k", "float32", "generation"),
+    Array("generation/lens_top_tokens", "example step layer k", "str", "generation"),
     # neurons/: MLP-neuron statistics (neurons.py)
     Array("neurons/mean", "layer d_mlp", "float32", "neurons"),
     Array("neurons/max", "layer d_mlp", "float32", "neurons"),

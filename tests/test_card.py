@@ -77,6 +77,7 @@ def test_minimal_card_gets_defaults(tmp_path: Path, model_dir: Path) -> None:
     assert (card.max_length, card.showcase, card.pooling) == (128, 8, "mean")
     assert card.checkpoints == () and card.analyses is None
     assert (card.dtype, card.store_dtype, card.prose) == ("float32", "float32", "")
+    assert card.generation_steps == 16
     assert card.model_path() == model_dir
     assert card.corpus_path() is None
 
@@ -104,6 +105,7 @@ checkpoints:
 analyses: [heads, representations]
 dtype: bfloat16
 store_dtype: float16
+generation_steps: 0
 """
     path = write_card(tmp_path, front, prose="\n# Tiny\n\nA *test* model.\n")
     card = load_card(path)
@@ -123,6 +125,7 @@ store_dtype: float16
     assert card.checkpoint_model_path(card.checkpoints[1]) is None
     assert card.analyses == ("heads", "representations")
     assert (card.dtype, card.store_dtype) == ("bfloat16", "float16")
+    assert card.generation_steps == 0
     assert card.prose == "# Tiny\n\nA *test* model."
 
 
@@ -230,6 +233,7 @@ def test_extraction_settings_track_only_extraction(tmp_path: Path) -> None:
         "target",
         "target_field",
         "max_target_length",
+        "generation_steps",
         "analyses",
         "pooling",
     }
@@ -329,6 +333,9 @@ def test_empty_front_matter_reports_required_keys(tmp_path: Path) -> None:
         ("max_length: 10000", "'max_length' must be from 8 to 8192, got 10000"),
         ("showcase: 0", "'showcase' must be from 1 to 64, got 0"),
         ("showcase: 65", "'showcase' must be from 1 to 64, got 65"),
+        ("generation_steps: -1", "'generation_steps' must be from 0 to 256, got -1"),
+        ("generation_steps: 300", "'generation_steps' must be from 0 to 256, got 300"),
+        ("generation_steps: 2.5", "'generation_steps' must be an integer from 0 to 256, got a"),
         ("pooling: max", "'pooling' must be one of mean, cls, last, got the string 'max'"),
         ("pooling: lst", "(did you mean 'last'?)"),
         ("pooling:", "'pooling' must be one of mean, cls, last, got nothing (null)"),

@@ -19,6 +19,7 @@ Per-head attention metrics (generator/extract/head_metrics.py; not for encoder-d
 Encoder-decoder models (T5) keep input_ids, attention_mask and tokens for the encoder side and
 store the rest under encoder_*, decoder_* and cross_* names: see extract/seq2seq.py.
 Batches run on a device mesh (extract/sharding.py): rows over `data`, heads/MLP over `model`.
+Greedy time steps of decoders and encoder-decoders: generation/* (see extract/generation.py).
 Per further checkpoint NAME of the card (see checkpoints.py):
   checkpoints/NAME/corpus/pooled_*, checkpoints/NAME/corpus/unit_token_sum
 """
@@ -545,6 +546,13 @@ def showcase_pass(run: ExtractRun) -> None:
     run.width, run.details["seq2seq"], run.decoder = capture_seq2seq_showcase(run)
 
 
+def generation(run: ExtractRun) -> None:
+    """Greedy time steps of the showcase for the attention page (see extract/generation.py)."""
+    from generator.extract.generation import capture_generation
+
+    capture_generation(run)
+
+
 def attributions(run: ExtractRun) -> None:
     """Token attributions, head importance and the logit lens (unless `analyses` leaves them out)."""
     if "attributions" not in run.analyses:
@@ -653,6 +661,7 @@ CORPUS_STEPS = (
     checkpoint_passes,
     write_corpus_arrays,
     showcase_pass,
+    generation,
     attributions,
     parameter_gradients,
     describe_corpus,

@@ -30,6 +30,7 @@ from generator.models.config import (
 )
 from generator.models.family import BUFFERS, Family, NameMap
 from generator.models.heads import decoder_heads, decoder_outputs
+from generator.models.kv_cache import Cache, attend_cached, cache_bias, run_cached
 from generator.models.layers import (
     ACTIVATION_FNS,
     PRECISIONS,
@@ -57,10 +58,26 @@ class GPT2Attention(nnx.Module):
         scale = config.d_head**-0.5 if config.scale_attention else 1.0
         self.scale = scale / (layer + 1) if config.scale_by_layer else scale
 
+    def project(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Return queries, keys and values [batch, head, token, d_head] of [batch, token, d]."""
+        q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
+        return tuple(split_heads(t, self.n_heads, self.d_head) for t in (q, k, v))
+
     def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Return the block's attention output and its probes (see `BertSelfAttention`)."""
-        q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
-        q, k, v = (split_heads(t, self.n_heads, self.d_head) for t in (q, k, v))
+        return self.attend_kv(*self.project(x), bias, head_scale)
+
+    def cached(self, x: jax.Array, bias: jax.Array, *, cache, positions) -> dict[str, jax.Array]:
+        """Attend the new tokens [batch, new, d_model] over the cache (see kv_cache)."""
+        return attend_cached(
+            *self.project(x),
+            cache=cache,
+            positions=positions,
+            attend_kv=lambda q, k, v: self.attend_kv(q, k, v, bias),
+        )
+
+    def attend_kv(self, q, k, v, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
+        """Attend queries over keys and values; return the projected output and the probes."""
         context, probs = attend(
             q, k, v, bias, self.scale, precision=self.precision, head_scale=head_scale
         )
@@ -99,11 +116,23 @@ class GPT2Block(nnx.Module):
         self.ln_2 = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
         self.mlp = GPT2MLP(config, dtype, rngs)
 
-    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
-        """Return the attention probes with `context` = the block output."""
+    def __call__(
+        self, x: jax.Array, bias: jax.Array, head_scale=None, *, cache=None, positions=None
+    ) -> dict[str, jax.Array]:
+        """Return the attention probes with `context` = the block output.
+
+        With a `cache` (this layer's keys and values) the new tokens at `positions` [batch, new]
+        attend over it, and the probes hold the updated `cache`.
+        """
+        if cache is None:
+            attention = lambda h: self.attn(h, bias, head_scale)  # noqa: E731
+        else:
+            attention = lambda h: self.attn.cached(  # noqa: E731
+                h, bias, cache=cache, positions=positions
+            )
         return pre_norm_block(
             x,
-            attention=lambda h: self.attn(h, bias, head_scale),
+            attention=attention,
             norms=(self.ln_1, self.ln_2),
             mlp_hidden=self.mlp.hidden,
             mlp_out=self.mlp.c_proj,
@@ -180,6 +209,33 @@ class GPT2Decoder(nnx.Module):
             self.wte.embedding[...],
             attention_mask=attention_mask,
         )
+
+    def decode_step(
+        self, input_ids: jax.Array, positions: jax.Array, cache: Cache
+    ) -> tuple[dict[str, jax.Array], Cache]:
+        """Run new tokens through the decoder with a key-value cache (see kv_cache).
+
+        Args:
+            input_ids: [batch, new] the tokens fed this step (the prompt, then one per row).
+            positions: [batch, new] their positions (learned position rows and cache slots).
+            cache: per layer (keys, values) [batch, head, slot, d_head].
+
+        Returns:
+            (outputs, updated cache): hidden_states [batch, layer(L+1), new, d_model],
+            attentions [batch, layer, head, new, slot], logits [batch, new, vocab].
+        """
+        positions = jnp.asarray(positions, jnp.int32)
+        bias = cache_bias(positions, cache[0][0].shape[2])
+        blocks = [
+            functools.partial(block, bias=bias, cache=pair, positions=positions)
+            for block, pair in zip(self.h, cache, strict=True)
+        ]
+        x = self.wte(jnp.asarray(input_ids, jnp.int32)) + self.wpe(positions)
+        x, hidden, probes, cache = run_cached(x, blocks)
+        table = self.wte.embedding[...]
+        return decoder_outputs(
+            hidden, probes, self.ln_f(x), self, table, attention_mask=None
+        ), cache
 
 
 def parse_config(cfg: dict[str, Any]) -> ModelConfig:

@@ -34,6 +34,7 @@ from generator.models.config import (
 )
 from generator.models.family import Family, NameMap
 from generator.models.heads import decoder_heads, decoder_outputs
+from generator.models.kv_cache import Cache, attend_cached, cache_bias, run_cached
 from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
@@ -74,13 +75,16 @@ class LlamaAttention(nnx.Module):
         self.v_proj = linear(d, kv_width, dtype, rngs, bias=config.attention_bias)
         self.o_proj = linear(q_width, d, dtype, rngs, bias=config.output_bias)
 
-    def __call__(
-        self, x: jax.Array, bias: jax.Array, cos: jax.Array, sin: jax.Array, head_scale=None
-    ) -> dict[str, jax.Array]:
-        """Attend over [batch, token, d_model]; return the output and per-query-head probes."""
+    def project(self, x: jax.Array, cos: jax.Array, sin: jax.Array):
+        """Return rotated queries [batch, head, token, d_head], rotated keys and values
+        [batch, kv_head, token, d_head] of [batch, token, d_model]."""
         q = apply_rotary(split_heads(self.q_proj(x), self.n_heads, self.d_head), cos, sin)
         k = apply_rotary(split_heads(self.k_proj(x), self.n_kv_heads, self.d_head), cos, sin)
         v = split_heads(self.v_proj(x), self.n_kv_heads, self.d_head)
+        return q, k, v
+
+    def attend_kv(self, q, k, v, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
+        """Attend queries over keys/values [batch, kv_head, key, d_head]; return output and probes."""
         group = self.n_heads // self.n_kv_heads
         k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)  # [batch, head, ...]
         context, probs = attend(
@@ -93,6 +97,21 @@ class LlamaAttention(nnx.Module):
             "keys": k,
             "values": v,
         }
+
+    def __call__(
+        self, x: jax.Array, bias: jax.Array, cos: jax.Array, sin: jax.Array, head_scale=None
+    ) -> dict[str, jax.Array]:
+        """Attend over [batch, token, d_model]; return the output and per-query-head probes."""
+        return self.attend_kv(*self.project(x, cos, sin), bias, head_scale)
+
+    def cached(self, x, bias, cos, sin, *, cache, positions) -> dict[str, jax.Array]:
+        """Attend the new tokens [batch, new, d_model] over the cache (see kv_cache)."""
+        return attend_cached(
+            *self.project(x, cos, sin),
+            cache=cache,
+            positions=positions,
+            attend_kv=lambda q, k, v: self.attend_kv(q, k, v, bias),
+        )
 
 
 class LlamaMLP(nnx.Module):
@@ -123,11 +142,23 @@ class LlamaDecoderLayer(nnx.Module):
         self.post_attention_layernorm = RMSNorm(config.d_model, config.layer_norm_eps, dtype, rngs)
         self.mlp = LlamaMLP(config, dtype, rngs)
 
-    def __call__(self, x, bias, cos, sin, head_scale=None) -> dict[str, jax.Array]:
-        """Return the attention probes with `context` = the block output."""
+    def __call__(
+        self, x, bias, cos, sin, head_scale=None, *, cache=None, positions=None
+    ) -> dict[str, jax.Array]:
+        """Return the attention probes with `context` = the block output.
+
+        With a `cache` (this layer's keys and values) the new tokens at `positions` [batch, new]
+        attend over it, and the probes hold the updated `cache`.
+        """
+        if cache is None:
+            attention = lambda h: self.self_attn(h, bias, cos, sin, head_scale)  # noqa: E731
+        else:
+            attention = lambda h: self.self_attn.cached(  # noqa: E731
+                h, bias, cos, sin, cache=cache, positions=positions
+            )
         return pre_norm_block(  # mlp_activations: act(gate) * up
             x,
-            attention=lambda h: self.self_attn(h, bias, cos, sin, head_scale),
+            attention=attention,
             norms=(self.input_layernorm, self.post_attention_layernorm),
             mlp_hidden=self.mlp.hidden,
             mlp_out=self.mlp.down_proj,
@@ -212,6 +243,44 @@ class LlamaDecoder(nnx.Module):
             self.embed_tokens.embedding[...],
             attention_mask=attention_mask,
         )
+
+    def decode_step(
+        self, input_ids: jax.Array, positions: jax.Array, cache: Cache
+    ) -> tuple[dict[str, jax.Array], Cache]:
+        """Run new tokens through the decoder with a key-value cache (see kv_cache).
+
+        Args:
+            input_ids: [batch, new] the tokens fed this step (the prompt, then one per row).
+            positions: [batch, new] their positions, which are also their cache slots.
+            cache: per layer (keys, values) [batch, kv_head, slot, d_head].
+
+        Returns:
+            (outputs, updated cache): hidden_states [batch, layer(L+1), new, d_model],
+            attentions [batch, layer, head, new, slot], logits [batch, new, vocab].
+        """
+        config = self.config
+        positions = jnp.asarray(positions, jnp.int32)
+        n_slots = cache[0][0].shape[2]
+        windows = config.sliding_windows or (None,) * config.n_layers
+        biases = {w: cache_bias(positions, n_slots, w) for w in set(windows)}
+        cos, sin = rotary_tables(config.rope, n_slots, COMPUTE_DTYPES[self.dtype])
+        blocks = [
+            functools.partial(
+                layer,
+                bias=biases[window],
+                cos=cos[positions],
+                sin=sin[positions],
+                cache=pair,
+                positions=positions,
+            )
+            for layer, window, pair in zip(self.layers, windows, cache, strict=True)
+        ]
+        x = self.embed_tokens(jnp.asarray(input_ids, jnp.int32))
+        x, hidden, probes, cache = run_cached(x, blocks)
+        table = self.embed_tokens.embedding[...]
+        return decoder_outputs(
+            hidden, probes, self.norm(x), self, table, attention_mask=None
+        ), cache
 
 
 # --- config parsing -----------------------------------------------------------------------------

@@ -221,5 +221,8 @@ def rotate_half(x: jax.Array) -> jax.Array:
 
 
 def apply_rotary(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
-    """Rotate [batch, head, token, d_head] by the position tables [token, d_head]."""
+    """Rotate [batch, head, token, d_head] by the position tables [token, d_head] (shared by
+    every row) or [batch, token, d_head] (each row's own positions, as a cached step has)."""
+    if cos.ndim == 3:
+        return x * cos[:, None] + rotate_half(x) * sin[:, None]
     return x * cos[None, None] + rotate_half(x) * sin[None, None]

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from generator.models.kv_cache import Cache, attend_cached, cache_bias
 from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
@@ -125,13 +126,18 @@ class T5Attention(nnx.Module):
 
     def position_bias(self, n_query: int, n_key: int) -> jax.Array:
         """Return the relative position bias [1, head, query, key] (float32)."""
-        query = jnp.arange(n_query, dtype=jnp.int32)[:, None]
-        key = jnp.arange(n_key, dtype=jnp.int32)[None, :]
+        return self.position_bias_at(jnp.arange(n_query, dtype=jnp.int32)[None], n_key)
+
+    def position_bias_at(self, positions: jax.Array, n_key: int) -> jax.Array:
+        """Return the bias [batch, head, query, key] of queries at `positions` [batch, query]
+        over keys at positions 0..n_key-1 (float32)."""
+        query = jnp.asarray(positions, jnp.int32)[:, :, None]
+        key = jnp.arange(n_key, dtype=jnp.int32)[None, None, :]
         buckets = relative_position_bucket(
             key - query, self.bidirectional, self.num_buckets, self.max_distance
         )
-        values = self.relative_attention_bias(buckets)  # [query, key, head]
-        return values.transpose(2, 0, 1)[None]
+        values = self.relative_attention_bias(buckets)  # [batch, query, key, head]
+        return values.transpose(0, 3, 1, 2)
 
     def _heads(self, x: jax.Array) -> jax.Array:
         """Split [batch, token, head * d_head] into [batch, head, token, d_head]."""
@@ -157,6 +163,21 @@ class T5Attention(nnx.Module):
             [batch, head, key, d_head].
         """
         q, k, v = self._heads(self.q(x)), self._heads(self.k(source)), self._heads(self.v(source))
+        return self.attend_kv(q, k, v, bias, head_scale)
+
+    def cached(self, x: jax.Array, bias: jax.Array, *, cache, positions) -> dict[str, jax.Array]:
+        """Self-attend the new tokens [batch, new, d_model] over the cache (see kv_cache)."""
+        return attend_cached(
+            self._heads(self.q(x)),
+            self._heads(self.k(x)),
+            self._heads(self.v(x)),
+            cache=cache,
+            positions=positions,
+            attend_kv=lambda q, k, v: self.attend_kv(q, k, v, bias),
+        )
+
+    def attend_kv(self, q, k, v, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
+        """Attend queries over keys and values [batch, head, ., d_head]; see `__call__`."""
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=self.precision)
         probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1)
         context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=self.precision)
@@ -182,10 +203,19 @@ class T5LayerSelfAttention(nnx.Module):
         )
         self.layer_norm = T5LayerNorm(config.d_model, config.layer_norm_eps, dtype)
 
-    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
-        """Return the attention probes with `output` = x + attention(norm(x))."""
+    def __call__(
+        self, x: jax.Array, bias: jax.Array, head_scale=None, *, cache=None, positions=None
+    ) -> dict[str, jax.Array]:
+        """Return the attention probes with `output` = x + attention(norm(x)).
+
+        With a `cache` the new tokens at `positions` attend over it (see kv_cache); the probes
+        then hold the updated `cache`.
+        """
         normed = self.layer_norm(x)
-        probes = self.SelfAttention(normed, normed, bias, head_scale)
+        if cache is None:
+            probes = self.SelfAttention(normed, normed, bias, head_scale)
+        else:
+            probes = self.SelfAttention.cached(normed, bias, cache=cache, positions=positions)
         probes["output"] = x + probes["output"]
         return probes
 
@@ -293,6 +323,9 @@ class T5Stack(nnx.Module):
         cross_mask: jax.Array | None = None,
         self_heads: jax.Array | None = None,
         cross_heads: jax.Array | None = None,
+        *,
+        cache=None,
+        positions: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Run every block on embedded tokens x [batch, token, d_model].
 
@@ -303,6 +336,9 @@ class T5Stack(nnx.Module):
             cross_mask: [batch, 1, 1, key] mask bias over encoder tokens (decoder only).
             self_heads, cross_heads: [layer, head] multipliers of each self-/cross-attention
                 head's output (1 keeps, 0 removes); None keeps every head.
+            cache: decoder key-value cache (see kv_cache): x holds the new tokens at
+                `positions` [batch, new], `self_mask` is ignored, and the result also holds
+                the updated `cache`; attentions then run over cache slots.
 
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]: the embedding, then each block's
@@ -313,10 +349,16 @@ class T5Stack(nnx.Module):
             hidden activation (gated: act(wi_0 x) * wi_1 x).
         """
         first = self.block[0].layer[0].SelfAttention
-        bias = first.position_bias(x.shape[1], x.shape[1]) + self_mask  # shared by all blocks
+        if cache is None:
+            bias = first.position_bias(x.shape[1], x.shape[1]) + self_mask  # shared by all blocks
+        else:
+            n_slots = cache[0][0].shape[2]
+            bias = first.position_bias_at(positions, n_slots) + cache_bias(positions, n_slots)
         hidden, probes, cross, mlp = [x], [], [], []
         for index, block in enumerate(self.block):
-            p = block.layer[0](x, bias, None if self_heads is None else self_heads[index])
+            heads = None if self_heads is None else self_heads[index]
+            pair = None if cache is None else cache[index]
+            p = block.layer[0](x, bias, heads, cache=pair, positions=positions)
             x = p.pop("output")
             probes.append(p)
             if block.decoder:
@@ -330,6 +372,8 @@ class T5Stack(nnx.Module):
         hidden[-1] = self.final_layer_norm(x)
         out = {"hidden_states": jnp.stack(hidden, axis=1)}
         out["mlp_activations"] = jnp.stack(mlp, axis=1)  # [batch, layer, token, d_mlp]
+        if cache is not None:
+            out["cache"] = tuple(p.pop("cache") for p in probes)
         for name in ("attentions", "queries", "keys", "values"):
             out[name] = jnp.stack([p[name] for p in probes], axis=1)
             if cross:
@@ -467,6 +511,34 @@ class T5ForConditionalGeneration(nnx.Module):
         )
         out["logits"] = self.logits(out["hidden_states"][:, -1])
         return out
+
+    def decode_step(
+        self,
+        decoder_input_ids: jax.Array,
+        positions: jax.Array,
+        cache: Cache,
+        encoded: jax.Array,
+        attention_mask: jax.Array,
+    ) -> tuple[dict[str, jax.Array], Cache]:
+        """Run new decoder tokens with a self-attention key-value cache (see kv_cache).
+
+        Args:
+            decoder_input_ids: [batch, new] decoder tokens fed this step.
+            positions: [batch, new] their decoder positions (= cache slots).
+            cache: per decoder layer (keys, values) [batch, head, slot, d_head].
+            encoded: [batch, token, d_model] encoder output; attention_mask [batch, token].
+
+        Returns:
+            (outputs, updated cache): hidden_states [batch, layer(Ld+1), new, d_model],
+            attentions [batch, layer, head, new, slot], cross_attentions [batch, layer, head,
+            new, token], logits [batch, new, vocab] (float32).
+        """
+        y = self.shared(jnp.asarray(decoder_input_ids, jnp.int32))
+        cross = padding_bias(attention_mask)
+        out = self.decoder(y, None, encoded, cross, cache=cache, positions=positions)
+        cache = out.pop("cache")
+        out["logits"] = self.logits(out["hidden_states"][:, -1])
+        return out, cache
 
     def logits(self, final: jax.Array) -> jax.Array:
         """Project the normed decoder output [batch, target, d_model] to [batch, target, vocab]."""

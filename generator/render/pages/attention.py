@@ -8,7 +8,6 @@ columns = encoder tokens).
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +15,14 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.render.charts import attention as charts
 from generator.render.pages.common import Page, chart
+from generator.render.pages.generation import generation_context
+from generator.render.pages.packing import (  # noqa: F401 (re-exported)
+    WEIGHT_SCALE,
+    decode_weights,
+    encode_weights,
+    token_label,
+)
 
-WEIGHT_SCALE = 1000  # attention weights travel as uint16 thousandths (3 decimals)
 OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
 HEAD_VIEW_MIN_WEIGHT = 0.01  # the head view draws no line for a smaller weight
 HEAD_VIEW_TOP = 3  # a head view token's tooltip lists its largest weights, per drawn head
@@ -77,12 +82,6 @@ SEQ2SEQ_KINDS = (
         "Cross-attention: rows are decoder tokens (queries), columns are encoder tokens (keys).",
     ),
 )
-
-
-def encode_weights(weights: np.ndarray) -> str:
-    """Pack attention weights in [0, 1] as base64 little-endian uint16 thousandths."""
-    scaled = np.rint(np.clip(weights, 0.0, 1.0) * WEIGHT_SCALE).astype("<u2")
-    return base64.b64encode(scaled.tobytes()).decode("ascii")
 
 
 def attention_kinds(artifacts: Artifacts) -> tuple[AttentionKind, ...]:
@@ -154,17 +153,11 @@ def attention_examples(artifacts: Artifacts, kinds: tuple[AttentionKind, ...]) -
     return examples
 
 
-def token_label(index: int, token: str) -> str:
-    """Return the axis label of a token: zero-padded position, space, token (as attention.js)."""
-    return f"{index:04d} {token}"
-
-
 def _maps(example: dict, kind: dict, n_heads: int) -> tuple[np.ndarray, list[str], list[str]]:
     """Return ([layer, head, query, key] weights in [0, 1], query tokens, key tokens)."""
-    packed = np.frombuffer(base64.b64decode(example["weights"][kind["id"]]), dtype="<u2")
     queries, keys = example["tokens"][kind["query"]], example["tokens"][kind["key"]]
-    weights = packed.reshape(-1, n_heads, len(queries), len(keys)).astype(np.float64)
-    return weights / WEIGHT_SCALE, queries, keys
+    weights = decode_weights(example["weights"][kind["id"]])
+    return weights.reshape(-1, n_heads, len(queries), len(keys)), queries, keys
 
 
 def shown_positions(example: dict, side: str, n: int, hide_special: bool) -> list[int]:
@@ -382,7 +375,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     config = artifacts.manifest["model"]["config"]
     kinds = attention_kinds(artifacts)
     if not kinds:
-        return {"attention": None, "charts": []}
+        return {"attention": None, "generation": None, "generation_reason": "", "charts": []}
     seq2seq = artifacts.manifest.get("seq2seq") or {}
     causal = bool((artifacts.manifest.get("attention") or {}).get("causal", False))
     n_heads = config["n_heads"]
@@ -474,7 +467,13 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             else None
         ),
     )
-    return {"attention": data, "charts": [heatmap, head_view, overview]}
+    steps = generation_context(artifacts)
+    return {
+        "attention": data,
+        "generation": steps["generation"],
+        "generation_reason": steps["reason"],
+        "charts": [heatmap, head_view, overview, *steps["charts"]],
+    }
 
 
 PAGE = Page(
@@ -482,5 +481,5 @@ PAGE = Page(
     "Attention",
     "model_attention.html",
     attention_context,
-    scripts=("attention.js",),
+    scripts=("selectors.js", "attention.js", "generation.js"),
 )
