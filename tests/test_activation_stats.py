@@ -182,6 +182,8 @@ def test_corpus_reducers_on_the_tiny_build(tiny_build):
     hidden = np.asarray(artifacts.array("showcase/hidden_states"), dtype=np.float64)
     mask = np.asarray(artifacts.array("showcase/attention_mask")).astype(bool)
     for example, row in enumerate(index):
+        if row >= len(lengths):
+            continue  # a showcase text outside the corpus has no corpus statistics
         visible = hidden[example][:, mask[example]]  # [layer, token, d_model]
         norms = np.linalg.norm(visible, axis=-1).sum(-1)
         np.testing.assert_allclose(

@@ -188,13 +188,17 @@ def objective_inputs(
 
 
 def class_references(pooled_last: np.ndarray, labels, rows: np.ndarray) -> np.ndarray:
-    """Centroid of each row's class (or of the corpus) of last-layer mean-pooled embeddings."""
+    """Centroid of each row's class (or of the corpus) of last-layer mean-pooled embeddings.
+
+    A row past the corpus (a showcase text not in it, so without a label) gets the corpus's.
+    """
     pooled_last = np.asarray(pooled_last, dtype=np.float32)
+    whole = pooled_last.mean(axis=0)
     if labels is None:
-        return np.repeat(pooled_last.mean(axis=0, keepdims=True), len(rows), axis=0)
+        return np.repeat(whole[None], len(rows), axis=0)
     labels = np.asarray(labels)
     centroids = {label: pooled_last[labels == label].mean(axis=0) for label in np.unique(labels)}
-    return np.stack([centroids[labels[row]] for row in rows])
+    return np.stack([centroids[labels[row]] if row < len(labels) else whole for row in rows])
 
 
 def capture_attributions(

@@ -16,6 +16,7 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.render.charts import representations as charts
 from generator.render.pages.common import Page, chart
+from generator.showcase_rows import showcase_texts
 
 TEXT_LIMIT = 200  # characters of a text kept for tooltips
 QUANT = 32767  # int16 steps per unit of a map's scale
@@ -98,14 +99,13 @@ def token_data(artifacts: Artifacts, tokens: dict) -> dict:
     """Return the token map data: tokens, their example, the examples' sentences, maps per layer."""
     if not tokens["points"]:
         return {"tokens": [], "examples": [], "token_example": [], "maps": []}
-    texts = artifacts.array("corpus/texts")
-    labels = artifacts.array("corpus/labels") if artifacts.has("corpus/labels") else None
-    rows = sorted({(p["example"], p["row"]) for p in tokens["points"]})
+    shown = showcase_texts(artifacts)
+    labelled = artifacts.has("corpus/labels")
     examples = []
-    for example, row in rows:
-        text = str(texts[row])
-        text = text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
-        label = f"[{labels[row]}] " if labels is not None else ""
+    for example in sorted({p["example"] for p in tokens["points"]}):
+        item = shown[example]
+        text = item.text if len(item.text) <= TEXT_LIMIT else item.text[: TEXT_LIMIT - 1] + "…"
+        label = f"[{item.label}] " if labelled and item.in_corpus else ""
         examples.append(f"{example + 1}. {label}{text}")
     return {
         "tokens": [p["token"] for p in tokens["points"]],
