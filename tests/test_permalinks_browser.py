@@ -6,8 +6,13 @@ view and its chart. Generic over `PAGES` and over whatever controls a page has.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from browser_support import file_url, open_page
+from cards import TEST_CORPUS
+from test_render import parse
 
 from generator.render.pages import PAGES
 
@@ -170,3 +175,179 @@ def test_copy_link_names_the_view_and_its_chart(page, tiny_build):
     assert page.evaluate("(l) => window.Atlas.parseFragment(l.split('#')[1])", whole) == {
         "metric": metric
     }
+
+
+# --- Linked views --------------------------------------------------------------------------------
+
+# Centre (viewport pixels) of the first drawn mark of a chart whose datum has `fields` equal to
+# the given values (an empty object: any datum with a `row`, `layer` or `head`).
+MARK_JS = """([chart, fields]) => {
+  const nodes = Array.from(document.querySelectorAll('#' + chart + ' svg path, #' + chart + ' svg rect'));
+  const node = nodes.find((n) => {
+    const item = n.__data__;
+    if (!item || !item.datum || item.opacity === 0 || item.mark.marktype === 'group') return false;
+    return Object.keys(fields).every((k) => item.datum[k] === fields[k]);
+  });
+  if (!node) return null;
+  node.scrollIntoView({block: 'center'});
+  const r = node.getBoundingClientRect();
+  return [r.left + r.width / 2, r.top + r.height / 2];
+}"""
+
+
+def click_mark(page, chart: str, **fields) -> None:
+    """Click the mark of `chart` whose datum holds `fields`, as a reader would."""
+    point = page.evaluate(MARK_JS, [chart, fields])
+    assert point is not None, f"no mark of {chart} with {fields}"
+    page.mouse.move(*point)
+    page.mouse.click(*point)
+
+
+def control_values(page) -> dict:
+    return {c["key"]: c["value"] for c in page.evaluate(CONTROLS_JS)}
+
+
+def test_head_cells_open_their_attention_view_for_the_current_example(page, tiny_build):
+    _, out, _ = tiny_build
+    folder = out / "tiny-bert"
+    # The attention page remembers the example chosen last (for the tab).
+    open_page(page, file_url(folder / "attention.html") + "#example=2").assert_clean()
+    open_page(page, file_url(folder / "heads.html")).assert_clean()
+    with page.expect_navigation():
+        click_mark(page, "chart-heads-heatmap", layer=1, head=2)
+    page.wait_for_function("() => window.__atlasReady === true")
+    assert page.url.endswith("attention.html#layer=1&head=2&example=2")
+    assert {k: v for k, v in control_values(page).items() if k in ("layer", "head", "example")} == {
+        "layer": "1",
+        "head": "2",
+        "example": "2",
+    }
+    selection = page.get_attribute("#chart-attention-heatmap", "data-selection")
+    assert "example 2, layer 1, head 2" in selection
+
+    for chart in ("chart-head-ablation", "chart-head-gradient", "chart-head-agreement"):
+        open_page(page, file_url(folder / "attributions.html")).assert_clean()
+        with page.expect_navigation():
+            click_mark(page, chart, layer=0, head=3)
+        page.wait_for_function("() => window.__atlasReady === true")
+        values = control_values(page)
+        assert (values["layer"], values["head"]) == ("0", "3"), chart
+
+
+def test_a_map_point_shows_its_details_and_links_its_showcase_views(page, tiny_build):
+    from cards import TINY_SHOWCASE_TEXTS
+
+    _, out, _ = tiny_build
+    folder = out / "tiny-bert"
+    data = json.loads(
+        dict((a.get("id"), t) for a, t in parse(folder / "representations.html").scripts)[
+            "representations-data"
+        ]
+    )
+    row = TINY_SHOWCASE_TEXTS[1]  # a corpus row id: showcase example 2 (index 1)
+    open_page(page, file_url(folder / "representations.html")).assert_clean()
+    click_mark(page, "chart-rep-map", row=row)
+    page.wait_for_function(
+        f"() => document.getElementById('point-details').dataset.row === '{row}'"
+    )
+    details = page.inner_text("#point-details")
+    assert data["texts"][row] in details
+    assert data["label_names"][data["labels"][row]] in details
+    layer = control_values(page)["layer"]
+    neighbours = data["neighbours"]["layers"][int(layer)][row]
+    shown = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#point-details [data-row]'), (b) => +b.dataset.row)"
+    )
+    assert shown == neighbours and row not in neighbours
+    # row 7 is a train row: the probe never predicts it (held-out texts only)
+    assert "not predicted" in details
+    links = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#point-details a.showcase-link'), (a) => a.getAttribute('href'))"
+    )
+    assert links == ["attention.html#example=1", "attributions.html#example=1"]
+    with page.expect_navigation():
+        page.click("#point-details a.showcase-link >> nth=0")
+    page.wait_for_function("() => window.__atlasReady === true")
+    assert control_values(page)["example"] == "1"
+    assert data["texts"][row] in page.inner_text("#example-text")
+
+    # A held-out point: the probe's prediction at the layer, right or wrong.
+    held_out = data["evaluated"][0]
+    open_page(page, file_url(folder / "representations.html")).assert_clean()
+    click_mark(page, "chart-rep-map", row=held_out)
+    page.wait_for_function(
+        f"() => document.getElementById('point-details').dataset.row === '{held_out}'"
+    )
+    code = data["predicted"][control_values(page)["pooling"]][int(layer)][0]
+    assert f"probe at layer {layer}\n{data['label_names'][code]}" in page.inner_text(
+        "#point-details"
+    )
+
+
+def test_search_filters_and_marks_the_texts(page, tiny_build):
+    _, out, _ = tiny_build
+    url = file_url(out / "tiny-bert" / "representations.html")
+    open_page(page, url + "#search=Bank").assert_clean()
+    drawn = page.evaluate(
+        "() => window.Atlas.views['chart-rep-map'].data('points').map((p) => p.text)"
+    )
+    assert drawn and all("bank" in text.lower() for text in drawn)
+    marks = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#search-results mark'), (m) => m.textContent)"
+    )
+    assert marks and all(m.lower() == "bank" for m in marks)
+    page.fill("#select-search", "")
+    settle(page)
+    assert page.evaluate("() => window.Atlas.views['chart-rep-map'].data('points').length") == 75
+    assert "search" not in page.evaluate("() => window.location.hash")
+
+
+def test_named_showcase_texts_come_first(page, tiny_build):
+    from cards import OUTSIDE_TEXT, TINY_SHOWCASE_TEXTS
+
+    _, out, _ = tiny_build
+    folder = out / "tiny-bert"
+    lines = Path(TEST_CORPUS).read_text(encoding="utf-8").splitlines()
+    corpus = [json.loads(line)["text"] for line in lines]
+    expected = [OUTSIDE_TEXT, corpus[TINY_SHOWCASE_TEXTS[1]], TINY_SHOWCASE_TEXTS[2]]
+    open_page(page, file_url(folder / "attention.html")).assert_clean()
+    assert page.inner_text("#example-text") == OUTSIDE_TEXT  # no label: not a corpus text
+    for example, text in enumerate(expected):
+        page.select_option("#select-example", str(example))
+        settle(page)
+        assert page.inner_text("#example-text").endswith(text)  # after "[label] "
+    assert "not in the corpus" in page.inner_text(".lede")
+    open_page(page, file_url(folder / "attributions.html")).assert_clean()
+    assert OUTSIDE_TEXT in page.inner_text("#attr-facts")
+
+
+def test_every_finding_opens_a_rendered_chart(page, tiny_build):
+    _, out, _ = tiny_build
+    folder = out / "tiny-bert"
+    open_page(page, file_url(folder / "index.html")).assert_clean()
+    links = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#findings-summary a.finding-link'), (a) => a.href)"
+    )
+    topics = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#findings-summary li'), (li) => li.dataset.topic)"
+    )
+    assert {
+        "probing",
+        "heads-special",
+        "heads-previous",
+        "importance",
+        "pruning",
+        "dimensions",
+    } <= set(topics)
+    snippet = (folder / "card-snippet.md").read_text(encoding="utf-8")
+    for link in links:
+        page.goto("about:blank")
+        open_page(page, link).assert_clean()
+        params = page.evaluate("(l) => window.Atlas.parseFragment(l.split('#')[1])", link)
+        chart = params.pop("chart")
+        figure = page.locator(f"#figure-{chart}")
+        assert "linked" in figure.get_attribute("class"), link
+        assert figure.locator("svg [class*='mark-']").count() > 0, link
+        values = control_values(page)
+        assert {key: values.get(key) for key in params} == params, link
+        assert link.split("tiny-bert/", 1)[1] in snippet  # the snippet names the same view

@@ -15,6 +15,7 @@ from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
 from generator.render.environment import environment, templates_dir
 from generator.render.figures import export_charts
+from generator.render.findings import fact_link, findings
 from generator.render.pages import PAGES, Page
 from generator.render.snippet import SNIPPET, card_snippet, normalize_base_url
 
@@ -79,6 +80,12 @@ def model_summary(card, artifacts: Artifacts, tables: dict | None = None) -> dic
     }
 
 
+def page_findings(tables: dict, pages) -> list[dict]:
+    """Return the findings whose page is rendered, each with its permalink (`link`)."""
+    shown = {page.filename for page in pages}
+    return [{**fact, "link": fact_link(fact)} for fact in findings(tables) if fact["page"] in shown]
+
+
 def render_model(
     card,
     artifacts: Artifacts,
@@ -121,6 +128,7 @@ def render_model(
     with staged_folder(final) as staging:
         assets = copy_assets(templates_dir(), cache_dir, staging)
         pages = model_pages(artifacts)
+        summary["findings"] = page_findings(tables, pages)
         contexts = [(page, page.context(artifacts, tables)) for page in pages]
         figures = export_charts(contexts, staging)
         for page, context in contexts:

@@ -19,6 +19,11 @@
  * file:// refuses it). Page scripts that change controls without an event call
  * Atlas.saveState().
  *
+ * Linked views: Atlas.linkOnClick(chartId, target) opens target(datum) -> {page, params} (or
+ * null: no link) when a mark of the chart is clicked; Atlas.link(page, params) is that URL.
+ * Links to a head carry the showcase example last chosen on the attention or attributions
+ * page (Atlas.lastExample, kept for the browser tab in sessionStorage).
+ *
  * "Copy link" buttons (`button.copy-link`, one per chart and one per page) copy the page's
  * permalink; a chart's button adds `chart=ID`. window.__atlasReady waits for the fragment to
  * be applied (Atlas.settle: no chart being re-embedded or re-run). */
@@ -159,8 +164,52 @@
     return params;
   }
 
+  var EXAMPLE_KEY = "model-atlas-example";
+
+  function remember() {
+    registered.forEach(function (c) {
+      if (c.key !== "example") return;
+      try { window.sessionStorage.setItem(EXAMPLE_KEY, read(c)); } catch (e) { /* storage off */ }
+    });
+  }
+
+  /* The showcase example last chosen in this tab (a string), or null. */
+  Atlas.lastExample = function () {
+    try { return window.sessionStorage.getItem(EXAMPLE_KEY); } catch (e) { return null; }
+  };
+
+  Atlas.link = function (page, params) {
+    var text = format(params || {});
+    return page + (text ? "#" + text : "");
+  };
+
+  Atlas.linkOnClick = function (chartId, target) {
+    Atlas.onMount(chartId, function (view) {
+      view.addEventListener("click", function (event, item) {
+        var found = item && item.datum ? target(item.datum) : null;
+        if (found) window.location.href = Atlas.link(found.page, found.params);
+      });
+    });
+  };
+
+  /* Attention-page kind index of a head-importance row's kind (encoder-decoders). */
+  var KINDS = { "encoder self-attention": 0, "decoder self-attention": 1, "cross-attention": 2 };
+
+  /* A head's attention view (datum: layer, head, optional kind), for the last example. */
+  Atlas.headLink = function (datum) {
+    if (datum.layer === undefined || datum.head === undefined) return null;
+    var params = {};
+    if (datum.kind !== undefined && KINDS[datum.kind] !== undefined) params.kind = KINDS[datum.kind];
+    params.layer = datum.layer;
+    params.head = datum.head;
+    var example = Atlas.lastExample();
+    if (example !== null) params.example = example;
+    return { page: "attention.html", params: params };
+  };
+
   function save() {
     if (applying) return;
+    remember();
     var text = format(current());
     if (text === window.location.hash.replace(/^#/, "")) return;
     var url = window.location.href.split("#")[0] + (text ? "#" + text : "");
@@ -184,6 +233,7 @@
     } finally {
       applying = false;
     }
+    remember();
   }
 
   /* --- Links ----------------------------------------------------------------------------- */

@@ -16,6 +16,7 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.render.charts import representations as charts
 from generator.render.pages.common import Page, chart
+from generator.render.pages.representation_links import link_data, misclassified_view
 from generator.showcase_rows import showcase_texts
 
 TEXT_LIMIT = 200  # characters of a text kept for tooltips
@@ -194,7 +195,10 @@ def layer_zero(separability: list[dict], reference: str, pooling: str) -> dict |
 
 def map_caption(several: bool) -> str:
     """Caption of the sequence-embedding map; alignment across checkpoints only when there are."""
-    text = "Each point is one text, coloured by label and shaped by split; hover for the text."
+    text = (
+        "Each point is one text, coloured by label and shaped by split; hover for the text, "
+        "click it for its details and nearest neighbours."
+    )
     if several:
         text += (
             " PCA axes come from the card's own model and every checkpoint is projected on "
@@ -326,6 +330,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
         ],
         "token_map": tokens,
         "constant": [[c["checkpoint"], c["pooling"], c["layer"], c["reason"]] for c in constant],
+        **link_data(artifacts, tables, points["label_names"]),
     }
     # "charts": the same chart descriptions, for the figure export (it adds download links).
     table = probe_table(separability, reference, lexical) if protocol is not None else []
@@ -340,6 +345,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
         "figures": figures,
         "charts": list(figures.values()),
         "rep_data": data,
+        "misclassified": misclassified_view(tables, points["texts"], first, summary),
     }
 
 
