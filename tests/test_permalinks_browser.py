@@ -351,3 +351,24 @@ def test_every_finding_opens_a_rendered_chart(page, tiny_build):
         values = control_values(page)
         assert {key: values.get(key) for key in params} == params, link
         assert link.split("tiny-bert/", 1)[1] in snippet  # the snippet names the same view
+
+
+def test_a_dimension_of_the_outlier_table_opens_its_values_per_token(page, tiny_build):
+    _, out, _ = tiny_build
+    folder = out / "tiny-bert"
+    data = json.loads(
+        dict((a.get("id"), t) for a, t in parse(folder / "activations.html").scripts)[
+            "activations-data"
+        ]
+    )["dimension_tokens"]
+    open_page(page, file_url(folder / "activations.html")).assert_clean()
+    buttons = page.locator("#outlier-table button.dim-link")
+    key = buttons.nth(buttons.count() - 1).get_attribute("data-dim")
+    assert key != page.evaluate("() => document.getElementById('select-dim').value")
+    buttons.nth(buttons.count() - 1).click()
+    settle(page)
+    assert control_values(page)["dim"] == key
+    rows = page.evaluate("() => window.Atlas.views['chart-activations-dimension'].data('rows')")
+    assert [r["value"] for r in rows] == data["values"][key][0]
+    assert [r["token_label"][5:] for r in rows] == data["tokens"][0]
+    assert page.evaluate("() => window.Atlas.parseFragment(window.location.hash)")["dim"] == key
