@@ -203,6 +203,11 @@ def click_mark(page, chart: str, **fields) -> None:
     page.mouse.click(*point)
 
 
+def page_json(path: Path, script_id: str):
+    """Return the JSON data block `script_id` of a built page."""
+    return json.loads(dict((a.get("id"), t) for a, t in parse(path).scripts)[script_id])
+
+
 def control_values(page) -> dict:
     return {c["key"]: c["value"] for c in page.evaluate(CONTROLS_JS)}
 
@@ -239,11 +244,7 @@ def test_a_map_point_shows_its_details_and_links_its_showcase_views(page, tiny_b
 
     _, out, _ = tiny_build
     folder = out / "tiny-bert"
-    data = json.loads(
-        dict((a.get("id"), t) for a, t in parse(folder / "representations.html").scripts)[
-            "representations-data"
-        ]
-    )
+    data = page_json(folder / "representations.html", "representations-data")
     row = TINY_SHOWCASE_TEXTS[1]  # a corpus row id: showcase example 2 (index 1)
     open_page(page, file_url(folder / "representations.html")).assert_clean()
     click_mark(page, "chart-rep-map", row=row)
@@ -356,11 +357,7 @@ def test_every_finding_opens_a_rendered_chart(page, tiny_build):
 def test_a_dimension_of_the_outlier_table_opens_its_values_per_token(page, tiny_build):
     _, out, _ = tiny_build
     folder = out / "tiny-bert"
-    data = json.loads(
-        dict((a.get("id"), t) for a, t in parse(folder / "activations.html").scripts)[
-            "activations-data"
-        ]
-    )["dimension_tokens"]
+    data = page_json(folder / "activations.html", "activations-data")["dimension_tokens"]
     open_page(page, file_url(folder / "activations.html")).assert_clean()
     buttons = page.locator("#outlier-table button.dim-link")
     key = buttons.nth(buttons.count() - 1).get_attribute("data-dim")
