@@ -72,6 +72,7 @@ class ModelCard:
     split_field: str | None = None
     max_length: int = 128
     showcase: int = 8
+    showcase_texts: tuple[int | str, ...] = ()
     pooling: str = "mean"
     task: str | None = None
     checkpoints: tuple[Checkpoint, ...] = ()
@@ -127,6 +128,7 @@ class ModelCard:
             "split_field": self.split_field,
             "max_length": self.max_length,
             "showcase": self.showcase,
+            **({"showcase_texts": list(self.showcase_texts)} if self.showcase_texts else {}),
             "checkpoints": [{"name": c.name, "model": c.model} for c in self.checkpoints],
             "dtype": self.dtype,
             "store_dtype": self.store_dtype,
@@ -354,6 +356,7 @@ def _validate(data: dict, folder: Path, problems: list[str]) -> dict[str, Any]:
     values["generation_steps"] = _integer(
         data, "generation_steps", GENERATION_STEPS_RANGE, DEFAULT_GENERATION_STEPS, problems
     )
+    values["showcase_texts"] = _showcase_texts(data, corpus, values["showcase"], problems)
     values["pooling"] = _choice(data, "pooling", POOLINGS, "mean", problems)
     values["task"] = _choice(data, "task", TASKS, None, problems, nullable=True)
     values["checkpoints"] = _checkpoints(data, folder, problems)
@@ -403,6 +406,48 @@ def _seq2seq_keys(data: dict, corpus: str | None, values: dict, problems: list[s
     values["max_target_length"] = _integer(
         data, "max_target_length", MAX_TARGET_LENGTH_RANGE, DEFAULT_MAX_TARGET_LENGTH, problems
     )
+
+
+def _showcase_texts(
+    data: dict, corpus: str | None, count: int, problems: list[str]
+) -> tuple[int | str, ...]:
+    """Return the validated `showcase_texts` (corpus row ids and texts), appending problems."""
+    raw = data.get("showcase_texts")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        problems.append(
+            f"'showcase_texts' must be a list of texts or corpus row ids, got {_got(raw)}"
+        )
+        return ()
+    if corpus is None:
+        problems.append("'showcase_texts' needs a 'corpus': add one or remove 'showcase_texts'")
+    if len(raw) > count:
+        problems.append(
+            f"'showcase_texts' lists {len(raw)} texts but 'showcase' is {count}:"
+            f" raise 'showcase' to at least {len(raw)} or list fewer texts"
+        )
+    found: list[int | str] = []
+    for index, item in enumerate(raw):
+        shown = f"'showcase_texts[{index}]'"
+        if isinstance(item, int) and not isinstance(item, bool):
+            if item < 0:
+                problems.append(f"{shown} must be a corpus row id (0 or more), got {item}")
+                continue
+        elif not isinstance(item, str):
+            problems.append(f"{shown} must be a text or a corpus row id, got {_got(item)}")
+            continue
+        elif not item.strip():
+            problems.append(f"{shown} is an empty text: give the text or remove the entry")
+            continue
+        elif unusable_character(item):
+            problems.append(f"{shown} has {unusable_character(item)}: remove it")
+            continue
+        if item in found:
+            problems.append(f"{shown} repeats {_short(item)}: list each text once")
+            continue
+        found.append(item)
+    return tuple(found)
 
 
 def _mesh(data: dict, problems: list[str]) -> MeshShape | None:

@@ -103,6 +103,7 @@ ARRAYS = (
     Array("checkpoints/NAME/corpus/unit_token_sum", "text layer d_model", "float32", "checkpoints"),
     # showcase/: full captures of the showcase examples (capture.py; encoder-decoders seq2seq.py)
     Array("showcase/index", "example", "int", _C),
+    Array("showcase/extra_texts", "extra", "str", _C),
     Array("showcase/input_ids", "example token", "int32", _C),
     Array("showcase/attention_mask", "example token", "int32", _C),
     Array("showcase/special_mask", "example token", "int32", _C),
@@ -261,6 +262,8 @@ TABLES = (
     Table("representation_cka_to_reference", "representations"),
     Table("representation_anisotropy", "representations"),
     Table("representation_tokens", "representations"),
+    Table("representation_predictions", "representations"),
+    Table("representation_neighbours", "representations"),
 )
 
 

@@ -18,6 +18,14 @@ DEMO_CORPUS = "package:generator/data/demo_corpus.jsonl"
 # stay fast while keeping labels and both splits. The default card still uses the full corpus.
 TEST_CORPUS = str(FIXTURES / "corpus-small.jsonl")
 DEFAULT_CARD = Path(__file__).resolve().parents[1] / "model_cards" / "all-minilm-l6-v2.md"
+# The tiny build's `showcase_texts`: a text the corpus does not hold, a train row by id and a
+# corpus text (row 1); the showcase's fourth example is chosen as usual.
+OUTSIDE_TEXT = "A lighthouse keeper counted the ships that passed the cape at dawn."
+TINY_SHOWCASE_TEXTS = [
+    OUTSIDE_TEXT,
+    7,
+    "The bank raised its mortgage rate by a quarter point on Monday.",
+]
 
 
 def write_card(folder: Path, prose: str = "A tiny random BERT for tests.", **settings) -> Path:

@@ -83,10 +83,10 @@ def build_card_once(root: Path, card_path: Path) -> tuple[Path, Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory):
     """Build the tiny-BERT card once: returns (card path, site folder, artifacts folder)."""
-    from cards import write_card
+    from cards import TINY_SHOWCASE_TEXTS, write_card
 
     root = tmp_path_factory.mktemp("tiny-build")
-    return build_card_once(root, write_card(root / "cards"))
+    return build_card_once(root, write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS))
 
 
 @pytest.fixture(scope="session")

@@ -582,3 +582,40 @@ def test_duplicate_key_names_the_key_and_both_lines(tmp_path: Path) -> None:
     assert "'model' is set twice in the front matter (lines 6 and 7)" in problems_of(
         write_card(tmp_path, nested)
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("[3, 'a text', 0]", None),
+        ("a text", "'showcase_texts' must be a list of texts or corpus row ids, got the string"),
+        ("[]", "'showcase_texts' must be a list of texts or corpus row ids"),
+        ("[-1]", "'showcase_texts[0]' must be a corpus row id (0 or more), got -1"),
+        ("[1, true]", "'showcase_texts[1]' must be a text or a corpus row id, got a boolean"),
+        ("[1.5]", "'showcase_texts[0]' must be a text or a corpus row id, got a number"),
+        ("['  ']", "'showcase_texts[0]' is an empty text: give the text or remove the entry"),
+        ("[{a: 1}]", "'showcase_texts[0]' must be a text or a corpus row id, got a mapping"),
+        ("[2, 2]", "'showcase_texts[1]' repeats 2: list each text once"),
+        ("[1, 2, 3, 4, 5]", "'showcase_texts' lists 5 texts but 'showcase' is 4"),
+    ],
+)
+def test_showcase_texts_problems(tmp_path: Path, value: str, expected: str | None) -> None:
+    (tmp_path / "corpus.txt").write_text("one\ntwo\n", encoding="utf-8")
+    path = write_card(
+        tmp_path, f"name: x\nmodel: org/x\ncorpus: corpus.txt\nshowcase: 4\nshowcase_texts: {value}"
+    )
+    if expected is None:
+        card = load_card(path)
+        assert card.showcase_texts == (3, "a text", 0)
+        assert card.extraction_settings()["showcase_texts"] == [3, "a text", 0]
+        return
+    message = problems_of(path)
+    assert "1 problem(s)" in message
+    assert expected in message
+
+
+def test_showcase_texts_need_a_corpus_and_stay_out_of_the_key_when_absent(tmp_path: Path) -> None:
+    message = problems_of(write_card(tmp_path, "name: x\nmodel: org/x\nshowcase_texts: [1]"))
+    assert "'showcase_texts' needs a 'corpus'" in message
+    plain = load_card(write_card(tmp_path, "name: x\nmodel: org/x", name="plain.md"))
+    assert "showcase_texts" not in plain.extraction_settings()  # older cache keys unchanged

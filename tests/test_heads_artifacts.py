@@ -59,9 +59,11 @@ def test_special_mask_marks_cls_and_sep_only(tiny):
 
 def test_corpus_metrics_of_showcase_rows_equal_numpy_metrics(tiny):
     rows = np.asarray(tiny.array("showcase/index"))
-    att = np.asarray(tiny.array("showcase/attentions"), dtype=np.float64)
-    mask = np.asarray(tiny.array("showcase/attention_mask"))
-    special = np.asarray(tiny.array("showcase/special_mask")) > 0
+    inside = rows < len(tiny.array("corpus/texts"))  # extra showcase texts: no corpus rows
+    rows = rows[inside]
+    att = np.asarray(tiny.array("showcase/attentions"), dtype=np.float64)[inside]
+    mask = np.asarray(tiny.array("showcase/attention_mask"))[inside]
+    special = np.asarray(tiny.array("showcase/special_mask"))[inside] > 0
     want = reference_metrics(att, mask, mask, special, causal=False)
     got = np.asarray(tiny.array("corpus/head_metrics"))[rows]
     n = mask.sum(1).astype(np.float64)[:, None, None]  # tokens per example

@@ -201,6 +201,8 @@ def test_stored_neuron_arrays_match_a_numpy_recomputation(tiny_build):
     showcase = np.asarray(artifacts.array("showcase/mlp_top"), np.float64)
     mask = np.asarray(artifacts.array("showcase/attention_mask")).astype(bool)
     for example, row in enumerate(artifacts.array("showcase/index")):
+        if row >= len(per_text):
+            continue  # a showcase text outside the corpus
         n = int(mask[example].sum())
         for layer in range(n_layers):
             np.testing.assert_allclose(

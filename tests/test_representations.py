@@ -101,9 +101,11 @@ def test_tsne_maps_are_byte_identical_across_builds(tiny_build, tmp_path):
 def test_token_sums_match_the_showcase_hidden_states(tiny_build):
     _, _, artifacts_root = tiny_build
     artifacts = open_artifacts(artifacts_root / "tiny-bert")
-    index = artifacts.array("showcase/index")
-    mask = np.asarray(artifacts.array("showcase/attention_mask"), dtype=bool)
-    hidden = np.asarray(artifacts.array("showcase/hidden_states"), dtype=np.float64)
+    index = np.asarray(artifacts.array("showcase/index"))
+    inside = index < len(artifacts.array("corpus/texts"))  # extra texts have no corpus rows
+    index = index[inside]
+    mask = np.asarray(artifacts.array("showcase/attention_mask"), dtype=bool)[inside]
+    hidden = np.asarray(artifacts.array("showcase/hidden_states"), dtype=np.float64)[inside]
     units = hidden / np.linalg.norm(hidden, axis=-1, keepdims=True)
     expected = (units * mask[:, None, :, None]).sum(axis=2)
     np.testing.assert_allclose(artifacts.array("corpus/unit_token_sum")[index], expected, atol=1e-4)

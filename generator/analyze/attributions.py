@@ -7,6 +7,7 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.attribution.heads import spearman
 from generator.attribution.rollout import attention_rollout, encoder_decoder_rollout
+from generator.showcase_rows import showcase_texts
 
 METHODS = ("grad_norm", "grad_input", "integrated_gradients", "rollout")
 
@@ -52,13 +53,11 @@ def attribution_tables(artifacts: Artifacts) -> dict:
     mask = np.asarray(artifacts.array("showcase/attention_mask")).astype(bool)
     tokens = artifacts.array("showcase/tokens")
     rollout_of = showcase_rollout(artifacts, task)
-    rows = artifacts.array("showcase/index")
-    texts = artifacts.array("corpus/texts")
-    labels = artifacts.array("corpus/labels") if artifacts.has("corpus/labels") else None
+    shown = showcase_texts(artifacts)
     scores = {name: np.asarray(artifacts.array(f"attribution/{name}")) for name in METHODS[:3]}
     position = artifacts.array("attribution/target_position")
     token_rows, example_rows = [], []
-    for example, row in enumerate(rows):
+    for example, item in enumerate(shown):
         visible = mask[example]
         rollout = rollout_of(example, visible, position[example])
         for index, pos in enumerate(np.flatnonzero(visible)):
@@ -74,9 +73,9 @@ def attribution_tables(artifacts: Artifacts) -> dict:
         example_rows.append(
             {
                 "example": example,
-                "row": int(row),
-                "text": str(texts[row]),
-                "label": str(labels[row]) if labels is not None else "",
+                "row": item.row,
+                "text": item.text,
+                "label": item.label,
                 "objective": round(float(artifacts.array("attribution/objective")[example]), 6),
                 "baseline_objective": round(
                     float(artifacts.array("attribution/baseline_objective")[example]), 6

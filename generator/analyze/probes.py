@@ -309,7 +309,9 @@ def accuracy(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(np.asarray(predicted) == np.asarray(truth)))
 
 
-def scored(make_probe, x, y: np.ndarray, protocol: Protocol, repeated: tuple = ()) -> tuple:
+def scored(
+    make_probe, x, y: np.ndarray, protocol: Protocol, repeated: tuple = (), predicted=None
+) -> tuple:
     """Return (held-out accuracy, standard error) of a probe; see the module docstring.
 
     Args:
@@ -318,9 +320,11 @@ def scored(make_probe, x, y: np.ndarray, protocol: Protocol, repeated: tuple = (
         y: [sample] labels.
         protocol: the folds the accuracy is measured on.
         repeated: re-splits (`resplits`) whose spread is the standard error.
+        predicted: the probe's `held_out_predictions` on `protocol`, when already made.
     """
     y = np.asarray(y).astype(str)
-    predicted = held_out_predictions(lambda: make_probe(protocol), x, y, protocol)
+    if predicted is None:
+        predicted = held_out_predictions(lambda: make_probe(protocol), x, y, protocol)
     truth = y[protocol.evaluated]
     value, binomial = accuracy_with_error(predicted, truth)
     if repeated:
@@ -363,15 +367,18 @@ def separability(
 
     Returns:
         {"linear": (accuracy, se), "knn": (accuracy, se), "silhouette": float or None,
-        "constant": bool, and "control": (accuracy, binomial se) when `control` is given}.
+        "constant": bool, "predicted": the linear probe's [evaluated] held-out predictions,
+        and "control": (accuracy, binomial se) when `control` is given}.
         A constant input (`is_constant`) gets no silhouette; its probes can only guess.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(labels).astype(str)
     constant = is_constant(x)
     evaluated = protocol.evaluated
+    predicted = held_out_predictions(linear_probe, x, y, protocol)
     scores = {
-        "linear": scored(lambda p: linear_probe(), x, y, protocol, repeated),
+        "linear": scored(lambda p: linear_probe(), x, y, protocol, repeated, predicted),
+        "predicted": predicted,
         "knn": scored(_knn_for, x, y, protocol, repeated),
         "silhouette": None if constant else silhouette(x[evaluated], y[evaluated]),
         "constant": constant,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from generator.artifacts import Artifacts
+from generator.showcase_rows import showcase_texts
 
 COORDINATE_BUDGET = 160_000  # x and y numbers over all heads (about 1 MB of JSON)
 DIGITS = 3
@@ -117,15 +118,13 @@ def qk_analysis(artifacts: Artifacts) -> dict:
     """Analysis entry point: the `qk_geometry` table when queries and keys were captured."""
     if not (artifacts.has("showcase/queries") and artifacts.has("showcase/keys")):
         return {}
-    rows = artifacts.array("showcase/index")
-    texts = artifacts.array("corpus/texts")
-    labels = artifacts.array("corpus/labels") if artifacts.has("corpus/labels") else None
+    shown = showcase_texts(artifacts)
     table = qk_geometry(
         artifacts.array("showcase/queries"),
         artifacts.array("showcase/keys"),
         np.asarray(artifacts.array("showcase/attention_mask")),
         artifacts.array("showcase/tokens"),
-        [str(texts[r]) for r in rows],
-        labels=[str(labels[r]) if labels is not None else "" for r in rows],
+        [item.text for item in shown],
+        labels=[item.label for item in shown],
     )
     return {"qk_geometry": table}

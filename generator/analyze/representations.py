@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from generator.analyze import geometry, probes
+from generator.analyze import representation_points as points
 from generator.analyze.pca import fit_pca
 from generator.analyze.projections import (
     MIN_TSNE_SAMPLES,
@@ -90,6 +91,7 @@ def separability_rows(
     *,
     repeated: tuple = (),
     control: np.ndarray | None = None,
+    predictions: list | None = None,
 ) -> list[dict]:
     """Return probe, silhouette, control-task and selectivity rows for every layer.
 
@@ -101,10 +103,13 @@ def separability_rows(
         pooling: the pooling of the rows.
         repeated: re-splits for the standard errors (probes.resplits).
         control: [text] control-task labels (probes.control_labels), or None for no control.
+        predictions: a list that gets each layer's linear-probe held-out predictions, or None.
     """
     rows = []
     for layer in range(embeddings.shape[1]):
         scores = probes.separability(embeddings[:, layer], labels, protocol, repeated, control)
+        if predictions is not None:
+            predictions.append(scores["predicted"])
         base = {
             "checkpoint": checkpoint,
             "pooling": pooling,
@@ -408,7 +413,7 @@ def _representations(artifacts: Artifacts) -> dict:
     lengths = np.asarray(artifacts.array("corpus/token_lengths"))
 
     separability, cka, cka_reference, anisotropy = [], [], [], []
-    pooled = {}
+    pooled, predicted = {}, {}
     timings = {"probes": 0.0, "projections": 0.0, "cka": 0.0, "lexical": 0.0}
     for pooling in poolings(artifacts):
         embeddings = {
@@ -417,8 +422,16 @@ def _representations(artifacts: Artifacts) -> dict:
         for label, x in embeddings.items():
             clock = time.perf_counter()
             if protocol is not None:
+                layers = predicted.setdefault(pooling, []) if label == reference else None
                 separability += separability_rows(
-                    x, labels, protocol, label, pooling, repeated=repeated, control=control
+                    x,
+                    labels,
+                    protocol,
+                    label,
+                    pooling,
+                    repeated=repeated,
+                    control=control,
+                    predictions=layers,
                 )
             timings["probes"] += time.perf_counter() - clock
             clock = time.perf_counter()
@@ -481,4 +494,10 @@ def _representations(artifacts: Artifacts) -> dict:
         "representation_cka_to_reference": cka_reference,
         "representation_anisotropy": anisotropy,
         "representation_tokens": token_maps(artifacts),
+        "representation_predictions": points.prediction_table(predicted, labels, evaluated)
+        if protocol is not None
+        else {},
+        "representation_neighbours": points.neighbour_table(
+            pooled[poolings(artifacts)[0]][reference], poolings(artifacts)[0]
+        ),
     }

@@ -191,16 +191,18 @@ def class_references(pooled_last: np.ndarray, labels, rows: np.ndarray) -> np.nd
     """Centroid of each row's class (or of the corpus) of last-layer mean-pooled embeddings.
 
     Without the corpus embeddings (None: representations left out), zeros [row, 1]: only the
-    embedding objective reads references.
+    embedding objective reads references. A row past the corpus (a showcase text not in it, so
+    without a label) gets the corpus's centroid.
     """
     if pooled_last is None:
         return np.zeros((len(rows), 1), np.float32)
     pooled_last = np.asarray(pooled_last, dtype=np.float32)
+    whole = pooled_last.mean(axis=0)
     if labels is None:
-        return np.repeat(pooled_last.mean(axis=0, keepdims=True), len(rows), axis=0)
+        return np.repeat(whole[None], len(rows), axis=0)
     labels = np.asarray(labels)
     centroids = {label: pooled_last[labels == label].mean(axis=0) for label in np.unique(labels)}
-    return np.stack([centroids[labels[row]] for row in rows])
+    return np.stack([centroids[labels[row]] if row < len(labels) else whole for row in rows])
 
 
 def attribution_context(

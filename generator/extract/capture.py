@@ -47,7 +47,12 @@ from generator.extract.corpus_pass import (  # noqa: F401 (NonFiniteActivations 
     special_mask,
     stream_corpus,
 )
-from generator.extract.showcase import choose_showcase, showcase_batch
+from generator.extract.showcase import (
+    choose_showcase,
+    resolve_showcase_texts,
+    showcase_batch,
+    showcase_tokens,
+)
 from generator.extract.stored_strings import strings_array, token_rows
 from generator.extract.tokenize import (
     load_tokenizer,
@@ -191,6 +196,7 @@ class ExtractRun:
     streamed: dict = field(default_factory=dict)
     batches: list = field(default_factory=list)
     showcase: object = None
+    showcase_tokens: object = None  # the corpus's tokens, then the extra showcase texts'
     width: int = 0
     decoder: tuple = ()
     timings: list = field(default_factory=list)  # one {step, seconds, compile_seconds}
@@ -444,8 +450,8 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     run.batches = plan_batches(
         run.tokens.lengths, run.max_length, multiple=sharding.data_size(run.mesh)
     )
-    run.showcase = choose_showcase(n_texts, card.showcase, run.corpus.labels, run.corpus.splits)
-    width = bucket_length(int(max(run.tokens.lengths[run.showcase])), run.max_length)
+    plan_showcase(run)
+    width = bucket_length(int(max(run.showcase_tokens.lengths[run.showcase])), run.max_length)
     summary = memory_summary(card, run.loaded, run.batches, (len(run.showcase), width))
     log.info("%s: %s", card.name, summary)
     if run.notify is not None:
@@ -493,6 +499,22 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
         budget = f"{rows} texts x ({heads} head ablations + {masks - heads} pruning masks)"
         steps.append(StepEstimate("head_importance", budget, (masks + BACKWARD) * sample))
     return steps
+
+
+def plan_showcase(run: ExtractRun) -> None:
+    """Choose the showcase rows: the card's `showcase_texts` first, then round-robin."""
+    card, corpus = run.card, run.corpus
+    rows, extra = resolve_showcase_texts(
+        card.showcase_texts, corpus.texts, has_targets=run.seq2seq and card.target_field is not None
+    )
+    run.showcase = choose_showcase(
+        len(corpus), card.showcase, corpus.labels, corpus.splits, first=rows
+    )
+    run.showcase_tokens = showcase_tokens(run.tokens, run.tokenizer, extra)
+    if card.showcase_texts:
+        run.details["showcase"] = {"named": len(rows), "outside_corpus": len(extra)}
+    if extra:
+        run.writer.write_array("showcase/extra_texts", strings_array(extra), ("extra",))
 
 
 def corpus_pass(run: ExtractRun) -> None:
@@ -559,7 +581,7 @@ def attributions(run: ExtractRun) -> None:
         return
     from generator.extract.attribution_capture import capture_attributions
 
-    rows = [run.tokens.ids[r] for r in run.showcase]
+    rows = [run.showcase_tokens.ids[r] for r in run.showcase]
     ids, mask = pad_rows(rows, run.width, len(run.showcase), run.pad_id)
     run.details["attribution"] = capture_attributions(
         run.card,
@@ -672,7 +694,7 @@ def capture_showcase(run: ExtractRun) -> int:
     """Capture and store the full probes of the showcase of an encoder-only or decoder model."""
     from tqdm import tqdm
 
-    card, tokens, showcase, writer = run.card, run.tokens, run.showcase, run.writer
+    card, tokens, showcase, writer = run.card, run.showcase_tokens, run.showcase, run.writer
     tokenizer, neuron_ids, pad_id, mesh = run.tokenizer, run.neuron_ids, run.pad_id, run.mesh
     max_length = tokens.max_length
     width = bucket_length(int(max(tokens.lengths[showcase])), max_length)

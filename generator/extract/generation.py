@@ -257,13 +257,13 @@ def capture_generation(run) -> None:
     if run.card.generation_steps == 0 or not applies(config):
         run.details["generation"] = None
         return
-    lengths = run.tokens.lengths[run.showcase]
+    lengths = run.showcase_tokens.lengths[run.showcase]
     width = int(max(lengths))
     steps = step_budget(run.card, config, width)
     if steps == 0:
         run.details["generation"] = None
         return
-    ids, mask = showcase_batch(run.tokens, run.showcase, width, run.pad_id, run.mesh)
+    ids, mask = showcase_batch(run.showcase_tokens, run.showcase, width, run.pad_id, run.mesh)
     eos = run.tokenizer.eos_token_id
     eos = getattr(config, "eos_token_id", None) if eos is None else eos
     began = time.perf_counter()

@@ -188,7 +188,7 @@ def capture_seq2seq_showcase(run) -> tuple[int, dict, tuple[np.ndarray, np.ndarr
     from generator.extract.showcase import showcase_batch
 
     card, config, mesh, params = run.card, run.config, run.mesh, run.params
-    tokens, showcase, pad_id = run.tokens, run.showcase, config.pad_token_id
+    tokens, showcase, pad_id = run.showcase_tokens, run.showcase, config.pad_token_id
     width = bucket_length(int(max(tokens.lengths[showcase])), tokens.max_length)
     ids, mask = showcase_batch(tokens, showcase, width, pad_id, mesh)
     n = len(showcase)

@@ -15,6 +15,7 @@ from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
 from generator.render.environment import environment, templates_dir
 from generator.render.figures import export_charts
+from generator.render.findings import fact_link, findings
 from generator.render.pages import PAGES, Page
 from generator.render.snippet import SNIPPET, card_snippet, normalize_base_url
 from generator.timings import PartTimer, record_stage
@@ -80,6 +81,12 @@ def model_summary(card, artifacts: Artifacts, tables: dict | None = None) -> dic
     }
 
 
+def page_findings(tables: dict, pages) -> list[dict]:
+    """Return the findings whose page is rendered, each with its permalink (`link`)."""
+    shown = {page.filename for page in pages}
+    return [{**fact, "link": fact_link(fact)} for fact in findings(tables) if fact["page"] in shown]
+
+
 def render_model(
     card,
     artifacts: Artifacts,
@@ -127,6 +134,7 @@ def render_model(
         with timer.part("assets"):
             assets = copy_assets(templates_dir(), cache_dir, staging)
         pages = model_pages(artifacts)
+        summary["findings"] = page_findings(tables, pages)
         with timer.part("charts"):
             contexts = [(page, page.context(artifacts, tables)) for page in pages]
         with timer.part("figures"):

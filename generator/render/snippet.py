@@ -101,6 +101,12 @@ def card_snippet(
     lines += [
         f"| {escape_md(label)} | {escape_md(value)} |" for label, value in key_numbers(summary)
     ]
+    if summary.get("findings"):
+        lines += ["", "### What the atlas found", "", "| finding | view |", "| --- | --- |"]
+        lines += [
+            f"| {escape_md(fact['text'])} | [open]({prefix}{fact['link']}) |"
+            for fact in summary["findings"]
+        ]
     for figure in headline_figures(figures):
         image = figure.file("png") or figure.file("svg")
         if image is None:
@@ -110,6 +116,7 @@ def card_snippet(
             "",
             f"[![{escape_md(figure.label)}]({prefix}{image})]({prefix}{target})",
             "",
-            f"*{escape_md(figure.caption)}*",
+            f"*{escape_md(figure.caption)}* "
+            f"([interactive view]({prefix}{figure.page}#chart={figure.chart}))",
         ]
     return "\n".join(lines) + "\n"

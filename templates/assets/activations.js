@@ -65,9 +65,36 @@
     });
   }
 
+  /* Rows of one dimension over one showcase example (mirrors first_rows in dimension_tokens.py). */
+  function dimensionRows(dims, key, example) {
+    if (!dims || !dims.values[key] || !dims.tokens[example]) return [];
+    var values = dims.values[key][example];
+    return dims.tokens[example].map(function (token, i) {
+      return { position: i, token_label: pad4(i) + " " + token, value: values[i] };
+    });
+  }
+
+  /* "Per token" in the outlier table: choose that dimension below and bring its chart into view. */
+  function bindDimensionLinks() {
+    var select = document.getElementById("select-dim");
+    if (!select) return;
+    Array.prototype.forEach.call(document.querySelectorAll("button.dim-link"), function (button) {
+      button.addEventListener("click", function () {
+        select.value = button.getAttribute("data-dim");
+        select.dispatchEvent(new Event("change", { bubbles: true }));
+        var figure = document.getElementById("figure-activations-dimension");
+        if (figure) figure.scrollIntoView({ block: "center" });
+      });
+    });
+  }
+
   Atlas.register(function (specs) {
     var data = Atlas.readJson("activations-data");
     if (!data) return;
+    Atlas.bindSelects(specs, "chart-activations-dimension", ["select-dim", "select-dim-example"], function (v) {
+      return dimensionRows(data.dimension_tokens, v[0], Number(v[1]));
+    });
+    bindDimensionLinks();
     var quantity = document.getElementById("select-act-quantity");
     var layer = document.getElementById("select-act-layer");
     if (quantity && layer) {

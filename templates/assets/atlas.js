@@ -13,18 +13,29 @@
  *
  * Atlas.onMount(id, fn) calls fn(view) each time chart `id` is mounted (theme re-embeds
  * included); Atlas.remount(id, spec) replaces a chart with a new spec (e.g. a different
- * encoding), which later theme re-embeds keep. */
+ * encoding), which later theme re-embeds keep. Atlas.beforeReady(fn): after the first mount,
+ * window.__atlasReady waits for the promise fn returns (e.g. the URL fragment applied);
+ * Atlas.embedding() resolves when no chart is being (re-)embedded. */
 (function () {
   "use strict";
 
   var MAX_ROWS = 50;
   var setups = [];
+  var readyHooks = [];
+  var inflight = [];
   var mountHooks = {};
   var Atlas = {
     views: {},
     specs: {},
     theme: null,  /* the theme the charts were last embedded with */
     register: function (setup) { setups.push(setup); },
+    beforeReady: function (hook) { readyHooks.push(hook); },
+    embedding: function () {
+      var pending = inflight.slice();
+      return Promise.all(pending).then(function () {
+        return inflight.length ? Atlas.embedding() : undefined;
+      });
+    },
     readJson: function (id) {
       var node = document.getElementById(id);
       return node ? JSON.parse(node.textContent) : null;
@@ -68,12 +79,16 @@
       actions: false, renderer: "svg", theme: dark ? "dark" : undefined, ast: true,
       defaultStyle: false, tooltip: { disableDefaultStyle: true, theme: dark ? "dark" : "light" },
     };
-    return window.vegaEmbed(element, spec, options).then(function (result) {
+    var done = window.vegaEmbed(element, spec, options).then(function (result) {
       Atlas.views[element.id] = result.view;
       watchData(element.id, result.view);
       (mountHooks[element.id] || []).forEach(function (hook) { hook(result.view); });
       return result.view;
     });
+    inflight.push(done);
+    function forget() { inflight.splice(inflight.indexOf(done), 1); }
+    done.then(forget, forget);
+    return done;
   }
 
   function embedAll() {
@@ -225,6 +240,16 @@
   /* --- Start ---------------------------------------------------------------------------- */
 
   var busy = false;
+  var firstMount = true;
+
+  /* Run the beforeReady hooks once, after the first mount. */
+  function readyGate() {
+    if (!firstMount) return Promise.resolve();
+    firstMount = false;
+    return readyHooks.reduce(function (chain, hook) {
+      return chain.then(function () { return hook(); });
+    }, Promise.resolve());
+  }
 
   /* Re-embed every chart when the effective theme differs from the one they were drawn in. */
   function syncTheme() {
@@ -242,7 +267,7 @@
 
   function mount() {
     busy = true;
-    embedAll().then(function () {
+    embedAll().then(readyGate).then(function () {
       busy = false;
       window.__atlasReady = true;
       syncTheme();  /* the theme may have changed while the charts were drawn */

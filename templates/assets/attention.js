@@ -12,8 +12,9 @@
  * row" shows each weight ÷ the largest weight of its row among the keys drawn. Row `weight`
  * fields always hold the stored weight; `shown` is what the colour / opacity shows.
  *
- * Every control's state is kept in the URL fragment: #kind=K&example=E&layer=L&head=H&
- * heads=0,3|none&nospecial=1&rowmax=1 (other keys in the fragment are kept). */
+ * Every control's state is kept in the URL fragment by state.js (keys kind, example, layer,
+ * head, heads=0,3|none, nospecial=1, rowmax=1); a link to another page may open a head with
+ * #layer=L&head=H. */
 (function () {
   "use strict";
 
@@ -221,37 +222,6 @@
     return text;
   }
 
-  /* --- URL fragment ------------------------------------------------------------------------ */
-
-  var KEYS = ["kind", "example", "layer", "head", "heads", "nospecial", "rowmax"];
-
-  function readFragment() {
-    var params = {};
-    var hash = window.location.hash.replace(/^#/, "");
-    if (!hash) return params;
-    hash.split("&").forEach(function (part) {
-      var at = part.indexOf("=");
-      var key = decodeURIComponent(at < 0 ? part : part.slice(0, at));
-      params[key] = at < 0 ? "" : decodeURIComponent(part.slice(at + 1));
-    });
-    return params;
-  }
-
-  function writeFragment(state) {
-    var params = readFragment();
-    KEYS.forEach(function (key) { delete params[key]; });
-    Object.keys(state).forEach(function (key) { if (state[key] !== null) params[key] = state[key]; });
-    var text = Object.keys(params).map(function (key) {
-      return encodeURIComponent(key) + "=" + encodeURIComponent(params[key]).replace(/%2C/g, ",");
-    }).join("&");
-    var url = window.location.href.split("#")[0] + "#" + text;
-    try {
-      window.history.replaceState(window.history.state, "", url);
-    } catch (e) {
-      window.location.replace(url);  /* some file:// setups refuse replaceState */
-    }
-  }
-
   window.Atlas.register(function (specs) {
     var data = window.Atlas.readJson("attention-data");
     var heatmap = document.getElementById("chart-attention-heatmap");
@@ -286,39 +256,6 @@
         hide: !!(checks.hide && checks.hide.checked),
         rescale: !!(checks.rescale && checks.rescale.checked),
       };
-    }
-
-    function setSelect(select, value) {
-      if (!select || value === undefined) return;
-      for (var i = 0; i < select.options.length; i++) {
-        if (select.options[i].value === value) { select.value = value; return; }
-      }
-    }
-
-    /* Set the controls from the fragment; unknown or out-of-range values are ignored. */
-    function applyFragment() {
-      var params = readFragment();
-      setSelect(selects.kind, params.kind);
-      if (selects.kind) fillLayers(selects.layer, data.kinds[+selects.kind.value].n_layers);
-      setSelect(selects.example, params.example);
-      setSelect(selects.layer, params.layer);
-      setSelect(selects.head, params.head);
-      if (params.heads !== undefined) {
-        var heads = params.heads === "none" ? [] : params.heads.split(",");
-        boxes.forEach(function (box) { box.checked = heads.indexOf(box.value) >= 0; });
-      }
-      if (checks.hide) checks.hide.checked = params.nospecial === "1";
-      if (checks.rescale) checks.rescale.checked = params.rowmax === "1";
-    }
-
-    function saveFragment(s) {
-      writeFragment({
-        kind: selects.kind ? String(s.kind) : null,
-        example: String(s.example), layer: String(s.layer), head: String(s.head),
-        heads: s.heads.length ? s.heads.join(",") : "none",
-        nospecial: s.hide ? "1" : null,
-        rowmax: s.rescale ? "1" : null,
-      });
     }
 
     function overviewText(s) {
@@ -386,7 +323,6 @@
       return null;
     }
 
-    applyFragment();
     var first = selection();
     specs[heatmap.id] = heatmapSpec(first);
     if (headView) {
@@ -400,10 +336,9 @@
     describe(first);
 
     var shown = { example: first.example, kind: first.kind, mode: heatmapMode(first) };
-    function update(options) {
+    function update() {
       if (selects.kind) fillLayers(selects.layer, data.kinds[+selects.kind.value].n_layers);
       var s = selection();
-      if (!(options && options.keepFragment)) saveFragment(s);
       var views = window.Atlas.views;  /* read each time: a theme change replaces the views */
       var pending = [];
       if (shown.mode !== heatmapMode(s)) {
@@ -443,6 +378,7 @@
     function setHeads(test) {
       boxes.forEach(function (box) { box.checked = test(+box.value); });
       update();
+      window.Atlas.saveState();
     }
     var buttons = {
       "head-view-all": function () { return true; },
@@ -452,10 +388,6 @@
     Object.keys(buttons).forEach(function (id) {
       var button = document.getElementById(id);
       if (button) button.addEventListener("click", function () { setHeads(buttons[id]); });
-    });
-    window.addEventListener("hashchange", function () {
-      applyFragment();
-      update({ keepFragment: true });
     });
 
     /* The heatmap follows the width of its column. */
@@ -484,6 +416,7 @@
           selects.layer.value = String(d.layer);
           selects.head.value = String(d.head);
           update();
+          window.Atlas.saveState();
           heatmap.scrollIntoView({ block: "nearest" });
         });
       });

@@ -13,6 +13,9 @@
   }
 
   window.Atlas.register(function (specs) {
+    ["chart-head-ablation", "chart-head-gradient", "chart-head-agreement"].forEach(function (id) {
+      window.Atlas.linkOnClick(id, window.Atlas.headLink);
+    });
     var data = window.Atlas.readJson("attribution-data");
     if (!data) return;
     var exampleSelect = document.getElementById("select-attr-example");

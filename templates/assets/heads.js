@@ -127,6 +127,7 @@
   }
 
   window.Atlas.register(function (specs) {
+    window.Atlas.linkOnClick("chart-heads-heatmap", window.Atlas.headLink);
     setupMetrics(specs);
     setupTable();
     setupQk(specs);

@@ -1,4 +1,8 @@
-/* Representations page: decode the packed 2-D maps and swap chart datasets when a control changes. */
+/* Representations page: decode the packed 2-D maps and swap chart datasets when a control changes.
+ * The search box keeps only the texts holding its text (case-insensitive) on the map and lists
+ * them with the match marked; clicking a point shows its text, label, split, the probe's
+ * held-out prediction at the layer, its nearest neighbours and, for a showcase example, links
+ * to its attention and attributions (permalinks). */
 (function () {
   "use strict";
 
@@ -25,6 +29,7 @@
       layer: document.getElementById("select-layer"),
       projection: document.getElementById("select-projection"),
       tokenExample: document.getElementById("select-token-example"),
+      search: document.getElementById("select-search"),
     };
     var charts = {
       map: document.getElementById("chart-rep-map"),
@@ -46,6 +51,7 @@
         layer: +controls.layer.value,
         method: controls.projection.value,
         tokenExample: controls.tokenExample ? +controls.tokenExample.value : 0,
+        search: controls.search ? controls.search.value.trim().toLowerCase() : "",
       };
     }
 
@@ -70,11 +76,13 @@
       var packed = entry.maps[s.checkpoint];
       var xs = decode(packed[0], entry.scale[0]);
       var ys = decode(packed[1], entry.scale[1]);
-      var points = xs.map(function (x, i) {
-        return {
-          x: x, y: ys[i], text: data.texts[i],
+      var points = [];
+      xs.forEach(function (x, i) {
+        if (s.search && data.texts[i].toLowerCase().indexOf(s.search) < 0) return;
+        points.push({
+          x: x, y: ys[i], text: data.texts[i], row: i,
           label: data.label_names[data.labels[i]], split: data.split_names[data.splits[i]],
-        };
+        });
       });
       var e = entry.extent;
       return { points: points, extent: [{ x: e[0], y: e[2] }, { x: e[1], y: e[3] }] };
@@ -146,6 +154,125 @@
       }
     }
 
+    /* --- Search results and point details ------------------------------------------------ */
+
+    var resultsNode = document.getElementById("search-results");
+    var detailsNode = document.getElementById("point-details");
+    var SHOWN = 20;
+
+    function el(tag, text, className) {
+      var node = document.createElement(tag);
+      if (text !== undefined) node.textContent = text;
+      if (className) node.className = className;
+      return node;
+    }
+
+    /* The text with every occurrence of `query` (lowercase) in <mark>. */
+    function marked(text, query) {
+      var span = el("span");
+      var lower = text.toLowerCase(), at = 0;
+      while (query) {
+        var hit = lower.indexOf(query, at);
+        if (hit < 0) break;
+        span.appendChild(document.createTextNode(text.slice(at, hit)));
+        span.appendChild(el("mark", text.slice(hit, hit + query.length)));
+        at = hit + query.length;
+      }
+      span.appendChild(document.createTextNode(text.slice(at)));
+      return span;
+    }
+
+    function showResults(s) {
+      if (!resultsNode) return;
+      resultsNode.textContent = "";
+      resultsNode.hidden = !s.search;
+      if (!s.search) return;
+      var hits = [];
+      data.texts.forEach(function (text, i) { if (text.toLowerCase().indexOf(s.search) >= 0) hits.push(i); });
+      resultsNode.appendChild(el("p", hits.length + " of " + data.texts.length + " texts contain “" +
+        controls.search.value.trim() + "”" + (hits.length ? " (only they are drawn)" : "") +
+        (hits.length > SHOWN ? "; the first " + SHOWN + ":" : hits.length ? ":" : ".")));
+      var list = el("ol");
+      hits.slice(0, SHOWN).forEach(function (i) {
+        var item = el("li");
+        item.appendChild(marked(data.texts[i], s.search));
+        item.appendChild(document.createTextNode(" [" + data.label_names[data.labels[i]] + ", " +
+          data.split_names[data.splits[i]] + ", row " + i + "]"));
+        list.appendChild(item);
+      });
+      if (hits.length) resultsNode.appendChild(list);
+    }
+
+    /* The probe's held-out prediction of `row` at the selection, or null (not evaluated). */
+    function prediction(s, row) {
+      var layers = (data.predicted || {})[s.pooling];
+      var at = (data.evaluated || []).indexOf(row);
+      if (!layers || !layers[s.layer] || at < 0 || s.checkpoint !== last) return null;
+      var code = layers[s.layer][at];
+      return code >= 0 ? data.label_names[code] : null;
+    }
+
+    function showPoint(row) {
+      if (!detailsNode) return;
+      var s = selection();
+      detailsNode.textContent = "";
+      detailsNode.setAttribute("data-row", String(row));
+      detailsNode.appendChild(el("p", data.texts[row], "example-text"));
+      var list = el("dl");
+      function fact(name, value) { list.appendChild(el("dt", name)); list.appendChild(el("dd", value)); }
+      fact("row", String(row));
+      fact("label", data.label_names[data.labels[row]]);
+      fact("split", data.split_names[data.splits[row]]);
+      var guess = prediction(s, row);
+      var truth = data.label_names[data.labels[row]];
+      fact("probe at layer " + s.layer, guess === null ?
+        "not predicted: the probe is scored on held-out texts" + (several ? " of " + data.checkpoints[last] : "") + " only" :
+        guess + (guess === truth ? " (correct)" : " (wrong: true label " + truth + ")"));
+      var nb = data.neighbours || {};
+      var rows = nb.layers && nb.layers[s.layer] ? nb.layers[s.layer][row] : null;
+      var dd = el("dd");
+      if (rows) {
+        var items = el("ol");
+        rows.forEach(function (other) {
+          var item = el("li");
+          var button = el("button", data.texts[other], "link-button");
+          button.type = "button";
+          button.setAttribute("data-row", String(other));
+          button.addEventListener("click", function () { showPoint(other); });
+          item.appendChild(button);
+          item.appendChild(document.createTextNode(" [" + data.label_names[data.labels[other]] + "]"));
+          items.appendChild(item);
+        });
+        dd.appendChild(items);
+      } else {
+        dd.textContent = "not stored for this pooling";
+      }
+      list.appendChild(el("dt", "nearest texts (cosine, " + (nb.pooling || "?") + " pooling, layer " + s.layer + ")"));
+      list.appendChild(dd);
+      detailsNode.appendChild(list);
+      var example = (data.showcase || []).indexOf(row);
+      if (example >= 0) {
+        var links = el("p", "Showcase example " + (example + 1) + ": ");
+        [["attention.html", "its attention"], ["attributions.html", "its attributions"]].forEach(function (pair, i) {
+          var a = el("a", pair[1]);
+          a.href = pair[0] + "#example=" + example;
+          a.className = "showcase-link";
+          if (i) links.appendChild(document.createTextNode(" · "));
+          links.appendChild(a);
+        });
+        detailsNode.appendChild(links);
+      }
+    }
+
+    if (charts.map) {
+      window.Atlas.onMount(charts.map.id, function (view) {
+        view.addEventListener("click", function (event, item) {
+          var d = item && item.datum;
+          if (d && d.row !== undefined && d.text !== undefined) showPoint(d.row);
+        });
+      });
+    }
+
     var first = selection();
     var rows = mapRows(first);
     if (charts.map) {
@@ -158,6 +285,7 @@
       if (charts[key]) specs[charts[key].id].datasets.selected = [{ layer: first.layer }];
     });
     describe(first);
+    showResults(first);
 
     function swap(element, datasets) {
       var view = element && window.Atlas.views[element.id];
@@ -175,13 +303,14 @@
         swap(charts.tokens, { tokens: tokenRows(s) }),
         swap(charts.separability, { selected: [{ layer: s.layer }] }),
         swap(charts.silhouette, { selected: [{ layer: s.layer }] }),
-      ]).then(function () { describe(s); });
+      ]).then(function () { describe(s); showResults(s); });
     }
 
     Object.keys(controls).forEach(function (key) {
       if (!controls[key]) return;
-      controls[key].addEventListener("change", update);
-      if (key === "checkpoint") controls[key].addEventListener("input", update);
+      /* the search box follows typing only: its change on blur would redraw under a click */
+      if (key !== "search") controls[key].addEventListener("change", update);
+      if (key === "checkpoint" || key === "search") controls[key].addEventListener("input", update);
     });
   });
 })();

@@ -247,3 +247,25 @@ def neuron_heatmap_chart(bound: float) -> dict:
         .properties(width=alt.Step(22), height=alt.Step(14))
     )
     return _swappable(chart)
+
+
+def dimension_tokens_chart() -> dict:
+    """One hidden-state dimension's value at every token of one showcase example.
+
+    Rows: {position, token_label, value}; bars in token order, signed.
+    """
+    chart = (
+        alt.Chart(alt.NamedData(ROWS))
+        .mark_bar()
+        .encode(
+            x=alt.X("token_label:N", title="token", sort=alt.SortField("position")),
+            y=alt.Y("value:Q", title="value of the dimension"),
+            color=alt.condition("datum.value < 0", alt.value("#2166ac"), alt.value("#b2182b")),
+            tooltip=[
+                alt.Tooltip("token_label:N", title="token"),
+                alt.Tooltip("value:Q", format=".4g"),
+            ],
+        )
+        .properties(width="container", height=220)
+    )
+    return _swappable(chart)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from generator.artifacts import Artifacts
 from generator.render.charts import activations as charts
 from generator.render.pages.common import Page, chart
+from generator.render.pages.dimension_tokens import dimension_tokens, first_rows, pair_key
 from generator.render.pages.neuron_section import histogram_rows, neuron_section
 
 MAX_PROFILE_DIMS = 1024  # wider residual streams send only their largest dimensions per layer
@@ -150,6 +151,24 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
             interactive=True,
         ),
     }
+    data["dimension_tokens"] = dimension_tokens(artifacts, outliers)
+    if data["dimension_tokens"]:
+        spec = charts.dimension_tokens_chart()
+        first_pair = data["dimension_tokens"]["pairs"][0][1]
+        figures["dimension"] = chart(
+            "activations-dimension",
+            spec,
+            "Bar chart of one dimension's value at every token of a showcase example",
+            "The selected dimension of the residual stream at each token of the selected "
+            "showcase example (red positive, blue negative): where a massive activation sits. "
+            "Choose a dimension here or with “per token” in the table above.",
+            interactive=True,
+            figure_spec={
+                **spec,
+                "datasets": {charts.ROWS: first_rows(data["dimension_tokens"])},
+                "title": f"{first_pair}, showcase example 1",
+            },
+        )
     hidden = layers.get("hidden", [])
     first = {
         "bands": (quantiles.get("hidden", []), "Hidden states (residual stream)"),
@@ -175,7 +194,7 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
             "facts": facts,
             "quantities": [[q, label] for q, label in QUANTITY_OPTIONS if q in quantiles],
             "hidden_layers": layers.get("hidden", []),
-            "outliers": [_rounded(r) for r in outliers],
+            "outliers": [{**_rounded(r), "key": pair_key(r)} for r in outliers],
             "dead": _dead_by_layer(tables.get("activation_dead_dimensions", [])),
             "flagged": sum(1 for r in outliers if r["flagged"]),
             "data": data,

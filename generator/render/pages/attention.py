@@ -22,6 +22,7 @@ from generator.render.pages.packing import (  # noqa: F401 (re-exported)
     encode_weights,
     token_label,
 )
+from generator.showcase_rows import showcase_note, showcase_texts
 
 OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
 HEAD_VIEW_MIN_WEIGHT = 0.01  # the head view draws no line for a smaller weight
@@ -124,15 +125,13 @@ def attention_examples(artifacts: Artifacts, kinds: tuple[AttentionKind, ...]) -
     Weights of each kind are [layer, head, query, key] over visible tokens only; `special`
     holds, per token side the artifacts mark, the positions of special tokens.
     """
-    rows = artifacts.array("showcase/index")
-    texts = artifacts.array("corpus/texts")
-    labels = artifacts.array("corpus/labels") if artifacts.has("corpus/labels") else None
+    shown = showcase_texts(artifacts)
     targets = (
         artifacts.array("showcase/target_texts") if artifacts.has("showcase/target_texts") else None
     )
     maps = {kind.id: artifacts.array(kind.array) for kind in kinds}
     examples = []
-    for example, row in enumerate(rows):
+    for example, item in enumerate(shown):
         sides = _sides(artifacts, example)
         weights = {}
         for kind in kinds:
@@ -141,9 +140,9 @@ def attention_examples(artifacts: Artifacts, kinds: tuple[AttentionKind, ...]) -
             weights[kind.id] = encode_weights(values)
         examples.append(
             {
-                "row": int(row),
-                "text": str(texts[row]),
-                "label": str(labels[row]) if labels is not None else "",
+                "row": item.row,
+                "text": item.text,
+                "label": item.label,
                 "target": str(targets[example]) if targets is not None else "",
                 "tokens": {side: tokens for side, (_, tokens) in sides.items()},
                 "special": _specials(artifacts, example, sides),
@@ -473,6 +472,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "generation": steps["generation"],
         "generation_reason": steps["reason"],
         "charts": [heatmap, head_view, overview, *steps["charts"]],
+        "showcase_note": showcase_note(artifacts),
     }
 
 

@@ -105,20 +105,23 @@ def attributions_context(artifacts: Artifacts, tables: dict) -> dict:
                 charts.head_heatmap_chart(heads, "ablation", "Ablation importance", signed=True),
                 "Heatmap of the objective drop when each head is removed",
                 "Mean drop of the objective when this head alone is removed (head mask 0); "
-                "diverging colours: a negative drop means the objective rose without the head.",
+                "diverging colours: a negative drop means the objective rose without the head."
+                " Click a cell to open that head on the attention page.",
             ),
             chart(
                 "head-gradient",
                 charts.head_heatmap_chart(heads, "gradient", "Gradient importance"),
                 "Heatmap of gradient-based head importance",
-                GRADIENT_CAPTIONS[details["heads"].get("gradient_method", "michel")],
+                GRADIENT_CAPTIONS[details["heads"].get("gradient_method", "michel")]
+                + " Click a cell to open that head on the attention page.",
             ),
             chart(
                 "head-agreement",
                 charts.agreement_chart(heads),
                 "Scatter plot of ablation against gradient importance, one point per head",
                 "Each head's ablation and gradient importance, with ± one standard error over "
-                "the sample's texts: the two methods agree where the points rise together.",
+                "the sample's texts: the two methods agree where the points rise together."
+                " Click a point to open that head on the attention page.",
             ),
             chart(
                 "pruning",

@@ -57,7 +57,7 @@ def metric_charts(tables: dict, metrics: list[str], labels: dict, n_heads: int) 
             charts.metric_heatmap_chart(metric_cells(rows, first, labels[first]), n_heads),
             "Heatmap of the selected metric for every layer and head",
             "The selected metric for every head (columns) of every layer (rows), averaged over "
-            "the whole corpus.",
+            "the whole corpus. Click a cell to open that head on the attention page.",
             interactive=True,
         ),
         chart(

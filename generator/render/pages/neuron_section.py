@@ -15,6 +15,7 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.render.charts import activations as charts
 from generator.render.pages.common import chart
+from generator.showcase_rows import showcase_texts
 
 MAX_HEATMAP_TOKENS = 64
 MIN_HEATMAP_TOKENS = 8
@@ -75,17 +76,16 @@ def showcase_data(artifacts: Artifacts) -> dict | None:
     values = artifacts.array("showcase/mlp_top")  # [example, layer, token, neuron]
     mask = artifacts.array("showcase/attention_mask")
     tokens = artifacts.array("showcase/tokens")
-    texts = artifacts.array("corpus/texts")
     limit = heatmap_tokens(values.shape[0], values.shape[1], values.shape[3])
     examples = []
-    for example, row in enumerate(artifacts.array("showcase/index")):
+    for example, item in enumerate(showcase_texts(artifacts)):
         length = int(mask[example].sum())
         n = min(length, limit)
         block = np.asarray(values[example, :, :n, :], dtype=np.float32)
         examples.append(
             {
-                "row": int(row),
-                "text": str(texts[row]),
+                "row": item.row,
+                "text": item.text,
                 "tokens": [str(t) for t in tokens[example, :n]],
                 "truncated": length > n,
                 "values": [[sig(float(v), 3) for v in layer.ravel()] for layer in block],

@@ -16,6 +16,8 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.render.charts import representations as charts
 from generator.render.pages.common import Page, chart
+from generator.render.pages.representation_links import link_data, misclassified_view
+from generator.showcase_rows import showcase_texts
 
 TEXT_LIMIT = 200  # characters of a text kept for tooltips
 QUANT = 32767  # int16 steps per unit of a map's scale
@@ -98,14 +100,13 @@ def token_data(artifacts: Artifacts, tokens: dict) -> dict:
     """Return the token map data: tokens, their example, the examples' sentences, maps per layer."""
     if not tokens["points"]:
         return {"tokens": [], "examples": [], "token_example": [], "maps": []}
-    texts = artifacts.array("corpus/texts")
-    labels = artifacts.array("corpus/labels") if artifacts.has("corpus/labels") else None
-    rows = sorted({(p["example"], p["row"]) for p in tokens["points"]})
+    shown = showcase_texts(artifacts)
+    labelled = artifacts.has("corpus/labels")
     examples = []
-    for example, row in rows:
-        text = str(texts[row])
-        text = text if len(text) <= TEXT_LIMIT else text[: TEXT_LIMIT - 1] + "…"
-        label = f"[{labels[row]}] " if labels is not None else ""
+    for example in sorted({p["example"] for p in tokens["points"]}):
+        item = shown[example]
+        text = item.text if len(item.text) <= TEXT_LIMIT else item.text[: TEXT_LIMIT - 1] + "…"
+        label = f"[{item.label}] " if labelled and item.in_corpus else ""
         examples.append(f"{example + 1}. {label}{text}")
     return {
         "tokens": [p["token"] for p in tokens["points"]],
@@ -194,7 +195,10 @@ def layer_zero(separability: list[dict], reference: str, pooling: str) -> dict |
 
 def map_caption(several: bool) -> str:
     """Caption of the sequence-embedding map; alignment across checkpoints only when there are."""
-    text = "Each point is one text, coloured by label and shaped by split; hover for the text."
+    text = (
+        "Each point is one text, coloured by label and shaped by split; hover for the text, "
+        "click it for its details and nearest neighbours."
+    )
     if several:
         text += (
             " PCA axes come from the card's own model and every checkpoint is projected on "
@@ -323,6 +327,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
         "cka": cka_table(tables["representation_cka"]),
         "token_map": tokens,
         "constant": [[c["checkpoint"], c["pooling"], c["layer"], c["reason"]] for c in constant],
+        **link_data(artifacts, tables, points["label_names"]),
     }
     # "charts": the same chart descriptions, for the figure export (it adds download links).
     table = probe_table(separability, reference, lexical) if protocol is not None else []
@@ -337,6 +342,7 @@ def representations_context(artifacts: Artifacts, tables: dict) -> dict:
         "figures": figures,
         "charts": list(figures.values()),
         "rep_data": data,
+        "misclassified": misclassified_view(tables, points["texts"], first, summary),
     }
 
 
