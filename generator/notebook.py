@@ -82,13 +82,20 @@ class Atlas:
         Returns:
             A numpy array whose dimensions are named by `axes(name)`.
         """
+        self._require(name)
         return self._store.array(name, mmap=mmap)
 
     def axes(self, name: str) -> list[str]:
         """Return the named axes of array `name`, e.g. ['example', 'layer', 'head', ...]."""
-        if not self._store.has(name):
-            self._store.array(name)  # raises the one-line "not in the manifest" error
+        self._require(name)
         return self._store.axes(name)
+
+    def _require(self, name: str) -> None:
+        """Refuse, in one line, an array name this model's artifacts do not hold."""
+        if not self._store.has(name):
+            raise NotebookError(
+                f"array '{name}' is not in {self._store.root}; `arrays` lists the ones it holds"
+            )
 
     @property
     def tables(self) -> list[str]:

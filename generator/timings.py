@@ -5,7 +5,8 @@ Sections (seconds are wall-clock; `compile_seconds` is JAX tracing + compilation
              throughput_flops, estimates: [{step, budget, seconds}]}  or {skipped, seconds}
   analyze   {seconds, analyses: [{analysis, seconds}]}                  or {skipped, seconds}
   render    {seconds, parts: [{part, seconds}], figures}                or {skipped, seconds}
-Each stage rewrites its own section when it runs. Times differ from build to build, so they live
+Each stage rewrites its own section when it runs; a stage whose inputs were unchanged records
+{skipped, seconds, last_run}, `last_run` being its section from the last time it ran. Times differ from build to build, so they live
 beside the manifest, not in it: the artifacts stay byte-identical for the same inputs.
 """
 
@@ -34,6 +35,11 @@ def record_stage(folder: Path, stage: str, record: dict) -> None:
     if not folder.is_dir():
         return
     timings = read_timings(folder)
+    if record.get("skipped") and stage in timings:  # keep where the time went when it last ran
+        previous = timings[stage]
+        last = previous.get("last_run") if previous.get("skipped") else previous
+        if last:
+            record = {**record, "last_run": last}
     timings[stage] = record
     staging = folder / f".{TIMINGS}.{os.getpid()}.tmp"
     staging.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n", encoding="utf-8")
