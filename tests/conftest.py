@@ -109,6 +109,24 @@ def albert_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def decoder_build(tmp_path_factory):
+    """Build a tiny-Llama causal-LM card once: returns (card path, site folder, artifacts folder)."""
+    from cards import FIXTURES, write_card
+
+    root = tmp_path_factory.mktemp("decoder-build")
+    card = write_card(
+        root / "cards",
+        prose="A tiny random Llama for tests.",
+        name="tiny-llama",
+        title="Tiny Llama",
+        model=str(FIXTURES / "tiny-llama"),
+        task="causal-lm",
+        pooling="last",
+    )
+    return build_card_once(root, card)
+
+
+@pytest.fixture(scope="session")
 def checkpoint_build(tmp_path_factory):
     """Build the tiny card with 2 perturbed tiny checkpoints: (card path, site, artifacts)."""
     from cards import write_card

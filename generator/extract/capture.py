@@ -10,11 +10,13 @@ Corpus-wide arrays (axes):
 Showcase arrays (one row per showcase example, padded to a common length):
   showcase/index [example]; input_ids, attention_mask, tokens [example, token]
   hidden_states [example, layer, token, d_model]; attentions [example, layer, head, query, key]
+  attention_scores [example, layer, head, query, key]  before the softmax and the mask, float32
   queries, keys, values [example, layer, head, token, d_head]
   special_mask [example, token]  1 on special tokens (attention sinks), 0 elsewhere and on padding
   with a head: top_logits, top_token_ids [example, token, rank] (masked / causal LM), or
   logits [example, label] / [example, token, label] / [example, token] (classifiers)
-Per-head attention metrics (generator/extract/head_metrics.py; not for encoder-decoders):
+Per-head attention metrics (generator/extract/head_metrics.py; encoder-decoders: of the encoder,
+the decoder and cross-attention ones are showcase arrays, see extract/seq2seq.py):
   corpus/head_metrics  [text, layer, head, metric]  float32 whatever store_dtype
 Encoder-decoder models (T5) keep input_ids, attention_mask and tokens for the encoder side and
 store the rest under encoder_*, decoder_* and cross_* names: see extract/seq2seq.py.
@@ -180,6 +182,7 @@ class ExtractRun:
     showcase_step: object = None
     params: object = None
     streamed: dict = field(default_factory=dict)
+    summed: dict = field(default_factory=dict)
     batches: list = field(default_factory=list)
     showcase: object = None
     width: int = 0
@@ -362,7 +365,14 @@ def plan_corpus_pass(run: ExtractRun) -> None:
             ("text", *reducer.axes),
         )
         for reducer in run.reducers
-        if reducer.stored
+        if reducer.stored and not reducer.summed
+    }
+    run.summed = {
+        reducer.name: writer.open_array(
+            f"corpus/{reducer.name}", reducer.shape(config), np.float64, reducer.axes
+        )
+        for reducer in run.reducers
+        if reducer.summed
     }
     run.pad_id = padding_id(run.tokenizer)
     run.specials = special_token_ids(run.tokenizer)
@@ -389,6 +399,7 @@ def corpus_pass(run: ExtractRun) -> None:
         run.tokens.ids,
         run.pad_id,
         streamed=run.streamed,
+        summed=run.summed,
         desc=f"{run.card.name}: corpus",
         progress=run.progress,
         mesh=run.mesh,
@@ -459,6 +470,7 @@ def showcase_pass(run: ExtractRun) -> None:
         warnings=run.warnings,
         strict=run.strict,
         progress=run.progress,
+        special_ids=run.specials,
     )
 
 
@@ -568,6 +580,12 @@ def capture_showcase(run: ExtractRun) -> int:
         captured["attentions"][:n],
         ("example", "layer", "head", "query", "key"),
     )
+    if "attention_scores" in captured:  # float32: see steps.SHOWCASE_FLOAT32
+        writer.write_array(
+            "showcase/attention_scores",
+            captured["attention_scores"][:n],
+            ("example", "layer", "head", "query", "key"),
+        )
     for name in ("queries", "keys", "values"):
         writer.write_array(
             f"showcase/{name}", captured[name][:n], ("example", "layer", "head", "token", "d_head")

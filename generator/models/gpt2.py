@@ -61,12 +61,13 @@ class GPT2Attention(nnx.Module):
         """Return the block's attention output and its probes (see `BertSelfAttention`)."""
         q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
         q, k, v = (split_heads(t, self.n_heads, self.d_head) for t in (q, k, v))
-        context, probs = attend(
+        context, probs, scores = attend(
             q, k, v, bias, self.scale, precision=self.precision, head_scale=head_scale
         )
         return {
             "context": self.c_proj(merge_heads(context)),
             "attentions": probs,
+            "attention_scores": scores,
             "queries": q,
             "keys": k,
             "values": v,

@@ -139,26 +139,38 @@ class T5Attention(nnx.Module):
         return x.reshape(batch, token, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
 
     def __call__(
-        self, x: jax.Array, source: jax.Array, bias: jax.Array, head_scale=None
+        self,
+        x: jax.Array,
+        source: jax.Array,
+        bias: jax.Array,
+        head_scale=None,
+        *,
+        position_bias: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Attend from `x` [batch, query, d_model] to `source` [batch, key, d_model].
 
         Args:
             x: normed query-side states.
             source: normed key/value-side states (`x` itself for self-attention).
-            bias: [batch or 1, head or 1, query, key] float32: position bias plus mask bias
-                (0 on visible keys, finfo.min on hidden ones).
+            bias: [batch or 1, 1, query or 1, key] float32 mask bias (0 on visible keys,
+                finfo.min on hidden ones).
             head_scale: [head] multipliers of each head's context before `o` (head masking);
                 None keeps every head.
+            position_bias: [1, head, query, key] float32 relative position bias (self-attention;
+                cross-attention has none).
 
         Returns:
             output [batch, query, d_model] (after `o`); attentions [batch, head, query, key]
-            (float32, post-softmax); queries [batch, head, query, d_head]; keys, values
-            [batch, head, key, d_head].
+            (float32, post-softmax); attention_scores [batch, head, query, key] (float32, q·k
+            plus the position bias, before the mask: T5 does not scale by 1/sqrt(d_head));
+            queries [batch, head, query, d_head]; keys, values [batch, head, key, d_head].
         """
         q, k, v = self._heads(self.q(x)), self._heads(self.k(source)), self._heads(self.v(source))
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=self.precision)
-        probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1)
+        scores = scores.astype(jnp.float32)
+        if position_bias is not None:
+            scores = scores + position_bias
+        probs = jax.nn.softmax(scores + bias, axis=-1)
         context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=self.precision)
         if head_scale is not None:
             context = context * jnp.asarray(head_scale, context.dtype)[None, :, None, None]
@@ -167,6 +179,7 @@ class T5Attention(nnx.Module):
         return {
             "output": self.o(context),
             "attentions": probs,
+            "attention_scores": scores,
             "queries": q,
             "keys": k,
             "values": v,
@@ -182,10 +195,12 @@ class T5LayerSelfAttention(nnx.Module):
         )
         self.layer_norm = T5LayerNorm(config.d_model, config.layer_norm_eps, dtype)
 
-    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
+    def __call__(
+        self, x: jax.Array, bias: jax.Array, head_scale=None, *, position_bias=None
+    ) -> dict[str, jax.Array]:
         """Return the attention probes with `output` = x + attention(norm(x))."""
         normed = self.layer_norm(x)
-        probes = self.SelfAttention(normed, normed, bias, head_scale)
+        probes = self.SelfAttention(normed, normed, bias, head_scale, position_bias=position_bias)
         probes["output"] = x + probes["output"]
         return probes
 
@@ -307,16 +322,17 @@ class T5Stack(nnx.Module):
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]: the embedding, then each block's
             output, the last one after `final_layer_norm` (as transformers reports it);
-            attentions, queries, keys, values [batch, layer, head, token, ...]; for the decoder
-            also cross_attentions [batch, layer, head, target, token] and cross_queries,
-            cross_keys, cross_values; mlp_activations [batch, layer, token, d_mlp], the MLP
-            hidden activation (gated: act(wi_0 x) * wi_1 x).
+            attentions, attention_scores, queries, keys, values [batch, layer, head, token, ...];
+            for the decoder also cross_attentions, cross_attention_scores [batch, layer, head,
+            target, token] and cross_queries, cross_keys, cross_values; mlp_activations
+            [batch, layer, token, d_mlp], the MLP hidden activation (gated: act(wi_0 x) * wi_1 x).
         """
         first = self.block[0].layer[0].SelfAttention
-        bias = first.position_bias(x.shape[1], x.shape[1]) + self_mask  # shared by all blocks
+        position = first.position_bias(x.shape[1], x.shape[1])  # shared by all blocks
         hidden, probes, cross, mlp = [x], [], [], []
         for index, block in enumerate(self.block):
-            p = block.layer[0](x, bias, None if self_heads is None else self_heads[index])
+            head_scale = None if self_heads is None else self_heads[index]
+            p = block.layer[0](x, self_mask, head_scale, position_bias=position)
             x = p.pop("output")
             probes.append(p)
             if block.decoder:
@@ -330,7 +346,7 @@ class T5Stack(nnx.Module):
         hidden[-1] = self.final_layer_norm(x)
         out = {"hidden_states": jnp.stack(hidden, axis=1)}
         out["mlp_activations"] = jnp.stack(mlp, axis=1)  # [batch, layer, token, d_mlp]
-        for name in ("attentions", "queries", "keys", "values"):
+        for name in ("attentions", "attention_scores", "queries", "keys", "values"):
             out[name] = jnp.stack([p[name] for p in probes], axis=1)
             if cross:
                 out[f"cross_{name}"] = jnp.stack([c[name] for c in cross], axis=1)

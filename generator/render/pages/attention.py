@@ -16,6 +16,7 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.render.charts import attention as charts
 from generator.render.pages.common import Page, chart
+from generator.render.pages.score_section import scores_section
 
 WEIGHT_SCALE = 1000  # attention weights travel as uint16 thousandths (3 decimals)
 OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
@@ -382,7 +383,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     config = artifacts.manifest["model"]["config"]
     kinds = attention_kinds(artifacts)
     if not kinds:
-        return {"attention": None, "charts": []}
+        return {"attention": None, "charts": [], "scores": None, "score_chart": None}
     seq2seq = artifacts.manifest.get("seq2seq") or {}
     causal = bool((artifacts.manifest.get("attention") or {}).get("causal", False))
     n_heads = config["n_heads"]
@@ -474,7 +475,9 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             else None
         ),
     )
-    return {"attention": data, "charts": [heatmap, head_view, overview]}
+    scores, score_chart = scores_section(artifacts, data)
+    charts_out = [heatmap, head_view, overview] + ([score_chart] if score_chart else [])
+    return {"attention": data, "charts": charts_out, "scores": scores, "score_chart": score_chart}
 
 
 PAGE = Page(
@@ -482,5 +485,5 @@ PAGE = Page(
     "Attention",
     "model_attention.html",
     attention_context,
-    scripts=("attention.js",),
+    scripts=("attention.js", "selectors.js", "scores.js"),
 )
