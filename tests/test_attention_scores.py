@@ -208,3 +208,30 @@ def test_default_build_stores_scores_and_reports_their_size(default_build):
     size = (artifacts.root / entry["path"]).stat().st_size
     print("default build: showcase/attention_scores", json.dumps(entry["shape"]), size, "bytes")
     assert size >= scores.nbytes
+
+
+def test_only_the_showcase_step_returns_scores():
+    """The corpus step returns per-text reductions only: no score map leaves it (XLA drops the
+    stacked maps once the histogram has read them); the showcase step returns them in float32."""
+    import jax
+    import jax.numpy as jnp
+    from cards import TINY_BERT
+
+    from generator.extract.reducers import active_reducers
+    from generator.extract.steps import make_steps
+    from generator.models.loading import load_model
+
+    loaded = load_model(TINY_BERT)
+    config = loaded.config
+    reducers = active_reducers(config)
+    assert "score_hist" in [r.name for r in reducers]
+    corpus_step, showcase_step, params = make_steps(loaded.model, reducers, jnp.bfloat16)
+    ids = jax.ShapeDtypeStruct((4, 16), jnp.int32)
+    corpus = jax.eval_shape(corpus_step, params, ids, ids, ids)
+    shapes = {name: value.shape for name, value in corpus.items()}
+    assert shapes["score_hist"] == (4, config.n_layers, config.n_heads, VALUES.bins)
+    assert "attention_scores" not in shapes and all(len(s) <= 4 for s in shapes.values())
+    showcase = jax.eval_shape(showcase_step, params, ids, ids)
+    assert showcase["attention_scores"].shape == (4, config.n_layers, config.n_heads, 16, 16)
+    assert showcase["attention_scores"].dtype == jnp.float32  # whatever store_dtype
+    assert showcase["attentions"].dtype == jnp.bfloat16

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.attention import heatmap_step
+from generator.render.charts.attention import heatmap_step, token_axes
 from generator.render.charts.common import to_spec
 
 ROWS = "rows"
@@ -17,22 +17,12 @@ def score_heatmap_chart(cells: list[dict], n_queries: int = 0, n_keys: int = 0) 
     before the softmax, and whether the softmax sees that key (hidden keys are drawn faded).
     Colours diverge around a score of 0.
     """
-    label = "substring(datum.value, 5)"
     step = heatmap_step(n_keys)
     chart = (
         alt.Chart(alt.NamedData(ROWS))
         .mark_rect()
         .encode(
-            x=alt.X(
-                "key:O",
-                title="key (attended-to token)",
-                axis=alt.Axis(orient="top", labelAngle=-60, labelExpr=label, labelLimit=90),
-            ),
-            y=alt.Y(
-                "query:O",
-                title="query (attending token)",
-                axis=alt.Axis(labelExpr=label, labelLimit=90),
-            ),
+            **token_axes(),
             color=alt.Color(
                 "score:Q",
                 title="score",
