@@ -6,8 +6,9 @@ Sections (seconds are wall-clock; `compile_seconds` is JAX tracing + compilation
   analyze   {seconds, analyses: [{analysis, seconds}]}                  or {skipped, seconds}
   render    {seconds, parts: [{part, seconds}], figures}                or {skipped, seconds}
 Each stage rewrites its own section when it runs; a stage whose inputs were unchanged records
-{skipped, seconds, last_run}, `last_run` being its section from the last time it ran. Times differ from build to build, so they live
-beside the manifest, not in it: the artifacts stay byte-identical for the same inputs.
+{skipped, seconds, last_run}, `last_run` being its section from the last time it ran. Times
+differ from build to build, so they live beside the manifest, not in it: the artifacts stay
+byte-identical for the same inputs.
 """
 
 from __future__ import annotations

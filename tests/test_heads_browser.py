@@ -2,6 +2,7 @@
 
 import pytest
 from browser_support import file_url, open_page
+from scores_support import check_score_histogram, check_scores_follow_weights
 
 pytestmark = pytest.mark.browser
 
@@ -74,12 +75,15 @@ def check_attention_page(page, url):
     after = select(page, "select-example", "2", heatmap)
     assert "example 2" in after["selection"]
     wait_changed(page, grid, before_grid)
+    assert check_scores_follow_weights(page)["selection"] == "2 | 1 | 1"
     # Clicking a small map of the grid opens that layer and head in the heatmap.
     before = chart_state(page, heatmap)
     # (the first cell of the first small map is layer 0, head 0, query 0, key 0)
     page.locator("#chart-attention-overview .mark-rect path").first.click()
     after = wait_changed(page, heatmap, before)
     assert "layer 0, head 0" in after["selection"]
+    # The scores view follows a grid click too (attention.js sets the selects, no change event).
+    assert check_scores_follow_weights(page)["selection"] == "2 | 0 | 0"
 
 
 # JS: for each x axis of the per-layer panels, whether a drawn line lies in the plot right
@@ -207,3 +211,5 @@ def test_default_attention_and_heads_pages(page, default_build):
     _, out, _ = default_build
     check_attention_page(page, file_url(out / "all-minilm-l6-v2" / "attention.html"))
     check_heads_page(page, file_url(out / "all-minilm-l6-v2" / "heads.html"))
+    open_page(page, file_url(out / "all-minilm-l6-v2" / "activations.html")).assert_clean()
+    check_score_histogram(page)

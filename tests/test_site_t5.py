@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from browser_support import file_url, open_page, serve_directory
+from scores_support import check_score_histogram, check_scores_follow_weights
 from test_render import parse
 
 from generator.artifacts import open_artifacts
@@ -98,10 +99,10 @@ def labels(tokens):
 @pytest.mark.browser
 def test_t5_pages_render_from_file_and_http(page, t5_build):
     _, out, _ = t5_build
-    for filename in ("index.html", "attention.html", "attributions.html"):
+    for filename in ("index.html", "attention.html", "attributions.html", "heads.html"):
         open_page(page, file_url(out / "tiny-t5" / filename)).assert_clean()
     with serve_directory(out) as base_url:
-        for filename in ("index.html", "attention.html", "attributions.html"):
+        for filename in ("index.html", "attention.html", "attributions.html", "heads.html"):
             open_page(page, f"{base_url}/tiny-t5/{filename}").assert_clean()
 
 
@@ -124,10 +125,15 @@ def test_kind_selector_switches_between_the_three_attentions(page, t5_build):
     state = select_and_wait(page, "select-layer", "2")  # a layer only the decoder has
     assert "layer 2" in state["selection"]
 
+    scores = check_scores_follow_weights(page)  # decoder: causal, later keys faded
+    assert not all(visible for *_, visible in scores["scores"])
+
     state = select_and_wait(page, "select-kind", "2")  # cross-attention
     assert state["selection"].startswith("cross attention") and "layer 2" in state["selection"]
     assert state["rows"] == dec and state["columns"] == enc
     assert "rows are decoder tokens" in state["kindText"]
+    scores = check_scores_follow_weights(page)
+    assert scores["selection"] == "2 | 0 | 2 | 0" and all(v for *_, v in scores["scores"])
 
     state = select_and_wait(page, "select-head", "3")
     assert "head 3" in state["selection"]
@@ -180,3 +186,42 @@ def test_head_view_and_grid_follow_the_selected_kind(page, t5_build):
         return -(-n // size)
 
     assert (state["gridQueries"], state["gridKeys"]) == (cells(len(dec)), cells(len(enc)))
+
+
+@pytest.mark.browser
+def test_activations_page_shows_encoder_score_histograms(page, t5_build):
+    _, out, _ = t5_build
+    open_page(page, file_url(out / "tiny-t5" / "activations.html")).assert_clean()
+    assert "the corpus pass runs the encoder only" in page.inner_text("#activation-scores-section")
+    check_score_histogram(page)
+
+
+@pytest.mark.browser
+def test_heads_page_shows_decoder_and_cross_attention_metrics(page, t5_build):
+    _, out, _ = t5_build
+    open_page(page, file_url(out / "tiny-t5" / "heads.html")).assert_clean()
+    text = page.inner_text("#seq2seq-heads")
+    assert (
+        "mean distance, previous token, next token, self are not defined for cross-attention"
+        in (" ".join(text.split()))
+    )
+    chart = "chart-heads-seq2seq"
+    cells = "() => Atlas.views['chart-heads-seq2seq'].data('rows').length"
+    n_cells = page.evaluate(cells)
+    assert n_cells == 3 * 4  # decoder layers x heads
+    for select_id, value in (("select-s2s-kind", "cross"), ("select-s2s-metric", "special")):
+        before = page.get_attribute(f"#{chart}", "data-selection")
+        page.select_option(f"#{select_id}", value)
+        page.wait_for_function(
+            "([id, s]) => document.getElementById(id).getAttribute('data-selection') !== s",
+            arg=[chart, before],
+        )
+        assert page.evaluate(cells) == n_cells
+    before = page.get_attribute(f"#{chart}", "data-selection")
+    page.select_option("#select-s2s-metric", "previous")  # undefined across two sequences
+    page.wait_for_function(
+        "([id, s]) => document.getElementById(id).getAttribute('data-selection') !== s",
+        arg=[chart, before],
+    )
+    assert page.evaluate(cells) == 0
+    assert "not defined for this attention" in page.inner_text("#seq2seq-heads-note")

@@ -35,6 +35,8 @@ ACTIVATION_SELECTORS = [
         ["chart-neurons-histogram", "chart-neurons-bars", "chart-neurons-heatmap"],
     ),
     ("select-neuron-example", ["chart-neurons-heatmap"]),
+    ("select-score-layer", ["chart-activations-scores"]),
+    ("select-score-head", ["chart-activations-scores"]),
 ]
 
 _SIGNATURE_JS = """(id) => {

@@ -142,6 +142,28 @@ def histogram_rows(summed: dict[str, np.ndarray], edges: np.ndarray) -> dict[str
     return out
 
 
+def score_histogram_rows(counts: np.ndarray, edges: np.ndarray) -> list[dict]:
+    """Return the non-empty bins of every layer and head: {layer, head, start, end, fraction}.
+
+    `counts` is corpus/score_hist [layer, head, bin] (already summed over the corpus).
+    """
+    rows = []
+    for (layer, head), head_counts in np.ndenumerate(counts.sum(axis=-1)):
+        bins = counts[layer, head]
+        total = max(float(head_counts), 1.0)
+        rows.extend(
+            {
+                "layer": int(layer),
+                "head": int(head),
+                "start": float(edges[b]),
+                "end": float(edges[b + 1]),
+                "fraction": float(bins[b] / total),
+            }
+            for b in np.flatnonzero(bins)
+        )
+    return rows
+
+
 def residual_norm_table(
     norm_counts: np.ndarray, norm_sums: np.ndarray, tokens: int, edges: np.ndarray
 ) -> list[dict]:
@@ -281,7 +303,12 @@ def activations_analysis(artifacts) -> dict:
     norms = np.asarray(artifacts.array("corpus/residual_norm_hist"), dtype=np.float64).sum(0)
     sums = np.asarray(artifacts.array("corpus/residual_norm_sum"), dtype=np.float64).sum(0)
     norm_edges = np.asarray(artifacts.array("corpus/norm_edges"), dtype=np.float64)
+    scores = {}
+    if artifacts.has("corpus/score_hist"):
+        counts = np.asarray(artifacts.array("corpus/score_hist"), dtype=np.float64)
+        scores = {"activation_score_histograms": score_histogram_rows(counts, edges)}
     return {
+        **scores,
         "activation_quantiles": quantiles,
         "activation_histograms": histogram_rows(summed, edges),
         "activation_residual_norms": residual_norm_table(norms, sums, tokens, norm_edges),

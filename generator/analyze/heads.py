@@ -9,6 +9,12 @@ Tables:
   head_layer_summary  one row per layer x metric: {layer, metric, mean, min, max} over heads
   head_clusters       one row per layer x head: {layer, head, x, y, cluster} (PCA map, clusters)
   head_cluster_info   {metrics, explained, clusters, silhouette, profiles[{cluster, heads, summary}]}
+Encoder-decoders: the tables above are the encoder's self-attention (the corpus pass runs the
+encoder); the decoder has targets only for the showcase, so from `showcase/decoder_head_metrics`
+and `showcase/cross_head_metrics` [example, layer, head, metric] (combined over the examples as
+over texts):
+  head_metrics_decoder, head_metrics_cross   one row per decoder layer x head, as head_metrics
+  (cross-attention: distance, previous, next and self are None, undefined across two sequences)
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from generator.artifacts import Artifacts
 
 MAX_OVER_TEXTS = ("nonzero_max",)
 MAX_CLUSTERS = 8
+SEQ2SEQ_KINDS = ("decoder", "cross")  # showcase metrics of an encoder-decoder's decoder side
 DIGITS = 5
 
 # name -> (short label, one-sentence meaning); {threshold} is the sparsity threshold.
@@ -266,4 +273,10 @@ def heads_analysis(artifacts: Artifacts) -> dict:
     metrics = info.get("head_metrics") or []
     if not metrics or not artifacts.has("corpus/head_metrics"):
         return {}
-    return head_tables(np.asarray(artifacts.array("corpus/head_metrics")), list(metrics))
+    tables = head_tables(np.asarray(artifacts.array("corpus/head_metrics")), list(metrics))
+    for kind in SEQ2SEQ_KINDS:
+        name = f"showcase/{kind}_head_metrics"
+        if artifacts.has(name):
+            values = aggregate_texts(np.asarray(artifacts.array(name)), list(metrics))
+            tables[f"head_metrics_{kind}"] = head_rows(values, list(metrics))
+    return tables

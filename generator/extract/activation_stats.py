@@ -18,6 +18,9 @@ Per-text reducers (axes after `text`; layer = L+1 for hidden states, embeddings 
   residual_norm_sum  [layer]       Σ of those norms (exact mean = sum / tokens)
   act_extreme        [layer, dim]  the signed hidden value of largest |value| over the tokens
   act_extreme_pos    [layer, dim]  its token position (float32; exact below 2^24)
+  score_hist         [layer, head, bin]  attention scores before the softmax (the `VALUES` grid)
+                     of every real query over its visible keys; summed over the corpus on the
+                     host (reducers.Reducer.summed): corpus/score_hist has no text axis
 All are stored as float32 (counts are exact below 2^24 per text and layer).
 """
 
@@ -80,21 +83,44 @@ VALUES = LogGrid(low=-3, high=5, per_decade=16, symmetric=True)  # 1e-3 .. 1e5, 
 NORMS = LogGrid(low=-2, high=5, per_decade=64, symmetric=False)  # 0, 1e-2 .. 1e5, 449 bins
 
 
+def weighted_histograms(x: jax.Array, weight: jax.Array, grid: LogGrid = VALUES) -> jax.Array:
+    """Count [batch, row, ...] values per (batch, row), each with its weight (0: not counted).
+
+    Returns:
+        [batch, row, bin] float32 counts.
+    """
+    batch, rows = x.shape[:2]
+    bins = grid.bins
+    weight = jnp.broadcast_to(weight.astype(jnp.float32), x.shape)
+    trailing = (None,) * (x.ndim - 2)
+    row = (jnp.arange(batch)[:, None] * rows + jnp.arange(rows)[None, :])[(..., *trailing)]
+    segments = row * bins + grid.index(x)
+    counts = jax.ops.segment_sum(weight.ravel(), segments.ravel(), num_segments=batch * rows * bins)
+    return counts.reshape(batch, rows, bins)
+
+
 def layer_histograms(x: jax.Array, attention_mask: jax.Array, grid: LogGrid = VALUES) -> jax.Array:
     """Count [batch, layer, token, feature] values per (batch, layer) over non-padding tokens.
 
     Returns:
         [batch, layer, bin] float32 counts.
     """
-    batch, layers = x.shape[:2]
-    bins = grid.bins
-    weight = jnp.broadcast_to(attention_mask.astype(jnp.float32)[:, None, :, None], x.shape)
-    rows = jnp.arange(batch)[:, None, None, None] * layers + jnp.arange(layers)[None, :, None, None]
-    segments = rows * bins + grid.index(x)
-    counts = jax.ops.segment_sum(
-        weight.ravel(), segments.ravel(), num_segments=batch * layers * bins
-    )
-    return counts.reshape(batch, layers, bins)
+    return weighted_histograms(x, attention_mask[:, None, :, None], grid)
+
+
+def score_histogram(outputs, attention_mask):
+    """Histogram of attention scores before the softmax -> [batch, layer, head, bin].
+
+    Counts the scores of every real query over the keys it can see (`key_visible`: padding,
+    causal mask, sliding window), one layer at a time so only one layer's maps are live.
+    """
+    scores = _probe(outputs, "attention_scores")  # [batch, layer, head, query, key]
+    real = attention_mask.astype(bool)[:, None, :, None]  # [batch, 1, query, 1]
+    layers = [
+        weighted_histograms(scores[:, layer], real & visible[:, None])
+        for layer, visible in enumerate(outputs["key_visible"])
+    ]
+    return jnp.stack(layers, axis=1)
 
 
 def _probe(outputs, name: str) -> jax.Array:

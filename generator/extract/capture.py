@@ -10,11 +10,13 @@ Corpus-wide arrays (axes):
 Showcase arrays (one row per showcase example, padded to a common length):
   showcase/index [example]; input_ids, attention_mask, tokens [example, token]
   hidden_states [example, layer, token, d_model]; attentions [example, layer, head, query, key]
+  attention_scores [example, layer, head, query, key]  before the softmax and the mask, float32
   queries, keys, values [example, layer, head, token, d_head]
   special_mask [example, token]  1 on special tokens (attention sinks), 0 elsewhere and on padding
   with a head: top_logits, top_token_ids [example, token, rank] (masked / causal LM), or
   logits [example, label] / [example, token, label] / [example, token] (classifiers)
-Per-head attention metrics (generator/extract/head_metrics.py; not for encoder-decoders):
+Per-head attention metrics (generator/extract/head_metrics.py; encoder-decoders: of the encoder,
+the decoder and cross-attention ones are showcase arrays, see extract/seq2seq.py):
   corpus/head_metrics  [text, layer, head, metric]  float32 whatever store_dtype
 Encoder-decoder models (T5) keep input_ids, attention_mask and tokens for the encoder side and
 store the rest under encoder_*, decoder_* and cross_* names: see extract/seq2seq.py.
@@ -194,6 +196,7 @@ class ExtractRun:
     showcase_step: object = None
     params: object = None
     streamed: dict = field(default_factory=dict)
+    summed: dict = field(default_factory=dict)
     batches: list = field(default_factory=list)
     showcase: object = None
     showcase_tokens: object = None  # the corpus's tokens, then the extra showcase texts'
@@ -237,10 +240,13 @@ class ExtractRun:
         """Record a warning, or fail at once under --strict."""
         warn(message, self.warnings, self.strict)
 
-    def stream(self, params, streamed: dict, *, desc: str, where: str = "", on_batch=None) -> None:
+    def stream(
+        self, params, streamed: dict, *, desc: str, where: str = "", on_batch=None, summed=None
+    ) -> None:
         """Stream the planned corpus batches through the corpus step with `params`.
 
-        `streamed` maps reducer names to the `[text, ...]` arrays the rows go to; `where`
+        `streamed` maps reducer names to the `[text, ...]` arrays the rows go to, `summed` those
+        of summed reducers to the arrays their rows are added into (None: not kept); `where`
         prefixes a non-finite error (it names the weights), `on_batch` sees every batch.
         """
         stream_corpus(
@@ -250,6 +256,7 @@ class ExtractRun:
             self.tokens.ids,
             self.pad_id,
             streamed=streamed,
+            summed=summed,
             desc=desc,
             progress=self.progress,
             mesh=self.mesh,
@@ -431,7 +438,12 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     import jax.numpy as jnp
 
     from generator.extract import neurons
-    from generator.extract.reducers import Reducer, active_reducers, open_reducer_arrays
+    from generator.extract.reducers import (
+        Reducer,
+        active_reducers,
+        open_reducer_arrays,
+        open_summed_arrays,
+    )
     from generator.extract.steps import make_steps
 
     card, config, writer = run.card, run.config, run.writer
@@ -445,6 +457,7 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     )
     n_texts = len(run.corpus)
     run.streamed = open_reducer_arrays(writer, run.reducers, config, n_texts, store=store)
+    run.summed = open_summed_arrays(writer, run.reducers, config)
     run.pad_id = padding_id(run.tokenizer)
     run.specials = special_token_ids(run.tokenizer)
     run.batches = plan_batches(
@@ -525,6 +538,7 @@ def corpus_pass(run: ExtractRun) -> None:
     run.stream(
         run.params,
         run.streamed,
+        summed=run.summed,
         desc=f"{run.card.name}: corpus",
         on_batch=stats.add if stats else None,
     )
@@ -722,6 +736,12 @@ def capture_showcase(run: ExtractRun) -> int:
         captured["attentions"][:n],
         ("example", "layer", "head", "query", "key"),
     )
+    if "attention_scores" in captured:  # float32: see steps.SHOWCASE_FLOAT32
+        writer.write_array(
+            "showcase/attention_scores",
+            captured["attention_scores"][:n],
+            ("example", "layer", "head", "query", "key"),
+        )
     for name in ("queries", "keys", "values"):
         writer.write_array(
             f"showcase/{name}", captured[name][:n], ("example", "layer", "head", "token", "d_head")

@@ -46,6 +46,7 @@ def stream_corpus(
     pad_id: int,
     *,
     streamed: dict[str, np.ndarray],
+    summed: dict[str, np.ndarray] | None = None,
     desc: str,
     progress: bool,
     mesh=None,
@@ -63,6 +64,7 @@ def stream_corpus(
         ids: per text, its [token] ids.
         pad_id: padding token id.
         streamed: reducer name -> writable [text, ...] array (memory map).
+        summed: reducer name -> writable [...] array the reducer's rows are added into.
         desc: progress-bar label.
         progress: show a progress bar on stderr.
         mesh: the device mesh batches are placed on (None: the default device).
@@ -93,5 +95,7 @@ def stream_corpus(
             on_batch(out, batch, mask)
         for name, array in streamed.items():
             array[batch.rows] = storable(np.asarray(out[name][:rows]))
-    for array in streamed.values():
+        for name, array in (summed or {}).items():
+            array += np.asarray(out[name][:rows], np.float64).sum(axis=0)
+    for array in [*streamed.values(), *(summed or {}).values()]:
         array.flush()

@@ -1,7 +1,8 @@
 """Per-head attention metrics, computed on device inside the jitted corpus step.
 
 `head_metrics` works on any attention tensor [batch, layer, head, query, key] (self-attention of
-an encoder or a causal decoder, or cross-attention) given which queries are real and which keys
+an encoder or a causal decoder, or cross-attention: `cross_attention_metrics`, whose
+position-comparing metrics `CROSS_UNDEFINED` are NaN) given which queries are real and which keys
 each query may see; `key_visibility` builds that mask from a padding mask and a causal flag.
 Every metric is computed per query over its visible keys, then averaged over the text's eligible
 queries (padded queries never count), giving [batch, layer, head, metric] float32. A text with no
@@ -48,6 +49,9 @@ METRICS = (
 )
 # How a metric's per-text values combine over the corpus: the mean, except this maximum.
 MAX_OVER_TEXTS = ("nonzero_max",)
+# Metrics that compare a query's position with a key's: undefined for cross-attention, whose
+# queries (decoder tokens) and keys (encoder tokens) are positions of different sequences.
+CROSS_UNDEFINED = ("distance", "previous", "next", "self")
 
 
 def is_causal(config) -> bool:
@@ -197,6 +201,44 @@ def self_attention_metrics(outputs: dict[str, jax.Array], attention_mask: jax.Ar
     return head_metrics(
         outputs["attentions"], attention_mask, outputs["key_visible"], outputs["special_mask"]
     )
+
+
+def cross_attention_metrics(
+    attentions: jax.Array, query_mask: jax.Array, key_mask: jax.Array, special: jax.Array
+) -> jax.Array:
+    """Metrics of cross-attention [batch, layer, head, query, key] -> [batch, layer, head, metric].
+
+    Queries are decoder tokens (`query_mask` [batch, query]), keys encoder tokens (`key_mask`,
+    `special` [batch, key]); every query sees every real key. `CROSS_UNDEFINED` metrics are NaN.
+    """
+    visible = key_visibility(query_mask, key_mask)
+    values = head_metrics(attentions, query_mask, visible, special)
+    undefined = jnp.array([name in CROSS_UNDEFINED for name in METRICS])
+    return jnp.where(undefined, jnp.nan, values)
+
+
+def seq2seq_metrics(probes: dict[str, jax.Array], masks: tuple, specials: tuple) -> dict:
+    """Decoder self-attention and cross-attention metrics of an encoder-decoder's probes.
+
+    Args:
+        probes: decoder_attentions [batch, layer, head, target, target] and cross_attentions
+            [batch, layer, head, target, token].
+        masks: (encoder [batch, token], decoder [batch, target]) padding masks.
+        specials: (encoder, decoder) special-token masks, same shapes.
+
+    Returns:
+        decoder_head_metrics, cross_head_metrics: [batch, layer, head, metric] float32.
+    """
+    (encoder, decoder), (encoder_special, decoder_special) = masks, specials
+    causal = key_visibility(decoder, causal=True)
+    return {
+        "decoder_head_metrics": head_metrics(
+            probes["decoder_attentions"], decoder, causal, decoder_special
+        ),
+        "cross_head_metrics": cross_attention_metrics(
+            probes["cross_attentions"], decoder, encoder, encoder_special
+        ),
+    }
 
 
 def head_metrics_shape(config) -> tuple[int, int, int]:

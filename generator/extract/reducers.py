@@ -9,7 +9,8 @@ with `Reducer` (naming the analysis it feeds: a card whose `analyses` leaves tha
 does not compute it), and append it to `REDUCERS` (or register it from its own module). Besides the
 model's probes, `outputs` holds the batch inputs `input_ids` and `special_mask` [batch, token]
 and `key_visible`, one [batch, query, key] mask per layer (padding and, for causal models, the
-causal mask and any sliding window).
+causal mask and any sliding window). A `summed` reducer is added up over the texts on the host
+and stored once, without the `text` axis (corpus-wide histograms too large to keep per text).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Reducer:
     stored: bool = True  # False: checked on the host, not written (e.g. finiteness)
     in_store_dtype: bool = True  # stored in the card's store_dtype; False keeps float32 (metrics)
     analysis: str | None = None  # the analysis (analysis_names.py) it feeds; None: always run
+    summed: bool = False  # True: stored as the sum over texts (float64), no `text` axis
 
 
 def mean_pool(hidden_states: jax.Array, attention_mask: jax.Array) -> jax.Array:
@@ -128,12 +130,20 @@ REDUCERS: list[Reducer] = [
     *(  # histograms, norms, outliers
         Reducer(**spec, analysis="activations") for spec in activation_stats.REDUCER_SPECS
     ),
+    Reducer(  # per layer and head: summed over the corpus (per text it would be L*H*257 counts)
+        "score_hist",
+        ("layer", "head", "bin"),
+        lambda c: (c.n_layers, c.n_heads, activation_stats.VALUES.bins),
+        activation_stats.score_histogram,
+        in_store_dtype=False,
+        analysis="activations",
+        summed=True,
+    ),
     Reducer(
         "head_metrics",
         ("layer", "head", "metric"),
         head_metrics.head_metrics_shape,
-        head_metrics.self_attention_metrics,
-        applies=lambda config: not head_metrics.is_encoder_decoder(config),
+        head_metrics.self_attention_metrics,  # encoder-decoders: the encoder's
         in_store_dtype=False,
         analysis="heads",
     ),
@@ -173,5 +183,16 @@ def open_reducer_arrays(
             ("text", *reducer.axes),
         )
         for reducer in reducers
-        if reducer.stored
+        if reducer.stored and not reducer.summed
+    }
+
+
+def open_summed_arrays(writer, reducers: list[Reducer], config: ModelConfig) -> dict:
+    """Open `corpus/NAME` `[*axes]` (float64) for each summed reducer; return name -> memmap."""
+    return {
+        reducer.name: writer.open_array(
+            f"corpus/{reducer.name}", reducer.shape(config), jnp.float64, reducer.axes
+        )
+        for reducer in reducers
+        if reducer.summed
     }

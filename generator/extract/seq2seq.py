@@ -18,8 +18,13 @@ Showcase arrays (one row per example; `token` = encoder token, `target` = decode
   decoder_attentions     [example, layer, head, query(target), key(target)]  causal
   decoder_queries, decoder_keys, decoder_values     [example, layer, head, target, d_head]
   cross_attentions       [example, layer, head, query(target), key(token)]
+  encoder_attention_scores, decoder_attention_scores, cross_attention_scores: the scores
+                         before the softmax and the mask, float32 whatever store_dtype, same axes
   cross_queries [example, layer, head, target, d_head]; cross_keys, cross_values [.., token, d_head]
   logits                 [example, target, vocab]
+  decoder_head_metrics, cross_head_metrics  [example, layer, head, metric]  float32: per-head
+                         metrics (extract/head_metrics.py) of the decoder self-attention and of
+                         the cross-attention (distance, previous, next, self: NaN, undefined)
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -34,15 +40,26 @@ from generator.artifacts import ArtifactWriter
 from generator.corpus import load_corpus
 from generator.extract import sharding
 from generator.extract.batching import bucket_length, pad_rows
+from generator.extract.corpus_pass import special_mask
+from generator.extract.head_metrics import seq2seq_metrics
 from generator.models.t5 import generate_greedy
 
 ENCODER_AXES = ("example", "layer", "head", "token", "d_head")
 DECODER_AXES = ("example", "layer", "head", "target", "d_head")
 ATTENTION_AXES = {
-    "encoder_attentions": ("example", "layer", "head", "query", "key"),
-    "decoder_attentions": ("example", "layer", "head", "query", "key"),
-    "cross_attentions": ("example", "layer", "head", "query", "key"),
+    f"{kind}_{probe}": ("example", "layer", "head", "query", "key")
+    for probe in ("attentions", "attention_scores")
+    for kind in ("encoder", "decoder", "cross")
 }
+# Per-head metrics of the showcase (extract/head_metrics.py), float32: the decoder has targets
+# only for the showcase, so decoder and cross-attention metrics cover the showcase examples.
+METRIC_ARRAYS = {
+    "decoder_head_metrics": ("example", "layer", "head", "metric"),
+    "cross_head_metrics": ("example", "layer", "head", "metric"),
+}
+# Kept in float32 whatever store_dtype: scores can be large (T5 does not scale them), and the
+# softmax of a rounded score would no longer give the stored weights.
+FLOAT32_PROBES = ("encoder_attention_scores", "decoder_attention_scores", "cross_attention_scores")
 PROBE_AXES = {
     "encoder_hidden_states": ("example", "layer", "token", "d_model"),
     "decoder_hidden_states": ("example", "layer", "target", "d_model"),
@@ -133,7 +150,11 @@ def _greedy_program(graphdef):
 
 
 def make_seq2seq_steps(model, params, mesh, store_dtype):
-    """Return (greedy_step, forward_step): jitted functions of `params` and placed batches."""
+    """Return (greedy_step, forward_step): jitted functions of `params` and placed batches.
+
+    forward_step(params, input_ids, attention_mask, decoder_ids, decoder_mask, specials) also
+    takes (encoder, decoder) special-token masks and returns the `METRIC_ARRAYS`.
+    """
     graphdef = nnx.graphdef(model)
     out = sharding.replicated(mesh)
 
@@ -143,10 +164,14 @@ def make_seq2seq_steps(model, params, mesh, store_dtype):
         return generate_greedy(module, input_ids, attention_mask, max_new_tokens)
 
     @functools.partial(jax.jit, out_shardings=out)
-    def forward_step(params, input_ids, attention_mask, decoder_ids, decoder_mask):
+    def forward_step(params, input_ids, attention_mask, decoder_ids, decoder_mask, specials):
         module = nnx.merge(graphdef, params)
         probes = module(input_ids, attention_mask, decoder_ids, decoder_mask)
-        return {name: probes[name].astype(store_dtype) for name in PROBE_AXES}
+        metrics = seq2seq_metrics(probes, (attention_mask, decoder_mask), specials)
+        return metrics | {
+            name: probes[name].astype(jnp.float32 if name in FLOAT32_PROBES else store_dtype)
+            for name in PROBE_AXES
+        }
 
     return greedy_step, forward_step
 
@@ -182,7 +207,6 @@ def capture_seq2seq_showcase(run) -> tuple[int, dict, tuple[np.ndarray, np.ndarr
         (encoder width, manifest details of the targets, the decoder batch
         (decoder_input_ids, decoder_attention_mask, target_ids) [example, target]).
     """
-    import jax.numpy as jnp
     from tqdm import tqdm
 
     from generator.extract.showcase import showcase_batch
@@ -208,8 +232,13 @@ def capture_seq2seq_showcase(run) -> tuple[int, dict, tuple[np.ndarray, np.ndarr
         decoder_ids, decoder_mask, target_ids = decoder_batch(
             targets, config.decoder_start_token_id, pad_id, len(ids)
         )
+        specials = (
+            special_mask(ids, mask, run.specials),
+            special_mask(decoder_ids, decoder_mask, run.specials),
+        )
+        decoder_placed = sharding.place_batch(mesh, decoder_ids, decoder_mask)
         captured = sharding.fetch(
-            forward_step(params, *placed, *sharding.place_batch(mesh, decoder_ids, decoder_mask))
+            forward_step(params, *placed, *decoder_placed, sharding.place_batch(mesh, *specials))
         )
         bar.update()
 
@@ -220,7 +249,7 @@ def capture_seq2seq_showcase(run) -> tuple[int, dict, tuple[np.ndarray, np.ndarr
         showcase=showcase,
         encoder=(ids[:n], mask[:n]),
         decoder=decoder,
-        captured={name: captured[name][:n] for name in PROBE_AXES},
+        captured={name: captured[name][:n] for name in (*PROBE_AXES, *METRIC_ARRAYS)},
     )
     return width, target_details(card, config, decoder[0].shape[1], truncated), decoder
 
@@ -272,5 +301,5 @@ def write_seq2seq_showcase(
         for row, m in zip(target_ids, decoder_mask, strict=True)
     ]
     writer.write_array("showcase/target_texts", strings_array(texts), ("example",))
-    for name, axes in PROBE_AXES.items():
+    for name, axes in (PROBE_AXES | METRIC_ARRAYS).items():
         writer.write_array(f"showcase/{name}", captured[name], axes)

@@ -21,6 +21,9 @@ from generator.extract.neurons import showcase_top
 from generator.extract.reducers import Reducer
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
+# Scores before the softmax: float32 whatever store_dtype (they can be large, and the softmax of
+# rounded scores would no longer give the stored weights). Only the showcase step returns them.
+SHOWCASE_FLOAT32 = ("attention_scores",)
 VOCAB_HEADS = (
     "masked-lm",
     "causal-lm",
@@ -91,6 +94,7 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
         captured = {
             name: out[name].astype(store_dtype) for name in SHOWCASE_CAPTURES if name in out
         }
+        captured |= {n: out[n].astype(jnp.float32) for n in SHOWCASE_FLOAT32 if n in out}
         if neuron_ids is not None and "mlp_activations" in out:  # [layer, neuron] ids
             top = showcase_top(out["mlp_activations"], neuron_ids)
             captured["mlp_top"] = top.astype(store_dtype)  # [batch, layer, token, neuron]

@@ -133,12 +133,13 @@ class BertSelfAttention(nnx.Module):
         q = split_heads(self.query(x), self.n_heads, self.d_head)
         k = split_heads(self.key(x), self.n_heads, self.d_head)
         v = split_heads(self.value(x), self.n_heads, self.d_head)
-        context, probs = attend(
+        context, probs, scores = attend(
             q, k, v, bias, self.d_head**-0.5, precision=self.precision, head_scale=head_scale
         )
         return {
             "context": merge_heads(context),
             "attentions": probs,
+            "attention_scores": scores,
             "queries": q,
             "keys": k,
             "values": v,

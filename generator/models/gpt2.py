@@ -78,12 +78,13 @@ class GPT2Attention(nnx.Module):
 
     def attend_kv(self, q, k, v, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
         """Attend queries over keys and values; return the projected output and the probes."""
-        context, probs = attend(
+        context, probs, scores = attend(
             q, k, v, bias, self.scale, precision=self.precision, head_scale=head_scale
         )
         return {
             "context": self.c_proj(merge_heads(context)),
             "attentions": probs,
+            "attention_scores": scores,
             "queries": q,
             "keys": k,
             "values": v,

@@ -128,42 +128,52 @@ def attend(
     *,
     precision,
     head_scale: jax.Array | None = None,
-) -> tuple[jax.Array, jax.Array]:
+    position_bias: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Scaled dot-product attention with the softmax in float32.
 
     Args:
         q, k, v: [batch, head, token, d_head] (keys and values already one per query head).
-        bias: additive [batch, 1 or head, query, key] float32 bias from `mask_bias`.
+        bias: additive [batch, 1 or head, query, key] float32 mask bias from `mask_bias`.
         scale: multiplier of the raw scores (usually d_head ** -0.5).
         precision: matmul precision.
         head_scale: optional [head] multipliers of each head's context (a head mask: 1 keeps a
             head, 0 removes it); the returned probabilities are not scaled.
+        position_bias: optional additive [batch or 1, head or 1, query, key] float32 term the
+            family adds to the scaled scores (relative positions), part of the returned scores.
 
     Returns:
         context [batch, head, query, d_head] in the dtype of `v`; probs [batch, head, query, key]
         float32, post-softmax (hidden keys get exactly 0 weight; a query with no visible key
-        gets an all-zero row).
+        gets an all-zero row); scores [batch, head, query, key] float32: `q·k * scale` plus
+        `position_bias`, before the mask (probs = softmax over the visible keys of scores).
     """
     scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=precision).astype(jnp.float32)
-    probs = jax.nn.softmax(scores * scale + bias, axis=-1)
+    scores = scores * scale
+    if position_bias is not None:
+        scores = scores + position_bias
+    probs = jax.nn.softmax(scores + bias, axis=-1)
     # A query that sees no key at all (a padding row outside every window) attends to nothing.
     sees_any = jnp.any(bias > MASKED / 2, axis=-1, keepdims=True)
     probs = jnp.where(sees_any, probs, 0.0)
     context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=precision)
     if head_scale is not None:
         context = context * head_scale.astype(context.dtype)[None, :, None, None]
-    return context, probs
+    return context, probs, scores
 
 
 def stack_probes(probes: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
     """Stack per-layer probes into [batch, layer, ...] arrays.
 
-    attentions, queries, keys, values always; mlp_activations [batch, layer, token, d_mlp]
-    (the MLP hidden activation after its non-linearity) when every layer reports it.
+    attentions, queries, keys, values always; attention_scores [batch, layer, head, query, key]
+    (before the softmax and the mask) and mlp_activations [batch, layer, token, d_mlp] (the MLP
+    hidden activation after its non-linearity) when every layer reports them. Inside a jitted
+    step, XLA drops whatever the step does not return or use.
     """
     names = ["attentions", "queries", "keys", "values"]
-    if probes and all("mlp_activations" in p for p in probes):
-        names.append("mlp_activations")
+    for optional in ("attention_scores", "mlp_activations"):
+        if probes and all(optional in p for p in probes):
+            names.append(optional)
     return {name: jnp.stack([p[name] for p in probes], axis=1) for name in names}
 
 

@@ -87,12 +87,13 @@ class LlamaAttention(nnx.Module):
         """Attend queries over keys/values [batch, kv_head, key, d_head]; return output and probes."""
         group = self.n_heads // self.n_kv_heads
         k, v = jnp.repeat(k, group, axis=1), jnp.repeat(v, group, axis=1)  # [batch, head, ...]
-        context, probs = attend(
+        context, probs, scores = attend(
             q, k, v, bias, self.d_head**-0.5, precision=self.precision, head_scale=head_scale
         )
         return {
             "context": self.o_proj(merge_heads(context)),
             "attentions": probs,
+            "attention_scores": scores,
             "queries": q,
             "keys": k,
             "values": v,

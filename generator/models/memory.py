@@ -6,8 +6,8 @@ device holds a full copy). A batch holds, per device:
   corpus step    the stacked hidden states [batch, layer(L+1), token, d_model] that the reducers
                  read, plus the working set of one layer (q, k, v, scores and probabilities in
                  float32, the MLP's hidden units)
-  showcase step  every probe of every layer (hidden states, float32 attentions, q/k/v) and the
-                 logits, plus the same working set
+  showcase step  every probe of every layer (hidden states, float32 attentions and scores before
+                 the softmax, q/k/v) and the logits, plus the same working set
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def _activations(
         logits = n * config.vocab_size * f32
     showcase = (
         hidden * s // c
-        + layers * scores
+        + 2 * layers * scores  # attentions and attention_scores
         + 3 * layers * n * head_values * s
         + logits
         + working

@@ -145,27 +145,38 @@ class T5Attention(nnx.Module):
         return x.reshape(batch, token, self.n_heads, self.d_head).transpose(0, 2, 1, 3)
 
     def __call__(
-        self, x: jax.Array, source: jax.Array, bias: jax.Array, head_scale=None
+        self,
+        x: jax.Array,
+        source: jax.Array,
+        bias: jax.Array,
+        head_scale=None,
+        *,
+        position_bias: jax.Array | None = None,
     ) -> dict[str, jax.Array]:
         """Attend from `x` [batch, query, d_model] to `source` [batch, key, d_model].
 
         Args:
             x: normed query-side states.
             source: normed key/value-side states (`x` itself for self-attention).
-            bias: [batch or 1, head or 1, query, key] float32: position bias plus mask bias
-                (0 on visible keys, finfo.min on hidden ones).
+            bias: [batch or 1, 1, query or 1, key] float32 mask bias (0 on visible keys,
+                finfo.min on hidden ones).
             head_scale: [head] multipliers of each head's context before `o` (head masking);
                 None keeps every head.
+            position_bias: [1, head, query, key] float32 relative position bias (self-attention;
+                cross-attention has none).
 
         Returns:
             output [batch, query, d_model] (after `o`); attentions [batch, head, query, key]
-            (float32, post-softmax); queries [batch, head, query, d_head]; keys, values
-            [batch, head, key, d_head].
+            (float32, post-softmax); attention_scores [batch, head, query, key] (float32, q·k
+            plus the position bias, before the mask: T5 does not scale by 1/sqrt(d_head));
+            queries [batch, head, query, d_head]; keys, values [batch, head, key, d_head].
         """
         q, k, v = self._heads(self.q(x)), self._heads(self.k(source)), self._heads(self.v(source))
-        return self.attend_kv(q, k, v, bias, head_scale)
+        return self.attend_kv(q, k, v, bias, head_scale, position_bias=position_bias)
 
-    def cached(self, x: jax.Array, bias: jax.Array, *, cache, positions) -> dict[str, jax.Array]:
+    def cached(
+        self, x: jax.Array, bias: jax.Array, *, cache, positions, position_bias=None
+    ) -> dict[str, jax.Array]:
         """Self-attend the new tokens [batch, new, d_model] over the cache (see kv_cache)."""
         return attend_cached(
             self._heads(self.q(x)),
@@ -173,13 +184,18 @@ class T5Attention(nnx.Module):
             self._heads(self.v(x)),
             cache=cache,
             positions=positions,
-            attend_kv=lambda q, k, v: self.attend_kv(q, k, v, bias),
+            attend_kv=lambda q, k, v: self.attend_kv(q, k, v, bias, position_bias=position_bias),
         )
 
-    def attend_kv(self, q, k, v, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
+    def attend_kv(
+        self, q, k, v, bias: jax.Array, head_scale=None, *, position_bias=None
+    ) -> dict[str, jax.Array]:
         """Attend queries over keys and values [batch, head, ., d_head]; see `__call__`."""
         scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, precision=self.precision)
-        probs = jax.nn.softmax(scores.astype(jnp.float32) + bias, axis=-1)
+        scores = scores.astype(jnp.float32)
+        if position_bias is not None:
+            scores = scores + position_bias
+        probs = jax.nn.softmax(scores + bias, axis=-1)
         context = jnp.einsum("bhqk,bhkd->bhqd", probs.astype(v.dtype), v, precision=self.precision)
         if head_scale is not None:
             context = context * jnp.asarray(head_scale, context.dtype)[None, :, None, None]
@@ -188,6 +204,7 @@ class T5Attention(nnx.Module):
         return {
             "output": self.o(context),
             "attentions": probs,
+            "attention_scores": scores,
             "queries": q,
             "keys": k,
             "values": v,
@@ -204,18 +221,29 @@ class T5LayerSelfAttention(nnx.Module):
         self.layer_norm = T5LayerNorm(config.d_model, config.layer_norm_eps, dtype)
 
     def __call__(
-        self, x: jax.Array, bias: jax.Array, head_scale=None, *, cache=None, positions=None
+        self,
+        x: jax.Array,
+        bias: jax.Array,
+        head_scale=None,
+        *,
+        position_bias=None,
+        cache=None,
+        positions=None,
     ) -> dict[str, jax.Array]:
         """Return the attention probes with `output` = x + attention(norm(x)).
 
-        With a `cache` the new tokens at `positions` attend over it (see kv_cache); the probes
-        then hold the updated `cache`.
+        `bias` is the mask bias and `position_bias` the relative position bias (first block's,
+        shared). With a `cache` the new tokens at `positions` attend over it (see kv_cache); the
+        probes then hold the updated `cache`.
         """
         normed = self.layer_norm(x)
+        attention = self.SelfAttention
         if cache is None:
-            probes = self.SelfAttention(normed, normed, bias, head_scale)
+            probes = attention(normed, normed, bias, head_scale, position_bias=position_bias)
         else:
-            probes = self.SelfAttention.cached(normed, bias, cache=cache, positions=positions)
+            probes = attention.cached(
+                normed, bias, cache=cache, positions=positions, position_bias=position_bias
+            )
         probes["output"] = x + probes["output"]
         return probes
 
@@ -315,6 +343,18 @@ class T5Stack(nnx.Module):
         )
         self.final_layer_norm = T5LayerNorm(config.d_model, config.layer_norm_eps, dtype)
 
+    def self_biases(self, x: jax.Array, self_mask: jax.Array, cache, positions) -> tuple:
+        """Return (relative position bias, mask bias) of self-attention, shared by all blocks.
+
+        Without a cache: over x's tokens and `self_mask`; with one: the new tokens at
+        `positions` over every cache slot.
+        """
+        first = self.block[0].layer[0].SelfAttention
+        if cache is None:
+            return first.position_bias(x.shape[1], x.shape[1]), self_mask
+        n_slots = cache[0][0].shape[2]
+        return first.position_bias_at(positions, n_slots), cache_bias(positions, n_slots)
+
     def __call__(
         self,
         x: jax.Array,
@@ -343,22 +383,18 @@ class T5Stack(nnx.Module):
         Returns:
             hidden_states [batch, layer(L+1), token, d_model]: the embedding, then each block's
             output, the last one after `final_layer_norm` (as transformers reports it);
-            attentions, queries, keys, values [batch, layer, head, token, ...]; for the decoder
-            also cross_attentions [batch, layer, head, target, token] and cross_queries,
-            cross_keys, cross_values; mlp_activations [batch, layer, token, d_mlp], the MLP
-            hidden activation (gated: act(wi_0 x) * wi_1 x).
+            attentions, attention_scores, queries, keys, values [batch, layer, head, token, ...];
+            for the decoder also cross_attentions, cross_attention_scores [batch, layer, head,
+            target, token] and cross_queries, cross_keys, cross_values; mlp_activations
+            [batch, layer, token, d_mlp], the MLP hidden activation (gated: act(wi_0 x) * wi_1 x).
         """
-        first = self.block[0].layer[0].SelfAttention
-        if cache is None:
-            bias = first.position_bias(x.shape[1], x.shape[1]) + self_mask  # shared by all blocks
-        else:
-            n_slots = cache[0][0].shape[2]
-            bias = first.position_bias_at(positions, n_slots) + cache_bias(positions, n_slots)
+        position, mask = self.self_biases(x, self_mask, cache, positions)
         hidden, probes, cross, mlp = [x], [], [], []
         for index, block in enumerate(self.block):
-            heads = None if self_heads is None else self_heads[index]
-            pair = None if cache is None else cache[index]
-            p = block.layer[0](x, bias, heads, cache=pair, positions=positions)
+            heads, pair = (None if h is None else h[index] for h in (self_heads, cache))
+            p = block.layer[0](
+                x, mask, heads, position_bias=position, cache=pair, positions=positions
+            )
             x = p.pop("output")
             probes.append(p)
             if block.decoder:
@@ -374,7 +410,7 @@ class T5Stack(nnx.Module):
         out["mlp_activations"] = jnp.stack(mlp, axis=1)  # [batch, layer, token, d_mlp]
         if cache is not None:
             out["cache"] = tuple(p.pop("cache") for p in probes)
-        for name in ("attentions", "queries", "keys", "values"):
+        for name in ("attentions", "attention_scores", "queries", "keys", "values"):
             out[name] = jnp.stack([p[name] for p in probes], axis=1)
             if cross:
                 out[f"cross_{name}"] = jnp.stack([c[name] for c in cross], axis=1)

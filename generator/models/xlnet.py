@@ -126,7 +126,9 @@ class XLNetRelativeAttention(nnx.Module):
             visible: [batch, query, key] bool.
 
         Returns:
-            context [batch, head, query, d_head]; probs [batch, head, query, key] float32.
+            context [batch, head, query, d_head]; probs [batch, head, query, key] float32;
+            scores [batch, head, query, key] float32 before the mask: the content, position and
+            segment terms (q + r_w_bias)·k + (q + r_r_bias)·r + (q + r_s_bias)·s, scaled.
         """
         token = k.shape[2]
         position_scores = jnp.einsum(
@@ -137,15 +139,16 @@ class XLNetRelativeAttention(nnx.Module):
         if segments is not None:
             position_scores = position_scores + self.segment_scores(q, segments)
         scale = self.d_head**-0.5
-        bias = jnp.where(visible[:, None], 0.0, MASKED) + position_scores * scale
+        bias = jnp.where(visible[:, None], 0.0, MASKED).astype(jnp.float32)
         return attend(
             q + self._per_head(self.r_w_bias.bias),
             k,
             v,
-            bias.astype(jnp.float32),
+            bias,
             scale,
             precision=self.precision,
             head_scale=head_scale,
+            position_bias=(position_scores * scale).astype(jnp.float32),
         )
 
     def segment_scores(self, q: jax.Array, segments: tuple[jax.Array, jax.Array]) -> jax.Array:
@@ -204,7 +207,7 @@ class XLNetLayer(nnx.Module):
         attn = self.rel_attn
         q, k, v = attn.heads(h, attn.q), attn.heads(h, attn.k), attn.heads(h, attn.v)
         segments = streams["segments"]
-        context, probs = attn.attend(
+        context, probs, scores = attn.attend(
             q,
             k,
             v,
@@ -218,6 +221,7 @@ class XLNetLayer(nnx.Module):
         hidden = self.ff.hidden(attended)
         probes = {
             "attentions": probs,
+            "attention_scores": scores,
             "queries": q,
             "keys": k,
             "values": v,
@@ -229,7 +233,7 @@ class XLNetLayer(nnx.Module):
             pair = None
             if segments is not None:
                 pair = (jnp.take_along_axis(segments, target, axis=1), segments)
-            context_g, _ = attn.attend(
+            context_g, _, _ = attn.attend(
                 attn.heads(g, attn.q),
                 k,
                 v,

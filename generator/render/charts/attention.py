@@ -43,6 +43,27 @@ def heatmap_notes(rescale: bool, hide_special: bool, special: str = "special tok
     return {"title": title, "legend": legend}
 
 
+def token_axes() -> dict:
+    """Return the x (key) and y (query) encodings of a token × token heatmap.
+
+    Fields `key` and `query` hold "NNNN token" labels (sorting in sequence order); the axes
+    show the token only.
+    """
+    label = "substring(datum.value, 5)"
+    return {
+        "x": alt.X(
+            "key:O",
+            title="key (attended-to token)",
+            axis=alt.Axis(orient="top", labelAngle=-60, labelExpr=label, labelLimit=90),
+        ),
+        "y": alt.Y(
+            "query:O",
+            title="query (attending token)",
+            axis=alt.Axis(labelExpr=label, labelLimit=90),
+        ),
+    }
+
+
 def attention_heatmap_chart(
     cells: list[dict],
     n_queries: int = 0,
@@ -60,7 +81,6 @@ def attention_heatmap_chart(
     when `rescale`), `hidden` the row's weight on hidden special tokens (`hide_special`).
     Width and height are `heatmap_step(n_keys)` px per token; the page resizes to its column.
     """
-    label = "substring(datum.value, 5)"
     notes = heatmap_notes(rescale, hide_special, special)
     tooltip = [
         alt.Tooltip("query:O", title="query"),
@@ -76,16 +96,7 @@ def attention_heatmap_chart(
         alt.Chart(alt.NamedData(ATTENTION_DATASET))
         .mark_rect()
         .encode(
-            x=alt.X(
-                "key:O",
-                title="key (attended-to token)",
-                axis=alt.Axis(orient="top", labelAngle=-60, labelExpr=label, labelLimit=90),
-            ),
-            y=alt.Y(
-                "query:O",
-                title="query (attending token)",
-                axis=alt.Axis(labelExpr=label, labelLimit=90),
-            ),
+            **token_axes(),
             color=alt.Color(
                 "shown:Q",
                 title=notes["legend"],

@@ -12,11 +12,11 @@ QK_DATASET = "points"
 QK_KIND_COLORS = {"query": "#e45756", "key": "#4c78a8"}
 
 
-def metric_heatmap_chart(cells: list[dict], n_heads: int) -> dict:
-    """Layer x head heatmap of one metric; the page swaps the `cells` dataset {layer, head, value}."""
+def metric_heatmap_chart(cells: list[dict], n_heads: int, dataset: str = HEATMAP_DATASET) -> dict:
+    """Layer x head heatmap of one metric; the page swaps the `dataset` {layer, head, value}."""
     size = max(16, min(36, 720 // max(n_heads, 1)))
     chart = (
-        alt.Chart(alt.NamedData(HEATMAP_DATASET))
+        alt.Chart(alt.NamedData(dataset))
         .mark_rect()
         .encode(
             x=alt.X("head:O", title="head", axis=alt.Axis(labelAngle=0, orient="top")),
@@ -32,7 +32,7 @@ def metric_heatmap_chart(cells: list[dict], n_heads: int) -> dict:
         .properties(width=alt.Step(size), height=alt.Step(size))
     )
     spec = to_spec(chart)
-    spec["datasets"] = {HEATMAP_DATASET: cells}
+    spec["datasets"] = {dataset: cells}
     return spec
 
 

@@ -12,6 +12,7 @@ from generator.render.charts import activations as charts
 from generator.render.pages.common import Page, chart
 from generator.render.pages.dimension_tokens import dimension_tokens, first_rows, pair_key
 from generator.render.pages.neuron_section import histogram_rows, neuron_section
+from generator.render.pages.score_section import score_histograms
 
 MAX_PROFILE_DIMS = 1024  # wider residual streams send only their largest dimensions per layer
 
@@ -188,6 +189,9 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
         )
     neurons, neuron_figures = neuron_section(artifacts, tables, data["histograms"].get("mlp", {}))
     figures.update(neuron_figures)
+    data["scores"], score_figure = score_histograms(tables, bool(artifacts.manifest.get("seq2seq")))
+    if score_figure:
+        figures["scores"] = score_figure
     data["neurons"] = neurons.pop("data", None)
     return {
         "activations": {
@@ -243,6 +247,6 @@ PAGE = Page(
     "Activations",
     "model_activations.html",
     activations_context,
-    scripts=("selectors.js", "activations.js"),
+    scripts=("selectors.js", "activations.js", "scores.js"),
     analysis="activations",
 )

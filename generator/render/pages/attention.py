@@ -22,6 +22,7 @@ from generator.render.pages.packing import (  # noqa: F401 (re-exported)
     encode_weights,
     token_label,
 )
+from generator.render.pages.score_section import scores_section
 from generator.showcase_rows import showcase_note, showcase_texts
 
 OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
@@ -374,7 +375,14 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     config = artifacts.manifest["model"]["config"]
     kinds = attention_kinds(artifacts)
     if not kinds:
-        return {"attention": None, "generation": None, "generation_reason": "", "charts": []}
+        return {
+            "attention": None,
+            "generation": None,
+            "generation_reason": "",
+            "charts": [],
+            "scores": None,
+            "score_chart": None,
+        }
     seq2seq = artifacts.manifest.get("seq2seq") or {}
     causal = bool((artifacts.manifest.get("attention") or {}).get("causal", False))
     n_heads = config["n_heads"]
@@ -467,11 +475,15 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         ),
     )
     steps = generation_context(artifacts)
+    scores, score_chart = scores_section(artifacts, data)
     return {
         "attention": data,
         "generation": steps["generation"],
         "generation_reason": steps["reason"],
-        "charts": [heatmap, head_view, overview, *steps["charts"]],
+        "charts": [heatmap, head_view, overview, *steps["charts"]]
+        + ([score_chart] if score_chart else []),
+        "scores": scores,
+        "score_chart": score_chart,
         "showcase_note": showcase_note(artifacts),
     }
 
@@ -481,5 +493,5 @@ PAGE = Page(
     "Attention",
     "model_attention.html",
     attention_context,
-    scripts=("selectors.js", "attention.js", "generation.js"),
+    scripts=("selectors.js", "attention.js", "generation.js", "scores.js"),
 )

@@ -6,6 +6,7 @@ from generator.analyze.heads import definitions
 from generator.artifacts import Artifacts
 from generator.render.charts import heads as charts
 from generator.render.pages.common import Page, chart
+from generator.render.pages.heads_seq2seq import seq2seq_section
 
 
 def format_value(value: float | None) -> str:
@@ -144,14 +145,15 @@ def heads_context(artifacts: Artifacts, tables: dict) -> dict:
             "this card names no corpus; add a corpus to the card and rebuild to see what every "
             "head does"
             if not artifacts.manifest.get("corpus")
-            else "these artifacts hold no per-head metrics (models with separate encoder and "
-            "decoder attention are not covered yet, or the artifacts predate the metrics: "
-            "rebuild with --force)"
+            else "these artifacts hold no per-head metrics (they predate the metrics, or the "
+            "card's `analyses` leaves out heads: rebuild with --force)"
         ),
         "qk": qk,
         "qk_position_spec": qk_position,
         "n_layers": config["n_layers"],
         "n_heads": config["n_heads"],
+        "seq2seq_heads": None,
+        "seq2seq_chart": None,
         "charts": list(qk_charts),  # every chart of the page, for the figure export
         "qk_charts": qk_charts,
     }
@@ -169,6 +171,10 @@ def heads_context(artifacts: Artifacts, tables: dict) -> dict:
         "texts": int((artifacts.manifest.get("corpus") or {}).get("n_texts", 0)),
     }
     context["charts"] = metric_charts(tables, metrics, labels, config["n_heads"]) + qk_charts
+    examples = len(artifacts.array("showcase/index")) if artifacts.has("showcase/index") else 0
+    s2s, s2s_chart = seq2seq_section(tables, meaning, config["n_heads"], examples)
+    context["seq2seq_heads"], context["seq2seq_chart"] = s2s, s2s_chart
+    context["charts"] += [s2s_chart] if s2s_chart else []
     return context
 
 
@@ -177,6 +183,6 @@ PAGE = Page(
     "Heads",
     "model_heads.html",
     heads_context,
-    scripts=("heads.js",),
+    scripts=("heads.js", "selectors.js", "heads_seq2seq.js"),
     analysis="heads",
 )
