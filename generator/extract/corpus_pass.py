@@ -63,16 +63,15 @@ def stream_corpus(
         batches: the length-bucketed batches of the corpus.
         ids: per text, its [token] ids.
         pad_id: padding token id.
-        streamed: reducer name -> writable [text, ...] array (memory map).
-        summed: reducer name -> writable [...] array the reducer's rows are added into.
+        streamed, summed: reducer name -> writable [text, ...] array (memory map) the rows go to,
+            or [...] array the rows are added into (summed reducers).
         desc: progress-bar label.
         progress: show a progress bar on stderr.
         mesh: the device mesh batches are placed on (None: the default device).
         special_ids: token ids marked in the special-token mask (attention sinks).
         texts: the corpus texts, quoted in the non-finite error.
         where: prefix of the error message naming the weights (e.g. "checkpoint 'epoch-1': ").
-        on_batch: called as on_batch(outputs, batch, attention_mask) after each batch (host-side
-            merges of corpus-wide reducers, e.g. extract/neurons.py).
+        on_batch: on_batch(outputs, batch, attention_mask) after each batch (extract/neurons.py).
 
     Raises:
         NonFiniteActivations: some non-padding activation is NaN or Inf.
