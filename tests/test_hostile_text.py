@@ -412,7 +412,7 @@ def test_xlnet_special_tokens_reach_the_pages_as_text(xlnet_hostile_site):
     data = next(
         json.loads(text)
         for attrs, text in doc.scripts
-        if attrs.get("type") == "application/json" and "examples" in text
+        if attrs.get("type") == "application/json" and attrs.get("id") == "attention-data"
     )
     examples = data["examples"]
     assert {example["text"] for example in examples} == {text for text, _ in TEXTS}

@@ -98,6 +98,11 @@ class _Sink:
     def __getitem__(self, index):
         return self.values[index]
 
+    def __iadd__(self, value):
+        """Add rows in place (summed reducers, e.g. the score histograms)."""
+        self.values += value
+        return self
+
     def flush(self) -> None:
         pass
 

@@ -379,6 +379,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             "attention": None,
             "generation": None,
             "generation_reason": "",
+            "generation_charts": [],
             "charts": [],
             "scores": None,
             "score_chart": None,
@@ -480,6 +481,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "attention": data,
         "generation": steps["generation"],
         "generation_reason": steps["reason"],
+        "generation_charts": steps["charts"],
         "charts": [heatmap, head_view, overview, *steps["charts"]]
         + ([score_chart] if score_chart else []),
         "scores": scores,
