@@ -53,7 +53,7 @@ DRAWN_JS = """() => Array.from(document.querySelectorAll('.vega-embed'), (el) =>
   const svg = el.querySelector('svg');
   if (!svg) return [el.id, 'none'];
   const leaves = Array.from(svg.querySelectorAll('*'))
-    .filter((n) => !n.children.length)
+    .filter((n) => !n.children.length && !n.closest('defs'))  // Vega keeps stale gradients there
     .map((n) => n.outerHTML.replace(/(gradient|clip|pattern)_?[0-9]+/g, '$1')
                          .replace(/ role="[^"]*"/g, ''))
     .sort();
