@@ -186,8 +186,11 @@ def render_figures(spec: dict, formats: Iterable[str]) -> dict[str, bytes]:
     """
     formats = tuple(formats)
     found = cached_figures(spec, formats)
-    if found is not None:
-        return found
+    return found if found is not None else store_figures(spec, formats)
+
+
+def store_figures(spec: dict, formats: tuple[str, ...]) -> dict[str, bytes]:
+    """Render a spec to `formats` and keep the render in the figure cache."""
     out = render_figures_uncached(spec, formats)
     try:
         for fmt, path in _cache_paths(spec, formats).items():
@@ -322,9 +325,9 @@ PARALLEL_FIGURES = 16
 
 
 def render_chart(spec: dict, formats: tuple[str, ...], where: str) -> dict[str, bytes]:
-    """Render one chart's figures (a worker job); a failure names the chart in one line."""
+    """Render one uncached chart's figures (a worker job); a failure names the chart in one line."""
     try:
-        return render_figures(spec, formats)
+        return store_figures(spec, formats)
     except FigureError:
         raise
     except Exception as error:  # vl-convert raises ValueError with a JS message
