@@ -13,6 +13,7 @@ FLOPs of one forward pass over `tokens` tokens of sequences `context` tokens lon
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
@@ -48,8 +49,12 @@ def forward_flops(config, rows: int, width: int) -> float:
     return 2.0 * tokens * weights + scores
 
 
+@functools.cache
 def measured_throughput(dtype: str = "float32") -> float:
-    """Return the matmul FLOP/s of the first device in `dtype` (best of 3 after a warm-up)."""
+    """Return the matmul FLOP/s of the first device in `dtype` (best of 3 after a warm-up).
+
+    Measured once per process and dtype: the devices do not change within a process.
+    """
     import jax
     import jax.numpy as jnp
 
