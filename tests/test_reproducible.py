@@ -27,20 +27,11 @@ def rebuild_in_fresh_process(card, tmp_path):
     return out, artifacts
 
 
-def without_missing_analyses(files: dict[str, bytes], reference: dict[str, bytes]) -> dict:
-    """Drop analyses/ tables when the shared build lost them (a test of test_extract.py deletes
-    them from the session's tiny build); the site, rendered from them, is compared in full."""
-    if any("/analyses/" in name for name in reference):
-        return files
-    return {name: data for name, data in files.items() if "/analyses/" not in name}
-
-
 def test_tiny_card_builds_byte_identically(tiny_build, tmp_path):
     card, out, artifacts = tiny_build
     out2, artifacts2 = rebuild_in_fresh_process(card, tmp_path)
     assert_same_files(tree_bytes(out), tree_bytes(out2), "site")
-    first = tree_bytes(artifacts)
-    assert_same_files(first, without_missing_analyses(tree_bytes(artifacts2), first), "artifacts")
+    assert_same_files(tree_bytes(artifacts), tree_bytes(artifacts2), "artifacts")
 
 
 def test_forced_rebuild_in_place_changes_no_byte(tiny_build, tmp_path):
