@@ -270,7 +270,10 @@ def _concat_runs(outputs: list):
         return outputs[0]
     hidden = jnp.concatenate([h for h, _ in outputs], axis=0)
     names = [name for name in outputs[0][1] if all(name in p for _, p in outputs)]
-    probes = {name: jnp.concatenate([p[name] for _, p in outputs], axis=0) for name in names}
+    probes = {
+        name: jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *(p[name] for _, p in outputs))
+        for name in names
+    }
     return hidden, probes
 
 
