@@ -72,7 +72,13 @@ def input_gradient_step(model: nnx.Module):
     return step
 
 
-def compile_cost(kind: str, *, batch: int, length: int) -> dict:
+def forward_step(model: nnx.Module):
+    """Return the jitted forward pass alone (every output the model returns)."""
+    graphdef, _ = nnx.split(model)
+    return jax.jit(lambda params, ids, mask: nnx.merge(graphdef, params)(ids, mask))
+
+
+def compile_cost(kind: str, *, batch: int, length: int, only: tuple[str, ...] = ()) -> dict:
     """Return the compile seconds and program count of each step of `kind` at one shape."""
     model = build_model(kind)
     config = model.config
@@ -81,23 +87,26 @@ def compile_cost(kind: str, *, batch: int, length: int) -> dict:
     embeds = jax.ShapeDtypeStruct((batch, length, config.d_model), jnp.float32)
     neuron_ids = jax.ShapeDtypeStruct((config.n_layers, 8), jnp.int32)
     programs = {
+        "forward": lambda: forward_step(model).lower(params, ids, ids).compile(),
         "corpus": lambda: corpus.lower(params, ids, ids, ids).compile(),
         "showcase": lambda: showcase.lower(params, ids, ids, neuron_ids).compile(),
         "input_gradient": lambda: (
             input_gradient_step(model).lower(params, ids, ids, embeds).compile()
         ),
     }
+    programs = {k: v for k, v in programs.items() if not only or k in only}
     result = {"kind": kind, "n_layers": config.n_layers, "batch": batch, "length": length}
     events: list[str] = []
     listener = lambda event, duration, **_: events.append(event)  # noqa: E731
     jax.monitoring.register_event_duration_secs_listener(listener)
     for name, compile_it in programs.items():
         before = events.count(BACKEND_COMPILE)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with CompileTimer() as timer:
             compile_it()
         result[name] = {
             "compile_s": round(timer.seconds, 2),
+            "cpu_s": round(time.process_time() - cpu, 2),
             "wall_s": round(time.perf_counter() - start, 2),
             "programs": events.count(BACKEND_COMPILE) - before,
         }
@@ -112,10 +121,16 @@ def main() -> None:
     parser.add_argument("kinds", nargs="+")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--only", nargs="*", default=(), help="programs to compile (default all)")
     args = parser.parse_args()
     jax.config.update("jax_enable_compilation_cache", False)
     for kind in args.kinds:
-        print(json.dumps(compile_cost(kind, batch=args.batch, length=args.length)), flush=True)
+        print(
+            json.dumps(
+                compile_cost(kind, batch=args.batch, length=args.length, only=tuple(args.only))
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
