@@ -103,8 +103,10 @@ def compile_cost(kind: str, *, batch: int, length: int, only: tuple[str, ...] = 
         before = events.count(BACKEND_COMPILE)
         start, cpu = time.perf_counter(), time.process_time()
         with CompileTimer() as timer:
-            compile_it()
+            compiled = compile_it()
+        memory = compiled.memory_analysis()
         result[name] = {
+            "temp_mb": None if memory is None else round(memory.temp_size_in_bytes / 2**20, 1),
             "compile_s": round(timer.seconds, 2),
             "cpu_s": round(time.process_time() - cpu, 2),
             "wall_s": round(time.perf_counter() - start, 2),

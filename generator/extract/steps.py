@@ -19,6 +19,7 @@ from generator.extract import sharding
 from generator.extract.head_metrics import is_causal, key_visibility, layer_windows
 from generator.extract.neurons import showcase_top
 from generator.extract.reducers import Reducer
+from generator.models.layers import unrolled_layers
 
 SHOWCASE_CAPTURES = ("hidden_states", "attentions", "queries", "keys", "values")
 # Scores before the softmax: float32 whatever store_dtype (they can be large, and the softmax of
@@ -71,7 +72,9 @@ def make_steps(model: nnx.Module, reducers: list[Reducer], store_dtype: jnp.dtyp
 
     @jit
     def corpus_step(params, input_ids, attention_mask, special_mask):
-        out = dict(forward(params, input_ids, attention_mask))
+        # Unrolled layers: the reducers read each layer's maps where the model makes them.
+        with unrolled_layers():
+            out = dict(forward(params, input_ids, attention_mask))
         # Batch inputs reducers may use next to the probes (all [batch, ...]):
         out["input_ids"] = input_ids
         out["special_mask"] = special_mask  # [batch, token] special tokens (not padding)

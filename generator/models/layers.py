@@ -8,8 +8,10 @@ passes on GPU or TPU), so results match PyTorch to ~1e-5.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -222,6 +224,25 @@ def run_blocks(
     return x, hidden, probes
 
 
+# While set (see `unrolled_layers`), `scan_blocks` applies the blocks one by one.
+_UNROLLED = contextvars.ContextVar("unrolled_layers", default=False)
+
+
+@contextlib.contextmanager
+def unrolled_layers() -> Iterator[None]:
+    """Trace the blocks one by one instead of scanning them, while the context is open.
+
+    For steps that reduce each layer's probes as the model makes them: a scan stacks every
+    layer's probes before anything reads them, an unrolled stack lets XLA read each layer's
+    maps in place (the corpus step's temporaries stay ~2.7x smaller at MiniLM, 64 x 128).
+    """
+    token = _UNROLLED.set(True)
+    try:
+        yield
+    finally:
+        _UNROLLED.reset(token)
+
+
 def layer_runs(blocks: list, keys: list | None = None) -> list[tuple[int, int]]:
     """Split block indices into runs [start, stop) of consecutive structurally identical blocks.
 
@@ -265,13 +286,13 @@ def _run_scan(carry, blocks: list, step: Callable, xs, key):
 
 
 def _concat_runs(outputs: list):
-    """Concatenate run outputs along the layer axis; probe names missing from a run are dropped."""
+    """Concatenate run outputs along the layer axis (1); probe names missing from a run are dropped."""
     if len(outputs) == 1:
         return outputs[0]
-    hidden = jnp.concatenate([h for h, _ in outputs], axis=0)
+    hidden = jnp.concatenate([h for h, _ in outputs], axis=1)
     names = [name for name in outputs[0][1] if all(name in p for _, p in outputs)]
     probes = {
-        name: jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *(p[name] for _, p in outputs))
+        name: jax.tree.map(lambda *a: jnp.concatenate(a, axis=1), *(p[name] for _, p in outputs))
         for name in names
     }
     return hidden, probes
@@ -293,25 +314,22 @@ def scan_blocks(carry, blocks: list, step: Callable, *, xs=None, keys: list | No
         keys: one hashable static value per block (None: all equal).
 
     Returns:
-        (last carry, (hidden [layer, batch, ...], probes {name: [layer, batch, ...]})).
+        (last carry, (hidden [batch, layer, ...], probes {name: [batch, layer, ...]})).
     """
     keys = [None] * len(blocks) if keys is None else list(keys)
     outputs = []
-    for start, stop in layer_runs(blocks, keys):
+    one_by_one = [(index, index + 1) for index in range(len(blocks))]
+    for start, stop in one_by_one if _UNROLLED.get() else layer_runs(blocks, keys):
         run_xs = jax.tree.map(lambda a, s=start, e=stop: a[s:e], xs)
         if stop - start == 1:
             x = jax.tree.map(lambda a: a[0], run_xs)
             carry, out = step(blocks[start], carry, x, keys[start])
-            out = jax.tree.map(lambda a: a[None], out)
+            out = jax.tree.map(lambda a: a[:, None], out)
         else:
             carry, out = _run_scan(carry, blocks[start:stop], step, run_xs, keys[start])
+            out = jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), out)
         outputs.append(out)
     return carry, _concat_runs(outputs)
-
-
-def layer_first(stacked):
-    """Move the leading layer axis of every array in `stacked` to axis 1 ([batch, layer, ...])."""
-    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), stacked)
 
 
 def with_input(x: jax.Array, hidden: jax.Array) -> jax.Array:

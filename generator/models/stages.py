@@ -18,7 +18,7 @@ import functools
 
 import jax
 
-from generator.models.layers import layer_first, scan_blocks, with_input
+from generator.models.layers import scan_blocks, with_input
 
 
 class Staged:
@@ -71,7 +71,7 @@ class Staged:
         keys = None if keys is None else keys[start:stop]
         step = functools.partial(self.block_step, ctx=ctx)
         x, (hidden, probes) = scan_blocks(x, blocks[start:stop], step, xs=xs, keys=keys)
-        return x, layer_first(hidden), layer_first(probes)
+        return x, hidden, probes
 
     def run_stages(self, x, ctx, head_mask: jax.Array | None) -> dict[str, jax.Array]:
         """Run every layer on x, the first block's input, and return the model outputs."""

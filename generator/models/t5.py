@@ -34,7 +34,6 @@ from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
     PRECISIONS,
-    layer_first,
     linear,
     scan_blocks,
     with_input,
@@ -405,7 +404,6 @@ class T5Stack(nnx.Module):
             per_layer["cache"] = jax.tree.map(lambda *a: jnp.stack(a), *cache)
         step = functools.partial(self.block_step, ctx=ctx)
         last, (hidden, probes) = scan_blocks(x, list(self.block), step, xs=per_layer)
-        hidden, probes = layer_first(hidden), layer_first(probes)
         out = {"hidden_states": with_input(x, hidden).at[:, -1].set(self.final_layer_norm(last))}
         out["mlp_activations"] = probes["mlp_activations"]  # [batch, layer, token, d_mlp]
         if cache is not None:
