@@ -100,3 +100,18 @@ def test_traced_program_does_not_grow_with_depth(name):
     depth = next(k for k in ("num_hidden_layers", "n_layer", "n_layers") if k in hf_config)
     sizes = [traced_size({**hf_config, depth: n}) for n in (2, 5)]
     assert sizes[0] == sizes[1]
+
+
+@pytest.mark.parametrize("name", ["tiny-albert", "tiny-qwen2"])
+def test_unrolled_layers_give_the_scanned_outputs(name):
+    from generator.models.layers import unrolled_layers
+
+    model = load_model(FIXTURES / name).model
+    config = model.config
+    ids, mask, head_mask = inputs(config.vocab_size, config.n_layers, config.n_heads)
+    scanned = model(ids, mask, head_mask=head_mask)
+    with unrolled_layers():
+        unrolled = model(ids, mask, head_mask=head_mask)
+    assert list(unrolled) == list(scanned)
+    for key, value in scanned.items():
+        np.testing.assert_allclose(unrolled[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
