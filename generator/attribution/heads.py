@@ -161,6 +161,48 @@ def pruning_curves(
     return values[np.ravel(inverse)].reshape(len(orders), len(fractions))
 
 
+def collapsed(values: np.ndarray, full: float, floor: float, tolerance: float) -> bool:
+    """True when every value lies within `tolerance` × |full − floor| of `floor`.
+
+    full: the mean objective with every head; floor: with every head removed. The objective
+    has then lost all but `tolerance` of what the heads contribute to it.
+    """
+    return bool(np.all(np.abs(np.asarray(values) - floor) <= tolerance * abs(full - floor)))
+
+
+def pruning_curves_until_collapse(
+    evaluate: Callable[[jax.Array], jax.Array],
+    orders: list[np.ndarray],
+    shape: tuple[int, int],
+    fractions: np.ndarray,
+    *,
+    tolerance: float,
+) -> tuple[np.ndarray, float, float | None]:
+    """Pruning curves evaluated fraction by fraction, stopped once every order has collapsed.
+
+    `evaluate` maps masks [mask, layer, head] to mean objectives [mask]; it is called once per
+    fraction with that fraction's distinct masks (and once first for the floor, every head
+    removed). After the first fraction at which every order's objective is `collapsed` (within
+    `tolerance` of the range from the floor), the later fractions are not evaluated: NaN.
+
+    Returns:
+        curves [order, fraction] (NaN past the stop), the floor, and the fraction at which the
+        curves collapsed (None when they never did).
+    """
+    n_layers, n_heads = shape
+    masks = np.stack([pruning_masks(o, n_layers, n_heads, fractions) for o in orders])
+    floor = float(np.asarray(evaluate(jnp.zeros((1, n_layers, n_heads), jnp.float32)))[0])
+    curves = np.full((len(orders), len(fractions)), np.nan)
+    for column in range(len(fractions)):
+        flat = masks[:, column].reshape(len(orders), -1)
+        distinct, inverse = np.unique(flat, axis=0, return_inverse=True)
+        values = np.asarray(evaluate(jnp.asarray(distinct.reshape(-1, n_layers, n_heads))))
+        curves[:, column] = values[np.ravel(inverse)]
+        if column and collapsed(curves[:, column], curves[0, 0], floor, tolerance):
+            return curves, floor, float(fractions[column])
+    return curves, floor, None
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two flattened arrays (average ranks for ties)."""
     from scipy.stats import spearmanr
