@@ -47,9 +47,10 @@ from generator.models.layers import (
     linear,
     mask_bias,
     merge_heads,
+    ordered_probes,
     split_heads,
-    stack_probes,
 )
+from generator.models.stages import Staged
 
 __all__ = ["ACTIVATION_FNS", "COMPUTE_DTYPES", "PRECISIONS", "BertEncoder", "FAMILY"]
 
@@ -254,7 +255,7 @@ def mlm_activation(config: ModelConfig) -> str:
     return "gelu" if config.model_type in ("roberta", "xlm-roberta") else config.activation
 
 
-class BertEncoder(nnx.Module):
+class BertEncoder(Staged, nnx.Module):
     """BERT-like encoder: embeddings, `n_layers` post-LN blocks, optional pooler and heads."""
 
     def __init__(
@@ -388,6 +389,24 @@ class BertEncoder(nnx.Module):
             next_sentence_logits: [batch, 2], only for a BERT pre-training checkpoint.
             sentence_order_logits: [batch, 2], only for an ALBERT pre-training checkpoint.
         """
+        x, ctx = self.embed_stage(
+            input_ids, attention_mask, token_type_ids, inputs_embeds=inputs_embeds
+        )
+        return self.run_stages(x, ctx, head_mask)
+
+    def embed_stage(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array,
+        token_type_ids: jax.Array | None = None,
+        *,
+        inputs_embeds: jax.Array | None = None,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Return the first block's input [batch, token, d_model] and the context of every layer.
+
+        The context holds `bias` [batch, 1, 1, key] (the padding mask bias) and
+        `attention_mask` [batch, token]; arguments as in `__call__`.
+        """
         input_ids = jnp.asarray(input_ids, jnp.int32)
         if input_ids.shape[1] > self.config.max_positions:
             raise ValueError(
@@ -396,21 +415,33 @@ class BertEncoder(nnx.Module):
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
         attention_mask = jnp.asarray(attention_mask)
-        bias = mask_bias(attention_mask)
-
         x = self.embed_inputs(input_ids, jnp.asarray(token_type_ids, jnp.int32), inputs_embeds)
-        hidden, probes = [x], []
-        for index, layer in enumerate(self.blocks()):
-            p = layer(x, bias, None if head_mask is None else head_mask[index])
-            x = p.pop("context")
-            hidden.append(x)
-            probes.append(p)
+        return x, {"bias": mask_bias(attention_mask), "attention_mask": attention_mask}
 
-        out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
+    def block_step(self, block, x, per_layer, key, *, ctx):
+        """Run one block; return (its output, (its output, its probes))."""
+        del key
+        p = block(x, ctx["bias"], per_layer["head_scale"])
+        x = p.pop("context")
+        return x, (x, p)
+
+    def output_stage(
+        self, x: jax.Array, ctx, hidden: jax.Array, probes: dict[str, jax.Array]
+    ) -> dict[str, jax.Array]:
+        """Return `__call__`'s outputs from the last layer's output x and every layer's.
+
+        Args:
+            x: [batch, token, d_model] the last block's output.
+            ctx: the context of `embed_stage`.
+            hidden: [batch, layer(L+1), token, d_model] the first block's input, then every
+                block's output.
+            probes: {name: [batch, layer, ...]} from `layer_stage` over every layer.
+        """
+        out = {"hidden_states": hidden, **ordered_probes(probes)}
         pooled = self.pooler(x) if self.pooler is not None else None
         if pooled is not None:
             out["pooler_output"] = pooled
-        head_outputs = self.head_outputs(x, attention_mask, pooled)
+        head_outputs = self.head_outputs(x, ctx["attention_mask"], pooled)
         out.update({PAIR_OUTPUTS[k]: v for k, v in head_outputs.items() if k in PAIR_OUTPUTS})
         if self.config.heads:
             out["logits"] = head_outputs[self.config.heads[0]]

@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from generator.errors import ModelLoadError
@@ -42,44 +43,47 @@ from generator.models.layers import (
     mask_bias,
     merge_heads,
     pre_norm_block,
-    run_blocks,
     split_heads,
 )
+from generator.models.stages import Staged
 
 
 class GPT2Attention(nnx.Module):
     """Fused q/k/v projection `c_attn`, causal attention, output projection `c_proj`."""
 
-    def __init__(self, config: ModelConfig, layer: int, dtype: str, rngs: nnx.Rngs):
+    def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
         self.n_heads, self.d_head = config.n_heads, config.d_head
         self.precision = PRECISIONS[dtype]
         self.c_attn = linear(config.d_model, 3 * config.d_model, dtype, rngs)
         self.c_proj = linear(config.d_model, config.d_model, dtype, rngs)
-        scale = config.d_head**-0.5 if config.scale_attention else 1.0
-        self.scale = scale / (layer + 1) if config.scale_by_layer else scale
 
     def project(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Return queries, keys and values [batch, head, token, d_head] of [batch, token, d]."""
         q, k, v = jnp.split(self.c_attn(x), 3, axis=-1)
         return tuple(split_heads(t, self.n_heads, self.d_head) for t in (q, k, v))
 
-    def __call__(self, x: jax.Array, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
-        """Return the block's attention output and its probes (see `BertSelfAttention`)."""
-        return self.attend_kv(*self.project(x), bias, head_scale)
+    def __call__(
+        self, x: jax.Array, bias: jax.Array, scale: jax.Array, head_scale=None
+    ) -> dict[str, jax.Array]:
+        """Return the block's attention output and its probes (see `BertSelfAttention`).
 
-    def cached(self, x: jax.Array, bias: jax.Array, *, cache, positions) -> dict[str, jax.Array]:
+        `scale` is the layer's score multiplier (see `attention_scales`).
+        """
+        return self.attend_kv(*self.project(x), bias, scale, head_scale)
+
+    def cached(self, x, bias, scale, *, cache, positions) -> dict[str, jax.Array]:
         """Attend the new tokens [batch, new, d_model] over the cache (see kv_cache)."""
         return attend_cached(
             *self.project(x),
             cache=cache,
             positions=positions,
-            attend_kv=lambda q, k, v: self.attend_kv(q, k, v, bias),
+            attend_kv=lambda q, k, v: self.attend_kv(q, k, v, bias, scale),
         )
 
-    def attend_kv(self, q, k, v, bias: jax.Array, head_scale=None) -> dict[str, jax.Array]:
+    def attend_kv(self, q, k, v, bias: jax.Array, scale, head_scale=None) -> dict[str, jax.Array]:
         """Attend queries over keys and values; return the projected output and the probes."""
         context, probs, scores = attend(
-            q, k, v, bias, self.scale, precision=self.precision, head_scale=head_scale
+            q, k, v, bias, scale, precision=self.precision, head_scale=head_scale
         )
         return {
             "context": self.c_proj(merge_heads(context)),
@@ -89,6 +93,20 @@ class GPT2Attention(nnx.Module):
             "keys": k,
             "values": v,
         }
+
+
+def attention_scales(config: ModelConfig) -> jax.Array:
+    """Return [layer] float32 multipliers of each layer's raw attention scores.
+
+    d_head ** -0.5 (or 1 without `scale_attn_weights`), divided by layer + 1 with
+    `scale_attn_by_inverse_layer_idx`: data, not a module attribute, so that every block has
+    the same structure and the layers compile as one scanned program.
+    """
+    scale = config.d_head**-0.5 if config.scale_attention else 1.0
+    scales = [
+        scale / (layer + 1) if config.scale_by_layer else scale for layer in range(config.n_layers)
+    ]
+    return jnp.asarray(np.asarray(scales, np.float32))
 
 
 class GPT2MLP(nnx.Module):
@@ -111,25 +129,26 @@ class GPT2MLP(nnx.Module):
 class GPT2Block(nnx.Module):
     """Pre-LN block: x + attn(ln_1(x)), then + mlp(ln_2(.))."""
 
-    def __init__(self, config: ModelConfig, layer: int, dtype: str, rngs: nnx.Rngs):
+    def __init__(self, config: ModelConfig, dtype: str, rngs: nnx.Rngs):
         self.ln_1 = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
-        self.attn = GPT2Attention(config, layer, dtype, rngs)
+        self.attn = GPT2Attention(config, dtype, rngs)
         self.ln_2 = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
         self.mlp = GPT2MLP(config, dtype, rngs)
 
     def __call__(
-        self, x: jax.Array, bias: jax.Array, head_scale=None, *, cache=None, positions=None
+        self, x: jax.Array, bias: jax.Array, head_scale=None, *, scale, cache=None, positions=None
     ) -> dict[str, jax.Array]:
         """Return the attention probes with `context` = the block output.
 
-        With a `cache` (this layer's keys and values) the new tokens at `positions` [batch, new]
-        attend over it, and the probes hold the updated `cache`.
+        `scale` multiplies the raw attention scores (see `attention_scales`). With a `cache`
+        (this layer's keys and values) the new tokens at `positions` [batch, new] attend over
+        it, and the probes hold the updated `cache`.
         """
         if cache is None:
-            attention = lambda h: self.attn(h, bias, head_scale)  # noqa: E731
+            attention = lambda h: self.attn(h, bias, scale, head_scale)  # noqa: E731
         else:
             attention = lambda h: self.attn.cached(  # noqa: E731
-                h, bias, cache=cache, positions=positions
+                h, bias, scale, cache=cache, positions=positions
             )
         return pre_norm_block(
             x,
@@ -140,7 +159,7 @@ class GPT2Block(nnx.Module):
         )
 
 
-class GPT2Decoder(nnx.Module):
+class GPT2Decoder(Staged, nnx.Module):
     """GPT-2: `wte` + `wpe`, `h[0..L-1]`, `ln_f`, and an LM head or a `score` classifier."""
 
     def __init__(self, config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs):
@@ -155,7 +174,7 @@ class GPT2Decoder(nnx.Module):
         self.config = config
         self.wte = embed(config.vocab_size, config.d_model, dtype, rngs)
         self.wpe = embed(config.max_positions, config.d_model, dtype, rngs)
-        self.h = nnx.List([GPT2Block(config, i, dtype, rngs) for i in range(config.n_layers)])
+        self.h = nnx.List([GPT2Block(config, dtype, rngs) for _ in range(config.n_layers)])
         self.ln_f = layer_norm(config.d_model, config.layer_norm_eps, dtype, rngs)
         self.lm_head, self.score = decoder_heads(config, dtype, rngs)
 
@@ -184,6 +203,26 @@ class GPT2Decoder(nnx.Module):
             d_mlp] (after the non-linearity); logits [batch, token, vocab] (causal-lm)
             or [batch, n_labels] (classification, read at the last real token).
         """
+        x, ctx = self.embed_stage(input_ids, attention_mask, inputs_embeds=inputs_embeds)
+        return self.run_stages(x, ctx, head_mask)
+
+    def blocks(self) -> list[nnx.Module]:
+        """Return the block of each layer, in order."""
+        return list(self.h)
+
+    def embed_stage(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array,
+        token_type_ids=None,
+        *,
+        inputs_embeds: jax.Array | None = None,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Return the first block's input [batch, token, d_model] and every layer's context.
+
+        The context holds `bias` [batch, 1, query, key] (causal and padding mask bias) and
+        `attention_mask` [batch, token]; arguments as in `__call__`.
+        """
         del token_type_ids
         input_ids = jnp.asarray(input_ids, jnp.int32)
         if input_ids.shape[1] > self.config.max_positions:
@@ -191,24 +230,28 @@ class GPT2Decoder(nnx.Module):
                 f"{input_ids.shape[1]} tokens exceed max_positions {self.config.max_positions}"
             )
         attention_mask = jnp.asarray(attention_mask)
-        bias = mask_bias(attention_mask, causal=True)
         positions = jnp.arange(input_ids.shape[1])[None]
         words = self.wte(input_ids) if inputs_embeds is None else inputs_embeds
-        x = words + self.wpe(positions)
-        blocks = [
-            functools.partial(
-                block, bias=bias, head_scale=None if head_mask is None else head_mask[i]
-            )
-            for i, block in enumerate(self.h)
-        ]
-        x, hidden, probes = run_blocks(x, blocks)
+        ctx = {"bias": mask_bias(attention_mask, causal=True), "attention_mask": attention_mask}
+        return words + self.wpe(positions), ctx
+
+    def layer_inputs(self, ctx, head_mask: jax.Array | None):
+        """Return the per-layer head mask rows and attention score multipliers."""
+        del ctx
+        return {"head_scale": head_mask, "scale": attention_scales(self.config)}
+
+    def block_step(self, block, x, per_layer, key, *, ctx):
+        """Run one block; return (its output, (its output, its probes))."""
+        del key
+        p = block(x, ctx["bias"], per_layer["head_scale"], scale=per_layer["scale"])
+        x = p.pop("context")
+        return x, (x, p)
+
+    def output_stage(self, x: jax.Array, ctx, hidden: jax.Array, probes) -> dict[str, jax.Array]:
+        """Return `__call__`'s outputs from the last block's output (see `BertEncoder`)."""
+        table = self.wte.embedding[...]
         return decoder_outputs(
-            hidden,
-            probes,
-            self.ln_f(x),
-            self,
-            self.wte.embedding[...],
-            attention_mask=attention_mask,
+            hidden, probes, self.ln_f(x), self, table, attention_mask=ctx["attention_mask"]
         )
 
     def decode_step(
@@ -227,9 +270,10 @@ class GPT2Decoder(nnx.Module):
         """
         positions = jnp.asarray(positions, jnp.int32)
         bias = cache_bias(positions, cache[0][0].shape[2])
+        scales = attention_scales(self.config)
         blocks = [
-            functools.partial(block, bias=bias, cache=pair, positions=positions)
-            for block, pair in zip(self.h, cache, strict=True)
+            functools.partial(block, bias=bias, scale=scale, cache=pair, positions=positions)
+            for block, scale, pair in zip(self.h, scales, cache, strict=True)
         ]
         x = self.wte(jnp.asarray(input_ids, jnp.int32)) + self.wpe(positions)
         x, hidden, probes, cache = run_cached(x, blocks)

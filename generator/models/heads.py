@@ -26,7 +26,7 @@ from generator.models.layers import (
     last_token,
     layer_norm,
     linear,
-    stack_probes,
+    ordered_probes,
 )
 
 HEAD_KINDS = (
@@ -175,16 +175,17 @@ def decoder_heads(config, dtype: str, rngs: nnx.Rngs):
 
 
 def decoder_outputs(
-    hidden: list, probes: list, final: jax.Array, model, table: jax.Array, *, attention_mask
+    hidden: jax.Array, probes: dict, final: jax.Array, model, table: jax.Array, *, attention_mask
 ) -> dict[str, jax.Array]:
     """Return a decoder-only model's outputs after its final norm (`final`, [batch, token, d]).
 
-    hidden_states replace the last entry by the normed output (as transformers reports it);
-    logits come from `model.lm_head` (tied to `table` when it says so) or from `model.score`
-    read at the last real token, whichever the model has.
+    hidden [batch, layer(L+1), token, d_model] and probes {name: [batch, layer, ...]} are the
+    stacked layer outputs; hidden_states replace the last layer by the normed output (as
+    transformers reports it); logits come from `model.lm_head` (tied to `table` when it says
+    so) or from `model.score` read at the last real token, whichever the model has.
     """
-    hidden[-1] = final
-    out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
+    hidden = hidden.at[:, -1].set(final)
+    out = {"hidden_states": hidden, **ordered_probes(probes)}
     if model.lm_head is not None:
         out["logits"] = model.lm_head(final, table)
     elif model.score is not None:

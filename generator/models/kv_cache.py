@@ -16,7 +16,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from generator.models.layers import MASKED, run_blocks
+from generator.models.layers import MASKED, run_blocks, stack_probes
 
 # One (keys, values) pair per layer, each [batch, kv_head, slot, d_head].
 Cache = tuple[tuple[jax.Array, jax.Array], ...]
@@ -79,6 +79,12 @@ def attend_cached(
 
 
 def run_cached(x: jax.Array, blocks: list[Callable]) -> tuple:
-    """Apply cached blocks in order; return (last output, hidden list, probes, updated cache)."""
+    """Apply cached blocks in order.
+
+    Returns:
+        (last output, hidden [batch, layer(L+1), new, d_model] (the input first), probes
+        {name: [batch, layer, ...]}, updated cache).
+    """
     x, hidden, probes = run_blocks(x, blocks)
-    return x, hidden, probes, tuple(p.pop("cache") for p in probes)
+    cache = tuple(p.pop("cache") for p in probes)
+    return x, jnp.stack(hidden, axis=1), stack_probes(probes), cache

@@ -162,6 +162,16 @@ def attend(
     return context, probs, scores
 
 
+PROBE_NAMES = ("attentions", "queries", "keys", "values")
+OPTIONAL_PROBES = ("attention_scores", "mlp_activations")
+
+
+def ordered_probes(probes: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Return stacked probes in the models' output order (what `stack_probes` returns)."""
+    names = [*PROBE_NAMES, *(name for name in OPTIONAL_PROBES if name in probes)]
+    return {name: probes[name] for name in names}
+
+
 def stack_probes(probes: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
     """Stack per-layer probes into [batch, layer, ...] arrays.
 
@@ -170,8 +180,8 @@ def stack_probes(probes: list[dict[str, jax.Array]]) -> dict[str, jax.Array]:
     hidden activation after its non-linearity) when every layer reports them. Inside a jitted
     step, XLA drops whatever the step does not return or use.
     """
-    names = ["attentions", "queries", "keys", "values"]
-    for optional in ("attention_scores", "mlp_activations"):
+    names = list(PROBE_NAMES)
+    for optional in OPTIONAL_PROBES:
         if probes and all(optional in p for p in probes):
             names.append(optional)
     return {name: jnp.stack([p[name] for p in probes], axis=1) for name in names}
@@ -210,6 +220,103 @@ def run_blocks(
         hidden.append(x)
         probes.append(p)
     return x, hidden, probes
+
+
+def layer_runs(blocks: list, keys: list | None = None) -> list[tuple[int, int]]:
+    """Split block indices into runs [start, stop) of consecutive structurally identical blocks.
+
+    Blocks share a run when their `nnx.split` graph definitions (structure and static
+    attributes) are equal and so are their `keys` (a per-layer static choice such as the
+    sliding window); one run compiles to one program whatever its length.
+    """
+    keys = [None] * len(blocks) if keys is None else list(keys)
+    shapes = [(nnx.graphdef(block), key) for block, key in zip(blocks, keys, strict=True)]
+    runs: list[tuple[int, int]] = []
+    for index, shape in enumerate(shapes):
+        if runs and shapes[runs[-1][0]] == shape:
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
+def _run_scan(carry, blocks: list, step: Callable, xs, key):
+    """Scan `step` over one run of identical blocks; return (carry, outputs [layer, ...])."""
+    graphdef = nnx.graphdef(blocks[0])
+    unique = list({id(block): block for block in blocks}.values())
+    stacked = jax.tree.map(lambda *a: jnp.stack(a), *(nnx.state(b) for b in unique))
+    if len(unique) == len(blocks):  # one state per layer: scan over the stacked states
+
+        def body(carry, inputs):
+            state, x = inputs
+            return step(nnx.merge(graphdef, state), carry, x, key)
+
+        return jax.lax.scan(body, carry, (stacked, xs))
+    # The same modules applied repeatedly (ALBERT): scan over an index into the unique ones.
+    where = {id(block): i for i, block in enumerate(unique)}
+    index = jnp.asarray([where[id(block)] for block in blocks], jnp.int32)
+
+    def indexed(carry, inputs):
+        i, x = inputs
+        state = jax.tree.map(lambda a: a[i], stacked)
+        return step(nnx.merge(graphdef, state), carry, x, key)
+
+    return jax.lax.scan(indexed, carry, (index, xs))
+
+
+def _concat_runs(outputs: list):
+    """Concatenate run outputs along the layer axis; probe names missing from a run are dropped."""
+    if len(outputs) == 1:
+        return outputs[0]
+    hidden = jnp.concatenate([h for h, _ in outputs], axis=0)
+    names = [name for name in outputs[0][1] if all(name in p for _, p in outputs)]
+    probes = {
+        name: jax.tree.map(lambda *a: jnp.concatenate(a, axis=0), *(p[name] for _, p in outputs))
+        for name in names
+    }
+    return hidden, probes
+
+
+def scan_blocks(carry, blocks: list, step: Callable, *, xs=None, keys: list | None = None):
+    """Apply `step` block after block, compiling each run of identical blocks once.
+
+    Consecutive blocks with equal graph definitions (and equal `keys`) run under one
+    `jax.lax.scan` over their stacked states, so XLA traces and compiles one layer per run
+    instead of one per layer; a run of one block is called directly.
+
+    Args:
+        carry: pytree threaded through the blocks (the residual stream).
+        blocks: the module applied at each layer, in order (a module may repeat: ALBERT).
+        step: `(block, carry, x, key) -> (carry, (hidden [batch, ...], probes dict))`, with x
+            the block's slice of `xs` and key its entry of `keys`.
+        xs: pytree of per-layer arrays with a leading layer axis of len(blocks), or None.
+        keys: one hashable static value per block (None: all equal).
+
+    Returns:
+        (last carry, (hidden [layer, batch, ...], probes {name: [layer, batch, ...]})).
+    """
+    keys = [None] * len(blocks) if keys is None else list(keys)
+    outputs = []
+    for start, stop in layer_runs(blocks, keys):
+        run_xs = jax.tree.map(lambda a, s=start, e=stop: a[s:e], xs)
+        if stop - start == 1:
+            x = jax.tree.map(lambda a: a[0], run_xs)
+            carry, out = step(blocks[start], carry, x, keys[start])
+            out = jax.tree.map(lambda a: a[None], out)
+        else:
+            carry, out = _run_scan(carry, blocks[start:stop], step, run_xs, keys[start])
+        outputs.append(out)
+    return carry, _concat_runs(outputs)
+
+
+def layer_first(stacked):
+    """Move the leading layer axis of every array in `stacked` to axis 1 ([batch, layer, ...])."""
+    return jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), stacked)
+
+
+def with_input(x: jax.Array, hidden: jax.Array) -> jax.Array:
+    """Prepend the first block's input x [batch, token, d] to hidden [batch, layer, token, d]."""
+    return jnp.concatenate([x[:, None], hidden], axis=1)
 
 
 def last_real_index(attention_mask: jax.Array) -> jax.Array:

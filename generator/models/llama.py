@@ -47,10 +47,10 @@ from generator.models.layers import (
     mask_bias,
     merge_heads,
     pre_norm_block,
-    run_blocks,
     split_heads,
 )
 from generator.models.rope import apply_rotary, parse_rope, rotary_tables
+from generator.models.stages import Staged
 
 MODEL_TYPES = ("llama", "mistral", "qwen2")
 
@@ -166,7 +166,7 @@ class LlamaDecoderLayer(nnx.Module):
         )
 
 
-class LlamaDecoder(nnx.Module):
+class LlamaDecoder(Staged, nnx.Module):
     """`embed_tokens`, `layers[0..L-1]`, `norm`, and an LM head or a `score` classifier."""
 
     def __init__(self, config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs):
@@ -213,36 +213,60 @@ class LlamaDecoder(nnx.Module):
             logits [batch, token, vocab] (causal-lm) or [batch, n_labels] (classification,
             read at the last real token).
         """
+        x, ctx = self.embed_stage(input_ids, attention_mask, inputs_embeds=inputs_embeds)
+        return self.run_stages(x, ctx, head_mask)
+
+    def blocks(self) -> list[nnx.Module]:
+        """Return the block of each layer, in order."""
+        return list(self.layers)
+
+    def windows(self) -> tuple[int | None, ...]:
+        """Return each layer's sliding window (None: full attention)."""
+        return self.config.sliding_windows or (None,) * self.config.n_layers
+
+    def layer_keys(self) -> list[int]:
+        """Return each layer's index into the distinct windows: layers of one window share runs."""
+        distinct = list(dict.fromkeys(self.windows()))
+        return [distinct.index(window) for window in self.windows()]
+
+    def embed_stage(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array,
+        token_type_ids=None,
+        *,
+        inputs_embeds: jax.Array | None = None,
+    ) -> tuple[jax.Array, dict]:
+        """Return the first block's input [batch, token, d_model] and every layer's context.
+
+        The context holds `biases` (one [batch, 1, query, key] mask bias per distinct window,
+        in the order of `layer_keys`), the rotary tables `cos`, `sin` [token, d_head] and
+        `attention_mask` [batch, token]; arguments as in `__call__`.
+        """
         del token_type_ids
-        config = self.config
         input_ids = jnp.asarray(input_ids, jnp.int32)
         token = input_ids.shape[1]
-        if token > config.max_positions:
-            raise ValueError(f"{token} tokens exceed max_positions {config.max_positions}")
+        if token > self.config.max_positions:
+            raise ValueError(f"{token} tokens exceed max_positions {self.config.max_positions}")
         attention_mask = jnp.asarray(attention_mask)
-        windows = config.sliding_windows or (None,) * config.n_layers
-        biases = {w: mask_bias(attention_mask, causal=True, window=w) for w in set(windows)}
-        cos, sin = rotary_tables(config.rope, token, COMPUTE_DTYPES[self.dtype])
-
+        distinct = dict.fromkeys(self.windows())
+        biases = tuple(mask_bias(attention_mask, causal=True, window=w) for w in distinct)
+        cos, sin = rotary_tables(self.config.rope, token, COMPUTE_DTYPES[self.dtype])
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
-        blocks = [
-            functools.partial(
-                layer,
-                bias=biases[window],
-                cos=cos,
-                sin=sin,
-                head_scale=None if head_mask is None else head_mask[i],
-            )
-            for i, (layer, window) in enumerate(zip(self.layers, windows, strict=True))
-        ]
-        x, hidden, probes = run_blocks(x, blocks)
+        return x, {"biases": biases, "cos": cos, "sin": sin, "attention_mask": attention_mask}
+
+    def block_step(self, block, x, per_layer, key, *, ctx):
+        """Run one block (`key`: its window's index); return (output, (output, probes))."""
+        bias = ctx["biases"][key]
+        p = block(x, bias, ctx["cos"], ctx["sin"], per_layer["head_scale"])
+        x = p.pop("context")
+        return x, (x, p)
+
+    def output_stage(self, x: jax.Array, ctx, hidden: jax.Array, probes) -> dict[str, jax.Array]:
+        """Return `__call__`'s outputs from the last block's output (see `BertEncoder`)."""
+        table = self.embed_tokens.embedding[...]
         return decoder_outputs(
-            hidden,
-            probes,
-            self.norm(x),
-            self,
-            self.embed_tokens.embedding[...],
-            attention_mask=attention_mask,
+            hidden, probes, self.norm(x), self, table, attention_mask=ctx["attention_mask"]
         )
 
     def decode_step(

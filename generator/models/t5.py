@@ -22,6 +22,7 @@ softmax and norm statistics always run in float32.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -33,7 +34,10 @@ from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
     PRECISIONS,
+    layer_first,
     linear,
+    scan_blocks,
+    with_input,
 )
 from generator.models.t5_config import T5Config
 
@@ -389,32 +393,49 @@ class T5Stack(nnx.Module):
             [batch, layer, token, d_mlp], the MLP hidden activation (gated: act(wi_0 x) * wi_1 x).
         """
         position, mask = self.self_biases(x, self_mask, cache, positions)
-        hidden, probes, cross, mlp = [x], [], [], []
-        for index, block in enumerate(self.block):
-            heads, pair = (None if h is None else h[index] for h in (self_heads, cache))
-            p = block.layer[0](
-                x, mask, heads, position_bias=position, cache=pair, positions=positions
-            )
-            x = p.pop("output")
-            probes.append(p)
-            if block.decoder:
-                scale = None if cross_heads is None else cross_heads[index]
-                c = block.layer[1](x, encoded, cross_mask, scale)
-                x = c.pop("output")
-                cross.append(c)
-            x, activation = block.layer[-1].with_hidden(x)
-            mlp.append(activation)
-            hidden.append(x)
-        hidden[-1] = self.final_layer_norm(x)
-        out = {"hidden_states": jnp.stack(hidden, axis=1)}
-        out["mlp_activations"] = jnp.stack(mlp, axis=1)  # [batch, layer, token, d_mlp]
+        ctx = {
+            "mask": mask,
+            "position": position,
+            "positions": positions,
+            "encoded": encoded,
+            "cross_mask": cross_mask,
+        }
+        per_layer = {"self_heads": self_heads, "cross_heads": cross_heads}
         if cache is not None:
-            out["cache"] = tuple(p.pop("cache") for p in probes)
+            per_layer["cache"] = jax.tree.map(lambda *a: jnp.stack(a), *cache)
+        step = functools.partial(self.block_step, ctx=ctx)
+        last, (hidden, probes) = scan_blocks(x, list(self.block), step, xs=per_layer)
+        hidden, probes = layer_first(hidden), layer_first(probes)
+        out = {"hidden_states": with_input(x, hidden).at[:, -1].set(self.final_layer_norm(last))}
+        out["mlp_activations"] = probes["mlp_activations"]  # [batch, layer, token, d_mlp]
+        if cache is not None:
+            keys, values = probes["cache"]  # [batch, layer, kv_head, slot, d_head]
+            out["cache"] = tuple((keys[:, i], values[:, i]) for i in range(keys.shape[1]))
         for name in ("attentions", "attention_scores", "queries", "keys", "values"):
-            out[name] = jnp.stack([p[name] for p in probes], axis=1)
-            if cross:
-                out[f"cross_{name}"] = jnp.stack([c[name] for c in cross], axis=1)
+            out[name] = probes[name]
+            if f"cross_{name}" in probes:
+                out[f"cross_{name}"] = probes[f"cross_{name}"]
         return out
+
+    @staticmethod
+    def block_step(block, x, per_layer, key, *, ctx):
+        """Run one block: self-attention, cross-attention (decoder), MLP; return probes."""
+        del key
+        probes = block.layer[0](
+            x,
+            ctx["mask"],
+            per_layer["self_heads"],
+            position_bias=ctx["position"],
+            cache=per_layer.get("cache"),
+            positions=ctx["positions"],
+        )
+        x = probes.pop("output")
+        if block.decoder:
+            cross = block.layer[1](x, ctx["encoded"], ctx["cross_mask"], per_layer["cross_heads"])
+            x = cross.pop("output")
+            probes.update({f"cross_{name}": value for name, value in cross.items()})
+        x, probes["mlp_activations"] = block.layer[-1].with_hidden(x)
+        return x, (x, probes)
 
 
 def padding_bias(mask: jax.Array) -> jax.Array:

@@ -58,9 +58,10 @@ from generator.models.layers import (
     layer_norm,
     linear,
     merge_heads,
+    ordered_probes,
     split_heads,
-    stack_probes,
 )
+from generator.models.stages import Staged
 
 STREAM_NOTE = (
     "XLNet runs here as XLNetModel does at inference: the content stream, with no permutation "
@@ -266,7 +267,7 @@ class XLNetLMHead(nnx.Module):
         return logits + self.bias[...].astype(logits.dtype)
 
 
-class XLNetEncoder(nnx.Module):
+class XLNetEncoder(Staged, nnx.Module):
     """XLNet: `word_embedding`, `mask_emb`, `layer[0..L-1]`, and `lm_loss` or a classifier."""
 
     def __init__(self, config: ModelConfig, *, dtype: str = "float32", rngs: nnx.Rngs):
@@ -358,29 +359,68 @@ class XLNetEncoder(nnx.Module):
             logits [batch, token, vocab] (permutation-lm) or [batch, label] (classification, on
             the last real token, `<cls>`); target_logits [batch, vocab] with target_position.
         """
+        x, ctx = self.embed_stage(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            inputs_embeds=inputs_embeds,
+            target_position=target_position,
+        )
+        return self.run_stages(x, ctx, head_mask)
+
+    def blocks(self) -> list[nnx.Module]:
+        """Return the block of each layer, in order."""
+        return list(self.layer)
+
+    def embed_stage(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array,
+        token_type_ids: jax.Array | None = None,
+        *,
+        inputs_embeds: jax.Array | None = None,
+        target_position: jax.Array | None = None,
+    ) -> tuple:
+        """Return the first block's input and every layer's context.
+
+        The input is the content stream [batch, token, d_model], or with a `target_position`
+        the pair (content stream, query stream [batch, 1, d_model]). The context holds
+        `streams` (see `streams`), `k_r` [2 token, d_model] the relative position encodings
+        and `attention_mask` [batch, token]; arguments as in `__call__`.
+        """
         input_ids = jnp.asarray(input_ids, jnp.int32)
         attention_mask = jnp.asarray(attention_mask)
-        token = input_ids.shape[1]
         streams, g = self.streams(attention_mask > 0, token_type_ids, target_position)
         x = self.word_embedding(input_ids) if inputs_embeds is None else inputs_embeds
-        k_r = self.relative_keys(token)
-        hidden, probes = [x], []
-        for index, layer in enumerate(self.layer):
-            rel = layer.rel_attn
-            k_r_layer = rel.r(k_r).reshape(2 * token, rel.n_heads, rel.d_head).transpose(1, 0, 2)
-            p = layer(x, g, k_r_layer, streams, None if head_mask is None else head_mask[index])
-            x = p.pop("context")
-            g = p.pop("query_stream", None)
-            hidden.append(x)
-            probes.append(p)
-        out = {"hidden_states": jnp.stack(hidden, axis=1), **stack_probes(probes)}
+        ctx = {
+            "streams": streams,
+            "k_r": self.relative_keys(input_ids.shape[1]),
+            "attention_mask": attention_mask,
+        }
+        return (x, g) if g is not None else x, ctx
+
+    def block_step(self, block, x, per_layer, key, *, ctx):
+        """Run one block on the content stream (and the query stream, if x is a pair)."""
+        del key
+        h, g = x if isinstance(x, tuple) else (x, None)
+        rel, k_r = block.rel_attn, ctx["k_r"]
+        k_r = rel.r(k_r).reshape(k_r.shape[0], rel.n_heads, rel.d_head).transpose(1, 0, 2)
+        p = block(h, g, k_r, ctx["streams"], per_layer["head_scale"])
+        h = p.pop("context")
+        g = p.pop("query_stream", None)
+        return (h, g) if g is not None else h, (h, p)
+
+    def output_stage(self, x, ctx, hidden: jax.Array, probes) -> dict[str, jax.Array]:
+        """Return `__call__`'s outputs from the last block's output (see `BertEncoder`)."""
+        h, g = x if isinstance(x, tuple) else (x, None)
+        out = {"hidden_states": hidden, **ordered_probes(probes)}
         table = self.word_embedding.embedding[...]
         if self.lm_loss is not None:
-            out["logits"] = self.lm_loss(x, table)
+            out["logits"] = self.lm_loss(h, table)
             if g is not None:
                 out["target_logits"] = self.lm_loss(g, table)[:, 0]
         elif self.classifier is not None:
-            out["logits"] = self.classifier(x, attention_mask, None)
+            out["logits"] = self.classifier(h, ctx["attention_mask"], None)
         return out
 
 
