@@ -68,5 +68,8 @@ def test_the_estimate_counts_the_sample_and_the_passes():
     step = head_importance_step(config, tokens, corpus, None, fidelity=False)
     heads = head_count(config)
     assert step.budget.startswith(f"{HEAD_SAMPLE} texts x {heads} heads")
-    passes = (1 + heads) + 3 + 1 + 9 * 6  # ablation, one backward pass, pruning (at most)
+    # layer by layer: a head of layer l runs (12 - l) / 12 of a forward pass; one backward
+    # pass (Michel et al.); pruning: every head removed, then 9 fractions x 6 orders at most
+    above = sum(config.n_heads * (12 - layer) / 12 for layer in range(12))
+    passes = (1 + above) + 3 + 1 + 9 * 6
     assert step.flops == pytest.approx(passes * forward_flops(config, HEAD_SAMPLE, 24))

@@ -23,18 +23,37 @@ def single_head_masks(n_layers: int, n_heads: int) -> jax.Array:
     return (1.0 - eye).reshape(n_layers * n_heads, n_layers, n_heads)
 
 
+def mask_drops(objective: MaskedObjective, full: jax.Array, masks: jax.Array, chunk: int):
+    """Per-example drop of the objective under each mask -> [example, mask].
+
+    full: [example] the objective with every head. Masks are evaluated `chunk` at a time with
+    `jax.lax.map(..., batch_size=chunk)`, i.e. vmapped in chunks, so memory stays bounded while
+    no mask needs its own Python-level forward pass.
+    """
+    ablated = jax.lax.map(objective, masks, batch_size=min(chunk, len(masks)))  # [mask, example]
+    return (full[None, :] - ablated).T
+
+
 def ablation_drops(
     objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 8
 ) -> jax.Array:
     """Per-example drop of the objective when each head alone is removed -> [example, layer, head].
 
-    Masks are evaluated `chunk` at a time with `jax.lax.map(..., batch_size=chunk)`, i.e. vmapped
-    in chunks, so memory stays bounded while no head needs its own Python-level forward pass.
+    The whole model runs for every head (see `mask_drops`); `row_ablation_drops` runs only the
+    layers from the head's own upward.
     """
     full = objective(jnp.ones((n_layers, n_heads), jnp.float32))  # [example]
-    masks = single_head_masks(n_layers, n_heads)
-    ablated = jax.lax.map(objective, masks, batch_size=chunk)  # [layer*head, example]
-    return (full[None, :] - ablated).T.reshape(-1, n_layers, n_heads)
+    drops = mask_drops(objective, full, single_head_masks(n_layers, n_heads), chunk)
+    return drops.reshape(-1, n_layers, n_heads)
+
+
+def row_ablation_drops(objective: MaskedObjective, full: jax.Array, n_heads: int, chunk: int):
+    """Per-example drop when each head of one layer alone is removed -> [example, head].
+
+    `objective(row [head]) -> [example]` scales that layer's heads by `row` and keeps every
+    other head; full: [example] the objective with every head.
+    """
+    return mask_drops(objective, full, 1.0 - jnp.eye(n_heads, dtype=jnp.float32), chunk)
 
 
 def ablation_importance(
@@ -91,17 +110,39 @@ def fidelity_taylor_drops(
     Returns: [example, layer, head].
     """
     ones = jnp.ones((n_layers, n_heads), jnp.float32)
-    base = embed(ones)  # [example, d]
+
+    def tangent_of(direction):
+        return jax.jvp(embed, (ones,), (direction,))[1]  # [example, d]
+
+    directions = 1.0 - single_head_masks(n_layers, n_heads)  # one-hot [layer*head, L, H]
+    drops = taylor_drops(tangent_of, embed(ones), directions, chunk)
+    return drops.reshape(-1, n_layers, n_heads)
+
+
+def row_taylor_drops(embed_row: Callable, base: jax.Array, n_heads: int, chunk: int):
+    """`fidelity_taylor_drops` for the heads of one layer -> [example, head].
+
+    `embed_row(row [head]) -> [example, d]` scales that layer's heads by `row` (every other head
+    kept); base: [example, d] the embedding with every head. The map is linearised once
+    (`jax.linearize`: one primal pass), then one tangent pass per head.
+    """
+    _, tangent_of = jax.linearize(embed_row, jnp.ones((n_heads,), jnp.float32))
+    return taylor_drops(tangent_of, base, jnp.eye(n_heads, dtype=jnp.float32), chunk)
+
+
+def taylor_drops(tangent_of: Callable, base: jax.Array, directions: jax.Array, chunk: int):
+    """½ ‖P⊥ J d‖² / ‖e‖² for each direction d -> [example, direction].
+
+    tangent_of(d) -> [example, d_model] is J d; base: [example, d_model] the embedding e.
+    """
     unit = base / (jnp.linalg.norm(base, axis=-1, keepdims=True) + 1e-12)
 
     def drop(direction):
-        tangent = jax.jvp(embed, (ones,), (direction,))[1]  # [example, d]
+        tangent = tangent_of(direction)  # [example, d]
         across = tangent - jnp.sum(tangent * unit, axis=-1, keepdims=True) * unit
         return 0.5 * jnp.sum(across**2, axis=-1) / (jnp.sum(base**2, axis=-1) + 1e-12)
 
-    directions = 1.0 - single_head_masks(n_layers, n_heads)  # one-hot [layer*head, L, H]
-    drops = jax.lax.map(drop, directions, batch_size=chunk)  # [layer*head, example]
-    return drops.T.reshape(-1, n_layers, n_heads)
+    return jax.lax.map(drop, directions, batch_size=min(chunk, len(directions))).T
 
 
 def pruning_masks(

@@ -56,6 +56,7 @@ from generator.extract.head_budget import (
     mask_chunk,
     sample_rows,
 )
+from generator.extract.head_layers import layerwise_head_drops
 from generator.extract.stored_strings import strings_array
 
 log = logging.getLogger(__name__)
@@ -407,10 +408,7 @@ def head_importance(context: AttributionContext) -> dict:
     fidelity = task in HEAD_OBJECTIVES
     if fidelity:  # each text's own embedding with every head: the cosine's reference
         inputs = inputs._replace(reference=unablated_embeddings(context, inputs, embeds))
-    per_text = (
-        ablation_per_text(context, inputs, embeds),
-        gradient_per_text(context, inputs, embeds, fidelity=fidelity),
-    )
+    per_text = head_drops(context, inputs, embeds, fidelity=fidelity)
     pruning = write_head_importance(
         context.writer, rows, per_text, mask_evaluator(context, inputs, embeds)
     )
@@ -420,10 +418,29 @@ def head_importance(context: AttributionContext) -> dict:
         **pruning,
         "description": HEAD_OBJECTIVES.get(task, TASK_DESCRIPTIONS.get(task, "")),
         "gradient_method": "taylor-fidelity" if fidelity else "michel",
+        "layerwise": not context.seq2seq,
         "random_orders": RANDOM_ORDERS,
         "pruning_order": "least important (smallest ablation drop) first",
         "sets": context.head_sets(),
     }
+
+
+def head_drops(context: AttributionContext, inputs, embeds, *, fidelity: bool) -> tuple:
+    """Per-text (ablation, gradient) importances [text, layer, head], float32.
+
+    Layer by layer (`layerwise_head_drops`) where the model runs in stages; encoder-decoders,
+    whose head mask spans encoder, decoder and cross-attention, run the whole model per head.
+    """
+    if context.seq2seq:
+        return (
+            ablation_per_text(context, inputs, embeds),
+            gradient_per_text(context, inputs, embeds, fidelity=fidelity),
+        )
+    chunk = mask_chunk(*inputs.input_ids.shape)
+    ablation, taylor = layerwise_head_drops(context, inputs, embeds, chunk, fidelity=fidelity)
+    if fidelity:
+        return ablation, taylor
+    return ablation, gradient_per_text(context, inputs, embeds, fidelity=False)
 
 
 def head_mask_ones(context: AttributionContext) -> jax.Array:

@@ -79,15 +79,24 @@ def mask_chunk(rows: int, width: int) -> int:
 def head_passes(config, *, fidelity: bool, chunk: int) -> dict[str, float]:
     """Forward-pass equivalents of each part of head importance over one sample.
 
-    Every head's ablation is one forward pass; the fidelity Taylor estimate one tangent pass per
-    head plus one primal pass per chunk of heads (Michel et al.: one batched backward pass);
-    the pruning curves at most one pass per distinct mask (fewer when they stop early) plus the
-    mask with every head removed. One more pass gives the unablated objective.
+    Layer by layer (every family but encoder-decoders, see `extract/head_layers.py`): ablating
+    a head of layer l runs the layers l.. only, (L - l) / L of a forward pass; the fidelity
+    Taylor estimate takes one primal and one tangent pass per head over the same layers; the
+    layers below run once. Encoder-decoders run the whole model per head (and one primal pass
+    per chunk of heads for the Taylor estimate). Michel et al.: one batched backward pass. The
+    pruning curves take at most one pass per distinct mask (fewer when they stop early) plus
+    the mask with every head removed; one more pass gives the unablated objective.
     """
     heads = head_count(config)
-    gradient = heads * TANGENT + math.ceil(heads / chunk) if fidelity else BACKWARD
+    if config.seq2seq:
+        above, primal = float(heads), math.ceil(heads / chunk)
+    else:  # sum over layers l of (L - l) / L, times the heads of a layer
+        layers = config.n_layers
+        above = config.n_heads * (layers + 1) / 2
+        primal = (layers + 1) / 2 + 1.0  # one linearisation per layer, the layers below once
+    gradient = above * TANGENT + primal if fidelity else BACKWARD
     pruning = 1 + (len(PRUNING_FRACTIONS) - 1) * (1 + RANDOM_ORDERS)
-    return {"ablation": 1.0 + heads, "gradient": float(gradient), "pruning": float(pruning)}
+    return {"ablation": 1.0 + above, "gradient": float(gradient), "pruning": float(pruning)}
 
 
 def head_importance_step(config, tokens, corpus, requested: int | None, *, fidelity: bool):
