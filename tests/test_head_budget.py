@@ -13,6 +13,7 @@ from generator.extract.head_budget import (
     head_count,
     head_importance_step,
     head_sample_size,
+    layerwise,
     sample_cost,
     sample_rows,
 )
@@ -63,13 +64,20 @@ def test_large_models_get_fewer_texts_in_proportion_to_the_budget():
 
 
 def test_the_estimate_counts_the_sample_and_the_passes():
-    config = small_config()
     corpus, tokens = corpus_of(200, 20)  # trimmed to 24 tokens
-    step = head_importance_step(config, tokens, corpus, None, fidelity=False)
-    heads = head_count(config)
-    assert step.budget.startswith(f"{HEAD_SAMPLE} texts x {heads} heads")
-    # layer by layer: a head of layer l runs (12 - l) / 12 of a forward pass; one backward
-    # pass (Michel et al.); pruning: every head removed, then 9 fractions x 6 orders at most
-    above = sum(config.n_heads * (12 - layer) / 12 for layer in range(12))
-    passes = (1 + above) + 3 + 1 + 9 * 6
-    assert step.flops == pytest.approx(passes * forward_flops(config, HEAD_SAMPLE, 24))
+    small = small_config()  # below LAYERWISE_FLOPS: the whole model runs per head
+    assert not layerwise(small, HEAD_SAMPLE, 24)
+    step = head_importance_step(small, tokens, corpus, None, fidelity=False)
+    assert step.budget.startswith(f"{HEAD_SAMPLE} texts x {head_count(small)} heads")
+    # ablation (and the unablated pass), one backward pass (Michel et al.), pruning: every
+    # head removed, then 9 fractions x 6 orders at most
+    passes = (1 + head_count(small)) + 3 + 1 + 9 * 6
+    assert step.flops == pytest.approx(passes * forward_flops(small, HEAD_SAMPLE, 24))
+    large = parse_config(BERT_BASE)  # layer by layer: a head of layer l runs (12 - l) / 12
+    assert layerwise(large, MIN_HEAD_SAMPLE, 24)
+    step = head_importance_step(large, tokens, corpus, None, fidelity=True)
+    above = sum(12 * (12 - layer) / 12 for layer in range(12))
+    primal = sum((12 - layer) / 12 for layer in range(12)) + 1  # a linearisation per layer
+    passes = (1 + above) + (above + primal) + 1 + 9 * 6
+    expected = passes * forward_flops(large, MIN_HEAD_SAMPLE, 24)
+    assert step.flops == pytest.approx(expected)

@@ -37,9 +37,8 @@ def sample(config, task: str, rows: int = 3, width: int = 9) -> ObjectiveInputs:
     )
 
 
-@pytest.mark.parametrize(
-    "name", ["tiny-bert", "tiny-albert-pretraining", "tiny-llama", "tiny-xlnet"]
-)
+# the fidelity Taylor path (BERT) and a two-stream state with its own task (XLNet permutation-lm)
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-xlnet"])
 def test_layer_by_layer_ablation_equals_the_whole_model(name):
     loaded = load_model(FIXTURES / name)
     config = loaded.config
@@ -52,6 +51,8 @@ def test_layer_by_layer_ablation_equals_the_whole_model(name):
     if fidelity:
         own = make_embedder(graphdef, params)(inputs, embeds, jnp.ones(shape))
         inputs = inputs._replace(reference=np.asarray(own))
+    if name == "tiny-xlnet":
+        assert task == "permutation-lm"
     context = SimpleNamespace(config=config, task=task, graphdef=graphdef, params=params)
     ablation, taylor = layerwise_head_drops(context, inputs, embeds, chunk=3, fidelity=fidelity)
     objective = make_objective(task, graphdef, params)

@@ -53,6 +53,7 @@ from generator.extract.head_budget import (
     PRUNING_FRACTIONS,
     RANDOM_ORDERS,
     head_sample_size,
+    layerwise,
     mask_chunk,
     sample_rows,
 )
@@ -418,7 +419,7 @@ def head_importance(context: AttributionContext) -> dict:
         **pruning,
         "description": HEAD_OBJECTIVES.get(task, TASK_DESCRIPTIONS.get(task, "")),
         "gradient_method": "taylor-fidelity" if fidelity else "michel",
-        "layerwise": not context.seq2seq,
+        "layerwise": layerwise(context.config, *inputs.input_ids.shape),
         "random_orders": RANDOM_ORDERS,
         "pruning_order": "least important (smallest ablation drop) first",
         "sets": context.head_sets(),
@@ -428,10 +429,11 @@ def head_importance(context: AttributionContext) -> dict:
 def head_drops(context: AttributionContext, inputs, embeds, *, fidelity: bool) -> tuple:
     """Per-text (ablation, gradient) importances [text, layer, head], float32.
 
-    Layer by layer (`layerwise_head_drops`) where the model runs in stages; encoder-decoders,
-    whose head mask spans encoder, decoder and cross-attention, run the whole model per head.
+    Layer by layer (`layerwise_head_drops`) where `layerwise` says so; else (encoder-decoders,
+    whose head mask spans encoder, decoder and cross-attention, and tiny models, for which
+    compiling costs more than it saves) the whole model runs per head.
     """
-    if context.seq2seq:
+    if not layerwise(context.config, *inputs.input_ids.shape):
         return (
             ablation_per_text(context, inputs, embeds),
             gradient_per_text(context, inputs, embeds, fidelity=fidelity),

@@ -27,6 +27,9 @@ HEAD_BUDGET_FLOPS = 8e12
 ABLATION_TOKENS = 1 << 15  # tokens one vmapped chunk of head masks may run (bounds memory)
 PRUNING_FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)
 RANDOM_ORDERS = 5
+# Below this many forward-pass FLOPs of the sample x heads, head importance runs the whole
+# model per head: compiling the layer-by-layer programs costs more than they save (tiny models).
+LAYERWISE_FLOPS = 1e11
 TANGENT = 1.0  # a forward-mode product's tangent pass, in forward-pass equivalents
 
 
@@ -71,24 +74,34 @@ def head_sample_size(requested: int | None, config, tokens, corpus) -> tuple[int
     return min(len(rows), cut), "budget"
 
 
+def layerwise(config, rows: int, width: int) -> bool:
+    """True when head importance ablates layer by layer (`extract/head_layers.py`).
+
+    Every family but encoder-decoders can, and does when the sample's forward pass times the
+    number of heads reaches `LAYERWISE_FLOPS`.
+    """
+    cost = forward_flops(config, rows, width) * head_count(config)
+    return not config.seq2seq and cost >= LAYERWISE_FLOPS
+
+
 def mask_chunk(rows: int, width: int) -> int:
     """Head masks per vmapped chunk: every mask runs the whole sample (ABLATION_TOKENS)."""
     return max(1, ABLATION_TOKENS // (rows * width))
 
 
-def head_passes(config, *, fidelity: bool, chunk: int) -> dict[str, float]:
+def head_passes(config, *, fidelity: bool, chunk: int, by_layer: bool) -> dict[str, float]:
     """Forward-pass equivalents of each part of head importance over one sample.
 
-    Layer by layer (every family but encoder-decoders, see `extract/head_layers.py`): ablating
-    a head of layer l runs the layers l.. only, (L - l) / L of a forward pass; the fidelity
-    Taylor estimate takes one primal and one tangent pass per head over the same layers; the
-    layers below run once. Encoder-decoders run the whole model per head (and one primal pass
-    per chunk of heads for the Taylor estimate). Michel et al.: one batched backward pass. The
-    pruning curves take at most one pass per distinct mask (fewer when they stop early) plus
-    the mask with every head removed; one more pass gives the unablated objective.
+    Layer by layer (`by_layer`, see `layerwise`): ablating a head of layer l runs the layers
+    l.. only, (L - l) / L of a forward pass; the fidelity Taylor estimate takes one primal and
+    one tangent pass per head over the same layers; the layers below run once. Otherwise the
+    whole model runs per head (and one primal pass per chunk of heads for the Taylor estimate).
+    Michel et al.: one batched backward pass. The pruning curves take at most one pass per
+    distinct mask (fewer when they stop early) plus the mask with every head removed; one more
+    pass gives the unablated objective.
     """
     heads = head_count(config)
-    if config.seq2seq:
+    if not by_layer:
         above, primal = float(heads), math.ceil(heads / chunk)
     else:  # sum over layers l of (L - l) / L, times the heads of a layer
         layers = config.n_layers
@@ -104,7 +117,12 @@ def head_importance_step(config, tokens, corpus, requested: int | None, *, fidel
     size, _ = head_sample_size(requested, config, tokens, corpus)
     rows = sample_rows(corpus, size)
     width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
-    passes = head_passes(config, fidelity=fidelity, chunk=mask_chunk(size, width))
+    passes = head_passes(
+        config,
+        fidelity=fidelity,
+        chunk=mask_chunk(size, width),
+        by_layer=layerwise(config, size, width),
+    )
     parts = ", ".join(f"{name} {value:.0f}" for name, value in passes.items())
     budget = (
         f"{size} texts x {head_count(config)} heads: {sum(passes.values()):.0f} forward-pass "
