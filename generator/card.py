@@ -37,6 +37,7 @@ STORE_DTYPES = ("float32", "float16", "bfloat16")
 
 MAX_LENGTH_RANGE = (8, 8192)
 SHOWCASE_RANGE = (1, 64)
+HEAD_SAMPLE_RANGE = (8, 4096)  # corpus texts of head importance (default: a FLOP budget)
 TARGETS = ("greedy", "field")  # decoder text of encoder-decoder models
 MAX_TARGET_LENGTH_RANGE = (1, 512)
 DEFAULT_MAX_TARGET_LENGTH = 32
@@ -73,6 +74,7 @@ class ModelCard:
     max_length: int = 128
     showcase: int = 8
     showcase_texts: tuple[int | str, ...] = ()
+    head_sample: int | None = None
     pooling: str = "mean"
     task: str | None = None
     checkpoints: tuple[Checkpoint, ...] = ()
@@ -129,6 +131,7 @@ class ModelCard:
             "max_length": self.max_length,
             "showcase": self.showcase,
             **({"showcase_texts": list(self.showcase_texts)} if self.showcase_texts else {}),
+            **({"head_sample": self.head_sample} if self.head_sample is not None else {}),
             "checkpoints": [{"name": c.name, "model": c.model} for c in self.checkpoints],
             "dtype": self.dtype,
             "store_dtype": self.store_dtype,
@@ -357,6 +360,7 @@ def _validate(data: dict, folder: Path, problems: list[str]) -> dict[str, Any]:
         data, "generation_steps", GENERATION_STEPS_RANGE, DEFAULT_GENERATION_STEPS, problems
     )
     values["showcase_texts"] = _showcase_texts(data, corpus, values["showcase"], problems)
+    values["head_sample"] = _integer(data, "head_sample", HEAD_SAMPLE_RANGE, None, problems)
     values["pooling"] = _choice(data, "pooling", POOLINGS, "mean", problems)
     values["task"] = _choice(data, "task", TASKS, None, problems, nullable=True)
     values["checkpoints"] = _checkpoints(data, folder, problems)

@@ -7,9 +7,11 @@ import pytest
 
 from generator.attribution.heads import (
     ablation_importance,
+    collapsed,
     gradient_importance,
     pruning_curve,
     pruning_curves,
+    pruning_curves_until_collapse,
     single_head_masks,
     spearman,
 )
@@ -152,6 +154,50 @@ def test_pruning_curves_of_several_orders_equal_one_curve_each():
     for order, curve in zip(orders, curves, strict=True):
         np.testing.assert_allclose(curve, pruning_curve(objective, order, 2, 3, fractions))
     assert len(calls) == 1 and calls[0] < len(orders) * len(fractions)  # one call, no repeats
+
+
+def counted_evaluator(objective):
+    """Mean objective per mask, recording every mask it is given."""
+    seen = []
+
+    def evaluate(masks):
+        seen.extend(np.asarray(masks))
+        return jnp.stack([jnp.mean(objective(mask)) for mask in masks])
+
+    return evaluate, seen
+
+
+def test_pruning_curves_until_collapse_equal_the_full_curves_when_nothing_collapses():
+    objective, contribution, _ = head_objective()
+    orders = [np.argsort(-np.ravel(contribution)), np.arange(6), np.arange(6)[::-1]]
+    fractions = np.array([0.0, 0.34, 0.5, 0.84])
+    evaluate, seen = counted_evaluator(objective)
+    curves, floor, stop = pruning_curves_until_collapse(
+        evaluate, orders, (2, 3), fractions, tolerance=0.0
+    )
+    np.testing.assert_allclose(curves, pruning_curves(evaluate, orders, 2, 3, fractions))
+    assert stop is None
+    assert floor == pytest.approx(float(jnp.mean(objective(jnp.zeros((2, 3))))))
+    assert not np.any(seen[0])  # the floor first: every head removed
+
+
+def test_pruning_curves_stop_once_every_order_has_collapsed():
+    # objective = number of heads kept among the first three (flat index 0, 1, 2), per example
+    def objective(mask):
+        return jnp.full((2,), jnp.sum(jnp.ravel(mask)[:3]))
+
+    orders = [np.array([0, 1, 2, 3, 4, 5]), np.array([2, 1, 0, 5, 4, 3])]
+    fractions = np.array([0.0, 0.34, 0.5, 0.67, 0.84])  # 0, 2, 3, 4, 5 heads removed
+    evaluate, seen = counted_evaluator(objective)
+    curves, floor, stop = pruning_curves_until_collapse(
+        evaluate, orders, (2, 3), fractions, tolerance=0.01
+    )
+    assert floor == 0.0 and stop == 0.5  # both orders have removed heads 0, 1, 2 at 3 heads
+    np.testing.assert_array_equal(curves[:, :3], [[3.0, 1.0, 0.0], [3.0, 1.0, 0.0]])
+    assert np.isnan(curves[:, 3:]).all()  # not evaluated
+    assert len(seen) == 1 + 1 + 2 + 1  # floor, fraction 0, then each fraction's distinct masks
+    assert collapsed(np.array([0.02, -0.02]), full=3.0, floor=0.0, tolerance=0.01)
+    assert not collapsed(np.array([0.02, 0.04]), full=3.0, floor=0.0, tolerance=0.01)
 
 
 def test_spearman_of_identical_rankings_is_one():

@@ -50,6 +50,11 @@ def check_attributions(artifacts, task):
     )
     per_text = np.asarray(artifacts.array("heads/ablation_per_text"))
     np.testing.assert_allclose(per_text.mean(axis=0), ablation, rtol=1e-5, atol=1e-7)
+    heads = manifest["attribution"]["heads"]
+    assert heads["sample_size"] == len(per_text) == len(artifacts.array("heads/sample_index"))
+    assert heads["sample_source"] == "default"  # small models keep the whole sample
+    # curves are NaN exactly past the fraction where they collapsed (none do here)
+    assert np.isfinite(curve).all() == (heads["collapsed_at"] is None)
     if task == "embedding":
         check_output_fidelity(artifacts, curve)
 
@@ -57,6 +62,7 @@ def check_attributions(artifacts, task):
 def check_output_fidelity(artifacts, curve):
     """The embedding task's head objective is 1 with every head and removing heads lowers it."""
     assert curve[0] == pytest.approx(1.0, abs=1e-5)
+    assert artifacts.manifest["attribution"]["heads"]["objective_without_heads"] <= 1.0 + 1e-6
     assert np.all(curve <= curve[0] + 1e-6), f"pruning raised the objective: {curve}"
     assert np.all(np.asarray(artifacts.array("heads/pruning_random")) <= curve[0] + 1e-6)
     assert np.all(np.asarray(artifacts.array("heads/ablation_per_text")) >= -1e-5)
@@ -75,9 +81,15 @@ def test_family_attributions_are_complete(family_builds, name):
 
 
 def test_default_site_attributions(default_build):
-    _, _, artifacts_root = default_build
+    _, site, artifacts_root = default_build
     artifacts = open_artifacts(artifacts_root / "all-minilm-l6-v2")
     check_attributions(artifacts, "embedding")
+    heads = artifacts.manifest["attribution"]["heads"]
+    assert heads["layerwise"] is True  # MiniLM is past LAYERWISE_FLOPS
+    page = (site / "all-minilm-l6-v2" / "attributions.html").read_text(encoding="utf-8")
+    assert f"Measured on {heads['sample_size']} corpus texts" in page
+    assert "median standard error of a head" in page
+    assert "With every head removed the mean objective is" in page
 
 
 @pytest.mark.browser

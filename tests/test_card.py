@@ -78,6 +78,7 @@ def test_minimal_card_gets_defaults(tmp_path: Path, model_dir: Path) -> None:
     assert card.checkpoints == () and card.analyses is None
     assert (card.dtype, card.store_dtype, card.prose) == ("float32", "float32", "")
     assert card.generation_steps == 16
+    assert card.head_sample is None  # the FLOP budget decides (generator/extract/head_budget.py)
     assert card.model_path() == model_dir
     assert card.corpus_path() is None
 
@@ -336,6 +337,8 @@ def test_empty_front_matter_reports_required_keys(tmp_path: Path) -> None:
         ("generation_steps: -1", "'generation_steps' must be from 0 to 256, got -1"),
         ("generation_steps: 300", "'generation_steps' must be from 0 to 256, got 300"),
         ("generation_steps: 2.5", "'generation_steps' must be an integer from 0 to 256, got a"),
+        ("head_sample: 4", "'head_sample' must be from 8 to 4096, got 4"),
+        ("head_sample: all", "'head_sample' must be an integer from 8 to 4096, got the string"),
         ("pooling: max", "'pooling' must be one of mean, cls, last, got the string 'max'"),
         ("pooling: lst", "(did you mean 'last'?)"),
         ("pooling:", "'pooling' must be one of mean, cls, last, got nothing (null)"),

@@ -60,7 +60,13 @@ def test_extraction_settings_hold_every_card_field_extraction_reads():
     fields = {field.name for field in dataclasses.fields(ModelCard)}
     # keys that are keyed only when set (so cards without them keep their cache keys): set them
     card = ModelCard(
-        path=ROOT / "card.md", name="n", title="t", model="m", subfolder="s", showcase_texts=(0,)
+        path=ROOT / "card.md",
+        name="n",
+        title="t",
+        model="m",
+        subfolder="s",
+        showcase_texts=(0,),
+        head_sample=32,
     )
     keyed = set(card.extraction_settings())
     # `target` is keyed as the resolved target mode; every other field by its own name

@@ -189,8 +189,13 @@ def head_tables(artifacts: Artifacts) -> dict:
             ("random", "pruning_random"),
         )
         for f, v in zip(fractions, artifacts.array(f"heads/{name}"), strict=True)
+        if np.isfinite(v)  # NaN: not evaluated, the curves had collapsed (manifest)
     ]
-    facts = {"spearman": round(spearman(ablation, gradient), 4)}
+    facts = {
+        "spearman": round(spearman(ablation, gradient), 4),
+        "ablation_se_median": round(float(np.median(ablation_se)), 6),
+        "gradient_se_median": round(float(np.median(gradient_se)), 6),
+    }
     if per_text:
         low, high = spearman_interval(ablation_texts, gradient_texts)
         facts.update(

@@ -23,18 +23,37 @@ def single_head_masks(n_layers: int, n_heads: int) -> jax.Array:
     return (1.0 - eye).reshape(n_layers * n_heads, n_layers, n_heads)
 
 
+def mask_drops(objective: MaskedObjective, full: jax.Array, masks: jax.Array, chunk: int):
+    """Per-example drop of the objective under each mask -> [example, mask].
+
+    full: [example] the objective with every head. Masks are evaluated `chunk` at a time with
+    `jax.lax.map(..., batch_size=chunk)`, i.e. vmapped in chunks, so memory stays bounded while
+    no mask needs its own Python-level forward pass.
+    """
+    ablated = jax.lax.map(objective, masks, batch_size=min(chunk, len(masks)))  # [mask, example]
+    return (full[None, :] - ablated).T
+
+
 def ablation_drops(
     objective: MaskedObjective, n_layers: int, n_heads: int, chunk: int = 8
 ) -> jax.Array:
     """Per-example drop of the objective when each head alone is removed -> [example, layer, head].
 
-    Masks are evaluated `chunk` at a time with `jax.lax.map(..., batch_size=chunk)`, i.e. vmapped
-    in chunks, so memory stays bounded while no head needs its own Python-level forward pass.
+    The whole model runs for every head (see `mask_drops`); `row_ablation_drops` runs only the
+    layers from the head's own upward.
     """
     full = objective(jnp.ones((n_layers, n_heads), jnp.float32))  # [example]
-    masks = single_head_masks(n_layers, n_heads)
-    ablated = jax.lax.map(objective, masks, batch_size=chunk)  # [layer*head, example]
-    return (full[None, :] - ablated).T.reshape(-1, n_layers, n_heads)
+    drops = mask_drops(objective, full, single_head_masks(n_layers, n_heads), chunk)
+    return drops.reshape(-1, n_layers, n_heads)
+
+
+def row_ablation_drops(objective: MaskedObjective, full: jax.Array, n_heads: int, chunk: int):
+    """Per-example drop when each head of one layer alone is removed -> [example, head].
+
+    `objective(row [head]) -> [example]` scales that layer's heads by `row` and keeps every
+    other head; full: [example] the objective with every head.
+    """
+    return mask_drops(objective, full, 1.0 - jnp.eye(n_heads, dtype=jnp.float32), chunk)
 
 
 def ablation_importance(
@@ -91,17 +110,39 @@ def fidelity_taylor_drops(
     Returns: [example, layer, head].
     """
     ones = jnp.ones((n_layers, n_heads), jnp.float32)
-    base = embed(ones)  # [example, d]
+
+    def tangent_of(direction):
+        return jax.jvp(embed, (ones,), (direction,))[1]  # [example, d]
+
+    directions = 1.0 - single_head_masks(n_layers, n_heads)  # one-hot [layer*head, L, H]
+    drops = taylor_drops(tangent_of, embed(ones), directions, chunk)
+    return drops.reshape(-1, n_layers, n_heads)
+
+
+def row_taylor_drops(embed_row: Callable, base: jax.Array, n_heads: int, chunk: int):
+    """`fidelity_taylor_drops` for the heads of one layer -> [example, head].
+
+    `embed_row(row [head]) -> [example, d]` scales that layer's heads by `row` (every other head
+    kept); base: [example, d] the embedding with every head. The map is linearised once
+    (`jax.linearize`: one primal pass), then one tangent pass per head.
+    """
+    _, tangent_of = jax.linearize(embed_row, jnp.ones((n_heads,), jnp.float32))
+    return taylor_drops(tangent_of, base, jnp.eye(n_heads, dtype=jnp.float32), chunk)
+
+
+def taylor_drops(tangent_of: Callable, base: jax.Array, directions: jax.Array, chunk: int):
+    """½ ‖P⊥ J d‖² / ‖e‖² for each direction d -> [example, direction].
+
+    tangent_of(d) -> [example, d_model] is J d; base: [example, d_model] the embedding e.
+    """
     unit = base / (jnp.linalg.norm(base, axis=-1, keepdims=True) + 1e-12)
 
     def drop(direction):
-        tangent = jax.jvp(embed, (ones,), (direction,))[1]  # [example, d]
+        tangent = tangent_of(direction)  # [example, d]
         across = tangent - jnp.sum(tangent * unit, axis=-1, keepdims=True) * unit
         return 0.5 * jnp.sum(across**2, axis=-1) / (jnp.sum(base**2, axis=-1) + 1e-12)
 
-    directions = 1.0 - single_head_masks(n_layers, n_heads)  # one-hot [layer*head, L, H]
-    drops = jax.lax.map(drop, directions, batch_size=chunk)  # [layer*head, example]
-    return drops.T.reshape(-1, n_layers, n_heads)
+    return jax.lax.map(drop, directions, batch_size=min(chunk, len(directions))).T
 
 
 def pruning_masks(
@@ -159,6 +200,48 @@ def pruning_curves(
     distinct, inverse = np.unique(masks.reshape(len(masks), -1), axis=0, return_inverse=True)
     values = np.asarray(evaluate(jnp.asarray(distinct.reshape(-1, n_layers, n_heads))))
     return values[np.ravel(inverse)].reshape(len(orders), len(fractions))
+
+
+def collapsed(values: np.ndarray, full: float, floor: float, tolerance: float) -> bool:
+    """True when every value lies within `tolerance` × |full − floor| of `floor`.
+
+    full: the mean objective with every head; floor: with every head removed. The objective
+    has then lost all but `tolerance` of what the heads contribute to it.
+    """
+    return bool(np.all(np.abs(np.asarray(values) - floor) <= tolerance * abs(full - floor)))
+
+
+def pruning_curves_until_collapse(
+    evaluate: Callable[[jax.Array], jax.Array],
+    orders: list[np.ndarray],
+    shape: tuple[int, int],
+    fractions: np.ndarray,
+    *,
+    tolerance: float,
+) -> tuple[np.ndarray, float, float | None]:
+    """Pruning curves evaluated fraction by fraction, stopped once every order has collapsed.
+
+    `evaluate` maps masks [mask, layer, head] to mean objectives [mask]; it is called once per
+    fraction with that fraction's distinct masks (and once first for the floor, every head
+    removed). After the first fraction at which every order's objective is `collapsed` (within
+    `tolerance` of the range from the floor), the later fractions are not evaluated: NaN.
+
+    Returns:
+        curves [order, fraction] (NaN past the stop), the floor, and the fraction at which the
+        curves collapsed (None when they never did).
+    """
+    n_layers, n_heads = shape
+    masks = np.stack([pruning_masks(o, n_layers, n_heads, fractions) for o in orders])
+    floor = float(np.asarray(evaluate(jnp.zeros((1, n_layers, n_heads), jnp.float32)))[0])
+    curves = np.full((len(orders), len(fractions)), np.nan)
+    for column in range(len(fractions)):
+        flat = masks[:, column].reshape(len(orders), -1)
+        distinct, inverse = np.unique(flat, axis=0, return_inverse=True)
+        values = np.asarray(evaluate(jnp.asarray(distinct.reshape(-1, n_layers, n_heads))))
+        curves[:, column] = values[np.ravel(inverse)]
+        if column and collapsed(curves[:, column], curves[0, 0], floor, tolerance):
+            return curves, floor, float(fractions[column])
+    return curves, floor, None
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from generator.models.layers import with_input
+
 TASK_HEADS = {
     "masked-lm": "masked-lm",
     "causal-lm": "causal-lm",
@@ -132,68 +134,10 @@ class ObjectiveInputs(NamedTuple):
     target_ids: np.ndarray | None = None
 
 
-def make_embedder(graphdef, params) -> Callable:
-    """Return `embed(inputs, embeds [batch, token, d], head_mask) -> [batch, d_model]`: the
-    mean-pooled last-layer embedding."""
-
-    def embed(inputs: ObjectiveInputs, embeds, head_mask):
-        model = nnx.merge(graphdef, params)
-        out = model(
-            inputs.input_ids, inputs.attention_mask, inputs_embeds=embeds, head_mask=head_mask
-        )
-        last = out["hidden_states"][:, -1].astype(jnp.float32)
-        mask = inputs.attention_mask.astype(jnp.float32)[:, :, None]
-        return jnp.sum(last * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
-
-    return embed
-
-
-def make_objective(task: str, graphdef, params) -> Callable:
-    """Return `objective(inputs, embeds [batch, token, d], head_mask) -> [batch]` for a task."""
-
-    def run(inputs: ObjectiveInputs, embeds, head_mask):
-        model = nnx.merge(graphdef, params)
+def model_outputs(task: str, inputs: ObjectiveInputs, model, embeds, head_mask) -> dict:
+    """Run the whole model on one objective batch (the task decides its extra inputs)."""
+    if task == "seq2seq":  # the decoder reads the target
         return model(
-            inputs.input_ids, inputs.attention_mask, inputs_embeds=embeds, head_mask=head_mask
-        )
-
-    embed = make_embedder(graphdef, params)
-
-    def embedding(inputs, embeds, head_mask):
-        pooled = embed(inputs, embeds, head_mask)
-        reference = inputs.reference
-        numerator = jnp.sum(pooled * reference, axis=-1)
-        return numerator / (
-            jnp.linalg.norm(pooled, axis=-1) * jnp.linalg.norm(reference, axis=-1) + 1e-12
-        )
-
-    def token_log_prob(inputs, embeds, head_mask):
-        logits = run(inputs, embeds, head_mask)["logits"].astype(
-            jnp.float32
-        )  # [batch, token, vocab]
-        rows = jnp.take_along_axis(logits, inputs.target_position[:, None, None], axis=1)[:, 0]
-        log_probs = jax.nn.log_softmax(rows, axis=-1)
-        return jnp.take_along_axis(log_probs, inputs.target_id[:, None], axis=1)[:, 0]
-
-    def permutation_log_prob(inputs, embeds, head_mask):
-        model = nnx.merge(graphdef, params)
-        out = model(
-            inputs.input_ids,
-            inputs.attention_mask,
-            inputs_embeds=embeds,
-            head_mask=head_mask,
-            target_position=inputs.target_position,
-        )
-        log_probs = jax.nn.log_softmax(out["target_logits"].astype(jnp.float32), axis=-1)
-        return jnp.take_along_axis(log_probs, inputs.target_id[:, None], axis=1)[:, 0]
-
-    def classification(inputs, embeds, head_mask):
-        logits = run(inputs, embeds, head_mask)["logits"].astype(jnp.float32)  # [batch, label]
-        return jnp.take_along_axis(logits, inputs.target_class[:, None], axis=1)[:, 0]
-
-    def seq2seq(inputs, embeds, head_mask):
-        model = nnx.merge(graphdef, params)
-        out = model(
             inputs.input_ids,
             inputs.attention_mask,
             inputs.decoder_input_ids,
@@ -201,19 +145,118 @@ def make_objective(task: str, graphdef, params) -> Callable:
             inputs_embeds=embeds,
             head_mask=head_mask,
         )
-        log_probs = jax.nn.log_softmax(out["logits"].astype(jnp.float32), axis=-1)
-        picked = jnp.take_along_axis(log_probs, inputs.target_ids[..., None], axis=-1)[..., 0]
-        return jnp.sum(picked * inputs.decoder_attention_mask.astype(jnp.float32), axis=-1)
+    x, ctx = embed_stage(task, inputs, model, embeds)
+    return model.run_stages(x, ctx, head_mask)
 
-    return {
-        "embedding": embedding,
-        "embedding-centroid": embedding,
-        "masked-lm": token_log_prob,
-        "causal-lm": token_log_prob,
-        "permutation-lm": permutation_log_prob,
-        "classification": classification,
-        "seq2seq": seq2seq,
-    }[task]
+
+def embed_stage(task: str, inputs: ObjectiveInputs, model, embeds) -> tuple:
+    """The first block's input and every layer's context (`model.embed_stage`) of a batch.
+
+    permutation-lm (XLNet): the query stream predicts `target_position`.
+    """
+    extra = {"target_position": inputs.target_position} if task == "permutation-lm" else {}
+    return model.embed_stage(inputs.input_ids, inputs.attention_mask, inputs_embeds=embeds, **extra)
+
+
+def outputs_from(task: str, inputs: ObjectiveInputs, model, embeds, x, start, head_mask):
+    """The model's outputs when layers `start`.. run on x, the input of layer `start`.
+
+    x must be what the layers below `start` give with every head (see `layer_output`); the
+    outputs then equal `model_outputs` with `head_mask`, whose rows below `start` are ones,
+    except `hidden_states` and probes below `start` (zeros: not recomputed).
+    """
+    _, ctx = embed_stage(task, inputs, model, embeds)
+    out, hidden, probes = model.window_stage(x, ctx, head_mask=head_mask, start=start)
+    first = x[0] if isinstance(x, tuple) else x
+    return model.output_stage(out, ctx, with_input(first, hidden), probes)
+
+
+def layer_output(task: str, inputs: ObjectiveInputs, model, embeds, x, layer, head_mask):
+    """The output of layer `layer` (x: its input), the input of the next layer."""
+    _, ctx = embed_stage(task, inputs, model, embeds)
+    stop = layer + 1
+    return model.window_stage(x, ctx, head_mask=head_mask, start=layer, stop=stop)[0]
+
+
+def pooled_last(inputs: ObjectiveInputs, outputs: dict) -> jax.Array:
+    """The mean-pooled last-layer embedding [batch, d_model] of a model's outputs."""
+    last = outputs["hidden_states"][:, -1].astype(jnp.float32)
+    mask = inputs.attention_mask.astype(jnp.float32)[:, :, None]
+    return jnp.sum(last * mask, axis=1) / jnp.maximum(jnp.sum(mask, axis=1), 1.0)
+
+
+def cosine_to_reference(inputs: ObjectiveInputs, pooled: jax.Array) -> jax.Array:
+    """Cosine similarity [batch] of pooled embeddings to the batch's reference vectors."""
+    reference = inputs.reference
+    numerator = jnp.sum(pooled * reference, axis=-1)
+    return numerator / (
+        jnp.linalg.norm(pooled, axis=-1) * jnp.linalg.norm(reference, axis=-1) + 1e-12
+    )
+
+
+def embedding_score(inputs, outputs):
+    """The embedding objective from a model's outputs: cosine to the reference."""
+    return cosine_to_reference(inputs, pooled_last(inputs, outputs))
+
+
+def token_log_prob(inputs, outputs):
+    """Log-probability of the target token at the target position."""
+    logits = outputs["logits"].astype(jnp.float32)  # [batch, token, vocab]
+    rows = jnp.take_along_axis(logits, inputs.target_position[:, None, None], axis=1)[:, 0]
+    log_probs = jax.nn.log_softmax(rows, axis=-1)
+    return jnp.take_along_axis(log_probs, inputs.target_id[:, None], axis=1)[:, 0]
+
+
+def permutation_log_prob(inputs, outputs):
+    """Log-probability of the target token from XLNet's query stream."""
+    log_probs = jax.nn.log_softmax(outputs["target_logits"].astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_probs, inputs.target_id[:, None], axis=1)[:, 0]
+
+
+def class_logit(inputs, outputs):
+    """Logit of the class the model predicts for the unperturbed input."""
+    logits = outputs["logits"].astype(jnp.float32)  # [batch, label]
+    return jnp.take_along_axis(logits, inputs.target_class[:, None], axis=1)[:, 0]
+
+
+def target_log_prob(inputs, outputs):
+    """Σ_t log p(y_t | x, y_<t) of the decoder target (teacher forcing)."""
+    log_probs = jax.nn.log_softmax(outputs["logits"].astype(jnp.float32), axis=-1)
+    picked = jnp.take_along_axis(log_probs, inputs.target_ids[..., None], axis=-1)[..., 0]
+    return jnp.sum(picked * inputs.decoder_attention_mask.astype(jnp.float32), axis=-1)
+
+
+SCORES = {
+    "embedding": embedding_score,
+    "embedding-centroid": embedding_score,
+    "masked-lm": token_log_prob,
+    "causal-lm": token_log_prob,
+    "permutation-lm": permutation_log_prob,
+    "classification": class_logit,
+    "seq2seq": target_log_prob,
+}
+
+
+def make_embedder(graphdef, params) -> Callable:
+    """Return `embed(inputs, embeds [batch, token, d], head_mask) -> [batch, d_model]`: the
+    mean-pooled last-layer embedding."""
+
+    def embed(inputs: ObjectiveInputs, embeds, head_mask):
+        model = nnx.merge(graphdef, params)
+        return pooled_last(inputs, model_outputs("embedding", inputs, model, embeds, head_mask))
+
+    return embed
+
+
+def make_objective(task: str, graphdef, params) -> Callable:
+    """Return `objective(inputs, embeds [batch, token, d], head_mask) -> [batch]` for a task."""
+    score = SCORES[task]
+
+    def objective(inputs: ObjectiveInputs, embeds, head_mask):
+        model = nnx.merge(graphdef, params)
+        return score(inputs, model_outputs(task, inputs, model, embeds, head_mask))
+
+    return objective
 
 
 def masked_position(ids: np.ndarray, special: np.ndarray) -> int:

@@ -32,7 +32,7 @@ from generator.attribution.heads import (
     fidelity_taylor_drops,
     mean_objectives,
     per_example_gradients,
-    pruning_curves,
+    pruning_curves_until_collapse,
 )
 from generator.attribution.lens import has_lens, lens_logits, lens_summary
 from generator.attribution.objectives import (
@@ -47,18 +47,25 @@ from generator.attribution.objectives import (
     word_embedding_table,
 )
 from generator.attribution.token_methods import DEFAULT_IG_STEPS, token_scores
-from generator.extract.batching import pad_rows
+from generator.extract.batching import pad_rows, trimmed_width
 from generator.extract.corpus_pass import special_mask
-from generator.extract.showcase import choose_showcase
+from generator.extract.head_budget import (
+    PRUNING_FRACTIONS,
+    RANDOM_ORDERS,
+    head_sample_size,
+    layerwise,
+    mask_chunk,
+    sample_rows,
+)
+from generator.extract.head_layers import layerwise_head_drops
 from generator.extract.stored_strings import strings_array
 
 log = logging.getLogger(__name__)
 
-TRIM_STEP = 8  # attribution batches are cut to their longest text, rounded up to this
-ABLATION_TOKENS = 1 << 15  # tokens one vmapped chunk of head masks may run (bounds memory)
-HEAD_SAMPLE = 64  # texts used for head importance (held-out first, round-robin over labels)
-PRUNING_FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)
-RANDOM_ORDERS = 5
+# A pruning curve stops once every order's mean objective is within this share of the range
+# (every head -> every head removed) of its value with every head removed; see
+# `pruning_curves_until_collapse`.
+COLLAPSE_TOLERANCE = 0.01
 LENS_TOP_K = 5
 BASELINE = (
     "the embedding of the padding token (else unknown, else end-of-sequence) at every non-special "
@@ -76,15 +83,6 @@ def baseline_token(tokenizer) -> int:
         if token_id is not None:
             return int(token_id)
     return 0
-
-
-def trimmed_width(longest: int, limit: int) -> int:
-    """The width a batch needs: its longest text rounded up to TRIM_STEP, at most `limit`.
-
-    Attribution programs compile once for their own batch, so they need not share the
-    corpus pass's 16-token buckets; padding beyond the longest text only costs time.
-    """
-    return min(int(limit), -(-max(int(longest), 1) // TRIM_STEP) * TRIM_STEP)
 
 
 def fixed_tokens(tokenizer, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -323,14 +321,14 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
 
 
 def head_sample_inputs(
-    context: AttributionContext, size: int = HEAD_SAMPLE
+    context: AttributionContext, size: int
 ) -> tuple[np.ndarray, ObjectiveInputs]:
     """A corpus sample of `size` texts and its objective inputs (decoded targets for T5).
 
-    The head-importance sample (HEAD_SAMPLE); the parameter gradients take a smaller one.
+    The head-importance sample (`head_sample_size`); the parameter gradients take a smaller one.
     """
     tokens, corpus = context.tokens, context.corpus
-    rows = choose_showcase(len(corpus), size, corpus.labels, corpus.splits)
+    rows = sample_rows(corpus, size)
     width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
     ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), context.pad_id)
     reference = class_references(context.pooled_last, corpus.labels, rows)
@@ -350,11 +348,12 @@ def head_sample_inputs(
     return rows, objective_inputs(context, ids, mask, reference, decoder)
 
 
-def write_head_importance(writer, rows, per_text, mean_objectives_of) -> float:
-    """Store the head importances and pruning curves; return the objective with every head.
+def write_head_importance(writer, rows, per_text, mean_objectives_of) -> dict:
+    """Store the head importances and pruning curves; return the pruning curves' summary.
 
     `per_text` is (ablation, gradient) `[text, layer, head]`; `mean_objectives_of` maps
-    `[mask, layer, head]` head masks to the sample's mean objective under each.
+    `[mask, layer, head]` head masks to the sample's mean objective under each. The curves stop
+    where they have collapsed (`pruning_curves_until_collapse`): later fractions are NaN.
     """
     ablation_per_text, gradient_per_text = per_text
     ablation, gradient = ablation_per_text.mean(axis=0), gradient_per_text.mean(axis=0)
@@ -362,7 +361,13 @@ def write_head_importance(writer, rows, per_text, mean_objectives_of) -> float:
     rng = np.random.default_rng(0)
     orders = [np.argsort(ablation.ravel(), kind="stable")]  # least important removed first
     orders += [rng.permutation(n_rows * n_heads) for _ in range(RANDOM_ORDERS)]
-    curves = pruning_curves(mean_objectives_of, orders, n_rows, n_heads, PRUNING_FRACTIONS)
+    curves, floor, stop = pruning_curves_until_collapse(
+        mean_objectives_of,
+        orders,
+        (n_rows, n_heads),
+        PRUNING_FRACTIONS,
+        tolerance=COLLAPSE_TOLERANCE,
+    )
     by_importance, random_curves = curves[0], curves[1:]
     writer.write_array("heads/ablation", ablation.astype(np.float32), ("layer", "head"))
     writer.write_array("heads/gradient", gradient.astype(np.float32), ("layer", "head"))
@@ -379,7 +384,12 @@ def write_head_importance(writer, rows, per_text, mean_objectives_of) -> float:
         "heads/pruning_random", np.mean(random_curves, axis=0).astype(np.float32), ("fraction",)
     )
     writer.write_array("heads/sample_index", rows, ("text",))
-    return float(by_importance[0])  # fraction 0: every head kept
+    return {
+        "objective": float(by_importance[0]),  # fraction 0: every head kept
+        "objective_without_heads": floor,
+        "collapse_tolerance": COLLAPSE_TOLERANCE,
+        "collapsed_at": stop,
+    }
 
 
 def head_importance(context: AttributionContext) -> dict:
@@ -390,25 +400,90 @@ def head_importance(context: AttributionContext) -> dict:
     objective is output fidelity (see `HEAD_OBJECTIVES`) and the gradient method its
     second-order Taylor estimate; other tasks use their own objective and Michel et al. (2019).
     """
-    graphdef, params, task, writer = context.graphdef, context.params, context.task, context.writer
-    rows, inputs = head_sample_inputs(context)
+    task = context.task
+    size, source = head_sample_size(
+        context.card.head_sample, context.config, context.tokens, context.corpus
+    )
+    rows, inputs = head_sample_inputs(context, size)
     embeds = jnp.asarray(context.table)[inputs.input_ids]
-    n_rows, n_heads = context.head_rows(), context.config.n_heads
     fidelity = task in HEAD_OBJECTIVES
-    # masks per vmapped chunk: every mask runs the whole sample, so long texts get fewer
-    chunk = max(1, ABLATION_TOKENS // inputs.input_ids.size)
-    ones = jnp.ones((n_rows, n_heads), jnp.float32)
     if fidelity:  # each text's own embedding with every head: the cosine's reference
-        unablated = jax.jit(lambda p, i, e: make_embedder(graphdef, p)(i, e, ones))
-        inputs = inputs._replace(reference=np.asarray(unablated(params, inputs, embeds)))
+        inputs = inputs._replace(reference=unablated_embeddings(context, inputs, embeds))
+    per_text = head_drops(context, inputs, embeds, fidelity=fidelity)
+    pruning = write_head_importance(
+        context.writer, rows, per_text, mask_evaluator(context, inputs, embeds)
+    )
+    return {
+        "sample_size": int(len(rows)),
+        "sample_source": source,
+        **pruning,
+        "description": HEAD_OBJECTIVES.get(task, TASK_DESCRIPTIONS.get(task, "")),
+        "gradient_method": "taylor-fidelity" if fidelity else "michel",
+        "layerwise": layerwise(context.config, *inputs.input_ids.shape),
+        "random_orders": RANDOM_ORDERS,
+        "pruning_order": "least important (smallest ablation drop) first",
+        "sets": context.head_sets(),
+    }
 
-    def objective_of(params, inputs, embeds):
-        objective = make_objective(task, graphdef, params)
-        return lambda head_mask: objective(inputs, embeds, head_mask)
+
+def head_drops(context: AttributionContext, inputs, embeds, *, fidelity: bool) -> tuple:
+    """Per-text (ablation, gradient) importances [text, layer, head], float32.
+
+    Layer by layer (`layerwise_head_drops`) where `layerwise` says so; else (encoder-decoders,
+    whose head mask spans encoder, decoder and cross-attention, and tiny models, for which
+    compiling costs more than it saves) the whole model runs per head.
+    """
+    if not layerwise(context.config, *inputs.input_ids.shape):
+        return (
+            ablation_per_text(context, inputs, embeds),
+            gradient_per_text(context, inputs, embeds, fidelity=fidelity),
+        )
+    chunk = mask_chunk(*inputs.input_ids.shape)
+    ablation, taylor = layerwise_head_drops(context, inputs, embeds, chunk, fidelity=fidelity)
+    if fidelity:
+        return ablation, taylor
+    return ablation, gradient_per_text(context, inputs, embeds, fidelity=False)
+
+
+def head_mask_ones(context: AttributionContext) -> jax.Array:
+    """The [layer, head] head mask that keeps every head."""
+    return jnp.ones((context.head_rows(), context.config.n_heads), jnp.float32)
+
+
+def unablated_embeddings(context: AttributionContext, inputs, embeds) -> np.ndarray:
+    """Each sample text's mean-pooled last-layer embedding with every head [text, d_model]."""
+    graphdef, ones = context.graphdef, head_mask_ones(context)
+    embed = jax.jit(lambda p, i, e: make_embedder(graphdef, p)(i, e, ones))
+    return np.asarray(embed(context.params, inputs, embeds))
+
+
+def masked_objective(context: AttributionContext, params, inputs, embeds):
+    """The sample's objective as a function of the head mask alone: `mask -> [text]`."""
+    objective = make_objective(context.task, context.graphdef, params)
+    return lambda head_mask: objective(inputs, embeds, head_mask)
+
+
+def ablation_per_text(context: AttributionContext, inputs, embeds) -> np.ndarray:
+    """Objective drop of each text when each head alone is removed [text, layer, head]."""
+    n_rows, n_heads = context.head_rows(), context.config.n_heads
+    chunk = mask_chunk(*inputs.input_ids.shape)  # long texts get fewer masks per chunk
 
     @jax.jit
     def ablation_of(params, inputs, embeds):
-        return ablation_drops(objective_of(params, inputs, embeds), n_rows, n_heads, chunk=chunk)
+        objective = masked_objective(context, params, inputs, embeds)
+        return ablation_drops(objective, n_rows, n_heads, chunk=chunk)
+
+    return np.asarray(ablation_of(context.params, inputs, embeds), np.float32)
+
+
+def gradient_per_text(context: AttributionContext, inputs, embeds, *, fidelity) -> np.ndarray:
+    """Gradient importance of each head for each text [text, layer, head].
+
+    fidelity: the second-order Taylor estimate of the output-fidelity drop; else Michel et al.
+    """
+    graphdef, task = context.graphdef, context.task
+    n_rows, n_heads = context.head_rows(), context.config.n_heads
+    chunk = mask_chunk(*inputs.input_ids.shape)
 
     @jax.jit
     def gradient_of(params, inputs, embeds):
@@ -420,26 +495,25 @@ def head_importance(context: AttributionContext) -> dict:
         objective = make_objective(task, graphdef, params)
         return jnp.abs(per_example_gradients(objective, (inputs, embeds), n_rows, n_heads))
 
+    return np.asarray(gradient_of(context.params, inputs, embeds), np.float32)
+
+
+def mask_evaluator(context: AttributionContext, inputs, embeds):
+    """Return `masks [mask, layer, head] -> [mask]`: the sample's mean objective under each.
+
+    One mask per call of one compiled program, whatever the number of masks.
+    """
+
     @jax.jit
     def mean_objectives_of(params, inputs, embeds, masks):
-        return mean_objectives(objective_of(params, inputs, embeds))(masks)
+        return mean_objectives(masked_objective(context, params, inputs, embeds))(masks)
 
-    per_text = (
-        np.asarray(ablation_of(params, inputs, embeds), np.float32),
-        np.asarray(gradient_of(params, inputs, embeds), np.float32),
-    )
-    full_objective = write_head_importance(
-        writer, rows, per_text, lambda masks: mean_objectives_of(params, inputs, embeds, masks)
-    )
-    return {
-        "sample_size": int(len(rows)),
-        "objective": full_objective,
-        "description": HEAD_OBJECTIVES.get(task, TASK_DESCRIPTIONS.get(task, "")),
-        "gradient_method": "taylor-fidelity" if fidelity else "michel",
-        "random_orders": RANDOM_ORDERS,
-        "pruning_order": "least important (smallest ablation drop) first",
-        "sets": context.head_sets(),
-    }
+    def evaluate(masks):
+        return np.concatenate(
+            [mean_objectives_of(context.params, inputs, embeds, mask[None]) for mask in masks]
+        )
+
+    return evaluate
 
 
 def logit_lens(context: AttributionContext, inputs: ObjectiveInputs) -> dict:

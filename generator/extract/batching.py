@@ -25,6 +25,16 @@ def bucket_length(length: int, max_length: int, step: int = BUCKET_STEP) -> int:
 
 
 MIN_BATCH = 8
+TRIM_STEP = 8  # attribution batches are cut to their longest text, rounded up to this
+
+
+def trimmed_width(longest: int, limit: int) -> int:
+    """The width a batch needs: its longest text rounded up to TRIM_STEP, at most `limit`.
+
+    Attribution programs compile once for their own batch, so they need not share the
+    corpus pass's 16-token buckets; padding beyond the longest text only costs time.
+    """
+    return min(int(limit), -(-max(int(longest), 1) // TRIM_STEP) * TRIM_STEP)
 
 
 def batch_size_for(bucket: int, rows: int, token_budget: int = TOKEN_BUDGET) -> int:

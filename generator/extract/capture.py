@@ -486,9 +486,10 @@ def note_time_estimate(run: ExtractRun, showcase_width: int) -> None:
 
 def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
     """Return the FLOPs and budget of the corpus, checkpoint, showcase and attribution passes."""
+    from generator.attribution.objectives import HEAD_OBJECTIVES, default_task
     from generator.attribution.token_methods import DEFAULT_IG_STEPS
-    from generator.extract.attribution_capture import HEAD_SAMPLE, PRUNING_FRACTIONS, RANDOM_ORDERS
     from generator.extract.estimate import BACKWARD, StepEstimate, forward_flops
+    from generator.extract.head_budget import head_importance_step
 
     config, card = run.config, run.card
     corpus = sum(forward_flops(config, b.batch_size, b.bucket) for b in run.batches)
@@ -504,13 +505,12 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
         ig = (DEFAULT_IG_STEPS + 2) * BACKWARD * showcase
         budget = f"{examples} examples x {DEFAULT_IG_STEPS} integrated-gradients steps"
         steps.append(StepEstimate("token_attributions", budget, ig))
-        rows = min(HEAD_SAMPLE, len(run.corpus))
-        layers = config.n_layers + (2 * config.n_decoder_layers if run.seq2seq else 0)
-        heads = layers * config.n_heads
-        masks = heads + 1 + len(PRUNING_FRACTIONS) * (1 + RANDOM_ORDERS)
-        sample = forward_flops(config, rows, run.max_length)
-        budget = f"{rows} texts x ({heads} head ablations + {masks - heads} pruning masks)"
-        steps.append(StepEstimate("head_importance", budget, (masks + BACKWARD) * sample))
+        fidelity = (card.task or default_task(config.heads, run.seq2seq)) in HEAD_OBJECTIVES
+        steps.append(
+            head_importance_step(
+                config, run.tokens, run.corpus, card.head_sample, fidelity=fidelity
+            )
+        )
     return steps
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 
 from generator.models.layers import scan_blocks, with_input
 
@@ -72,6 +73,45 @@ class Staged:
         step = functools.partial(self.block_step, ctx=ctx)
         x, (hidden, probes) = scan_blocks(x, blocks[start:stop], step, xs=xs, keys=keys)
         return x, hidden, probes
+
+    def window_stage(self, x, ctx, *, head_mask: jax.Array, start, stop=None):
+        """Run layers start..stop-1 on x, the input of layer `start`; start and stop may be traced.
+
+        One compiled program serves every window: each layer runs under `jax.lax.cond` and a
+        layer outside the window passes x on unchanged, at no cost. Head importance runs the
+        layers above each layer this way without compiling a program per layer.
+
+        Args:
+            x: the input of layer `start` (same form as `layer_stage`'s).
+            ctx: what `embed_stage` returned besides x.
+            head_mask: the full [layer, head] head mask.
+            start, stop: int scalars, 0 <= start < stop <= n_layers (None: the last).
+
+        Returns:
+            (output of layer stop - 1, hidden [batch, layer, token, d_model], probes
+            {name: [batch, layer, ...]}), hidden and probes zeros outside the window.
+        """
+        blocks = self.blocks()
+        stop = len(blocks) if stop is None else stop
+        index = jnp.arange(len(blocks))
+        xs = {
+            "inputs": self.layer_inputs(ctx, head_mask),
+            "active": (index >= start) & (index < stop),
+        }
+
+        def step(block, carry, per_layer, key):
+            def run(carry):
+                return self.block_step(block, carry, per_layer["inputs"], key, ctx=ctx)
+
+            outputs = jax.eval_shape(run, carry)[1]
+
+            def skip(carry):
+                return carry, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), outputs)
+
+            return jax.lax.cond(per_layer["active"], run, skip, carry)
+
+        x, (hidden, probes) = scan_blocks(x, blocks, step, xs=xs, keys=self.layer_keys())
+        return x, layer_first(hidden), layer_first(probes)
 
     def run_stages(self, x, ctx, head_mask: jax.Array | None) -> dict[str, jax.Array]:
         """Run every layer on x, the first block's input, and return the model outputs."""
