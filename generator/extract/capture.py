@@ -379,7 +379,7 @@ def describe_model(run: ExtractRun) -> None:
 
 
 def write_weights(run: ExtractRun) -> None:
-    """Store the weight statistics; keep the token embedding for its geometry."""
+    """Store the weight statistics, one tensor at a time; keep the token embedding for its geometry."""
     from generator.extract.embedding_geometry import output_embedding, token_embedding
     from generator.extract.weights import parameter_arrays, write_weight_artifacts
 
