@@ -203,29 +203,12 @@ def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[di
         (manifest section, arrays by artifact name with their axes): see the module docstring.
     """
     out = _Collected()
-    for name, values in arrays.items():
-        role = classify(name).to_dict()
-        row = {
-            "name": name,
-            "shape": [int(s) for s in values.shape],
-            "count": int(values.size),
-            **role,
-            "group": histogram_group(role),
-            **tensor_statistics(values),
-        }
-        out.rows.append(row)
-        if values.ndim != 2 or role["leaf"] != "weight":
-            continue
-        _add_matrix(out, name, values, row=row, role=role)
-        for part_role, part in _head_matrices(name, role["role"], values):
-            _add_heads(
-                out, name, head_blocks(part, part_role, d_head), role=role, part_role=part_role
-            )
-
+    for name in arrays:
+        _add_tensor(out, name, arrays[name], d_head)
     ranges = group_ranges(out.rows)
     histograms = []
-    for row, values in zip(out.rows, arrays.values(), strict=True):
-        counts, beyond = histogram_counts(values, *ranges[row["group"]])
+    for row in out.rows:
+        counts, beyond = histogram_counts(arrays[row["name"]], *ranges[row["group"]])
         row["beyond_range"] = beyond
         histograms.append(counts)
     out_arrays, head_index = _weight_arrays(out, histograms, arrays, d_head)
@@ -238,6 +221,25 @@ def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[di
         "head_vectors": head_index,
     }
     return section, out_arrays
+
+
+def _add_tensor(out: _Collected, name: str, values: np.ndarray, d_head: int) -> None:
+    """Add one tensor's statistics row, and its spectra, heatmap and heads when it is a matrix."""
+    role = classify(name).to_dict()
+    row = {
+        "name": name,
+        "shape": [int(s) for s in values.shape],
+        "count": int(values.size),
+        **role,
+        "group": histogram_group(role),
+        **tensor_statistics(values),
+    }
+    out.rows.append(row)
+    if values.ndim != 2 or role["leaf"] != "weight":
+        return
+    _add_matrix(out, name, values, row=row, role=role)
+    for part_role, part in _head_matrices(name, role["role"], values):
+        _add_heads(out, name, head_blocks(part, part_role, d_head), role=role, part_role=part_role)
 
 
 def _weight_arrays(out: _Collected, histograms: list, arrays, d_head: int) -> tuple[dict, dict]:
@@ -365,12 +367,20 @@ def head_gram(arrays, items: list, role: str, d_head: int) -> np.ndarray | None:
     stacked = np.empty((len(items), items[0][2]), dtype=np.float64)
     row = 0
     for name in dict.fromkeys(name for _, name, _ in items):
-        parts = dict(_head_matrices(name, classify(name).role, arrays[name]))
-        for block in head_blocks(parts[role], role, d_head):
-            stacked[row] = block.ravel()
-            row += 1
+        row = _fill_head_rows(stacked, row, arrays[name], name=name, role=role, d_head=d_head)
     assert row == len(items), f"{role}: {row} head vectors read, {len(items)} indexed"
     return stacked @ stacked.T
+
+
+def _fill_head_rows(
+    stacked: np.ndarray, row: int, values: np.ndarray, *, name: str, role: str, d_head: int
+) -> int:
+    """Write the flattened heads of `role` in one tensor into `stacked` from `row`; return the next."""
+    parts = dict(_head_matrices(name, classify(name).role, values))
+    for block in head_blocks(parts[role], role, d_head):
+        stacked[row] = block.ravel()
+        row += 1
+    return row
 
 
 def write_weight_artifacts(arrays: dict[str, np.ndarray], config, writer) -> dict:
