@@ -15,6 +15,7 @@ from generator.models.device_memory import (
     MemoryRefusal,
     check_batch,
     check_checkpoint,
+    checkpoint_size,
     cpu_available,
 )
 from generator.models.memory import parameter_count
@@ -33,6 +34,16 @@ def test_cpu_memory_is_read_from_meminfo(tmp_path):
 def test_device_available_on_this_cpu_is_positive():
     available = device_memory.device_available()
     assert available.bytes > 0 and available.where
+
+
+def test_checkpoint_size_comes_from_the_headers_alone():
+    from safetensors.numpy import load_file
+
+    arrays = load_file(TINY_BERT / "model.safetensors")
+    sizes = [a.size for a in arrays.values()]
+    assert checkpoint_size(TINY_BERT) == (sum(sizes), max(sizes))
+    sharded = checkpoint_size(TINY_BERT.parent / "tiny-llama-sharded")
+    assert sharded == checkpoint_size(TINY_BERT.parent / "tiny-llama")
 
 
 def test_a_checkpoint_larger_than_the_device_is_refused_in_one_line():

@@ -88,19 +88,30 @@ def check_batch(name: str, activations: int, available: Available, *, max_length
         )
 
 
-def check_checkpoint(name: str, model_dir: Path, available: Available | None = None) -> None:
-    """Refuse a checkpoint whose parameters cannot fit, from its config.json alone (no loading)."""
+def checkpoint_size(model_dir: Path) -> tuple[int, int] | None:
+    """Return (parameters, entries of the largest tensor) without loading, or None if unknown.
+
+    From the safetensors headers when there are any (exact, heads included), else counted from
+    config.json's architecture.
+    """
     from generator.models.loading import read_config
     from generator.models.memory import parameter_count
     from generator.models.registry import parse_config
+    from generator.weight_files import tensor_sizes
 
+    sizes = tensor_sizes(model_dir)
+    if sizes:
+        return sum(sizes), max(sizes)
     try:
         config = parse_config(read_config(Path(model_dir) / "config.json"))
-    except AtlasError:
-        return  # the loader reports a bad config in its own words
-    largest = max(
-        config.vocab_size * (config.embedding_size or config.d_model),
-        config.d_model * config.d_mlp,
-        config.d_model * config.n_heads * config.d_head,
-    )
-    check_parameters(name, parameter_count(config), largest, available or device_available())
+        width = getattr(config, "embedding_size", 0) or config.d_model
+        return parameter_count(config), config.vocab_size * width
+    except (AtlasError, AttributeError):  # the loader reports a bad config in its own words
+        return None
+
+
+def check_checkpoint(name: str, model_dir: Path, available: Available | None = None) -> None:
+    """Refuse a checkpoint whose parameters cannot fit, before loading it."""
+    size = checkpoint_size(model_dir)
+    if size is not None:
+        check_parameters(name, *size, available or device_available())
