@@ -234,14 +234,40 @@ _SAFETENSORS_DTYPES = {
 }
 
 
+def safetensors_header(path: Path) -> tuple[int, dict]:
+    """Return (header length, header JSON: name -> dtype, shape, data_offsets) of a safetensors file."""
+    with open(path, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        return length, json.loads(handle.read(length))
+
+
+def tensor_sizes(model_dir: Path) -> list[int] | None:
+    """Return the entry count of every checkpoint tensor, from the safetensors headers alone.
+
+    None when the weights are not safetensors files or a header cannot be read (the loader
+    reports that itself).
+    """
+    files = [p for p in weight_files(Path(model_dir)) if p.suffix == ".safetensors"]
+    if not files:
+        return None
+    sizes = []
+    try:
+        for path in files:
+            header = safetensors_header(path)[1]
+            shapes = (info["shape"] for key, info in header.items() if key != "__metadata__")
+            sizes.extend(int(np.prod(shape, dtype=np.int64)) for shape in shapes)
+    except (struct.error, ValueError, KeyError, TypeError, OSError):
+        return None
+    return sizes
+
+
 def _read_tensor_directly(path: Path, name: str) -> np.ndarray:
     """Read one tensor with numpy's memmap + ml_dtypes (for dtypes numpy lacks, e.g. BF16)."""
     import ml_dtypes
 
     try:
-        with open(path, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            info = json.loads(handle.read(length))[name]
+        length, header = safetensors_header(path)
+        info = header[name]
         code = _SAFETENSORS_DTYPES[info["dtype"]]
         dtype = np.dtype(ml_dtypes.bfloat16) if code == "bfloat16" else np.dtype(code)
         begin, end = (8 + length + int(o) for o in info["data_offsets"])

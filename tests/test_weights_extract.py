@@ -1,5 +1,7 @@
 """Weight statistics of the extract stage: every tensor once, every number against numpy."""
 
+import weakref
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +172,69 @@ def test_nearest_neighbours_match_brute_force_cosine():
         expected = np.argsort(-cosine)[:5]
         assert [i for i, _ in neighbours] == expected.tolist()
         assert [c for _, c in neighbours] == pytest.approx(cosine[expected].tolist())
+
+
+class CountingSource(Mapping):
+    """A parameter mapping that hands out fresh copies and records how many are alive at once."""
+
+    def __init__(self, arrays):
+        self._arrays, self.alive, self.most_alive, self.reads = arrays, 0, 0, 0
+
+    def _released(self):
+        self.alive -= 1
+
+    def __getitem__(self, name):
+        copy = np.array(self._arrays[name])
+        self.alive += 1
+        self.reads += 1
+        self.most_alive = max(self.most_alive, self.alive)
+        weakref.finalize(copy, self._released)
+        return copy
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+
+def test_weight_statistics_hold_one_tensor_at_a_time():
+    from generator.models.loading import load_model
+
+    loaded = load_model(FIXTURES / "tiny-gpt2")
+    arrays = parameter_arrays(loaded.model)
+    source = CountingSource(arrays)
+    section, out = weight_statistics(source, loaded.config.d_head)
+    assert source.most_alive == 1 and source.reads >= 2 * len(arrays)  # each read let go
+    direct, direct_out = weight_statistics(dict(arrays.items()), loaded.config.d_head)
+    assert section == direct
+    for name, (array, _axes) in out.items():
+        np.testing.assert_array_equal(array, direct_out[name][0])
+
+
+def test_matrices_above_the_cap_get_a_truncated_spectrum_with_true_intervals(monkeypatch):
+    from generator.extract import truncated_spectra, weights
+    from generator.extract.spectra import effective_rank, stable_rank
+    from generator.models.loading import load_model
+
+    monkeypatch.setattr(weights, "SPECTRUM_MAX_ELEMENTS", 32 * 32)
+    monkeypatch.setattr(truncated_spectra, "TRUNCATED_RANK", 8)
+    loaded = load_model(FIXTURES / "tiny-bert")
+    arrays = parameter_arrays(loaded.model)
+    section, out = weight_statistics(arrays, loaded.config.d_head)
+    methods = {m["name"]: m["spectrum_method"] for m in section["matrices"]}
+    assert "truncated" in methods.values() and "exact" in methods.values()
+    for m in section["matrices"]:
+        w = arrays[m["name"]]
+        assert methods[m["name"]] == ("exact" if w.size <= 32 * 32 else "truncated")
+        if m["spectrum_method"] != "truncated":
+            continue
+        exact = np.linalg.svd(w.astype(np.float64), compute_uv=False)
+        stored = out["weights/singular_values"][0][m["spectrum"]]
+        assert np.sum(np.isfinite(stored)) == m["spectrum_rank"] == 8
+        assert m["spectrum_full_rank"] == min(w.shape)
+        lo, hi = m["stable_rank_interval"]
+        assert lo <= stable_rank(exact) <= hi
+        lo, hi = m["effective_rank_interval"]
+        assert lo <= effective_rank(exact) <= hi
+        assert m["sigma_max"] == pytest.approx(exact[0], abs=m["sigma_error"] + 1e-9)

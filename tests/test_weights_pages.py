@@ -157,14 +157,24 @@ def test_default_pages_render_select_and_stay_small(page, default_build):
 
 
 @pytest.mark.browser
-def test_card_without_corpus_gets_weights_and_an_explained_empty_activations_page(page, tmp_path):
+def test_card_without_corpus_gets_weights_and_an_explained_empty_activations_page(
+    page, tmp_path, monkeypatch
+):
+    """Also: with the exact-SVD cap lowered, the token embedding's spectrum is truncated."""
+    from generator.extract import truncated_spectra, weights
+
+    monkeypatch.setattr(weights, "SPECTRUM_MAX_ELEMENTS", 8192)  # the 512×32 embedding only
+    monkeypatch.setattr(truncated_spectra, "TRUNCATED_RANK", 8)
     card = write_card(tmp_path / "cards", corpus=None, label_field=None, split_field=None)
     out = tmp_path / "site"
     build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
     weights = open_page(page, file_url(out / "tiny-bert" / "weights.html"), timeout_ms=60000)
     weights.assert_clean()
     assert weights.charts >= 8
-    assert "Probes: word-like tokens drawn with seed" in page.inner_text("body")
+    body = page.inner_text("body")
+    assert "Probes: word-like tokens drawn with seed" in body
+    assert "Truncated spectra for 1 matrices above the exact-SVD size cap" in body
+    assert "embeddings.word_embeddings.embedding (top 8 of 32; effective rank" in body
     activations = open_page(
         page, file_url(out / "tiny-bert" / "activations.html"), expect_charts=False
     )

@@ -144,12 +144,12 @@ def padding_id(tokenizer) -> int:
     return 0
 
 
-def memory_summary(card, loaded, batches, showcase_shape: tuple[int, int]) -> str:
-    """Return the one-line memory estimate of this extraction (largest corpus batch, showcase)."""
+def memory_estimates(card, loaded, batches, showcase_shape: tuple[int, int]) -> list:
+    """Return the MemoryEstimate of each distinct corpus batch shape (showcase included)."""
     from generator.models.memory import estimate_memory
 
     count = sum(row["count"] for row in parameter_inventory(loaded.model))
-    estimates = [
+    return [
         estimate_memory(
             loaded.config,
             batch.batch_size,
@@ -161,7 +161,24 @@ def memory_summary(card, loaded, batches, showcase_shape: tuple[int, int]) -> st
         )
         for batch in {(b.batch_size, b.bucket): b for b in batches}.values()
     ]
+
+
+def memory_summary(card, loaded, batches, showcase_shape: tuple[int, int]) -> str:
+    """Return the one-line memory estimate of this extraction (largest corpus batch, showcase)."""
+    estimates = memory_estimates(card, loaded, batches, showcase_shape)
     return max(estimates, key=lambda e: e.corpus_batch_bytes).summary()
+
+
+def check_activations(card, loaded, batches, showcase_shape: tuple[int, int]) -> None:
+    """Refuse the corpus pass when its largest batch or the showcase exceeds the free memory.
+
+    The parameters are resident already, so only the activations are compared with what is free.
+    """
+    from generator.models.device_memory import check_batch, device_available
+
+    estimates = memory_estimates(card, loaded, batches, showcase_shape)
+    most = max(max(e.corpus_batch_bytes, e.showcase_batch_bytes) for e in estimates)
+    check_batch(card.name, most, device_available(), max_length=card.max_length)
 
 
 @dataclass
@@ -296,10 +313,12 @@ def capture(
     code); `options.notify` receives the one-line memory estimate before the forward passes.
     """
     from generator.extract.processes import is_primary_process
+    from generator.models.device_memory import check_checkpoint
     from generator.models.loading import load_model
 
     if is_primary_process():  # other processes of a distributed run write nothing
         enable_compilation_cache(artifacts_root)
+    check_checkpoint(card.name, model_dir)  # refuse before loading, never killed mid-way
     loaded = load_model(model_dir, dtype=card.dtype, allow_pickle=options.allow_pickle)
     check_pooling(card, loaded.config)
     mesh = sharding.make_mesh(card.mesh)
@@ -379,7 +398,7 @@ def describe_model(run: ExtractRun) -> None:
 
 
 def write_weights(run: ExtractRun) -> None:
-    """Store the weight statistics; keep the token embedding for its geometry."""
+    """Store the weight statistics, one tensor at a time; keep the token embedding for its geometry."""
     from generator.extract.embedding_geometry import output_embedding, token_embedding
     from generator.extract.weights import parameter_arrays, write_weight_artifacts
 
@@ -466,6 +485,7 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     plan_showcase(run)
     width = bucket_length(int(max(run.showcase_tokens.lengths[run.showcase])), run.max_length)
     summary = memory_summary(card, run.loaded, run.batches, (len(run.showcase), width))
+    check_activations(card, run.loaded, run.batches, (len(run.showcase), width))
     log.info("%s: %s", card.name, summary)
     if run.notify is not None:
         run.notify(f"{card.name}: {summary}")

@@ -29,6 +29,7 @@ between the input and output rows of each token.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,24 +62,27 @@ class OutputEmbedding:
     reason: str | None = None
 
 
-def output_embedding(arrays: dict[str, np.ndarray], config) -> OutputEmbedding:
-    """Find the output embedding of a parameter dict (see the module docstring)."""
+def output_embedding(arrays: Mapping[str, np.ndarray], config) -> OutputEmbedding:
+    """Find the output embedding of a parameter mapping (see the module docstring).
+
+    Only the matching tensor is read (the mapping may convert each tensor on lookup).
+    """
     heads = tuple(config.heads)
     if not config.seq2seq and not any(head in VOCAB_HEADS for head in heads):
         what = ", ".join(heads) if heads else "none: the checkpoint ends at its last hidden states"
         return OutputEmbedding("none", reason=f"no language-model head (heads: {what})")
-    for name, values in arrays.items():
-        if UNTIED_OUTPUT.match(name) and values.ndim == 2:
+    for name in arrays:
+        if UNTIED_OUTPUT.match(name) and (values := arrays[name]).ndim == 2:
             return OutputEmbedding("untied", matrix=values.T, name=name)
     return OutputEmbedding("tied")
 
 
-def token_embedding(arrays: dict[str, np.ndarray]) -> np.ndarray | None:
-    """Return the token-embedding matrix [vocab, d_model] of a parameter dict, if it has one."""
+def token_embedding(arrays: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """Return the token-embedding matrix [vocab, d_model] of a parameter mapping, if it has one."""
     from generator.extract.param_roles import classify
 
-    for name, values in arrays.items():
-        if classify(name).role == "token_embedding" and values.ndim == 2:
+    for name in arrays:
+        if classify(name).role == "token_embedding" and (values := arrays[name]).ndim == 2:
             return values
     return None
 

@@ -12,12 +12,16 @@ here (numpy only) and stored in the artifact folder:
                                       flattened per-head slices of W_Q / W_K / W_V / W_O
 
 Tensor order is the parameter inventory's (sorted dotted names). Matrices use our [in, out]
-kernel orientation; embeddings are [vocab, d_model].
+kernel orientation; embeddings are [vocab, d_model]. The tensors are read one at a time from a
+lazy mapping (ParameterSource), so the step holds the model plus one tensor's working copies
+and small accumulators. Matrices above the exact-SVD cap get their top singular values with
+stated error bounds (truncated_spectra.py).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +36,12 @@ from generator.extract.spectra import (
     spectrum_summary,
     split_fused_qkv,
 )
+from generator.extract.truncated_spectra import (
+    OVERSAMPLE,
+    POWER_ITERATIONS,
+    TRUNCATED_RANK,
+    truncated_summary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +50,46 @@ HISTOGRAM_BINS = 64
 HISTOGRAM_RANGE = (0.0005, 0.9995)  # per-group bin range: extreme quantiles over its tensors
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 QUANTILE_SAMPLE = 1 << 22  # quantiles of larger tensors use a seeded sample of this many entries
-SPECTRUM_MAX_ELEMENTS = 1 << 24  # larger matrices get no SVD (see docs/artifacts.md)
-SPECTRUM_MAX_SIDE = 4096  # nor do matrices whose shorter side exceeds this
+SPECTRUM_MAX_ELEMENTS = 1 << 24  # larger matrices get a truncated SVD (see docs/artifacts.md)
+SPECTRUM_MAX_SIDE = 4096  # as do matrices whose shorter side exceeds this
 HEAD_GRAM_MAX_ELEMENTS = 1 << 26  # all heads of one role, flattened, at most this many values
 SEED = 0
 HEAD_ROLES = ("query", "key", "value", "attn_out")
 
 
-def parameter_arrays(model) -> dict[str, np.ndarray]:
-    """Return every parameter of an nnx module as float32 numpy, keyed like the inventory."""
-    from flax import nnx
+class ParameterSource(Mapping):
+    """The parameters of an nnx module as a read-only mapping name -> float32 numpy array.
 
-    flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
-    arrays = {}
-    for path, variable in flat:
+    Keyed like the inventory (sorted dotted names). Each lookup converts one tensor (a view of a
+    float32 host array, a copy otherwise), so iterating holds one tensor at a time, never a
+    second copy of every weight.
+    """
+
+    def __init__(self, model) -> None:
+        from flax import nnx
+
+        flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+        variables = {".".join(str(p) for p in path): variable for path, variable in flat}
+        self._variables = dict(sorted(variables.items()))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        variable = self._variables[name]
         value = variable.get_value() if hasattr(variable, "get_value") else variable.value
-        arrays[".".join(str(p) for p in path)] = np.asarray(value, dtype=np.float32)
-    return dict(sorted(arrays.items()))
+        return np.asarray(value, dtype=np.float32)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._variables)
+
+    def __len__(self) -> int:
+        return len(self._variables)
+
+
+def parameter_arrays(model) -> Mapping[str, np.ndarray]:
+    """Return every parameter of an nnx module as float32 numpy, keyed like the inventory.
+
+    A lazy mapping (ParameterSource): each tensor is converted when it is read.
+    """
+    return ParameterSource(model)
 
 
 def _sample(values: np.ndarray) -> np.ndarray:
@@ -116,7 +149,7 @@ def histogram_counts(values: np.ndarray, lo: float, hi: float) -> tuple[np.ndarr
 
 
 def spectrum_allowed(shape: tuple[int, ...]) -> bool:
-    """Tell whether a matrix is small enough for an exact SVD (the documented cap)."""
+    """Tell whether a matrix is small enough for an exact SVD (else it gets a truncated one)."""
     return int(np.prod(shape)) <= SPECTRUM_MAX_ELEMENTS and min(shape) <= SPECTRUM_MAX_SIDE
 
 
@@ -154,43 +187,31 @@ class _Collected:
     head_vectors: dict = field(default_factory=lambda: {role: [] for role in HEAD_ROLES})
 
 
-def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict, dict]:
-    """Compute every weight statistic of a model.
+def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[dict, dict]:
+    """Compute every weight statistic of a model, reading one tensor at a time.
+
+    Three passes over `arrays`: statistics, spectra and heatmaps; histograms in the group
+    ranges the first pass found; the per-head vectors of each role for its Gram matrix. No pass
+    keeps a tensor once the next is read.
 
     Args:
-        arrays: parameter name -> float32 array (matrices [in, out], embeddings [vocab, d]).
+        arrays: parameter name -> float32 array (matrices [in, out], embeddings [vocab, d]),
+            e.g. a lazy ParameterSource.
         d_head: width of one attention head.
 
     Returns:
         (manifest section, arrays by artifact name with their axes): see the module docstring.
     """
     out = _Collected()
-    for name, values in arrays.items():
-        role = classify(name).to_dict()
-        row = {
-            "name": name,
-            "shape": [int(s) for s in values.shape],
-            "count": int(values.size),
-            **role,
-            "group": histogram_group(role),
-            **tensor_statistics(values),
-        }
-        out.rows.append(row)
-        if values.ndim != 2 or role["leaf"] != "weight":
-            continue
-        _add_matrix(out, name, values, row=row, role=role)
-        for part_role, part in _head_matrices(name, role["role"], values):
-            _add_heads(
-                out, name, head_blocks(part, part_role, d_head), role=role, part_role=part_role
-            )
-
+    for name in arrays:
+        _add_tensor(out, name, arrays[name], d_head)
     ranges = group_ranges(out.rows)
     histograms = []
-    for row, values in zip(out.rows, arrays.values(), strict=True):
-        counts, beyond = histogram_counts(values, *ranges[row["group"]])
+    for row in out.rows:
+        counts, beyond = histogram_counts(arrays[row["name"]], *ranges[row["group"]])
         row["beyond_range"] = beyond
         histograms.append(counts)
-    out_arrays, head_index = _weight_arrays(out, histograms)
+    out_arrays, head_index = _weight_arrays(out, histograms, arrays, d_head)
     section = {
         "settings": weight_settings(d_head),
         "tensors": out.rows,
@@ -202,7 +223,26 @@ def weight_statistics(arrays: dict[str, np.ndarray], d_head: int) -> tuple[dict,
     return section, out_arrays
 
 
-def _weight_arrays(out: _Collected, histograms: list) -> tuple[dict, dict]:
+def _add_tensor(out: _Collected, name: str, values: np.ndarray, d_head: int) -> None:
+    """Add one tensor's statistics row, and its spectra, heatmap and heads when it is a matrix."""
+    role = classify(name).to_dict()
+    row = {
+        "name": name,
+        "shape": [int(s) for s in values.shape],
+        "count": int(values.size),
+        **role,
+        "group": histogram_group(role),
+        **tensor_statistics(values),
+    }
+    out.rows.append(row)
+    if values.ndim != 2 or role["leaf"] != "weight":
+        return
+    _add_matrix(out, name, values, row=row, role=role)
+    for part_role, part in _head_matrices(name, role["role"], values):
+        _add_heads(out, name, head_blocks(part, part_role, d_head), role=role, part_role=part_role)
+
+
+def _weight_arrays(out: _Collected, histograms: list, arrays, d_head: int) -> tuple[dict, dict]:
     """Return (arrays by artifact name with their axes, head-vector index by role)."""
     out_arrays = {
         "weights/histograms": (np.stack(histograms), ("tensor", "bin")),
@@ -218,10 +258,10 @@ def _weight_arrays(out: _Collected, histograms: list) -> tuple[dict, dict]:
     }
     head_index = {}
     for role_name, items in out.head_vectors.items():
-        gram = head_gram([vector for _, vector in items])
+        gram = head_gram(arrays, items, role_name, d_head)
         if gram is not None:
             out_arrays[f"weights/head_gram_{role_name}"] = (gram, ("head_vector", "head_vector"))
-            head_index[role_name] = [where for where, _ in items]
+            head_index[role_name] = [where for where, _, _ in items]
     return out_arrays, head_index
 
 
@@ -235,6 +275,9 @@ def weight_settings(d_head: int) -> dict:
         "quantile_sample": QUANTILE_SAMPLE,
         "spectrum_max_elements": SPECTRUM_MAX_ELEMENTS,
         "spectrum_max_side": SPECTRUM_MAX_SIDE,
+        "truncated_rank": TRUNCATED_RANK,
+        "truncated_oversample": OVERSAMPLE,
+        "truncated_power_iterations": POWER_ITERATIONS,
         "heatmap_limit": HEATMAP_LIMIT,
         "min_eigenvalues": MIN_EIGENVALUES,
         "min_tail": MIN_TAIL,
@@ -249,7 +292,7 @@ def _where(role: dict) -> dict:
 
 
 def _add_matrix(out: _Collected, name: str, values: np.ndarray, *, row: dict, role: dict) -> None:
-    """Add one 2-D weight: its spectrum (below the SVD cap) and its pooled heatmap."""
+    """Add one 2-D weight: its spectrum (exact below the SVD cap, else truncated) and heatmap."""
     matrix = {
         "name": name,
         "component": role["component"],
@@ -260,10 +303,12 @@ def _add_matrix(out: _Collected, name: str, values: np.ndarray, *, row: dict, ro
     if spectrum_allowed(values.shape):
         sigma = singular_values(values)
         matrix.update(spectrum_summary(sigma), spectrum=len(out.spectra_sv))
-        out.spectra_sv.append(sigma)
+        matrix["spectrum_method"] = "exact"
     else:
-        matrix["spectrum"] = None
-        log.info("%s: %s elements, above the SVD cap; spectrum skipped", name, values.size)
+        log.info("%s: %s elements, above the exact-SVD cap; top singular values", name, values.size)
+        sigma, fields = truncated_summary(values, SEED, total=row["frobenius"] ** 2)
+        matrix.update(spectrum_summary(sigma), spectrum=len(out.spectra_sv), **fields)
+    out.spectra_sv.append(sigma)
     pooled = max_abs_pool(values)
     matrix.update(
         heatmap=len(out.heatmaps),
@@ -293,7 +338,7 @@ def _add_heads(out: _Collected, name: str, blocks, *, role: dict, part_role: str
         )
         out.head_sv.append(sigma)
         if not role["cross"]:
-            out.head_vectors[part_role].append(({**where, "head": h}, block.ravel()))
+            out.head_vectors[part_role].append(({**where, "head": h}, name, block.size))
 
 
 def _stack_heatmaps(heatmaps: list[np.ndarray]) -> np.ndarray:
@@ -304,12 +349,38 @@ def _stack_heatmaps(heatmaps: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def head_gram(vectors: list[np.ndarray]) -> np.ndarray | None:
-    """Return the float64 Gram matrix V Vᵀ of per-head vectors, or None (none, or over the cap)."""
-    if len(vectors) < 2 or len(vectors) * vectors[0].size > HEAD_GRAM_MAX_ELEMENTS:
+def head_gram(arrays, items: list, role: str, d_head: int) -> np.ndarray | None:
+    """Return the float64 Gram matrix V Vᵀ of one role's per-head vectors, or None.
+
+    Args:
+        arrays: the parameter mapping, read again one tensor at a time.
+        items: (where, tensor name, vector size) per head vector, in row order.
+        role: query, key, value or attn_out.
+        d_head: width of one attention head.
+
+    Returns:
+        [head_vector, head_vector], or None when there are fewer than two vectors or more than
+        HEAD_GRAM_MAX_ELEMENTS values in all (decided from the sizes, before anything is read).
+    """
+    if len(items) < 2 or len(items) * items[0][2] > HEAD_GRAM_MAX_ELEMENTS:
         return None
-    stacked = np.stack(vectors).astype(np.float64)
+    stacked = np.empty((len(items), items[0][2]), dtype=np.float64)
+    row = 0
+    for name in dict.fromkeys(name for _, name, _ in items):
+        row = _fill_head_rows(stacked, row, arrays[name], name=name, role=role, d_head=d_head)
+    assert row == len(items), f"{role}: {row} head vectors read, {len(items)} indexed"
     return stacked @ stacked.T
+
+
+def _fill_head_rows(
+    stacked: np.ndarray, row: int, values: np.ndarray, *, name: str, role: str, d_head: int
+) -> int:
+    """Write the flattened heads of `role` in one tensor into `stacked` from `row`; return the next."""
+    parts = dict(_head_matrices(name, classify(name).role, values))
+    for block in head_blocks(parts[role], role, d_head):
+        stacked[row] = block.ravel()
+        row += 1
+    return row
 
 
 def write_weight_artifacts(arrays: dict[str, np.ndarray], config, writer) -> dict:

@@ -345,12 +345,27 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
             "gradients": gradients,
             "output": output,
             "gradients_skipped": (artifacts.manifest.get("gradients") or {}).get("skipped"),
-            "skipped_spectra": [m["name"] for m in section["matrices"] if m["spectrum"] is None],
+            "truncated_spectra": truncated_spectra(section),
             "data": data,
         },
         "charts": list(figures.values()),
         "panel": figures,
     }
+
+
+def truncated_spectra(section: dict) -> list[dict]:
+    """Return the matrices whose spectrum is truncated: name, k, full rank, rank intervals."""
+    return [
+        {
+            "name": m["name"],
+            "k": m["spectrum_rank"],
+            "rank": m["spectrum_full_rank"],
+            "stable": m["stable_rank_interval"],
+            "effective": m["effective_rank_interval"],
+        }
+        for m in section["matrices"]
+        if m.get("spectrum_method") == "truncated"
+    ]
 
 
 def embedding_figures(norms: list[dict], output: dict) -> dict:

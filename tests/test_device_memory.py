@@ -1,0 +1,115 @@
+"""Refusal before work starts: a model or batch larger than the (faked) free memory is one line."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from cards import TINY_BERT, write_card
+from robust_support import cli
+
+from generator.models import device_memory
+from generator.models.device_memory import (
+    Available,
+    MemoryRefusal,
+    check_batch,
+    check_checkpoint,
+    checkpoint_size,
+    cpu_available,
+)
+from generator.models.memory import parameter_count
+from generator.models.registry import parse_config
+
+TINY = parse_config(json.loads((TINY_BERT / "config.json").read_text()))
+
+
+def test_cpu_memory_is_read_from_meminfo(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:    1234567 kB\n")
+    assert cpu_available(meminfo) == 1234567 * 1024
+    assert cpu_available(tmp_path / "absent") > 0  # sysconf's free pages
+
+
+def test_device_available_on_this_cpu_is_positive():
+    available = device_memory.device_available()
+    assert available.bytes > 0 and available.where
+
+
+def test_checkpoint_size_comes_from_the_headers_alone():
+    from safetensors.numpy import load_file
+
+    arrays = load_file(TINY_BERT / "model.safetensors")
+    sizes = [a.size for a in arrays.values()]
+    assert checkpoint_size(TINY_BERT) == (sum(sizes), max(sizes))
+    sharded = checkpoint_size(TINY_BERT.parent / "tiny-llama-sharded")
+    assert sharded == checkpoint_size(TINY_BERT.parent / "tiny-llama")
+
+
+def test_a_checkpoint_larger_than_the_device_is_refused_in_one_line():
+    need = 4 * parameter_count(TINY)
+    with pytest.raises(MemoryRefusal) as refused:
+        check_checkpoint("tiny", TINY_BERT, Available(need - 1, "a fake device"))
+    message = refused.value.message
+    assert "\n" not in message and "a fake device" in message and "mesh: {model: N}" in message
+    check_checkpoint("tiny", TINY_BERT, Available(10 * need, "a fake device"))  # fits: no error
+
+
+def test_a_batch_larger_than_the_free_memory_names_the_settings():
+    with pytest.raises(MemoryRefusal, match=r"lower `max_length` \(now 512\).*bfloat16.*mesh"):
+        check_batch("tiny", 2 * 1024**3, Available(1024**3, "a fake device"), max_length=512)
+    check_batch("tiny", 1024**3, Available(1024**3, "a fake device"), max_length=512)
+
+
+def test_build_is_refused_before_loading_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_memory, "device_available", lambda: Available(1024, "a fake card"))
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before the refusal")
+
+    monkeypatch.setattr("generator.models.loading.load_model", no_loading)
+    out, artifacts = tmp_path / "site", tmp_path / "artifacts"
+    result = cli("build", write_card(tmp_path / "cards"), "--out", out, "--artifacts", artifacts)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and re.search(r"a fake card has 0\.00 GiB free.*mesh", lines[0])
+    assert not out.exists()
+    assert not (artifacts / "tiny-bert").exists()
+
+
+def test_batches_too_large_are_refused_before_the_corpus_pass(tmp_path, monkeypatch):
+    """Enough memory to load, too little for a batch: refused after planning, nothing run."""
+    calls = []
+
+    def shrinking():
+        calls.append(1)
+        return Available(1 << 40 if len(calls) == 1 else 1024, "a fake card")
+
+    monkeypatch.setattr(device_memory, "device_available", shrinking)
+    out, artifacts = tmp_path / "site", tmp_path / "artifacts"
+    card = write_card(tmp_path / "cards")
+    result = cli("build", card, "--out", out, "--artifacts", artifacts, "-q")
+    assert result.exit_code == 2
+    assert "one batch needs about" in result.output and "max_length` (now 64)" in result.output
+    assert len(calls) == 2  # once before loading, once after planning the batches
+    assert not out.exists() and not (artifacts / "tiny-bert").exists()
+
+
+def test_a_7b_llama_is_refused_on_a_24_gb_machine(tmp_path):
+    """7B parameters are 28 GB in float32 (our parameters' dtype): refused from config.json."""
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 32000,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "torch_dtype": "bfloat16",
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(MemoryRefusal, match=r"needs about 28\.\d\d GiB .*24\.00 GiB free"):
+        check_checkpoint("llama-7b", tmp_path, Available(24 * 1024**3, "a 24 GiB machine"))
