@@ -265,7 +265,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     folder = make_checkpoint(args.kind, args.folder, seed=args.seed, dtype=args.dtype)
+    device = jax.devices()[0]
     print(f"{args.kind}: {parameter_count(folder) / 1e6:.1f}M parameters in {folder}")
+    print(f"drawn on: {device.device_kind} ({device.platform})")
 
 
 if __name__ == "__main__":

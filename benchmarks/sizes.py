@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.runner import ROOT, Run, copy_repo, run_build, run_measured
-from benchmarks.scaling import DEMO_CORPUS, scaled_rows, write_card
+from benchmarks.scaling import DEMO_CORPUS, scaled_rows
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,14 @@ def card_settings(default_card: Path = DEFAULT_CARD) -> dict:
     return front
 
 
+def smoke_settings(folder: Path) -> dict:
+    """Return the default card's settings over 24 demo texts at max_length 32 (written here)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = folder / "smoke.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in scaled_rows(24)), encoding="utf-8")
+    return {**card_settings(), "corpus": str(corpus), "max_length": 32}
+
+
 def write_size_card(folder: Path, name: str, model: Path, settings: dict) -> Path:
     """Write a card for `model` with `settings` (the default card's); return its path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,16 +122,13 @@ def run_sizes(
     from generator.card import load_card
 
     repo = copy_repo(work / "repo")
-    settings = card_settings()
+    settings = smoke_settings(work / "cards") if smoke else card_settings()
     results = []
     for index, kind in enumerate(kinds):
         model = work / "checkpoints" / kind
         written, parameters = write_checkpoint(kind, model)
         name = f"size-{kind}"
-        if smoke:
-            card_path = write_card(work / "cards", name, str(model), scaled_rows(24), 32)
-        else:
-            card_path = write_size_card(work / "cards", name, model, settings)
+        card_path = write_size_card(work / "cards", name, model, settings)
         card = load_card(card_path)
         folder = work / name
 
