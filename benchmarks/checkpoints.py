@@ -61,7 +61,7 @@ GPT2_SMALL = {
     "eos_token_id": 102,
 }
 
-# A 24-layer Llama-style decoder of ~350M parameters (d 1024, 16 heads, 4 KV heads).
+# A 24-layer Llama-style decoder of 333M parameters (d 1024, 16 heads, 4 KV heads).
 LLAMA_24L = {
     "architectures": ["LlamaForCausalLM"],
     "model_type": "llama",
