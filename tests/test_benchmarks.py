@@ -155,6 +155,21 @@ def test_smoke_benchmark_writes_a_complete_report(tmp_path):
     assert "nan" not in text.lower().replace("nanosecond", "")
 
 
+def test_build_compile_time_is_counted_once_per_card():
+    """Run.compile_seconds reads each card's summary line, not the timings line repeating it."""
+    from benchmarks.runner import Run
+    from generator.timings import format_stage
+
+    timing = format_stage("extract", {"seconds": 9.0, "compile_seconds": 4.2, "steps": []})
+    stdout = "".join(
+        f"{name}: extracted, rendered in 12.0 s (JAX compile {seconds} s) -> site/{name}/\n"
+        f"  {timing}\n"
+        for name, seconds in (("a", 4.2), ("b", 1.5))
+    )
+    assert "JAX compile 4.2 s" in timing  # the figure the parser must not count twice
+    assert Run(1.0, 1.0, 1.0, stdout).compile_seconds == 4.2 + 1.5
+
+
 def test_run_measured_reports_the_child_s_own_peak_memory():
     """A child's peak RSS is its own, not inflated by the (large) benchmark process."""
     from benchmarks.runner import run_measured
@@ -166,6 +181,31 @@ def test_run_measured_reports_the_child_s_own_peak_memory():
     assert run.stdout.strip() == str(float(100 * 2**20 // 8))
     assert run.cpu_seconds > 0 and run.seconds >= run.cpu_seconds * 0.1
     assert ballast.sum() > 0
+
+
+def test_run_measured_kills_a_command_and_its_children_past_the_timeout(tmp_path):
+    """A timed-out build is killed with its children (the 7B GPU run's time limit)."""
+    import time
+
+    import pytest
+
+    from benchmarks.runner import CommandTimedOut, run_measured
+
+    pid_file = tmp_path / "grandchild.pid"
+    child = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen(['sleep', '60']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); "
+        "print('started', flush=True); time.sleep(60)"
+    )
+    started = time.perf_counter()
+    with pytest.raises(CommandTimedOut) as stopped:
+        run_measured([sys.executable, "-c", child], cwd=ROOT, timeout=3)
+    assert time.perf_counter() - started < 30
+    assert "started" in stopped.value.stdout and stopped.value.seconds >= 3
+    status = Path(f"/proc/{pid_file.read_text()}/status")
+    time.sleep(0.5)
+    assert not status.exists() or "zombie" in status.read_text()  # killed, not left running
 
 
 def test_watcher_benchmark_notices_every_edit(tmp_path):
