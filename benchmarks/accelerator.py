@@ -255,7 +255,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--size", choices=("7b", "tiny"), default="7b", help="tiny: the same run at test size"
     )
-    parser.add_argument("--timeout", type=float, default=540.0, help="build time limit, s")
+    parser.add_argument(
+        "--timeout", type=float, default=540.0, help="limit of checkpoint + build, s"
+    )
     parser.add_argument("--work", type=Path, help="scratch folder's parent (default: temp)")
     parser.add_argument("--out-dir", type=Path, help="JSON + Markdown (default: $OUT)")
     parser.add_argument(
