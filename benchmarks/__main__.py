@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--smoke] [--only forward,e2e,scaling,pages] [--reps N] [--out FILE]`.
+"""`python -m benchmarks [--smoke] [--only forward,e2e,scaling,sizes,pages] [--out FILE]`.
 
 Full run (the bench venv, `make bench`): default model, several repetitions, PyTorch and the
 seeds baseline where installed; writes benchmarks/results.md. `--smoke`: the tiny test model on
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from benchmarks.runner import ROOT
 
-SECTIONS = ("forward", "e2e", "scaling", "pages")
+SECTIONS = ("forward", "e2e", "scaling", "sizes", "pages")
 DEFAULT_CARD = ROOT / "model_cards" / "all-minilm-l6-v2.md"
 
 
@@ -40,6 +40,7 @@ class Plan:
     length_texts: int
     scaling_reps: int
     page_reps: int
+    size_kinds: tuple[str, ...]  # benchmarks/checkpoints.py configs built by `sizes`
 
 
 FULL = Plan(
@@ -55,6 +56,7 @@ FULL = Plan(
     length_texts=400,
     scaling_reps=2,
     page_reps=3,
+    size_kinds=("bert-base", "gpt2-small", "llama-24l"),
 )
 SMOKE = Plan(
     model=str(ROOT / "tests" / "fixtures" / "tiny-bert"),
@@ -69,6 +71,7 @@ SMOKE = Plan(
     length_texts=0,
     scaling_reps=1,
     page_reps=1,
+    size_kinds=("tiny-llama",),
 )
 
 
@@ -93,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-reps", type=int, help="cold builds (and baseline runs)")
     parser.add_argument("--warm-reps", type=int, help="warm rebuilds and template re-renders")
     parser.add_argument("--scaling-reps", type=int, help="builds per scaling setting")
+    parser.add_argument(
+        "--sizes", help="comma-separated checkpoints of the sizes section (default: all three)"
+    )
     parser.add_argument("--out", type=Path, help="report file (default benchmarks/results.md)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temp folder)")
     parser.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
@@ -113,6 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if value
     }
+    if args.sizes:
+        from benchmarks.checkpoints import CONFIGS
+
+        kinds = tuple(k.strip() for k in args.sizes.split(",") if k.strip())
+        if set(kinds) - set(CONFIGS):
+            parser.error(
+                f"unknown sizes {sorted(set(kinds) - set(CONFIGS))}; choose from {', '.join(CONFIGS)}"
+            )
+        overrides["size_kinds"] = kinds
     plan = Plan(**{**plan.__dict__, **overrides})
     out = args.out or (
         Path(tempfile.gettempdir()) / "bench-smoke.md"
@@ -126,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or usable_cores()
     started = time.perf_counter()
     machine = describe(threads)
-    forward = e2e = points = site = None
+    forward = e2e = points = site = sizes = None
     with tempfile.TemporaryDirectory(prefix="modelatlas-bench-") as scratch:
         work = args.work or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
@@ -166,6 +181,16 @@ def main(argv: list[str] | None = None) -> int:
                 plan.scaling_reps,
                 base_max_length=32 if args.smoke else 128,
             )
+        if "sizes" in only:
+            from benchmarks.sizes import run_sizes
+
+            sizes = run_sizes(
+                work / "sizes",
+                plan.size_kinds,
+                threads,
+                has("torch", "matplotlib"),
+                smoke=args.smoke,
+            )
         if "pages" in only:
             from benchmarks.pages import measure_render, measure_sizes
 
@@ -182,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             site,
             command.strip(),
             time.perf_counter() - started,
+            sizes,
         )
     print(f"wrote {out}")
     broken = [

@@ -1,6 +1,8 @@
 """Forward pass on an accelerator (GPU): our jitted steps against PyTorch eager on the same device.
 
 `python -m benchmarks.accelerator --model DIR [--shapes 64x64,32x128] [--reps N] [--out FILE]`
+`python -m benchmarks.accelerator --llama-7b [--size tiny] [--timeout S]`: a 7B-size Llama built
+end to end on the GPU (benchmarks/large_build.py), appended to benchmarks/results-gpu.md.
 
 The same comparison as `benchmarks/forward.py`, placed on JAX's default device and on CUDA for
 PyTorch: inputs live on the device before timing, every call waits for its results
@@ -227,14 +229,49 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def large_build(args) -> int:
+    """Run the 7B-size (or tiny) Llama build and save its report; return the exit status."""
+    import tempfile
+
+    from benchmarks import large_build
+
+    with tempfile.TemporaryDirectory(prefix="modelatlas-7b-", dir=args.work) as scratch:
+        report = large_build.run_large_build(args.size, Path(scratch), args.timeout)
+    results = args.results
+    if results is None and args.size == "7b":
+        results = large_build.ROOT / "benchmarks" / "results-gpu.md"
+    path = large_build.save(report, args.out_dir or large_build.default_out_dir(), results)
+    print(large_build.markdown(report))
+    print(f"wrote {path}" + (f", appended to {results}" if results else ""))
+    return 1 if report["build"]["timed_out"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accelerator", description=__doc__)
-    parser.add_argument("--model", type=Path, required=True, help="HF model folder (BERT)")
+    parser.add_argument("--model", type=Path, help="HF model folder (BERT)")
+    parser.add_argument(
+        "--llama-7b", action="store_true", help="build a random-init 7B-size Llama end to end"
+    )
+    parser.add_argument(
+        "--size", choices=("7b", "tiny"), default="7b", help="tiny: the same run at test size"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=540.0, help="limit of checkpoint + build, s"
+    )
+    parser.add_argument("--work", type=Path, help="scratch folder's parent (default: temp)")
+    parser.add_argument("--out-dir", type=Path, help="JSON + Markdown (default: $OUT)")
+    parser.add_argument(
+        "--results", type=Path, help="append here (default for 7b: benchmarks/results-gpu.md)"
+    )
     parser.add_argument("--shapes", default="64x64,32x128", help="batch x tokens, comma-separated")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--gemm-n", type=int, default=8192)
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     args = parser.parse_args(argv)
+    if args.llama_7b:
+        return large_build(args)
+    if args.model is None:
+        parser.error("--model is required (or --llama-7b)")
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes.split(",")]
     started = time.perf_counter()
     report = run(args.model, shapes, args.reps, args.gemm_n)

@@ -8,6 +8,7 @@ from benchmarks.e2e import E2EResult
 from benchmarks.forward import OURS, ForwardResult
 from benchmarks.pages import SiteResult
 from benchmarks.scaling import LONG_JOIN, Point
+from benchmarks.sizes import SizeResult
 
 MB = 1e6
 
@@ -19,15 +20,17 @@ class Target:
     figure: str
     goal: str
     value: float | None
-    limit: float
+    limit: float | None  # None: reported beside the targets, no limit of its own
     higher_is_better: bool = False
     shown: str = ""
 
     @property
     def met(self) -> str:
-        """'yes', 'no', or 'n/a' when it was not measured."""
+        """'yes', 'no', 'n/a' when it was not measured, '–' when it has no limit."""
         if self.value is None:
             return "n/a"
+        if self.limit is None:
+            return "–"
         ok = self.value >= self.limit if self.higher_is_better else self.value <= self.limit
         return "yes" if ok else "**no**"
 
@@ -172,6 +175,97 @@ def scaling_section(points: list[Point]) -> list[str]:
     return lines + [""]
 
 
+def sizes_section(results: list[SizeResult]) -> list[str]:
+    """Cold build of each real-size checkpoint: time, compile, memory, stages, baseline."""
+    from generator.timings import format_timings
+
+    lines = [
+        "## Real sizes",
+        "",
+        "Random-init checkpoints of published sizes written at bench time "
+        "(`benchmarks/checkpoints.py`, MiniLM's tokenizer), each built cold once with the default "
+        "card's settings on the demo corpus (one process; peak RSS of that process), and the "
+        "seeds-style script on the same checkpoint.",
+        "",
+    ]
+    rows = []
+    for r in results:
+        base = r.baseline.seconds if r.baseline else None
+        compiled = r.compile_seconds
+        rows.append(
+            [
+                r.kind,
+                f"{r.parameters / 1e6:.1f}M",
+                f"{r.checkpoint.seconds:.1f}",
+                f"{r.build.seconds:.1f}",
+                f"{r.build.cpu_seconds:.1f}",
+                "–" if compiled is None else f"{compiled:.1f}",
+                f"{r.rss_gb:.2f}",
+                f"{r.rss_bytes_per_parameter:.1f}",
+                "–" if base is None else f"{base:.1f}",
+                "–" if base is None else f"{r.build.seconds / base:.2f}",
+            ]
+        )
+    lines += _table(
+        [
+            "model",
+            "parameters",
+            "checkpoint written s",
+            "cold build wall s",
+            "CPU s",
+            "JAX compile s",
+            "peak RSS GB",
+            "RSS bytes / parameter",
+            "seeds script s",
+            "build / script",
+        ],
+        rows,
+    )
+    lines += ["", "Where each cold build's time went (its timings.json; seconds):", ""]
+    for r in results:
+        lines.append(f"- **{r.kind}**:")
+        lines += [f"  - {line}" for line in format_timings(r.timings)]
+        stages = r.baseline_stages()
+        if stages:
+            lines.append(
+                "  - seeds script: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
+            )
+    return lines + [""]
+
+
+def size_targets(results: list[SizeResult]) -> list[Target]:
+    """The issue's targets for real sizes: time and memory per size, compile, RSS growth."""
+    limits = {"bert-base": 150.0, "gpt2-small": 200.0}
+    out = []
+    for r in results:
+        if r.kind in limits:
+            limit = limits[r.kind]
+            out.append(Target(f"{r.kind} cold build, s", f"≤ {limit:.0f}", r.build.seconds, limit))
+            out.append(Target(f"{r.kind} peak RSS, GB", "≤ 3", r.rss_gb, 3.0))
+        out.append(Target(f"{r.kind} JAX compile, s", "≤ 10", r.compile_seconds, 10.0))
+        out.append(
+            Target(
+                f"{r.kind} peak RSS per parameter, bytes ({r.parameters / 1e6:.0f}M)",
+                "(see below)",
+                r.rss_bytes_per_parameter,
+                None,
+            )
+        )
+    if len(results) > 1:
+        small = min(results, key=lambda r: r.parameters)
+        large = max(results, key=lambda r: r.parameters)
+        if large.parameters > small.parameters:
+            out.append(
+                Target(
+                    f"RSS per parameter, {large.kind} / {small.kind} (≤ 1: at most linear)",
+                    "≤ 1.0",
+                    large.rss_bytes_per_parameter / small.rss_bytes_per_parameter,
+                    1.0,
+                )
+            )
+    return out
+
+
 def pages_section(site: SiteResult) -> list[str]:
     """Bytes and render time of every page."""
     lines = [
@@ -198,6 +292,7 @@ def targets(
     e2e: E2EResult | None,
     points: list[Point] | None,
     site: SiteResult | None,
+    sizes: list[SizeResult] | None = None,
 ) -> list[Target]:
     """Every target with its measured value (None when not measured)."""
     out = []
@@ -258,7 +353,7 @@ def targets(
             )
         )
         out.append(Target("whole site incl. figures, MB", "≤ 25", site.site_bytes / MB, 25.0))
-    return out
+    return out + size_targets(sizes or [])
 
 
 def write_report(
@@ -270,6 +365,7 @@ def write_report(
     site: SiteResult | None,
     command: str,
     seconds: float,
+    sizes: list[SizeResult] | None = None,
 ) -> str:
     """Render the markdown report, write it to `path`, and return it."""
     lines = [
@@ -286,7 +382,7 @@ def write_report(
         ["figure", "target", "measured", "met"],
         [
             [t.figure, t.goal, "–" if t.value is None else f"{t.value:.3g}", t.met]
-            for t in targets(forward, e2e, points, site)
+            for t in targets(forward, e2e, points, site, sizes)
         ],
     )
     lines += [""] + machine_section(machine)
@@ -296,6 +392,8 @@ def write_report(
         lines += e2e_section(e2e)
     if points:
         lines += scaling_section(points)
+    if sizes:
+        lines += sizes_section(sizes)
     if site:
         lines += pages_section(site)
     text = "\n".join(lines).rstrip() + "\n"

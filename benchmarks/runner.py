@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,11 +17,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # What a build needs from the repository: the package, its templates, the model cards.
 REPO_PARTS = ("generator", "templates", "model_cards")
-_COMPILE = re.compile(r"JAX compile ([0-9.]+) s")
+# The per-card summary line of `build` ("NAME: extracted, rendered in 9.1 s (JAX compile 4.2 s) ->
+# SITE/"), not the extract timings line below it, which repeats the figure.
+_COMPILE = re.compile(r"JAX compile ([0-9.]+) s\) ->")
 
 
 class CommandFailed(RuntimeError):
     """A measured command exited with a non-zero status."""
+
+
+class CommandTimedOut(CommandFailed):
+    """A measured command ran past its time limit and was killed (with its children)."""
+
+    def __init__(self, message: str, seconds: float, stdout: str, stderr: str):
+        super().__init__(message)
+        self.seconds, self.stdout, self.stderr = seconds, stdout, stderr
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,14 @@ class Run:
         return sum(float(x) for x in found) if found else None
 
 
-def run_measured(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
+def run_measured(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float | None = None
+) -> Run:
     """Run `args` to completion; return its wall time, CPU time and peak RSS.
 
     The command runs under `benchmarks.launch`, a small parent that reads the child's own
     rusage with os.wait4 (see that module for why the benchmark process must not fork it).
+    Past `timeout` seconds the command and its children are killed: CommandTimedOut.
     """
     child_env = {**os.environ, **(env or {})}
     child_env["PYTHONPATH"] = os.pathsep.join(
@@ -57,19 +71,30 @@ def run_measured(args: list[str], cwd: Path, env: dict[str, str] | None = None) 
         report = Path(scratch) / "usage.json"
         launcher = [sys.executable, "-m", "benchmarks.launch", str(report), "--"]
         started = time.perf_counter()
-        code = subprocess.run(
+        proc = subprocess.Popen(
             launcher + args,
             cwd=cwd,
             env=child_env,
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
-        ).returncode
+            start_new_session=True,  # its own process group: a timeout kills the build too
+        )
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
         seconds = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
         usage = json.loads(report.read_text()) if report.is_file() else None
+    if code is None:
+        raise CommandTimedOut(
+            f"{' '.join(args[:5])} ... killed after {timeout:.0f} s", seconds, stdout, stderr
+        )
     if code or usage is None:
         raise CommandFailed(f"{' '.join(args[:5])} ... exited {code}:\n{stderr[-3000:]}")
     return Run(seconds, usage["cpu_seconds"], usage["max_rss_kb"] / 1024.0, stdout)
@@ -98,11 +123,13 @@ def build_command(card: Path, out: Path, artifacts: Path) -> list[str]:
     ]
 
 
-def run_build(repo: Path, card: Path, out: Path, artifacts: Path) -> Run:
+def run_build(
+    repo: Path, card: Path, out: Path, artifacts: Path, timeout: float | None = None
+) -> Run:
     """Run `modelatlas build` from the copied repo `repo` (its code and templates win).
 
     The figure cache sits beside `artifacts`: a build into fresh folders renders every figure
     (cold), a rebuild into the same folders finds them (warm), as for a user.
     """
     env = {"PYTHONPATH": str(repo), "MODELATLAS_CACHE": str(artifacts.parent / "figure-cache")}
-    return run_measured(build_command(card, out, artifacts), cwd=repo, env=env)
+    return run_measured(build_command(card, out, artifacts), cwd=repo, env=env, timeout=timeout)

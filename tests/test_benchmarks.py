@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -143,12 +144,30 @@ def test_smoke_benchmark_writes_a_complete_report(tmp_path):
         "## Forward pass",
         "## End to end",
         "## Scaling",
+        "## Real sizes",
         "## Pages",
     ):
         assert section in text
+    assert "| tiny-llama JAX compile, s | ≤ 10 |" in text  # the sizes section's targets
+    assert "- **tiny-llama**:" in text and "  - extract " in text  # its timings.json
     assert "warm rebuild (nothing changed)" in text
     assert "JAX compile time inside the cold builds" in text
     assert "nan" not in text.lower().replace("nanosecond", "")
+
+
+def test_build_compile_time_is_counted_once_per_card():
+    """Run.compile_seconds reads each card's summary line, not the timings line repeating it."""
+    from benchmarks.runner import Run
+    from generator.timings import format_stage
+
+    timing = format_stage("extract", {"seconds": 9.0, "compile_seconds": 4.2, "steps": []})
+    stdout = "".join(
+        f"{name}: extracted, rendered in 12.0 s (JAX compile {seconds} s) -> site/{name}/\n"
+        f"  {timing}\n"
+        for name, seconds in (("a", 4.2), ("b", 1.5))
+    )
+    assert "JAX compile 4.2 s" in timing  # the figure the parser must not count twice
+    assert Run(1.0, 1.0, 1.0, stdout).compile_seconds == 4.2 + 1.5
 
 
 def test_run_measured_reports_the_child_s_own_peak_memory():
@@ -164,6 +183,31 @@ def test_run_measured_reports_the_child_s_own_peak_memory():
     assert ballast.sum() > 0
 
 
+def test_run_measured_kills_a_command_and_its_children_past_the_timeout(tmp_path):
+    """A timed-out build is killed with its children (the 7B GPU run's time limit)."""
+    import time
+
+    import pytest
+
+    from benchmarks.runner import CommandTimedOut, run_measured
+
+    pid_file = tmp_path / "grandchild.pid"
+    child = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen(['sleep', '60']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); "
+        "print('started', flush=True); time.sleep(60)"
+    )
+    started = time.perf_counter()
+    with pytest.raises(CommandTimedOut) as stopped:
+        run_measured([sys.executable, "-c", child], cwd=ROOT, timeout=3)
+    assert time.perf_counter() - started < 30
+    assert "started" in stopped.value.stdout and stopped.value.seconds >= 3
+    status = Path(f"/proc/{pid_file.read_text()}/status")
+    time.sleep(0.5)
+    assert not status.exists() or "zombie" in status.read_text()  # killed, not left running
+
+
 def test_watcher_benchmark_notices_every_edit(tmp_path):
     """benchmarks/watchers.py: both ways of noticing see each edit within the safety period."""
     from cards import write_card
@@ -176,3 +220,73 @@ def test_watcher_benchmark_notices_every_edit(tmp_path):
         assert len(result["latencies"]) == 2 and result["cpu"] >= 0
         # polling: within its 1 s interval (+ load); notifications: within the 5 s safety poll
         assert all(0 < latency < 6.0 for latency in result["latencies"])
+
+
+def tiny_llama_parameters() -> int:
+    """Count tiny-llama's parameters from its config by hand (untied embeddings, no biases)."""
+    from benchmarks.checkpoints import CONFIGS
+
+    c = CONFIGS["tiny-llama"]
+    d, f, v, hd = c["hidden_size"], c["intermediate_size"], c["vocab_size"], c["head_dim"]
+    q, kv = c["num_attention_heads"] * hd, c["num_key_value_heads"] * hd
+    layer = d * q + 2 * d * kv + q * d + 3 * d * f + 2 * d  # q, k, v, o, MLP, two norms
+    return 2 * v * d + c["num_hidden_layers"] * layer + d  # embeddings, lm_head, final norm
+
+
+def test_random_checkpoint_is_drawn_in_its_dtype_in_shards_and_loads(tmp_path):
+    """benchmarks/checkpoints.py: bfloat16 shards under the size budget that load_model reads."""
+    import ml_dtypes
+    from safetensors import safe_open
+
+    from benchmarks.checkpoints import CONFIGS, parameter_count, write_random_checkpoint
+    from generator.models.loading import load_model
+    from generator.weight_files import INDEX_NAME, read_index
+
+    budget = 600_000
+    folder = write_random_checkpoint(
+        dict(CONFIGS["tiny-llama"]), tmp_path / "ck", dtype="bfloat16", shard_bytes=budget
+    )
+    shards = sorted(set(read_index(folder / INDEX_NAME).values()))
+    assert len(shards) > 1
+    assert parameter_count(folder) == tiny_llama_parameters()
+    for shard in shards:
+        with safe_open(str(folder / shard), framework="numpy") as handle:
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        assert sum(a.nbytes for a in arrays.values()) <= budget or len(arrays) == 1
+        for name, a in arrays.items():
+            assert a.dtype == ml_dtypes.bfloat16, name
+            values = a.astype(np.float32)
+            if a.ndim == 2:
+                assert abs(float(values.std()) - 0.02) < 0.002, name  # N(0, 0.02²)
+            else:
+                assert np.all(values == 1.0), name  # Llama's 1-D parameters are norm weights
+    loaded = load_model(folder)
+    assert loaded.config.n_layers == CONFIGS["tiny-llama"]["num_hidden_layers"]
+
+
+def test_llama_7b_gpu_run_works_at_tiny_size_on_the_cpu(tmp_path):
+    """`python -m benchmarks.accelerator --llama-7b --size tiny`: the GPU run's code, on the CPU."""
+    out, results = tmp_path / "out", tmp_path / "results-gpu.md"
+    results.write_text("# earlier results\n", encoding="utf-8")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "benchmarks.accelerator", "--llama-7b", "--size", "tiny"]
+    command += ["--out-dir", str(out), "--results", str(results), "--work", str(tmp_path)]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "tiny-llama-build.json").read_text(encoding="utf-8"))
+    parameters = tiny_llama_parameters()
+    assert report["parameters"] == parameters
+    # bfloat16 on disk: 2 bytes per parameter plus the safetensors header
+    assert 2 * parameters < report["checkpoint"]["bytes"] < 2 * parameters + 2**16
+    assert report["card"]["dtype"] == "bfloat16" and not report["build"]["timed_out"]
+    timings = report["timings"]
+    assert all(timings[stage]["seconds"] > 0 for stage in ("extract", "analyze", "render"))
+    steps = {step["step"] for step in timings["extract"]["steps"]}
+    assert {"corpus_pass", "showcase_pass", "attributions"} <= steps
+    text = results.read_text(encoding="utf-8")
+    assert text.startswith("# earlier results\n")  # appended, not replaced
+    assert "## tiny-llama end to end" in text and "\n- extract " in text
+    assert not list(tmp_path.glob("modelatlas-7b-*"))  # the scratch checkpoint is removed

@@ -1,6 +1,7 @@
 """What users write today: a notebook-style script that gets a subset of the atlas's views.
 
-PyTorch `transformers` forward pass with hidden states and attentions over the corpus,
+PyTorch `transformers` forward pass with hidden states and attentions over the corpus (the
+checkpoint's base model through `AutoModel`: BERT, GPT-2, Llama, ... encoders and decoders alike),
 mean-pooled embeddings per layer, a scikit-learn t-SNE of every layer, matplotlib PNGs of those
 projections, and per-head attention heatmaps (one PNG per example and layer, one panel per
 head) for a few examples. It is the baseline the end-to-end benchmark times `modelatlas build`
@@ -58,13 +59,13 @@ def main(argv: list[str] | None = None) -> dict:
     import matplotlib.pyplot as plt
     import torch
     from sklearn.manifold import TSNE
-    from transformers import AutoTokenizer, BertModel
+    from transformers import AutoModel, AutoTokenizer
 
     if args.threads:
         torch.set_num_threads(args.threads)
     folder = model_folder(args.model)
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    model = BertModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    model = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
     texts, labels = read_corpus(args.corpus)
     args.out.mkdir(parents=True, exist_ok=True)
     timings = {"load": time.perf_counter() - started}
