@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.common import to_spec
+from generator.render.charts.common import thinned_axis, to_spec
 
 ROWS = "rows"
 
@@ -26,7 +26,7 @@ def _quantile_layers(value_title: str) -> list[alt.Chart]:
             "layer_label:N",
             title="layer",
             sort=alt.SortField("layer"),
-            axis=alt.Axis(labelAngle=0),
+            axis=thinned_axis(),
         )
     )
     bands = [
@@ -165,7 +165,7 @@ def outlier_overview_chart(rows: list[dict], threshold: float) -> dict:
         alt.Chart(alt.Data(values=rows))
         .mark_point(filled=True, size=60)
         .encode(
-            x=alt.X("layer_label:N", title="layer", sort=layers, axis=alt.Axis(labelAngle=0)),
+            x=alt.X("layer_label:N", title="layer", sort=layers, axis=thinned_axis()),
             y=alt.Y("ratio:Q", title="max |activation| / typical", scale=alt.Scale(type="log")),
             color=alt.Color(
                 "flagged:N",
