@@ -482,7 +482,7 @@ def open_data_tables(page, timeout_ms: int = 5000) -> list[dict]:
 # --- Legibility at real sizes (#16) -----------------------------------------------------------
 
 # JS: per chart, the pairs of drawn axis labels of one axis that overlap. Upright labels: their
-# boxes intersect by more than 1 px both ways. Rotated labels (token axes) are parallel lines of
+# glyph boxes (0.8 em tall) intersect by more than 1 px both ways. Rotated labels (token axes) are parallel lines of
 # text: two clash when their anchors are closer across the text direction than 0.8 em (the
 # glyphs' height) while their extents along it meet. A label Vega hid (labelOverlap) has opacity
 # 0 and does not count.
@@ -503,8 +503,11 @@ _LABEL_OVERLAPS_JS = """() => {
       const across = Math.abs(dx * s - dy * c), along = Math.abs(dx * c + dy * s);
       return across < 0.8 * Math.min(a.em, b.em) && along < Math.max(a.length, b.length);
     }
+    // upright: boxes narrowed to the central 0.8 em of their height (the glyphs, not the
+    // line's ascent and descent room)
+    const mid = (l) => (l.box.top + l.box.bottom) / 2;
     const w = Math.min(a.box.right, b.box.right) - Math.max(a.box.left, b.box.left);
-    const h = Math.min(a.box.bottom, b.box.bottom) - Math.max(a.box.top, b.box.top);
+    const h = 0.4 * (a.em + b.em) - Math.abs(mid(a) - mid(b));
     return w > 1 && h > 1;
   };
   const out = [];
