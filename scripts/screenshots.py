@@ -53,6 +53,7 @@ WIDE_CHARTS = (
     ("attributions", "head-ablation", "head-importance"),
     ("weights", "weights-depth", "weights-per-layer"),
     ("activations", "activations-bands", "activations-per-layer"),
+    ("activations", "activations-dimension", "activations-tokens"),
     ("attention", "attention-heatmap", "attention-heatmap"),
     ("attention", "attention-overview", "attention-grid"),
 )
@@ -103,7 +104,7 @@ def shoot_wide(browser, folder: Path, out: Path) -> None:
     opened = None
     for name, chart_id, shot in WIDE_CHARTS:
         if name != opened:
-            open_page(page, file_url(folder / f"{name}.html"), timeout_ms=120_000).assert_clean()
+            open_page(page, file_url(folder / f"{name}.html"), timeout_ms=300_000).assert_clean()
             opened = name
         chart = page.locator(f"#chart-{chart_id}")
         chart.scroll_into_view_if_needed()
