@@ -122,12 +122,29 @@ TINY = {
         intermediate_size=64,
     ),
 }
+
+
+def wide_bert(layers: int, heads: int, d_head: int = 4) -> dict:
+    """Return a tiny-but-wide BERT config: many layers and heads, d_model = heads * d_head."""
+    return {
+        **BERT_BASE,
+        "hidden_size": heads * d_head,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": 2 * heads * d_head,
+    }
+
+
+# The legibility builds of docs/screenshots (tests/wide_support.py): 24 layers x 16 heads and
+# 8 layers x 32 heads at d_model 64 / 128, a few MB each.
 CONFIGS = {
     "bert-base": BERT_BASE,
     "gpt2-small": GPT2_SMALL,
     "llama-24l": LLAMA_24L,
     "llama-7b": LLAMA_7B,
     **TINY,
+    "bert-24x16": wide_bert(24, 16),
+    "bert-8x32": wide_bert(8, 32),
 }
 HEAD_TENSORS = {"gpt2": frozenset({"lm_head.weight"}), "llama": frozenset({"lm_head.weight"})}
 INIT_STD = 0.02  # transformers' initializer_range

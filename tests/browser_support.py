@@ -477,3 +477,57 @@ def open_data_tables(page, timeout_ms: int = 5000) -> list[dict]:
               first: t.tBodies[0].rows.length ? t.tBodies[0].rows[0].textContent : ''}));
           })"""
     )
+
+
+# --- Legibility at real sizes (#16) -----------------------------------------------------------
+
+# JS: per chart, the pairs of drawn axis labels of one axis that overlap. Upright labels: their
+# glyph boxes (0.8 em tall) intersect by more than 1 px both ways. Rotated labels (token axes) are parallel lines of
+# text: two clash when their anchors are closer across the text direction than 0.8 em (the
+# glyphs' height) while their extents along it meet. A label Vega hid (labelOverlap) has opacity
+# 0 and does not count.
+_LABEL_OVERLAPS_JS = """() => {
+  const shown = (t) => t.textContent.trim() && t.getAttribute('opacity') !== '0'
+    && getComputedStyle(t).opacity !== '0';
+  const placed = (t) => {
+    const m = /translate\\(([-\\d.e]+),\\s*([-\\d.e]+)\\)\\s*rotate\\(([-\\d.e]+)\\)/
+      .exec(t.getAttribute('transform') || '');
+    const angle = m ? (Number(m[3]) % 360) * Math.PI / 180 : 0;
+    return {text: t.textContent, box: t.getBoundingClientRect(), rotated: Math.abs(Math.sin(angle)) > 0.01,
+      x: m ? Number(m[1]) : 0, y: m ? Number(m[2]) : 0, angle, length: t.getComputedTextLength(),
+      em: parseFloat(getComputedStyle(t).fontSize)};
+  };
+  const clash = (a, b) => {
+    if (a.rotated && b.rotated && a.angle === b.angle) {
+      const dx = b.x - a.x, dy = b.y - a.y, c = Math.cos(a.angle), s = Math.sin(a.angle);
+      const across = Math.abs(dx * s - dy * c), along = Math.abs(dx * c + dy * s);
+      return across < 0.8 * Math.min(a.em, b.em) && along < Math.max(a.length, b.length);
+    }
+    // upright: boxes narrowed to the central 0.8 em of their height (the glyphs, not the
+    // line's ascent and descent room)
+    const mid = (l) => (l.box.top + l.box.bottom) / 2;
+    const w = Math.min(a.box.right, b.box.right) - Math.max(a.box.left, b.box.left);
+    const h = 0.4 * (a.em + b.em) - Math.abs(mid(a) - mid(b));
+    return w > 1 && h > 1;
+  };
+  const out = [];
+  for (const chart of document.querySelectorAll('.vega-embed')) {
+    chart.querySelectorAll('g.role-axis').forEach((axis) => {
+      const labels = Array.from(axis.querySelectorAll('g.role-axis-label text'))
+        .filter(shown).map(placed);
+      for (let i = 0; i < labels.length; i++) {
+        for (let j = i + 1; j < labels.length; j++) {
+          if (clash(labels[i], labels[j])) {
+            out.push(`${chart.id}: ${JSON.stringify(labels[i].text)} / ${JSON.stringify(labels[j].text)}`);
+          }
+        }
+      }
+    });
+  }
+  return out;
+}"""
+
+
+def label_overlaps(page) -> list[str]:
+    """Return 'chart: label / label' for every two drawn axis labels of one axis that overlap."""
+    return page.evaluate(_LABEL_OVERLAPS_JS)

@@ -132,6 +132,16 @@ def albert_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def wide_build(tmp_path_factory):
+    """Build a random 24-layer x 16-head BERT over 150+-token texts once (#16 legibility)."""
+    from wide_support import TEST_SETTINGS, TEST_TEXTS, write_wide_card
+
+    root = tmp_path_factory.mktemp("wide-build")
+    card = write_wide_card(root, "bert-24x16", texts=TEST_TEXTS, **TEST_SETTINGS)
+    return build_card_once(root, card)
+
+
+@pytest.fixture(scope="session")
 def checkpoint_build(tmp_path_factory):
     """Build the tiny card with 2 perturbed tiny checkpoints: (card path, site, artifacts)."""
     from cards import write_card

@@ -4,10 +4,17 @@ Generic over `PAGES`: a new page is opened from file:// and HTTP, copied alone, 
 its `.controls` selects checked for changing a chart, with no test to write.
 """
 
+import re
 import shutil
 
 import pytest
-from browser_support import file_url, open_page, selector_problems, serve_directory
+from browser_support import (
+    file_url,
+    label_overlaps,
+    open_page,
+    selector_problems,
+    serve_directory,
+)
 from cards import small_corpus, write_card
 
 from generator.build import build_cards
@@ -134,3 +141,55 @@ def test_hostile_text_is_shown_as_typed_and_runs_nothing(page, tmp_path):
         report.assert_clean()
         assert not report.dialogs
         assert hostile in page.inner_text("body")
+
+
+# --- Legibility at real sizes (#16): 24 layers x 16 heads, texts of 150+ tokens ---------------
+
+WIDE_PAGES = ("index.html", "heads.html", "weights.html", "activations.html")
+MIN_CELL_PX = 16  # a layer x head grid's cell, at least
+PAGE_BUDGET = 2_000_000  # bytes per page
+
+
+def test_wide_build_labels_do_not_overlap(page, wide_build):
+    """No two drawn axis labels of a chart overlap on the pages with layer or head axes."""
+    _, out, _ = wide_build
+    for filename in WIDE_PAGES:
+        report = open_page(page, file_url(out / "wide-bert-24x16" / filename))
+        report.assert_clean()
+        assert label_overlaps(page) == [], filename
+        # the attention page is left out: it carries every head's map, 100+ MB at this size
+        assert (out / "wide-bert-24x16" / filename).stat().st_size <= PAGE_BUDGET, filename
+
+
+def select_values(html: str, select_id: str) -> list[str]:
+    """Return the option values of the <select> with `select_id` in a page's HTML."""
+    body = html.split(f'<select id="{select_id}"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r'<option value="([^"]*)"', body)
+
+
+def test_wide_build_grids_and_selectors_reach_every_head(page, wide_build):
+    """The layer x head grid draws every cell at a readable size; selectors reach every one."""
+    _, out, _ = wide_build
+    folder = out / "wide-bert-24x16"
+    open_page(page, file_url(folder / "heads.html")).assert_clean()
+    cells = page.evaluate(
+        """() => Array.from(
+            document.querySelectorAll('#chart-heads-heatmap g.mark-rect.role-mark path'),
+            (p) => { const b = p.getBoundingClientRect(); return [b.width, b.height]; })"""
+    )
+    assert len(cells) == 24 * 16
+    assert min(min(cell) for cell in cells) >= MIN_CELL_PX
+    # The attention page (100+ MB at this size: not opened here) lists every layer and head.
+    with open(folder / "attention.html", encoding="utf-8") as html:
+        head = html.read(200_000)
+    layers, heads = [str(i) for i in range(24)], [str(i) for i in range(16)]
+    assert select_values(head, "select-layer") == layers
+    assert select_values(head, "select-head") == heads
+    # The weights page's block selector jumps straight to the last layer.
+    open_page(page, file_url(folder / "weights.html")).assert_clean()
+    assert select_values(page.content(), "select-block") == ["embeddings", *layers]
+    page.select_option("#select-block", "23")
+    page.wait_for_function(
+        """() => (document.getElementById('chart-weights-heatmap').dataset.selection || '')
+            .startsWith('23 |')"""
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.common import to_spec
+from generator.render.charts.common import THINNED_LABELS, thinned_axis, to_spec
 
 ROWS = "rows"
 
@@ -26,7 +26,7 @@ def _quantile_layers(value_title: str) -> list[alt.Chart]:
             "layer_label:N",
             title="layer",
             sort=alt.SortField("layer"),
-            axis=alt.Axis(labelAngle=0),
+            axis=thinned_axis(),
         )
     )
     bands = [
@@ -165,8 +165,13 @@ def outlier_overview_chart(rows: list[dict], threshold: float) -> dict:
         alt.Chart(alt.Data(values=rows))
         .mark_point(filled=True, size=60)
         .encode(
-            x=alt.X("layer_label:N", title="layer", sort=layers, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("ratio:Q", title="max |activation| / typical", scale=alt.Scale(type="log")),
+            x=alt.X("layer_label:N", title="layer", sort=layers, axis=thinned_axis()),
+            y=alt.Y(
+                "ratio:Q",
+                title="max |activation| / typical",
+                scale=alt.Scale(type="log"),
+                axis=alt.Axis(labelOverlap="greedy"),  # 9 and 10 touch on a short log axis
+            ),
             color=alt.Color(
                 "flagged:N",
                 title=f"≥ {threshold:g}× typical",
@@ -258,7 +263,14 @@ def dimension_tokens_chart() -> dict:
         alt.Chart(alt.NamedData(ROWS))
         .mark_bar()
         .encode(
-            x=alt.X("token_label:N", title="token", sort=alt.SortField("position")),
+            x=alt.X(
+                "token_label:N",
+                title="token",
+                sort=alt.SortField("position"),
+                # 128+ tokens in the page's width: every other label dropped until none
+                # overlap (THINNED_LABELS); the tooltip names every bar's token
+                axis=alt.Axis(labelAngle=-90, **THINNED_LABELS),
+            ),
             y=alt.Y("value:Q", title="value of the dimension"),
             color=alt.condition("datum.value < 0", alt.value("#2166ac"), alt.value("#b2182b")),
             tooltip=[

@@ -7,7 +7,9 @@ import altair as alt
 from generator.render.charts.common import to_spec
 
 ATTENTION_DATASET = "cells"
-HEATMAP_MIN_STEP = 11  # px per token: labels stay readable; longer examples scroll sideways
+# px per token: a 11 px label's box (13 px tall) fits a row, and key labels slanted at 60° sit
+# 11 px apart, so no two labels overlap; longer examples scroll sideways
+HEATMAP_MIN_STEP = 13
 HEATMAP_MAX_STEP = 36  # px per token: short examples do not blow up
 HEATMAP_WIDTH = 900  # px the heatmap may use when the page has not measured its column
 HEATMAP_LABEL_ROOM = 130  # px left of the cells for the query labels and axis title

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.common import to_spec
+from generator.render.charts.common import thinned_axis, to_spec
 from generator.render.theme import CATEGORY_COLORS
 
 HEATMAP_DATASET = "cells"
@@ -73,7 +73,7 @@ def layer_summary_panel(label: str) -> alt.LayerChart:
     base = (
         alt.Chart()
         .transform_filter(alt.FieldEqualPredicate(field="label", equal=label))
-        .encode(x=alt.X("layer:O", title="layer", axis=alt.Axis(labelAngle=0)))
+        .encode(x=alt.X("layer:O", title="layer", axis=thinned_axis()))
     )
     band = base.mark_area(opacity=0.25).encode(y=alt.Y("min:Q", title=None), y2=alt.Y2("max:Q"))
     line = base.mark_line(point=True).encode(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.common import to_spec
+from generator.render.charts.common import thinned_axis, to_spec
 
 COMPONENT_ORDER = ("embeddings", "attention", "mlp", "norms", "pooler", "head", "lm head", "other")
 LEGEND = "legend"  # the field holding a component's legend label, e.g. 'norms (0.08 %)'
@@ -70,7 +70,7 @@ def block_bars(
         alt.Chart(alt.Data(values=rows))
         .mark_bar()
         .encode(
-            x=alt.X("block:N", sort=blocks, title=x_title, axis=alt.Axis(labelAngle=0)),
+            x=alt.X("block:N", sort=blocks, title=x_title, axis=thinned_axis()),
             y=alt.Y("sum(count):Q", title="parameters", axis=alt.Axis(format="~s")),
             color=alt.Color(
                 f"{LEGEND}:N",

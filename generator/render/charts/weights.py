@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.common import to_spec
+from generator.render.charts.common import thinned_axis, to_spec
 from generator.render.charts.overview import block_bars
 
 ROWS = "rows"  # the dataset name every interactive chart of this page reads
@@ -84,7 +84,7 @@ def band_chart(value_title: str, x_title: str = "layer") -> dict:
     Rows: {block, order, series, q05, q25, q50, q75, q95, ...}; the x axis follows `order`.
     """
     base = alt.Chart(alt.NamedData(ROWS)).encode(
-        x=alt.X("block:N", title=x_title, sort=alt.SortField("order"), axis=alt.Axis(labelAngle=0)),
+        x=alt.X("block:N", title=x_title, sort=alt.SortField("order"), axis=thinned_axis()),
         color=alt.Color("series:N", title=None),
     )
     outer = base.mark_area(opacity=0.18).encode(y=alt.Y("q05:Q", title=value_title), y2="q95:Q")
@@ -129,7 +129,7 @@ def depth_metrics_chart(rows: list[dict]) -> dict:
             alt.Chart(alt.Data(values=values))
             .mark_line(point=True)
             .encode(
-                x=alt.X("block:N", sort=blocks, title="layer", axis=alt.Axis(labelAngle=0)),
+                x=alt.X("block:N", sort=blocks, title="layer", axis=thinned_axis()),
                 y=alt.Y(f"{field}:Q", title=title, scale=alt.Scale(zero=False)),
                 color=alt.Color("role_label:N", title="matrix"),
                 tooltip=[
