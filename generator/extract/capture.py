@@ -340,12 +340,15 @@ def capture(
 
 
 def run_steps(run: ExtractRun, steps) -> None:
-    """Run `steps` in order, recording each one's wall time and JAX compile time in `run`."""
+    """Run `steps` in order (layers traced as `extraction_layers` says), timing each in `run`."""
+    import jax
+
     from generator.extract.compile_time import CompileTimer
+    from generator.models.layers import extraction_layers
 
     for step in steps:
         started = time.perf_counter()
-        with CompileTimer() as compiling:
+        with CompileTimer() as compiling, extraction_layers(jax.default_backend()):
             step(run)
         run.timings.append(
             {

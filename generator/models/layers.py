@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
 from collections.abc import Callable, Iterator
 
 import jax
@@ -241,6 +242,26 @@ def unrolled_layers() -> Iterator[None]:
         yield
     finally:
         _UNROLLED.reset(token)
+
+
+LAYERS_ENV = "MODELATLAS_LAYERS"  # "scan" or "unroll": overrides the platform's default
+
+
+def extraction_layers(platform: str) -> contextlib.AbstractContextManager:
+    """Return the context the extraction traces its programs under on `platform`.
+
+    On the CPU the blocks are traced one by one: measured there (benchmarks/compile_cost.py),
+    scanning saved no compile time and grew the showcase and gradient programs' temporaries
+    1.3-1.9x (the layer parameters are stacked at each call), so CPU outputs stay exactly
+    those of an unrolled trace. On accelerators, where compilation dominates a cold extract,
+    runs of identical layers compile once (`scan_blocks`). `MODELATLAS_LAYERS=scan|unroll`
+    overrides either default.
+    """
+    choice = os.environ.get(LAYERS_ENV, "").strip().lower()
+    if choice not in ("", "scan", "unroll"):
+        raise ValueError(f"{LAYERS_ENV} must be 'scan' or 'unroll', not {choice!r}")
+    unroll = choice == "unroll" or (not choice and platform == "cpu")
+    return unrolled_layers() if unroll else contextlib.nullcontext()
 
 
 def layer_runs(blocks: list, keys: list | None = None) -> list[tuple[int, int]]:

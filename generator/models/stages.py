@@ -111,7 +111,7 @@ class Staged:
             return jax.lax.cond(per_layer["active"], run, skip, carry)
 
         x, (hidden, probes) = scan_blocks(x, blocks, step, xs=xs, keys=self.layer_keys())
-        return x, layer_first(hidden), layer_first(probes)
+        return x, hidden, probes
 
     def run_stages(self, x, ctx, head_mask: jax.Array | None) -> dict[str, jax.Array]:
         """Run every layer on x, the first block's input, and return the model outputs."""
