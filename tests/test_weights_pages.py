@@ -163,7 +163,7 @@ def test_card_without_corpus_gets_weights_and_an_explained_empty_activations_pag
     """Also: with the exact-SVD cap lowered, the token embedding's spectrum is truncated."""
     from generator.extract import truncated_spectra, weights
 
-    monkeypatch.setattr(weights, "SPECTRUM_MAX_ELEMENTS", 8192)  # the 512×32 embedding only
+    monkeypatch.setattr(weights, "SPECTRUM_MAX_COST", 4096 * 32)  # the 512×32 embedding only
     monkeypatch.setattr(truncated_spectra, "TRUNCATED_RANK", 8)
     card = write_card(tmp_path / "cards", corpus=None, label_field=None, split_field=None)
     out = tmp_path / "site"
