@@ -34,7 +34,10 @@ def test_forward_flops_counts_every_matmul_by_hand():
 
 
 def dot_flops(jaxpr) -> float:
-    """Sum 2 * output size * contracted size over every dot_general of a jaxpr (recursively)."""
+    """Sum 2 * output size * contracted size over every dot_general of a jaxpr (recursively).
+
+    A `scan` body counts once per iteration (its `length`): scanned layers run it per layer.
+    """
     total = 0.0
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == "dot_general":
@@ -42,8 +45,9 @@ def dot_flops(jaxpr) -> float:
             lhs = eqn.invars[0].aval.shape
             contracted = np.prod([lhs[i] for i in lhs_contract])
             total += 2.0 * np.prod(eqn.outvars[0].aval.shape) * contracted
+        repeats = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
         for sub in jax_core_subjaxprs(eqn):
-            total += dot_flops(sub)
+            total += repeats * dot_flops(sub)
     return total
 
 

@@ -14,6 +14,7 @@ from generator.artifacts import open_artifacts
 from generator.extract import neurons
 from generator.extract.activation_stats import VALUES
 from generator.models import load_model
+from generator.models.layers import unrolled_layers
 
 NUMPY_ACTIVATIONS = {
     "gelu": lambda x: 0.5 * x * (1.0 + erf(x / np.sqrt(2.0))),
@@ -92,7 +93,8 @@ def test_mlp_probe_is_the_hidden_activation_after_the_non_linearity(case, monkey
     ids = np.array([[3, 7, 11, 5, 2, 9], [4, 8, 6, 0, 0, 0]], np.int32)
     mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]], np.int32)
     run = model.encode if hasattr(model, "encode") else model
-    out = run(ids, mask)
+    with unrolled_layers():  # eager blocks, so `record` sees concrete inputs (scan traces them)
+        out = run(ids, mask)
     probe = np.asarray(out["mlp_activations"], np.float64)
     assert probe.shape == (2, config.n_layers, 6, config.d_mlp)
     act = NUMPY_ACTIVATIONS[config.activation]
