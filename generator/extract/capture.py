@@ -163,20 +163,18 @@ def memory_estimates(card, loaded, batches, showcase_shape: tuple[int, int]) -> 
     ]
 
 
-def memory_summary(card, loaded, batches, showcase_shape: tuple[int, int]) -> str:
+def memory_summary(estimates: list) -> str:
     """Return the one-line memory estimate of this extraction (largest corpus batch, showcase)."""
-    estimates = memory_estimates(card, loaded, batches, showcase_shape)
     return max(estimates, key=lambda e: e.corpus_batch_bytes).summary()
 
 
-def check_activations(card, loaded, batches, showcase_shape: tuple[int, int]) -> None:
+def check_activations(card, estimates: list) -> None:
     """Refuse the corpus pass when its largest batch or the showcase exceeds the free memory.
 
     The parameters are resident already, so only the activations are compared with what is free.
     """
     from generator.models.device_memory import check_batch, device_available
 
-    estimates = memory_estimates(card, loaded, batches, showcase_shape)
     most = max(max(e.corpus_batch_bytes, e.showcase_batch_bytes) for e in estimates)
     check_batch(card.name, most, device_available(), max_length=card.max_length)
 
@@ -487,8 +485,9 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     )
     plan_showcase(run)
     width = bucket_length(int(max(run.showcase_tokens.lengths[run.showcase])), run.max_length)
-    summary = memory_summary(card, run.loaded, run.batches, (len(run.showcase), width))
-    check_activations(card, run.loaded, run.batches, (len(run.showcase), width))
+    estimates = memory_estimates(card, run.loaded, run.batches, (len(run.showcase), width))
+    summary = memory_summary(estimates)
+    check_activations(card, estimates)
     log.info("%s: %s", card.name, summary)
     if run.notify is not None:
         run.notify(f"{card.name}: {summary}")
