@@ -1,5 +1,6 @@
 """Weight statistics of the extract stage: every tensor once, every number against numpy."""
 
+import json
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -198,11 +199,12 @@ class CountingSource(Mapping):
         return len(self._arrays)
 
 
-def test_weight_statistics_hold_one_tensor_at_a_time():
+def test_weight_statistics_hold_one_tensor_per_thread(monkeypatch):
     from generator.models.loading import load_model
 
     loaded = load_model(FIXTURES / "tiny-gpt2")
     arrays = parameter_arrays(loaded.model)
+    monkeypatch.setenv("MODELATLAS_WORKERS", "1")
     source = CountingSource(arrays)
     section, out = weight_statistics(source, loaded.config.d_head)
     assert source.most_alive == 1 and source.reads >= 2 * len(arrays)  # each read let go
@@ -210,6 +212,16 @@ def test_weight_statistics_hold_one_tensor_at_a_time():
     assert section == direct
     for name, (array, _axes) in out.items():
         np.testing.assert_array_equal(array, direct_out[name][0])
+    # Two threads: at most one tensor each, and the same numbers in the same order.
+    monkeypatch.setenv("MODELATLAS_WORKERS", "2")
+    source = CountingSource(arrays)
+    threaded, threaded_out = weight_statistics(source, loaded.config.d_head)
+    assert source.most_alive <= 2 and source.reads >= 2 * len(arrays)
+    assert json.dumps(threaded) == json.dumps(section)  # key order too (the manifest's bytes)
+    assert threaded_out.keys() == out.keys()
+    for name, (array, axes) in out.items():
+        np.testing.assert_array_equal(threaded_out[name][0], array)
+        assert threaded_out[name][1] == axes
 
 
 def test_matrices_above_the_cap_get_a_truncated_spectrum_with_true_intervals(monkeypatch):
