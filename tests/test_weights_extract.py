@@ -250,3 +250,16 @@ def test_matrices_above_the_cap_get_a_truncated_spectrum_with_true_intervals(mon
         lo, hi = m["effective_rank_interval"]
         assert lo <= effective_rank(exact) <= hi
         assert m["sigma_max"] == pytest.approx(exact[0], abs=m["sigma_error"] + 1e-9)
+
+
+def test_row_norms_and_cosines_in_blocks_equal_the_whole_matrix_in_float64():
+    from generator.extract.embedding_geometry import ROW_BLOCK, row_cosines, row_norms
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(2 * ROW_BLOCK + 5, 24)).astype(np.float32)
+    b = rng.normal(size=a.shape).astype(np.float32)
+    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+    norms_a, norms_b = np.linalg.norm(wide_a, axis=1), np.linalg.norm(wide_b, axis=1)
+    np.testing.assert_array_equal(row_norms(a), norms_a.astype(np.float32))
+    cosine = np.sum(wide_a * wide_b, axis=1) / (norms_a * norms_b)
+    np.testing.assert_array_equal(row_cosines(a, b), cosine.astype(np.float32))
