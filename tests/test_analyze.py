@@ -81,3 +81,26 @@ def test_label_counts_and_facts():
     ]
     facts = corpus_facts(np.array([4, 8, 8]), np.array([4, 8, 20]), max_length=8)
     assert facts["truncated"] == 1 and facts["tokens"] == 20 and facts["max_length_seen"] == 20
+
+
+def test_analyses_run_with_one_blas_thread(tmp_path, monkeypatch):
+    """`analyze` runs every analysis under a one-thread BLAS limit (same tables, no idle threads)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from generator.analyze import run
+    from generator.artifacts import Artifacts
+
+    seen = []
+
+    def recording(artifacts):
+        seen.append(max(pool["num_threads"] for pool in threadpool_info()))
+        return {}
+
+    monkeypatch.setattr(run, "ANALYSES", {name: recording for name in run.ANALYSES})
+    manifest = {"input_hash": "0" * 64, "analyses": ["parameters", "corpus", "heads"]}
+    with threadpool_limits(limits=2):  # what the process has outside `analyze`
+        run.analyze(Artifacts(tmp_path, manifest), force=True)
+        after = max(pool["num_threads"] for pool in threadpool_info())
+    assert seen == [1, 1, 1]
+    assert after == 2  # the limit ends with the stage
+    assert (tmp_path / "analyses" / "index.json").is_file()

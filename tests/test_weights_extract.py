@@ -1,5 +1,6 @@
 """Weight statistics of the extract stage: every tensor once, every number against numpy."""
 
+import json
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
@@ -198,11 +199,12 @@ class CountingSource(Mapping):
         return len(self._arrays)
 
 
-def test_weight_statistics_hold_one_tensor_at_a_time():
+def test_weight_statistics_hold_one_tensor_per_thread(monkeypatch):
     from generator.models.loading import load_model
 
     loaded = load_model(FIXTURES / "tiny-gpt2")
     arrays = parameter_arrays(loaded.model)
+    monkeypatch.setenv("MODELATLAS_WORKERS", "1")
     source = CountingSource(arrays)
     section, out = weight_statistics(source, loaded.config.d_head)
     assert source.most_alive == 1 and source.reads >= 2 * len(arrays)  # each read let go
@@ -210,6 +212,16 @@ def test_weight_statistics_hold_one_tensor_at_a_time():
     assert section == direct
     for name, (array, _axes) in out.items():
         np.testing.assert_array_equal(array, direct_out[name][0])
+    # Two threads: at most one tensor each, and the same numbers in the same order.
+    monkeypatch.setenv("MODELATLAS_WORKERS", "2")
+    source = CountingSource(arrays)
+    threaded, threaded_out = weight_statistics(source, loaded.config.d_head)
+    assert source.most_alive <= 2 and source.reads >= 2 * len(arrays)
+    assert json.dumps(threaded) == json.dumps(section)  # key order too (the manifest's bytes)
+    assert threaded_out.keys() == out.keys()
+    for name, (array, axes) in out.items():
+        np.testing.assert_array_equal(threaded_out[name][0], array)
+        assert threaded_out[name][1] == axes
 
 
 def test_matrices_above_the_cap_get_a_truncated_spectrum_with_true_intervals(monkeypatch):
@@ -238,3 +250,16 @@ def test_matrices_above_the_cap_get_a_truncated_spectrum_with_true_intervals(mon
         lo, hi = m["effective_rank_interval"]
         assert lo <= effective_rank(exact) <= hi
         assert m["sigma_max"] == pytest.approx(exact[0], abs=m["sigma_error"] + 1e-9)
+
+
+def test_row_norms_and_cosines_in_blocks_equal_the_whole_matrix_in_float64():
+    from generator.extract.embedding_geometry import ROW_BLOCK, row_cosines, row_norms
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(2 * ROW_BLOCK + 5, 24)).astype(np.float32)
+    b = rng.normal(size=a.shape).astype(np.float32)
+    wide_a, wide_b = a.astype(np.float64), b.astype(np.float64)
+    norms_a, norms_b = np.linalg.norm(wide_a, axis=1), np.linalg.norm(wide_b, axis=1)
+    np.testing.assert_array_equal(row_norms(a), norms_a.astype(np.float32))
+    cosine = np.sum(wide_a * wide_b, axis=1) / (norms_a * norms_b)
+    np.testing.assert_array_equal(row_cosines(a, b), cosine.astype(np.float32))

@@ -86,6 +86,8 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
     input_hash = json_sha256(
         {"artifacts": artifacts.manifest["input_hash"], "code": source_sha256("analyze")}
     )
+    from threadpoolctl import threadpool_limits
+
     recover(folder)
     timer = PartTimer("analysis")
     if not force:
@@ -112,6 +114,10 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
         if "weights" in selected:
             analyses["weights"] = functools.partial(weights_analysis, **jobs)
             analyses["gradients"] = gradients_analysis  # a section of the weights page
+        # One BLAS thread: the analyses' many small SVDs and products spent most of their
+        # time in idle BLAS threads (qk_geometry: 0.2 s CPU with one, 7.8 s with two while a
+        # worker ran beside it), and their tables are the same bytes either way.
+        stack.enter_context(threadpool_limits(limits=1))
         for name, analysis in analyses.items():
             with timer.part(name):
                 made = analysis(artifacts)

@@ -153,16 +153,27 @@ def vocabulary_strings(tokenizer, vocab_size: int) -> list[str]:
     return [str(t) if t is not None else f"[{i}]" for i, t in enumerate(tokens)]
 
 
+ROW_BLOCK = 4096  # rows widened to float64 at a time (each row's sums are the same per block)
+
+
 def row_norms(matrix: np.ndarray) -> np.ndarray:
-    """Return the L2 norm of every row of a [vocab, d] matrix as float32."""
-    return np.linalg.norm(np.asarray(matrix, dtype=np.float64), axis=1).astype(np.float32)
+    """Return the L2 norm of every row of a [vocab, d] matrix as float32 (summed in float64)."""
+    out = np.empty(len(matrix), dtype=np.float32)
+    for start in range(0, len(matrix), ROW_BLOCK):
+        block = np.asarray(matrix[start : start + ROW_BLOCK], dtype=np.float64)
+        out[start : start + len(block)] = np.linalg.norm(block, axis=1)
+    return out
 
 
 def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Return the cosine similarity of the matching rows of two [vocab, d] matrices."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    denominator = np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-300)
-    return (np.sum(a * b, axis=1) / denominator).astype(np.float32)
+    out = np.empty(len(a), dtype=np.float32)
+    for start in range(0, len(a), ROW_BLOCK):
+        x = np.asarray(a[start : start + ROW_BLOCK], dtype=np.float64)
+        y = np.asarray(b[start : start + ROW_BLOCK], dtype=np.float64)
+        denominator = np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-300)
+        out[start : start + len(x)] = np.sum(x * y, axis=1) / denominator
+    return out
 
 
 def neighbour_rows(strings, counts, probes, neighbours) -> list[dict]:

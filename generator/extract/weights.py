@@ -20,8 +20,11 @@ stated error bounds (truncated_spectra.py).
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections import deque
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,11 +197,12 @@ class _Collected:
 
 
 def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[dict, dict]:
-    """Compute every weight statistic of a model, reading one tensor at a time.
+    """Compute every weight statistic of a model, reading one tensor at a time per thread.
 
     Three passes over `arrays`: statistics, spectra and heatmaps; histograms in the group
-    ranges the first pass found; the per-head vectors of each role for its Gram matrix. No pass
-    keeps a tensor once the next is read.
+    ranges the first pass found; the per-head vectors of each role for its Gram matrix. The
+    first two spread the tensors over threads (`in_threads`: at most one tensor per thread is
+    held); the results are gathered in tensor order, so they are the same whatever the threads.
 
     Args:
         arrays: parameter name -> float32 array (matrices [in, out], embeddings [vocab, d]),
@@ -209,12 +213,18 @@ def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[di
         (manifest section, arrays by artifact name with their axes): see the module docstring.
     """
     out = _Collected()
-    for name in arrays:
-        _add_tensor(out, name, arrays[name], d_head)
+    for parts in in_threads(functools.partial(_tensor_parts, d_head=d_head), arrays, list(arrays)):
+        _collect(out, parts)
     ranges = group_ranges(out.rows)
+    bins = {row["name"]: ranges[row["group"]] for row in out.rows}
+
+    def histogram(name: str, values: np.ndarray) -> tuple[np.ndarray, int]:
+        return histogram_counts(values, *bins[name])
+
     histograms = []
-    for row in out.rows:
-        counts, beyond = histogram_counts(arrays[row["name"]], *ranges[row["group"]])
+    for row, (counts, beyond) in zip(
+        out.rows, in_threads(histogram, arrays, list(bins)), strict=True
+    ):
         row["beyond_range"] = beyond
         histograms.append(counts)
     out_arrays, head_index = _weight_arrays(out, histograms, arrays, d_head)
@@ -229,8 +239,44 @@ def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[di
     return section, out_arrays
 
 
-def _add_tensor(out: _Collected, name: str, values: np.ndarray, d_head: int) -> None:
-    """Add one tensor's statistics row, and its spectra, heatmap and heads when it is a matrix."""
+def in_threads(function, arrays: Mapping[str, np.ndarray], names: list[str]) -> Iterator:
+    """Yield `function(name, arrays[name])` for each name in order, computed in threads.
+
+    One thread per CPU (`worker_count`: MODELATLAS_WORKERS=1 computes them here, one by one).
+    A tensor is read from `arrays` when a thread is free for it, so at most one tensor per
+    thread is held at a time.
+    """
+    from generator.analyze.workers import worker_count
+
+    threads = worker_count(len(names))
+    if threads == 1:
+        for name in names:
+            yield function(name, arrays[name])
+        return
+    with ThreadPoolExecutor(threads) as pool:
+        pending: deque = deque()
+        for name in names:
+            if len(pending) == threads:
+                yield pending.popleft().result()
+            pending.append(pool.submit(function, name, arrays[name]))
+        while pending:
+            yield pending.popleft().result()
+
+
+@dataclass
+class _TensorParts:
+    """What one tensor adds: its statistics row and, for a matrix, its spectrum, heatmap and
+    heads (rows whose `spectrum` / `heatmap` numbers `_collect` fills in)."""
+
+    row: dict
+    matrix: dict | None = None
+    sigma: np.ndarray | None = None
+    pooled: np.ndarray | None = None
+    heads: list = field(default_factory=list)  # (head row, sigma, head-vector item or None)
+
+
+def _tensor_parts(name: str, values: np.ndarray, d_head: int) -> _TensorParts:
+    """Compute one tensor's statistics row, and its spectra, heatmap and heads when a matrix."""
     role = classify(name).to_dict()
     row = {
         "name": name,
@@ -240,12 +286,31 @@ def _add_tensor(out: _Collected, name: str, values: np.ndarray, d_head: int) -> 
         "group": histogram_group(role),
         **tensor_statistics(values),
     }
-    out.rows.append(row)
+    parts = _TensorParts(row)
     if values.ndim != 2 or role["leaf"] != "weight":
-        return
-    _add_matrix(out, name, values, row=row, role=role)
+        return parts
+    parts.matrix, parts.sigma, parts.pooled = _matrix_parts(name, values, row=row, role=role)
     for part_role, part in _head_matrices(name, role["role"], values):
-        _add_heads(out, name, head_blocks(part, part_role, d_head), role=role, part_role=part_role)
+        blocks = head_blocks(part, part_role, d_head)
+        parts.heads += _head_parts(name, blocks, role=role, part_role=part_role)
+    return parts
+
+
+def _collect(out: _Collected, parts: _TensorParts) -> None:
+    """Append one tensor's parts to `out`, numbering its spectra and heatmap."""
+    out.rows.append(parts.row)
+    if parts.matrix is not None:
+        parts.matrix["spectrum"] = len(out.spectra_sv)
+        parts.matrix["heatmap"] = len(out.heatmaps)
+        out.spectra_sv.append(parts.sigma)
+        out.heatmaps.append(parts.pooled)
+        out.matrices.append(parts.matrix)
+    for head, sigma, item in parts.heads:
+        head["spectrum"] = len(out.head_sv)
+        out.heads.append(head)
+        out.head_sv.append(sigma)
+        if item is not None:
+            out.head_vectors[head["role"]].append(item)
 
 
 def _weight_arrays(out: _Collected, histograms: list, arrays, d_head: int) -> tuple[dict, dict]:
@@ -297,8 +362,9 @@ def _where(role: dict) -> dict:
     return {k: role[k] for k in ("layer", "stack", "cross", "shared") if k in role}
 
 
-def _add_matrix(out: _Collected, name: str, values: np.ndarray, *, row: dict, role: dict) -> None:
-    """Add one 2-D weight: its spectrum (exact below the SVD cap, else truncated) and heatmap."""
+def _matrix_parts(name: str, values: np.ndarray, *, row: dict, role: dict) -> tuple:
+    """Return one 2-D weight's (matrix row, spectrum, pooled heatmap); the spectrum is exact
+    below the SVD cap, else truncated. The row's `spectrum` and `heatmap` are placeholders."""
     matrix = {
         "name": name,
         "component": role["component"],
@@ -308,43 +374,40 @@ def _add_matrix(out: _Collected, name: str, values: np.ndarray, *, row: dict, ro
     }
     if spectrum_allowed(values.shape):
         sigma = singular_values(values)
-        matrix.update(spectrum_summary(sigma), spectrum=len(out.spectra_sv))
+        matrix.update(spectrum_summary(sigma), spectrum=None)
         matrix["spectrum_method"] = "exact"
     else:
         log.info("%s: %s elements, above the exact-SVD cap; top singular values", name, values.size)
         sigma, fields = truncated_summary(values, SEED, total=row["frobenius"] ** 2)
-        matrix.update(spectrum_summary(sigma), spectrum=len(out.spectra_sv), **fields)
-    out.spectra_sv.append(sigma)
+        matrix.update(spectrum_summary(sigma), spectrum=None, **fields)
     pooled = max_abs_pool(values)
     matrix.update(
-        heatmap=len(out.heatmaps),
+        heatmap=None,
         heatmap_shape=list(pooled.shape),
         block=list(block_shape(*values.shape)),
         max_abs=row["max_abs"],
     )
-    out.heatmaps.append(pooled)
-    out.matrices.append(matrix)
+    return matrix, sigma, pooled
 
 
-def _add_heads(out: _Collected, name: str, blocks, *, role: dict, part_role: str) -> None:
-    """Add the per-head spectra of one projection (and its head vectors, self-attention only)."""
+def _head_parts(name: str, blocks, *, role: dict, part_role: str) -> list[tuple]:
+    """Return (head row, spectrum, head-vector item; None for cross-attention) per head block."""
+    parts = []
     for h, block in enumerate(blocks or []):
         sigma = singular_values(block)
         where = _where(role)
-        out.heads.append(
-            {
-                "name": name,
-                "role": part_role,
-                **where,
-                "head": h,
-                "frobenius": float(np.sqrt(np.sum(sigma**2))),
-                **{k: v for k, v in spectrum_summary(sigma).items() if "alpha" not in k},
-                "spectrum": len(out.head_sv),
-            }
-        )
-        out.head_sv.append(sigma)
-        if not role["cross"]:
-            out.head_vectors[part_role].append(({**where, "head": h}, name, block.size))
+        head = {
+            "name": name,
+            "role": part_role,
+            **where,
+            "head": h,
+            "frobenius": float(np.sqrt(np.sum(sigma**2))),
+            **{k: v for k, v in spectrum_summary(sigma).items() if "alpha" not in k},
+            "spectrum": None,
+        }
+        item = None if role["cross"] else ({**where, "head": h}, name, block.size)
+        parts.append((head, sigma, item))
+    return parts
 
 
 def _stack_heatmaps(heatmaps: list[np.ndarray]) -> np.ndarray:
