@@ -14,6 +14,7 @@ import numpy as np
 
 from generator.artifacts import Artifacts
 from generator.render.charts import attention as charts
+from generator.render.pages.attention_files import attention_files, embedded
 from generator.render.pages.common import Page, chart
 from generator.render.pages.generation import generation_context
 from generator.render.pages.packing import (  # noqa: F401 (re-exported)
@@ -477,7 +478,19 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     )
     steps = generation_context(artifacts)
     scores, score_chart = scores_section(artifacts, data)
+    files = attention_files(
+        data["examples"],
+        data["kinds"],
+        n_heads,
+        scores["scores"] if scores else None,
+        _blocks,
+    )
+    data = {**data, "examples": embedded(data["examples"])}
+    if scores:  # the scale per example and kind stays; each head's values are in its file
+        scale = [{kind: {"scale": v["scale"]} for kind, v in s.items()} for s in scores["scores"]]
+        scores = {**scores, "scores": scale}
     return {
+        "data_files": files,
         "attention": data,
         "generation": steps["generation"],
         "generation_reason": steps["reason"],
