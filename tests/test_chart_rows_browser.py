@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from attention_support import attention_data
 from browser_support import file_url, open_page
 from test_render import parse
 
@@ -389,8 +390,7 @@ def attention_problems(page, data: dict, view: tuple[int, int, int, int], **opti
 @pytest.mark.parametrize(("build", "name"), [("tiny_build", "tiny-bert"), ("t5_build", "tiny-t5")])
 def test_attention_rows_equal_python_rows_for_every_view(page, request, build, name):
     _, site, _ = request.getfixturevalue(build)
-    scripts = {a.get("id"): text for a, text in parse(site / name / "attention.html").scripts}
-    data = json.loads(scripts["attention-data"])
+    data = attention_data(site / name)
     n_heads, kinds = data["n_heads"], data["kinds"]
     open_page(page, file_url(site / name / "attention.html")).assert_clean()
     problems, checked = [], 0
