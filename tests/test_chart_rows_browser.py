@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from attention_support import attention_data
+from attention_support import attention_data, read_data_file
 from browser_support import file_url, open_page
 from test_render import parse
 
@@ -241,6 +241,7 @@ PAGES: dict[str, tuple[str, list[Case]]] = {
 
 SHOWN_JS = """async ([id, name]) => {
     await new Promise((resolve) => setTimeout(resolve, 0));
+    await window.Atlas.settle();  // a view whose data file is still loading
     const view = window.Atlas.views[id];
     await view.runAsync();
     return JSON.parse(JSON.stringify(view.data(name)));
@@ -251,7 +252,10 @@ OPTIONS_JS = "(id) => Array.from(document.getElementById(id).options, (o) => o.v
 def page_data(site, page: str, data_id: str) -> dict:
     """The JSON a page embeds for its script."""
     scripts = {a.get("id"): text for a, text in parse(site / "tiny-bert" / page).scripts}
-    return json.loads(scripts[data_id])
+    data = json.loads(scripts[data_id])
+    for entry in (data.get("heatmaps") or {}).values():  # weights: each matrix's cells, a file
+        entry["q"] = read_data_file(site / "tiny-bert", entry["file"])
+    return data
 
 
 def mismatch(shown: list, expected: list, tolerance: float) -> str | None:

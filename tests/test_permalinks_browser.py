@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from attention_support import read_data_file
 from browser_support import file_url, open_page
 from cards import TEST_CORPUS
 from test_render import parse
@@ -366,6 +367,7 @@ def test_a_dimension_of_the_outlier_table_opens_its_values_per_token(page, tiny_
     settle(page)
     assert control_values(page)["dim"] == key
     rows = page.evaluate("() => window.Atlas.views['chart-activations-dimension'].data('rows')")
-    assert [r["value"] for r in rows] == data["values"][key][0]
+    index = [pair[0] for pair in data["pairs"]].index(key)  # its values: a data file
+    assert [r["value"] for r in rows] == read_data_file(folder, f"activations-dimension-{index}")[0]
     assert [r["token_label"][5:] for r in rows] == data["tokens"][0]
     assert page.evaluate("() => window.Atlas.parseFragment(window.location.hash)")["dim"] == key

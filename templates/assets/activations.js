@@ -66,9 +66,15 @@
   }
 
   /* Rows of one dimension over one showcase example (mirrors first_rows in dimension_tokens.py). */
+  function dimensionFile(dims, key) {
+    for (var i = 0; i < dims.pairs.length; i++) if (dims.pairs[i][0] === key) return "activations-dimension-" + i;
+    return null;
+  }
   function dimensionRows(dims, key, example) {
-    if (!dims || !dims.values[key] || !dims.tokens[example]) return [];
-    var values = dims.values[key][example];
+    var file = dims && dimensionFile(dims, key);
+    var all = file && Atlas.dataNow(file);
+    if (!all || !all[example] || !dims.tokens[example]) return [];
+    var values = all[example];
     return dims.tokens[example].map(function (token, i) {
       return { position: i, token_label: pad4(i) + " " + token, value: values[i] };
     });
@@ -91,8 +97,12 @@
   Atlas.register(function (specs) {
     var data = Atlas.readJson("activations-data");
     if (!data) return;
-    Atlas.bindSelects(specs, "chart-activations-dimension", ["select-dim", "select-dim-example"], function (v) {
+    /* Each dimension's values are a data file (activation_files.py), loaded when chosen. */
+    var dimension = Atlas.bindSelects(specs, "chart-activations-dimension", ["select-dim", "select-dim-example"], function (v) {
       return dimensionRows(data.dimension_tokens, v[0], Number(v[1]));
+    }, function (v) {
+      var file = data.dimension_tokens && dimensionFile(data.dimension_tokens, v[0]);
+      return file ? [file] : [];
     });
     bindDimensionLinks();
     var quantity = document.getElementById("select-act-quantity");
@@ -114,5 +124,6 @@
       return profileRows(data.profile[v[0]]);
     });
     bindNeurons(specs, data);
+    return dimension;
   });
 })();

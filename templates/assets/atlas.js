@@ -60,6 +60,11 @@
       return promise;
     },
     provide: function (name, data) { store[name] = data; },
+    dataPath: function (name) { return "data/" + name + ".js"; },
+    missingLine: function (error) {
+      return (error && error.path ? "Could not load " + error.path : String(error)) +
+        ": this data file is missing from the site folder; rebuild the site to restore it.";
+    },
     dataNow: function (name) { return has(store, name) ? store[name] : undefined; },
     loadData: function (name) {
       if (!has(loads, name)) loads[name] = Atlas.track(injectData(name));
@@ -103,7 +108,7 @@
   function has(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
 
   function injectData(name) {
-    var path = "data/" + name + ".js";
+    var path = Atlas.dataPath(name);
     return new Promise(function (resolve, reject) {
       function fail() {
         delete loads[name];  /* a later call tries again */

@@ -375,8 +375,7 @@
     }
     function failed(error) {
       shown.example = -1;  /* the grid is refilled once a view loads */
-      say((error && error.path ? "Could not load " + error.path : String(error)) +
-        ": this data file is missing from the site folder; rebuild the site to restore it.", true);
+      say(window.Atlas.missingLine(error), true);
     }
 
     var first = selection();

@@ -4,7 +4,8 @@
  * and the head's data file (attention.js `headFile`: `scores`, base64 int16 [q, k] multiples of
  * the scale); it follows the weights heatmap, which attention.js redraws once a view's files are
  * loaded (selectors, URL fragment, a click on the grid). Activations page: the corpus-wide
- * histogram of one layer and head.
+ * histogram of one layer and head, from its layer's data file `activations-scores-L` {head:
+ * [[start, end, fraction]]}.
  * Row builders mirror generator/render/pages/score_section.py. */
 (function () {
   "use strict";
@@ -83,15 +84,16 @@
   function bindHistogram(specs) {
     var data = Atlas.readJson("activations-data");
     if (!data || !data.scores) return;
-    Atlas.bindSelects(specs, "chart-activations-scores", ["select-score-layer", "select-score-head"], function (v) {
-      return (data.scores.bins[v[0] + "/" + v[1]] || []).map(function (b) {
+    /* Each layer's histograms are a data file (activation_files.py), loaded when chosen. */
+    function file(v) { return "activations-scores-" + v[0]; }
+    return Atlas.bindSelects(specs, "chart-activations-scores", ["select-score-layer", "select-score-head"], function (v) {
+      return ((Atlas.dataNow(file(v)) || {})[v[1]] || []).map(function (b) {
         return { start: b[0], end: b[1], fraction: b[2] };
       });
-    });
+    }, function (v) { return [file(v)]; });
   }
 
   Atlas.register(function (specs) {
-    bindHistogram(specs);
-    return bindHeatmap(specs);
+    return Promise.all([bindHistogram(specs), bindHeatmap(specs)]);
   });
 })();
