@@ -213,15 +213,20 @@ def control_values(page) -> dict:
     return {c["key"]: c["value"] for c in page.evaluate(CONTROLS_JS)}
 
 
+def open_head_from_heads_page(page, folder: Path, *, example: int, layer: int, head: int) -> None:
+    """Choose `example` on the attention page, then click (layer, head) in the heads page's grid."""
+    # The attention page remembers the example chosen last (for the tab).
+    open_page(page, file_url(folder / "attention.html") + f"#example={example}").assert_clean()
+    open_page(page, file_url(folder / "heads.html")).assert_clean()
+    with page.expect_navigation():
+        click_mark(page, "chart-heads-heatmap", layer=layer, head=head)
+    page.wait_for_function("() => window.__atlasReady === true")
+
+
 def test_head_cells_open_their_attention_view_for_the_current_example(page, tiny_build):
     _, out, _ = tiny_build
     folder = out / "tiny-bert"
-    # The attention page remembers the example chosen last (for the tab).
-    open_page(page, file_url(folder / "attention.html") + "#example=2").assert_clean()
-    open_page(page, file_url(folder / "heads.html")).assert_clean()
-    with page.expect_navigation():
-        click_mark(page, "chart-heads-heatmap", layer=1, head=2)
-    page.wait_for_function("() => window.__atlasReady === true")
+    open_head_from_heads_page(page, folder, example=2, layer=1, head=2)
     assert page.url.endswith("attention.html#layer=1&head=2&example=2")
     assert {k: v for k, v in control_values(page).items() if k in ("layer", "head", "example")} == {
         "layer": "1",

@@ -18,7 +18,7 @@ from browser_support import (
     serve_directory,
 )
 from cards import small_corpus, write_card
-from test_permalinks_browser import click_mark, view_state
+from test_permalinks_browser import open_head_from_heads_page, view_state
 
 from generator.build import build_cards
 from generator.card import load_card
@@ -275,11 +275,7 @@ def test_wide_head_click_opens_its_attention_view_with_its_maps(page, wide_build
     _, out, _ = wide_build
     folder = out / WIDE
     data = attention_data(folder)
-    open_page(page, file_url(folder / "attention.html") + "#example=1").assert_clean()
-    open_page(page, file_url(folder / "heads.html")).assert_clean()
-    with page.expect_navigation():
-        click_mark(page, "chart-heads-heatmap", layer=22, head=13)
-    page.wait_for_function("() => window.__atlasReady === true")
+    open_head_from_heads_page(page, folder, example=1, layer=22, head=13)
     assert page.url.endswith("attention.html#layer=22&head=13&example=1")
     shown = drawn_heatmap(page)
     assert shown["selection"] == "self attention, example 1, layer 22, head 13"
