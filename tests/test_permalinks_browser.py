@@ -213,14 +213,17 @@ def control_values(page) -> dict:
     return {c["key"]: c["value"] for c in page.evaluate(CONTROLS_JS)}
 
 
-def open_head_from_heads_page(page, folder: Path, *, example: int, layer: int, head: int) -> None:
+def open_head_from_heads_page(
+    page, folder: Path, *, example: int, layer: int, head: int, timeout_ms: int = 15000
+) -> None:
     """Choose `example` on the attention page, then click (layer, head) in the heads page's grid."""
     # The attention page remembers the example chosen last (for the tab).
-    open_page(page, file_url(folder / "attention.html") + f"#example={example}").assert_clean()
-    open_page(page, file_url(folder / "heads.html")).assert_clean()
-    with page.expect_navigation():
+    url = file_url(folder / "attention.html") + f"#example={example}"
+    open_page(page, url, timeout_ms=timeout_ms).assert_clean()
+    open_page(page, file_url(folder / "heads.html"), timeout_ms=timeout_ms).assert_clean()
+    with page.expect_navigation(timeout=timeout_ms):
         click_mark(page, "chart-heads-heatmap", layer=layer, head=head)
-    page.wait_for_function("() => window.__atlasReady === true")
+    page.wait_for_function("() => window.__atlasReady === true", timeout=timeout_ms)
 
 
 def test_head_cells_open_their_attention_view_for_the_current_example(page, tiny_build):
