@@ -31,7 +31,8 @@
     if (!showcase || example >= showcase.examples.length || layer < 0) return [];
     var ids = showcase.neurons[layer];
     var item = showcase.examples[example];
-    var flat = item.values[layer];
+    var flat = (Atlas.dataNow("activations-neurons-" + layer) || [])[example];  /* a data file */
+    if (!flat) return [];
     var rows = [];
     item.tokens.forEach(function (token, t) {
       ids.forEach(function (neuron, j) {
@@ -60,8 +61,12 @@
     Atlas.bindSelects(specs, "chart-neurons-bars", ["select-neuron-layer"], function (v) {
       return barRows(neurons.bars[v[0]]);
     });
-    Atlas.bindSelects(specs, "chart-neurons-heatmap", ["select-neuron-example", "select-neuron-layer"], function (v) {
+    /* Each layer's showcase values are a data file (activation_files.py), loaded when chosen. */
+    return Atlas.bindSelects(specs, "chart-neurons-heatmap", ["select-neuron-example", "select-neuron-layer"], function (v) {
       return heatmapRows(neurons.showcase, Number(v[0]), neurons.layers.indexOf(v[1]));
+    }, function (v) {
+      var index = neurons.layers.indexOf(v[1]);
+      return neurons.showcase && index >= 0 ? ["activations-neurons-" + index] : [];
     });
   }
 
@@ -123,7 +128,6 @@
     Atlas.bindSelects(specs, "chart-activations-profile", ["select-profile-layer"], function (v) {
       return profileRows(data.profile[v[0]]);
     });
-    bindNeurons(specs, data);
-    return dimension;
+    return Promise.all([dimension, bindNeurons(specs, data)]);
   });
 })();

@@ -8,6 +8,8 @@ needs them; the page embeds the rest. Every chart draws the same rows as before.
 - `activations-scores-L`: {head: bins} of layer L (bins as `score_histograms` makes them);
 - `activations-dimension-I`: the values of the I-th pair of `dimension_tokens` (0-based, the
   order of its `pairs`): [example][token].
+- `activations-neurons-I`: the showcase's top-neuron values at the I-th layer of the neuron
+  section's `layers`: [example][token x neuron] (as `values[I]` of each example before).
 """
 
 from __future__ import annotations
@@ -40,3 +42,22 @@ def split_dimensions(dims: dict | None) -> tuple[dict | None, dict[str, list]]:
         return dims, {}
     files = {dimension_file(i): dims["values"][key] for i, (key, _) in enumerate(dims["pairs"])}
     return {key: value for key, value in dims.items() if key != "values"}, files
+
+
+def neurons_file(index: int) -> str:
+    """Return the data file name of the neuron heatmap's `index`-th layer (as in activations.js)."""
+    return f"activations-neurons-{index}"
+
+
+def split_neurons(neurons: dict | None) -> tuple[dict | None, dict[str, list]]:
+    """Return (neuron data without the showcase values, {file name: values} of every layer)."""
+    showcase = (neurons or {}).get("showcase")
+    if not showcase:
+        return neurons, {}
+    examples = showcase["examples"]
+    files = {
+        neurons_file(i): [item["values"][i] for item in examples]
+        for i in range(len(showcase["neurons"]))
+    }
+    kept = [{k: v for k, v in item.items() if k != "values"} for item in examples]
+    return {**neurons, "showcase": {**showcase, "examples": kept}}, files
