@@ -1,4 +1,4 @@
-"""`python -m benchmarks [--smoke] [--only forward,e2e,scaling,sizes,pages] [--out FILE]`.
+"""`python -m benchmarks [--smoke] [--only forward,e2e,scaling,sizes,pages] [--no-wide] [--out FILE]`.
 
 Full run (the bench venv, `make bench`): default model, several repetitions, PyTorch and the
 seeds baseline where installed; writes benchmarks/results.md. `--smoke`: the tiny test model on
@@ -41,6 +41,7 @@ class Plan:
     scaling_reps: int
     page_reps: int
     size_kinds: tuple[str, ...]  # benchmarks/checkpoints.py configs built by `sizes`
+    wide_pages: bool = False  # `pages` also builds and measures the 24-layer x 16-head site
 
 
 FULL = Plan(
@@ -57,6 +58,7 @@ FULL = Plan(
     scaling_reps=2,
     page_reps=3,
     size_kinds=("bert-base", "gpt2-small", "llama-24l"),
+    wide_pages=True,
 )
 SMOKE = Plan(
     model=str(ROOT / "tests" / "fixtures" / "tiny-bert"),
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="report file (default benchmarks/results.md)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temp folder)")
     parser.add_argument("--threads", type=int, default=0, help="threads (default: all cores)")
+    parser.add_argument(
+        "--no-wide", action="store_true", help="pages: skip the 24-layer x 16-head site"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -194,8 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         if "pages" in only:
             from benchmarks.pages import measure_render, measure_sizes
 
-            site = measure_sizes(e2e.site)
-            measure_render(site, e2e.site, plan.page_reps)
+            site = [measure_sizes(e2e.site)]
+            measure_render(site[0], e2e.site, plan.page_reps)
+            if plan.wide_pages and not args.no_wide:
+                from benchmarks.pages import measure_wide
+
+                site.append(measure_wide(work / "wide", plan.page_reps))
         machine["load_average_end"] = os.getloadavg()
         command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
         write_report(
@@ -211,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"wrote {out}")
     broken = [
-        f"{p.path}: {'; '.join(p.problems)}" for p in (site.pages if site else []) if p.problems
+        f"{p.path}: {'; '.join(p.problems)}" for one in site or [] for p in one.pages if p.problems
     ]
     for line in broken:
         print(f"page problem: {line}", file=sys.stderr)

@@ -5,11 +5,9 @@ hover, the grid frames the selected head, and the URL fragment keeps every contr
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from attention_support import attention_data
 from browser_support import file_url, open_page
-from test_render import parse
 
 from generator.render.charts import attention as charts
 from generator.render.pages import attention as attention_page
@@ -39,8 +37,7 @@ STATE_JS = """() => {
 
 
 def page_data(out) -> dict:
-    scripts = {a.get("id"): text for a, text in parse(out / "tiny-bert" / "attention.html").scripts}
-    return json.loads(scripts["attention-data"])
+    return attention_data(out / "tiny-bert")
 
 
 def state(page) -> dict:

@@ -232,3 +232,37 @@ def test_page_has_the_display_controls_and_data(tiny_build):
     }
     spec = json.loads(scripts["spec-attention-heatmap"])
     assert spec["encoding"]["color"]["title"] == "attention weight"
+
+
+def test_data_files_hold_each_heads_packed_maps_and_the_grids_block_sums():
+    """Every head's file is its slice of the packed maps; the grid's sums give overview_cells."""
+    import base64
+
+    from generator.render.pages.attention_files import attention_files, grid_file, head_file
+
+    example, kind = synthetic_example(n_layers=2, n_heads=3)
+    packed = np.frombuffer(base64.b64decode(example["weights"]["self"]), dtype="<u2")
+    packed = packed.reshape(2, 3, len(TOKENS), len(TOKENS))
+    for side in (page.OVERVIEW_TOKENS, 2):  # one token a cell; blocks of 3 and 2 tokens
+        files = attention_files([example], [kind], 3, None, lambda n, s=side: page._blocks(n, s))
+        assert set(files) == {
+            head_file(0, "self", layer, head) for layer in range(2) for head in range(3)
+        } | {grid_file(0, "self")}
+        for layer, head in itertools.product(range(2), range(3)):
+            one = files[head_file(0, "self", layer, head)]
+            assert base64.b64decode(one["weights"]) == packed[layer, head].tobytes()
+        grid = files[grid_file(0, "self")]
+        sums = np.frombuffer(base64.b64decode(grid["sums"]), dtype="<" + grid["dtype"])
+        cells = page.overview_cells(example, kind, 3, side)
+        size = page._blocks(len(TOKENS), side)
+        rows = [min(size, len(TOKENS) - c["q"] * size) for c in cells]
+        got = sums / page.WEIGHT_SCALE / np.array(rows)
+        np.testing.assert_allclose(got, [c["weight"] for c in cells], rtol=0, atol=1e-12)
+
+
+def test_the_grid_keeps_its_cell_budget():
+    assert page.overview_tokens(6, 12) == page.OVERVIEW_TOKENS  # the default model: 32
+    assert page.overview_tokens(24, 16) == 13
+    for layers, heads in ((24, 16), (12, 12), (32, 32), (2, 4)):
+        side = page.overview_tokens(layers, heads)
+        assert layers * heads * side**2 <= max(page.OVERVIEW_CELLS, layers * heads)

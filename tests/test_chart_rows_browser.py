@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from attention_support import attention_data, read_data_file
 from browser_support import file_url, open_page
 from test_render import parse
 
@@ -240,6 +241,7 @@ PAGES: dict[str, tuple[str, list[Case]]] = {
 
 SHOWN_JS = """async ([id, name]) => {
     await new Promise((resolve) => setTimeout(resolve, 0));
+    await window.Atlas.settle();  // a view whose data file is still loading
     const view = window.Atlas.views[id];
     await view.runAsync();
     return JSON.parse(JSON.stringify(view.data(name)));
@@ -250,7 +252,15 @@ OPTIONS_JS = "(id) => Array.from(document.getElementById(id).options, (o) => o.v
 def page_data(site, page: str, data_id: str) -> dict:
     """The JSON a page embeds for its script."""
     scripts = {a.get("id"): text for a, text in parse(site / "tiny-bert" / page).scripts}
-    return json.loads(scripts[data_id])
+    data = json.loads(scripts[data_id])
+    for entry in (data.get("heatmaps") or {}).values():  # weights: each matrix's cells, a file
+        entry["q"] = read_data_file(site / "tiny-bert", entry["file"])
+    showcase = (data.get("neurons") or {}).get("showcase")  # activations: a file per layer
+    for index in range(len(showcase["neurons"]) if showcase else 0):
+        values = read_data_file(site / "tiny-bert", f"activations-neurons-{index}")
+        for item, layer in zip(showcase["examples"], values, strict=True):
+            item.setdefault("values", []).append(layer)
+    return data
 
 
 def mismatch(shown: list, expected: list, tolerance: float) -> str | None:
@@ -389,8 +399,7 @@ def attention_problems(page, data: dict, view: tuple[int, int, int, int], **opti
 @pytest.mark.parametrize(("build", "name"), [("tiny_build", "tiny-bert"), ("t5_build", "tiny-t5")])
 def test_attention_rows_equal_python_rows_for_every_view(page, request, build, name):
     _, site, _ = request.getfixturevalue(build)
-    scripts = {a.get("id"): text for a, text in parse(site / name / "attention.html").scripts}
-    data = json.loads(scripts["attention-data"])
+    data = attention_data(site / name)
     n_heads, kinds = data["n_heads"], data["kinds"]
     open_page(page, file_url(site / name / "attention.html")).assert_clean()
     problems, checked = [], 0

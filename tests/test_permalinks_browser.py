@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from attention_support import read_data_file
 from browser_support import file_url, open_page
 from cards import TEST_CORPUS
 from test_render import parse
@@ -212,15 +213,23 @@ def control_values(page) -> dict:
     return {c["key"]: c["value"] for c in page.evaluate(CONTROLS_JS)}
 
 
+def open_head_from_heads_page(
+    page, folder: Path, *, example: int, layer: int, head: int, timeout_ms: int = 15000
+) -> None:
+    """Choose `example` on the attention page, then click (layer, head) in the heads page's grid."""
+    # The attention page remembers the example chosen last (for the tab).
+    url = file_url(folder / "attention.html") + f"#example={example}"
+    open_page(page, url, timeout_ms=timeout_ms).assert_clean()
+    open_page(page, file_url(folder / "heads.html"), timeout_ms=timeout_ms).assert_clean()
+    with page.expect_navigation(timeout=timeout_ms):
+        click_mark(page, "chart-heads-heatmap", layer=layer, head=head)
+    page.wait_for_function("() => window.__atlasReady === true", timeout=timeout_ms)
+
+
 def test_head_cells_open_their_attention_view_for_the_current_example(page, tiny_build):
     _, out, _ = tiny_build
     folder = out / "tiny-bert"
-    # The attention page remembers the example chosen last (for the tab).
-    open_page(page, file_url(folder / "attention.html") + "#example=2").assert_clean()
-    open_page(page, file_url(folder / "heads.html")).assert_clean()
-    with page.expect_navigation():
-        click_mark(page, "chart-heads-heatmap", layer=1, head=2)
-    page.wait_for_function("() => window.__atlasReady === true")
+    open_head_from_heads_page(page, folder, example=2, layer=1, head=2)
     assert page.url.endswith("attention.html#layer=1&head=2&example=2")
     assert {k: v for k, v in control_values(page).items() if k in ("layer", "head", "example")} == {
         "layer": "1",
@@ -366,6 +375,7 @@ def test_a_dimension_of_the_outlier_table_opens_its_values_per_token(page, tiny_
     settle(page)
     assert control_values(page)["dim"] == key
     rows = page.evaluate("() => window.Atlas.views['chart-activations-dimension'].data('rows')")
-    assert [r["value"] for r in rows] == data["values"][key][0]
+    index = [pair[0] for pair in data["pairs"]].index(key)  # its values: a data file
+    assert [r["value"] for r in rows] == read_data_file(folder, f"activations-dimension-{index}")[0]
     assert [r["token_label"][5:] for r in rows] == data["tokens"][0]
     assert page.evaluate("() => window.Atlas.parseFragment(window.location.hash)")["dim"] == key

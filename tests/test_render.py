@@ -96,8 +96,9 @@ def test_attention_data_matches_artifacts(tiny_build):
     from generator.artifacts import open_artifacts
 
     _, out, artifacts_root = tiny_build
-    scripts = {a.get("id"): text for a, text in parse(out / "tiny-bert" / "attention.html").scripts}
-    data = json.loads(scripts["attention-data"])
+    from attention_support import attention_data
+
+    data = attention_data(out / "tiny-bert")
     artifacts = open_artifacts(artifacts_root / "tiny-bert")
     att = artifacts.array("showcase/attentions")
     mask = artifacts.array("showcase/attention_mask")

@@ -4,10 +4,12 @@ Generic over `PAGES`: a new page is opened from file:// and HTTP, copied alone, 
 its `.controls` selects checked for changing a chart, with no test to write.
 """
 
+import os
 import re
 import shutil
 
 import pytest
+from attention_support import attention_data
 from browser_support import (
     file_url,
     label_overlaps,
@@ -16,10 +18,12 @@ from browser_support import (
     serve_directory,
 )
 from cards import small_corpus, write_card
+from test_permalinks_browser import open_head_from_heads_page, view_state
 
 from generator.build import build_cards
 from generator.card import load_card
 from generator.render.pages import PAGES
+from generator.render.pages import attention as attention_page
 
 pytestmark = pytest.mark.browser
 
@@ -157,7 +161,6 @@ def test_wide_build_labels_do_not_overlap(page, wide_build):
         report = open_page(page, file_url(out / "wide-bert-24x16" / filename))
         report.assert_clean()
         assert label_overlaps(page) == [], filename
-        # the attention page is left out: it carries every head's map, 100+ MB at this size
         assert (out / "wide-bert-24x16" / filename).stat().st_size <= PAGE_BUDGET, filename
 
 
@@ -179,9 +182,8 @@ def test_wide_build_grids_and_selectors_reach_every_head(page, wide_build):
     )
     assert len(cells) == 24 * 16
     assert min(min(cell) for cell in cells) >= MIN_CELL_PX
-    # The attention page (100+ MB at this size: not opened here) lists every layer and head.
-    with open(folder / "attention.html", encoding="utf-8") as html:
-        head = html.read(200_000)
+    # The attention page lists every layer and head.
+    head = (folder / "attention.html").read_text(encoding="utf-8")
     layers, heads = [str(i) for i in range(24)], [str(i) for i in range(16)]
     assert select_values(head, "select-layer") == layers
     assert select_values(head, "select-head") == heads
@@ -193,3 +195,117 @@ def test_wide_build_grids_and_selectors_reach_every_head(page, wide_build):
         """() => (document.getElementById('chart-weights-heatmap').dataset.selection || '')
             .startsWith('23 |')"""
     )
+
+
+# --- The attention page's maps on demand (#16): data/ files, loaded when a view needs them -------
+
+WIDE = "wide-bert-24x16"
+WIDE_MS = 60_000  # a 157-token heatmap and a 65k-cell grid draw slowly on a loaded 2-core machine
+HEATMAP_JS = """() => ({
+  selection: document.getElementById('chart-attention-heatmap').getAttribute('data-selection'),
+  cells: window.Atlas.views['chart-attention-heatmap'].data('cells')
+    .map((c) => [c.query, c.key, c.weight]),
+  messages: Array.from(document.querySelectorAll('.chart-message'), (p) => p.textContent),
+})"""
+
+
+def drawn_heatmap(page) -> dict:
+    """Return the heatmap's selection, its cells (query, key, weight) and the charts' messages."""
+    page.evaluate("() => window.Atlas.settle()")
+    return page.evaluate(HEATMAP_JS)
+
+
+def python_heatmap(data: dict, example: int, layer: int, head: int) -> list[list]:
+    """The heatmap rows of one view, from the data files read back by Python."""
+    item, kind = data["examples"][example], data["kinds"][0]
+    cells = attention_page.heatmap_cells(item, kind, data["n_heads"], layer, head)
+    return [[c["query"], c["key"], c["weight"]] for c in cells]
+
+
+def recorded_data_files(page) -> list[str]:
+    """Start recording the names of the data files `page` requests; return the growing list."""
+    seen: list[str] = []
+    page.on("request", lambda r: seen.append(r.url.rsplit("/", 1)[1]) if "/data/" in r.url else 0)
+    return seen
+
+
+def test_wide_attention_page_loads_each_view_from_its_data_files(page, wide_build):
+    """Within the page budget with its first view's files; every head's file and grid exist."""
+    _, out, _ = wide_build
+    folder = out / WIDE
+    data = attention_data(folder)  # every head's file is read back (a missing one fails here)
+    (kind,) = data["kinds"]
+    names = {
+        f"attention-{e}-self-{layer}-{head}.js"
+        for e in range(len(data["examples"]))
+        for layer in range(kind["n_layers"])
+        for head in range(data["n_heads"])
+    } | {f"attention-grid-{e}-self.js" for e in range(len(data["examples"]))}
+    assert {p.name for p in (folder / "data").glob("attention-*")} == names
+    assert len(names) == 2 * (24 * 16 + 1)
+    loaded = recorded_data_files(page)
+    open_page(page, file_url(folder / "attention.html"), timeout_ms=WIDE_MS).assert_clean()
+    assert sorted(set(loaded)) == ["attention-0-self-0-0.js", "attention-grid-0-self.js"]
+    weight = (folder / "attention.html").stat().st_size
+    weight += sum((folder / "data" / name).stat().st_size for name in set(loaded))
+    assert weight <= PAGE_BUDGET
+    assert drawn_heatmap(page)["cells"] == python_heatmap(data, 0, 0, 0)
+
+
+def test_wide_attention_permalink_loads_its_files_and_restores_the_view(page, wide_build):
+    """A permalink to a view whose maps are not loaded yet: loaded, drawn, same after reload."""
+    _, out, _ = wide_build
+    folder = out / WIDE
+    data = attention_data(folder)
+    url = file_url(folder / "attention.html") + "#example=1&layer=23&head=15&heads=2,15"
+    loaded = recorded_data_files(page)
+    open_page(page, url, timeout_ms=WIDE_MS).assert_clean()
+    first = view_state(page)
+    shown = drawn_heatmap(page)
+    assert shown["selection"] == "self attention, example 1, layer 23, head 15"
+    assert shown["cells"] == python_heatmap(data, 1, 23, 15) and not shown["messages"]
+    assert {"attention-1-self-23-2.js", "attention-1-self-23-15.js"} <= set(loaded)
+    assert "attention-grid-1-self.js" in loaded
+    page.reload()
+    open_page(page, url, timeout_ms=WIDE_MS).assert_clean()
+    assert view_state(page) == first
+
+
+def test_wide_head_click_opens_its_attention_view_with_its_maps(page, wide_build):
+    """A head cell of the heads page opens its attention view, its maps loaded and drawn."""
+    _, out, _ = wide_build
+    folder = out / WIDE
+    data = attention_data(folder)
+    open_head_from_heads_page(page, folder, example=1, layer=22, head=13, timeout_ms=WIDE_MS)
+    assert page.url.endswith("attention.html#layer=22&head=13&example=1")
+    shown = drawn_heatmap(page)
+    assert shown["selection"] == "self attention, example 1, layer 22, head 13"
+    assert shown["cells"] == python_heatmap(data, 1, 22, 13) and not shown["messages"]
+
+
+def test_a_missing_data_file_says_which_in_the_chart_area(page, wide_build, tmp_path):
+    """A view whose file is gone shows one line naming it in place of the charts."""
+    _, out, _ = wide_build
+    copy = tmp_path / WIDE
+    shutil.copytree(out / WIDE, copy, copy_function=os.link)  # hard links: no data copied
+    (copy / "data" / "attention-1-self-5-3.js").unlink()
+    report = open_page(
+        page, file_url(copy / "attention.html") + "#example=1&layer=5&head=3", timeout_ms=WIDE_MS
+    )
+    assert report.failed_requests and "attention-1-self-5-3.js" in report.failed_requests[0]
+    page.evaluate("() => window.Atlas.settle()")
+    line = "Could not load data/attention-1-self-5-3.js: this data file is missing"
+    messages = page.eval_on_selector_all(
+        "#figure-attention-heatmap .chart-message", "(ps) => ps.map((p) => p.textContent)"
+    )
+    assert len(messages) == 1 and messages[0].startswith(line)
+    assert not page.is_visible("#chart-attention-heatmap")
+    # another view draws again, and the line goes
+    page.select_option("#select-head", "4")
+    page.wait_for_function(
+        "() => (document.getElementById('chart-attention-heatmap').getAttribute('data-selection')"
+        " || '').endsWith('layer 5, head 4')",
+        timeout=WIDE_MS,
+    )
+    assert drawn_heatmap(page)["messages"] == []
+    assert page.is_visible("#chart-attention-heatmap")

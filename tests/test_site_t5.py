@@ -7,20 +7,18 @@ switches between encoder self-, decoder self- and cross-attention and the heatma
 from __future__ import annotations
 
 import base64
-import json
 
 import numpy as np
 import pytest
+from attention_support import attention_data
 from browser_support import file_url, open_page, serve_directory
 from scores_support import check_score_histogram, check_scores_follow_weights
-from test_render import parse
 
 from generator.artifacts import open_artifacts
 
 
 def page_data(out):
-    scripts = {a.get("id"): text for a, text in parse(out / "tiny-t5" / "attention.html").scripts}
-    return json.loads(scripts["attention-data"])
+    return attention_data(out / "tiny-t5")
 
 
 def test_attention_data_holds_three_kinds_matching_artifacts(t5_build):

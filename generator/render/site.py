@@ -13,6 +13,7 @@ from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder, write_text_atomic
 from generator.hashing import files_sha256, json_sha256, source_sha256
 from generator.render.assets import copy_assets
+from generator.render.datafiles import write_data_files
 from generator.render.environment import environment, templates_dir
 from generator.render.figures import export_charts
 from generator.render.findings import fact_link, findings
@@ -163,12 +164,16 @@ def render_model(
 
 
 def write_pages(env, staging: Path, contexts: list, **shared) -> None:
-    """Render each (page, context) to `staging/FILENAME` with the model-wide template values."""
+    """Render each (page, context) to `staging/FILENAME` with the model-wide template values.
+
+    A context's `data_files` ({name: data}) are written as `staging/data/NAME.js` (datafiles.py).
+    """
     for page, context in contexts:
         html = env.get_template(page.template).render(
             page=page, root="../", version=generator.__version__, **shared, **context
         )
         (staging / page.filename).write_text(html, encoding="utf-8")
+        write_data_files(staging, context.get("data_files") or {})
 
 
 def built_models(out_dir: Path) -> list[dict]:

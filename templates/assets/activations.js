@@ -31,7 +31,8 @@
     if (!showcase || example >= showcase.examples.length || layer < 0) return [];
     var ids = showcase.neurons[layer];
     var item = showcase.examples[example];
-    var flat = item.values[layer];
+    var flat = (Atlas.dataNow("activations-neurons-" + layer) || [])[example];  /* a data file */
+    if (!flat) return [];
     var rows = [];
     item.tokens.forEach(function (token, t) {
       ids.forEach(function (neuron, j) {
@@ -60,15 +61,25 @@
     Atlas.bindSelects(specs, "chart-neurons-bars", ["select-neuron-layer"], function (v) {
       return barRows(neurons.bars[v[0]]);
     });
-    Atlas.bindSelects(specs, "chart-neurons-heatmap", ["select-neuron-example", "select-neuron-layer"], function (v) {
+    /* Each layer's showcase values are a data file (activation_files.py), loaded when chosen. */
+    return Atlas.bindSelects(specs, "chart-neurons-heatmap", ["select-neuron-example", "select-neuron-layer"], function (v) {
       return heatmapRows(neurons.showcase, Number(v[0]), neurons.layers.indexOf(v[1]));
+    }, function (v) {
+      var index = neurons.layers.indexOf(v[1]);
+      return neurons.showcase && index >= 0 ? ["activations-neurons-" + index] : [];
     });
   }
 
   /* Rows of one dimension over one showcase example (mirrors first_rows in dimension_tokens.py). */
+  function dimensionFile(dims, key) {
+    for (var i = 0; i < dims.pairs.length; i++) if (dims.pairs[i][0] === key) return "activations-dimension-" + i;
+    return null;
+  }
   function dimensionRows(dims, key, example) {
-    if (!dims || !dims.values[key] || !dims.tokens[example]) return [];
-    var values = dims.values[key][example];
+    var file = dims && dimensionFile(dims, key);
+    var all = file && Atlas.dataNow(file);
+    if (!all || !all[example] || !dims.tokens[example]) return [];
+    var values = all[example];
     return dims.tokens[example].map(function (token, i) {
       return { position: i, token_label: pad4(i) + " " + token, value: values[i] };
     });
@@ -91,8 +102,12 @@
   Atlas.register(function (specs) {
     var data = Atlas.readJson("activations-data");
     if (!data) return;
-    Atlas.bindSelects(specs, "chart-activations-dimension", ["select-dim", "select-dim-example"], function (v) {
+    /* Each dimension's values are a data file (activation_files.py), loaded when chosen. */
+    var dimension = Atlas.bindSelects(specs, "chart-activations-dimension", ["select-dim", "select-dim-example"], function (v) {
       return dimensionRows(data.dimension_tokens, v[0], Number(v[1]));
+    }, function (v) {
+      var file = data.dimension_tokens && dimensionFile(data.dimension_tokens, v[0]);
+      return file ? [file] : [];
     });
     bindDimensionLinks();
     var quantity = document.getElementById("select-act-quantity");
@@ -113,6 +128,6 @@
     Atlas.bindSelects(specs, "chart-activations-profile", ["select-profile-layer"], function (v) {
       return profileRows(data.profile[v[0]]);
     });
-    bindNeurons(specs, data);
+    return Promise.all([dimension, bindNeurons(specs, data)]);
   });
 })();

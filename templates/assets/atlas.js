@@ -1,5 +1,6 @@
 /* Model Atlas page runtime: mounts every chart with vega-embed; page scripts hook in first.
- * Chart specs and data live in <script type="application/json"> blocks; nothing is fetched.
+ * Chart specs and data live in <script type="application/json"> blocks, or in data files
+ * loaded on demand as classic scripts (below); nothing is fetched.
  *
  * A page script calls Atlas.register(function (specs) {...}) to adjust specs (keyed by the
  * chart element's id) before mounting; after mounting, Atlas.views[id] is the Vega view. Read
@@ -15,7 +16,18 @@
  * included); Atlas.remount(id, spec) replaces a chart with a new spec (e.g. a different
  * encoding), which later theme re-embeds keep. Atlas.beforeReady(fn): after the first mount,
  * window.__atlasReady waits for the promise fn returns (e.g. the URL fragment applied);
- * Atlas.embedding() resolves when no chart is being (re-)embedded. */
+ * Atlas.embedding() resolves when no chart is being (re-)embedded, nor any data file loading or
+ * page update passed to Atlas.track(promise) pending.
+ *
+ * A setup may return a promise (e.g. its first view's data files loading): the charts are
+ * mounted once every setup has settled.
+ *
+ * Data files (generator/render/datafiles.py): Atlas.loadData(name) injects the classic script
+ * `data/NAME.js` once (no fetch: works from file:// and over HTTP under the CSP), which calls
+ * Atlas.provide(name, data); it resolves with the data, or rejects with an Error whose `path`
+ * names the file. Atlas.dataNow(name) is the data if loaded, else undefined.
+ * Atlas.chartMessage(id, text, failed) shows one line in chart `id`'s figure (a loading note,
+ * or with `failed` a failure, which hides the chart); text null removes it. */
 (function () {
   "use strict";
 
@@ -40,6 +52,43 @@
       var node = document.getElementById(id);
       return node ? JSON.parse(node.textContent) : null;
     },
+    track: function (promise) {
+      var quiet = promise.then(null, function () { /* the caller reports its own failure */ });
+      inflight.push(quiet);
+      function forget() { inflight.splice(inflight.indexOf(quiet), 1); }
+      quiet.then(forget, forget);
+      return promise;
+    },
+    provide: function (name, data) { store[name] = data; },
+    dataPath: function (name) { return "data/" + name + ".js"; },
+    missingLine: function (error) {
+      return (error && error.path ? "Could not load " + error.path : String(error)) +
+        ": this data file is missing from the site folder; rebuild the site to restore it.";
+    },
+    dataNow: function (name) { return has(store, name) ? store[name] : undefined; },
+    loadData: function (name) {
+      if (!has(loads, name)) loads[name] = Atlas.track(injectData(name));
+      return loads[name];
+    },
+    chartMessage: function (id, text, failed) {
+      var element = document.getElementById(id);
+      var figure = element && (element.closest(".chart") || element.parentNode);
+      if (!figure) return;
+      var line = figure.querySelector(".chart-message");
+      figure.classList.toggle("chart-failed", !!(text && failed));
+      if (text === null || text === undefined) {
+        if (line) line.parentNode.removeChild(line);
+        return;
+      }
+      if (!line) {
+        line = document.createElement("p");
+        line.className = "chart-message";
+        line.setAttribute("role", "status");
+        figure.insertBefore(line, element);
+      }
+      line.textContent = text;
+      line.setAttribute("data-state", failed ? "failed" : "loading");
+    },
     onMount: function (id, hook) { (mountHooks[id] = mountHooks[id] || []).push(hook); },
     remount: function (id, spec) {
       var element = document.getElementById(id);
@@ -53,6 +102,27 @@
     },
   };
   window.Atlas = Atlas;
+  var store = {};
+  var loads = {};
+
+  function has(object, key) { return Object.prototype.hasOwnProperty.call(object, key); }
+
+  function injectData(name) {
+    var path = Atlas.dataPath(name);
+    return new Promise(function (resolve, reject) {
+      function fail() {
+        delete loads[name];  /* a later call tries again */
+        var error = new Error("Could not load " + path);
+        error.path = path;
+        reject(error);
+      }
+      var script = document.createElement("script");
+      script.src = path;
+      script.onload = function () { if (has(store, name)) resolve(store[name]); else fail(); };
+      script.onerror = fail;
+      document.head.appendChild(script);
+    });
+  }
   window.__atlasViews = Atlas.views;
   window.__atlasReady = false;
 
@@ -282,10 +352,14 @@
     elements.forEach(function (element) {
       Atlas.specs[element.id] = Atlas.readJson(element.getAttribute("data-spec"));
     });
-    setups.forEach(function (setup) { setup(Atlas.specs); });
+    var waits = setups.map(function (setup) {
+      return Promise.resolve(setup(Atlas.specs)).then(null, function (error) {
+        console.error("Model Atlas: a page script failed:", error);
+      });
+    });
     wireTables();
     document.addEventListener("atlas:themechange", syncTheme);
-    mount();
+    Promise.all(waits).then(mount);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,9 +1,14 @@
 /* Attention page: decode the packed weights once per example and kind, and swap the datasets of
  * the heatmap (one head), the head view (one layer, checked heads) and the layer x head grid.
  * Data: {n_heads, scale, kinds: [{id, label, query, key, n_layers, caption}], examples: [{text,
- * label, target, tokens: {side: [...]}, special: {side: [positions]}, weights: {kind id: base64
- * uint16 [layer, head, q, k]}}], overview_tokens, head_view_min_weight, head_colors,
- * default_heads, has_special, special_names, heatmap_specs: {mode: spec}, heatmap_step}.
+ * label, target, tokens: {side: [...]}, special: {side: [positions]}}], overview_tokens,
+ * head_view_min_weight, head_colors, default_heads, has_special, special_names, heatmap_specs:
+ * {mode: spec}, heatmap_step}. The maps are in data files loaded when a view needs them
+ * (generator/render/pages/attention_files.py): headFile(example, kind, layer, head) ->
+ * {weights: base64 uint16 [q, k], scores}, gridFile(example, kind) -> {dtype, sums: base64
+ * [layer, head, query block, key block] sums of the packed weights}. A view is drawn once its
+ * files are loaded (a loading line shows meanwhile); a file that fails to load leaves a one-line
+ * message naming it in place of the charts.
  * Encoder-decoder models have three kinds (encoder, decoder, cross) and a kind selector; all
  * three charts follow the selected kind (its layers, its query tokens and its key tokens).
  *
@@ -29,22 +34,52 @@
     return ("000" + index).slice(-4) + " " + token;
   }
 
-  /* maps(data, kind, example) -> {queries, keys, w(layer, head, q, k) in [0, 1]}. */
+  /* Data file names (as head_file / grid_file in attention_files.py). */
+  function headFile(example, kindId, layer, head) {
+    return "attention-" + example + "-" + kindId + "-" + layer + "-" + head;
+  }
+  function gridFile(example, kindId) { return "attention-grid-" + example + "-" + kindId; }
+  window.Atlas.attentionHeadFile = headFile;
+
+  var decoded = {};
+  /* One loaded head's uint16 [q, k] weights. */
+  function headWeights(name) {
+    if (!decoded[name]) decoded[name] = decodeWeights(window.Atlas.dataNow(name).weights);
+    return decoded[name];
+  }
+
+  /* maps(data, kind, example) -> {queries, keys, w(layer, head, q, k) in [0, 1]}: the heads
+   * asked for must be loaded. */
   function maps(data, kindIndex, example) {
     var kind = data.kinds[kindIndex];
     var item = data.examples[example];
-    if (!item.decoded) item.decoded = {};
-    if (!item.decoded[kind.id]) item.decoded[kind.id] = decodeWeights(item.weights[kind.id]);
-    var weights = item.decoded[kind.id];
     var queries = item.tokens[kind.query], keys = item.tokens[kind.key];
-    var nq = queries.length, nk = keys.length;
+    var nk = keys.length;
+    var last = -1, weights = null;
     return {
       queries: queries,
       keys: keys,
       w: function (layer, head, q, k) {
-        return weights[((layer * data.n_heads + head) * nq + q) * nk + k] / data.scale;
+        var at = layer * data.n_heads + head;
+        if (at !== last) {
+          weights = headWeights(headFile(example, kind.id, layer, head));
+          last = at;
+        }
+        return weights[q * nk + k] / data.scale;
       },
     };
+  }
+
+  /* The data files a view needs: its head, the head view's heads, the example's grid. */
+  function neededFiles(data, s, grid) {
+    var id = data.kinds[s.kind].id;
+    var names = [headFile(s.example, id, s.layer, s.head)];
+    s.heads.forEach(function (head) {
+      var name = headFile(s.example, id, s.layer, head);
+      if (names.indexOf(name) < 0) names.push(name);
+    });
+    if (grid) names.push(gridFile(s.example, id));
+    return names;
   }
 
   /* Token positions of one side drawn: all, or all but the special ones (as shown_positions). */
@@ -170,16 +205,17 @@
     var nq = m.queries.length, nk = m.keys.length;
     var bq = blocks(data, nq), bk = blocks(data, nk);
     var qLabels = blockLabels(m.queries, bq), kLabels = blockLabels(m.keys, bk);
+    var grid = window.Atlas.dataNow(gridFile(s.example, data.kinds[s.kind].id));
+    var bytes = window.Atlas.decodeBase64(grid.sums);
+    var sums = grid.dtype === "u4" ? new Uint32Array(bytes.buffer) : new Uint16Array(bytes.buffer);
     var cells = [];
+    var at = 0;
     for (var layer = 0; layer < data.kinds[s.kind].n_layers; layer++) {
       for (var head = 0; head < data.n_heads; head++) {
         for (var qb = 0; qb < bq.count; qb++) {
-          var q0 = qb * bq.size, q1 = Math.min(nq, q0 + bq.size);
+          var rows = Math.min(nq, qb * bq.size + bq.size) - qb * bq.size;
           for (var kb = 0; kb < bk.count; kb++) {
-            var k0 = kb * bk.size, k1 = Math.min(nk, k0 + bk.size);
-            var total = 0;
-            for (var q = q0; q < q1; q++) for (var k = k0; k < k1; k++) total += m.w(layer, head, q, k);
-            cells.push({ layer: layer, head: head, q: qb, k: kb, weight: total / (q1 - q0),
+            cells.push({ layer: layer, head: head, q: qb, k: kb, weight: sums[at++] / data.scale / rows,
                          query: qLabels[qb], key: kLabels[kb] });
           }
         }
@@ -323,23 +359,41 @@
       return null;
     }
 
-    var first = selection();
-    specs[heatmap.id] = heatmapSpec(first);
-    if (headView) {
-      var hv = headViewData(data, first);
-      Object.keys(hv).forEach(function (name) { specs[headView.id].datasets[name] = hv[name]; });
+    var chartIds = [heatmap.id, headView && headView.id, overview && overview.id,
+                    "chart-attention-scores"].filter(function (id) { return id && document.getElementById(id); });
+    function say(text, failed) {
+      chartIds.forEach(function (id) { window.Atlas.chartMessage(id, text, failed); });
     }
-    if (overview) {
-      specs[overview.id].datasets.grid = overviewCells(data, first);
-      markGrid(first, null);
-    }
-    describe(first);
 
+    /* Load the files of view `s`: a loading line meanwhile; rejects naming a missing file. */
+    function load(s) {
+      var names = neededFiles(data, s, !!overview);
+      var absent = names.filter(function (name) { return window.Atlas.dataNow(name) === undefined; });
+      if (!absent.length) return Promise.resolve();
+      say("Loading the attention maps of example " + (s.example + 1) + "…", false);
+      return Promise.all(names.map(window.Atlas.loadData));  /* draw() clears the line */
+    }
+    function failed(error) {
+      shown.example = -1;  /* the grid is refilled once a view loads */
+      say(window.Atlas.missingLine(error), true);
+    }
+
+    var first = selection();
     var shown = { example: first.example, kind: first.kind, mode: heatmapMode(first) };
+    var ticket = 0;
     function update() {
       if (selects.kind) fillLayers(selects.layer, data.kinds[+selects.kind.value].n_layers);
       var s = selection();
+      var mine = ++ticket;
+      return window.Atlas.track(load(s).then(function () {
+        if (mine === ticket) return draw(s);  /* a later change draws its own view */
+      }, function (error) {
+        if (mine === ticket) failed(error);
+      }));
+    }
+    function draw(s) {
       var views = window.Atlas.views;  /* read each time: a theme change replaces the views */
+      say(null);
       var pending = [];
       if (shown.mode !== heatmapMode(s)) {
         pending.push(window.Atlas.remount(heatmap.id, heatmapSpec(s)));
@@ -390,6 +444,21 @@
       if (button) button.addEventListener("click", function () { setHeads(buttons[id]); });
     });
 
+    /* The first view: its files, then its specs (empty charts and a message if one is missing). */
+    var ready = load(first).then(function () {
+      say(null);
+      specs[heatmap.id] = heatmapSpec(first);
+      if (headView) {
+        var hv = headViewData(data, first);
+        Object.keys(hv).forEach(function (name) { specs[headView.id].datasets[name] = hv[name]; });
+      }
+      if (overview) {
+        specs[overview.id].datasets.grid = overviewCells(data, first);
+        markGrid(first, null);
+      }
+      describe(first);
+    }, failed);
+
     /* The heatmap follows the width of its column. */
     var resizeTimer = null;
     window.addEventListener("resize", function () {
@@ -421,5 +490,6 @@
         });
       });
     }
+    return ready;
   });
 })();

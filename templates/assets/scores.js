@@ -1,17 +1,19 @@
 /* Attention scores before the softmax. Attention page: the heatmap of the selected example,
  * layer, head (and attention kind) from `scores-data` {n_heads, kinds: [{id, label, query, key,
- * n_layers, causal, windows}], examples: [{tokens: {side: [...]}}], scores: [{kind id: {scale,
- * values: base64 int16 [layer, head, q, k]}}]}; it follows the page's selectors and, since
- * attention.js also sets them from the URL fragment or a click on the grid, every change of
- * the weights heatmap. Activations page: the corpus-wide histogram of one layer and head.
+ * n_layers, causal, windows}], examples: [{tokens: {side: [...]}}], scores: [{kind id: {scale}}]}
+ * and the head's data file (attention.js `headFile`: `scores`, base64 int16 [q, k] multiples of
+ * the scale); it follows the weights heatmap, which attention.js redraws once a view's files are
+ * loaded (selectors, URL fragment, a click on the grid). Activations page: the corpus-wide
+ * histogram of one layer and head, from its layer's data file `activations-scores-L` {head:
+ * [[start, end, fraction]]}.
  * Row builders mirror generator/render/pages/score_section.py. */
 (function () {
   "use strict";
   var Atlas = window.Atlas;
 
-  function decodeScores(packed) {
-    var bytes = Atlas.decodeBase64(packed.values);
-    return { values: new Int16Array(bytes.buffer), scale: packed.scale };
+  function decodeScores(values, scale) {
+    var bytes = Atlas.decodeBase64(values);
+    return { values: new Int16Array(bytes.buffer), scale: scale };
   }
 
   function visibleKey(q, k, causal, window) {
@@ -24,15 +26,17 @@
     var kind = data.kinds[kindIndex], item = data.examples[example];
     if (!kind || !item || layer >= kind.n_layers) return [];
     var queries = item.tokens[kind.query], keys = item.tokens[kind.key];
+    var name = Atlas.attentionHeadFile(example, kind.id, layer, head);
+    var file = Atlas.dataNow(name);
+    if (!file) return [];  /* not loaded: attention.js loads it, then redraws */
     var cache = data.decoded || (data.decoded = {});
-    var key = example + "/" + kind.id;
-    var map = cache[key] || (cache[key] = decodeScores(data.scores[example][kind.id]));
+    var map = cache[name] || (cache[name] = decodeScores(file.scores, data.scores[example][kind.id].scale));
     var nq = queries.length, nk = keys.length;
     var window = kind.windows.length ? kind.windows[layer] : null;
     var cells = [];
     for (var q = 0; q < nq; q++) {
       for (var k = 0; k < nk; k++) {
-        var index = ((layer * data.n_heads + head) * nq + q) * nk + k;
+        var index = q * nk + k;
         cells.push({ query: pad4(q) + " " + queries[q], key: pad4(k) + " " + keys[k],
                      score: map.values[index] * map.scale, visible: visibleKey(q, k, kind.causal, window) });
       }
@@ -50,33 +54,46 @@
       var s = v.length === 4 ? v : ["0"].concat(v);
       return scoreCells(data, +s[1], +s[0], +s[2], +s[3]);
     }
-    Atlas.bindSelects(specs, id, ids, rows);
-    /* attention.js sets the selectors without a change event (fragment, grid click), then
-     * describes the weights heatmap: follow that too. */
-    var weights = document.getElementById("chart-attention-heatmap");
-    if (!weights || !window.MutationObserver) return;
+    function values() { return ids.map(function (x) { return document.getElementById(x).value; }); }
     var element = document.getElementById(id);
-    new MutationObserver(function () {
-      var view = Atlas.views[id];
-      var v = ids.map(function (x) { return document.getElementById(x).value; });
-      if (!view || element.getAttribute("data-selection") === v.join(" | ")) return;
-      view.data("rows", rows(v));
-      view.runAsync().then(function () { element.setAttribute("data-selection", v.join(" | ")); });
-    }).observe(weights, { attributes: true, attributeFilter: ["data-selection"] });
+    var weights = document.getElementById("chart-attention-heatmap");
+    /* Every change of view redraws the weights heatmap once its files are loaded, then
+     * describes it: follow that. */
+    if (weights && window.MutationObserver) {
+      new MutationObserver(function () {
+        var view = Atlas.views[id];
+        var v = values();
+        if (!view || element.getAttribute("data-selection") === v.join(" | ")) return;
+        view.data("rows", rows(v));
+        Atlas.track(view.runAsync().then(function () {
+          element.setAttribute("data-selection", v.join(" | "));
+        }));
+      }).observe(weights, { attributes: true, attributeFilter: ["data-selection"] });
+    }
+    var first = values();
+    var s = first.length === 4 ? first : ["0"].concat(first);
+    var kind = data.kinds[+s[0]];
+    if (!kind || !data.examples.length) return;
+    /* the first view's file (attention.js loads it too, once) */
+    return Atlas.loadData(Atlas.attentionHeadFile(+s[1], kind.id, +s[2], +s[3])).then(function () {
+      specs[id].datasets.rows = rows(first);
+      element.setAttribute("data-selection", first.join(" | "));
+    }, function () { /* attention.js reports the missing file */ });
   }
 
   function bindHistogram(specs) {
     var data = Atlas.readJson("activations-data");
     if (!data || !data.scores) return;
-    Atlas.bindSelects(specs, "chart-activations-scores", ["select-score-layer", "select-score-head"], function (v) {
-      return (data.scores.bins[v[0] + "/" + v[1]] || []).map(function (b) {
+    /* Each layer's histograms are a data file (activation_files.py), loaded when chosen. */
+    function file(v) { return "activations-scores-" + v[0]; }
+    return Atlas.bindSelects(specs, "chart-activations-scores", ["select-score-layer", "select-score-head"], function (v) {
+      return ((Atlas.dataNow(file(v)) || {})[v[1]] || []).map(function (b) {
         return { start: b[0], end: b[1], fraction: b[2] };
       });
-    });
+    }, function (v) { return [file(v)]; });
   }
 
   Atlas.register(function (specs) {
-    bindHeatmap(specs);
-    bindHistogram(specs);
+    return Promise.all([bindHistogram(specs), bindHeatmap(specs)]);
   });
 })();

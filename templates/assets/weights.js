@@ -22,10 +22,12 @@
   }
 
   /* Cells span the original rows [r0, r1) and columns [c0, c1) of the block they pool. */
+  /* Cells of one matrix: its packed values are the data file `entry.file` (loaded first). */
   function heatmapRows(entry) {
     var rows = [];
-    if (!entry) return rows;
-    var levels = new Int8Array(Atlas.decodeBase64(entry.q).buffer);
+    var packed = entry && Atlas.dataNow(entry.file);
+    if (!packed) return rows;
+    var levels = new Int8Array(Atlas.decodeBase64(packed).buffer);
     var h = entry.size[0], w = entry.size[1], br = entry.block[0], bc = entry.block[1];
     for (var r = 0; r < h; r++) {
       for (var c = 0; c < w; c++) {
@@ -128,8 +130,10 @@
     Atlas.bindSelects(specs, "chart-weights-heads", ["select-head-role"], function (v) {
       return data.heads[v[0]] || [];
     });
-    Atlas.bindSelects(specs, "chart-weights-heatmap", ["select-block", "select-matrix"], function (v) {
+    var heatmap = Atlas.bindSelects(specs, "chart-weights-heatmap", ["select-block", "select-matrix"], function (v) {
       return heatmapRows(data.heatmaps[v[1]]);
+    }, function (v) {
+      return data.heatmaps[v[1]] ? [data.heatmaps[v[1]].file] : [];
     });
     Atlas.bindSelects(specs, "chart-weights-singular", ["select-block", "select-matrix"], function (v) {
       return spectrumRows(data.spectra[v[1]]);
@@ -155,5 +159,6 @@
         return embeddingRows(data.output_embedding, v[0]);
       });
     }
+    return heatmap;
   });
 })();

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from generator.artifacts import Artifacts
 from generator.render.charts import activations as charts
+from generator.render.pages.activation_files import (
+    split_dimensions,
+    split_neurons,
+    split_scores,
+)
 from generator.render.pages.common import Page, chart
 from generator.render.pages.dimension_tokens import dimension_tokens, first_rows, pair_key
 from generator.render.pages.neuron_section import histogram_rows, neuron_section
@@ -193,7 +198,11 @@ def activations_context(artifacts: Artifacts, tables: dict) -> dict:
     if score_figure:
         figures["scores"] = score_figure
     data["neurons"] = neurons.pop("data", None)
+    data["scores"], score_files = split_scores(data["scores"])
+    data["dimension_tokens"], dimension_files = split_dimensions(data["dimension_tokens"])
+    data["neurons"], neuron_files = split_neurons(data["neurons"])
     return {
+        "data_files": {**score_files, **dimension_files, **neuron_files},
         "activations": {
             "facts": facts,
             "quantities": [[q, label] for q, label in QUANTITY_OPTIONS if q in quantiles],

@@ -8,12 +8,14 @@ columns = encoder tokens).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from generator.artifacts import Artifacts
 from generator.render.charts import attention as charts
+from generator.render.pages.attention_files import attention_files, embedded
 from generator.render.pages.common import Page, chart
 from generator.render.pages.generation import generation_context
 from generator.render.pages.packing import (  # noqa: F401 (re-exported)
@@ -26,6 +28,9 @@ from generator.render.pages.score_section import scores_section
 from generator.showcase_rows import showcase_note, showcase_texts
 
 OVERVIEW_TOKENS = 32  # the layer x head grid averages blocks of tokens beyond this many
+# ... and beyond fewer when its maps would draw more cells than this in all (an SVG draws every
+# cell: 24 x 16 maps of 32 x 32 took over 15 s); 72 maps (6 x 12 heads) of 32 x 32 fit.
+OVERVIEW_CELLS = 72 * OVERVIEW_TOKENS**2
 HEAD_VIEW_MIN_WEIGHT = 0.01  # the head view draws no line for a smaller weight
 HEAD_VIEW_TOP = 3  # a head view token's tooltip lists its largest weights, per drawn head
 DEFAULT_HEADS = [0]  # heads the head view draws until the page's checkboxes say otherwise
@@ -315,9 +320,19 @@ def head_view_figure(example: dict, kind: dict, n_heads: int, layer: int = 0) ->
     return spec
 
 
-def _blocks(n: int) -> int:
+def overview_tokens(n_layers: int, n_heads: int) -> int:
+    """Return the most tokens a side of the grid's small maps shows one by one.
+
+    OVERVIEW_TOKENS, or fewer when n_layers x n_heads maps of that many would draw more than
+    OVERVIEW_CELLS cells (24 x 16 heads: 13).
+    """
+    fit = math.isqrt(OVERVIEW_CELLS // max(n_layers * n_heads, 1))
+    return max(1, min(OVERVIEW_TOKENS, fit))
+
+
+def _blocks(n: int, side: int = OVERVIEW_TOKENS) -> int:
     """Return the block size of `n` tokens in the overview grid (as `blocks` in attention.js)."""
-    return -(-n // OVERVIEW_TOKENS) if n > OVERVIEW_TOKENS else 1
+    return -(-n // side) if n > side else 1
 
 
 def _block_label(tokens: list[str], start: int, size: int) -> str:
@@ -330,14 +345,17 @@ def _block_label(tokens: list[str], start: int, size: int) -> str:
     return f"tokens {start}–{end - 1}: {text}"
 
 
-def overview_cells(example: dict, kind: dict, n_heads: int) -> list[dict]:
+def overview_cells(
+    example: dict, kind: dict, n_heads: int, side: int = OVERVIEW_TOKENS
+) -> list[dict]:
     """Return the `grid` dataset: every layer x head, tokens averaged over blocks when long.
 
     A cell is the attention a block of queries (mean) gives a block of keys (sum), so each row
-    of cells still sums to 1. Mirrors `overviewCells` in attention.js.
+    of cells still sums to 1; a side of more than `side` tokens is split into blocks. Mirrors
+    `overviewCells` in attention.js.
     """
     weights, queries, keys = _maps(example, kind, n_heads)
-    sq, sk = _blocks(len(queries)), _blocks(len(keys))
+    sq, sk = _blocks(len(queries), side), _blocks(len(keys), side)
     q_starts, k_starts = range(0, len(queries), sq), range(0, len(keys), sk)
     cells = []
     for layer in range(weights.shape[0]):
@@ -359,10 +377,10 @@ def overview_cells(example: dict, kind: dict, n_heads: int) -> list[dict]:
     return cells
 
 
-def overview_figure(example: dict, kind: dict, n_heads: int) -> dict:
+def overview_figure(example: dict, kind: dict, n_heads: int, side: int = OVERVIEW_TOKENS) -> dict:
     """Return the static layer x head grid of the page's first example and kind."""
     spec = charts.attention_overview_chart(kind["n_layers"], n_heads)
-    spec["datasets"] = {"grid": overview_cells(example, kind, n_heads)}
+    spec["datasets"] = {"grid": overview_cells(example, kind, n_heads, side)}
     return spec
 
 
@@ -389,6 +407,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     n_heads = config["n_heads"]
     examples = attention_examples(artifacts, kinds)
     specials = special_names(examples)
+    side = overview_tokens(max(config[kind.layers] for kind in kinds), n_heads)
     data = {
         "n_heads": n_heads,
         "scale": WEIGHT_SCALE,
@@ -407,7 +426,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             for kind in kinds
         ],
         "examples": examples,
-        "overview_tokens": OVERVIEW_TOKENS,
+        "overview_tokens": side,
         "head_view_min_weight": HEAD_VIEW_MIN_WEIGHT,
         "head_colors": charts.head_colors(n_heads),
         "default_heads": DEFAULT_HEADS,
@@ -463,21 +482,40 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         charts.attention_overview_chart(max(kind["n_layers"] for kind in data["kinds"]), n_heads),
         "Grid of small attention heatmaps, one per layer and head, for the selected example",
         f"Every head of every layer for the selected example (rows: layers, columns: heads; "
-        f"query down, key across). Examples longer than {OVERVIEW_TOKENS} tokens are shown "
-        "averaged over blocks of consecutive tokens. Click a small map to open it in the "
+        f"query down, key across). Examples longer than {side} tokens are shown "
+        "averaged over blocks of consecutive tokens"
+        + (
+            f" ({side}, not {OVERVIEW_TOKENS}: the grid draws at most {OVERVIEW_CELLS:,} cells, "
+            f"and it has {max(k['n_layers'] for k in data['kinds']) * n_heads} maps)"
+            if side < OVERVIEW_TOKENS
+            else ""
+        )
+        + ". Click a small map to open it in the "
         "heatmap and head view above; the map of the selected layer and head is framed in "
         "orange. The grid always shows the stored weights, special tokens included. With "
         "several attention kinds, it shows the selected one.",
         interactive=True,
         figure_spec=(
-            overview_figure(data["examples"][0], data["kinds"][0], n_heads)
+            overview_figure(data["examples"][0], data["kinds"][0], n_heads, side)
             if data["examples"]
             else None
         ),
     )
     steps = generation_context(artifacts)
     scores, score_chart = scores_section(artifacts, data)
+    files = attention_files(
+        data["examples"],
+        data["kinds"],
+        n_heads,
+        scores["scores"] if scores else None,
+        lambda n: _blocks(n, side),
+    )
+    data = {**data, "examples": embedded(data["examples"])}
+    if scores:  # the scale per example and kind stays; each head's values are in its file
+        scale = [{kind: {"scale": v["scale"]} for kind, v in s.items()} for s in scores["scores"]]
+        scores = {**scores, "scores": scale}
     return {
+        "data_files": files,
         "attention": data,
         "generation": steps["generation"],
         "generation_reason": steps["reason"],

@@ -107,6 +107,20 @@ def heatmap_data(artifacts: Artifacts, section: dict) -> dict[str, dict]:
     return out
 
 
+def split_heatmaps(heatmaps: dict[str, dict]) -> tuple[dict[str, dict], dict[str, str]]:
+    """Return (heatmaps with `file` for `q`, {file name: q}): each matrix's cells on demand.
+
+    A view shows one matrix; at 24 layers its packed cells are most of the page. File
+    `weights-heatmap-I` (I: the matrix's index in name order) holds the base64 int8 cells.
+    """
+    entries, files = {}, {}
+    for index, name in enumerate(sorted(heatmaps)):
+        file = f"weights-heatmap-{index}"
+        files[file] = heatmaps[name]["q"]
+        entries[name] = {**{k: v for k, v in heatmaps[name].items() if k != "q"}, "file": file}
+    return entries, files
+
+
 def spectrum_data(tables: dict) -> dict[str, dict]:
     """Return per matrix name its singular values and those of its heads, rounded."""
     heads = tables.get("weights_head_singular_values", {})
@@ -330,7 +344,9 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
         spec = gradient_figures[key]["spec"]
         gradient_figures[key]["figure_spec"] = filled(spec, rows, title) if rows else None
     figures.update(gradient_figures)
+    data["heatmaps"], heatmap_files = split_heatmaps(data["heatmaps"])
     return {
+        "data_files": heatmap_files,
         "weights": {
             "settings": section["settings"],
             "tensors": tables["weights_tensors"],
