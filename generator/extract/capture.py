@@ -217,7 +217,7 @@ class ExtractRun:
     showcase_tokens: object = None  # the corpus's tokens, then the extra showcase texts'
     width: int = 0
     decoder: tuple = ()
-    timings: list = field(default_factory=list)  # one {step, seconds, compile_seconds}
+    timings: list = field(default_factory=list)  # {step, seconds, compile_seconds, peak_rss_bytes}
     estimates: list = field(default_factory=list)  # StepEstimate of the heavy steps
     throughput: float = 0.0  # measured matmul FLOP/s used by the estimates
 
@@ -343,16 +343,19 @@ def run_steps(run: ExtractRun, steps) -> None:
 
     from generator.extract.compile_time import CompileTimer
     from generator.models.layers import extraction_layers
+    from generator.peak_memory import PeakRss
 
     for step in steps:
         started = time.perf_counter()
-        with CompileTimer() as compiling, extraction_layers(jax.default_backend()):
+        layers = extraction_layers(jax.default_backend())
+        with PeakRss() as peak, CompileTimer() as compiling, layers:
             step(run)
         run.timings.append(
             {
                 "step": step.__name__,
                 "seconds": round(time.perf_counter() - started, 3),
                 "compile_seconds": round(compiling.seconds, 3),
+                "peak_rss_bytes": peak.bytes,
             }
         )
 
