@@ -14,6 +14,7 @@ from generator.extract.head_metrics import (
     is_causal,
     is_encoder_decoder,
     key_visibility,
+    mask_groups,
 )
 
 
@@ -216,6 +217,27 @@ def test_sliding_windows_per_layer_match_the_reference():
         )
     )
     assert not np.allclose(unwindowed[:, 0], want[:, 0], equal_nan=True)
+
+
+def test_layers_sharing_a_window_are_reduced_together_in_layer_order():
+    # As the corpus step passes them: one mask object per window, repeated per layer.
+    rng = np.random.default_rng(8)
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    windows = (2, None, 2, None, 3)
+    masks = {w: key_visibility(jnp.asarray(mask), causal=True, window=w) for w in set(windows)}
+    visible = tuple(masks[w] for w in windows)
+    groups = mask_groups(visible, len(windows))
+    assert [layers for layers, _ in groups] == [(0, 2), (1, 3), (4,)]
+    weights = rng.uniform(size=(2, 5, 3, 6, 6))
+    weights *= np.stack([np.asarray(v) for v in visible], axis=1)[:, :, None]
+    weights /= np.maximum(weights.sum(-1, keepdims=True), 1e-12)
+    got = np.asarray(
+        head_metrics(
+            jnp.asarray(weights, jnp.float32), jnp.asarray(mask), visible, np.zeros((2, 6))
+        )
+    )
+    want = reference_metrics(weights, mask, mask, np.zeros((2, 6), bool), True, windows=windows)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
 
 
 def test_family_flags():

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 
 SPARSITY_THRESHOLD = 0.01  # a weight below this counts as "zero" (sparsity, nonzero counts)
@@ -133,16 +134,36 @@ def head_metrics(
         [batch, layer, head, metric] float32 in the order of `METRICS`; NaN where a text has no
         eligible query for that metric.
     """
-    # One layer at a time: XLA then reads each layer's maps where the model made them instead
-    # of materialising the stacked [batch, layer, head, query, key] tensor (MiniLM, 64 x 128
-    # tokens: 530 MB of temporaries instead of 1.37 GB; 378 MB without any metric).
-    n_layers = attentions.shape[1]
+    return by_mask_group(
+        lambda maps, mask: _metrics(maps, query_mask, mask, special, threshold), attentions, visible
+    )
+
+
+def mask_groups(visible, n_layers: int) -> list[tuple[tuple[int, ...], jax.Array]]:
+    """Group the layers that share one key-visibility mask: [(layers, [batch, query, key])].
+
+    `visible` is one mask for every layer or a sequence of them, one per layer, where layers of
+    one sliding-window pattern share the same array object. Groups come in first-layer order.
+    """
     per_layer = list(visible) if isinstance(visible, (list, tuple)) else [visible] * n_layers
-    layers = [
-        _metrics(attentions[:, layer : layer + 1], query_mask, per_layer[layer], special, threshold)
-        for layer in range(n_layers)
-    ]
-    return jnp.concatenate(layers, axis=1)
+    groups: dict[int, tuple[jax.Array, list[int]]] = {}
+    for layer, mask in enumerate(per_layer):
+        groups.setdefault(id(mask), (mask, []))[1].append(layer)
+    return [(tuple(layers), mask) for mask, layers in groups.values()]
+
+
+def by_mask_group(reduce, stacked: jax.Array, visible) -> jax.Array:
+    """Apply `reduce(stacked[:, layers], mask)` once per mask group, results in layer order.
+
+    Vectorised over the layer axis (1): the traced program grows with the number of distinct
+    masks (sliding-window patterns), not with depth. `reduce` keeps axis 1 as the layer axis.
+    """
+    groups = mask_groups(visible, stacked.shape[1])
+    if len(groups) == 1:
+        return reduce(stacked, groups[0][1])
+    parts = [reduce(stacked[:, np.asarray(layers)], mask) for layers, mask in groups]
+    order = np.argsort([layer for layers, _ in groups for layer in layers])
+    return jnp.concatenate(parts, axis=1)[:, order]
 
 
 def _metrics(attentions, query_mask, visible, special, threshold) -> jax.Array:
