@@ -14,8 +14,8 @@ from generator.extract.head_metrics import (
     is_causal,
     is_encoder_decoder,
     key_visibility,
-    mask_groups,
 )
+from generator.extract.layer_loop import mask_groups
 
 
 def run(attn, mask, special=None, causal=False, key_mask=None):

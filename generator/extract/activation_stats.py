@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from generator.extract.head_metrics import by_mask_group
-from generator.extract.neurons import mlp_probe, over_layers
+from generator.extract.layer_loop import by_mask_group, over_layers
+from generator.extract.neurons import mlp_probe
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,13 @@ def score_histogram(outputs, attention_mask):
     """Histogram of attention scores before the softmax -> [batch, layer, head, bin].
 
     Counts the scores of every real query over the keys it can see (`key_visible`: padding,
-    causal mask, sliding window), all the layers that share one mask at once.
+    causal mask, sliding window), one layer at a time in an in-program loop.
     """
     scores = _probe(outputs, "attention_scores")  # [batch, layer, head, query, key]
     real = attention_mask.astype(bool)[:, None, :, None]  # [batch, 1, query, 1]
 
-    def counts(maps, visible):  # [batch, layers, head, query, key] -> [..., head, bin]
-        batch, layers, heads = maps.shape[:3]
-        rows = maps.reshape(batch, layers * heads, *maps.shape[3:])
-        return weighted_histograms(rows, real & visible[:, None]).reshape(batch, layers, heads, -1)
+    def counts(maps, visible):  # one layer [batch, head, query, key] -> [batch, head, bin]
+        return weighted_histograms(maps, real & visible[:, None])
 
     return by_mask_group(counts, scores, outputs["key_visible"])
 

@@ -506,7 +506,7 @@ def plan_corpus_batches(run: ExtractRun, step) -> tuple[int | None, int]:
 
     lengths = run.tokens.lengths
     longest = bucket_length(int(max(lengths)), run.max_length)
-    one_row = estimate_memory(run.config, 1, longest, dtype=run.card.dtype)
+    one_row = estimate_memory(run.config, 1, longest, dtype=run.card.dtype, parameters=0)
     budget = corpus_budget(device_available().bytes)
     run.corpus_step = ShapePrograms(step, run.params, run.mesh)
     run.batches, measured = plan_within_budget(

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import xlogy
+
+from generator.extract.layer_loop import by_mask_group
 
 SPARSITY_THRESHOLD = 0.01  # a weight below this counts as "zero" (sparsity, nonzero counts)
 
@@ -134,36 +135,13 @@ def head_metrics(
         [batch, layer, head, metric] float32 in the order of `METRICS`; NaN where a text has no
         eligible query for that metric.
     """
-    return by_mask_group(
-        lambda maps, mask: _metrics(maps, query_mask, mask, special, threshold), attentions, visible
-    )
 
+    # One layer at a time, in an in-program loop (extract/layer_loop.py): traced once whatever
+    # the depth, with one layer's [batch, head, query, key] working set live at a time.
+    def one_layer(maps, mask):  # [batch, head, query, key] -> [batch, head, metric]
+        return _metrics(maps[:, None], query_mask, mask, special, threshold)[:, 0]
 
-def mask_groups(visible, n_layers: int) -> list[tuple[tuple[int, ...], jax.Array]]:
-    """Group the layers that share one key-visibility mask: [(layers, [batch, query, key])].
-
-    `visible` is one mask for every layer or a sequence of them, one per layer, where layers of
-    one sliding-window pattern share the same array object. Groups come in first-layer order.
-    """
-    per_layer = list(visible) if isinstance(visible, (list, tuple)) else [visible] * n_layers
-    groups: dict[int, tuple[jax.Array, list[int]]] = {}
-    for layer, mask in enumerate(per_layer):
-        groups.setdefault(id(mask), (mask, []))[1].append(layer)
-    return [(tuple(layers), mask) for mask, layers in groups.values()]
-
-
-def by_mask_group(reduce, stacked: jax.Array, visible) -> jax.Array:
-    """Apply `reduce(stacked[:, layers], mask)` once per mask group, results in layer order.
-
-    Vectorised over the layer axis (1): the traced program grows with the number of distinct
-    masks (sliding-window patterns), not with depth. `reduce` keeps axis 1 as the layer axis.
-    """
-    groups = mask_groups(visible, stacked.shape[1])
-    if len(groups) == 1:
-        return reduce(stacked, groups[0][1])
-    parts = [reduce(stacked[:, np.asarray(layers)], mask) for layers, mask in groups]
-    order = np.argsort([layer for layers, _ in groups for layer in layers])
-    return jnp.concatenate(parts, axis=1)[:, order]
+    return by_mask_group(one_layer, attentions, visible)
 
 
 def _metrics(attentions, query_mask, visible, special, threshold) -> jax.Array:

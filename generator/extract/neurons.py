@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from generator.extract.layer_loop import over_layers
+
 ANALYSIS = "neurons"  # the card's `analyses` name
 TOP_CONTEXTS = 8  # k: top-activating tokens kept per neuron
 ALL_LIMIT = 1 << 20  # keep the top-k of every neuron while layers * d_mlp * k stays below this
@@ -66,17 +68,6 @@ def layer_stats(x: jax.Array, visible: jax.Array, k: int) -> dict[str, jax.Array
         "top_values": values,
         "top_index": index.astype(jnp.int32),
     }
-
-
-def over_layers(reduce, stacked: jax.Array):
-    """Apply `reduce([batch, ...] one layer)` to each layer of `stacked` [batch, layer, ...].
-
-    A loop inside the program (`jax.lax.map` over the layer index): traced and compiled once
-    whatever the depth, with one layer's working set live at a time. Returns the results
-    stacked on a leading layer axis.
-    """
-    take = lambda layer: reduce(jax.lax.dynamic_index_in_dim(stacked, layer, 1, keepdims=False))  # noqa: E731
-    return jax.lax.map(take, jnp.arange(stacked.shape[1]))
 
 
 def batch_stats(outputs, attention_mask) -> dict[str, jax.Array]:

@@ -9,8 +9,8 @@ device holds a full copy). A batch holds, per device:
                  reducers' in-program loop over layers reads them), plus the working set of one
                  layer (q, k, v, scores and probabilities in float32, the MLP's hidden units).
                  Checked against the compiled program's memory_analysis() (temporaries and
-                 outputs; float32, 256 x 32 tokens): bert-base 509 KiB per token measured vs
-                 501 estimated, MiniLM 151 vs 144. The corpus pass plans its batches with the
+                 outputs; float32, 256 x 32 tokens): bert-base 508 KiB per token measured vs
+                 501 estimated, MiniLM 142 vs 144. The corpus pass plans its batches with the
                  compiled figure (extract/corpus_budget.py); this estimate gives the first plan.
   showcase step  every probe of every layer (hidden states, float32 attentions and scores before
                  the softmax, q/k/v) and the logits, plus the same working set
