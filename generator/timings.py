@@ -1,10 +1,13 @@
 """Where a build's time went: `ARTIFACTS/NAME/timings.json`, one section per stage.
 
 Sections (seconds are wall-clock; `compile_seconds` is JAX tracing + compilation within them):
-  extract   {seconds, compile_seconds, steps: [{step, seconds, compile_seconds}],
+  extract   {seconds, compile_seconds, steps: [{step, seconds, compile_seconds, peak_rss_bytes}],
              throughput_flops, estimates: [{step, budget, seconds}]}  or {skipped, seconds}
   analyze   {seconds, analyses: [{analysis, seconds}]}                  or {skipped, seconds}
   render    {seconds, parts: [{part, seconds}], figures}                or {skipped, seconds}
+A stage that ran also records `peak_rss_bytes`: the process's resident high-water mark (VmHWM)
+when it ended, monotone over the stages of one process; a step's is its own peak
+(generator/peak_memory.py).
 Each stage rewrites its own section when it runs; a stage whose inputs were unchanged records
 {skipped, seconds, last_run}, `last_run` being its section from the last time it ran. Times
 differ from build to build, so they live beside the manifest, not in it: the artifacts stay
@@ -18,6 +21,8 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from generator.peak_memory import high_water_mark
 
 TIMINGS = "timings.json"
 STAGES = ("extract", "analyze", "render")
@@ -36,6 +41,8 @@ def record_stage(folder: Path, stage: str, record: dict) -> None:
     if not folder.is_dir():
         return
     timings = read_timings(folder)
+    if not record.get("skipped"):
+        record = {**record, "peak_rss_bytes": high_water_mark()}
     if record.get("skipped") and stage in timings:  # keep where the time went when it last ran
         previous = timings[stage]
         last = previous.get("last_run") if previous.get("skipped") else previous
@@ -69,29 +76,37 @@ class PartTimer:
         return round(time.perf_counter() - self.started, 3)
 
 
+def _notes(record: dict, compiled: str = "") -> str:
+    """Return " (compile X, peak Y GB)" from a record's compile seconds and peak RSS, or ""."""
+    notes = [compiled] if compiled else []
+    if not compiled and record.get("compile_seconds", 0) >= 0.05:
+        notes.append(f"compile {record['compile_seconds']:.1f}")
+    if record.get("peak_rss_bytes"):
+        notes.append(f"peak {record['peak_rss_bytes'] / 1e9:.2f} GB")
+    return f" ({', '.join(notes)})" if notes else ""
+
+
 def _items(record: dict, key: str, name: str) -> str:
     return ", ".join(f"{item[name]} {item['seconds']:.1f}" for item in record.get(key, []))
 
 
 def format_stage(stage: str, record: dict) -> str:
-    """Return one line saying where `stage`'s time went."""
+    """Return one line saying where `stage`'s time and peak memory went."""
     if record.get("skipped"):
         return f"{stage}: cached ({record.get('seconds', 0.0):.1f} s to check)"
     head = f"{stage} {record.get('seconds', 0.0):.1f} s"
     if stage == "extract":
+        compiled = f"JAX compile {record.get('compile_seconds', 0.0):.1f} s"
         steps = ", ".join(
-            f"{s['step']} {s['seconds']:.1f}"
-            + (
-                f" (compile {s['compile_seconds']:.1f})"
-                if s.get("compile_seconds", 0) >= 0.05
-                else ""
-            )
-            for s in record.get("steps", [])
+            f"{s['step']} {s['seconds']:.1f}{_notes(s)}" for s in record.get("steps", [])
         )
-        return f"{head} (JAX compile {record.get('compile_seconds', 0.0):.1f} s): {steps}"
-    if stage == "analyze":
-        return f"{head}: {_items(record, 'analyses', 'analysis')}"
-    return f"{head}: {_items(record, 'parts', 'part')}"
+        return f"{head}{_notes(record, compiled)}: {steps}"
+    items = (
+        _items(record, "analyses", "analysis")
+        if stage == "analyze"
+        else _items(record, "parts", "part")
+    )
+    return f"{head}{_notes(record)}: {items}"
 
 
 def format_timings(timings: dict) -> list[str]:

@@ -17,10 +17,13 @@ from generator.extract.activation_stats import (
     extreme_positions,
     extreme_values,
     layer_histograms,
+    mlp_histogram,
     projection_histogram,
     residual_norm_histogram,
     residual_norm_sum,
+    score_histogram,
 )
+from generator.extract.head_metrics import key_visibility
 
 
 def histogram(values: np.ndarray, grid=VALUES) -> np.ndarray:
@@ -134,6 +137,31 @@ def test_query_histograms_flatten_heads():
     counts = np.asarray(projection_histogram("queries")({"queries": jnp.asarray(queries)}, mask))
     assert counts.shape == (1, 2, VALUES.bins)
     np.testing.assert_array_equal(counts.sum(-1), [[2 * 3 * 5, 2 * 3 * 5]])
+
+
+def test_score_and_mlp_histograms_count_each_layer_as_alone():
+    # Layers are counted together (one group per sliding-window mask, an in-program loop for
+    # the MLP): each layer's counts must be those of that layer's values alone.
+    rng = np.random.default_rng(9)
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    windows = (2, None, 2)
+    masks = {w: key_visibility(jnp.asarray(mask), causal=True, window=w) for w in set(windows)}
+    scores = rng.normal(scale=3.0, size=(2, 3, 2, 5, 5)).astype(np.float32)
+    outputs = {
+        "attention_scores": jnp.asarray(scores),
+        "key_visible": tuple(masks[w] for w in windows),
+    }
+    counts = np.asarray(score_histogram(outputs, jnp.asarray(mask)))
+    assert counts.shape == (2, 3, 2, VALUES.bins)
+    for b, layer, head in np.ndindex(2, 3, 2):
+        seen = np.asarray(masks[windows[layer]][b]) & (mask[b][:, None] > 0)
+        want = histogram(scores[b, layer, head][seen])
+        np.testing.assert_array_equal(counts[b, layer, head], want)
+    mlp = rng.normal(size=(2, 3, 5, 7)).astype(np.float32)  # [batch, layer, token, d_mlp]
+    counts = np.asarray(mlp_histogram({"mlp_activations": jnp.asarray(mlp)}, jnp.asarray(mask)))
+    for b, layer in np.ndindex(2, 3):
+        want = histogram(mlp[b, layer][mask[b] > 0].ravel())
+        np.testing.assert_array_equal(counts[b, layer], want)
 
 
 def test_planted_outlier_dimension_is_found_with_its_token():

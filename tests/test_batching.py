@@ -37,3 +37,44 @@ def test_pad_rows_masks_padding():
     ids, mask = pad_rows([np.array([5, 6, 7]), np.array([9])], bucket=4, batch_size=3, pad_id=0)
     assert ids.tolist() == [[5, 6, 7, 0], [9, 0, 0, 0], [0, 0, 0, 0]]
     assert mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
+
+
+def test_planner_keeps_the_compiled_corpus_step_within_the_budget():
+    import jax.numpy as jnp
+    from cards import TINY_BERT
+
+    from generator.extract.corpus_budget import (
+        ShapePrograms,
+        largest_shape,
+        plan_within_budget,
+        token_budget_for,
+    )
+    from generator.extract.reducers import active_reducers
+    from generator.extract.steps import make_steps
+    from generator.models.loading import load_model
+
+    loaded = load_model(TINY_BERT)
+    step, _, params = make_steps(loaded.model, active_reducers(loaded.config), jnp.float32)
+    programs = ShapePrograms(step, params)
+    lengths = np.random.default_rng(1).integers(20, 30, size=300)  # one 32-token bucket
+    roomy, _ = plan_within_budget(programs, lengths, 128, budget=2**40, bytes_per_token=1.0)
+    assert largest_shape(roomy) == (256, 32)  # TOKEN_BUDGET: nothing to cut
+    full = programs.batch_bytes(256, 32)  # XLA's temporaries and outputs, as compiled
+    budget = full // 5
+    # A far too low estimate (1 byte per token) plans 256 x 32 first: the measured size
+    # of that compiled program sends the planner down until the program fits.
+    batches, measured = plan_within_budget(
+        programs, lengths, 128, budget=budget, bytes_per_token=1.0
+    )
+    batch, bucket = largest_shape(batches)
+    assert measured == programs.batch_bytes(batch, bucket) <= budget
+    assert batch < 256 and batch & (batch - 1) == 0
+    assert programs.batch_bytes(2 * batch, bucket) > budget  # the largest power of two that fits
+    assert sorted(np.concatenate([b.rows for b in batches]).tolist()) == list(range(300))
+    # Run through the compiled program, a batch gives what the jitted step gives.
+    ids = np.full((batch, bucket), 5, np.int32)
+    mask = np.ones_like(ids)
+    special = np.zeros_like(ids)
+    direct = step(params, ids, mask, special)["pooled_mean"]
+    np.testing.assert_array_equal(programs(params, ids, mask, special)["pooled_mean"], direct)
+    assert token_budget_for(budget=10, bytes_per_token=1e9, longest=100) == 128  # one row

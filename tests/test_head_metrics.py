@@ -15,6 +15,7 @@ from generator.extract.head_metrics import (
     is_encoder_decoder,
     key_visibility,
 )
+from generator.extract.layer_loop import mask_groups
 
 
 def run(attn, mask, special=None, causal=False, key_mask=None):
@@ -192,23 +193,28 @@ def test_cross_attention_shapes_match_the_reference():
         np.testing.assert_allclose(got[name], want[..., i], rtol=2e-5, atol=2e-6, err_msg=name)
 
 
+def windowed_metrics(seed: int, mask: np.ndarray, windows: tuple, visible, heads: int = 2):
+    """Metrics of random maps that respect each layer's window, and the numpy reference's."""
+    rng = np.random.default_rng(seed)
+    weights = rng.uniform(size=(mask.shape[0], len(windows), heads, *mask.shape[1:2] * 2))
+    weights *= np.stack([np.asarray(v) for v in visible], axis=1)[:, :, None]  # zero outside
+    weights /= np.maximum(weights.sum(-1, keepdims=True), 1e-12)
+    special = np.zeros(mask.shape, bool)
+    got = np.asarray(
+        head_metrics(jnp.asarray(weights, jnp.float32), jnp.asarray(mask), visible, special)
+    )
+    want = reference_metrics(weights, mask, mask, special, True, windows=windows)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    return weights, want
+
+
 def test_sliding_windows_per_layer_match_the_reference():
-    rng = np.random.default_rng(7)
     mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
     windows = (2, None, 3)
     visible = [
         np.asarray(key_visibility(jnp.asarray(mask), causal=True, window=w)) for w in windows
     ]
-    weights = rng.uniform(size=(2, 3, 2, 6, 6))
-    weights *= np.stack(visible, axis=1)[:, :, None]  # zero outside each layer's window
-    weights /= np.maximum(weights.sum(-1, keepdims=True), 1e-12)
-    got = np.asarray(
-        head_metrics(
-            jnp.asarray(weights, jnp.float32), jnp.asarray(mask), visible, np.zeros((2, 6))
-        )
-    )
-    want = reference_metrics(weights, mask, mask, np.zeros((2, 6), bool), True, windows=windows)
-    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    weights, want = windowed_metrics(7, mask, windows, visible)
     # Ignoring the windows gets other numbers (normalized entropy divides by log 2 in layer 0).
     unwindowed = np.asarray(
         head_metrics(
@@ -216,6 +222,17 @@ def test_sliding_windows_per_layer_match_the_reference():
         )
     )
     assert not np.allclose(unwindowed[:, 0], want[:, 0], equal_nan=True)
+
+
+def test_layers_sharing_a_window_are_reduced_together_in_layer_order():
+    # As the corpus step passes them: one mask object per window, repeated per layer.
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    windows = (2, None, 2, None, 3)
+    masks = {w: key_visibility(jnp.asarray(mask), causal=True, window=w) for w in set(windows)}
+    visible = tuple(masks[w] for w in windows)
+    groups = mask_groups(visible, len(windows))
+    assert [layers for layers, _ in groups] == [(0, 2), (1, 3), (4,)]
+    windowed_metrics(8, mask, windows, visible, heads=3)
 
 
 def test_family_flags():

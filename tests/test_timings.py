@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -26,6 +27,9 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
     assert steps == [step.__name__ for step in (*WEIGHT_STEPS, *CORPUS_STEPS)]
     for step in extract["steps"]:
         assert 0.0 <= step["compile_seconds"] <= step["seconds"] + 1e-3, step
+        # a step's own peak never exceeds the process's high-water mark at the end of extract
+        assert 0 < step["peak_rss_bytes"] <= extract["peak_rss_bytes"], step
+    assert extract["peak_rss_bytes"] <= timings["analyze"]["peak_rss_bytes"]  # monotone mark
     assert sum(s["seconds"] for s in extract["steps"]) <= extract["seconds"]
     assert 0.0 < extract["compile_seconds"] <= extract["seconds"]
     assert extract["throughput_flops"] > 0
@@ -44,24 +48,50 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
     lines = format_timings(timings)
     assert [line.split()[0] for line in lines] == ["extract", "analyze", "render"]
     assert "corpus_pass" in lines[0] and "representations" in lines[1]
+    assert all(" GB)" in line for line in lines)  # the peaks, next to the times
 
 
 def test_record_stage_replaces_only_its_section(tmp_path):
     record_stage(tmp_path, "extract", {"seconds": 2.0, "steps": []})
+    first = read_timings(tmp_path)["extract"]["peak_rss_bytes"]  # VmHWM, /proc/self/status
     record_stage(tmp_path, "render", {"seconds": 1.0, "parts": [{"part": "pages", "seconds": 1.0}]})
+    mark = read_timings(tmp_path)["render"]["peak_rss_bytes"]
+    assert 0 < first <= mark  # the high-water mark never falls
     record_stage(tmp_path, "extract", {"skipped": True, "seconds": 0.1})
     record_stage(tmp_path, "extract", {"skipped": True, "seconds": 0.2})  # still the same last run
+    last = {"seconds": 2.0, "steps": [], "peak_rss_bytes": first}
     assert read_timings(tmp_path) == {
-        "extract": {"skipped": True, "seconds": 0.2, "last_run": {"seconds": 2.0, "steps": []}},
-        "render": {"seconds": 1.0, "parts": [{"part": "pages", "seconds": 1.0}]},
+        "extract": {"skipped": True, "seconds": 0.2, "last_run": last},
+        "render": {
+            "seconds": 1.0,
+            "parts": [{"part": "pages", "seconds": 1.0}],
+            "peak_rss_bytes": mark,
+        },
     }
     assert format_timings(read_timings(tmp_path)) == [
         "extract: cached (0.2 s to check)",
-        "render 1.0 s: pages 1.0",
+        f"render 1.0 s (peak {mark / 1e9:.2f} GB): pages 1.0",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == [TIMINGS]  # no staging file left
     record_stage(tmp_path / "missing", "extract", {"seconds": 1.0})  # no folder: nothing written
     assert not (tmp_path / "missing").exists()
+
+
+def test_peak_rss_sees_a_block_allocation_and_the_mark_it_raised():
+    from generator.peak_memory import PeakRss, high_water_mark, resident
+
+    size = 64 * 2**20
+    with PeakRss() as outside:
+        before = resident()
+        with PeakRss() as inside:
+            block = np.ones(size // 8)  # touched pages: resident
+            held = resident()
+            time.sleep(0.1)  # several sampling intervals (below the process's earlier mark)
+            del block
+    assert held - before >= size * 0.9
+    assert inside.bytes >= held - 2**20  # the block's peak includes the array it freed
+    assert outside.bytes >= inside.bytes
+    assert inside.bytes <= high_water_mark()
 
 
 def _layer_kernels(model) -> int:

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from generator.extract.layer_loop import by_mask_group, over_layers
 from generator.extract.neurons import mlp_probe
 
 
@@ -112,15 +113,15 @@ def score_histogram(outputs, attention_mask):
     """Histogram of attention scores before the softmax -> [batch, layer, head, bin].
 
     Counts the scores of every real query over the keys it can see (`key_visible`: padding,
-    causal mask, sliding window), one layer at a time so only one layer's maps are live.
+    causal mask, sliding window), one layer at a time in an in-program loop.
     """
     scores = _probe(outputs, "attention_scores")  # [batch, layer, head, query, key]
     real = attention_mask.astype(bool)[:, None, :, None]  # [batch, 1, query, 1]
-    layers = [
-        weighted_histograms(scores[:, layer], real & visible[:, None])
-        for layer, visible in enumerate(outputs["key_visible"])
-    ]
-    return jnp.stack(layers, axis=1)
+
+    def counts(maps, visible):  # one layer [batch, head, query, key] -> [batch, head, bin]
+        return weighted_histograms(maps, real & visible[:, None])
+
+    return by_mask_group(counts, scores, outputs["key_visible"])
 
 
 def _probe(outputs, name: str) -> jax.Array:
@@ -129,22 +130,21 @@ def _probe(outputs, name: str) -> jax.Array:
     return value.astype(jnp.float32)
 
 
-def _heads_last(x: jax.Array) -> jax.Array:
-    """Turn [batch, layer, head, token, d_head] into [batch, layer, token, head·d_head]."""
-    batch, layers, heads, tokens, width = x.shape
-    return x.transpose(0, 1, 3, 2, 4).reshape(batch, layers, tokens, heads * width)
-
-
 def hidden_histogram(outputs, attention_mask):
     """Histogram of hidden-state values -> [batch, layer(L+1), bin]."""
     return layer_histograms(_probe(outputs, "hidden_states"), attention_mask)
 
 
 def projection_histogram(name: str):
-    """Return the reducer function for the histogram of `queries`, `keys` or `values`."""
+    """Return the reducer function for the histogram of `queries`, `keys` or `values`.
+
+    The probe is [batch, layer, head, token, d_head]; counts do not depend on the order of the
+    values, so heads are counted in place (no [token, head·d_head] copy).
+    """
 
     def reduce(outputs, attention_mask):
-        return layer_histograms(_heads_last(_probe(outputs, name)), attention_mask)
+        weight = attention_mask[:, None, None, :, None]  # [batch, 1, 1, token, 1]
+        return weighted_histograms(_probe(outputs, name), weight)
 
     return reduce
 
@@ -152,15 +152,14 @@ def projection_histogram(name: str):
 def mlp_histogram(outputs, attention_mask):
     """Histogram of MLP hidden activations -> [batch, layer, bin], one layer at a time.
 
-    Per-layer slices keep the working set at one layer's [batch, token, d_mlp] (d_mlp is 3-4x
-    d_model), instead of the whole stacked probe in float32.
+    `over_layers`: the working set is one layer's [batch, token, d_mlp] (d_mlp is 3-4x d_model)
+    and the loop is compiled once whatever the depth.
     """
-    x = mlp_probe(outputs)
-    layers = [
-        layer_histograms(x[:, layer : layer + 1].astype(jnp.float32), attention_mask)
-        for layer in range(x.shape[1])
-    ]
-    return jnp.concatenate(layers, axis=1)
+
+    def count(layer):  # [batch, token, d_mlp] -> [batch, bin]
+        return layer_histograms(layer[:, None].astype(jnp.float32), attention_mask)[:, 0]
+
+    return jnp.moveaxis(over_layers(count, mlp_probe(outputs)), 0, 1)
 
 
 def residual_norms(outputs) -> jax.Array:

@@ -42,7 +42,7 @@ from generator.card import DEFAULT_MAX_TARGET_LENGTH
 from generator.corpus import load_corpus
 from generator.errors import CardError, CorpusError, warn
 from generator.extract import sharding
-from generator.extract.batching import bucket_length, pad_rows, plan_batches
+from generator.extract.batching import bucket_length, pad_rows
 from generator.extract.corpus_pass import (  # noqa: F401 (NonFiniteActivations re-exported)
     NonFiniteActivations,
     non_finite_error,
@@ -217,7 +217,7 @@ class ExtractRun:
     showcase_tokens: object = None  # the corpus's tokens, then the extra showcase texts'
     width: int = 0
     decoder: tuple = ()
-    timings: list = field(default_factory=list)  # one {step, seconds, compile_seconds}
+    timings: list = field(default_factory=list)  # {step, seconds, compile_seconds, peak_rss_bytes}
     estimates: list = field(default_factory=list)  # StepEstimate of the heavy steps
     throughput: float = 0.0  # measured matmul FLOP/s used by the estimates
 
@@ -343,16 +343,19 @@ def run_steps(run: ExtractRun, steps) -> None:
 
     from generator.extract.compile_time import CompileTimer
     from generator.models.layers import extraction_layers
+    from generator.peak_memory import PeakRss
 
     for step in steps:
         started = time.perf_counter()
-        with CompileTimer() as compiling, extraction_layers(jax.default_backend()):
+        layers = extraction_layers(jax.default_backend())
+        with PeakRss() as peak, CompileTimer() as compiling, layers:
             step(run)
         run.timings.append(
             {
                 "step": step.__name__,
                 "seconds": round(time.perf_counter() - started, 3),
                 "compile_seconds": round(compiling.seconds, 3),
+                "peak_rss_bytes": peak.bytes,
             }
         )
 
@@ -472,7 +475,7 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     run.neuron_stats = neurons.start(card, config)  # None: not asked for
     if run.neuron_stats is not None:
         run.reducers.append(Reducer(**neurons.REDUCER_SPEC))
-    run.corpus_step, run.showcase_step, run.params = make_steps(
+    step, run.showcase_step, run.params = make_steps(
         run.loaded.model, run.reducers, store, mesh=run.mesh
     )
     n_texts = len(run.corpus)
@@ -480,18 +483,55 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     run.summed = open_summed_arrays(writer, run.reducers, config)
     run.pad_id = padding_id(run.tokenizer)
     run.specials = special_token_ids(run.tokenizer)
-    run.batches = plan_batches(
-        run.tokens.lengths, run.max_length, multiple=sharding.data_size(run.mesh)
-    )
+    measured, budget = plan_corpus_batches(run, step)
     plan_showcase(run)
     width = bucket_length(int(max(run.showcase_tokens.lengths[run.showcase])), run.max_length)
     estimates = memory_estimates(card, run.loaded, run.batches, (len(run.showcase), width))
-    summary = memory_summary(estimates)
+    summary = memory_summary(estimates) + compiled_summary(run.batches, measured, budget)
     check_activations(card, estimates)
     log.info("%s: %s", card.name, summary)
     if run.notify is not None:
         run.notify(f"{card.name}: {summary}")
     note_time_estimate(run, width)
+
+
+def plan_corpus_batches(run: ExtractRun, step) -> tuple[int | None, int]:
+    """Plan the corpus batches within the memory budget; return (measured bytes, budget).
+
+    Sets `run.corpus_step` to the step compiled per batch shape (extract/corpus_budget.py).
+    """
+    from generator.extract.corpus_budget import ShapePrograms, corpus_budget, plan_within_budget
+    from generator.models.device_memory import device_available
+    from generator.models.memory import estimate_memory
+
+    lengths = run.tokens.lengths
+    longest = bucket_length(int(max(lengths)), run.max_length)
+    one_row = estimate_memory(run.config, 1, longest, dtype=run.card.dtype, parameters=0)
+    budget = corpus_budget(device_available().bytes)
+    run.corpus_step = ShapePrograms(step, run.params, run.mesh)
+    run.batches, measured = plan_within_budget(
+        run.corpus_step,
+        lengths,
+        run.max_length,
+        budget=budget,
+        bytes_per_token=one_row.corpus_batch_bytes / longest,
+        multiple=sharding.data_size(run.mesh),
+    )
+    return measured, budget
+
+
+def compiled_summary(batches, measured: int | None, budget: int) -> str:
+    """Return "; compiled corpus step X per batch of BxT (budget Y)" ("" when not reported)."""
+    from generator.extract.corpus_budget import largest_shape
+    from generator.models.memory import size_text
+
+    if measured is None:
+        return ""
+    batch, bucket = largest_shape(batches)
+    return (
+        f"; compiled corpus step {size_text(measured)} per batch of {batch}x{bucket} tokens "
+        f"(budget {size_text(budget)})"
+    )
 
 
 def note_time_estimate(run: ExtractRun, showcase_width: int) -> None:

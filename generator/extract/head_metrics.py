@@ -30,6 +30,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
+from generator.extract.layer_loop import by_mask_group
+
 SPARSITY_THRESHOLD = 0.01  # a weight below this counts as "zero" (sparsity, nonzero counts)
 
 METRICS = (
@@ -133,16 +135,13 @@ def head_metrics(
         [batch, layer, head, metric] float32 in the order of `METRICS`; NaN where a text has no
         eligible query for that metric.
     """
-    # One layer at a time: XLA then reads each layer's maps where the model made them instead
-    # of materialising the stacked [batch, layer, head, query, key] tensor (MiniLM, 64 x 128
-    # tokens: 530 MB of temporaries instead of 1.37 GB; 378 MB without any metric).
-    n_layers = attentions.shape[1]
-    per_layer = list(visible) if isinstance(visible, (list, tuple)) else [visible] * n_layers
-    layers = [
-        _metrics(attentions[:, layer : layer + 1], query_mask, per_layer[layer], special, threshold)
-        for layer in range(n_layers)
-    ]
-    return jnp.concatenate(layers, axis=1)
+
+    # One layer at a time, in an in-program loop (extract/layer_loop.py): traced once whatever
+    # the depth, with one layer's [batch, head, query, key] working set live at a time.
+    def one_layer(maps, mask):  # [batch, head, query, key] -> [batch, head, metric]
+        return _metrics(maps[:, None], query_mask, mask, special, threshold)[:, 0]
+
+    return by_mask_group(one_layer, attentions, visible)
 
 
 def _metrics(attentions, query_mask, visible, special, threshold) -> jax.Array:

@@ -3,7 +3,7 @@
 The probe is `mlp_activations` [batch, layer, token, d_mlp]: each block's MLP hidden activation
 after its non-linearity (SwiGLU / gated T5: act(gate) * up), the input of the down-projection.
 Nothing [text, token, layer, d_mlp] is ever kept: the jitted corpus step reduces every batch,
-one layer at a time, to [layer, d_mlp] sums, maxima, minima and positive counts and to the
+per layer (mapped over the layer axis), to [layer, d_mlp] sums, maxima, minima and positive counts and to the
 `TOP_CONTEXTS` largest activations of every neuron (`jax.lax.top_k` over the batch's tokens);
 `NeuronStats` merges those on the host into corpus-wide values. Padding never counts; special
 tokens do.
@@ -27,6 +27,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from generator.extract.layer_loop import over_layers
 
 ANALYSIS = "neurons"  # the card's `analyses` name
 TOP_CONTEXTS = 8  # k: top-activating tokens kept per neuron
@@ -69,16 +71,11 @@ def layer_stats(x: jax.Array, visible: jax.Array, k: int) -> dict[str, jax.Array
 
 
 def batch_stats(outputs, attention_mask) -> dict[str, jax.Array]:
-    """Reduce a batch's MLP activations per layer -> {name: [layer, d_mlp(, k)]}.
-
-    Layers are reduced one at a time (slices of the stacked probe), so the working set is one
-    layer's [batch, token, d_mlp], never the whole stack in float32.
-    """
+    """Reduce a batch's MLP activations per layer -> {name: [layer, d_mlp(, k)]} (`over_layers`)."""
     x = mlp_probe(outputs)
     visible = attention_mask.astype(bool)
     k = min(TOP_CONTEXTS, x.shape[0] * x.shape[2])
-    layers = [layer_stats(x[:, layer], visible, k) for layer in range(x.shape[1])]
-    return {name: jnp.stack([s[name] for s in layers]) for name in layers[0]}
+    return over_layers(lambda layer: layer_stats(layer, visible, k), x)
 
 
 REDUCER_SPEC = {
