@@ -1,7 +1,7 @@
 """Where a build's time went: `ARTIFACTS/NAME/timings.json`, one section per stage.
 
 Sections (seconds are wall-clock; `compile_seconds` is JAX tracing + compilation within them):
-  extract   {seconds, compile_seconds, steps: [{step, seconds, compile_seconds}],
+  extract   {seconds, compile_seconds, steps: [{step, seconds, compile_seconds, parts?}],
              throughput_flops, estimates: [{step, budget, seconds}]}  or {skipped, seconds}
   analyze   {seconds, analyses: [{analysis, seconds}]}                  or {skipped, seconds}
   render    {seconds, parts: [{part, seconds}], figures}                or {skipped, seconds}
@@ -73,21 +73,23 @@ def _items(record: dict, key: str, name: str) -> str:
     return ", ".join(f"{item[name]} {item['seconds']:.1f}" for item in record.get(key, []))
 
 
+def _timed(item: dict, name: str) -> str:
+    """`NAME seconds (compile c; part seconds, ...)` of a step or part."""
+    inside = (
+        [f"compile {item['compile_seconds']:.1f}"] if item.get("compile_seconds", 0) >= 0.05 else []
+    )
+    if item.get("parts"):
+        inside.append(", ".join(_timed(part, "part") for part in item["parts"]))
+    return f"{item[name]} {item['seconds']:.1f}" + (f" ({'; '.join(inside)})" if inside else "")
+
+
 def format_stage(stage: str, record: dict) -> str:
     """Return one line saying where `stage`'s time went."""
     if record.get("skipped"):
         return f"{stage}: cached ({record.get('seconds', 0.0):.1f} s to check)"
     head = f"{stage} {record.get('seconds', 0.0):.1f} s"
     if stage == "extract":
-        steps = ", ".join(
-            f"{s['step']} {s['seconds']:.1f}"
-            + (
-                f" (compile {s['compile_seconds']:.1f})"
-                if s.get("compile_seconds", 0) >= 0.05
-                else ""
-            )
-            for s in record.get("steps", [])
-        )
+        steps = ", ".join(_timed(s, "step") for s in record.get("steps", []))
         return f"{head} (JAX compile {record.get('compile_seconds', 0.0):.1f} s): {steps}"
     if stage == "analyze":
         return f"{head}: {_items(record, 'analyses', 'analysis')}"
