@@ -1,7 +1,8 @@
 """Where a build's time went: `ARTIFACTS/NAME/timings.json`, one section per stage.
 
 Sections (seconds are wall-clock; `compile_seconds` is JAX tracing + compilation within them):
-  extract   {seconds, compile_seconds, steps: [{step, seconds, compile_seconds, peak_rss_bytes}],
+  extract   {seconds, compile_seconds,
+             steps: [{step, seconds, compile_seconds, peak_rss_bytes, parts?}],
              throughput_flops, estimates: [{step, budget, seconds}]}  or {skipped, seconds}
   analyze   {seconds, analyses: [{analysis, seconds}]}                  or {skipped, seconds}
   render    {seconds, parts: [{part, seconds}], figures}                or {skipped, seconds}
@@ -76,18 +77,33 @@ class PartTimer:
         return round(time.perf_counter() - self.started, 3)
 
 
-def _notes(record: dict, compiled: str = "") -> str:
-    """Return " (compile X, peak Y GB)" from a record's compile seconds and peak RSS, or ""."""
+def _note_list(record: dict, compiled: str = "") -> list[str]:
+    """Return ["compile X", "peak Y GB"] from a record's compile seconds and peak RSS."""
     notes = [compiled] if compiled else []
     if not compiled and record.get("compile_seconds", 0) >= 0.05:
         notes.append(f"compile {record['compile_seconds']:.1f}")
     if record.get("peak_rss_bytes"):
         notes.append(f"peak {record['peak_rss_bytes'] / 1e9:.2f} GB")
+    return notes
+
+
+def _notes(record: dict, compiled: str = "") -> str:
+    """Return " (compile X, peak Y GB)" from a record's compile seconds and peak RSS, or ""."""
+    notes = _note_list(record, compiled)
     return f" ({', '.join(notes)})" if notes else ""
 
 
 def _items(record: dict, key: str, name: str) -> str:
     return ", ".join(f"{item[name]} {item['seconds']:.1f}" for item in record.get(key, []))
+
+
+def _timed(item: dict, name: str) -> str:
+    """`NAME seconds (compile c, peak p GB; part seconds (compile c), ...)` of a step or part."""
+    inside = ", ".join(_note_list(item))
+    if item.get("parts"):
+        parts = ", ".join(_timed(part, "part") for part in item["parts"])
+        inside = f"{inside}; {parts}" if inside else parts
+    return f"{item[name]} {item['seconds']:.1f}" + (f" ({inside})" if inside else "")
 
 
 def format_stage(stage: str, record: dict) -> str:
@@ -97,9 +113,7 @@ def format_stage(stage: str, record: dict) -> str:
     head = f"{stage} {record.get('seconds', 0.0):.1f} s"
     if stage == "extract":
         compiled = f"JAX compile {record.get('compile_seconds', 0.0):.1f} s"
-        steps = ", ".join(
-            f"{s['step']} {s['seconds']:.1f}{_notes(s)}" for s in record.get("steps", [])
-        )
+        steps = ", ".join(_timed(s, "step") for s in record.get("steps", []))
         return f"{head}{_notes(record, compiled)}: {steps}"
     items = (
         _items(record, "analyses", "analysis")

@@ -13,7 +13,7 @@ from generator.analysis_names import recorded_analyses
 from generator.artifacts import open_artifacts
 from generator.extract.capture import CORPUS_STEPS, WEIGHT_STEPS
 from generator.extract.estimate import StepEstimate, forward_flops, matmul_weights, summary
-from generator.timings import TIMINGS, format_timings, read_timings, record_stage
+from generator.timings import TIMINGS, format_stage, format_timings, read_timings, record_stage
 
 
 def test_tiny_build_records_every_stage_and_step(tiny_build):
@@ -29,7 +29,20 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
         assert 0.0 <= step["compile_seconds"] <= step["seconds"] + 1e-3, step
         # a step's own peak never exceeds the process's high-water mark at the end of extract
         assert 0 < step["peak_rss_bytes"] <= extract["peak_rss_bytes"], step
+        for part in step.get("parts", []):
+            assert 0.0 <= part["compile_seconds"] <= part["seconds"] + 1e-3, part
     assert extract["peak_rss_bytes"] <= timings["analyze"]["peak_rss_bytes"]  # monotone mark
+    (attributions,) = [s for s in extract["steps"] if s["step"] == "attributions"]
+    parts = [p["part"] for p in attributions["parts"]]
+    # the embedding task: the Taylor estimate of the fidelity drop, no logit lens
+    assert parts == [
+        "token_attributions",
+        "head_sample",
+        "head_ablation",
+        "head_taylor",
+        "head_pruning",
+    ]
+    assert sum(p["seconds"] for p in attributions["parts"]) <= attributions["seconds"] + 1e-3
     assert sum(s["seconds"] for s in extract["steps"]) <= extract["seconds"]
     assert 0.0 < extract["compile_seconds"] <= extract["seconds"]
     assert extract["throughput_flops"] > 0
@@ -49,6 +62,32 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
     assert [line.split()[0] for line in lines] == ["extract", "analyze", "render"]
     assert "corpus_pass" in lines[0] and "representations" in lines[1]
     assert all(" GB)" in line for line in lines)  # the peaks, next to the times
+
+
+def test_step_parts_are_recorded_and_printed():
+    from generator.extract.compile_time import collecting_parts, step_part
+
+    with step_part("outside"):  # no step collecting: untimed, nothing recorded
+        pass
+    with collecting_parts() as parts:
+        with step_part("first"):
+            pass
+        with step_part("second"):
+            pass
+    assert [p["part"] for p in parts] == ["first", "second"]
+    assert all(p["seconds"] >= 0.0 and p["compile_seconds"] == 0.0 for p in parts)
+    step = {"step": "attributions", "seconds": 9.0, "compile_seconds": 2.0}
+    parts = [
+        {"part": "token_attributions", "seconds": 4.0, "compile_seconds": 1.0},
+        {"part": "head_ablation", "seconds": 3.0, "compile_seconds": 0.0},
+    ]
+    line = format_stage(
+        "extract", {"seconds": 9.5, "compile_seconds": 2.0, "steps": [{**step, "parts": parts}]}
+    )
+    assert line == (
+        "extract 9.5 s (JAX compile 2.0 s): attributions 9.0 "
+        "(compile 2.0; token_attributions 4.0 (compile 1.0), head_ablation 3.0)"
+    )
 
 
 def test_record_stage_replaces_only_its_section(tmp_path):

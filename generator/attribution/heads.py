@@ -222,9 +222,10 @@ def pruning_curves_until_collapse(
     """Pruning curves evaluated fraction by fraction, stopped once every order has collapsed.
 
     `evaluate` maps masks [mask, layer, head] to mean objectives [mask]; it is called once per
-    fraction with that fraction's distinct masks (and once first for the floor, every head
-    removed). After the first fraction at which every order's objective is `collapsed` (within
-    `tolerance` of the range from the floor), the later fractions are not evaluated: NaN.
+    fraction with that fraction's distinct masks (the first call also takes the floor, every
+    head removed, ahead of the first fraction's). After the first fraction at which every
+    order's objective is `collapsed` (within `tolerance` of the range from the floor), the later
+    fractions are not evaluated: NaN.
 
     Returns:
         curves [order, fraction] (NaN past the stop), the floor, and the fraction at which the
@@ -232,12 +233,17 @@ def pruning_curves_until_collapse(
     """
     n_layers, n_heads = shape
     masks = np.stack([pruning_masks(o, n_layers, n_heads, fractions) for o in orders])
-    floor = float(np.asarray(evaluate(jnp.zeros((1, n_layers, n_heads), jnp.float32)))[0])
     curves = np.full((len(orders), len(fractions)), np.nan)
+    floor = None
     for column in range(len(fractions)):
         flat = masks[:, column].reshape(len(orders), -1)
         distinct, inverse = np.unique(flat, axis=0, return_inverse=True)
-        values = np.asarray(evaluate(jnp.asarray(distinct.reshape(-1, n_layers, n_heads))))
+        distinct = distinct.reshape(-1, n_layers, n_heads)
+        if floor is None:  # the floor rides along with the first fraction's masks
+            distinct = np.concatenate([np.zeros((1, n_layers, n_heads), distinct.dtype), distinct])
+        values = np.asarray(evaluate(jnp.asarray(distinct)))
+        if floor is None:
+            floor, values = float(values[0]), values[1:]
         curves[:, column] = values[np.ravel(inverse)]
         if column and collapsed(curves[:, column], curves[0, 0], floor, tolerance):
             return curves, floor, float(fractions[column])

@@ -146,7 +146,16 @@ def model_outputs(task: str, inputs: ObjectiveInputs, model, embeds, head_mask) 
             head_mask=head_mask,
         )
     x, ctx = embed_stage(task, inputs, model, embeds)
-    return model.run_stages(x, ctx, head_mask)
+    return model.run_stages(x, ctx, head_mask, positions=lm_positions(task, inputs))
+
+
+def lm_positions(task: str, inputs: ObjectiveInputs):
+    """The [batch] positions whose LM logits the task reads (masked-lm, causal-lm), else None.
+
+    The model then unembeds those rows only (`Staged.run_stages`): the [batch, token, vocab]
+    logits of every position are never built.
+    """
+    return inputs.target_position if task in ("masked-lm", "causal-lm") else None
 
 
 def embed_stage(task: str, inputs: ObjectiveInputs, model, embeds) -> tuple:
@@ -168,7 +177,8 @@ def outputs_from(task: str, inputs: ObjectiveInputs, model, embeds, x, start, he
     _, ctx = embed_stage(task, inputs, model, embeds)
     out, hidden, probes = model.window_stage(x, ctx, head_mask=head_mask, start=start)
     first = x[0] if isinstance(x, tuple) else x
-    return model.output_stage(out, ctx, with_input(first, hidden), probes)
+    positions = lm_positions(task, inputs)
+    return model.output_stage(out, ctx, with_input(first, hidden), probes, positions=positions)
 
 
 def layer_output(task: str, inputs: ObjectiveInputs, model, embeds, x, layer, head_mask):
@@ -200,9 +210,16 @@ def embedding_score(inputs, outputs):
 
 
 def token_log_prob(inputs, outputs):
-    """Log-probability of the target token at the target position."""
-    logits = outputs["logits"].astype(jnp.float32)  # [batch, token, vocab]
-    rows = jnp.take_along_axis(logits, inputs.target_position[:, None, None], axis=1)[:, 0]
+    """Log-probability of the target token at the target position.
+
+    The logits are [batch, 1, vocab] at the target positions (`lm_positions`), or [batch,
+    token, vocab] of every position (read at the target position).
+    """
+    logits = outputs["logits"].astype(jnp.float32)
+    if logits.shape[1] == 1:  # already at the target (a one-token batch: position 0 alike)
+        rows = logits[:, 0]
+    else:
+        rows = jnp.take_along_axis(logits, inputs.target_position[:, None, None], axis=1)[:, 0]
     log_probs = jax.nn.log_softmax(rows, axis=-1)
     return jnp.take_along_axis(log_probs, inputs.target_id[:, None], axis=1)[:, 0]
 

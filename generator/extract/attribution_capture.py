@@ -30,7 +30,6 @@ from flax import nnx
 from generator.attribution.heads import (
     ablation_drops,
     fidelity_taylor_drops,
-    mean_objectives,
     per_example_gradients,
     pruning_curves_until_collapse,
 )
@@ -48,14 +47,17 @@ from generator.attribution.objectives import (
 )
 from generator.attribution.token_methods import DEFAULT_IG_STEPS, token_scores
 from generator.extract.batching import pad_rows, trimmed_width
+from generator.extract.compile_time import step_part
 from generator.extract.corpus_pass import special_mask
 from generator.extract.head_budget import (
     PRUNING_FRACTIONS,
     RANDOM_ORDERS,
+    attribution_groups,
     head_sample_size,
     layerwise,
     mask_chunk,
     sample_rows,
+    sample_width_groups,
 )
 from generator.extract.head_layers import layerwise_head_drops
 from generator.extract.stored_strings import strings_array
@@ -67,6 +69,8 @@ log = logging.getLogger(__name__)
 # `pruning_curves_until_collapse`.
 COLLAPSE_TOLERANCE = 0.01
 LENS_TOP_K = 5
+# Masks per call of the pruning curves' program: every order's mask of one fraction.
+PRUNING_BATCH = RANDOM_ORDERS + 1
 BASELINE = (
     "the embedding of the padding token (else unknown, else end-of-sequence) at every non-special "
     "position; special tokens keep their embeddings"
@@ -257,10 +261,12 @@ def capture_attributions(
     rows, ids, mask, *decoder = showcase
     reference = class_references(pooled_last, corpus.labels, rows)
     inputs = objective_inputs(context, ids, mask, reference, tuple(decoder) or None)
-    details.update(token_attributions(context, inputs))
+    with step_part("token_attributions"):
+        details.update(token_attributions(context, inputs))
     details["heads"] = head_importance(context)
     if has_lens(loaded.model) and task in ("masked-lm", "causal-lm", "seq2seq"):
-        details["lens"] = logit_lens(context, inputs)
+        with step_part("logit_lens"):
+            details["lens"] = logit_lens(context, inputs)
     return details
 
 
@@ -268,7 +274,8 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
     """Gradient norm, gradient × input and integrated gradients of every showcase example.
 
     The programs run on the showcase cut to `trimmed_width` (padding scores exactly 0: padded
-    keys get no attention and the baseline keeps them); stored rows keep the showcase width.
+    keys get no attention and the baseline keeps them), the short examples apart at their own
+    width when that saves enough work (`attribution_groups`); stored rows keep the showcase width.
     """
     graphdef, task, tokenizer, writer = (
         context.graphdef,
@@ -294,16 +301,23 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
         f = lambda e: objective(row, e[None], None)[0]  # noqa: E731
         return token_scores(f, embeds_row, baseline_row, DEFAULT_IG_STEPS)
 
-    results = [
-        jax.device_get(explain(context.params, inputs, i, embeds[i], baseline[i]))
-        for i in range(len(embeds))
-    ]
-    stacked = {name: np.stack([r[name] for r in results]) for name in results[0]}
+    lengths = np.sum(inputs.attention_mask, axis=1)
+    results = [None] * len(embeds)
+    for rows, cut in attribution_groups(context.config, lengths, width, DEFAULT_IG_STEPS):
+        narrow = inputs._replace(
+            input_ids=inputs.input_ids[:, :cut], attention_mask=inputs.attention_mask[:, :cut]
+        )
+        for i in rows:
+            point = (embeds[i, :cut], baseline[i, :cut])
+            results[i] = jax.device_get(explain(context.params, narrow, i, *point))
+    scalars = ("objective", "baseline_objective", "ig_error")
+    stacked = {name: np.stack([r[name] for r in results]) for name in scalars}
     for name in ("grad_norm", "grad_input", "integrated_gradients"):
         scores = np.zeros((len(results), full_width), np.float32)
-        scores[:, :width] = stacked[name]
+        for i, result in enumerate(results):
+            scores[i, : len(result[name])] = result[name]
         writer.write_array(f"attribution/{name}", scores, ("example", "token"))
-    for name in ("objective", "baseline_objective", "ig_error"):
+    for name in scalars:
         writer.write_array(f"attribution/{name}", stacked[name].astype(np.float32), ("example",))
     writer.write_array("attribution/target_position", inputs.target_position, ("example",))
     writer.write_array("attribution/target_id", inputs.target_id, ("example",))
@@ -327,9 +341,15 @@ def head_sample_inputs(
 
     The head-importance sample (`head_sample_size`); the parameter gradients take a smaller one.
     """
-    tokens, corpus = context.tokens, context.corpus
-    rows = sample_rows(corpus, size)
+    tokens = context.tokens
+    rows = sample_rows(context.corpus, size)
     width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    return rows, sample_batch(context, rows, width)
+
+
+def sample_batch(context: AttributionContext, rows: np.ndarray, width: int) -> ObjectiveInputs:
+    """The objective inputs of corpus `rows` padded to `width` tokens (decoded targets for T5)."""
+    tokens, corpus = context.tokens, context.corpus
     ids, mask = pad_rows([tokens.ids[r] for r in rows], width, len(rows), context.pad_id)
     reference = class_references(context.pooled_last, corpus.labels, rows)
     decoder = None
@@ -345,7 +365,7 @@ def head_sample_inputs(
             ids=ids,
             mask=mask,
         )
-    return rows, objective_inputs(context, ids, mask, reference, decoder)
+    return objective_inputs(context, ids, mask, reference, decoder)
 
 
 def write_head_importance(writer, rows, per_text, mean_objectives_of) -> dict:
@@ -400,49 +420,102 @@ def head_importance(context: AttributionContext) -> dict:
     objective is output fidelity (see `HEAD_OBJECTIVES`) and the gradient method its
     second-order Taylor estimate; other tasks use their own objective and Michel et al. (2019).
     """
-    task = context.task
-    size, source = head_sample_size(
-        context.card.head_sample, context.config, context.tokens, context.corpus
-    )
-    rows, inputs = head_sample_inputs(context, size)
-    embeds = jnp.asarray(context.table)[inputs.input_ids]
+    task, config, tokens = context.task, context.config, context.tokens
+    size, source = head_sample_size(context.card.head_sample, config, tokens, context.corpus)
     fidelity = task in HEAD_OBJECTIVES
-    if fidelity:  # each text's own embedding with every head: the cosine's reference
-        inputs = inputs._replace(reference=unablated_embeddings(context, inputs, embeds))
-    per_text = head_drops(context, inputs, embeds, fidelity=fidelity)
-    pruning = write_head_importance(
-        context.writer, rows, per_text, mask_evaluator(context, inputs, embeds)
+    rows = sample_rows(context.corpus, size)
+    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    by_layer = layerwise(config, len(rows), width)
+    with step_part("head_sample"):
+        groups = sample_groups(context, rows, width, fidelity=fidelity)
+    parts = [
+        head_drops(context, *group[1:], fidelity=fidelity, by_layer=by_layer) for group in groups
+    ]
+    per_text = tuple(
+        in_sample_order([g[0] for g in groups], [p[i] for p in parts], len(rows)) for i in (0, 1)
     )
+    with step_part("head_pruning"):
+        pruning = write_head_importance(
+            context.writer, rows, per_text, group_mask_evaluator(context, groups)
+        )
     return {
         "sample_size": int(len(rows)),
         "sample_source": source,
         **pruning,
         "description": HEAD_OBJECTIVES.get(task, TASK_DESCRIPTIONS.get(task, "")),
         "gradient_method": "taylor-fidelity" if fidelity else "michel",
-        "layerwise": layerwise(context.config, *inputs.input_ids.shape),
+        "layerwise": by_layer,
         "random_orders": RANDOM_ORDERS,
         "pruning_order": "least important (smallest ablation drop) first",
         "sets": context.head_sets(),
     }
 
 
-def head_drops(context: AttributionContext, inputs, embeds, *, fidelity: bool) -> tuple:
+def sample_groups(
+    context: AttributionContext, rows: np.ndarray, width: int, *, fidelity: bool
+) -> list[tuple]:
+    """The sample in width groups: (positions in the sample, objective inputs, embeddings) each.
+
+    Layer by layer, the short texts run apart at their own width when that saves enough work
+    (`sample_width_groups`); else one group of the whole sample at `width`. For the
+    fidelity objective each text's reference is its own embedding with every head.
+    """
+    lengths = context.tokens.lengths[rows]
+    groups = []
+    for positions, group_width in sample_width_groups(
+        context.config, lengths, width, fidelity=fidelity
+    ):
+        inputs = sample_batch(context, rows[positions], group_width)
+        embeds = jnp.asarray(context.table)[inputs.input_ids]
+        if fidelity:  # each text's own embedding with every head: the cosine's reference
+            inputs = inputs._replace(reference=unablated_embeddings(context, inputs, embeds))
+        groups.append((positions, inputs, embeds))
+    return groups
+
+
+def in_sample_order(positions: list[np.ndarray], parts: list[np.ndarray], n: int) -> np.ndarray:
+    """Put each group's rows [group text, ...] back at their `positions` -> [text, ...] float32."""
+    out = np.zeros((n, *parts[0].shape[1:]), np.float32)
+    for where, part in zip(positions, parts, strict=True):
+        out[where] = part
+    return out
+
+
+def group_mask_evaluator(context: AttributionContext, groups: list[tuple]):
+    """`masks [mask, layer, head] -> [mask]`: the whole sample's mean objective under each.
+
+    The groups' means weighted by their texts (in float64: one group gives its mean exactly).
+    """
+    evaluators = [(len(g[0]), mask_evaluator(context, *g[1:])) for g in groups]
+    total = sum(n for n, _ in evaluators)
+
+    def evaluate(masks):
+        return sum(n * np.asarray(e(masks), np.float64) for n, e in evaluators) / total
+
+    return evaluate
+
+
+def head_drops(
+    context: AttributionContext, inputs, embeds, *, fidelity: bool, by_layer: bool
+) -> tuple:
     """Per-text (ablation, gradient) importances [text, layer, head], float32.
 
-    Layer by layer (`layerwise_head_drops`) where `layerwise` says so; else (encoder-decoders,
-    whose head mask spans encoder, decoder and cross-attention, and tiny models, for which
-    compiling costs more than it saves) the whole model runs per head.
+    Layer by layer (`layerwise_head_drops`) where `layerwise` says so (`by_layer`); else
+    (encoder-decoders, whose head mask spans encoder, decoder and cross-attention, and tiny
+    models, for which compiling costs more than it saves) the whole model runs per head.
     """
-    if not layerwise(context.config, *inputs.input_ids.shape):
-        return (
-            ablation_per_text(context, inputs, embeds),
-            gradient_per_text(context, inputs, embeds, fidelity=fidelity),
-        )
+    gradient = "head_taylor" if fidelity else "head_gradient"
+    if not by_layer:
+        with step_part("head_ablation"):
+            ablation = ablation_per_text(context, inputs, embeds)
+        with step_part(gradient):
+            return ablation, gradient_per_text(context, inputs, embeds, fidelity=fidelity)
     chunk = mask_chunk(*inputs.input_ids.shape)
     ablation, taylor = layerwise_head_drops(context, inputs, embeds, chunk, fidelity=fidelity)
     if fidelity:
         return ablation, taylor
-    return ablation, gradient_per_text(context, inputs, embeds, fidelity=False)
+    with step_part(gradient):
+        return ablation, gradient_per_text(context, inputs, embeds, fidelity=False)
 
 
 def head_mask_ones(context: AttributionContext) -> jax.Array:
@@ -501,17 +574,25 @@ def gradient_per_text(context: AttributionContext, inputs, embeds, *, fidelity) 
 def mask_evaluator(context: AttributionContext, inputs, embeds):
     """Return `masks [mask, layer, head] -> [mask]`: the sample's mean objective under each.
 
-    One mask per call of one compiled program, whatever the number of masks.
+    `PRUNING_BATCH` masks per call of one compiled program (a call with fewer repeats its last
+    mask), vmapped within the memory budget (`mask_chunk`): a pruning fraction's distinct masks
+    (one per order at most) run together.
     """
+    chunk = min(PRUNING_BATCH, mask_chunk(*inputs.input_ids.shape))
 
     @jax.jit
     def mean_objectives_of(params, inputs, embeds, masks):
-        return mean_objectives(masked_objective(context, params, inputs, embeds))(masks)
+        objective = masked_objective(context, params, inputs, embeds)
+        return jax.lax.map(lambda mask: jnp.mean(objective(mask)), masks, batch_size=chunk)
 
     def evaluate(masks):
-        return np.concatenate(
-            [mean_objectives_of(context.params, inputs, embeds, mask[None]) for mask in masks]
-        )
+        masks, values = np.asarray(masks, np.float32), []
+        for start in range(0, len(masks), PRUNING_BATCH):
+            part = masks[start : start + PRUNING_BATCH]
+            padded = np.concatenate([part, np.repeat(part[-1:], PRUNING_BATCH - len(part), 0)])
+            value = mean_objectives_of(context.params, inputs, embeds, padded)
+            values.append(np.asarray(value)[: len(part)])
+        return np.concatenate(values)
 
     return evaluate
 

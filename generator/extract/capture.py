@@ -341,14 +341,14 @@ def run_steps(run: ExtractRun, steps) -> None:
     """Run `steps` in order (layers traced as `extraction_layers` says), timing each in `run`."""
     import jax
 
-    from generator.extract.compile_time import CompileTimer
+    from generator.extract.compile_time import CompileTimer, collecting_parts
     from generator.models.layers import extraction_layers
     from generator.peak_memory import PeakRss
 
     for step in steps:
         started = time.perf_counter()
         layers = extraction_layers(jax.default_backend())
-        with PeakRss() as peak, CompileTimer() as compiling, layers:
+        with PeakRss() as peak, CompileTimer() as compiling, collecting_parts() as parts, layers:
             step(run)
         run.timings.append(
             {
@@ -356,6 +356,7 @@ def run_steps(run: ExtractRun, steps) -> None:
                 "seconds": round(time.perf_counter() - started, 3),
                 "compile_seconds": round(compiling.seconds, 3),
                 "peak_rss_bytes": peak.bytes,
+                **({"parts": parts} if parts else {}),
             }
         )
 
@@ -550,8 +551,8 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
     """Return the FLOPs and budget of the corpus, checkpoint, showcase and attribution passes."""
     from generator.attribution.objectives import HEAD_OBJECTIVES, default_task
     from generator.attribution.token_methods import DEFAULT_IG_STEPS
-    from generator.extract.estimate import BACKWARD, StepEstimate, forward_flops
-    from generator.extract.head_budget import head_importance_step
+    from generator.extract.estimate import StepEstimate, forward_flops
+    from generator.extract.head_budget import head_importance_step, token_attributions_flops
 
     config, card = run.config, run.card
     corpus = sum(forward_flops(config, b.batch_size, b.bucket) for b in run.batches)
@@ -564,7 +565,8 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
     showcase = forward_flops(config, examples, showcase_width)
     steps.append(StepEstimate("showcase_pass", f"{examples} examples", showcase))
     if "attributions" in run.analyses:
-        ig = (DEFAULT_IG_STEPS + 2) * BACKWARD * showcase
+        lengths = run.showcase_tokens.lengths[run.showcase]
+        ig = token_attributions_flops(config, lengths, showcase_width, DEFAULT_IG_STEPS)
         budget = f"{examples} examples x {DEFAULT_IG_STEPS} integrated-gradients steps"
         steps.append(StepEstimate("token_attributions", budget, ig))
         fidelity = (card.task or default_task(config.heads, run.seq2seq)) in HEAD_OBJECTIVES

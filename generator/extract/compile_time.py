@@ -2,11 +2,16 @@
 
 JAX reports each phase through `jax.monitoring` duration events; `CompileTimer` listens to
 them while it is open and adds them up, so the extract stage can report compile time apart
-from run time without changing how its steps are called.
+from run time without changing how its steps are called. A step may time its parts too
+(`step_part`, collected by `collecting_parts` around the step).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 # Trace to jaxpr, jaxpr to StableHLO, XLA compile (or persistent-cache read): one per new shape.
@@ -39,3 +44,40 @@ class CompileTimer:
         import jax.monitoring
 
         jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+_PARTS: ContextVar[list[dict] | None] = ContextVar("step_parts", default=None)
+
+
+@contextmanager
+def collecting_parts() -> Iterator[list[dict]]:
+    """Collect the `step_part`s timed inside the block (one extract step's parts)."""
+    parts: list[dict] = []
+    token = _PARTS.set(parts)
+    try:
+        yield parts
+    finally:
+        _PARTS.reset(token)
+
+
+@contextmanager
+def step_part(name: str) -> Iterator[None]:
+    """Time the block as part `name` of the current step: {part, seconds, compile_seconds}.
+
+    Outside `collecting_parts` the block runs untimed. The block must wait for its results
+    (e.g. `np.asarray` them): JAX dispatches asynchronously.
+    """
+    parts = _PARTS.get()
+    if parts is None:
+        yield
+        return
+    started = time.perf_counter()
+    with CompileTimer() as compiling:
+        yield
+    parts.append(
+        {
+            "part": name,
+            "seconds": round(time.perf_counter() - started, 3),
+            "compile_seconds": round(compiling.seconds, 3),
+        }
+    )

@@ -6,6 +6,8 @@ unless that sample's forward pass times its number of heads exceeds `HEAD_BUDGET
 it is cut in proportion, to no fewer than `MIN_HEAD_SAMPLE` texts. The rule reads only the
 model's configuration and the corpus (never a measured speed), so a build is reproducible.
 A smaller sample widens the standard errors that the attributions page shows for each head.
+Both attribution steps run their texts in width groups (`width_groups`); their estimates count
+each group.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from generator.extract.batching import trimmed_width
 from generator.extract.estimate import BACKWARD, StepEstimate, forward_flops
 from generator.extract.showcase import choose_showcase
+from generator.extract.width_groups import width_groups
 
 HEAD_SAMPLE = 64  # texts (held-out first, round-robin over labels) when the budget allows
 MIN_HEAD_SAMPLE = 16  # the default never goes below this many texts
@@ -112,22 +115,60 @@ def head_passes(config, *, fidelity: bool, chunk: int, by_layer: bool) -> dict[s
     return {"ablation": 1.0 + above, "gradient": float(gradient), "pruning": float(pruning)}
 
 
+def head_sample_flops(config, rows: int, width: int, fidelity: bool) -> float:
+    """FLOPs of layer-by-layer head importance over `rows` texts of `width` tokens."""
+    chunk = mask_chunk(rows, width)
+    passes = head_passes(config, fidelity=fidelity, chunk=chunk, by_layer=True)
+    return sum(passes.values()) * forward_flops(config, rows, width)
+
+
+def sample_width_groups(config, lengths: np.ndarray, width: int, *, fidelity: bool) -> list:
+    """The sample's width groups (`width_groups`): layer by layer only, else one group."""
+    if not layerwise(config, len(lengths), width):
+        return [(np.arange(len(lengths)), width)]
+    cost = lambda rows, cut: head_sample_flops(config, rows, cut, fidelity)  # noqa: E731
+    return width_groups(lengths, width, cost)
+
+
+def attribution_groups(config, lengths: np.ndarray, width: int, steps: int) -> list:
+    """The showcase's width groups for integrated gradients with `steps` points (`width_groups`)."""
+    return width_groups(
+        lengths, width, lambda rows, cut: attribution_flops(config, rows, cut, steps)
+    )
+
+
+def token_attributions_flops(config, lengths: np.ndarray, width: int, steps: int) -> float:
+    """FLOPs of the token attributions of texts of `lengths` padded to `width`, in width groups."""
+    width = trimmed_width(int(max(lengths)), width)
+    groups = attribution_groups(config, lengths, width, steps)
+    return sum(attribution_flops(config, len(rows), cut, steps) for rows, cut in groups)
+
+
+def attribution_flops(config, rows: int, width: int, steps: int) -> float:
+    """FLOPs of the gradient methods: `steps` path points, the input and the baseline."""
+    return (steps + 2) * BACKWARD * forward_flops(config, rows, width)
+
+
 def head_importance_step(config, tokens, corpus, requested: int | None, *, fidelity: bool):
-    """The head-importance step's estimate: its sample, passes and FLOPs (a StepEstimate)."""
+    """The head-importance step's estimate: its sample, passes and FLOPs (a StepEstimate).
+
+    The passes are those of the whole sample at its width; the FLOPs count each width group.
+    """
     size, _ = head_sample_size(requested, config, tokens, corpus)
     rows = sample_rows(corpus, size)
     width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    by_layer = layerwise(config, size, width)
     passes = head_passes(
-        config,
-        fidelity=fidelity,
-        chunk=mask_chunk(size, width),
-        by_layer=layerwise(config, size, width),
+        config, fidelity=fidelity, chunk=mask_chunk(size, width), by_layer=by_layer
     )
     parts = ", ".join(f"{name} {value:.0f}" for name, value in passes.items())
     budget = (
         f"{size} texts x {head_count(config)} heads: {sum(passes.values()):.0f} forward-pass "
         f"equivalents ({parts}; pruning at most)"
     )
-    return StepEstimate(
-        "head_importance", budget, sum(passes.values()) * forward_flops(config, size, width)
-    )
+    flops = sum(passes.values()) * forward_flops(config, size, width)
+    groups = sample_width_groups(config, tokens.lengths[rows], width, fidelity=fidelity)
+    if len(groups) > 1:
+        flops = sum(head_sample_flops(config, len(g), cut, fidelity) for g, cut in groups)
+        budget += f", texts in {len(groups)} width groups ({', '.join(str(c) for _, c in groups)})"
+    return StepEstimate("head_importance", budget, flops)

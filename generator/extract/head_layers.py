@@ -26,17 +26,19 @@ from generator.attribution.objectives import (
     ObjectiveInputs,
     embed_stage,
     layer_output,
+    lm_positions,
     outputs_from,
     pooled_last,
 )
+from generator.extract.compile_time import step_part
 
 
-def layer_programs(task: str, graphdef, n_heads: int, chunk: int, *, fidelity: bool):
-    """Return the jitted (first, layer) programs of layer-by-layer head importance.
+def layer_programs(task: str, graphdef, n_heads: int, chunk: int):
+    """Return the jitted (first, ablation, taylor) programs of layer-by-layer head importance.
 
     first(params, inputs, embeds) -> (input of layer 0, objective with every head [text]);
-    layer(params, inputs, embeds, x, full, start) -> (ablation drops [text, head], Taylor
-    drops [text, head] (fidelity) or None, the input of layer start + 1).
+    ablation(params, inputs, embeds, x, full, start) -> (ablation drops [text, head], the input
+    of layer start + 1); taylor(params, inputs, embeds, x, start) -> Taylor drops [text, head].
     """
     score = SCORES[task]
 
@@ -44,24 +46,32 @@ def layer_programs(task: str, graphdef, n_heads: int, chunk: int, *, fidelity: b
     def first(params, inputs: ObjectiveInputs, embeds):
         model = nnx.merge(graphdef, params)
         x, ctx = embed_stage(task, inputs, model, embeds)
-        return x, score(inputs, model.run_stages(x, ctx, None))
+        outputs = model.run_stages(x, ctx, None, positions=lm_positions(task, inputs))
+        return x, score(inputs, outputs)
 
-    @jax.jit
-    def layer(params, inputs: ObjectiveInputs, embeds, x, full, start):
+    def outputs_of(params, inputs, embeds, x, start):
+        """`row [head] -> outputs` with layer `start`'s heads scaled by row, the rest kept."""
         model = nnx.merge(graphdef, params)
         ones = jnp.ones((model.config.n_layers, n_heads), jnp.float32)
 
-        def outputs(row):  # layer `start`'s heads scaled by row, every other head kept
+        def outputs(row):
             return outputs_from(task, inputs, model, embeds, x, start, ones.at[start].set(row))
 
-        ablation = row_ablation_drops(lambda row: score(inputs, outputs(row)), full, n_heads, chunk)
-        taylor = None
-        if fidelity:
-            embed_row = lambda row: pooled_last(inputs, outputs(row))  # noqa: E731
-            taylor = row_taylor_drops(embed_row, inputs.reference, n_heads, chunk)
-        return ablation, taylor, layer_output(task, inputs, model, embeds, x, start, ones)
+        return outputs, model, ones
 
-    return first, layer
+    @jax.jit
+    def ablation(params, inputs: ObjectiveInputs, embeds, x, full, start):
+        outputs, model, ones = outputs_of(params, inputs, embeds, x, start)
+        drops = row_ablation_drops(lambda row: score(inputs, outputs(row)), full, n_heads, chunk)
+        return drops, layer_output(task, inputs, model, embeds, x, start, ones)
+
+    @jax.jit
+    def taylor(params, inputs: ObjectiveInputs, embeds, x, start):
+        outputs = outputs_of(params, inputs, embeds, x, start)[0]
+        embed_row = lambda row: pooled_last(inputs, outputs(row))  # noqa: E731
+        return row_taylor_drops(embed_row, inputs.reference, n_heads, chunk)
+
+    return first, ablation, taylor
 
 
 def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool):
@@ -77,12 +87,20 @@ def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool)
         (ablation [text, layer, head], Taylor drops [text, layer, head] or None), float32.
     """
     n_layers, n_heads = context.config.n_layers, context.config.n_heads
-    first, layer = layer_programs(context.task, context.graphdef, n_heads, chunk, fidelity=fidelity)
-    x, full = first(context.params, inputs, embeds)
-    ablation, taylor = [], []
-    for start in range(n_layers):
-        drops, second, x = layer(context.params, inputs, embeds, x, full, jnp.int32(start))
-        ablation.append(np.asarray(drops, np.float32))
-        taylor.append(None if second is None else np.asarray(second, np.float32))
-    stacked = np.stack(ablation, axis=1)
-    return stacked, (np.stack(taylor, axis=1) if fidelity else None)
+    first, ablation, taylor = layer_programs(context.task, context.graphdef, n_heads, chunk)
+    params = context.params
+    with step_part("head_ablation"):
+        x, full = first(params, inputs, embeds)
+        drops, layer_inputs = [], []
+        for start in range(n_layers):
+            layer_inputs.append(x)
+            row, x = ablation(params, inputs, embeds, x, full, jnp.int32(start))
+            drops.append(np.asarray(row, np.float32))
+    if not fidelity:
+        return np.stack(drops, axis=1), None
+    with step_part("head_taylor"):
+        second = [
+            np.asarray(taylor(params, inputs, embeds, x, jnp.int32(start)), np.float32)
+            for start, x in enumerate(layer_inputs)
+        ]
+    return np.stack(drops, axis=1), np.stack(second, axis=1)

@@ -35,6 +35,7 @@ from generator.models.heads import (
     MaskedLMHead,
     ReplacedTokenHead,
     TokenClassificationHead,
+    at_positions,
 )
 from generator.models.layers import (
     ACTIVATION_FNS,
@@ -342,13 +343,16 @@ class BertEncoder(Staged, nnx.Module):
         return {} if self.nsp_head is None else {"next-sentence": self.nsp_head(pooled)}
 
     def head_outputs(
-        self, x: jax.Array, attention_mask: jax.Array, pooled: jax.Array | None
+        self, x: jax.Array, attention_mask: jax.Array, pooled: jax.Array | None, positions=None
     ) -> dict[str, jax.Array]:
-        """Return the logits of every head, by head kind, from the last layer's output `x`."""
+        """Return the logits of every head, by head kind, from the last layer's output `x`.
+
+        positions: [batch] the masked-LM head reads only these rows ([batch, 1, vocab]).
+        """
         head_outputs = {}
         if self.mlm_head is not None:
             embedding = self.embeddings.word_embeddings.embedding[...]
-            head_outputs["masked-lm"] = self.mlm_head(x, embedding)
+            head_outputs["masked-lm"] = self.mlm_head(at_positions(x, positions), embedding)
         if self.rtd_head is not None:
             head_outputs["replaced-token-detection"] = self.rtd_head(x)
         if isinstance(self.classifier, ClassificationHead):
@@ -426,7 +430,7 @@ class BertEncoder(Staged, nnx.Module):
         return x, (x, p)
 
     def output_stage(
-        self, x: jax.Array, ctx, hidden: jax.Array, probes: dict[str, jax.Array]
+        self, x: jax.Array, ctx, hidden: jax.Array, probes: dict[str, jax.Array], positions=None
     ) -> dict[str, jax.Array]:
         """Return `__call__`'s outputs from the last layer's output x and every layer's.
 
@@ -436,12 +440,15 @@ class BertEncoder(Staged, nnx.Module):
             hidden: [batch, layer(L+1), token, d_model] the first block's input, then every
                 block's output.
             probes: {name: [batch, layer, ...]} from `layer_stage` over every layer.
+            positions: [batch] int or None: the LM head reads only these rows, so `logits`
+                are [batch, 1, vocab] (the objectives need no other position); else every
+                position's.
         """
         out = {"hidden_states": hidden, **ordered_probes(probes)}
         pooled = self.pooler(x) if self.pooler is not None else None
         if pooled is not None:
             out["pooler_output"] = pooled
-        head_outputs = self.head_outputs(x, ctx["attention_mask"], pooled)
+        head_outputs = self.head_outputs(x, ctx["attention_mask"], pooled, positions)
         out.update({PAIR_OUTPUTS[k]: v for k, v in head_outputs.items() if k in PAIR_OUTPUTS})
         if self.config.heads:
             out["logits"] = head_outputs[self.config.heads[0]]

@@ -174,20 +174,39 @@ def decoder_heads(config, dtype: str, rngs: nnx.Rngs):
     return lm_head, score
 
 
+def at_positions(x: jax.Array, positions: jax.Array | None) -> jax.Array:
+    """Rows [batch, 1, d] of x [batch, token, d] at `positions` [batch] (None: x unchanged).
+
+    An LM head reads each token alone, so unembedding these rows equals reading its
+    [batch, token, vocab] logits there, without building them.
+    """
+    if positions is None:
+        return x
+    return jnp.take_along_axis(x, jnp.asarray(positions, jnp.int32)[:, None, None], axis=1)
+
+
 def decoder_outputs(
-    hidden: jax.Array, probes: dict, final: jax.Array, model, table: jax.Array, *, attention_mask
+    hidden: jax.Array,
+    probes: dict,
+    final: jax.Array,
+    model,
+    table: jax.Array,
+    *,
+    attention_mask,
+    positions: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
     """Return a decoder-only model's outputs after its final norm (`final`, [batch, token, d]).
 
     hidden [batch, layer(L+1), token, d_model] and probes {name: [batch, layer, ...]} are the
     stacked layer outputs; hidden_states replace the last layer by the normed output (as
     transformers reports it); logits come from `model.lm_head` (tied to `table` when it says
-    so) or from `model.score` read at the last real token, whichever the model has.
+    so; [batch, 1, vocab] at `positions` [batch] when given, see `at_positions`) or from
+    `model.score` read at the last real token, whichever the model has.
     """
     hidden = hidden.at[:, -1].set(final)
     out = {"hidden_states": hidden, **ordered_probes(probes)}
     if model.lm_head is not None:
-        out["logits"] = model.lm_head(final, table)
+        out["logits"] = model.lm_head(at_positions(final, positions), table)
     elif model.score is not None:
         out["logits"] = model.score(final, attention_mask, None)
     return out

@@ -262,11 +262,14 @@ class LlamaDecoder(Staged, nnx.Module):
         x = p.pop("context")
         return x, (x, p)
 
-    def output_stage(self, x: jax.Array, ctx, hidden: jax.Array, probes) -> dict[str, jax.Array]:
+    def output_stage(
+        self, x: jax.Array, ctx, hidden: jax.Array, probes, positions=None
+    ) -> dict[str, jax.Array]:
         """Return `__call__`'s outputs from the last block's output (see `BertEncoder`)."""
         table = self.embed_tokens.embedding[...]
+        mask = ctx["attention_mask"]
         return decoder_outputs(
-            hidden, probes, self.norm(x), self, table, attention_mask=ctx["attention_mask"]
+            hidden, probes, self.norm(x), self, table, attention_mask=mask, positions=positions
         )
 
     def decode_step(

@@ -2,12 +2,14 @@
 
     x, ctx = model.embed_stage(input_ids, attention_mask, token_type_ids, inputs_embeds=...)
     x, hidden, probes = model.layer_stage(x, ctx, head_mask=..., start=0, stop=None)
-    out = model.output_stage(x, ctx, with_input(first x, hidden), probes)
+    out = model.output_stage(x, ctx, with_input(first x, hidden), probes, positions=None)
 
-is exactly `model(...)`. `layer_stage` over layers [start, stop) continues from the output of
-layer start - 1, so a caller can run the layers below a point once and everything above it many
-times (head importance ablates one layer's heads at a time). The blocks run under
-`layers.scan_blocks`: one compiled program per run of identical layers, whatever the depth.
+is exactly `model(...)`; with `positions` [batch], the LM head reads only those rows (`logits`
+[batch, 1, vocab]: the objectives need one position and the vocabulary is large).
+`layer_stage` over layers [start, stop) continues from the output of layer start - 1, so a
+caller can run the layers below a point once and everything above it many times (head
+importance ablates one layer's heads at a time). The blocks run under `layers.scan_blocks`: one
+compiled program per run of identical layers, whatever the depth.
 
 Axes: batch, layer, token, d_model, head.
 """
@@ -113,8 +115,14 @@ class Staged:
         x, (hidden, probes) = scan_blocks(x, blocks, step, xs=xs, keys=self.layer_keys())
         return x, hidden, probes
 
-    def run_stages(self, x, ctx, head_mask: jax.Array | None) -> dict[str, jax.Array]:
-        """Run every layer on x, the first block's input, and return the model outputs."""
+    def run_stages(
+        self, x, ctx, head_mask: jax.Array | None, positions: jax.Array | None = None
+    ) -> dict[str, jax.Array]:
+        """Run every layer on x, the first block's input, and return the model outputs.
+
+        positions: [batch] int or None: the LM head unembeds only these rows (`logits`
+        [batch, 1, vocab]); see `output_stage`.
+        """
         first = x[0] if isinstance(x, tuple) else x
         out, hidden, probes = self.layer_stage(x, ctx, head_mask=head_mask)
-        return self.output_stage(out, ctx, with_input(first, hidden), probes)
+        return self.output_stage(out, ctx, with_input(first, hidden), probes, positions=positions)

@@ -46,7 +46,7 @@ from generator.models.config import (
     require,
 )
 from generator.models.family import Family, NameMap
-from generator.models.heads import ClassificationHead, unembed
+from generator.models.heads import ClassificationHead, at_positions, unembed
 from generator.models.layers import (
     ACTIVATION_FNS,
     COMPUTE_DTYPES,
@@ -410,13 +410,15 @@ class XLNetEncoder(Staged, nnx.Module):
         g = p.pop("query_stream", None)
         return (h, g) if g is not None else h, (h, p)
 
-    def output_stage(self, x, ctx, hidden: jax.Array, probes) -> dict[str, jax.Array]:
+    def output_stage(
+        self, x, ctx, hidden: jax.Array, probes, positions=None
+    ) -> dict[str, jax.Array]:
         """Return `__call__`'s outputs from the last block's output (see `BertEncoder`)."""
         h, g = x if isinstance(x, tuple) else (x, None)
         out = {"hidden_states": hidden, **ordered_probes(probes)}
         table = self.word_embedding.embedding[...]
         if self.lm_loss is not None:
-            out["logits"] = self.lm_loss(h, table)
+            out["logits"] = self.lm_loss(at_positions(h, positions), table)
             if g is not None:
                 out["target_logits"] = self.lm_loss(g, table)[:, 0]
         elif self.classifier is not None:
