@@ -91,7 +91,8 @@ def test_batches_too_large_are_refused_before_the_corpus_pass(tmp_path, monkeypa
     result = cli("build", card, "--out", out, "--artifacts", artifacts, "-q")
     assert result.exit_code == 2
     assert "one batch needs about" in result.output and "max_length` (now 64)" in result.output
-    assert len(calls) == 2  # once before loading, once after planning the batches
+    # once before loading, once for the corpus pass's memory budget, once after planning
+    assert len(calls) == 3
     assert not out.exists() and not (artifacts / "tiny-bert").exists()
 
 

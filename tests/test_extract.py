@@ -110,22 +110,22 @@ def test_damaged_artifact_is_recomputed(tmp_path):
 
 
 def test_each_bucket_shape_compiles_once(tmp_path, monkeypatch):
-    import generator.extract.steps as steps
+    from generator.extract.corpus_budget import ShapePrograms
 
-    compiled = []
-    original = steps.make_steps
+    lowered = []  # (batch, bucket) of every ahead-of-time compile of the corpus step
+    original = ShapePrograms.compiled
 
-    def counting(model, reducers, store_dtype, **options):
-        corpus_step, showcase_step, params = original(model, reducers, store_dtype, **options)
-        compiled.append(corpus_step)
-        return corpus_step, showcase_step, params
+    def counting(self, batch, bucket):
+        if (int(batch), int(bucket)) not in self.programs:
+            lowered.append((int(batch), int(bucket)))
+        return original(self, batch, bucket)
 
-    monkeypatch.setattr(steps, "make_steps", counting)
+    monkeypatch.setattr(ShapePrograms, "compiled", counting)
     card = load_card(write_card(tmp_path / "cards"))
     result = extract(card, tmp_path / "artifacts", progress=False)
-    shapes = {tuple(b) for b in result.manifest["extraction"]["buckets"]}
+    shapes = {(batch, length) for length, batch in result.manifest["extraction"]["buckets"]}
     assert result.manifest["extraction"]["batches"] >= len(shapes)
-    assert compiled[0]._cache_size() == len(shapes)
+    assert sorted(lowered) == sorted(shapes)  # each planned shape once, nothing else
 
 
 def test_strict_truncation_fails_and_keeps_previous_artifacts(tmp_path):

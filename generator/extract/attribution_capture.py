@@ -310,6 +310,17 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
         for i in rows:
             point = (embeds[i, :cut], baseline[i, :cut])
             results[i] = jax.device_get(explain(context.params, narrow, i, *point))
+    errors = write_token_attributions(writer, tokenizer, inputs, results, full_width)
+    return {
+        "ig_steps": DEFAULT_IG_STEPS,
+        "ig_rule": "Gauss-Legendre quadrature",
+        "baseline": BASELINE,
+        "ig_median_error": float(np.median(errors)),
+    }
+
+
+def write_token_attributions(writer, tokenizer, inputs, results: list, full_width: int):
+    """Store each example's scores [example, token] at the showcase width; return ig_error."""
     scalars = ("objective", "baseline_objective", "ig_error")
     stacked = {name: np.stack([r[name] for r in results]) for name in scalars}
     for name in ("grad_norm", "grad_input", "integrated_gradients"):
@@ -326,12 +337,7 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
         strings_array(tokenizer.convert_ids_to_tokens([int(i) for i in inputs.target_id])),
         ("example",),
     )
-    return {
-        "ig_steps": DEFAULT_IG_STEPS,
-        "ig_rule": "Gauss-Legendre quadrature",
-        "baseline": BASELINE,
-        "ig_median_error": float(np.median(stacked["ig_error"])),
-    }
+    return stacked["ig_error"]
 
 
 def head_sample_inputs(
