@@ -366,7 +366,7 @@ def serve_directory(path: str | os.PathLike[str]) -> Iterator[str]:
 
 # --- Generic checks over every page ----------------------------------------------------------
 
-# JS: a short hash per .vega-embed element of its rendered SVG (or canvas size), to detect change.
+# JS: a short hash per .vega-embed element of its rendered SVG (or canvas pixels), to detect change.
 _CHART_SIGNATURES_JS = """() => {
   const hash = (text) => {
     let h = 5381;
@@ -375,7 +375,8 @@ _CHART_SIGNATURES_JS = """() => {
   };
   return Array.from(document.querySelectorAll('.vega-embed'), (el) => {
     const svg = el.querySelector('svg');
-    return el.id + ':' + (svg ? hash(svg.outerHTML) : 'none');
+    const canvas = el.querySelector('canvas');  // a dense chart draws on a canvas
+    return el.id + ':' + (svg ? hash(svg.outerHTML) : canvas ? hash(canvas.toDataURL()) : 'none');
   });
 }"""
 
@@ -388,7 +389,7 @@ _SIGNATURES_CHANGED_JS = (
 
 
 def chart_signatures(page) -> list[str]:
-    """Return 'id:hash' of every chart's current SVG, in document order."""
+    """Return 'id:hash' of every chart's current SVG (or canvas), in document order."""
     return page.evaluate(_CHART_SIGNATURES_JS)
 
 

@@ -18,6 +18,7 @@ _STATE_JS = """() => {
   return {want: want, selection: el.getAttribute('data-selection'),
           scores: Atlas.views['chart-attention-scores'].data('rows')
             .map((r) => [r.query, r.key, r.score, r.visible]),
+          tips: Atlas.views['chart-attention-scores'].data('rows').map((r) => r.tip),
           weights: Atlas.views['chart-attention-heatmap'].data('cells')
             .map((c) => [c.query, c.key, c.weight])};
 }"""
@@ -53,7 +54,21 @@ def check_scores_follow_weights(page, timeout_ms: int = 10000) -> dict:
     assert set(weights) <= set(got)
     worst = max(abs(got[pair] - weight) for pair, weight in weights.items())
     assert worst <= 1.5e-3, f"softmax(scores) vs weights: {worst:.3g} ({state['selection']})"
+    check_score_tips(state)
     return state
+
+
+def check_score_tips(state: dict) -> None:
+    """Each cell's tooltip: its labels, its score to 4 significant digits, whether it is seen."""
+    from generator.render.charts.attention_scores import SCORE_TIP
+
+    for (query, key, score, visible), tip in zip(state["scores"], state["tips"], strict=True):
+        assert tuple(tip) == SCORE_TIP
+        assert (tip["query"], tip["key"]) == (query, key)
+        assert tip["seen by the softmax"] == ("true" if visible else "false")
+        shown = float(tip["score before the softmax"].replace("\u2212", "-"))
+        assert shown == float(f"{score:.4g}") or abs(shown - score) <= 5e-4 * abs(score)
+        assert "-" not in tip["score before the softmax"]  # d3's minus sign, U+2212
 
 
 def check_score_histogram(page) -> None:

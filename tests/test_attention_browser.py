@@ -22,7 +22,8 @@ STATE_JS = """() => {
     return {
         selection: heatmap.getAttribute('data-selection'),
         cells: views['chart-attention-heatmap'].data('cells').map(
-            (c) => ({query: c.query, key: c.key, weight: c.weight, shown: c.shown, hidden: c.hidden})),
+            (c) => ({query: c.query, key: c.key, weight: c.weight, shown: c.shown, hidden: c.hidden,
+                     tip: c.tip})),
         width: views['chart-attention-heatmap'].width(),
         height: views['chart-attention-heatmap'].height(),
         column: heatmap.parentNode.clientWidth,
@@ -86,6 +87,20 @@ def assert_same_cells(js: list[dict], py: list[dict]) -> None:
             assert a["hidden"] == pytest.approx(b["hidden"], abs=1e-9)
 
 
+def assert_tips(cells: list[dict], data: dict, rescale: bool = False, hide: bool = False) -> None:
+    """Each cell's tooltip: the mode's titles, in order, with the cell's values as d3 writes them."""
+    titles = charts.heatmap_tip_titles(rescale, hide, data["special_names"])
+    for cell in cells:
+        tip = cell["tip"]
+        assert list(tip) == titles
+        assert (tip["query"], tip["key"]) == (cell["query"], cell["key"])
+        assert abs(float(tip["attention weight"]) - cell["weight"]) <= 5e-4 + 1e-12
+        if rescale:
+            assert abs(float(tip["÷ row max"]) - cell["shown"]) <= 5e-3 + 1e-12
+        if hide:
+            assert abs(float(tip[titles[-1]]) - cell["hidden"]) <= 5e-4 + 1e-12
+
+
 def test_rescaling_and_hiding_change_the_heatmap_as_stated(page, tiny_build):
     _, out, _ = tiny_build
     data = page_data(out)
@@ -94,6 +109,7 @@ def test_rescaling_and_hiding_change_the_heatmap_as_stated(page, tiny_build):
     plain = state(page)
     assert plain["legend"] == ["attention weight"]
     assert_same_cells(plain["cells"], python_cells(data, 0, 0, 0))
+    assert_tips(plain["cells"], data)
     assert any(cell["key"][5:] in specials for cell in plain["cells"])
 
     rescaled = toggle(page, "rescale-rows")
@@ -115,6 +131,7 @@ def test_rescaling_and_hiding_change_the_heatmap_as_stated(page, tiny_build):
     for shown in rows(hidden["cells"], "shown").values():
         assert max(shown) == pytest.approx(1.0)  # the max among the tokens shown
     assert_same_cells(hidden["cells"], python_cells(data, 0, 0, 0, rescale=True, hide_special=True))
+    assert_tips(hidden["cells"], data, rescale=True, hide=True)
 
     raw_hidden = toggle(page, "rescale-rows")  # hidden, not rescaled: rows sum to 1 - hidden
     assert raw_hidden["legend"] == ["attention weight"] and "rowmax" not in raw_hidden["hash"]
@@ -210,6 +227,54 @@ FRAME_JS = """() => {
     walk(window.Atlas.views['chart-attention-overview'].scenegraph().root);
     return found;
 }"""
+
+
+# JS: the pixels of the first and last small maps of the grid beside the colour the heatmap's
+# own Vega scale gives each cell's weight (the maps restate Vega's "blues" scheme).
+MAP_PIXELS_JS = """async () => {
+    const maps = window.Atlas.views['chart-attention-overview'].data('maps');
+    const cells = window.Atlas.attentionGrid;
+    const color = window.Atlas.views['chart-attention-heatmap'].scale('color');
+    const per = cells.length / maps.length;
+    const out = [];
+    for (const index of [0, maps.length - 1]) {
+        const image = new Image();
+        image.src = maps[index].url;
+        await image.decode();
+        const canvas = document.createElement('canvas');
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const context = canvas.getContext('2d');
+        context.drawImage(image, 0, 0);
+        const pixels = context.getImageData(0, 0, image.width, image.height).data;
+        for (let i = 0; i < per; i++) {
+            const cell = cells[index * per + i];
+            out.push({map: [maps[index].layer, maps[index].head], cell: [cell.layer, cell.head],
+                      weight: cell.weight, got: Array.from(pixels.slice(i * 4, i * 4 + 4)),
+                      want: color(cell.weight).match(/[0-9.]+/g).map(Number)});
+        }
+    }
+    return {maps: maps.map((m) => [m.layer, m.head]), cells: cells.length, pixels: out};
+}"""
+
+
+def test_grid_maps_show_each_cell_in_the_heatmaps_colours(page, tiny_build):
+    _, out, _ = tiny_build
+    data = page_data(out)
+    open_page(page, file_url(out / "tiny-bert" / "attention.html")).assert_clean()
+    drawn = page.evaluate(MAP_PIXELS_JS)
+    n_layers = data["kinds"][0]["n_layers"]
+    assert drawn["maps"] == [
+        [layer, head] for layer in range(n_layers) for head in range(data["n_heads"])
+    ]
+    pixels = drawn["pixels"]
+    assert len(pixels) == 2 * drawn["cells"] // len(drawn["maps"])
+    assert {tuple(p["map"]) for p in pixels} == {(0, 0), (n_layers - 1, data["n_heads"] - 1)}
+    assert all(p["map"] == p["cell"] for p in pixels)
+    assert len({round(p["weight"], 3) for p in pixels}) > 5  # many colours, not one
+    for p in pixels:
+        assert p["got"][3] == 255
+        assert max(abs(a - b) for a, b in zip(p["got"][:3], p["want"][:3], strict=True)) <= 1, p
 
 
 def test_grid_frames_the_selected_head(page, tiny_build):

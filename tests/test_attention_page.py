@@ -152,9 +152,13 @@ def test_heatmap_specs_say_what_the_colour_means_in_each_mode():
         title = " ".join(np.atleast_1d(spec["title"]["text"]))
         assert ("row's maximum is 1" in title) == mode.startswith("rowmax")
         assert ("[CLS], [SEP] hidden, rows not renormalised" in title) == mode.endswith("nospecial")
-        fields = [t["field"] for t in spec["encoding"]["tooltip"]]
-        assert "weight" in fields  # the stored weight is always in the tooltip
-        assert ("hidden" in fields) == mode.endswith("nospecial")
+        assert spec["mark"]["tooltip"] == {"expr": "datum.tip"}  # attention.js builds each tip
+        assert spec["mark"]["aria"] is False and "tooltip" not in spec["encoding"]
+        rescale, hide = mode.startswith("rowmax"), mode.endswith("nospecial")
+        titles = charts.heatmap_tip_titles(rescale, hide, "[CLS], [SEP]")
+        assert titles[:3] == ["query", "key", "attention weight"]  # the stored weight, always
+        assert ("÷ row max" in titles) == rescale
+        assert ("row's weight on [CLS], [SEP]" in titles) == hide
     assert "each row sums to 1" in specs["weight"]["title"]["text"]
 
 
@@ -193,6 +197,20 @@ def test_head_view_hover_params_and_weight_labels():
     assert all(
         any(t["field"] == "weight" for t in layer["encoding"]["tooltip"]) for layer in labels
     )
+
+
+def test_grid_maps_are_one_image_each_framed_when_selected():
+    spec = charts.attention_maps_chart(24, 16)
+    assert {p["name"]: p["value"] for p in spec["params"]} == {"sel_layer": 0, "sel_head": 0}
+    images, frame, legend = spec["layer"]
+    size = charts.overview_map_size(16)
+    assert images["mark"]["type"] == "image" and images["mark"]["smooth"] is False
+    assert (images["mark"]["width"], images["mark"]["height"]) == (size, size)
+    assert images["encoding"]["url"]["field"] == "url"
+    assert spec["width"] == {"step": size + charts.MAP_GAP}
+    test = frame["transform"][0]["filter"]
+    assert "sel_layer" in test and "sel_head" in test
+    assert legend["encoding"]["color"]["scale"] == {"domain": [0, 1], "scheme": "blues"}
 
 
 def test_overview_frames_the_selected_layer_and_head():

@@ -355,7 +355,7 @@ def attention_state(page) -> dict:
                             ['src', 'dst', 'head', 'slot', 'weight', 'shown', 'from', 'to']),
                 left: pick(hv.data('left'), ['src', 'token', 'tip']),
                 right: pick(hv.data('right'), ['dst', 'token', 'tip']),
-                grid: pick(v['chart-attention-overview'].data('grid'),
+                grid: pick(window.Atlas.attentionGrid,  // the cells the grid's maps show
                            ['layer', 'head', 'q', 'k', 'weight', 'query', 'key']),
             };
         }"""
@@ -423,3 +423,20 @@ def test_attention_rows_equal_python_rows_for_every_view(page, request, build, n
     assert not problems, "\n".join(problems[:20])
     expected = sum(len(data["examples"]) * kind["n_layers"] * n_heads for kind in kinds)
     assert checked == expected >= 8
+
+
+def test_weight_heatmap_tooltips_give_each_cells_ranges_and_weight(page, site):
+    """The tooltip the page builds per cell (no Vega expression per mark): ranges, signed w."""
+    open_page(page, file_url(site / "tiny-bert" / "weights.html")).assert_clean()
+    rows = page.evaluate(SHOWN_JS, ["chart-weights-heatmap", "rows"])
+    cells = [row for row in rows if row["kind"] == "cell"]
+    assert cells
+    for row in cells:
+        tip = row["tip"]
+        assert list(tip) == ["rows", "columns", "weight (block max |w|, signed)"]
+        assert (tip["rows"], tip["columns"]) == (row["rows"], row["cols"])
+        text = tip["weight (block max |w|, signed)"]
+        assert "-" not in text  # d3's minus sign, U+2212, as the Vega tooltip wrote it
+        value = float(text.replace("\u2212", "-"))
+        assert math.isclose(value, row["w"], rel_tol=5e-4, abs_tol=1e-12)
+        assert len(text.lstrip("\u2212").replace(".", "").lstrip("0")) == 4 or row["w"] == 0

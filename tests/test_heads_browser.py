@@ -78,8 +78,8 @@ def check_attention_page(page, url):
     assert check_scores_follow_weights(page)["selection"] == "2 | 1 | 1"
     # Clicking a small map of the grid opens that layer and head in the heatmap.
     before = chart_state(page, heatmap)
-    # (the first cell of the first small map is layer 0, head 0, query 0, key 0)
-    page.locator("#chart-attention-overview .mark-rect path").first.click()
+    # (the first small map is layer 0, head 0)
+    page.locator("#chart-attention-overview .mark-image image").first.click()
     after = wait_changed(page, heatmap, before)
     assert "layer 0, head 0" in after["selection"]
     # The scores view follows a grid click too (attention.js sets the selects, no change event).

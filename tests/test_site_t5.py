@@ -158,7 +158,7 @@ def test_head_view_and_grid_follow_the_selected_kind(page, t5_build):
         return page.evaluate(
             """() => {
                 const v = window.Atlas.views;
-                const grid = v['chart-attention-overview'].data('grid');
+                const grid = window.Atlas.attentionGrid;  // the cells the maps show
                 return {left: v['chart-attention-head-view'].data('left').map(d => d.token),
                         right: v['chart-attention-head-view'].data('right').map(d => d.token),
                         gridLayers: new Set(grid.map(c => c.layer)).size,

@@ -43,11 +43,15 @@ ACTIVATION_SELECTORS = [
 _SIGNATURE_JS = """(id) => {
   const el = document.getElementById(id);
   const svg = el.querySelector('svg');
-  const text = svg ? svg.innerHTML : '';
+  const canvas = el.querySelector('canvas');  // a dense chart draws on a canvas
+  const text = svg ? svg.innerHTML : canvas ? canvas.toDataURL() : '';
   let hash = 0;
   for (let i = 0; i < text.length; i++) hash = (hash * 31 + text.charCodeAt(i)) | 0;
+  const items = (node) => (node.items || []).reduce(
+    (n, item) => n + items(item), node.marktype && node.marktype !== 'group' ? node.items.length : 0);
   return {selection: el.getAttribute('data-selection'), hash: hash,
-          marks: svg ? svg.querySelectorAll('path, rect, circle, line').length : 0};
+          marks: svg ? svg.querySelectorAll('path, rect, circle, line').length
+               : items(window.Atlas.views[id].scenegraph().root)};
 }"""
 
 

@@ -145,8 +145,11 @@
      * one): keep the page's own (possibly page-updated) aria-label instead. */
     var label = element.getAttribute("aria-label");
     if (label && spec && typeof spec === "object") spec.description = label;
+    /* SVG, unless the spec asks for a canvas (usermeta.renderer: a chart of tens of
+     * thousands of marks, charts/common.py CANVAS). */
+    var renderer = (spec && spec.usermeta && spec.usermeta.renderer) || "svg";
     var options = {
-      actions: false, renderer: "svg", theme: dark ? "dark" : undefined, ast: true,
+      actions: false, renderer: renderer, theme: dark ? "dark" : undefined, ast: true,
       defaultStyle: false, tooltip: { disableDefaultStyle: true, theme: dark ? "dark" : "light" },
     };
     var done = window.vegaEmbed(element, spec, options).then(function (result) {

@@ -3,7 +3,8 @@
  * Data: {n_heads, scale, kinds: [{id, label, query, key, n_layers, caption}], examples: [{text,
  * label, target, tokens: {side: [...]}, special: {side: [positions]}}], overview_tokens,
  * head_view_min_weight, head_colors, default_heads, has_special, special_names, heatmap_specs:
- * {mode: spec}, heatmap_step}. The maps are in data files loaded when a view needs them
+ * {mode: spec}, heatmap_tips: {mode: [tooltip titles]}, heatmap_step}. Rows of the three
+ * charts carry their tooltip in `tip` (charts/common.py DENSE_MARK). The maps are in data files loaded when a view needs them
  * (generator/render/pages/attention_files.py): headFile(example, kind, layer, head) ->
  * {weights: base64 uint16 [q, k], scores}, gridFile(example, kind) -> {dtype, sums: base64
  * [layer, head, query block, key block] sums of the packed weights}. A view is drawn once its
@@ -105,7 +106,26 @@
     return m;
   }
 
+  /* A tooltip, built once per row (Vega would evaluate one expression per mark): the values
+   * in `titles` order, numbers as d3-format's ".Nf" writes them (toFixed). */
+  function tooltip(titles, values) {
+    var tip = {};
+    titles.forEach(function (title, i) { tip[title] = values[i]; });
+    return tip;
+  }
+
+  /* A heatmap cell's tooltip (titles: data.heatmap_tips[mode], as heatmap_tip_titles). */
+  function heatmapTip(titles, cell, s) {
+    var values = [cell.query, cell.key, cell.weight.toFixed(3)];
+    if (s.rescale) values.push(cell.shown.toFixed(2));
+    if (s.hide) values.push(cell.hidden.toFixed(3));
+    return tooltip(titles, values);
+  }
+
+  var LINE_TIP = ["head", "query", "key", "attention weight"];
+
   function attentionCells(data, s) {
+    var titles = data.heatmap_tips[heatmapMode(s)];
     var m = visible(data, s);
     var hiddenKeys = [];
     for (var h = 0; h < m.keys.length; h++) if (m.ks.indexOf(h) < 0) hiddenKeys.push(h);
@@ -120,6 +140,7 @@
       m.ks.forEach(function (k, i) {
         var cell = { query: query, key: keyLabels[i], weight: weights[i], shown: shown[i] };
         if (s.hide) cell.hidden = hidden;
+        cell.tip = heatmapTip(titles, cell, s);
         cells.push(cell);
       });
     });
@@ -137,8 +158,10 @@
         var shown = rowView(weights, s.rescale);
         m.ks.forEach(function (k, i) {
           if (weights[i] >= data.head_view_min_weight) {
+            var from = tokenLabel(q, m.queries[q]), to = tokenLabel(k, m.keys[k]);
             lines.push({ src: q, dst: k, head: head, slot: slot, weight: weights[i], shown: shown[i],
-                         from: tokenLabel(q, m.queries[q]), to: tokenLabel(k, m.keys[k]) });
+                         from: from, to: to,
+                         tip: tooltip(LINE_TIP, [head, from, to, weights[i].toFixed(3)]) });
           }
         });
       });
@@ -223,6 +246,54 @@
     }
     return cells;
   }
+
+  /* Vega's "blues" scheme, the heatmap's colour scale on [0, 1]: d3's piecewise linear RGB
+   * interpolation between these 11 stops (vega-scale's continuous "blues"), channels rounded
+   * as d3-color writes them. window.vega is not exposed by the bundle, so it is restated here
+   * (a browser test compares it with the heatmap view's own scale). */
+  var BLUES = "cfe1f2bed8eca8cee58fc1de74b2d75ba3cf4592c63181bd206fb2125ca40a4a90";
+  var bluesStops = null;
+  function blues(t, out, at) {
+    if (!bluesStops) {
+      bluesStops = [];
+      for (var c = 0; c < BLUES.length; c += 2) bluesStops.push(parseInt(BLUES.slice(c, c + 2), 16));
+    }
+    var n = bluesStops.length / 3 - 1;
+    var x = Math.min(1, Math.max(0, t)) * n;
+    var i = Math.max(0, Math.min(n - 1, Math.floor(x)));
+    var f = x - i;
+    for (var channel = 0; channel < 3; channel++) {
+      var a = bluesStops[i * 3 + channel], b = bluesStops[i * 3 + 3 + channel];
+      out[at + channel] = Math.round(a + (b - a) * f);
+    }
+    out[at + 3] = 255;
+  }
+
+  /* The grid's small maps {layer, head, url, tip}: each a PNG with one pixel per cell of
+   * `cells` (overviewCells order: layer, head, query block, key block) in the "blues" colour
+   * of the cell's weight; one image mark per map instead of a mark per cell. */
+  function overviewMaps(data, s, cells) {
+    var m = maps(data, s.kind, s.example);
+    var bq = blocks(data, m.queries.length), bk = blocks(data, m.keys.length);
+    var canvas = document.createElement("canvas");
+    canvas.width = bk.count;
+    canvas.height = bq.count;
+    var context = canvas.getContext("2d");
+    var image = context.createImageData(bk.count, bq.count);
+    var per = bq.count * bk.count, out = [];
+    var blockText = bq.size === 1 && bk.size === 1 ? "one query-key pair" :
+      "a block of " + Math.max(bq.size, bk.size) + " consecutive tokens a side";
+    for (var at = 0; at < cells.length; at += per) {
+      for (var i = 0; i < per; i++) blues(cells[at + i].weight, image.data, i * 4);
+      context.putImageData(image, 0, 0);
+      var cell = cells[at];
+      out.push({ layer: cell.layer, head: cell.head, url: canvas.toDataURL("image/png"),
+                 tip: tooltip(MAP_TIP, [cell.layer, cell.head, bq.count + " × " + bk.count + ", each " + blockText,
+                                        "open this head in the heatmap above"]) });
+    }
+    return out;
+  }
+  var MAP_TIP = ["layer", "head", "cells (query × key)", "click"];
 
   /* Rebuild the layer options for a kind (encoder and decoder may differ in depth). */
   function fillLayers(select, count) {
@@ -348,6 +419,13 @@
       return spec;
     }
 
+    /* The grid's maps of view `s`; Atlas.attentionGrid keeps the cells they were painted from. */
+    function gridMaps(s) {
+      var cells = overviewCells(data, s);
+      window.Atlas.attentionGrid = cells;
+      return overviewMaps(data, s, cells);
+    }
+
     /* Frame the selected layer and head in the grid (its params; a re-embed reads the spec's). */
     function markGrid(s, view) {
       var spec = specs[overview.id];
@@ -414,7 +492,7 @@
       }
       if (overview && views[overview.id]) {
         if (shown.example !== s.example || shown.kind !== s.kind) {
-          views[overview.id].data("grid", overviewCells(data, s));
+          views[overview.id].data("maps", gridMaps(s));
           shown.example = s.example;
           shown.kind = s.kind;
         }
@@ -453,7 +531,7 @@
         Object.keys(hv).forEach(function (name) { specs[headView.id].datasets[name] = hv[name]; });
       }
       if (overview) {
-        specs[overview.id].datasets.grid = overviewCells(data, first);
+        specs[overview.id].datasets.maps = gridMaps(first);
         markGrid(first, null);
       }
       describe(first);

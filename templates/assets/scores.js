@@ -6,7 +6,7 @@
  * loaded (selectors, URL fragment, a click on the grid). Activations page: the corpus-wide
  * histogram of one layer and head, from its layer's data file `activations-scores-L` {head:
  * [[start, end, fraction]]}.
- * Row builders mirror generator/render/pages/score_section.py. */
+ * Row builders mirror generator/render/pages/score_section.py; rows carry their tooltip in `tip`. */
 (function () {
   "use strict";
   var Atlas = window.Atlas;
@@ -37,8 +37,14 @@
     for (var q = 0; q < nq; q++) {
       for (var k = 0; k < nk; k++) {
         var index = q * nk + k;
-        cells.push({ query: pad4(q) + " " + queries[q], key: pad4(k) + " " + keys[k],
-                     score: map.values[index] * map.scale, visible: visibleKey(q, k, kind.causal, window) });
+        var query = pad4(q) + " " + queries[q], key = pad4(k) + " " + keys[k];
+        var score = map.values[index] * map.scale, seen = visibleKey(q, k, kind.causal, window);
+        var tip = {};  /* titles: charts/attention_scores.py SCORE_TIP */
+        tip.query = query;
+        tip.key = key;
+        tip["score before the softmax"] = Atlas.format4g(score);
+        tip["seen by the softmax"] = String(seen);
+        cells.push({ query: query, key: key, score: score, visible: seen, tip: tip });
       }
     }
     return cells;

@@ -85,4 +85,11 @@
     for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
     return bytes;
   };
+
+  /* A number as d3-format's ".4g" writes it (toPrecision(4), U+2212 for a minus that does
+   * not round away): for tooltips the page builds once per row (charts/common.py DENSE_MARK). */
+  Atlas.format4g = function (x) {
+    var text = Math.abs(x).toPrecision(4);
+    return x < 0 && +text !== 0 ? "\u2212" + text : text;
+  };
 })();

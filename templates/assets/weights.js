@@ -35,6 +35,9 @@
           c0: c * bc, c1: Math.min((c + 1) * bc, entry.shape[1]),
           w: levels[r * w + c] / 127 * entry.scale,
           rows: span(r * br, br, entry.shape[0]), cols: span(c * bc, bc, entry.shape[1]) });
+        var cell = rows[rows.length - 1];
+        cell.tip = { rows: cell.rows, columns: cell.cols,
+                     "weight (block max |w|, signed)": Atlas.format4g(cell.w) };
       }
     }
     return rows.concat(boundaryRows(entry.bands));

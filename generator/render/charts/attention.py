@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.common import to_spec
+from generator.render.charts.common import DENSE_MARK, to_spec
 
 ATTENTION_DATASET = "cells"
 # px per token: a 11 px label's box (13 px tall) fits a row, and key labels slanted at 60° sit
@@ -77,26 +77,18 @@ def attention_heatmap_chart(
 ) -> dict:
     """Query × key heatmap of one head's attention; the page swaps the `cells` dataset in place.
 
-    Rows: {query, key, weight, shown[, hidden]}: query/key are "NNNN token" labels so repeated
-    tokens stay distinct and sort in sequence order (the axis shows only the token); `weight` is
-    the stored weight, `shown` what the colour shows (the weight, or the weight ÷ its row's max
-    when `rescale`), `hidden` the row's weight on hidden special tokens (`hide_special`).
+    Rows: {query, key, weight, shown[, hidden], tip}: query/key are "NNNN token" labels so
+    repeated tokens stay distinct and sort in sequence order (the axis shows only the token);
+    `weight` is the stored weight, `shown` what the colour shows (the weight, or the weight ÷
+    its row's max when `rescale`), `hidden` the row's weight on hidden special tokens
+    (`hide_special`), `tip` the cell's tooltip (`heatmap_tip`; the page builds it).
     Width and height are `heatmap_step(n_keys)` px per token; the page resizes to its column.
     """
     notes = heatmap_notes(rescale, hide_special, special)
-    tooltip = [
-        alt.Tooltip("query:O", title="query"),
-        alt.Tooltip("key:O", title="key"),
-        alt.Tooltip("weight:Q", title="attention weight", format=".3f"),
-    ]
-    if rescale:
-        tooltip.append(alt.Tooltip("shown:Q", title="÷ row max", format=".2f"))
-    if hide_special:
-        tooltip.append(alt.Tooltip("hidden:Q", title=f"row's weight on {special}", format=".3f"))
     step = heatmap_step(n_keys)
     chart = (
         alt.Chart(alt.NamedData(ATTENTION_DATASET))
-        .mark_rect()
+        .mark_rect(**DENSE_MARK)
         .encode(
             **token_axes(),
             color=alt.Color(
@@ -105,7 +97,6 @@ def attention_heatmap_chart(
                 scale=alt.Scale(domain=[0, 1], scheme="blues"),
                 legend=alt.Legend(gradientLength=220),
             ),
-            tooltip=tooltip,
         )
         .properties(
             width=step * max(n_keys, 1),
@@ -116,6 +107,16 @@ def attention_heatmap_chart(
     spec = to_spec(chart)
     spec["datasets"] = {ATTENTION_DATASET: cells}
     return spec
+
+
+def heatmap_tip_titles(rescale: bool, hide_special: bool, special: str) -> list[str]:
+    """Return the heatmap tooltip's titles in one mode: query, key, weight[, ÷ max][, hidden]."""
+    titles = ["query", "key", "attention weight"]
+    if rescale:
+        titles.append("÷ row max")
+    if hide_special:
+        titles.append(f"row's weight on {special}")
+    return titles
 
 
 def heatmap_specs(special: str) -> dict[str, dict]:
@@ -217,10 +218,11 @@ def _token_column(side: str, x: int, focus: alt.Parameter) -> alt.Chart:
 def head_view_chart(n_heads: int, width: int = HEAD_VIEW_WIDTH) -> dict:
     """Token-to-token lines between two token columns (the bertviz head view).
 
-    Datasets the page fills: `lines` {src, dst, head, slot, weight, shown, from, to} (one line
-    per query -> key weight of each drawn head; `slot` is the head's rank among the drawn ones,
-    `shown` the line's opacity), `left` {src, token, tip} (queries), `right` {dst, token, tip}
-    (keys); `tip` is the token's tooltip (its largest weights per drawn head).
+    Datasets the page fills: `lines` {src, dst, head, slot, weight, shown, from, to, tip} (one
+    line per query -> key weight of each drawn head; `slot` is the head's rank among the drawn
+    ones, `shown` the line's opacity, `tip` its tooltip {head, query, key, attention weight}),
+    `left` {src, token, tip} (queries), `right` {dst, token, tip} (keys); a token's `tip` is
+    its tooltip (its largest weights per drawn head).
     Colour is the head. Hovering a query token keeps only its lines and writes each weight
     beside the keys; hovering a key token does the same for the lines into it.
     """
@@ -235,7 +237,7 @@ def head_view_chart(n_heads: int, width: int = HEAD_VIEW_WIDTH) -> dict:
     colors = alt.Scale(domain=list(range(n_heads)), range=head_colors(n_heads))
     lines = (
         alt.Chart(alt.NamedData("lines"))
-        .mark_rule(strokeWidth=2)
+        .mark_rule(strokeWidth=2, **DENSE_MARK)
         .encode(
             x=alt.value(left_x),
             x2=alt.value(right_x),
@@ -254,12 +256,6 @@ def head_view_chart(n_heads: int, width: int = HEAD_VIEW_WIDTH) -> dict:
                 },
                 "value": 0.0,
             },
-            tooltip=[
-                alt.Tooltip("head:N", title="head"),
-                alt.Tooltip("from:N", title="query"),
-                alt.Tooltip("to:N", title="key"),
-                alt.Tooltip("weight:Q", title="attention weight", format=".3f"),
-            ],
         )
     )
     chart = (
@@ -284,15 +280,15 @@ HIGHLIGHT_COLOR = "#ff7f00"
 def attention_overview_chart(n_layers: int, n_heads: int) -> dict:
     """Every layer x head of one example as small heatmaps (rows: layers, columns: heads).
 
-    Dataset `grid` {layer, head, q, k, weight, query, key}: q/k are cell indices (token blocks
-    when the page downsamples a long example), query/key their token labels for the tooltip.
-    The small map of the selected layer and head (params `sel_layer`, `sel_head`, which the
-    page sets) gets a frame.
+    The exported figure's form of the grid (the page draws `attention_maps_chart`). Dataset
+    `grid` {layer, head, q, k, weight, query, key}: q/k are cell indices (token blocks when the
+    example is long), query/key their token labels. The small map of the selected layer and
+    head (params `sel_layer`, `sel_head`) gets a frame.
     """
-    size = max(28, min(64, 900 // max(n_heads, 1)))
+    size = overview_map_size(n_heads)
     cells = (
         alt.Chart()
-        .mark_rect()
+        .mark_rect(aria=False)
         .encode(
             x=alt.X("k:O", axis=None),
             y=alt.Y("q:O", axis=None),
@@ -301,13 +297,6 @@ def attention_overview_chart(n_layers: int, n_heads: int) -> dict:
                 title="attention weight",
                 scale=alt.Scale(domain=[0, 1], scheme="blues"),
             ),
-            tooltip=[
-                alt.Tooltip("layer:O", title="layer"),
-                alt.Tooltip("head:O", title="head"),
-                alt.Tooltip("query:N", title="query"),
-                alt.Tooltip("key:N", title="key"),
-                alt.Tooltip("weight:Q", title="weight", format=".3f"),
-            ],
         )
     )
     frame = (
@@ -331,4 +320,70 @@ def attention_overview_chart(n_layers: int, n_heads: int) -> dict:
     )
     spec = to_spec(chart)
     spec["datasets"] = {OVERVIEW_DATASET: []}
+    return spec
+
+
+MAPS_DATASET = "maps"
+MAP_GAP = 6  # px between two small maps
+
+
+def overview_map_size(n_heads: int) -> int:
+    """Return the side (px) of one small map of the layer x head grid."""
+    return max(28, min(64, 900 // max(n_heads, 1)))
+
+
+def attention_maps_chart(n_layers: int, n_heads: int) -> dict:
+    """The page's layer x head grid: one small image per layer and head (rows: layers).
+
+    Dataset `maps` {layer, head, url, tip}: `url` is a PNG data URL the page paints from the
+    grid's cells (`attention.js` overviewMaps: one pixel per cell, coloured by the heatmap's
+    scale, scheme "blues" on [0, 1], shown unsmoothed), `tip` the map's tooltip. One mark per
+    map instead of one per cell: the grid's up to OVERVIEW_CELLS cells draw in milliseconds.
+    The map of the selected layer and head (params `sel_layer`, `sel_head`) gets a frame.
+    """
+    size = overview_map_size(n_heads)
+    step = size + MAP_GAP
+    band = alt.Scale(paddingInner=MAP_GAP / step, paddingOuter=0)
+    plain = {"domain": False, "ticks": False, "labelAngle": 0, "labelPadding": 4}
+    x = alt.X("head:O", title="head", scale=band, axis=alt.Axis(orient="top", **plain))
+    y = alt.Y("layer:O", title="layer", scale=band, axis=alt.Axis(**plain))
+    maps = (
+        alt.Chart()
+        .mark_image(
+            width=size,
+            height=size,
+            aspect=False,
+            smooth=False,
+            aria=False,
+            cursor="pointer",
+            tooltip={"expr": "datum.tip"},
+        )
+        .encode(x=x, y=y, url=alt.Url("url:N"))
+    )
+    frame = (
+        alt.Chart(name="selected_frame")
+        .mark_rect(filled=False, stroke=HIGHLIGHT_COLOR, strokeWidth=3, aria=False)
+        .transform_filter("datum.layer === sel_layer && datum.head === sel_head")
+        .encode(x=x, y=y)
+    )
+    # The colour legend of the maps' pixels: the scale the heatmap uses, over no mark.
+    legend = (
+        alt.Chart()
+        .mark_point(opacity=0, aria=False)
+        .transform_filter("false")
+        .encode(
+            color=alt.Color(
+                "weight:Q",
+                title="attention weight",
+                scale=alt.Scale(domain=[0, 1], scheme="blues"),
+            )
+        )
+    )
+    chart = (
+        alt.layer(maps, frame, legend, data=alt.NamedData(MAPS_DATASET))
+        .properties(width=alt.Step(step), height=alt.Step(step))
+        .add_params(alt.param(name="sel_layer", value=0), alt.param(name="sel_head", value=0))
+    )
+    spec = to_spec(chart)
+    spec["datasets"] = {MAPS_DATASET: []}
     return spec

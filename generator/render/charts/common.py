@@ -12,6 +12,25 @@ def to_spec(chart: alt.TopLevelMixin) -> dict:
     return themed(chart.to_dict())
 
 
+# Marks drawn by the thousand (attention heatmap and grid cells, head-view lines). Vega would
+# evaluate, per mark and through its CSP-safe expression interpreter, an ARIA description, an
+# invalid-value filter and a tooltip object: most of a dense chart's draw time. Instead: no
+# per-mark ARIA (the chart's element keeps its aria-label), no invalid filter (these values are
+# never NaN), and the tooltip the page builds once per row in the row's `tip` field.
+DENSE_MARK = {"aria": False, "invalid": None, "tooltip": {"expr": "datum.tip"}}
+# A chart that may hold more marks than this (the heatmaps and head view of a long example)
+# draws on a canvas, whose tooltips work the same (atlas.js reads usermeta.renderer): an SVG
+# element per mark makes the page's DOM the bottleneck. 4,096 = a heatmap of 64 x 64 tokens.
+SVG_MARKS = 4096
+
+
+def canvas_beyond(spec: dict, marks: int) -> dict:
+    """Mark `spec` to draw on a canvas when it may hold more than SVG_MARKS marks; return it."""
+    if marks > SVG_MARKS:
+        spec["usermeta"] = {**spec.get("usermeta", {}), "renderer": "canvas"}
+    return spec
+
+
 # Many layers or heads on a narrow axis: Vega drops every other label until no two overlap
 # ("parity"), so 24 layers in a 170 px panel read 0, 2, 4, ... (the tooltip gives each point's).
 THINNED_LABELS = {"labelOverlap": "parity", "labelSeparation": 3}

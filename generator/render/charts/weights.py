@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import altair as alt
 
-from generator.render.charts.common import thinned_axis, to_spec
+from generator.render.charts.common import DENSE_MARK, thinned_axis, to_spec
 from generator.render.charts.overview import block_bars
 
 ROWS = "rows"  # the dataset name every interactive chart of this page reads
@@ -161,7 +161,8 @@ def heatmap_chart() -> dict:
     """Heatmap of one (downsampled) weight matrix, coloured by w / max |w| on a fixed [-1, 1] scale.
 
     Rows of kind 'cell': {r0, r1, c0, c1 (the block's original row/column range, end
-    exclusive), w, rows, cols (the ranges as text)}; rows of kind 'boundary': {axis ('c' or
+    exclusive), w, rows, cols (the ranges as text), tip (the tooltip {rows, columns, weight
+    (block max |w|, signed)} the page builds)}; rows of kind 'boundary': {axis ('c' or
     'r'), at, what}: a head-band boundary of a projection split by heads (columns of
     W_Q/W_K/W_V, rows of W_O). Both axes count rows and columns of the original matrix, however
     it was pooled. Max-abs pooling keeps the block's extreme entry, so the colour scale is
@@ -176,7 +177,7 @@ def heatmap_chart() -> dict:
         .transform_calculate(magnitude="abs(datum.w)")
         .transform_joinaggregate(peak="max(magnitude)")
         .transform_calculate(relative="datum.peak > 0 ? datum.w / datum.peak : 0")
-        .mark_rect()
+        .mark_rect(**DENSE_MARK)
         .encode(
             x=alt.X(
                 "c0:Q",
@@ -197,11 +198,6 @@ def heatmap_chart() -> dict:
                 title="w / max |w|",
                 scale=alt.Scale(scheme="redblue", reverse=True, domain=[-1, 1]),
             ),
-            tooltip=[
-                alt.Tooltip("rows:N", title="rows"),
-                alt.Tooltip("cols:N", title="columns"),
-                alt.Tooltip("w:Q", title="weight (block max |w|, signed)", format=".4g"),
-            ],
         )
     )
     tooltip = [alt.Tooltip("what:N", title="boundary"), alt.Tooltip("at:Q", title="at index")]

@@ -15,6 +15,7 @@ import numpy as np
 
 from generator.artifacts import Artifacts
 from generator.render.charts import attention as charts
+from generator.render.charts.common import canvas_beyond
 from generator.render.pages.attention_files import attention_files, embedded
 from generator.render.pages.common import Page, chart
 from generator.render.pages.generation import generation_context
@@ -22,6 +23,7 @@ from generator.render.pages.packing import (  # noqa: F401 (re-exported)
     WEIGHT_SCALE,
     decode_weights,
     encode_weights,
+    largest_map,
     token_label,
 )
 from generator.render.pages.score_section import scores_section
@@ -408,6 +410,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     examples = attention_examples(artifacts, kinds)
     specials = special_names(examples)
     side = overview_tokens(max(config[kind.layers] for kind in kinds), n_heads)
+    largest = largest_map(examples, [(kind.query, kind.key) for kind in kinds])
     data = {
         "n_heads": n_heads,
         "scale": WEIGHT_SCALE,
@@ -433,7 +436,15 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
         "head_view_top": HEAD_VIEW_TOP,
         "has_special": any(item["special"] for item in examples),
         "special_names": specials,
-        "heatmap_specs": charts.heatmap_specs(specials),
+        "heatmap_specs": {
+            mode: canvas_beyond(spec, largest)
+            for mode, spec in charts.heatmap_specs(specials).items()
+        },
+        "heatmap_tips": {
+            charts.heatmap_mode(rescale, hide): charts.heatmap_tip_titles(rescale, hide, specials)
+            for rescale in (False, True)
+            for hide in (False, True)
+        },
         "heatmap_step": {
             "min": charts.HEATMAP_MIN_STEP,
             "max": charts.HEATMAP_MAX_STEP,
@@ -461,7 +472,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     )
     head_view = chart(
         "attention-head-view",
-        charts.head_view_chart(n_heads),
+        canvas_beyond(charts.head_view_chart(n_heads), largest),
         "Head view: lines from each query token on the left to the key tokens on the right",
         "Head view of the selected layer for the heads ticked above (head "
         f"{', '.join(map(str, DEFAULT_HEADS))} at first): a line joins a query token (left) to "
@@ -479,7 +490,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
     )
     overview = chart(
         "attention-overview",
-        charts.attention_overview_chart(max(kind["n_layers"] for kind in data["kinds"]), n_heads),
+        charts.attention_maps_chart(max(kind["n_layers"] for kind in data["kinds"]), n_heads),
         "Grid of small attention heatmaps, one per layer and head, for the selected example",
         f"Every head of every layer for the selected example (rows: layers, columns: heads; "
         f"query down, key across). Examples longer than {side} tokens are shown "

@@ -23,3 +23,15 @@ def decode_weights(packed: str) -> np.ndarray:
 def token_label(index: int, token: str) -> str:
     """Return the axis label of a token: zero-padded position, space, token (as attention.js)."""
     return f"{index:04d} {token}"
+
+
+def largest_map(examples: list[dict], sides: list[tuple[str, str]]) -> int:
+    """Return the most query x key cells of one head's map among `examples`.
+
+    `sides`: the (query side, key side) token lists of each attention kind, e.g. ("input",
+    "input"); an example's tokens are `item["tokens"][side]`.
+    """
+    return max(
+        (len(item["tokens"][q]) * len(item["tokens"][k]) for item in examples for q, k in sides),
+        default=0,
+    )

@@ -15,7 +15,9 @@ import numpy as np
 from generator.artifacts import Artifacts
 from generator.render.charts import activations as activation_charts
 from generator.render.charts import attention_scores as charts
+from generator.render.charts.common import canvas_beyond
 from generator.render.pages.common import chart
+from generator.render.pages.packing import largest_map
 
 SCORE_LEVELS = 32767  # scores travel as int16 multiples of max|score| / SCORE_LEVELS per map
 SCORE_ARRAYS = {  # attention kind id -> its score array
@@ -105,10 +107,11 @@ def scores_section(artifacts: Artifacts, attention: dict) -> tuple[dict | None, 
     tokens = data["examples"][0]["tokens"] if data["examples"] else {}
     sizes = tuple(len(tokens.get(kinds[0][side], [])) for side in ("query", "key"))
     figure = charts.score_heatmap_chart(first, *sizes)
+    sides = [(kind["query"], kind["key"]) for kind in data["kinds"]]
     figure["title"] = "Attention scores before the softmax, layer 0, head 0"
     heatmap = chart(
         "attention-scores",
-        charts.score_heatmap_chart([], *sizes),
+        canvas_beyond(charts.score_heatmap_chart([], *sizes), largest_map(data["examples"], sides)),
         "Heatmap of the attention scores before the softmax, from query tokens to key tokens",
         "Scores of the selected example, layer and head before the softmax: q·k/√d_head plus "
         "the position bias the model adds (T5: relative position buckets, not scaled; XLNet: "

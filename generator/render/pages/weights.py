@@ -8,12 +8,14 @@ series, heatmaps as base64 int8.
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 
 from generator.artifacts import Artifacts
 from generator.render.charts import embeddings as embedding_charts
 from generator.render.charts import weights as charts
+from generator.render.charts.common import canvas_beyond
 from generator.render.charts.overview import thin_note
 from generator.render.pages.common import Page, chart
 from generator.render.pages.gradient_section import gradient_section
@@ -268,7 +270,10 @@ def weights_context(artifacts: Artifacts, tables: dict) -> dict:
         ),
         "heatmap": chart(
             "weights-heatmap",
-            charts.heatmap_chart(),
+            canvas_beyond(
+                charts.heatmap_chart(),
+                max((math.prod(e["size"]) for e in data["heatmaps"].values()), default=0),
+            ),
             "Heatmap of the selected weight matrix",
             "Rows are input units, columns output units ([in, out]); attention heads are "
             "column bands of W_Q/W_K/W_V and row bands of W_O. Large matrices are reduced "
