@@ -29,11 +29,14 @@
     if (!packed) return rows;
     var levels = new Int8Array(Atlas.decodeBase64(packed).buffer);
     var h = entry.size[0], w = entry.size[1], br = entry.block[0], bc = entry.block[1];
+    var peak = 0;  /* the colour: w / max |w| = level / max |level| */
+    for (var i = 0; i < levels.length; i++) peak = Math.max(peak, Math.abs(levels[i]));
     for (var r = 0; r < h; r++) {
       for (var c = 0; c < w; c++) {
         rows.push({ kind: "cell", r0: r * br, r1: Math.min((r + 1) * br, entry.shape[0]),
           c0: c * bc, c1: Math.min((c + 1) * bc, entry.shape[1]),
           w: levels[r * w + c] / 127 * entry.scale,
+          relative: peak > 0 ? levels[r * w + c] / peak : 0,
           rows: span(r * br, br, entry.shape[0]), cols: span(c * bc, bc, entry.shape[1]) });
         var cell = rows[rows.length - 1];
         cell.tip = { rows: cell.rows, columns: cell.cols,

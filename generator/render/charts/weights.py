@@ -161,8 +161,9 @@ def heatmap_chart() -> dict:
     """Heatmap of one (downsampled) weight matrix, coloured by w / max |w| on a fixed [-1, 1] scale.
 
     Rows of kind 'cell': {r0, r1, c0, c1 (the block's original row/column range, end
-    exclusive), w, rows, cols (the ranges as text), tip (the tooltip {rows, columns, weight
-    (block max |w|, signed)} the page builds)}; rows of kind 'boundary': {axis ('c' or
+    exclusive), w, relative (w / the matrix's max |w|, 0 for an all-zero matrix: the colour),
+    rows, cols (the ranges as text), tip (the tooltip {rows, columns, weight (block max |w|,
+    signed)} the page builds)}; rows of kind 'boundary': {axis ('c' or
     'r'), at, what}: a head-band boundary of a projection split by heads (columns of
     W_Q/W_K/W_V, rows of W_O). Both axes count rows and columns of the original matrix, however
     it was pooled. Max-abs pooling keeps the block's extreme entry, so the colour scale is
@@ -174,9 +175,6 @@ def heatmap_chart() -> dict:
     cells = (
         alt.Chart(data)
         .transform_filter(alt.FieldEqualPredicate(field="kind", equal="cell"))
-        .transform_calculate(magnitude="abs(datum.w)")
-        .transform_joinaggregate(peak="max(magnitude)")
-        .transform_calculate(relative="datum.peak > 0 ? datum.w / datum.peak : 0")
         .mark_rect(**DENSE_MARK)
         .encode(
             x=alt.X(

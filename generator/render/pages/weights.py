@@ -454,11 +454,13 @@ def _span(start: int, size: int, total: int) -> str:
 def heatmap_rows(entry: dict) -> list[dict]:
     """Return the cells and head-band boundaries of one packed heatmap (mirrors `heatmapRows`).
 
-    A cell spans the original rows [r0, r1) and columns [c0, c1) of the block it pools.
+    A cell spans the original rows [r0, r1) and columns [c0, c1) of the block it pools; its
+    `relative` (the colour) is w / the matrix's max |w|.
     """
     rows, cols = entry["size"]
     levels = np.frombuffer(base64.b64decode(entry["q"]), dtype=np.int8).reshape(rows, cols)
     (br, bc), shape = entry["block"], entry["shape"]
+    peak = float(np.abs(levels).max(initial=0))  # the colour: w / max |w| = level / max |level|
     cells = [
         {
             "kind": "cell",
@@ -467,6 +469,7 @@ def heatmap_rows(entry: dict) -> list[dict]:
             "c0": c * bc,
             "c1": min((c + 1) * bc, shape[1]),
             "w": float(levels[r, c]) / HEATMAP_LEVELS * entry["scale"],
+            "relative": float(levels[r, c]) / peak if peak > 0 else 0.0,
             "rows": _span(r * br, br, shape[0]),
             "cols": _span(c * bc, bc, shape[1]),
         }
