@@ -145,8 +145,8 @@
      * one): keep the page's own (possibly page-updated) aria-label instead. */
     var label = element.getAttribute("aria-label");
     if (label && spec && typeof spec === "object") spec.description = label;
-    /* SVG, unless the spec asks for a canvas (usermeta.renderer: a chart of tens of
-     * thousands of marks, charts/common.py CANVAS). */
+    /* SVG, unless the spec asks for a canvas (usermeta.renderer: a chart of more marks
+     * than SVG draws quickly, charts/common.py canvas_beyond). */
     var renderer = (spec && spec.usermeta && spec.usermeta.renderer) || "svg";
     var options = {
       actions: false, renderer: renderer, theme: dark ? "dark" : undefined, ast: true,

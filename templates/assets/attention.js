@@ -3,9 +3,9 @@
  * Data: {n_heads, scale, kinds: [{id, label, query, key, n_layers, caption}], examples: [{text,
  * label, target, tokens: {side: [...]}, special: {side: [positions]}}], overview_tokens,
  * head_view_min_weight, head_colors, default_heads, has_special, special_names, heatmap_specs:
- * {mode: spec}, heatmap_tips: {mode: [tooltip titles]}, heatmap_step}. Rows of the three
- * charts carry their tooltip in `tip` (charts/common.py DENSE_MARK). The maps are in data files loaded when a view needs them
- * (generator/render/pages/attention_files.py): headFile(example, kind, layer, head) ->
+ * {mode: spec}, heatmap_tips: {mode: [tooltip titles]}, heatmap_step}. Rows of the heatmap
+ * and head view carry their tooltip in `tip` (charts/common.py DENSE_MARK). The maps are in
+ * data files loaded when a view needs them (generator/render/pages/attention_files.py): headFile(example, kind, layer, head) ->
  * {weights: base64 uint16 [q, k], scores}, gridFile(example, kind) -> {dtype, sums: base64
  * [layer, head, query block, key block] sums of the packed weights}. A view is drawn once its
  * files are loaded (a loading line shows meanwhile); a file that fails to load leaves a one-line

@@ -39,12 +39,10 @@
         var index = q * nk + k;
         var query = pad4(q) + " " + queries[q], key = pad4(k) + " " + keys[k];
         var score = map.values[index] * map.scale, seen = visibleKey(q, k, kind.causal, window);
-        var tip = {};  /* titles: charts/attention_scores.py SCORE_TIP */
-        tip.query = query;
-        tip.key = key;
-        tip["score before the softmax"] = Atlas.format4g(score);
-        tip["seen by the softmax"] = String(seen);
-        cells.push({ query: query, key: key, score: score, visible: seen, tip: tip });
+        cells.push({ query: query, key: key, score: score, visible: seen,
+                     tip: { query: query, key: key,  /* titles: attention_scores.py SCORE_TIP */
+                            "score before the softmax": Atlas.format4g(score),
+                            "seen by the softmax": String(seen) } });
       }
     }
     return cells;

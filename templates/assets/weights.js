@@ -33,14 +33,12 @@
     for (var i = 0; i < levels.length; i++) peak = Math.max(peak, Math.abs(levels[i]));
     for (var r = 0; r < h; r++) {
       for (var c = 0; c < w; c++) {
+        var value = levels[r * w + c] / 127 * entry.scale;
+        var rowSpan = span(r * br, br, entry.shape[0]), colSpan = span(c * bc, bc, entry.shape[1]);
         rows.push({ kind: "cell", r0: r * br, r1: Math.min((r + 1) * br, entry.shape[0]),
           c0: c * bc, c1: Math.min((c + 1) * bc, entry.shape[1]),
-          w: levels[r * w + c] / 127 * entry.scale,
-          relative: peak > 0 ? levels[r * w + c] / peak : 0,
-          rows: span(r * br, br, entry.shape[0]), cols: span(c * bc, bc, entry.shape[1]) });
-        var cell = rows[rows.length - 1];
-        cell.tip = { rows: cell.rows, columns: cell.cols,
-                     "weight (block max |w|, signed)": Atlas.format4g(cell.w) };
+          w: value, relative: peak > 0 ? levels[r * w + c] / peak : 0, rows: rowSpan, cols: colSpan,
+          tip: { rows: rowSpan, columns: colSpan, "weight (block max |w|, signed)": Atlas.format4g(value) } });
       }
     }
     return rows.concat(boundaryRows(entry.bands));

@@ -81,7 +81,7 @@ def attention_heatmap_chart(
     repeated tokens stay distinct and sort in sequence order (the axis shows only the token);
     `weight` is the stored weight, `shown` what the colour shows (the weight, or the weight ÷
     its row's max when `rescale`), `hidden` the row's weight on hidden special tokens
-    (`hide_special`), `tip` the cell's tooltip (`heatmap_tip`; the page builds it).
+    (`hide_special`), `tip` the cell's tooltip (titles: `heatmap_tips`; the page builds it).
     Width and height are `heatmap_step(n_keys)` px per token; the page resizes to its column.
     """
     notes = heatmap_notes(rescale, hide_special, special)
@@ -119,14 +119,24 @@ def heatmap_tip_titles(rescale: bool, hide_special: bool, special: str) -> list[
     return titles
 
 
+HEATMAP_MODES = ((False, False), (False, True), (True, False), (True, True))  # (rescale, hide)
+
+
+def heatmap_tips(special: str) -> dict[str, list[str]]:
+    """Return the tooltip titles of every display mode, keyed by `heatmap_mode`."""
+    return {
+        heatmap_mode(rescale, hide): heatmap_tip_titles(rescale, hide, special)
+        for rescale, hide in HEATMAP_MODES
+    }
+
+
 def heatmap_specs(special: str) -> dict[str, dict]:
     """Return the empty heatmap spec of every display mode, keyed by `heatmap_mode`."""
     return {
         heatmap_mode(rescale, hide): attention_heatmap_chart(
             [], rescale=rescale, hide_special=hide, special=special
         )
-        for rescale in (False, True)
-        for hide in (False, True)
+        for rescale, hide in HEATMAP_MODES
     }
 
 

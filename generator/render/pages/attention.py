@@ -440,11 +440,7 @@ def attention_context(artifacts: Artifacts, tables: dict) -> dict:
             mode: canvas_beyond(spec, largest)
             for mode, spec in charts.heatmap_specs(specials).items()
         },
-        "heatmap_tips": {
-            charts.heatmap_mode(rescale, hide): charts.heatmap_tip_titles(rescale, hide, specials)
-            for rescale in (False, True)
-            for hide in (False, True)
-        },
+        "heatmap_tips": charts.heatmap_tips(specials),
         "heatmap_step": {
             "min": charts.HEATMAP_MIN_STEP,
             "max": charts.HEATMAP_MAX_STEP,
