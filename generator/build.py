@@ -115,6 +115,7 @@ def build_cards(
     Returns:
         One BuildReport per card.
     """
+    from generator.analyze.prefetch import prefetching
     from generator.extract.processes import is_primary_process
     from generator.render.site import render_index
 
@@ -122,13 +123,15 @@ def build_cards(
     reports = []
     for card in cards:
         started = time.perf_counter()
-        extracted = extract_card(card, artifacts_root, options)
-        if not is_primary_process():  # distributed runs: process 0 analyses and renders
-            reports.append(
-                BuildReport(card.name, not extracted.skipped, False, 0.0, extracted.warnings)
-            )
-            continue
-        rendered = render_card(card, artifacts_root, out_dir, options)
+        # The representation maps' t-SNE fits may start during the extraction (prefetch.py).
+        with prefetching():
+            extracted = extract_card(card, artifacts_root, options)
+            if not is_primary_process():  # distributed runs: process 0 analyses and renders
+                reports.append(
+                    BuildReport(card.name, not extracted.skipped, False, 0.0, extracted.warnings)
+                )
+                continue
+            rendered = render_card(card, artifacts_root, out_dir, options)
         reports.append(
             BuildReport(
                 card.name,

@@ -2,7 +2,9 @@
 
 Sections (seconds are wall-clock; `compile_seconds` is JAX tracing + compilation within them):
   extract   {seconds, compile_seconds,
-             steps: [{step, seconds, compile_seconds, peak_rss_bytes, parts?}],
+             steps: [{step, seconds, compile_seconds, peak_rss_bytes, parts?}
+                     or, for a step run in a background thread, {step, seconds,
+                     compile_seconds, cpu_seconds, background: true}],
              throughput_flops, estimates: [{step, budget, seconds}]}  or {skipped, seconds}
   analyze   {seconds, analyses: [{analysis, seconds}]}                  or {skipped, seconds}
   render    {seconds, parts: [{part, seconds}], figures}                or {skipped, seconds}
@@ -80,6 +82,8 @@ class PartTimer:
 def _note_list(record: dict, compiled: str = "") -> list[str]:
     """Return ["compile X", "peak Y GB"] from a record's compile seconds and peak RSS."""
     notes = [compiled] if compiled else []
+    if record.get("background"):
+        notes.append("in the background")
     if not compiled and record.get("compile_seconds", 0) >= 0.05:
         notes.append(f"compile {record['compile_seconds']:.1f}")
     if record.get("peak_rss_bytes"):

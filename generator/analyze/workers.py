@@ -69,7 +69,7 @@ def run_jobs(function: Callable, jobs: Sequence[tuple], small: bool = False) -> 
     if count == 1:
         return [function(*job) for job in jobs]
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(count, mp_context=context, initializer=_start_worker) as pool:
+    with ProcessPoolExecutor(count, mp_context=context, initializer=start_worker) as pool:
         try:
             futures = [pool.submit(function, *job) for job in jobs]
             return [future.result() for future in futures]
@@ -94,7 +94,7 @@ class BackgroundJob:
         self._future = None
         if worker_count(2, small) > 1:
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker)
+            self._pool = ProcessPoolExecutor(1, mp_context=context, initializer=start_worker)
             self._future = self._pool.submit(function, *args)
 
     def result(self):
@@ -119,7 +119,7 @@ class BackgroundJob:
         self.close()
 
 
-def _start_worker() -> None:
+def start_worker() -> None:
     """Leave Ctrl-C to the parent (which stops the pool); exit when the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()

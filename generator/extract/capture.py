@@ -196,6 +196,7 @@ class ExtractRun:
     options: BuildOptions
     details: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    weights_job: object = None  # the weight statistics' BackgroundStep, until collected
     embedding: object = None  # the token-embedding matrix, until its geometry is written
     output_embedding: object = None  # the unembedding (OutputEmbedding), likewise
     corpus: object = None
@@ -331,7 +332,7 @@ def capture(
     )
     run_steps(run, WEIGHT_STEPS)
     if card.corpus_path() is None:
-        run_steps(run, (write_weights_only_geometry,))
+        run_steps(run, (write_weights_only_geometry, collect_weights))
         return run.details, run.warnings, run.timing_record()
     run_steps(run, CORPUS_STEPS)
     return run.details, run.warnings, run.timing_record()
@@ -403,14 +404,36 @@ def describe_model(run: ExtractRun) -> None:
 
 
 def write_weights(run: ExtractRun) -> None:
-    """Store the weight statistics, one tensor at a time; keep the token embedding for its geometry."""
+    """Start the weight statistics (one tensor at a time) in a background thread, collected by
+    `collect_weights`; keep the token embedding for its geometry."""
+    from generator.extract import estimate
+    from generator.extract.background import BackgroundStep
     from generator.extract.embedding_geometry import output_embedding, token_embedding
-    from generator.extract.weights import parameter_arrays, write_weight_artifacts
+    from generator.extract.weights import parameter_arrays, weight_artifacts
 
+    estimate.measured_throughput(run.card.dtype)  # (cached) before the thread shares the CPU
     weights = parameter_arrays(run.loaded.model)
-    run.details["weights"] = write_weight_artifacts(weights, run.config, run.writer)
+    # One thread: beside the forward passes a second one only took CPU from them.
+    run.weights_job = BackgroundStep("write_weights", weight_artifacts, weights, run.config, 1)
     run.embedding = token_embedding(weights)
     run.output_embedding = output_embedding(weights, run.config)
+
+
+def collect_weights(run: ExtractRun) -> None:
+    """Wait for the weight statistics, store them, and time `write_weights` by its thread."""
+    from generator.extract.weights import store_weight_artifacts
+
+    job, run.weights_job = run.weights_job, None
+    section = store_weight_artifacts(job.result(), run.writer)
+    run.details["weights"] = {**section, **run.details.get("weights", {})}  # + the embeddings
+    for timing in run.timings:
+        if timing["step"] == job.name:  # its own time, beside the steps that ran meanwhile
+            timing.update(
+                seconds=round(job.seconds, 3),
+                cpu_seconds=round(job.cpu_seconds, 3),
+                background=True,
+            )
+            timing.pop("peak_rss_bytes", None)  # the process's peak over that time is others'
 
 
 def write_weights_only_geometry(run: ExtractRun) -> None:
@@ -419,7 +442,7 @@ def write_weights_only_geometry(run: ExtractRun) -> None:
 
     run.details["corpus"] = None
     tokenizer = load_tokenizer(run.model_dir) if tokenizer_files(run.model_dir) else None
-    run.details["weights"]["embeddings"] = write_embedding_geometry(
+    run.details.setdefault("weights", {})["embeddings"] = write_embedding_geometry(
         run.embedding, tokenizer, run.writer, output=run.output_embedding
     )
 
@@ -450,7 +473,7 @@ def tokenize(run: ExtractRun) -> None:
         )
     if min(tokens.lengths) == 0:
         raise CorpusError(f"{corpus.source}: a text produced no tokens; remove empty texts")
-    run.details["weights"]["embeddings"] = write_embedding_geometry(
+    run.details.setdefault("weights", {})["embeddings"] = write_embedding_geometry(
         run.embedding, run.tokenizer, run.writer, tokens.ids, output=run.output_embedding
     )
     run.embedding = run.output_embedding = None
@@ -610,6 +633,32 @@ def corpus_pass(run: ExtractRun) -> None:
     run.details["neurons"] = stats.details() if stats else neurons.skipped(run.card)
 
 
+def start_representation_maps(run: ExtractRun) -> None:
+    """Start the representation maps' t-SNE fits beside the rest of the extraction (`build`).
+
+    Only inside `analyze.prefetch.prefetching()` and when the analysis runs in workers anyway.
+    The inputs are the pooled vectors as the analysis will read them back (float32, which the
+    fit widens to float64 exactly as the analysis does): views of the stored arrays, so waiting
+    jobs hold no copy of them.
+    """
+    from generator.analyze.prefetch import active_prefetch
+    from generator.analyze.projections import MIN_POOLED_SAMPLES, reference_jobs, tsne
+    from generator.artifacts import widen_bfloat16
+    from generator.extract.processes import is_primary_process
+
+    prefetch = active_prefetch()
+    if prefetch is None or "representations" not in run.analyses or not is_primary_process():
+        return
+    layers = []
+    for name, stored in run.streamed.items():
+        if name.startswith("pooled_"):
+            bits = run.card.store_dtype == "bfloat16"
+            pooled = widen_bfloat16(stored) if bits else stored  # [text, layer, d_model]
+            layers += [np.asarray(pooled[:, layer]) for layer in range(pooled.shape[1])]
+    if sum(len(x) for x in layers) >= MIN_POOLED_SAMPLES:  # else the analysis fits in-process
+        prefetch.submit(tsne, reference_jobs(layers))
+
+
 def checkpoint_passes(run: ExtractRun) -> None:
     """Run the corpus step with the weights of each further checkpoint of the card."""
     from generator.extract.checkpoints import extract_checkpoints
@@ -758,12 +807,14 @@ CORPUS_STEPS = (
     tokenize,
     plan_corpus_pass,
     corpus_pass,
+    start_representation_maps,
     checkpoint_passes,
     write_corpus_arrays,
     showcase_pass,
     generation,
     attributions,
     parameter_gradients,
+    collect_weights,
     describe_corpus,
 )
 

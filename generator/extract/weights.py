@@ -196,7 +196,9 @@ class _Collected:
     head_vectors: dict = field(default_factory=lambda: {role: [] for role in HEAD_ROLES})
 
 
-def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[dict, dict]:
+def weight_statistics(
+    arrays: Mapping[str, np.ndarray], d_head: int, threads: int | None = None
+) -> tuple[dict, dict]:
     """Compute every weight statistic of a model, reading one tensor at a time per thread.
 
     Three passes over `arrays`: statistics, spectra and heatmaps; histograms in the group
@@ -208,12 +210,14 @@ def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[di
         arrays: parameter name -> float32 array (matrices [in, out], embeddings [vocab, d]),
             e.g. a lazy ParameterSource.
         d_head: width of one attention head.
+        threads: threads to spread the tensors over (None: one per CPU, `in_threads`).
 
     Returns:
         (manifest section, arrays by artifact name with their axes): see the module docstring.
     """
     out = _Collected()
-    for parts in in_threads(functools.partial(_tensor_parts, d_head=d_head), arrays, list(arrays)):
+    tensor_parts = functools.partial(_tensor_parts, d_head=d_head)
+    for parts in in_threads(tensor_parts, arrays, list(arrays), threads):
         _collect(out, parts)
     ranges = group_ranges(out.rows)
     bins = {row["name"]: ranges[row["group"]] for row in out.rows}
@@ -223,7 +227,7 @@ def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[di
 
     histograms = []
     for row, (counts, beyond) in zip(
-        out.rows, in_threads(histogram, arrays, list(bins)), strict=True
+        out.rows, in_threads(histogram, arrays, list(bins), threads), strict=True
     ):
         row["beyond_range"] = beyond
         histograms.append(counts)
@@ -239,16 +243,18 @@ def weight_statistics(arrays: Mapping[str, np.ndarray], d_head: int) -> tuple[di
     return section, out_arrays
 
 
-def in_threads(function, arrays: Mapping[str, np.ndarray], names: list[str]) -> Iterator:
+def in_threads(
+    function, arrays: Mapping[str, np.ndarray], names: list[str], threads: int | None = None
+) -> Iterator:
     """Yield `function(name, arrays[name])` for each name in order, computed in threads.
 
-    One thread per CPU (`worker_count`: MODELATLAS_WORKERS=1 computes them here, one by one).
-    A tensor is read from `arrays` when a thread is free for it, so at most one tensor per
-    thread is held at a time.
+    `threads` of them (None: one per CPU, `worker_count`: MODELATLAS_WORKERS=1 computes them
+    here, one by one). A tensor is read from `arrays` when a thread is free for it, so at most
+    one tensor per thread is held at a time.
     """
     from generator.analyze.workers import worker_count
 
-    threads = worker_count(len(names))
+    threads = worker_count(len(names)) if threads is None else max(1, min(threads, len(names)))
     if threads == 1:
         for name in names:
             yield function(name, arrays[name])
@@ -452,6 +458,30 @@ def _fill_head_rows(
     return row
 
 
+def weight_artifacts(arrays: Mapping[str, np.ndarray], config, threads: int | None = None):
+    """Compute the weight statistics of a loaded model -> (manifest section, arrays with axes).
+
+    Args:
+        arrays: `parameter_arrays(model)` of the loaded model.
+        config: its ModelConfig (for d_head).
+        threads: threads to spread the tensors over (None: one per CPU).
+    """
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: many small SVDs gain nothing from threads, and on a shared machine
+    # oversubscribed threads made them ~10× slower.
+    with threadpool_limits(limits=1):
+        return weight_statistics(arrays, int(config.d_head), threads)
+
+
+def store_weight_artifacts(computed: tuple[dict, dict], writer) -> dict:
+    """Write what `weight_artifacts` computed with `writer`; return the manifest section."""
+    section, out_arrays = computed
+    for name, (array, axes) in out_arrays.items():
+        writer.write_array(name, array, axes)
+    return section
+
+
 def write_weight_artifacts(arrays: dict[str, np.ndarray], config, writer) -> dict:
     """Compute the weight statistics of a loaded model and store them; return the manifest section.
 
@@ -460,12 +490,4 @@ def write_weight_artifacts(arrays: dict[str, np.ndarray], config, writer) -> dic
         config: its ModelConfig (for d_head).
         writer: the ArtifactWriter of the staging folder.
     """
-    from threadpoolctl import threadpool_limits
-
-    # One BLAS thread: many small SVDs gain nothing from threads, and on a shared machine
-    # oversubscribed threads made them ~10× slower.
-    with threadpool_limits(limits=1):
-        section, out_arrays = weight_statistics(arrays, int(config.d_head))
-    for name, (array, axes) in out_arrays.items():
-        writer.write_array(name, array, axes)
-    return section
+    return store_weight_artifacts(weight_artifacts(arrays, config), writer)
