@@ -22,7 +22,7 @@ from benchmarks.stats import Samples
 log = logging.getLogger(__name__)
 
 DEMO_CORPUS = ROOT / "generator" / "data" / "demo_corpus.jsonl"
-LONG_JOIN = 24  # demo sentences average ~15 tokens: 24 of them exceed 256 tokens
+LONG_JOIN = 48  # demo sentences average ~15 tokens: 48 of them exceed 512 tokens
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Work beside the forward passes: the weight statistics' thread and the early t-SNE fits."""
+"""Work beside the forward passes: the weight statistics' thread, and the representation
+analysis's probes and t-SNE fits started during the extraction."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 from cards import TINY_SHOWCASE_TEXTS, write_card
 
-from generator.analyze import prefetch, projections
-from generator.analyze.prefetch import FitPrefetch, fit_key, prefetching
+from generator.analyze import prefetch, projections, representations
+from generator.analyze.prefetch import Prefetch, job_key, prefetching
 from generator.analyze.projections import fitted, reference_jobs, tsne
 from generator.build import build_cards
 from generator.card import load_card
@@ -52,20 +53,24 @@ def test_background_step_runs_at_a_lower_priority_than_its_caller():
     assert niceness() == ours  # the caller's own priority is untouched
 
 
-def test_fit_key_names_the_values_not_their_dtype_or_layout():
+def test_job_key_names_the_function_and_the_values_not_their_dtype_or_layout():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 5)).astype(np.float32)
     init = rng.normal(size=(30, 2))
     wide = np.asarray(x, dtype=np.float64)
-    assert fit_key(x, init) == fit_key(wide, init)  # float32 widens exactly
-    assert fit_key(np.asfortranarray(wide), init) == fit_key(wide, init)
+    assert job_key(tsne, (x, init)) == job_key(tsne, (wide, init))  # float32 widens exactly
+    assert job_key(tsne, (np.asfortranarray(wide), init)) == job_key(tsne, (wide, init))
     changed = wide.copy()
     changed[3, 1] = np.nextafter(changed[3, 1], np.inf)
-    assert fit_key(changed, init) != fit_key(wide, init)
-    assert fit_key(wide, init[::-1]) != fit_key(wide, init)
+    assert job_key(tsne, (changed, init)) != job_key(tsne, (wide, init))
+    assert job_key(tsne, (wide, init[::-1])) != job_key(tsne, (wide, init))
+    assert job_key(reference_jobs, (wide, init)) != job_key(tsne, (wide, init))
+    labels = np.array(["a", "b"])
+    assert job_key(tsne, (labels,)) == job_key(tsne, (labels.copy(),))
+    assert job_key(tsne, (labels,)) != job_key(tsne, (labels[::-1],))
 
 
-def test_prefetched_fits_are_taken_once_and_equal_fits_made_later(monkeypatch):
+def test_prefetched_jobs_are_taken_once_and_equal_jobs_run_later(monkeypatch):
     monkeypatch.setenv("MODELATLAS_WORKERS", "2")
     rng = np.random.default_rng(1)
     layers = [rng.normal(size=(40, 6)).astype(np.float32) for _ in range(3)]
@@ -75,41 +80,46 @@ def test_prefetched_fits_are_taken_once_and_equal_fits_made_later(monkeypatch):
         assert early.started == 2
         made = fitted([(np.asarray(x, dtype=np.float64), init) for x, init in jobs])
         assert early.taken == 2
-        assert early.take(*jobs[0]) is None  # each fit is handed out once
+        assert early.take(tsne, *jobs[0]) is None  # each job is handed out once
     for (x, init), ours in zip(jobs, made, strict=True):
         assert ours.tobytes() == tsne(x, init).tobytes()
 
 
 def test_no_prefetch_without_workers(monkeypatch):
     monkeypatch.setenv("MODELATLAS_WORKERS", "1")
-    early = FitPrefetch()
+    early = Prefetch()
     x = np.random.default_rng(2).normal(size=(20, 3))
     early.submit(tsne, reference_jobs([x]))
-    assert early.started == 0 and early.take(*reference_jobs([x])[0]) is None
+    assert early.started == 0 and early.take(tsne, *reference_jobs([x])[0]) is None
     early.close()
 
 
-def test_a_build_that_fits_early_stores_the_same_maps(tiny_build, tmp_path, monkeypatch):
-    """The tiny corpus is below the workers' threshold: lower it so the build fits early."""
+def test_a_build_that_starts_them_early_stores_the_same_tables(tiny_build, tmp_path, monkeypatch):
+    """The tiny corpus is below the workers' threshold: lower it so the build starts early."""
     card_path, _, artifacts_root = tiny_build
     monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)
+    monkeypatch.setattr(representations, "MIN_POOLED_SAMPLES", 0)
     monkeypatch.setenv("MODELATLAS_WORKERS", "2")
     counts = []
-    close = FitPrefetch.close
+    close = Prefetch.close
 
     def counted(self):
         counts.append((self.started, self.taken))
         close(self)
 
-    monkeypatch.setattr(FitPrefetch, "close", counted)
+    monkeypatch.setattr(Prefetch, "close", counted)
     root = tmp_path / "early"
     card = write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS)
     assert card.read_text() == card_path.read_text()
     build_cards([load_card(card)], root / "site", root / "artifacts", strict=True, progress=False)
     ((started, taken),) = counts
-    assert started > 0 and taken == started  # every early fit was used by the analysis
+    assert started > 0 and taken == started  # every early job was used by the analysis
     assert prefetch.active_prefetch() is None  # the build's prefetch ended with it
-    name = "tiny-bert/analyses/representation_projections.json"
-    early = (root / "artifacts" / name).read_bytes()
-    assert early == (artifacts_root / name).read_bytes()
-    assert b'"tsne"' in early
+    for table in ("projections", "separability", "predictions", "summary"):
+        name = f"tiny-bert/analyses/representation_{table}.json"
+        early = (root / "artifacts" / name).read_bytes()
+        assert early == (artifacts_root / name).read_bytes(), table
+    assert (
+        b'"tsne"'
+        in (root / "artifacts" / "tiny-bert/analyses/representation_projections.json").read_bytes()
+    )

@@ -1,39 +1,48 @@
-"""Fit the representation maps' t-SNE while the extraction still runs (`build` only).
+"""Start the representation analysis's slow jobs while the extraction still runs (`build` only).
 
-The maps of the representations page need only the corpus's pooled vectors, which exist once
-the corpus pass has run, while the rest of the extraction (attributions, gradients) leaves part
-of the CPU idle. Inside `prefetching()`, the extraction hands the card model's per-layer fits
-to worker processes at the lowest CPU priority (niceness 19: they take only what the build's
-own threads leave); the analyze stage then takes each fit whose input it finds here instead of
-running it again. A fit is found by the SHA-256 of its exact input (the vectors and the PCA
-coordinates it starts from, as the analysis computes them), so a map is the same bytes whether
-it was fitted early, late or in the analysis itself; anything not found (another checkpoint's
-fits, a changed input) is fitted as before.
+The representations page's t-SNE maps and layer probes need only the corpus's pooled vectors
+and labels, which exist once the corpus pass has run, while the rest of the extraction
+(attributions, gradients) leaves part of the CPU idle. Inside `prefetching()`, the extraction
+hands those jobs for the card model to worker processes at the lowest CPU priority (niceness
+19: they take only what the build's own threads leave); the analyze stage then takes each job
+whose function and exact inputs it finds here (`job_key`: a SHA-256 of them) instead of running
+it again. A result is therefore the same bytes whether its job ran early, late or in the
+analysis itself; anything not found (another checkpoint's jobs, a changed input) runs as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
+import pickle
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 
-from generator.analyze.workers import start_worker, worker_count
+from generator.analyze.workers import run_jobs, start_worker, worker_count
+
+log = logging.getLogger(__name__)
 
 NICENESS = 19
 
 
-def fit_key(x: np.ndarray, init: np.ndarray) -> str:
-    """Return the SHA-256 of one fit's input: the vectors and the coordinates it starts from."""
-    digest = hashlib.sha256()
-    for array in (x, init):
-        array = np.ascontiguousarray(array, dtype=np.float64)
-        digest.update(repr(array.shape).encode())
-        digest.update(array.tobytes())
+def job_key(function, args: tuple) -> str:
+    """Return the SHA-256 of a job: its function's name and its arguments' values.
+
+    Float arrays count as their float64 values (a float32 array and its exact float64 widening,
+    contiguous or not, are the same job); anything else by its pickle.
+    """
+    digest = hashlib.sha256(f"{function.__module__}.{function.__qualname__}".encode())
+    for arg in args:
+        if isinstance(arg, np.ndarray) and arg.dtype.kind == "f":
+            arg = np.ascontiguousarray(arg, dtype=np.float64)
+            digest.update(b"f8" + repr(arg.shape).encode() + arg.tobytes())
+        else:
+            digest.update(b"p" + pickle.dumps(arg, protocol=4))
     return digest.hexdigest()
 
 
@@ -44,8 +53,8 @@ def _start_low_priority_worker() -> None:
     start_worker()
 
 
-class FitPrefetch:
-    """t-SNE fits started early in low-priority workers, found again by their input."""
+class Prefetch:
+    """Jobs started early in low-priority workers, found again by their function and inputs."""
 
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
@@ -53,8 +62,8 @@ class FitPrefetch:
         self.started = 0
         self.taken = 0
 
-    def submit(self, function, jobs: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Start `function(x, init)` for each job not started yet (nothing with one worker)."""
+    def submit(self, function, jobs: list[tuple]) -> None:
+        """Start `function(*job)` for each job not started yet (nothing with one worker)."""
         count = worker_count(len(jobs))
         if count < 2 and self._pool is None:  # MODELATLAS_WORKERS=1 or one CPU: no workers
             return
@@ -64,38 +73,69 @@ class FitPrefetch:
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_low_priority_worker,
             )
-        for x, init in jobs:
-            key = fit_key(x, init)
+        for job in jobs:
+            key = job_key(function, job)
             if key not in self._futures:
-                self._futures[key] = self._pool.submit(function, x, init)
+                self._futures[key] = self._pool.submit(function, *job)
                 self.started += 1
 
-    def take(self, x: np.ndarray, init: np.ndarray) -> Future | None:
-        """Return the started fit of exactly this input (once), or None."""
-        future = self._futures.pop(fit_key(x, init), None)
+    def take(self, function, *args) -> Future | None:
+        """Return the started job of exactly this function and these inputs (once), or None."""
+        future = self._futures.pop(job_key(function, args), None)
         self.taken += future is not None
         return future
 
     def close(self) -> None:
-        """Stop the workers: fits not started are cancelled, running ones waited for."""
+        """Stop the workers: jobs not started are cancelled, running ones waited for."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._futures.clear()
 
 
-_ACTIVE: list[FitPrefetch] = []
+def results(function, jobs: list[tuple], *, small: bool) -> list:
+    """Return `[function(*job) for job in jobs]`: started jobs taken, the rest run now.
+
+    The rest run in worker processes unless they are `small` (workers.run_jobs). A started job
+    whose worker died runs here instead.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    prefetch = active_prefetch()
+    started = [prefetch.take(function, *job) if prefetch else None for job in jobs]
+    rest = [job for job, future in zip(jobs, started, strict=True) if future is None]
+    if len(rest) < len(jobs):
+        log.info(
+            "%s: %d of %d started during the extraction",
+            function.__name__,
+            len(jobs) - len(rest),
+            len(jobs),
+        )
+    computed = iter(run_jobs(function, rest, small=small))
+    values = []
+    for job, future in zip(jobs, started, strict=True):
+        if future is None:
+            values.append(next(computed))
+            continue
+        try:
+            values.append(future.result())
+        except BrokenProcessPool:  # its worker died (out of memory?): run it here
+            values.append(function(*job))
+    return values
 
 
-def active_prefetch() -> FitPrefetch | None:
+_ACTIVE: list[Prefetch] = []
+
+
+def active_prefetch() -> Prefetch | None:
     """Return the prefetch of the enclosing `prefetching()`, or None outside one."""
     return _ACTIVE[-1] if _ACTIVE else None
 
 
 @contextlib.contextmanager
-def prefetching() -> Iterator[FitPrefetch]:
-    """Let the extraction start fits that the analysis takes, until the block ends."""
-    prefetch = FitPrefetch()
+def prefetching() -> Iterator[Prefetch]:
+    """Let the extraction start jobs that the analysis takes, until the block ends."""
+    prefetch = Prefetch()
     _ACTIVE.append(prefetch)
     try:
         yield prefetch

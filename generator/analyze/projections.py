@@ -13,18 +13,13 @@ Axes: sample (text or token), feature (d_model), coordinate (x, y).
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from generator.analyze.pca import PCA, fit_pca
-from generator.analyze.workers import run_jobs
 
 TSNE_PERPLEXITY = 30.0
 TSNE_ITERATIONS = 500  # scikit-learn's minimum is 250; 250 of them are early exaggeration
 TSNE_SEED = 0
-log = logging.getLogger(__name__)
-
 MIN_TSNE_SAMPLES = 8
 # fewer samples in all: t-SNE fits run in-process (starting workers costs ~1 s; break-even on 2 cores)
 MIN_POOLED_SAMPLES = 2000
@@ -177,31 +172,9 @@ REFERENCE_KEY = "reference"
 
 
 def fitted(jobs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray | None]:
-    """Return `tsne(x, init)` of every job, in order.
+    """Return `tsne(x, init)` of every job, in order: those the extraction started early
+    (prefetch.py) taken from there, the rest run now, in worker processes when there are
+    enough samples to repay starting them."""
+    from generator.analyze.prefetch import results
 
-    A fit that the extraction started early (prefetch.py) is taken from there; the rest run
-    now, in worker processes when there are enough samples to repay starting them.
-    """
-    from concurrent.futures.process import BrokenProcessPool
-
-    from generator.analyze.prefetch import active_prefetch
-
-    prefetch = active_prefetch()
-    started = [prefetch.take(x, init) if prefetch else None for x, init in jobs]
-    rest = [job for job, future in zip(jobs, started, strict=True) if future is None]
-    if len(rest) < len(jobs):
-        log.info(
-            "t-SNE: %d of %d maps started during the extraction", len(jobs) - len(rest), len(jobs)
-        )
-    small = sum(len(x) for x, _ in rest) < MIN_POOLED_SAMPLES
-    computed = iter(run_jobs(tsne, rest, small=small))
-    results = []
-    for job, future in zip(jobs, started, strict=True):
-        if future is None:
-            results.append(next(computed))
-            continue
-        try:
-            results.append(future.result())
-        except BrokenProcessPool:  # a prefetch worker died (memory?): fit it here instead
-            results.append(tsne(*job))
-    return results
+    return results(tsne, jobs, small=sum(len(x) for x, _ in jobs) < MIN_POOLED_SAMPLES)

@@ -16,13 +16,16 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from generator.analyze import geometry, probes
 from generator.analyze import representation_points as points
 from generator.analyze.pca import fit_pca
+from generator.analyze.prefetch import results as prefetched_results
 from generator.analyze.projections import (
+    MIN_POOLED_SAMPLES,
     MIN_TSNE_SAMPLES,
     TSNE_ITERATIONS,
     TSNE_PERPLEXITY,
@@ -82,32 +85,66 @@ def _vectors(artifacts: Artifacts, prefix: str, name: str) -> np.ndarray:
     return np.asarray(artifacts.array(f"{prefix}corpus/{name}"), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class ProbeSetting:
+    """What every layer's probes share: labels, folds, re-splits and control-task labels."""
+
+    labels: np.ndarray
+    protocol: object  # probes.Protocol
+    repeated: tuple = ()
+    control: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, labels: np.ndarray | None, splits: np.ndarray | None) -> ProbeSetting | None:
+        """Return the setting for these labels and splits (None: nothing to probe)."""
+        protocol = probes.choose_protocol(labels, splits)
+        if protocol is None:
+            return None
+        repeated = probes.resplits(labels, protocol)
+        return cls(labels, protocol, repeated, probes.control_labels(labels, protocol))
+
+    def jobs(self, embeddings: np.ndarray) -> list[tuple]:
+        """Return one `layer_scores` job per layer of [text, layer, d_model] embeddings."""
+        return [
+            (embeddings[:, layer], self.labels, self.protocol, self.repeated, self.control)
+            for layer in range(embeddings.shape[1])
+        ]
+
+
+def layer_scores(x, labels, protocol, repeated, control) -> dict:
+    """`probes.separability` of one layer on its contiguous float64 copy, with one BLAS thread:
+    the same bytes in this process and in a worker (prefetch.py, workers.py)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        return probes.separability(x, labels, protocol, repeated, control)
+
+
+def layer_scores_of(jobs: list[tuple]) -> list[dict]:
+    """Return `layer_scores` of every job: started early (prefetch.py) or run now, in workers
+    when there are enough samples to repay starting them."""
+    small = sum(len(job[0]) for job in jobs) < MIN_POOLED_SAMPLES
+    return prefetched_results(layer_scores, jobs, small=small)
+
+
 def separability_rows(
-    embeddings: np.ndarray,
-    labels: np.ndarray,
-    protocol,
+    scores_per_layer: list[dict],
     checkpoint: str,
     pooling: str,
     *,
-    repeated: tuple = (),
-    control: np.ndarray | None = None,
     predictions: list | None = None,
 ) -> list[dict]:
     """Return probe, silhouette, control-task and selectivity rows for every layer.
 
     Args:
-        embeddings: [text, layer, d_model] pooled vectors.
-        labels: [text] labels.
-        protocol: the folds (probes.choose_protocol).
+        scores_per_layer: `layer_scores` of each layer, in layer order.
         checkpoint: the checkpoint label of the rows.
         pooling: the pooling of the rows.
-        repeated: re-splits for the standard errors (probes.resplits).
-        control: [text] control-task labels (probes.control_labels), or None for no control.
         predictions: a list that gets each layer's linear-probe held-out predictions, or None.
     """
     rows = []
-    for layer in range(embeddings.shape[1]):
-        scores = probes.separability(embeddings[:, layer], labels, protocol, repeated, control)
+    for layer, scores in enumerate(scores_per_layer):
         if predictions is not None:
             predictions.append(scores["predicted"])
         base = {
@@ -404,10 +441,9 @@ def representations(artifacts: Artifacts) -> dict:
 def _representations(artifacts: Artifacts) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     labels = _strings(artifacts, "corpus/labels")
-    splits = _strings(artifacts, "corpus/splits")
-    protocol = probes.choose_protocol(labels, splits)
-    repeated = probes.resplits(labels, protocol) if protocol is not None else ()
-    control = probes.control_labels(labels, protocol) if protocol is not None else None
+    setting = ProbeSetting.of(labels, _strings(artifacts, "corpus/splits"))
+    protocol = setting.protocol if setting is not None else None
+    repeated = setting.repeated if setting is not None else ()
     order = checkpoints(artifacts)
     reference = order[-1][0]
     lengths = np.asarray(artifacts.array("corpus/token_lengths"))
@@ -416,28 +452,34 @@ def _representations(artifacts: Artifacts) -> dict:
     pooled, predicted = {}, {}
     timings = {"probes": 0.0, "projections": 0.0, "cka": 0.0, "lexical": 0.0}
     for pooling in poolings(artifacts):
-        embeddings = {
+        pooled[pooling] = {
             label: _vectors(artifacts, prefix, f"pooled_{pooling}") for label, prefix in order
         }
+    clock = time.perf_counter()
+    scores = iter(
+        layer_scores_of(
+            [
+                job
+                for by_label in pooled.values()
+                for x in by_label.values()
+                for job in setting.jobs(x)
+            ]
+        )
+        if setting is not None
+        else ()
+    )
+    for pooling, embeddings in pooled.items():
         for label, x in embeddings.items():
-            clock = time.perf_counter()
-            if protocol is not None:
+            if setting is not None:
                 layers = predicted.setdefault(pooling, []) if label == reference else None
-                separability += separability_rows(
-                    x,
-                    labels,
-                    protocol,
-                    label,
-                    pooling,
-                    repeated=repeated,
-                    control=control,
-                    predictions=layers,
-                )
-            timings["probes"] += time.perf_counter() - clock
-            clock = time.perf_counter()
+                per_layer = [next(scores) for _ in range(x.shape[1])]
+                separability += separability_rows(per_layer, label, pooling, predictions=layers)
+    timings["probes"] = time.perf_counter() - clock
+    for pooling, embeddings in pooled.items():
+        clock = time.perf_counter()
+        for label, x in embeddings.items():
             cka += cka_rows(x, label, pooling)
-            timings["cka"] += time.perf_counter() - clock
-        pooled[pooling] = embeddings
+        timings["cka"] += time.perf_counter() - clock
         cka_reference += cka_to_reference_rows(embeddings, reference, pooling)
     clock = time.perf_counter()
     projections = projection_rows(pooled, reference)

@@ -634,29 +634,40 @@ def corpus_pass(run: ExtractRun) -> None:
 
 
 def start_representation_maps(run: ExtractRun) -> None:
-    """Start the representation maps' t-SNE fits beside the rest of the extraction (`build`).
+    """Start the representation analysis's layer probes and t-SNE maps of the card model beside
+    the rest of the extraction (`build` only: inside `analyze.prefetch.prefetching()`).
 
-    Only inside `analyze.prefetch.prefetching()` and when the analysis runs in workers anyway.
-    The inputs are the pooled vectors as the analysis will read them back (float32, which the
-    fit widens to float64 exactly as the analysis does): views of the stored arrays, so waiting
-    jobs hold no copy of them.
+    Only when the analysis would run them in workers anyway. The inputs are those the analysis
+    will read back: the pooled vectors (float32 views of the stored arrays, which the jobs
+    widen to float64 exactly as the analysis does, so waiting jobs hold no copy of them) and
+    the labels and splits as stored strings.
     """
     from generator.analyze.prefetch import active_prefetch
     from generator.analyze.projections import MIN_POOLED_SAMPLES, reference_jobs, tsne
+    from generator.analyze.representations import ProbeSetting, layer_scores
     from generator.artifacts import widen_bfloat16
     from generator.extract.processes import is_primary_process
 
     prefetch = active_prefetch()
     if prefetch is None or "representations" not in run.analyses or not is_primary_process():
         return
-    layers = []
-    for name, stored in run.streamed.items():
-        if name.startswith("pooled_"):
-            bits = run.card.store_dtype == "bfloat16"
-            pooled = widen_bfloat16(stored) if bits else stored  # [text, layer, d_model]
-            layers += [np.asarray(pooled[:, layer]) for layer in range(pooled.shape[1])]
-    if sum(len(x) for x in layers) >= MIN_POOLED_SAMPLES:  # else the analysis fits in-process
-        prefetch.submit(tsne, reference_jobs(layers))
+    pooled = [
+        np.asarray(widen_bfloat16(stored) if run.card.store_dtype == "bfloat16" else stored)
+        for name, stored in run.streamed.items()
+        if name.startswith("pooled_")
+    ]  # each [text, layer, d_model]
+    layers = [x[:, layer] for x in pooled for layer in range(x.shape[1])]
+    if sum(len(x) for x in layers) < MIN_POOLED_SAMPLES:  # the analysis runs them in-process
+        return
+
+    def stored_strings(values):
+        return None if values is None else np.asarray(strings_array(values)).astype(str)
+
+    corpus = run.corpus
+    setting = ProbeSetting.of(stored_strings(corpus.labels), stored_strings(corpus.splits))
+    if setting is not None:
+        prefetch.submit(layer_scores, [job for x in pooled for job in setting.jobs(x)])
+    prefetch.submit(tsne, reference_jobs(layers))
 
 
 def checkpoint_passes(run: ExtractRun) -> None:
