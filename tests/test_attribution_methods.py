@@ -76,6 +76,42 @@ def test_token_scores_in_one_program_equal_each_method_alone():
     )
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 34])
+def test_token_scores_in_chunks_of_path_points_equal_all_at_once(chunk):
+    w1 = jax.random.normal(jax.random.PRNGKey(4), (4, 8))
+    objective = lambda e: jnp.sum(jnp.tanh(e @ w1) ** 2) + jnp.sum(jnp.sin(e))  # noqa: E731
+    embeddings = jax.random.normal(jax.random.PRNGKey(5), (6, 4))
+    baseline = jnp.zeros_like(embeddings)
+    whole = jax.jit(lambda x, b: token_scores(objective, x, b, steps=32))(embeddings, baseline)
+    parts = jax.jit(lambda x, b: token_scores(objective, x, b, 32, chunk))(embeddings, baseline)
+    for name, value in whole.items():  # 34 points: 32 on the path, the input, the baseline
+        np.testing.assert_allclose(parts[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_backward_memory_keeps_every_point_together_until_it_does_not_fit():
+    from generator.models.memory import GIB, backward_bytes, rows_within
+    from generator.models.registry import parse_config
+
+    minilm = parse_config(
+        {
+            "model_type": "bert",
+            "vocab_size": 30522,
+            "hidden_size": 384,
+            "num_hidden_layers": 6,
+            "num_attention_heads": 12,
+            "intermediate_size": 1536,
+            "max_position_embeddings": 512,
+        }
+    )
+    # the measured failure: 66 points of 512 tokens at once were killed at 24 GB of RSS
+    assert backward_bytes(minilm, 66, 512) > 16 * GIB
+    assert backward_bytes(minilm, 66, 32) < GIB  # the default card's showcase: one batch
+    assert rows_within(minilm, 66, 32, 4 * GIB) == 66
+    chunk = rows_within(minilm, 66, 512, 4 * GIB)
+    assert 1 <= chunk < 66 and backward_bytes(minilm, chunk, 512) <= 4 * GIB
+    assert rows_within(minilm, 66, 512, 1) == 1  # never fewer than one
+
+
 def test_gauss_legendre_integrates_polynomials_exactly():
     nodes, weights = gauss_legendre(5)
     assert abs(weights.sum() - 1) < 1e-12

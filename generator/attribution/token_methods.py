@@ -66,12 +66,15 @@ def token_scores(
     embeddings: jax.Array,
     baseline: jax.Array,
     steps: int = DEFAULT_IG_STEPS,
+    chunk: int | None = None,
 ) -> dict[str, jax.Array]:
     """Every gradient method of one example from one vmapped `jax.value_and_grad`.
 
     The objective and its gradient are evaluated together at the `steps` quadrature points of
     the path, at the input (α = 1) and at the baseline (α = 0): one program, so XLA compiles
-    the model's backward pass once instead of once per method.
+    the model's backward pass once instead of once per method. All points are vmapped at once
+    unless `chunk` (points per vmapped batch, `jax.lax.map`) is smaller: long texts, whose
+    backward pass over every point at once would not fit in memory.
 
     Returns:
         grad_norm, grad_input, integrated_gradients [token]; ig_error (as
@@ -81,7 +84,11 @@ def token_scores(
     alphas = np.concatenate([alphas, [1.0, 0.0]])
     delta = embeddings - baseline
     points = baseline[None] + jnp.asarray(alphas, embeddings.dtype)[:, None, None] * delta[None]
-    values, grads = jax.vmap(jax.value_and_grad(objective))(points)  # [point], [point, token, d]
+    gradient = jax.value_and_grad(objective)
+    if chunk is None or chunk >= len(alphas):
+        values, grads = jax.vmap(gradient)(points)  # [point], [point, token, d]
+    else:
+        values, grads = jax.lax.map(gradient, points, batch_size=chunk)
     average = jnp.tensordot(jnp.asarray(weights, grads.dtype), grads[:steps], axes=1)
     attributions = jnp.sum(average * delta, axis=-1)
     at_input, at_baseline = values[steps], values[steps + 1]

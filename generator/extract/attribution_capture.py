@@ -61,8 +61,15 @@ from generator.extract.head_budget import (
 )
 from generator.extract.head_layers import layerwise_head_drops
 from generator.extract.stored_strings import strings_array
+from generator.models.device_memory import device_available
+from generator.models.memory import rows_within
 
 log = logging.getLogger(__name__)
+
+# The integrated-gradients points of one example run vmapped together while their backward
+# pass fits this share of the memory free before the step (models/memory.backward_bytes);
+# longer texts run them in chunks.
+BACKWARD_SHARE = 4
 
 # A pruning curve stops once every order's mean objective is within this share of the range
 # (every head -> every head removed) of its value with every head removed; see
@@ -294,12 +301,16 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
     neutral = table[baseline_token(tokenizer)]
     baseline = jnp.where(jnp.asarray(special)[..., None], embeds, neutral[None, None, :])
 
+    budget = device_available().bytes // BACKWARD_SHARE
+
     @jax.jit
     def explain(params, inputs, index, embeds_row, baseline_row):
         objective = make_objective(task, graphdef, params)
         row = jax.tree.map(lambda a: jnp.asarray(a)[index][None], inputs)
         f = lambda e: objective(row, e[None], None)[0]  # noqa: E731
-        return token_scores(f, embeds_row, baseline_row, DEFAULT_IG_STEPS)
+        # every path point at once unless their backward pass would not fit (long texts)
+        chunk = rows_within(context.config, DEFAULT_IG_STEPS + 2, embeds_row.shape[0], budget)
+        return token_scores(f, embeds_row, baseline_row, DEFAULT_IG_STEPS, chunk)
 
     lengths = np.sum(inputs.attention_mask, axis=1)
     results = [None] * len(embeds)
