@@ -3,11 +3,16 @@
 The representations page's t-SNE maps and layer probes need only the corpus's pooled vectors
 and labels, which exist once the corpus pass has run, while the rest of the extraction
 (attributions, gradients) leaves part of the CPU idle. Inside `prefetching()`, the extraction
-hands those jobs for the card model to worker processes at the lowest CPU priority (niceness
-19: they take only what the build's own threads leave); the analyze stage then takes each job
-whose function and exact inputs it finds here (`job_key`: a SHA-256 of them) instead of running
-it again. A result is therefore the same bytes whether its job ran early, late or in the
-analysis itself; anything not found (another checkpoint's jobs, a changed input) runs as before.
+hands those jobs for the card model to one worker process (`PREFETCH_WORKERS`), which runs them
+beside the extraction; the analyze stage then takes each job whose function and exact inputs it
+finds here (`job_key`: a SHA-256 of them) instead of running it again, cancels those the worker
+has not begun and runs them with every worker. A result is therefore the same bytes whether its
+job ran early, late or in the analysis itself; anything not found (another checkpoint's jobs, a
+changed input) runs as before.
+
+The worker runs at normal priority: at the lowest one (niceness 19) it was starved whenever
+other programs kept the CPU busy, and the analysis then waited minutes for it (measured:
+`make site` beside the test suite spent 225 s in the representations analysis).
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ import contextlib
 import hashlib
 import logging
 import multiprocessing
-import os
 import pickle
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -27,7 +31,7 @@ from generator.analyze.workers import run_jobs, start_worker, worker_count
 
 log = logging.getLogger(__name__)
 
-NICENESS = 19
+PREFETCH_WORKERS = 1  # beside the extraction's own threads; the analysis uses every worker
 
 
 def job_key(function, args: tuple) -> str:
@@ -46,13 +50,6 @@ def job_key(function, args: tuple) -> str:
     return digest.hexdigest()
 
 
-def _start_low_priority_worker() -> None:
-    """A prefetch worker: the lowest CPU priority, Ctrl-C left to the parent (workers.py)."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(NICENESS)
-    start_worker()
-
-
 class Prefetch:
     """Jobs started early in low-priority workers, found again by their function and inputs."""
 
@@ -64,14 +61,13 @@ class Prefetch:
 
     def submit(self, function, jobs: list[tuple]) -> None:
         """Start `function(*job)` for each job not started yet (nothing with one worker)."""
-        count = worker_count(len(jobs))
-        if count < 2 and self._pool is None:  # MODELATLAS_WORKERS=1 or one CPU: no workers
+        if worker_count(len(jobs)) < 2:  # MODELATLAS_WORKERS=1 or one CPU: no workers
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                count,
+                PREFETCH_WORKERS,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_low_priority_worker,
+                initializer=start_worker,
             )
         for job in jobs:
             key = job_key(function, job)
@@ -96,17 +92,19 @@ class Prefetch:
 def results(function, jobs: list[tuple], *, small: bool) -> list:
     """Return `[function(*job) for job in jobs]`: started jobs taken, the rest run now.
 
-    The rest run in worker processes unless they are `small` (workers.run_jobs). A started job
-    whose worker died runs here instead.
+    A started job that its worker has not begun is cancelled and runs now with the others, in
+    worker processes unless they are `small` (workers.run_jobs). A started job whose worker
+    died runs here instead.
     """
     from concurrent.futures.process import BrokenProcessPool
 
     prefetch = active_prefetch()
     started = [prefetch.take(function, *job) if prefetch else None for job in jobs]
+    started = [None if future is None or future.cancel() else future for future in started]
     rest = [job for job, future in zip(jobs, started, strict=True) if future is None]
     if len(rest) < len(jobs):
         log.info(
-            "%s: %d of %d started during the extraction",
+            "%s: %d of %d begun during the extraction",
             function.__name__,
             len(jobs) - len(rest),
             len(jobs),

@@ -480,14 +480,3 @@ def store_weight_artifacts(computed: tuple[dict, dict], writer) -> dict:
     for name, (array, axes) in out_arrays.items():
         writer.write_array(name, array, axes)
     return section
-
-
-def write_weight_artifacts(arrays: dict[str, np.ndarray], config, writer) -> dict:
-    """Compute the weight statistics of a loaded model and store them; return the manifest section.
-
-    Args:
-        arrays: `parameter_arrays(model)` of the loaded model.
-        config: its ModelConfig (for d_head).
-        writer: the ArtifactWriter of the staging folder.
-    """
-    return store_weight_artifacts(weight_artifacts(arrays, config), writer)
