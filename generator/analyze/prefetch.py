@@ -3,16 +3,17 @@
 The representations page's t-SNE maps and layer probes need only the corpus's pooled vectors
 and labels, which exist once the corpus pass has run, while the rest of the extraction
 (attributions, gradients) leaves part of the CPU idle. Inside `prefetching()`, the extraction
-hands those jobs for the card model to one worker process (`PREFETCH_WORKERS`), which runs them
-beside the extraction; the analyze stage then takes each job whose function and exact inputs it
-finds here (`job_key`: a SHA-256 of them) instead of running it again, cancels those the worker
-has not begun and runs them with every worker. A result is therefore the same bytes whether its
-job ran early, late or in the analysis itself; anything not found (another checkpoint's jobs, a
-changed input) runs as before.
+hands those jobs for the card model to worker processes at the lowest CPU priority (niceness
+19), which take only the CPU the extraction's own threads leave. The analyze stage then takes
+each job whose function and exact inputs it finds here (`job_key`: a SHA-256 of them) and that
+has finished; every other job (not begun, still running, or not found: another checkpoint's,
+a changed input) runs then, at normal priority, with every worker. A result is therefore the
+same bytes whether its job ran early or in the analysis itself.
 
-The worker runs at normal priority: at the lowest one (niceness 19) it was starved whenever
-other programs kept the CPU busy, and the analysis then waited minutes for it (measured:
-`make site` beside the test suite spent 225 s in the representations analysis).
+Only finished jobs are taken because a low-priority worker is starved while other programs
+keep the CPU busy: waiting for its running jobs, `make site` beside the test suite spent 225 s
+in the representations analysis. At normal priority instead, the worker slowed the extraction's
+threads (bert-base: 378.7 CPU s against 349.3 at niceness 19).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import multiprocessing
+import os
 import pickle
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,7 +33,7 @@ from generator.analyze.workers import run_jobs, start_worker, worker_count
 
 log = logging.getLogger(__name__)
 
-PREFETCH_WORKERS = 1  # beside the extraction's own threads; the analysis uses every worker
+NICENESS = 19
 
 
 def job_key(function, args: tuple) -> str:
@@ -50,6 +52,13 @@ def job_key(function, args: tuple) -> str:
     return digest.hexdigest()
 
 
+def _start_low_priority_worker() -> None:
+    """A prefetch worker: the lowest CPU priority, Ctrl-C left to the parent (workers.py)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.nice(NICENESS)
+    start_worker()
+
+
 class Prefetch:
     """Jobs started early in low-priority workers, found again by their function and inputs."""
 
@@ -61,13 +70,14 @@ class Prefetch:
 
     def submit(self, function, jobs: list[tuple]) -> None:
         """Start `function(*job)` for each job not started yet (nothing with one worker)."""
-        if worker_count(len(jobs)) < 2:  # MODELATLAS_WORKERS=1 or one CPU: no workers
+        count = worker_count(len(jobs))
+        if count < 2:  # MODELATLAS_WORKERS=1 or one CPU: no workers
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                PREFETCH_WORKERS,
+                count,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=start_worker,
+                initializer=_start_low_priority_worker,
             )
         for job in jobs:
             key = job_key(function, job)
@@ -76,50 +86,54 @@ class Prefetch:
                 self.started += 1
 
     def take(self, function, *args) -> Future | None:
-        """Return the started job of exactly this function and these inputs (once), or None."""
+        """Return the finished job of exactly this function and these inputs (once), or None.
+
+        A job not finished is dropped (cancelled when not begun): the caller runs it itself.
+        """
         future = self._futures.pop(job_key(function, args), None)
-        self.taken += future is not None
+        if future is None or not future.done() or future.cancelled() or future.exception():
+            if future is not None:
+                future.cancel()
+            return None
+        self.taken += 1
         return future
 
+    def wait(self) -> None:
+        """Wait until every job started and not taken has finished."""
+        for future in list(self._futures.values()):
+            with contextlib.suppress(Exception):
+                future.result()
+
     def close(self) -> None:
-        """Stop the workers: jobs not started are cancelled, running ones waited for."""
+        """Stop the workers at once: jobs not begun are cancelled, running ones ended."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            workers = list((getattr(self._pool, "_processes", None) or {}).values())
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            for process in workers:  # a job still running at niceness 19 is not needed
+                with contextlib.suppress(OSError, ValueError):
+                    process.terminate()
+            for process in workers:
+                with contextlib.suppress(OSError, ValueError, AssertionError):
+                    process.join(timeout=5)
             self._pool = None
         self._futures.clear()
 
 
 def results(function, jobs: list[tuple], *, small: bool) -> list:
-    """Return `[function(*job) for job in jobs]`: started jobs taken, the rest run now.
-
-    A started job that its worker has not begun is cancelled and runs now with the others, in
-    worker processes unless they are `small` (workers.run_jobs). A started job whose worker
-    died runs here instead.
-    """
-    from concurrent.futures.process import BrokenProcessPool
-
+    """Return `[function(*job) for job in jobs]`: finished early jobs taken, the rest run now,
+    in worker processes unless they are `small` (workers.run_jobs)."""
     prefetch = active_prefetch()
-    started = [prefetch.take(function, *job) if prefetch else None for job in jobs]
-    started = [None if future is None or future.cancel() else future for future in started]
-    rest = [job for job, future in zip(jobs, started, strict=True) if future is None]
+    early = [prefetch.take(function, *job) if prefetch else None for job in jobs]
+    rest = [job for job, future in zip(jobs, early, strict=True) if future is None]
     if len(rest) < len(jobs):
         log.info(
-            "%s: %d of %d begun during the extraction",
+            "%s: %d of %d done during the extraction",
             function.__name__,
             len(jobs) - len(rest),
             len(jobs),
         )
     computed = iter(run_jobs(function, rest, small=small))
-    values = []
-    for job, future in zip(jobs, started, strict=True):
-        if future is None:
-            values.append(next(computed))
-            continue
-        try:
-            values.append(future.result())
-        except BrokenProcessPool:  # its worker died (out of memory?): run it here
-            values.append(function(*job))
-    return values
+    return [next(computed) if future is None else future.result() for future in early]
 
 
 _ACTIVE: list[Prefetch] = []
