@@ -456,21 +456,11 @@ def _representations(artifacts: Artifacts) -> dict:
             label: _vectors(artifacts, prefix, f"pooled_{pooling}") for label, prefix in order
         }
     clock = time.perf_counter()
-    scores = iter(
-        layer_scores_of(
-            [
-                job
-                for by_label in pooled.values()
-                for x in by_label.values()
-                for job in setting.jobs(x)
-            ]
-        )
-        if setting is not None
-        else ()
-    )
-    for pooling, embeddings in pooled.items():
-        for label, x in embeddings.items():
-            if setting is not None:
+    if setting is not None:
+        every = [x for by_label in pooled.values() for x in by_label.values()]
+        scores = iter(layer_scores_of([job for x in every for job in setting.jobs(x)]))
+        for pooling, embeddings in pooled.items():
+            for label, x in embeddings.items():
                 layers = predicted.setdefault(pooling, []) if label == reference else None
                 per_layer = [next(scores) for _ in range(x.shape[1])]
                 separability += separability_rows(per_layer, label, pooling, predictions=layers)
