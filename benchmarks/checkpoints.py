@@ -254,9 +254,20 @@ def write_random_checkpoint(
     return folder
 
 
-def make_checkpoint(kind: str, folder: Path, seed: int = 0, dtype: str = "float32") -> Path:
-    """Write the random-init checkpoint `kind` (a CONFIGS key) into `folder`; return it."""
-    return write_random_checkpoint(dict(CONFIGS[kind]), folder, dtype=dtype, seed=seed)
+LAYER_KEYS = ("num_hidden_layers", "n_layer")  # config.json's depth, by family
+
+
+def make_checkpoint(
+    kind: str, folder: Path, seed: int = 0, dtype: str = "float32", layers: int | None = None
+) -> Path:
+    """Write the random-init checkpoint `kind` (a CONFIGS key) into `folder`; return it.
+
+    `layers` overrides the depth (e.g. a 7B's width at 2 layers).
+    """
+    config = dict(CONFIGS[kind])
+    if layers is not None:
+        config.update({key: layers for key in LAYER_KEYS if key in config})
+    return write_random_checkpoint(config, folder, dtype=dtype, seed=seed)
 
 
 def parameter_count(folder: Path) -> int:
@@ -280,8 +291,11 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--layers", type=int, default=None, help="override the depth")
     args = parser.parse_args()
-    folder = make_checkpoint(args.kind, args.folder, seed=args.seed, dtype=args.dtype)
+    folder = make_checkpoint(
+        args.kind, args.folder, seed=args.seed, dtype=args.dtype, layers=args.layers
+    )
     device = jax.devices()[0]
     print(f"{args.kind}: {parameter_count(folder) / 1e6:.1f}M parameters in {folder}")
     print(f"drawn on: {device.device_kind} ({device.platform})")

@@ -95,11 +95,17 @@ def write_size_card(folder: Path, name: str, model: Path, settings: dict) -> Pat
     return card
 
 
-def write_checkpoint(kind: str, folder: Path, dtype: str = "float32") -> tuple[Run, int]:
-    """Write the random-init checkpoint `kind` in a child process; return (its run, parameters)."""
+def write_checkpoint(
+    kind: str, folder: Path, dtype: str = "float32", layers: int | None = None
+) -> tuple[Run, int]:
+    """Write the random-init checkpoint `kind` in a child process; return (its run, parameters).
+
+    `layers` overrides its depth.
+    """
     from benchmarks.checkpoints import parameter_count
 
     args = [sys.executable, "-m", "benchmarks.checkpoints", kind, str(folder), "--dtype", dtype]
+    args += ["--layers", str(layers)] if layers is not None else []
     run = run_measured(args, cwd=ROOT)
     return run, parameter_count(folder)
 

@@ -30,10 +30,13 @@ class LazyTensors(MutableMapping):
     """Checkpoint tensors by name, each read from its file when asked for (never kept).
 
     Reading the same name twice reads the file twice; assigned arrays are kept as given.
+    `shape(name)` answers from the files' headers when they were given (safetensors), without
+    reading the tensor.
     """
 
-    def __init__(self, readers: dict[str, Reader]):
+    def __init__(self, readers: dict[str, Reader], shapes: dict[str, tuple] | None = None):
         self._readers = dict(readers)
+        self._shapes = dict(shapes or {})
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LazyTensors:
@@ -42,16 +45,28 @@ class LazyTensors(MutableMapping):
 
     def renamed(self, names: dict[str, str]) -> LazyTensors:
         """Return the tensors under new names: `names` maps each new name to an existing one."""
-        return LazyTensors({new: self._readers[old] for new, old in names.items()})
+        shapes = {new: self._shapes[old] for new, old in names.items() if old in self._shapes}
+        return LazyTensors({new: self._readers[old] for new, old in names.items()}, shapes)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Return the shape of tensor `name`: from its header when known, else by reading it."""
+        if name in self._shapes:
+            return self._shapes[name]
+        return tuple(int(s) for s in self[name].shape)
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self._readers[name]()
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._readers  # Mapping's default would read the tensor
+
     def __setitem__(self, name: str, array: np.ndarray) -> None:
         self._readers[name] = _constant(array)
+        self._shapes.pop(name, None)
 
     def __delitem__(self, name: str) -> None:
         del self._readers[name]
+        self._shapes.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._readers)
@@ -146,7 +161,8 @@ def open_weights(path: Path) -> LazyTensors:
         return LazyTensors.from_arrays(read_torch_pickle(path))
     if path.name.endswith(".index.json"):
         return _open_shards(path)
-    return LazyTensors({name: _reader(path, name) for name in safetensors_names(path)})
+    names = safetensors_names(path)
+    return LazyTensors({name: _reader(path, name) for name in names}, header_shapes(path, names))
 
 
 def _open_shards(index_path: Path) -> LazyTensors:
@@ -157,6 +173,7 @@ def _open_shards(index_path: Path) -> LazyTensors:
         by_shard.setdefault(shard, []).append(name)
     folder = index_path.parent
     readers: dict[str, Reader] = {}
+    shapes: dict[str, tuple] = {}
     for shard, names in by_shard.items():
         shard_path = folder / shard
         if not shard_path.is_file():
@@ -171,7 +188,8 @@ def _open_shards(index_path: Path) -> LazyTensors:
                 " download the shard again"
             )
         readers.update({name: _reader(shard_path, name) for name in names})
-    return LazyTensors(readers)
+        shapes.update(header_shapes(shard_path, names))
+    return LazyTensors(readers, shapes)
 
 
 def safetensors_names(path: Path) -> list[str]:
@@ -239,6 +257,18 @@ def safetensors_header(path: Path) -> tuple[int, dict]:
     with open(path, "rb") as handle:
         (length,) = struct.unpack("<Q", handle.read(8))
         return length, json.loads(handle.read(length))
+
+
+def header_shapes(path: Path, names: list[str]) -> dict[str, tuple]:
+    """Return the shapes of `names` as a safetensors file's header states them ({} if unreadable).
+
+    safe_open has checked the header against the file already (`safetensors_names`).
+    """
+    try:
+        header = safetensors_header(path)[1]
+        return {name: tuple(int(s) for s in header[name]["shape"]) for name in names}
+    except (struct.error, ValueError, KeyError, TypeError, OSError):
+        return {}
 
 
 def tensor_sizes(model_dir: Path) -> list[int] | None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from cards import TINY_SHOWCASE_TEXTS, write_card
 
-from generator.analyze import prefetch, projections, representations
+from generator.analyze import prefetch, projections
 from generator.analyze.prefetch import Prefetch, job_key, prefetching
 from generator.analyze.projections import fitted, reference_jobs, tsne
 from generator.build import build_cards
@@ -111,8 +111,7 @@ def test_no_prefetch_without_workers(monkeypatch):
 def test_a_build_that_starts_them_early_stores_the_same_tables(tiny_build, tmp_path, monkeypatch):
     """The tiny corpus is below the workers' threshold: lower it so the build starts early."""
     card_path, _, artifacts_root = tiny_build
-    monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)
-    monkeypatch.setattr(representations, "MIN_POOLED_SAMPLES", 0)
+    monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)  # `worth_workers` reads it
     monkeypatch.setenv("MODELATLAS_WORKERS", "2")
     counts = []
     close = Prefetch.close

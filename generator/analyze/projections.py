@@ -26,6 +26,11 @@ MIN_POOLED_SAMPLES = 2000
 SIGNIFICANT_DIGITS = 4  # stored coordinates: identical bytes across rebuilds, small tables
 
 
+def worth_workers(samples: int) -> bool:
+    """Tell whether jobs over `samples` vectors in all repay starting worker processes."""
+    return samples >= MIN_POOLED_SAMPLES
+
+
 def rounded(values: np.ndarray) -> list[float]:
     """Return `values` as a list of floats rounded to SIGNIFICANT_DIGITS significant digits."""
     return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in np.asarray(values, dtype=np.float64)]
@@ -177,4 +182,4 @@ def fitted(jobs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray | None]
     enough samples to repay starting them."""
     from generator.analyze.prefetch import results
 
-    return results(tsne, jobs, small=sum(len(x) for x, _ in jobs) < MIN_POOLED_SAMPLES)
+    return results(tsne, jobs, small=not worth_workers(sum(len(x) for x, _ in jobs)))

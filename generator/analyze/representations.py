@@ -25,13 +25,13 @@ from generator.analyze import representation_points as points
 from generator.analyze.pca import fit_pca
 from generator.analyze.prefetch import results as prefetched_results
 from generator.analyze.projections import (
-    MIN_POOLED_SAMPLES,
     MIN_TSNE_SAMPLES,
     TSNE_ITERATIONS,
     TSNE_PERPLEXITY,
     TSNE_SEED,
     many_layer_maps,
     rounded,
+    worth_workers,
 )
 from generator.artifacts import Artifacts
 
@@ -124,7 +124,7 @@ def layer_scores(x, labels, protocol, repeated, control) -> dict:
 def layer_scores_of(jobs: list[tuple]) -> list[dict]:
     """Return `layer_scores` of every job: started early (prefetch.py) or run now, in workers
     when there are enough samples to repay starting them."""
-    small = sum(len(job[0]) for job in jobs) < MIN_POOLED_SAMPLES
+    small = not worth_workers(sum(len(job[0]) for job in jobs))
     return prefetched_results(layer_scores, jobs, small=small)
 
 

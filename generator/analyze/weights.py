@@ -394,7 +394,7 @@ def embedding_projection_job(artifacts, name: str = "weights/embedding_sample"):
     name: the sample array (the input embedding's, or `weights/output_embedding_sample`).
     `analyze` starts it before the other analyses so that it runs beside them.
     """
-    from generator.analyze.projections import MIN_POOLED_SAMPLES
+    from generator.analyze.projections import worth_workers
     from generator.analyze.workers import BackgroundJob
 
     geometry = (artifacts.manifest.get("weights") or {}).get("embeddings")
@@ -405,7 +405,7 @@ def embedding_projection_job(artifacts, name: str = "weights/embedding_sample"):
         embedding_projection,
         sample,
         geometry["settings"]["seed"],
-        small=len(sample) < MIN_POOLED_SAMPLES,
+        small=not worth_workers(len(sample)),
     )
 
 

@@ -59,9 +59,26 @@ class BackgroundStep:
             self.seconds = time.perf_counter() - started
             self.cpu_seconds = time.thread_time() - cpu
 
+    background = True
+
     def result(self):
         """Wait for the function; return its value or raise its exception."""
         self._thread.join()
         if self._error is not None:
             raise self._error
+        return self._value
+
+
+class ForegroundStep:
+    """`function(*args)` run at once in the calling thread, with BackgroundStep's `result()`:
+    for a step that has nothing to run beside (the weights of a build without a corpus)."""
+
+    background = False
+
+    def __init__(self, name: str, function: Callable, *args):
+        self.name = name
+        self._value = function(*args)
+
+    def result(self):
+        """Return the function's value."""
         return self._value

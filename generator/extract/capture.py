@@ -313,12 +313,16 @@ def capture(
     """
     from generator.extract.processes import is_primary_process
     from generator.models.device_memory import check_checkpoint
-    from generator.models.loading import load_model
+    from generator.models.loading import load_model, open_checkpoint, streams_parameters
 
     if is_primary_process():  # other processes of a distributed run write nothing
         enable_compilation_cache(artifacts_root)
-    check_checkpoint(card.name, model_dir)  # refuse before loading, never killed mid-way
-    loaded = load_model(model_dir, dtype=card.dtype, allow_pickle=options.allow_pickle)
+    # Without a corpus only the weight statistics need the parameters: streamed, not loaded.
+    streamed = card.corpus_path() is None and streams_parameters(model_dir, options.allow_pickle)
+    # refuse before loading, never killed mid-way
+    check_checkpoint(card.name, model_dir, resident=not streamed, working_sets=weight_threads(card))
+    load = open_checkpoint if streamed else load_model
+    loaded = load(model_dir, dtype=card.dtype, allow_pickle=options.allow_pickle)
     check_pooling(card, loaded.config)
     mesh = sharding.make_mesh(card.mesh)
     sharding.check_model_axis(loaded.config, int(mesh.shape["model"]))
@@ -405,18 +409,32 @@ def describe_model(run: ExtractRun) -> None:
 
 def write_weights(run: ExtractRun) -> None:
     """Start the weight statistics (one tensor at a time) in a background thread, collected by
-    `collect_weights`; keep the token embedding for its geometry."""
+    `collect_weights` (without a corpus: compute them now); keep the token embedding for its
+    geometry."""
     from generator.extract import estimate
-    from generator.extract.background import BackgroundStep
+    from generator.extract.background import BackgroundStep, ForegroundStep
     from generator.extract.embedding_geometry import output_embedding, token_embedding
     from generator.extract.weights import parameter_arrays, weight_artifacts
 
-    estimate.measured_throughput(run.card.dtype)  # (cached) before the thread shares the CPU
-    weights = parameter_arrays(run.loaded.model)
-    # One thread: beside the forward passes a second one only took CPU from them.
-    run.weights_job = BackgroundStep("write_weights", weight_artifacts, weights, run.config, 1)
+    if run.card.corpus_path() is not None:  # (cached) before the thread shares the CPU
+        estimate.measured_throughput(run.card.dtype)
+    weights = run.loaded.parameters
+    if weights is None:  # the model holds them
+        weights = parameter_arrays(run.loaded.model)
+    # Beside a corpus's forward passes: in a thread; without a corpus: here, on every CPU.
+    step = ForegroundStep if run.card.corpus_path() is None else BackgroundStep
+    threads = weight_threads(run.card)
+    run.weights_job = step("write_weights", weight_artifacts, weights, run.config, threads)
     run.embedding = token_embedding(weights)
     run.output_embedding = output_embedding(weights, run.config)
+
+
+def weight_threads(card) -> int:
+    """Return the threads the weight statistics use: one beside the forward passes of a corpus
+    (a second one only took CPU from them), else one per CPU (`worker_count`)."""
+    from generator.analyze.workers import worker_count
+
+    return 1 if card.corpus_path() is not None else worker_count(1 << 30)
 
 
 def collect_weights(run: ExtractRun) -> None:
@@ -426,7 +444,7 @@ def collect_weights(run: ExtractRun) -> None:
     job, run.weights_job = run.weights_job, None
     section = store_weight_artifacts(job.result(), run.writer)
     run.details["weights"] = {**section, **run.details.get("weights", {})}  # + the embeddings
-    for timing in run.timings:
+    for timing in run.timings if job.background else ():
         if timing["step"] == job.name:  # its own time, beside the steps that ran meanwhile
             timing.update(
                 seconds=round(job.seconds, 3),
@@ -643,7 +661,7 @@ def start_representation_maps(run: ExtractRun) -> None:
     the labels and splits as stored strings.
     """
     from generator.analyze.prefetch import active_prefetch
-    from generator.analyze.projections import MIN_POOLED_SAMPLES, reference_jobs, tsne
+    from generator.analyze.projections import reference_jobs, tsne, worth_workers
     from generator.analyze.representations import ProbeSetting, layer_scores
     from generator.artifacts import widen_bfloat16
     from generator.extract.processes import is_primary_process
@@ -657,7 +675,7 @@ def start_representation_maps(run: ExtractRun) -> None:
         if name.startswith("pooled_")
     ]  # each [text, layer, d_model]
     layers = [x[:, layer] for x in pooled for layer in range(x.shape[1])]
-    if sum(len(x) for x in layers) < MIN_POOLED_SAMPLES:  # the analysis runs them in-process
+    if not worth_workers(sum(len(x) for x in layers)):  # the analysis runs them in-process
         return
 
     def stored_strings(values):

@@ -58,7 +58,15 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-def check_parameters(name: str, parameters: int, largest: int, available: Available) -> None:
+def check_parameters(
+    name: str,
+    parameters: int,
+    largest: int,
+    available: Available,
+    *,
+    resident: bool = True,
+    working_sets: int = 1,
+) -> None:
     """Refuse to load a model whose float32 parameters and weights step exceed what is free.
 
     Args:
@@ -66,14 +74,24 @@ def check_parameters(name: str, parameters: int, largest: int, available: Availa
         parameters: the parameter count (from the config, before loading).
         largest: entries of the largest tensor (the weights step's working copies).
         available: free memory of the device.
+        resident: whether the parameters are loaded (False: streamed tensor by tensor from the
+            checkpoint, a weights-only build; then only the token and output embeddings are
+            held as float32, at most two of the largest tensor).
+        working_sets: tensors the weights step works on at once (its threads).
     """
-    need = 4 * parameters + 8 * WEIGHTS_STEP_COPIES * largest
+    held = 4 * parameters if resident else 2 * 4 * largest
+    need = held + 8 * WEIGHTS_STEP_COPIES * largest * working_sets
     if need > available.bytes:
+        what = (
+            f"{parameters / 1e9:.2f}B float32 parameters"
+            if resident
+            else "the embeddings, streaming the other parameters"
+        )
         raise MemoryRefusal(
-            f"{name}: the model needs about {_gib(need)} ({parameters / 1e9:.2f}B float32 "
-            f"parameters and the weight statistics' working copies) but {available.where} has "
-            f"{_gib(available.bytes)} free; shard the parameters over devices with "
-            "`mesh: {model: N}` or build on a machine with more memory"
+            f"{name}: the model needs about {_gib(need)} ({what} and the weight statistics' "
+            f"working copies) but {available.where} has {_gib(available.bytes)} free; shard the "
+            "parameters over devices with `mesh: {model: N}` or build on a machine with more "
+            "memory"
         )
 
 
@@ -110,8 +128,21 @@ def checkpoint_size(model_dir: Path) -> tuple[int, int] | None:
         return None
 
 
-def check_checkpoint(name: str, model_dir: Path, available: Available | None = None) -> None:
-    """Refuse a checkpoint whose parameters cannot fit, before loading it."""
+def check_checkpoint(
+    name: str,
+    model_dir: Path,
+    available: Available | None = None,
+    *,
+    resident: bool = True,
+    working_sets: int = 1,
+) -> None:
+    """Refuse a checkpoint whose parameters cannot fit, before loading it (see check_parameters)."""
     size = checkpoint_size(model_dir)
     if size is not None:
-        check_parameters(name, *size, available or device_available())
+        check_parameters(
+            name,
+            *size,
+            available or device_available(),
+            resident=resident,
+            working_sets=working_sets,
+        )

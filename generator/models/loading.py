@@ -14,6 +14,7 @@ reader that runs no code (`generator.models.torch_pickle`).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from generator.errors import ModelLoadError
 from generator.models.config import ArchitectureConfig
 from generator.models.layers import COMPUTE_DTYPES
 from generator.models.registry import family_for, parse_config
-from generator.models.tensor_mapping import load_mapped
+from generator.models.tensor_mapping import load_mapped, map_lazily
 from generator.weight_files import WEIGHTS_NAME, find_weights, open_weights
 
 
@@ -40,6 +41,9 @@ class LoadedModel:
         weights_path: the weights file read (the index of a sharded checkpoint).
         ignored: checkpoint entries deliberately not loaded (buffers such as
             `*.position_ids`, duplicates of tied weights), recorded in the manifest.
+        parameters: for a checkpoint opened without loading (`open_checkpoint`), the lazy
+            parameters (name -> float32 array, read per lookup) and `model` is abstract
+            (shapes only); None when `model` holds the weights.
     """
 
     model: nnx.Module
@@ -47,6 +51,7 @@ class LoadedModel:
     hf_config: dict
     weights_path: Path
     ignored: tuple[str, ...]
+    parameters: Mapping[str, np.ndarray] | None = None
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
@@ -81,22 +86,7 @@ def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = Fal
         ModelLoadError: the folder, config or weights are missing or unreadable, the
             architecture is unsupported, or the checkpoint does not map onto the model.
     """
-    model_dir = Path(model_dir)
-    if dtype not in COMPUTE_DTYPES:
-        raise ModelLoadError(f"dtype {dtype!r} is not supported; use {' or '.join(COMPUTE_DTYPES)}")
-    if not model_dir.is_dir():
-        raise ModelLoadError(
-            f"model folder {model_dir} does not exist; point `model` at a folder with "
-            f"config.json and {WEIGHTS_NAME}"
-        )
-    config_path = model_dir / "config.json"
-    hf_config = read_config(config_path)
-    try:
-        config = parse_config(hf_config)
-    except ModelLoadError as exc:
-        raise ModelLoadError(f"{config_path}: {exc.message}") from exc
-    weights_path = find_weights(model_dir, allow_pickle)
-
+    model_dir, config, hf_config, weights_path = checkpoint_files(model_dir, dtype, allow_pickle)
     family = family_for(config.model_type)
     load = family.load or load_mapped
     model, config, ignored = load(
@@ -113,6 +103,73 @@ def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = Fal
         hf_config=hf_config,
         weights_path=weights_path,
         ignored=ignored,
+    )
+
+
+def checkpoint_files(model_dir: Path, dtype: str, allow_pickle: bool):
+    """Check the dtype and folder; return (folder, config without heads, config.json, weights path).
+
+    Raises:
+        ModelLoadError: as `load_model`.
+    """
+    model_dir = Path(model_dir)
+    if dtype not in COMPUTE_DTYPES:
+        raise ModelLoadError(f"dtype {dtype!r} is not supported; use {' or '.join(COMPUTE_DTYPES)}")
+    if not model_dir.is_dir():
+        raise ModelLoadError(
+            f"model folder {model_dir} does not exist; point `model` at a folder with "
+            f"config.json and {WEIGHTS_NAME}"
+        )
+    config_path = model_dir / "config.json"
+    hf_config = read_config(config_path)
+    try:
+        config = parse_config(hf_config)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{config_path}: {exc.message}") from exc
+    return model_dir, config, hf_config, find_weights(model_dir, allow_pickle)
+
+
+def streams_parameters(model_dir: Path, allow_pickle: bool = False) -> bool:
+    """Tell whether `open_checkpoint` can read this checkpoint's parameters without loading it.
+
+    It can for safetensors weights (single or sharded) of a family mapped by its `NameMap`
+    alone; a pickle, or a family with its own loader (T5), is loaded whole. False also when the
+    folder is unreadable: `load_model` then says why.
+    """
+    try:
+        model_dir, config, _, weights_path = checkpoint_files(model_dir, "float32", allow_pickle)
+        return family_for(config.model_type).load is None and not weights_path.name.endswith(".bin")
+    except ModelLoadError:
+        return False
+
+
+def open_checkpoint(
+    model_dir: Path, dtype: str = "float32", allow_pickle: bool = False
+) -> LoadedModel:
+    """Check a checkpoint as `load_model` does, but load nothing: an abstract model and lazy
+    parameters (`LoadedModel.parameters`), for builds that only need the weights' statistics.
+
+    Falls back to `load_model` where the parameters cannot be streamed (`streams_parameters`).
+    """
+    if not streams_parameters(model_dir, allow_pickle):
+        return load_model(model_dir, dtype=dtype, allow_pickle=allow_pickle)
+    model_dir, config, hf_config, weights_path = checkpoint_files(model_dir, dtype, allow_pickle)
+    family = family_for(config.model_type)
+    model, config, ignored, parameters = map_lazily(
+        family,
+        config,
+        hf_config,
+        open_weights(weights_path),
+        weights_path=weights_path,
+        dtype=dtype,
+    )
+    return LoadedModel(
+        model=model,
+        config=config,
+        hf_config=hf_config,
+        weights_path=weights_path,
+        ignored=ignored,
+        parameters=parameters,
     )
 
 

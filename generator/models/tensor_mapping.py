@@ -1,14 +1,18 @@
 """Checked mapping of checkpoint tensors onto a model's parameter tree.
 
 `canonical_tensors` puts a checkpoint's names in our form, `tied_duplicates` checks the stored
-copies of tied weights, and `assign` fills an abstract `nnx.State`, listing every unused,
-missing or mis-shaped tensor in one error; `load_mapped` chains them for a family. Shared by
-every family's loader (leaf module).
+copies of tied weights, `plan_assignment` places every parameter of an abstract `nnx.State` on
+a checkpoint tensor (from the headers' shapes), listing every unused, missing or mis-shaped
+tensor in one error, and `assign` fills the state; `load_mapped` chains them for a family, and
+`map_lazily` stops short of loading (`CheckpointParameters`: one tensor read per lookup, for the
+weights-only build). Shared by every family's loader (leaf module).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -64,36 +68,57 @@ def tied_duplicates(tensors: LazyTensors, names: NameMap, weights_path: Path) ->
     return found
 
 
-def assign(state: nnx.State, tensors: LazyTensors, names: NameMap, weights_path: Path) -> nnx.State:
-    """Fill every abstract parameter of `state` from `tensors`, or raise one ModelLoadError.
+@dataclass(frozen=True)
+class Placement:
+    """Where one parameter of our model comes from: a checkpoint tensor, maybe reshaped/transposed.
 
-    Each tensor is read, converted to a float32 parameter and dropped before the next is read.
+    Attributes:
+        path: the parameter's path in our module tree.
+        name: its canonical checkpoint name.
+        stored: the shape to reshape the stored tensor to first (None: as stored).
+        transpose: whether the (reshaped) tensor is transposed.
     """
-    flat = nnx.to_flat_state(state)
+
+    path: tuple
+    name: str
+    stored: tuple[int, ...] | None
+    transpose: bool
+
+    def read(self, tensors: LazyTensors) -> np.ndarray:
+        """Read the tensor and return the parameter's value: float32, C-contiguous."""
+        array = tensors[self.name]
+        if self.stored is not None:
+            array = array.reshape(self.stored)
+        array = array.T if self.transpose else array
+        return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def plan_assignment(
+    state: nnx.State, tensors: LazyTensors, names: NameMap, weights_path: Path
+) -> list[Placement]:
+    """Place every abstract parameter of `state` on a checkpoint tensor, or raise one error.
+
+    Shapes come from the files' headers where they state them, so no tensor is read.
+    """
     used: set[str] = set()
     missing: list[str] = []
     mismatched: list[str] = []
-    filled = []
-    for path, variable in flat:
+    placements = []
+    for path, variable in nnx.to_flat_state(state):
         name, transpose = names.checkpoint_name(path)
         if name not in tensors:
             missing.append(name)
             continue
         used.add(name)
         expected = tuple(variable.get_value().shape)
-        array = stored_array = tensors[name]
-        stored = expected[::-1] if transpose else expected
-        if re.search(names.reshaped, name) and array.size == int(np.prod(stored)):
-            array = array.reshape(stored)
-        array = array.T if transpose else array
-        if tuple(array.shape) != expected:
-            got = tuple(stored_array.shape)
-            want = expected[::-1] if transpose else expected
+        got = shape = tuple(tensors.shape(name))
+        want = expected[::-1] if transpose else expected
+        reshape = bool(re.search(names.reshaped, name)) and prod(shape) == prod(want)
+        shape = want if reshape else shape
+        if (shape[::-1] if transpose else shape) != expected:
             mismatched.append(f"{name} expected {list(want)} got {list(got)}")
             continue
-        value = jnp.asarray(np.asarray(array, dtype=np.float32))
-        filled.append((path, variable.replace(value)))
-        del array, stored_array  # the next tensor is read only after this one is freed
+        placements.append(Placement(path, name, want if reshape else None, transpose))
     unused = sorted(set(tensors) - used)
 
     problems = []
@@ -110,7 +135,63 @@ def assign(state: nnx.State, tensors: LazyTensors, names: NameMap, weights_path:
             f"{weights_path} does not match the model config: {'; '.join(problems)}; "
             "check that config.json belongs to these weights"
         )
+    return placements
+
+
+def prod(shape: tuple[int, ...]) -> int:
+    """Return the number of entries of a shape."""
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def assign(state: nnx.State, tensors: LazyTensors, names: NameMap, weights_path: Path) -> nnx.State:
+    """Fill every abstract parameter of `state` from `tensors`, or raise one ModelLoadError.
+
+    Each tensor is read, converted to a float32 parameter and dropped before the next is read.
+    """
+    variables = dict(nnx.to_flat_state(state))
+    filled = []
+    for placement in plan_assignment(state, tensors, names, weights_path):
+        value = jnp.asarray(placement.read(tensors))  # freed before the next tensor is read
+        filled.append((placement.path, variables[placement.path].replace(value)))
     return nnx.from_flat_state(filled)
+
+
+class CheckpointParameters(Mapping):
+    """A model's parameters read straight from its checkpoint: dotted name -> float32 array.
+
+    Keyed like the parameter inventory (sorted dotted names); each lookup reads one tensor from
+    its file's memory map and converts it as loading would (reshape, transpose, float32), so
+    the weight statistics of a model need one tensor in memory, never the model.
+    """
+
+    def __init__(self, placements: list[Placement], tensors: LazyTensors):
+        by_name = {".".join(str(p) for p in pl.path): pl for pl in placements}
+        self._placements = dict(sorted(by_name.items()))
+        self._tensors = tensors
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._placements[name].read(self._tensors)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._placements)
+
+    def __len__(self) -> int:
+        return len(self._placements)
+
+
+def mapped_tensors(family: Family, config, hf_config: dict, raw: LazyTensors, weights_path: Path):
+    """Return (tensors by canonical name, config with heads, its NameMap, ignored entries sorted).
+
+    Raises:
+        ModelLoadError: a tied duplicate differs from its source, or a name is held twice.
+    """
+    tensors, ignored = canonical_tensors(raw, family.names(config))
+    config = family.with_heads(config, hf_config, frozenset(tensors))
+    names = family.names(config)
+    duplicates = tied_duplicates(tensors, names, weights_path)
+    for name in duplicates:
+        del tensors[name]
+    return tensors, config, names, tuple(sorted(ignored + duplicates))
 
 
 def load_mapped(
@@ -130,13 +211,31 @@ def load_mapped(
     Raises:
         ModelLoadError: unused tensors, missing parameters or shape mismatches (all listed).
     """
-    tensors, ignored = canonical_tensors(raw, family.names(config))
-    config = family.with_heads(config, hf_config, frozenset(tensors))
-    names = family.names(config)
-    duplicates = tied_duplicates(tensors, names, weights_path)
-    for name in duplicates:
-        del tensors[name]
+    tensors, config, names, ignored = mapped_tensors(family, config, hf_config, raw, weights_path)
     abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
     state = assign(state, tensors, names, weights_path)
-    return nnx.merge(graphdef, state), config, tuple(sorted(ignored + duplicates))
+    return nnx.merge(graphdef, state), config, ignored
+
+
+def map_lazily(
+    family: Family,
+    config,
+    hf_config: dict,
+    raw: LazyTensors,
+    *,
+    weights_path: Path,
+    dtype: str,
+) -> tuple[nnx.Module, object, tuple[str, ...], CheckpointParameters]:
+    """As `load_mapped`, checked the same way, but nothing is loaded: the module is abstract
+    (shapes only) and the parameters come as a lazy `CheckpointParameters`.
+
+    Returns:
+        (abstract module, config with heads, ignored checkpoint entries, parameters).
+    """
+    tensors, config, names, ignored = mapped_tensors(family, config, hf_config, raw, weights_path)
+    abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
+    placements = plan_assignment(nnx.state(abstract), tensors, names, weights_path)
+    params = {path for path, _ in nnx.to_flat_state(nnx.state(abstract, nnx.Param))}
+    parameters = CheckpointParameters([p for p in placements if p.path in params], tensors)
+    return abstract, config, ignored, parameters
