@@ -8,6 +8,7 @@ loaded model bit for bit, and a card without a corpus must build without `load_m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -18,7 +19,12 @@ from generator.errors import ModelLoadError
 from generator.extract.capture import parameter_inventory
 from generator.extract.weights import parameter_arrays, weight_artifacts
 from generator.models import loading
-from generator.models.device_memory import Available, MemoryRefusal, check_checkpoint
+from generator.models.device_memory import (
+    Available,
+    MemoryRefusal,
+    check_checkpoint,
+    check_parameters,
+)
 from generator.models.loading import load_model, open_checkpoint, streams_parameters
 from generator.weight_files import open_weights
 
@@ -97,6 +103,11 @@ def test_weights_only_budget_counts_the_streamed_tensors_not_the_model(tmp_path)
     with pytest.raises(MemoryRefusal, match=r"needs about 28\.\d\d GiB"):
         check_checkpoint("llama-7b", tmp_path, machine)
     check_checkpoint("llama-7b", tmp_path, machine, resident=False)
+    parameters, largest = 6_738_415_616, 32000 * 4096  # Llama-2-7B
+    with pytest.raises(MemoryRefusal) as refused:
+        check_parameters("llama-7b", parameters, largest, machine, streamable=True)
+    assert "\n" not in refused.value.message
+    assert re.search(r"drop `corpus` from the card: .* about 4\.88 GiB$", refused.value.message)
     small = Available(4 * 1024**3, "a 4 GiB machine")
     with pytest.raises(MemoryRefusal, match=r"needs about 4\.88 GiB \(the embeddings, streaming"):
         check_checkpoint("llama-7b", tmp_path, small, resident=False)

@@ -58,6 +58,12 @@ def _gib(n: float) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
+def memory_need(parameters: int, largest: int, *, resident: bool, working_sets: int) -> int:
+    """Return the bytes a build holds before its forward passes (see check_parameters)."""
+    held = 4 * parameters if resident else 2 * 4 * largest
+    return held + 8 * WEIGHTS_STEP_COPIES * largest * working_sets
+
+
 def check_parameters(
     name: str,
     parameters: int,
@@ -66,6 +72,7 @@ def check_parameters(
     *,
     resident: bool = True,
     working_sets: int = 1,
+    streamable: bool = False,
 ) -> None:
     """Refuse to load a model whose float32 parameters and weights step exceed what is free.
 
@@ -78,21 +85,30 @@ def check_parameters(
             checkpoint, a weights-only build; then only the token and output embeddings are
             held as float32, at most two of the largest tensor).
         working_sets: tensors the weights step works on at once (its threads).
+        streamable: whether a weights-only build could stream this checkpoint (the message
+            then says so when that would fit).
     """
-    held = 4 * parameters if resident else 2 * 4 * largest
-    need = held + 8 * WEIGHTS_STEP_COPIES * largest * working_sets
-    if need > available.bytes:
-        what = (
-            f"{parameters / 1e9:.2f}B float32 parameters"
-            if resident
-            else "the embeddings, streaming the other parameters"
-        )
-        raise MemoryRefusal(
-            f"{name}: the model needs about {_gib(need)} ({what} and the weight statistics' "
-            f"working copies) but {available.where} has {_gib(available.bytes)} free; shard the "
-            "parameters over devices with `mesh: {model: N}` or build on a machine with more "
-            "memory"
-        )
+    need = memory_need(parameters, largest, resident=resident, working_sets=working_sets)
+    if need <= available.bytes:
+        return
+    what = (
+        f"{parameters / 1e9:.2f}B float32 parameters"
+        if resident
+        else "the embeddings, streaming the other parameters"
+    )
+    streamed = memory_need(parameters, largest, resident=False, working_sets=working_sets)
+    weights_only = (
+        "; or drop `corpus` from the card: its weights page alone streams the checkpoint in "
+        f"about {_gib(streamed)}"
+        if resident and streamable and streamed <= available.bytes
+        else ""
+    )
+    raise MemoryRefusal(
+        f"{name}: the model needs about {_gib(need)} ({what} and the weight statistics' "
+        f"working copies) but {available.where} has {_gib(available.bytes)} free; shard the "
+        "parameters over devices with `mesh: {model: N}` or build on a machine with more "
+        f"memory{weights_only}"
+    )
 
 
 def check_batch(name: str, activations: int, available: Available, *, max_length: int) -> None:
@@ -137,6 +153,8 @@ def check_checkpoint(
     working_sets: int = 1,
 ) -> None:
     """Refuse a checkpoint whose parameters cannot fit, before loading it (see check_parameters)."""
+    from generator.models.loading import streams_parameters
+
     size = checkpoint_size(model_dir)
     if size is not None:
         check_parameters(
@@ -145,4 +163,5 @@ def check_checkpoint(
             available or device_available(),
             resident=resident,
             working_sets=working_sets,
+            streamable=resident and streams_parameters(model_dir),
         )
