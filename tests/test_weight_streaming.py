@@ -154,3 +154,14 @@ def test_a_card_without_corpus_never_loads_the_model(tmp_path, monkeypatch):
     assert ours[0]["parameters"] == theirs[0]["parameters"]
     assert ours[1] == theirs[1] and len(ours[1]) >= 5
     assert (tmp_path / "site" / "tiny-llama" / "weights.html").is_file()
+
+
+def test_the_weights_step_can_show_its_progress_over_the_tensors(capsys):
+    """A weights-only build's only long step draws a bar; the statistics are the same."""
+    lazy = open_checkpoint(TINY_DECODER)
+    quiet = weight_artifacts(lazy.parameters, lazy.config, 1)
+    shown = weight_artifacts(lazy.parameters, lazy.config, 1, progress="tiny: weights")
+    bar = capsys.readouterr().err
+    count = len(lazy.parameters)
+    assert "tiny: weights" in bar and f"{count}/{count}" in bar and "tensor" in bar
+    assert json.dumps(shown[0], sort_keys=True) == json.dumps(quiet[0], sort_keys=True)

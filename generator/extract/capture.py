@@ -421,10 +421,15 @@ def write_weights(run: ExtractRun) -> None:
     weights = run.loaded.parameters
     if weights is None:  # the model holds them
         weights = parameter_arrays(run.loaded.model)
-    # Beside a corpus's forward passes: in a thread; without a corpus: here, on every CPU.
-    step = ForegroundStep if run.card.corpus_path() is None else BackgroundStep
+    # Beside a corpus's forward passes: in a thread; without a corpus: here, on every CPU,
+    # with a progress bar (the whole build's work: a 7B checkpoint takes minutes).
     threads = weight_threads(run.card)
-    run.weights_job = step("write_weights", weight_artifacts, weights, run.config, threads)
+    if run.card.corpus_path() is None:
+        bar = f"{run.card.name}: weights" if run.progress else None
+        job = ForegroundStep("write_weights", weight_artifacts, weights, run.config, threads, bar)
+    else:
+        job = BackgroundStep("write_weights", weight_artifacts, weights, run.config, threads)
+    run.weights_job = job
     run.embedding = token_embedding(weights)
     run.output_embedding = output_embedding(weights, run.config)
 

@@ -197,7 +197,10 @@ class _Collected:
 
 
 def weight_statistics(
-    arrays: Mapping[str, np.ndarray], d_head: int, threads: int | None = None
+    arrays: Mapping[str, np.ndarray],
+    d_head: int,
+    threads: int | None = None,
+    progress: str | None = None,
 ) -> tuple[dict, dict]:
     """Compute every weight statistic of a model, reading one tensor at a time per thread.
 
@@ -211,13 +214,18 @@ def weight_statistics(
             e.g. a lazy ParameterSource.
         d_head: width of one attention head.
         threads: threads to spread the tensors over (None: one per CPU, `in_threads`).
+        progress: the label of a progress bar over the tensors (None: no bar).
 
     Returns:
         (manifest section, arrays by artifact name with their axes): see the module docstring.
     """
+    from tqdm import tqdm
+
     out = _Collected()
     tensor_parts = functools.partial(_tensor_parts, d_head=d_head)
-    for parts in in_threads(tensor_parts, arrays, list(arrays), threads):
+    computed = in_threads(tensor_parts, arrays, list(arrays), threads)
+    bar = dict(total=len(arrays), desc=progress, unit="tensor", disable=progress is None)
+    for parts in tqdm(computed, **bar):
         _collect(out, parts)
     ranges = group_ranges(out.rows)
     bins = {row["name"]: ranges[row["group"]] for row in out.rows}
@@ -458,20 +466,26 @@ def _fill_head_rows(
     return row
 
 
-def weight_artifacts(arrays: Mapping[str, np.ndarray], config, threads: int | None = None):
+def weight_artifacts(
+    arrays: Mapping[str, np.ndarray],
+    config,
+    threads: int | None = None,
+    progress: str | None = None,
+):
     """Compute the weight statistics of a loaded model -> (manifest section, arrays with axes).
 
     Args:
-        arrays: `parameter_arrays(model)` of the loaded model.
+        arrays: `parameter_arrays(model)` of the loaded model (or the streamed parameters).
         config: its ModelConfig (for d_head).
         threads: threads to spread the tensors over (None: one per CPU).
+        progress: the label of a progress bar over the tensors (None: no bar).
     """
     from threadpoolctl import threadpool_limits
 
     # One BLAS thread: many small SVDs gain nothing from threads, and on a shared machine
     # oversubscribed threads made them ~10× slower.
     with threadpool_limits(limits=1):
-        return weight_statistics(arrays, int(config.d_head), threads)
+        return weight_statistics(arrays, int(config.d_head), threads, progress)
 
 
 def store_weight_artifacts(computed: tuple[dict, dict], writer) -> dict:
