@@ -294,3 +294,27 @@ def test_llama_7b_gpu_run_works_at_tiny_size_on_the_cpu(tmp_path):
     assert text.startswith("# earlier results\n")  # appended, not replaced
     assert "## tiny-llama end to end" in text and "\n- extract " in text
     assert not list(tmp_path.glob("modelatlas-7b-*"))  # the scratch checkpoint is removed
+
+
+def test_weights_only_benchmark_works_at_tiny_size(tmp_path):
+    """`python -m benchmarks.weights_only --kind tiny-llama`: the 7B CPU run's code, tiny."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    command = [sys.executable, "-m", "benchmarks.weights_only", "--kind", "tiny-llama"]
+    command += ["--layers", "3", "--work", str(tmp_path)]
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "weights-only.json").read_text(encoding="utf-8"))
+    assert report["layers"] == 3 and report["parameters"] > tiny_llama_parameters()
+    steps = [step["step"] for step in report["timings"]["extract"]["steps"]]
+    assert steps == [
+        "describe_model",
+        "write_weights",
+        "write_weights_only_geometry",
+        "collect_weights",
+    ]
+    assert report["build"]["max_rss_gib"] > 0 and report["checkpoint"]["bytes"] > 0
+    assert "| peak RSS, GB |" in proc.stdout and "--layers 3" in proc.stdout
+    assert not (tmp_path / "checkpoints" / "tiny-llama").exists()  # removed without --keep
