@@ -255,6 +255,8 @@ def page_data(site, page: str, data_id: str) -> dict:
     data = json.loads(scripts[data_id])
     for entry in (data.get("heatmaps") or {}).values():  # weights: each matrix's cells, a file
         entry["q"] = read_data_file(site / "tiny-bert", entry["file"])
+    for name, entry in (data.get("spectra") or {}).items():  # and its singular values
+        data["spectra"][name] = read_data_file(site / "tiny-bert", entry["file"])
     showcase = (data.get("neurons") or {}).get("showcase")  # activations: a file per layer
     for index in range(len(showcase["neurons"]) if showcase else 0):
         values = read_data_file(site / "tiny-bert", f"activations-neurons-{index}")

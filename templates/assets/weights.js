@@ -61,8 +61,10 @@
     return [Math.max(5 * entry.size[1], 60), Math.max(5 * entry.size[0], 30)];
   }
 
+  /* Singular values of one matrix and its heads: the data file `entry.file` (loaded first). */
   function spectrumRows(entry) {
     var rows = [];
+    entry = entry && Atlas.dataNow(entry.file);
     if (!entry) return rows;
     entry.whole.forEach(function (p) {
       rows.push({ series: "whole matrix", whole: true, head: null, rank: p[0], sigma: p[1] });
@@ -141,6 +143,8 @@
     });
     Atlas.bindSelects(specs, "chart-weights-singular", ["select-block", "select-matrix"], function (v) {
       return spectrumRows(data.spectra[v[1]]);
+    }, function (v) {
+      return data.spectra[v[1]] ? [data.spectra[v[1]].file] : [];
     });
     Atlas.bindSelects(specs, "chart-weights-headmap", ["select-headmap-role"], function (v) {
       return data.headmap[v[0]] || [];
