@@ -96,21 +96,24 @@ def test_batches_too_large_are_refused_before_the_corpus_pass(tmp_path, monkeypa
     assert not out.exists() and not (artifacts / "tiny-bert").exists()
 
 
+# Llama-2-7B's config.json (no weights needed: the size is counted from the architecture)
+LLAMA_7B_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "torch_dtype": "bfloat16",
+}
+
+
 def test_a_7b_llama_is_refused_on_a_24_gb_machine(tmp_path):
     """7B parameters are 28 GB in float32 (our parameters' dtype): refused from config.json."""
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": 4096,
-        "intermediate_size": 11008,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 32,
-        "vocab_size": 32000,
-        "max_position_embeddings": 4096,
-        "rms_norm_eps": 1e-5,
-        "torch_dtype": "bfloat16",
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B_CONFIG))
     with pytest.raises(MemoryRefusal, match=r"needs about 28\.\d\d GiB .*24\.00 GiB free"):
         check_checkpoint("llama-7b", tmp_path, Available(24 * 1024**3, "a 24 GiB machine"))

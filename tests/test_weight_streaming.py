@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import pytest
 from cards import FIXTURES, TINY_BERT, TINY_DECODER, write_card
+from test_device_memory import LLAMA_7B_CONFIG
 
 from generator.errors import ModelLoadError
 from generator.extract.capture import parameter_inventory
@@ -87,18 +88,7 @@ def test_header_shapes_check_the_mapping_without_reading_a_tensor(tmp_path, monk
 
 def test_weights_only_budget_counts_the_streamed_tensors_not_the_model(tmp_path):
     """7B parameters (28 GB float32) loaded are refused at 24 GB; streamed they fit."""
-    config = {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": 4096,
-        "intermediate_size": 11008,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 32,
-        "vocab_size": 32000,
-        "rms_norm_eps": 1e-5,
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B_CONFIG))
     machine = Available(24 * 1024**3, "a 24 GiB machine")
     with pytest.raises(MemoryRefusal, match=r"needs about 28\.\d\d GiB"):
         check_checkpoint("llama-7b", tmp_path, machine)
@@ -148,6 +138,7 @@ def test_a_card_without_corpus_never_loads_the_model(tmp_path, monkeypatch):
         raise AssertionError("a weights-only build loaded the model")
 
     monkeypatch.setattr(loading, "load_model", no_loading)
+    monkeypatch.setattr(loading, "load_mapped", no_loading)  # what loading maps tensors with
     build_cards([card], tmp_path / "site", tmp_path / "streamed", progress=False)
     ours, theirs = (_weights(tmp_path / kind / "tiny-llama") for kind in ("streamed", "loaded"))
     assert ours[0]["weights"] == theirs[0]["weights"]

@@ -86,24 +86,24 @@ def load_model(model_dir: Path, dtype: str = "float32", allow_pickle: bool = Fal
         ModelLoadError: the folder, config or weights are missing or unreadable, the
             architecture is unsupported, or the checkpoint does not map onto the model.
     """
+    return _load(model_dir, dtype, allow_pickle, streamed=False)
+
+
+def _load(model_dir: Path, dtype: str, allow_pickle: bool, *, streamed: bool) -> LoadedModel:
+    """Check and map a checkpoint; load it (`streamed`: leave the parameters in their files)."""
     model_dir, config, hf_config, weights_path = checkpoint_files(model_dir, dtype, allow_pickle)
     family = family_for(config.model_type)
-    load = family.load or load_mapped
-    model, config, ignored = load(
-        family,
-        config,
-        hf_config,
-        open_weights(weights_path),
-        weights_path=weights_path,
-        dtype=dtype,
-    )
-    return LoadedModel(
-        model=model,
-        config=config,
-        hf_config=hf_config,
-        weights_path=weights_path,
-        ignored=ignored,
-    )
+    tensors = open_weights(weights_path)
+    parameters = None
+    if streamed:
+        model, config, ignored, parameters = map_lazily(
+            family, config, hf_config, tensors, weights_path=weights_path, dtype=dtype
+        )
+    else:
+        model, config, ignored = (family.load or load_mapped)(
+            family, config, hf_config, tensors, weights_path=weights_path, dtype=dtype
+        )
+    return LoadedModel(model, config, hf_config, weights_path, ignored, parameters)
 
 
 def checkpoint_files(model_dir: Path, dtype: str, allow_pickle: bool):
@@ -151,25 +151,8 @@ def open_checkpoint(
 
     Falls back to `load_model` where the parameters cannot be streamed (`streams_parameters`).
     """
-    if not streams_parameters(model_dir, allow_pickle):
-        return load_model(model_dir, dtype=dtype, allow_pickle=allow_pickle)
-    model_dir, config, hf_config, weights_path = checkpoint_files(model_dir, dtype, allow_pickle)
-    family = family_for(config.model_type)
-    model, config, ignored, parameters = map_lazily(
-        family,
-        config,
-        hf_config,
-        open_weights(weights_path),
-        weights_path=weights_path,
-        dtype=dtype,
-    )
-    return LoadedModel(
-        model=model,
-        config=config,
-        hf_config=hf_config,
-        weights_path=weights_path,
-        ignored=ignored,
-        parameters=parameters,
+    return _load(
+        model_dir, dtype, allow_pickle, streamed=streams_parameters(model_dir, allow_pickle)
     )
 
 

@@ -179,8 +179,11 @@ class CheckpointParameters(Mapping):
         return len(self._placements)
 
 
-def mapped_tensors(family: Family, config, hf_config: dict, raw: LazyTensors, weights_path: Path):
-    """Return (tensors by canonical name, config with heads, its NameMap, ignored entries sorted).
+def mapped_tensors(
+    family: Family, config, hf_config: dict, raw: LazyTensors, weights_path: Path, dtype: str
+):
+    """Return (abstract module, tensors by canonical name, config with heads, its NameMap,
+    ignored entries sorted): everything but the assignment of tensors to parameters.
 
     Raises:
         ModelLoadError: a tied duplicate differs from its source, or a name is held twice.
@@ -191,7 +194,8 @@ def mapped_tensors(family: Family, config, hf_config: dict, raw: LazyTensors, we
     duplicates = tied_duplicates(tensors, names, weights_path)
     for name in duplicates:
         del tensors[name]
-    return tensors, config, names, tuple(sorted(ignored + duplicates))
+    abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
+    return abstract, tensors, config, names, tuple(sorted(ignored + duplicates))
 
 
 def load_mapped(
@@ -211,11 +215,10 @@ def load_mapped(
     Raises:
         ModelLoadError: unused tensors, missing parameters or shape mismatches (all listed).
     """
-    tensors, config, names, ignored = mapped_tensors(family, config, hf_config, raw, weights_path)
-    abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
+    mapped = mapped_tensors(family, config, hf_config, raw, weights_path, dtype)
+    abstract, tensors, config, names, ignored = mapped
     graphdef, state = nnx.split(abstract)
-    state = assign(state, tensors, names, weights_path)
-    return nnx.merge(graphdef, state), config, ignored
+    return nnx.merge(graphdef, assign(state, tensors, names, weights_path)), config, ignored
 
 
 def map_lazily(
@@ -233,8 +236,8 @@ def map_lazily(
     Returns:
         (abstract module, config with heads, ignored checkpoint entries, parameters).
     """
-    tensors, config, names, ignored = mapped_tensors(family, config, hf_config, raw, weights_path)
-    abstract = nnx.eval_shape(lambda: family.build(config, dtype=dtype, rngs=nnx.Rngs(0)))
+    mapped = mapped_tensors(family, config, hf_config, raw, weights_path, dtype)
+    abstract, tensors, config, names, ignored = mapped
     placements = plan_assignment(nnx.state(abstract), tensors, names, weights_path)
     params = {path for path, _ in nnx.to_flat_state(nnx.state(abstract, nnx.Param))}
     parameters = CheckpointParameters([p for p in placements if p.path in params], tensors)
