@@ -141,7 +141,7 @@
     }, function (v) {
       return data.heatmaps[v[1]] ? [data.heatmaps[v[1]].file] : [];
     });
-    Atlas.bindSelects(specs, "chart-weights-singular", ["select-block", "select-matrix"], function (v) {
+    var singular = Atlas.bindSelects(specs, "chart-weights-singular", ["select-block", "select-matrix"], function (v) {
       return spectrumRows(data.spectra[v[1]]);
     }, function (v) {
       return data.spectra[v[1]] ? [data.spectra[v[1]].file] : [];
@@ -167,6 +167,6 @@
         return embeddingRows(data.output_embedding, v[0]);
       });
     }
-    return heatmap;
+    return Promise.all([heatmap, singular]);  /* both charts mount with their first files' rows */
   });
 })();
