@@ -122,10 +122,13 @@ def test_record_stage_replaces_only_its_section(tmp_path):
     assert not (tmp_path / "missing").exists()
 
 
-def test_peak_rss_sees_a_block_allocation_and_the_mark_it_raised():
-    from generator.peak_memory import PeakRss, high_water_mark, resident
+def _measured_block(size: int):
+    """Allocate and free a touched block of `size` bytes inside two nested PeakRss blocks.
 
-    size = 64 * 2**20
+    Returns (resident before, resident while held, inner PeakRss, outer PeakRss).
+    """
+    from generator.peak_memory import PeakRss, resident
+
     with PeakRss() as outside:
         before = resident()
         with PeakRss() as inside:
@@ -133,6 +136,19 @@ def test_peak_rss_sees_a_block_allocation_and_the_mark_it_raised():
             held = resident()
             time.sleep(0.1)  # several sampling intervals (below the process's earlier mark)
             del block
+    return before, held, inside, outside
+
+
+def test_peak_rss_sees_a_block_allocation_and_the_mark_it_raised():
+    from generator.peak_memory import high_water_mark
+
+    size = 64 * 2**20
+    # The premise (the block shows in the process's RSS) once failed in a loaded test worker
+    # (RSS moved 4 KiB): measure again when the machine did not show it.
+    for _ in range(3):
+        before, held, inside, outside = _measured_block(size)
+        if held - before >= size * 0.9:
+            break
     assert held - before >= size * 0.9
     assert inside.bytes >= held - 2**20  # the block's peak includes the array it freed
     assert outside.bytes >= inside.bytes
