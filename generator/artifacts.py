@@ -83,6 +83,13 @@ class ArtifactWriter:
         on_disk = np.uint16 if np.dtype(dtype).name == BFLOAT16 else np.dtype(dtype)
         return np.lib.format.open_memmap(path, mode="w+", dtype=on_disk, shape=shape)
 
+    def read_array(self, name: str) -> np.ndarray:
+        """Read back an array written by `write_array` as `Artifacts.array` will (bfloat16 widened
+        to float32, not memory-mapped)."""
+        entry = self.arrays[name]
+        array = np.load(self.root / entry["path"], allow_pickle=False)
+        return widen_bfloat16(array) if entry["dtype"] == BFLOAT16 else array
+
     def finish(self, manifest: dict) -> dict:
         """Hash every array file and write manifest.json; return the manifest written."""
         for entry in self.arrays.values():

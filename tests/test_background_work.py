@@ -136,3 +136,61 @@ def test_a_build_that_starts_them_early_stores_the_same_tables(tiny_build, tmp_p
         b'"tsne"'
         in (root / "artifacts" / "tiny-bert/analyses/representation_projections.json").read_bytes()
     )
+
+
+def test_a_token_embedding_map_made_early_is_taken_and_equals_a_late_one(tiny_build, monkeypatch):
+    from generator.analyze.prefetch import TakenJob
+    from generator.analyze.weights import embedding_projection, embedding_projection_job
+    from generator.artifacts import open_artifacts
+
+    _, _, artifacts_root = tiny_build
+    artifacts = open_artifacts(artifacts_root / "tiny-bert")
+    monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)  # a worker even for the tiny sample
+    monkeypatch.setenv("MODELATLAS_WORKERS", "2")
+    sample = artifacts.array("weights/embedding_sample")  # float32, as the extraction reads it
+    seed = artifacts.manifest["weights"]["embeddings"]["settings"]["seed"]
+    with prefetching() as early:
+        early.submit(embedding_projection, [(np.array(sample), seed)])
+        early.wait()
+        job = embedding_projection_job(artifacts)
+        assert isinstance(job, TakenJob) and early.taken == 1
+        made = job.result()
+    with prefetching():  # nothing started: the analysis starts its own job
+        late = embedding_projection_job(artifacts)
+        assert not isinstance(late, TakenJob)
+        with late:
+            again = late.result()
+    for name in ("pca", "tsne", "pca_explained"):
+        assert made[name].tobytes() == again[name].tobytes(), name
+
+
+def test_a_build_starts_the_token_embedding_maps_first(tiny_build, tmp_path, monkeypatch):
+    """The extraction submits the embedding maps before the representation maps; the weights
+    tables are the same bytes as those of a build that made them in the analysis."""
+    from generator.analyze.weights import embedding_projection
+
+    card_path, _, artifacts_root = tiny_build
+    monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)
+    monkeypatch.setenv("MODELATLAS_WORKERS", "2")
+    submitted = []
+    submit = Prefetch.submit
+
+    def recorded(self, function, jobs):
+        submitted.append((function.__name__, len(jobs)))
+        submit(self, function, jobs)
+
+    monkeypatch.setattr(Prefetch, "submit", recorded)
+    root = tmp_path / "early"
+    card = write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS)
+    assert card.read_text() == card_path.read_text()
+    build_cards([load_card(card)], root / "site", root / "artifacts", strict=True, progress=False)
+    assert submitted[0] == (embedding_projection.__name__, 1)  # tiny-bert: tied, one sample
+    assert {name for name, _ in submitted[1:]} == {"layer_scores", "tsne"}
+    for table in ("embeddings", "output_embeddings"):
+        name = f"tiny-bert/analyses/weights_{table}.json"
+        early = (root / "artifacts" / name).read_bytes()
+        assert early == (artifacts_root / name).read_bytes(), table
+    assert (
+        b'"tsne"'
+        in (root / "artifacts" / "tiny-bert/analyses/weights_embeddings.json").read_bytes()
+    )

@@ -1,8 +1,10 @@
-"""Start the representation analysis's slow jobs while the extraction still runs (`build` only).
+"""Start the analysis's slow jobs while the extraction still runs (`build` only).
 
 The representations page's t-SNE maps and layer probes need only the corpus's pooled vectors
-and labels, which exist once the corpus pass has run, while the rest of the extraction
-(attributions, gradients) leaves part of the CPU idle. Inside `prefetching()`, the extraction
+and labels, which exist once the corpus pass has run, and the weights page's token-embedding
+maps (the longest single t-SNE fit) only the embedding sample, stored when the corpus is
+tokenised, while the rest of the extraction (compilation, attributions, gradients) leaves part
+of the CPU idle. Inside `prefetching()`, the extraction
 hands those jobs for the card model to worker processes at the lowest CPU priority (niceness
 19), which take only the CPU the extraction's own threads leave. The analyze stage then takes
 each job whose function and exact inputs it finds here (`job_key`: a SHA-256 of them) and that
@@ -34,6 +36,7 @@ from generator.analyze.workers import run_jobs, start_worker, worker_count
 log = logging.getLogger(__name__)
 
 NICENESS = 19
+POOL_JOBS = 1 << 30  # size the pool as for any number of jobs: a worker per CPU
 
 
 def job_key(function, args: tuple) -> str:
@@ -69,13 +72,13 @@ class Prefetch:
         self.taken = 0
 
     def submit(self, function, jobs: list[tuple]) -> None:
-        """Start `function(*job)` for each job not started yet (nothing with one worker)."""
-        count = worker_count(len(jobs))
-        if count < 2:  # MODELATLAS_WORKERS=1 or one CPU: no workers
+        """Start `function(*job)` for each job not started yet, in submission order (nothing with
+        one worker). The pool has a worker per CPU; they start as jobs arrive."""
+        if not jobs or worker_count(2) < 2:  # MODELATLAS_WORKERS=1 or one CPU: no workers
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                count,
+                worker_count(POOL_JOBS),
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_low_priority_worker,
             )
@@ -117,6 +120,23 @@ class Prefetch:
                     process.join(timeout=5)
             self._pool = None
         self._futures.clear()
+
+
+class TakenJob:
+    """A finished early job in `BackgroundJob`'s shape: `result()`, and a context manager."""
+
+    def __init__(self, future: Future):
+        self._future = future
+
+    def result(self):
+        """Return the job's result."""
+        return self._future.result()
+
+    def __enter__(self) -> TakenJob:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
 
 def results(function, jobs: list[tuple], *, small: bool) -> list:

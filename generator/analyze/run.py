@@ -28,7 +28,11 @@ from generator.analyze.parameters import (
 )
 from generator.analyze.qk_geometry import qk_analysis
 from generator.analyze.representations import representations
-from generator.analyze.weights import embedding_projection_job, weights_analysis
+from generator.analyze.weights import (
+    EMBEDDING_SAMPLES,
+    embedding_projection_job,
+    weights_analysis,
+)
 from generator.artifacts import Artifacts, dump_json
 from generator.atomic import recover, staged_folder
 from generator.hashing import json_sha256, source_sha256
@@ -103,10 +107,7 @@ def analyze(artifacts: Artifacts, force: bool = False) -> dict[str, object]:
     with contextlib.ExitStack() as stack:
         jobs = {}
         if "weights" in selected:
-            for key, name in (
-                ("embedding_job", "weights/embedding_sample"),
-                ("output_job", "weights/output_embedding_sample"),
-            ):
+            for key, name in zip(("embedding_job", "output_job"), EMBEDDING_SAMPLES, strict=True):
                 jobs[key] = embedding_projection_job(artifacts, name)
                 if jobs[key] is not None:
                     stack.enter_context(jobs[key])

@@ -6,9 +6,13 @@ docs/artifacts.md); every function here is pure (arrays and dicts in, tidy rows 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from generator.analyze import parameters
+
+log = logging.getLogger(__name__)
 
 COMPONENT_ORDER = ("embeddings", "attention", "mlp", "norms", "pooler", "head", "other")
 ROLE_LABELS = {
@@ -32,6 +36,8 @@ ROLE_LABELS = {
 }
 LEAF_LABELS = {"weight": "weights", "bias": "biases", "gain": "gains"}
 MAX_SPECTRUM_POINTS = 256  # longer spectra are sent at log-spaced ranks
+# the token-embedding samples mapped by `embedding_projection`: input, then output embedding
+EMBEDDING_SAMPLES = ("weights/embedding_sample", "weights/output_embedding_sample")
 
 
 def role_label(role: str) -> str:
@@ -388,12 +394,14 @@ def embedding_projection(sample: np.ndarray, seed: int = 0) -> dict[str, np.ndar
     return {"pca": pca, "tsne": tsne, "pca_explained": explained}
 
 
-def embedding_projection_job(artifacts, name: str = "weights/embedding_sample"):
+def embedding_projection_job(artifacts, name: str = EMBEDDING_SAMPLES[0]):
     """Start a token-embedding map (t-SNE, seconds) in a worker process; None without a sample.
 
     name: the sample array (the input embedding's, or `weights/output_embedding_sample`).
-    `analyze` starts it before the other analyses so that it runs beside them.
+    `analyze` starts it before the other analyses so that it runs beside them. A map the
+    extraction already made (`start_embedding_maps`, analyze/prefetch.py) is taken instead.
     """
+    from generator.analyze.prefetch import TakenJob, active_prefetch
     from generator.analyze.projections import worth_workers
     from generator.analyze.workers import BackgroundJob
 
@@ -401,12 +409,13 @@ def embedding_projection_job(artifacts, name: str = "weights/embedding_sample"):
     if not geometry or not artifacts.has(name):
         return None
     sample = np.asarray(artifacts.array(name), dtype=np.float64)
-    return BackgroundJob(
-        embedding_projection,
-        sample,
-        geometry["settings"]["seed"],
-        small=not worth_workers(len(sample)),
-    )
+    seed = geometry["settings"]["seed"]
+    prefetch = active_prefetch()
+    early = prefetch.take(embedding_projection, sample, seed) if prefetch else None
+    if early is not None:
+        log.info("%s: map made during the extraction", name)
+        return TakenJob(early)
+    return BackgroundJob(embedding_projection, sample, seed, small=not worth_workers(len(sample)))
 
 
 def with_applications(section: dict, shared: dict[tuple[int, int], list[int]]) -> dict:

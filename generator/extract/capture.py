@@ -640,6 +640,27 @@ def plan_showcase(run: ExtractRun) -> None:
         run.writer.write_array("showcase/extra_texts", strings_array(extra), ("extra",))
 
 
+def start_embedding_maps(run: ExtractRun) -> None:
+    """Start the weights page's token-embedding maps (t-SNE of the stored embedding samples)
+    beside the rest of the extraction (`build` only: inside `analyze.prefetch.prefetching()`),
+    first, as the longest fits. Only when the analysis would run them in a worker anyway; the
+    inputs are the stored samples, read back as the analysis reads them."""
+    from generator.analyze.prefetch import active_prefetch
+    from generator.analyze.projections import worth_workers
+    from generator.analyze.weights import EMBEDDING_SAMPLES, embedding_projection
+    from generator.extract.processes import is_primary_process
+
+    prefetch = active_prefetch()
+    geometry = run.details.get("weights", {}).get("embeddings")
+    if prefetch is None or not geometry or "weights" not in run.analyses:
+        return
+    if not is_primary_process():
+        return
+    samples = [run.writer.read_array(n) for n in EMBEDDING_SAMPLES if n in run.writer.arrays]
+    seed = geometry["settings"]["seed"]
+    prefetch.submit(embedding_projection, [(x, seed) for x in samples if worth_workers(len(x))])
+
+
 def corpus_pass(run: ExtractRun) -> None:
     """Stream the corpus through the corpus step; store the MLP-neuron statistics."""
     from generator.extract import neurons
@@ -839,6 +860,7 @@ def describe_corpus(run: ExtractRun) -> None:
 WEIGHT_STEPS = (describe_model, write_weights)
 CORPUS_STEPS = (
     tokenize,
+    start_embedding_maps,
     plan_corpus_pass,
     corpus_pass,
     start_representation_maps,
