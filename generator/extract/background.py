@@ -61,6 +61,10 @@ class BackgroundStep:
 
     background = True
 
+    def done(self) -> bool:
+        """Tell whether the function has returned (or raised)."""
+        return not self._thread.is_alive()
+
     def result(self):
         """Wait for the function; return its value or raise its exception."""
         self._thread.join()
@@ -78,6 +82,10 @@ class ForegroundStep:
     def __init__(self, name: str, function: Callable, *args):
         self.name = name
         self._value = function(*args)
+
+    def done(self) -> bool:
+        """Tell whether the function has returned: always, it ran in the constructor."""
+        return True
 
     def result(self):
         """Return the function's value."""

@@ -640,27 +640,6 @@ def plan_showcase(run: ExtractRun) -> None:
         run.writer.write_array("showcase/extra_texts", strings_array(extra), ("extra",))
 
 
-def start_embedding_maps(run: ExtractRun) -> None:
-    """Start the weights page's token-embedding maps (t-SNE of the stored embedding samples)
-    beside the rest of the extraction (`build` only: inside `analyze.prefetch.prefetching()`),
-    first, as the longest fits. Only when the analysis would run them in a worker anyway; the
-    inputs are the stored samples, read back as the analysis reads them."""
-    from generator.analyze.prefetch import active_prefetch
-    from generator.analyze.projections import worth_workers
-    from generator.analyze.weights import EMBEDDING_SAMPLES, embedding_projection
-    from generator.extract.processes import is_primary_process
-
-    prefetch = active_prefetch()
-    geometry = run.details.get("weights", {}).get("embeddings")
-    if prefetch is None or not geometry or "weights" not in run.analyses:
-        return
-    if not is_primary_process():
-        return
-    samples = [run.writer.read_array(n) for n in EMBEDDING_SAMPLES if n in run.writer.arrays]
-    seed = geometry["settings"]["seed"]
-    prefetch.submit(embedding_projection, [(x, seed) for x in samples if worth_workers(len(x))])
-
-
 def corpus_pass(run: ExtractRun) -> None:
     """Stream the corpus through the corpus step; store the MLP-neuron statistics."""
     from generator.extract import neurons
@@ -677,24 +656,50 @@ def corpus_pass(run: ExtractRun) -> None:
     run.details["neurons"] = stats.details() if stats else neurons.skipped(run.card)
 
 
-def start_representation_maps(run: ExtractRun) -> None:
-    """Start the representation analysis's layer probes and t-SNE maps of the card model beside
-    the rest of the extraction (`build` only: inside `analyze.prefetch.prefetching()`).
+def start_analysis_jobs(run: ExtractRun) -> None:
+    """Start the analysis's slowest jobs beside the rest of the extraction (`build` only: inside
+    `analyze.prefetch.prefetching()`), only those the analysis would run in workers anyway.
 
-    Only when the analysis would run them in workers anyway. The inputs are those the analysis
-    will read back: the pooled vectors (float32 views of the stored arrays, which the jobs
-    widen to float64 exactly as the analysis does, so waiting jobs hold no copy of them) and
-    the labels and splits as stored strings.
+    First the weights page's token-embedding maps (the longest single t-SNE fits), when the
+    weight statistics are done: beside that thread their worker slowed it (bert-base: 35 s ->
+    67 s), and its memory peak then met the attributions' (+0.3 GB); otherwise the analysis
+    makes them, as before. Then the card model's layer probes and representation maps. The
+    inputs are those the analysis will read back: the stored embedding samples, the pooled
+    vectors (float32 views of the stored arrays, which the jobs widen to float64 exactly as the
+    analysis does, so waiting jobs hold no copy of them) and the labels and splits as stored
+    strings.
     """
     from generator.analyze.prefetch import active_prefetch
-    from generator.analyze.projections import reference_jobs, tsne, worth_workers
-    from generator.analyze.representations import ProbeSetting, layer_scores
-    from generator.artifacts import widen_bfloat16
     from generator.extract.processes import is_primary_process
 
     prefetch = active_prefetch()
-    if prefetch is None or "representations" not in run.analyses or not is_primary_process():
+    if prefetch is None or not is_primary_process():
         return
+    if run.weights_job is None or run.weights_job.done():
+        submit_embedding_maps(run, prefetch)
+    if "representations" in run.analyses:
+        submit_representation_maps(run, prefetch)
+
+
+def submit_embedding_maps(run: ExtractRun, prefetch) -> None:
+    """Hand the token-embedding maps of the stored samples to `prefetch` (the weights page)."""
+    from generator.analyze.projections import worth_workers
+    from generator.analyze.weights import EMBEDDING_SAMPLES, embedding_projection
+
+    geometry = run.details.get("weights", {}).get("embeddings")
+    if not geometry or "weights" not in run.analyses:
+        return
+    samples = [run.writer.read_array(n) for n in EMBEDDING_SAMPLES if n in run.writer.arrays]
+    seed = geometry["settings"]["seed"]
+    prefetch.submit(embedding_projection, [(x, seed) for x in samples if worth_workers(len(x))])
+
+
+def submit_representation_maps(run: ExtractRun, prefetch) -> None:
+    """Hand the layer probes and t-SNE maps of the card model's pooled vectors to `prefetch`."""
+    from generator.analyze.projections import reference_jobs, tsne, worth_workers
+    from generator.analyze.representations import ProbeSetting, layer_scores
+    from generator.artifacts import widen_bfloat16
+
     pooled = [
         np.asarray(widen_bfloat16(stored) if run.card.store_dtype == "bfloat16" else stored)
         for name, stored in run.streamed.items()
@@ -860,10 +865,9 @@ def describe_corpus(run: ExtractRun) -> None:
 WEIGHT_STEPS = (describe_model, write_weights)
 CORPUS_STEPS = (
     tokenize,
-    start_embedding_maps,
     plan_corpus_pass,
     corpus_pass,
-    start_representation_maps,
+    start_analysis_jobs,
     checkpoint_passes,
     write_corpus_arrays,
     showcase_pass,
