@@ -35,6 +35,14 @@ def widen_bfloat16(bits: np.ndarray) -> np.ndarray:
     return (np.asarray(bits).astype(np.uint32) << 16).view(np.float32)
 
 
+def load_entry(root: Path, entry: dict, mmap: bool) -> np.ndarray:
+    """Load the array of a manifest `entry` under `root` (memory-mapped when `mmap`, except
+    bfloat16, which comes back widened to float32)."""
+    mode = "r" if mmap and entry["dtype"] != BFLOAT16 else None
+    array = np.load(root / entry["path"], mmap_mode=mode, allow_pickle=False)
+    return widen_bfloat16(array) if entry["dtype"] == BFLOAT16 else array
+
+
 def dump_json(value: object) -> str:
     """Serialise deterministically: sorted keys, fixed indentation, trailing newline."""
     return json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
@@ -84,11 +92,8 @@ class ArtifactWriter:
         return np.lib.format.open_memmap(path, mode="w+", dtype=on_disk, shape=shape)
 
     def read_array(self, name: str) -> np.ndarray:
-        """Read back an array written by `write_array` as `Artifacts.array` will (bfloat16 widened
-        to float32, not memory-mapped)."""
-        entry = self.arrays[name]
-        array = np.load(self.root / entry["path"], allow_pickle=False)
-        return widen_bfloat16(array) if entry["dtype"] == BFLOAT16 else array
+        """Read back an array written by `write_array` as `Artifacts.array` will (not mapped)."""
+        return load_entry(self.root, self.arrays[name], mmap=False)
 
     def finish(self, manifest: dict) -> dict:
         """Hash every array file and write manifest.json; return the manifest written."""
@@ -117,9 +122,7 @@ class Artifacts:
             raise ArtifactError(
                 f"artifact '{name}' is not in {self.root / MANIFEST}; rebuild with --force"
             )
-        mode = "r" if mmap and entry["dtype"] != BFLOAT16 else None
-        array = np.load(self.root / entry["path"], mmap_mode=mode, allow_pickle=False)
-        return widen_bfloat16(array) if entry["dtype"] == BFLOAT16 else array
+        return load_entry(self.root, entry, mmap)
 
     def has(self, name: str) -> bool:
         """Return True when the manifest lists array `name`."""

@@ -675,7 +675,8 @@ def start_analysis_jobs(run: ExtractRun) -> None:
     prefetch = active_prefetch()
     if prefetch is None or not is_primary_process():
         return
-    if run.weights_job is None or run.weights_job.done():
+    weights_done = run.weights_job is None or run.weights_job.done()
+    if "weights" in run.analyses and weights_done:
         submit_embedding_maps(run, prefetch)
     if "representations" in run.analyses:
         submit_representation_maps(run, prefetch)
@@ -687,7 +688,7 @@ def submit_embedding_maps(run: ExtractRun, prefetch) -> None:
     from generator.analyze.weights import EMBEDDING_SAMPLES, embedding_projection
 
     geometry = run.details.get("weights", {}).get("embeddings")
-    if not geometry or "weights" not in run.analyses:
+    if not geometry:
         return
     samples = [run.writer.read_array(n) for n in EMBEDDING_SAMPLES if n in run.writer.arrays]
     seed = geometry["settings"]["seed"]
