@@ -21,15 +21,38 @@ PACKAGES = (
 )
 
 
-def cpu_model() -> str:
-    """Return the CPU model name from /proc/cpuinfo (or platform.processor())."""
+# The widest vector instructions first: what a figure measured on another CPU may differ by.
+VECTOR_ISAS = ("amx_tile", "avx512f", "avx2", "sse4_2")
+
+
+def _first_cpu() -> dict[str, str]:
+    """Return the first processor's fields of /proc/cpuinfo (empty when unreadable)."""
+    fields: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        return fields
+    for line in lines:
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_model() -> str:
+    """Return the CPU's name, family/model/stepping and widest vector ISA.
+
+    E.g. "AMD EPYC (family 26, model 2, stepping 1; avx512f)": machines with the same name may
+    be different generations, and this project's 2-core machines have been.
+    """
+    fields = _first_cpu()
+    name = fields.get("model name") or platform.processor() or "unknown"
+    ids = [f"{key} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields]
+    flags = set(fields.get("flags", "").split())
+    widest = next((isa for isa in VECTOR_ISAS if isa in flags), None)
+    details = ", ".join(ids) + (f"; {widest}" if widest else "")
+    return f"{name} ({details.replace('cpu family', 'family')})" if details else name
 
 
 def memory_gib() -> float:
