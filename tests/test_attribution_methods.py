@@ -112,6 +112,56 @@ def test_backward_memory_keeps_every_point_together_until_it_does_not_fit():
     assert rows_within(minilm, 66, 512, 1) == 1  # never fewer than one
 
 
+@pytest.mark.parametrize(
+    ("total", "most", "chunk"),
+    [
+        (66, 66, 66),
+        (66, 500, 66),
+        (66, 52, 33),
+        (66, 33, 33),
+        (66, 32, 22),
+        (66, 1, 1),
+        (66, 0, 1),
+        (7, 3, 3),
+    ],
+)
+def test_equal_chunks_cover_the_points_with_the_fewest_chunks(total, most, chunk):
+    from generator.models.memory import equal_chunk
+
+    got = equal_chunk(total, most)
+    assert got == chunk
+    fewest = -(-total // max(most, 1))
+    assert got <= max(most, 1) and -(-total // got) == fewest
+
+
+def test_the_default_cards_points_fit_the_host_budget_and_bert_base_splits_in_two():
+    from generator.extract.attribution_capture import HOST_BACKWARD_BUDGET
+    from generator.models.memory import equal_chunk, rows_within
+    from generator.models.registry import parse_config
+
+    def bert(width: int, layers: int, heads: int) -> object:
+        return parse_config(
+            {
+                "model_type": "bert",
+                "vocab_size": 30522,
+                "hidden_size": width,
+                "num_hidden_layers": layers,
+                "num_attention_heads": heads,
+                "intermediate_size": 4 * width,
+                "max_position_embeddings": 512,
+            }
+        )
+
+    points = 66
+    minilm, base = bert(384, 6, 12), bert(768, 12, 12)
+    # MiniLM's showcase texts (at most 40 tokens): every point at once, as before the budget
+    assert rows_within(minilm, points, 40, HOST_BACKWARD_BUDGET) == points
+    # bert-base's (16-24 tokens): two equal chunks, so its peak RSS is not the points'
+    for width in (16, 24):
+        fit = rows_within(base, points, width, HOST_BACKWARD_BUDGET)
+        assert equal_chunk(points, fit) == 33
+
+
 def test_gauss_legendre_integrates_polynomials_exactly():
     nodes, weights = gauss_legendre(5)
     assert abs(weights.sum() - 1) < 1e-12

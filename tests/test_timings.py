@@ -35,6 +35,10 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
         assert 0 < step["peak_rss_bytes"] <= extract["peak_rss_bytes"], step
         for part in step.get("parts", []):
             assert 0.0 <= part["compile_seconds"] <= part["seconds"] + 1e-3, part
+            # a part's own peak, within its step's: the step's peak is the highest of its parts'
+            assert 0 < part["peak_rss_bytes"] <= step["peak_rss_bytes"], part
+        if step.get("parts"):
+            assert max(p["peak_rss_bytes"] for p in step["parts"]) <= step["peak_rss_bytes"]
     assert extract["peak_rss_bytes"] <= timings["analyze"]["peak_rss_bytes"]  # monotone mark
     (attributions,) = [s for s in extract["steps"] if s["step"] == "attributions"]
     parts = [p["part"] for p in attributions["parts"]]
@@ -82,17 +86,18 @@ def test_step_parts_are_recorded_and_printed():
             pass
     assert [p["part"] for p in parts] == ["first", "second"]
     assert all(p["seconds"] >= 0.0 and p["compile_seconds"] == 0.0 for p in parts)
+    assert all(p["peak_rss_bytes"] > 0 for p in parts)  # Linux: /proc/self/status
     step = {"step": "attributions", "seconds": 9.0, "compile_seconds": 2.0}
     parts = [
         {"part": "token_attributions", "seconds": 4.0, "compile_seconds": 1.0},
-        {"part": "head_ablation", "seconds": 3.0, "compile_seconds": 0.0},
+        {"part": "head_ablation", "seconds": 3.0, "compile_seconds": 0.0, "peak_rss_bytes": 2e9},
     ]
     line = format_stage(
         "extract", {"seconds": 9.5, "compile_seconds": 2.0, "steps": [{**step, "parts": parts}]}
     )
     assert line == (
         "extract 9.5 s (JAX compile 2.0 s): attributions 9.0 "
-        "(compile 2.0; token_attributions 4.0 (compile 1.0), head_ablation 3.0)"
+        "(compile 2.0; token_attributions 4.0 (compile 1.0), head_ablation 3.0 (peak 2.00 GB))"
     )
 
 

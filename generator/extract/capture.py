@@ -355,12 +355,14 @@ def run_steps(run: ExtractRun, steps) -> None:
         layers = extraction_layers(jax.default_backend())
         with PeakRss() as peak, CompileTimer() as compiling, collecting_parts() as parts, layers:
             step(run)
+        # A part's peak is sampled by its own thread: the step's is at least the highest of them.
+        part_peaks = [part["peak_rss_bytes"] for part in parts if "peak_rss_bytes" in part]
         run.timings.append(
             {
                 "step": step.__name__,
                 "seconds": round(time.perf_counter() - started, 3),
                 "compile_seconds": round(compiling.seconds, 3),
-                "peak_rss_bytes": peak.bytes,
+                "peak_rss_bytes": max([peak.bytes, *part_peaks]) if peak.bytes else peak.bytes,
                 **({"parts": parts} if parts else {}),
             }
         )

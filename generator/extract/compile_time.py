@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from generator.peak_memory import PeakRss
+
 # Trace to jaxpr, jaxpr to StableHLO, XLA compile (or persistent-cache read): one per new shape.
 COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_trace_duration",
@@ -62,22 +64,23 @@ def collecting_parts() -> Iterator[list[dict]]:
 
 @contextmanager
 def step_part(name: str) -> Iterator[None]:
-    """Time the block as part `name` of the current step: {part, seconds, compile_seconds}.
+    """Time the block as part `name` of the current step.
 
-    Outside `collecting_parts` the block runs untimed. The block must wait for its results
-    (e.g. `np.asarray` them): JAX dispatches asynchronously.
+    Records {part, seconds, compile_seconds, peak_rss_bytes} (the block's own peak RSS, as a
+    step's: `PeakRss`; left out where unknown). Outside `collecting_parts` the block runs
+    untimed. The block must wait for its results (e.g. `np.asarray` them): JAX dispatches
+    asynchronously.
     """
     parts = _PARTS.get()
     if parts is None:
         yield
         return
     started = time.perf_counter()
-    with CompileTimer() as compiling:
+    with PeakRss() as peak, CompileTimer() as compiling:
         yield
-    parts.append(
-        {
-            "part": name,
-            "seconds": round(time.perf_counter() - started, 3),
-            "compile_seconds": round(compiling.seconds, 3),
-        }
-    )
+    record = {
+        "part": name,
+        "seconds": round(time.perf_counter() - started, 3),
+        "compile_seconds": round(compiling.seconds, 3),
+    }
+    parts.append(record if peak.bytes is None else {**record, "peak_rss_bytes": peak.bytes})

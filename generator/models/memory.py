@@ -207,3 +207,13 @@ def rows_within(config: ModelConfig, rows: int, tokens: int, budget: int) -> int
     if backward_bytes(config, rows, tokens) <= budget:
         return rows
     return max(1, budget // backward_bytes(config, 1, tokens))
+
+
+def equal_chunk(total: int, most: int) -> int:
+    """The size of the fewest equal chunks of at most `most` items that cover `total` items.
+
+    E.g. 66 items, at most 52 per chunk: two chunks of 33 (not 52 + 14, whose remainder
+    `jax.lax.map` would compile as a second program).
+    """
+    chunks = -(-total // max(1, most))
+    return -(-total // chunks)
