@@ -642,7 +642,12 @@ def logit_lens(context: AttributionContext, inputs: ObjectiveInputs) -> dict:
             hidden = out["decoder_hidden_states"]
         else:
             hidden = module(inputs.input_ids, inputs.attention_mask)["hidden_states"]
-        return lens_summary(lens_logits(module, hidden), LENS_TOP_K)
+
+        def one(example):  # [layer, token, d]: one example's [layer, token, vocab] logits at a time
+            summary = lens_summary(lens_logits(module, example[None]), LENS_TOP_K)
+            return jax.tree.map(lambda a: a[0], summary)
+
+        return jax.lax.map(one, hidden)
 
     summary = jax.device_get(lens(context.params, inputs))
     top_ids = np.asarray(summary["top_ids"], dtype=np.int32)
