@@ -48,11 +48,12 @@ def cpu_model() -> str:
     """
     fields = _first_cpu()
     name = fields.get("model name") or platform.processor() or "unknown"
-    ids = [f"{key} {fields[key]}" for key in ("cpu family", "model", "stepping") if key in fields]
+    labels = {"cpu family": "family", "model": "model", "stepping": "stepping"}
+    ids = [f"{label} {fields[key]}" for key, label in labels.items() if key in fields]
     flags = set(fields.get("flags", "").split())
     widest = next((isa for isa in VECTOR_ISAS if isa in flags), None)
     details = ", ".join(ids) + (f"; {widest}" if widest else "")
-    return f"{name} ({details.replace('cpu family', 'family')})" if details else name
+    return f"{name} ({details})" if details else name
 
 
 def memory_gib() -> float:

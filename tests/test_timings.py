@@ -37,8 +37,6 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
             assert 0.0 <= part["compile_seconds"] <= part["seconds"] + 1e-3, part
             # a part's own peak, within its step's: the step's peak is the highest of its parts'
             assert 0 < part["peak_rss_bytes"] <= step["peak_rss_bytes"], part
-        if step.get("parts"):
-            assert max(p["peak_rss_bytes"] for p in step["parts"]) <= step["peak_rss_bytes"]
     assert extract["peak_rss_bytes"] <= timings["analyze"]["peak_rss_bytes"]  # monotone mark
     (attributions,) = [s for s in extract["steps"] if s["step"] == "attributions"]
     parts = [p["part"] for p in attributions["parts"]]

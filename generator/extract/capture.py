@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,26 +345,18 @@ def run_steps(run: ExtractRun, steps) -> None:
     """Run `steps` in order (layers traced as `extraction_layers` says), timing each in `run`."""
     import jax
 
-    from generator.extract.compile_time import CompileTimer, collecting_parts
+    from generator.extract.compile_time import collecting_parts, measured
     from generator.models.layers import extraction_layers
-    from generator.peak_memory import PeakRss
 
     for step in steps:
-        started = time.perf_counter()
         layers = extraction_layers(jax.default_backend())
-        with PeakRss() as peak, CompileTimer() as compiling, collecting_parts() as parts, layers:
+        with measured() as record, collecting_parts() as parts, layers:
             step(run)
         # A part's peak is sampled by its own thread: the step's is at least the highest of them.
         part_peaks = [part["peak_rss_bytes"] for part in parts if "peak_rss_bytes" in part]
-        run.timings.append(
-            {
-                "step": step.__name__,
-                "seconds": round(time.perf_counter() - started, 3),
-                "compile_seconds": round(compiling.seconds, 3),
-                "peak_rss_bytes": max([peak.bytes, *part_peaks]) if peak.bytes else peak.bytes,
-                **({"parts": parts} if parts else {}),
-            }
-        )
+        if record["peak_rss_bytes"] is not None:
+            record["peak_rss_bytes"] = max([record["peak_rss_bytes"], *part_peaks])
+        run.timings.append({"step": step.__name__, **record, **({"parts": parts} if parts else {})})
 
 
 def hub_card_entry(model_dir: Path) -> dict:

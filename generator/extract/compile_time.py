@@ -63,24 +63,33 @@ def collecting_parts() -> Iterator[list[dict]]:
 
 
 @contextmanager
+def measured() -> Iterator[dict]:
+    """Measure the block: fills {seconds, compile_seconds, peak_rss_bytes} on exit.
+
+    `peak_rss_bytes` is the block's own peak RSS (`PeakRss`; None where unknown). An extract step
+    and a step's part are measured alike.
+    """
+    record: dict = {}
+    started = time.perf_counter()
+    with PeakRss() as peak, CompileTimer() as compiling:
+        yield record
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    record["compile_seconds"] = round(compiling.seconds, 3)
+    record["peak_rss_bytes"] = peak.bytes
+
+
+@contextmanager
 def step_part(name: str) -> Iterator[None]:
     """Time the block as part `name` of the current step.
 
-    Records {part, seconds, compile_seconds, peak_rss_bytes} (the block's own peak RSS, as a
-    step's: `PeakRss`; left out where unknown). Outside `collecting_parts` the block runs
-    untimed. The block must wait for its results (e.g. `np.asarray` them): JAX dispatches
-    asynchronously.
+    Records {part, seconds, compile_seconds, peak_rss_bytes} (`measured`; the peak left out
+    where unknown). Outside `collecting_parts` the block runs untimed. The block must wait for
+    its results (e.g. `np.asarray` them): JAX dispatches asynchronously.
     """
     parts = _PARTS.get()
     if parts is None:
         yield
         return
-    started = time.perf_counter()
-    with PeakRss() as peak, CompileTimer() as compiling:
+    with measured() as record:
         yield
-    record = {
-        "part": name,
-        "seconds": round(time.perf_counter() - started, 3),
-        "compile_seconds": round(compiling.seconds, 3),
-    }
-    parts.append(record if peak.bytes is None else {**record, "peak_rss_bytes": peak.bytes})
+    parts.append({"part": name, **{k: v for k, v in record.items() if v is not None}})
