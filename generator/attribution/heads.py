@@ -123,11 +123,18 @@ def row_taylor_drops(embed_row: Callable, base: jax.Array, n_heads: int, chunk: 
     """`fidelity_taylor_drops` for the heads of one layer -> [example, head].
 
     `embed_row(row [head]) -> [example, d]` scales that layer's heads by `row` (every other head
-    kept); base: [example, d] the embedding with every head. The map is linearised once
-    (`jax.linearize`: one primal pass), then one tangent pass per head.
+    kept); base: [example, d] the embedding with every head. One primal pass, one tangent
+    pass per head: when every head fits one chunk, `jax.jvp` of the vmapped directions (the
+    primal is not batched, so it runs once; tracing a jvp costs far less than linearising the
+    layers' `lax.cond`s); else the map is linearised once (`jax.linearize`).
     """
-    _, tangent_of = jax.linearize(embed_row, jnp.ones((n_heads,), jnp.float32))
-    return taylor_drops(tangent_of, base, jnp.eye(n_heads, dtype=jnp.float32), chunk)
+    ones = jnp.ones((n_heads,), jnp.float32)
+    directions = jnp.eye(n_heads, dtype=jnp.float32)
+    if chunk >= n_heads:
+        tangents = jax.vmap(lambda d: jax.jvp(embed_row, (ones,), (d,))[1])(directions)
+        return drops_of_tangents(tangents, base).T
+    _, tangent_of = jax.linearize(embed_row, ones)
+    return taylor_drops(tangent_of, base, directions, chunk)
 
 
 def taylor_drops(tangent_of: Callable, base: jax.Array, directions: jax.Array, chunk: int):
@@ -135,14 +142,21 @@ def taylor_drops(tangent_of: Callable, base: jax.Array, directions: jax.Array, c
 
     tangent_of(d) -> [example, d_model] is J d; base: [example, d_model] the embedding e.
     """
-    unit = base / (jnp.linalg.norm(base, axis=-1, keepdims=True) + 1e-12)
 
     def drop(direction):
-        tangent = tangent_of(direction)  # [example, d]
-        across = tangent - jnp.sum(tangent * unit, axis=-1, keepdims=True) * unit
-        return 0.5 * jnp.sum(across**2, axis=-1) / (jnp.sum(base**2, axis=-1) + 1e-12)
+        return drops_of_tangents(tangent_of(direction), base)
 
     return jax.lax.map(drop, directions, batch_size=min(chunk, len(directions))).T
+
+
+def drops_of_tangents(tangent: jax.Array, base: jax.Array) -> jax.Array:
+    """½ ‖P⊥ t‖² / ‖e‖² of tangents t [..., example, d_model], e = base [example, d_model].
+
+    Returns [..., example].
+    """
+    unit = base / (jnp.linalg.norm(base, axis=-1, keepdims=True) + 1e-12)
+    across = tangent - jnp.sum(tangent * unit, axis=-1, keepdims=True) * unit
+    return 0.5 * jnp.sum(across**2, axis=-1) / (jnp.sum(base**2, axis=-1) + 1e-12)
 
 
 def pruning_masks(
