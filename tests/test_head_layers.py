@@ -67,9 +67,7 @@ def test_layer_by_layer_ablation_equals_the_whole_model(name):
         # every head of a layer in one chunk (jvp of the vmapped directions) and one head per
         # chunk (the linearised map) give the same drops
         for chunk in (1, config.n_heads):
-            _, per_chunk = layerwise_head_drops(
-                context, inputs, embeds, chunk=chunk, fidelity=True
-            )
+            _, per_chunk = layerwise_head_drops(context, inputs, embeds, chunk=chunk, fidelity=True)
             np.testing.assert_allclose(per_chunk, expected, rtol=1e-4, atol=1e-8)
         assert np.abs(expected).max() > 1e-6
     else:
