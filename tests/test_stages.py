@@ -115,3 +115,42 @@ def test_unrolled_layers_give_the_scanned_outputs(name):
     assert list(unrolled) == list(scanned)
     for key, value in scanned.items():
         np.testing.assert_allclose(unrolled[key], value, rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def test_unrolled_trace_traces_each_distinct_block_once():
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from generator.models.layers import scan_blocks, unrolled_layers
+
+    rngs = nnx.Rngs(0)
+    blocks = [nnx.Linear(3, 3, rngs=rngs) for _ in range(4)] + [nnx.Linear(3, 3, rngs=rngs)]
+    keys = [None] * 4 + ["last"]  # a different key: a second distinct block
+    traced = []
+
+    def step(block, carry, x, key):
+        traced.append(key)
+        out = jnp.tanh(block(carry)) * x
+        return out, (out, {"norm": jnp.sum(out**2, axis=-1)})
+
+    carry, xs = jnp.ones((2, 3)), jnp.arange(1.0, 6.0)
+
+    def run(carry, xs):
+        with unrolled_layers():
+            return scan_blocks(carry, blocks, step, xs=xs, keys=keys)
+
+    eager = run(carry, xs)
+    assert len(traced) == 5  # eager: every block runs on concrete values
+    traced.clear()
+    # forward and reverse mode through the unrolled layers: one trace per distinct block
+    program = jax.jit(jax.value_and_grad(lambda c: jnp.sum(run(c, xs)[0])))
+    value, grad = program(carry)
+    assert traced == [None, "last"]
+    expected = carry
+    for block, x in zip(blocks, xs, strict=True):
+        expected = jnp.tanh(block(expected)) * x
+    np.testing.assert_allclose(eager[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(value, jnp.sum(expected), rtol=1e-6)
+    assert eager[1][0].shape == (2, 5, 3) and eager[1][1]["norm"].shape == (2, 5)
+    assert np.all(np.isfinite(grad)) and np.abs(grad).max() > 0

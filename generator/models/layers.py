@@ -250,11 +250,12 @@ LAYERS_ENV = "MODELATLAS_LAYERS"  # "scan" or "unroll": overrides the platform's
 def extraction_layers(platform: str) -> contextlib.AbstractContextManager:
     """Return the context the extraction traces its programs under on `platform`.
 
-    On the CPU the blocks are traced one by one: measured there (benchmarks/compile_cost.py),
-    scanning saved no compile time and grew the showcase and gradient programs' temporaries
-    1.3-1.9x (the layer parameters are stacked at each call), so CPU outputs stay exactly
-    those of an unrolled trace. On accelerators, where compilation dominates a cold extract,
-    runs of identical layers compile once (`scan_blocks`). `MODELATLAS_LAYERS=scan|unroll`
+    On the CPU the blocks are applied one by one (each distinct block traced once:
+    `_traced_once`): measured there (benchmarks/compile_cost.py), scanning saved no XLA time
+    and grew the showcase and gradient programs' temporaries 1.3-1.9x (the layer parameters
+    are stacked at each call), so CPU outputs stay exactly those of an unrolled trace. On
+    accelerators, where compilation dominates a cold extract, runs of identical layers
+    compile once (`scan_blocks`). `MODELATLAS_LAYERS=scan|unroll`
     overrides either default.
     """
     choice = os.environ.get(LAYERS_ENV, "").strip().lower()
@@ -319,6 +320,36 @@ def _concat_runs(outputs: list):
     return hidden, probes
 
 
+def _is_traced(tree) -> bool:
+    """True when any leaf of `tree` is a tracer (the blocks are being traced, not run)."""
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+def _traced_once(step: Callable) -> Callable:
+    """`step` with each distinct block (graph definition and key) traced once per program.
+
+    Each block runs as a call of one jitted `step` per (graphdef, key): the layers of a
+    structurally identical run share one traced (and transformed: vmap, jvp, grad) jaxpr
+    instead of tracing the same layer again per layer; XLA inlines the calls, so the
+    compiled program is that of the blocks traced one by one.
+    """
+    calls: list[tuple] = []
+
+    def apply(block, carry, x, key):
+        graphdef, state = nnx.split(block)
+        call = next((c for g, k, c in calls if g == graphdef and k == key), None)
+        if call is None:
+
+            def run(state, carry, x):
+                return step(nnx.merge(graphdef, state), carry, x, key)
+
+            call = jax.jit(run)
+            calls.append((graphdef, key, call))
+        return call(state, carry, x)
+
+    return apply
+
+
 def scan_blocks(carry, blocks: list, step: Callable, *, xs=None, keys: list | None = None):
     """Apply `step` block after block, compiling each run of identical blocks once.
 
@@ -340,11 +371,12 @@ def scan_blocks(carry, blocks: list, step: Callable, *, xs=None, keys: list | No
     keys = [None] * len(blocks) if keys is None else list(keys)
     outputs = []
     one_by_one = [(index, index + 1) for index in range(len(blocks))]
+    apply_block = _traced_once(step) if _is_traced(carry) else step
     for start, stop in one_by_one if _UNROLLED.get() else layer_runs(blocks, keys):
         run_xs = jax.tree.map(lambda a, s=start, e=stop: a[s:e], xs)
         if stop - start == 1:
             x = jax.tree.map(lambda a: a[0], run_xs)
-            carry, out = step(blocks[start], carry, x, keys[start])
+            carry, out = apply_block(blocks[start], carry, x, keys[start])
             out = jax.tree.map(lambda a: a[:, None], out)
         else:
             carry, out = _run_scan(carry, blocks[start:stop], step, run_xs, keys[start])
