@@ -281,6 +281,23 @@ def capture_attributions(
     return details
 
 
+@jax.jit
+def token_embeddings(table, ids):
+    """Rows `ids` [text, token] of the embedding table (one program, not one per eager op)."""
+    return table[ids]
+
+
+@jax.jit
+def path_ends(table, ids, special, neutral_id):
+    """The integrated-gradients path's ends: (input embeddings, baseline) [text, token, d].
+
+    The baseline is the neutral token's embedding, except at `special` positions, which keep
+    their own (they are not attributed).
+    """
+    embeds = table[ids]
+    return embeds, jnp.where(special[..., None], embeds, table[neutral_id][None, None, :])
+
+
 def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> dict:
     """Gradient norm, gradient × input and integrated gradients of every showcase example.
 
@@ -299,11 +316,10 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
     inputs = inputs._replace(
         input_ids=inputs.input_ids[:, :width], attention_mask=inputs.attention_mask[:, :width]
     )
-    table = jnp.asarray(context.table)
     special = fixed_tokens(tokenizer, inputs.input_ids, inputs.attention_mask)
-    embeds = table[inputs.input_ids]
-    neutral = table[baseline_token(tokenizer)]
-    baseline = jnp.where(jnp.asarray(special)[..., None], embeds, neutral[None, None, :])
+    embeds, baseline = path_ends(
+        context.table, inputs.input_ids, special, np.int32(baseline_token(tokenizer))
+    )
 
     budget = device_available().bytes // BACKWARD_SHARE
     if jax.devices()[0].platform == "cpu":
@@ -491,7 +507,7 @@ def sample_groups(
         context.config, lengths, width, fidelity=fidelity
     ):
         inputs = sample_batch(context, rows[positions], group_width)
-        embeds = jnp.asarray(context.table)[inputs.input_ids]
+        embeds = token_embeddings(context.table, inputs.input_ids)
         if fidelity:  # each text's own embedding with every head: the cosine's reference
             inputs = inputs._replace(reference=unablated_embeddings(context, inputs, embeds))
         groups.append((positions, inputs, embeds))

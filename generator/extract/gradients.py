@@ -129,6 +129,12 @@ def make_gradient_step(task: str, graphdef):
 
 
 @jax.jit
+def float32_zeros(tree):
+    """float32 zeros shaped like every array of a tree (one program for the whole tree)."""
+    return jax.tree.map(lambda a: jnp.zeros(a.shape, jnp.float32), tree)
+
+
+@jax.jit
 def _tensor_norms(tree):
     """Return the L2 norm of every array of a tree (float32)."""
     return jax.tree.map(lambda a: jnp.sqrt(jnp.sum(jnp.square(a.astype(jnp.float32)))), tree)
@@ -170,7 +176,7 @@ def gradient_pass(step, params, inputs: ObjectiveInputs, desc: str = "") -> Grad
     from tqdm import tqdm
 
     device_inputs = jax.tree.map(jnp.asarray, inputs)
-    total = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params)
+    total = float32_zeros(params)
     n = len(inputs.input_ids)
     sums, counts, squares = np.zeros(n), np.zeros(n), np.zeros(n)
     for i in tqdm(range(n), desc=desc, disable=not desc):
