@@ -83,6 +83,19 @@ LLAMA_24L = {
     "eos_token_id": 102,
 }
 
+# TinyLlama-1.1B's shapes (1.09B parameters with MiniLM's vocabulary): the largest decoder
+# whose cold build fits this 2-core, 24 GB machine (benchmarks/README.md).
+LLAMA_1B = {
+    **LLAMA_24L,
+    "hidden_size": 2048,
+    "num_hidden_layers": 22,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 4,
+    "head_dim": 64,
+    "intermediate_size": 5632,
+    "rms_norm_eps": 1e-5,
+}
+
 # Llama-2-7B's shapes (6.6B parameters with MiniLM's vocabulary): for the GPU run only.
 LLAMA_7B = {
     **LLAMA_24L,
@@ -141,6 +154,7 @@ CONFIGS = {
     "bert-base": BERT_BASE,
     "gpt2-small": GPT2_SMALL,
     "llama-24l": LLAMA_24L,
+    "llama-1b": LLAMA_1B,
     "llama-7b": LLAMA_7B,
     **TINY,
     "bert-24x16": wide_bert(24, 16),
