@@ -83,8 +83,8 @@ LLAMA_24L = {
     "eos_token_id": 102,
 }
 
-# TinyLlama-1.1B's shapes (1.09B parameters with MiniLM's vocabulary): the largest decoder
-# whose cold build fits this 2-core, 24 GB machine (benchmarks/README.md).
+# TinyLlama-1.1B's shapes (1.09B parameters with MiniLM's vocabulary): a decoder whose cold
+# build fits this 2-core, 24 GB machine (11.64 GB peak RSS; benchmarks/results.md).
 LLAMA_1B = {
     **LLAMA_24L,
     "hidden_size": 2048,
