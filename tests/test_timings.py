@@ -55,8 +55,11 @@ def test_tiny_build_records_every_stage_and_step(tiny_build):
     assert 0.0 < extract["compile_seconds"] <= extract["seconds"]
     assert extract["throughput_flops"] > 0
     estimated = {e["step"] for e in extract["estimates"]}
-    assert {"corpus_pass", "showcase_pass", "token_attributions", "head_importance"} <= estimated
+    heavy = {"corpus_pass", "showcase_pass", "token_attributions", "head_importance"}
+    assert heavy | {"parameter_gradients"} <= estimated  # the tiny card computes gradients
     assert all(e["seconds"] > 0 and e["budget"] for e in extract["estimates"])
+    rates = extract["copy_bytes_per_second"]
+    assert rates["fresh"] > 0 and rates["reused"] > 0
     manifest = open_artifacts(folder).manifest
     analyses = [a["analysis"] for a in timings["analyze"]["analyses"]]
     # the weights analysis waits for a worker: last, then its gradient section
@@ -201,3 +204,23 @@ def test_summary_states_budget_rate_and_what_is_left_out():
     assert (
         "compilation not included" in line and "corpus_pass 2.0 s (10 texts in 1 batches)" in line
     )
+
+
+def test_gradient_memory_time_counts_large_tensors_at_the_fresh_rate(monkeypatch):
+    from generator.extract import estimate
+
+    monkeypatch.setattr(estimate, "measured_copy_rates", lambda: (1e9, 1e10))
+    large, small = estimate.MMAP_THRESHOLD + 1, 1000
+    seconds = estimate.gradient_memory_seconds([large, small, small], texts=2)
+    passes = 2 * estimate.GRADIENT_PASSES
+    assert seconds == pytest.approx(passes * (large / 1e9 + 2 * small / 1e10))
+    step = StepEstimate("parameter_gradients", "2 texts", 3e9, memory_seconds=seconds)
+    assert step.seconds(1e9) == pytest.approx(3.0 + seconds)  # FLOPs and memory, added
+
+
+def test_copy_rates_are_measured_once_per_process():
+    from generator.extract.estimate import measured_copy_rates
+
+    fresh, reused = measured_copy_rates()
+    assert fresh > 0 and reused > 0
+    assert measured_copy_rates() == (fresh, reused)

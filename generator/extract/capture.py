@@ -281,11 +281,21 @@ class ExtractRun:
             on_batch=on_batch,
         )
 
+    def copy_rates(self) -> dict | None:
+        """The measured memory rates the gradient estimate used (None: no estimate made)."""
+        if not self.estimates:
+            return None
+        from generator.extract.estimate import measured_copy_rates
+
+        fresh, reused = measured_copy_rates()
+        return {"fresh": round(fresh), "reused": round(reused)}
+
     def timing_record(self) -> dict:
         """Return the steps' measured times and the heavy steps' estimates (timings.json)."""
         return {
             "steps": self.timings,
             "throughput_flops": round(self.throughput),
+            "copy_bytes_per_second": self.copy_rates(),
             "estimates": [
                 {
                     "step": e.step,
@@ -368,8 +378,18 @@ def hub_card_entry(model_dir: Path) -> dict:
 
 
 def describe_model(run: ExtractRun) -> None:
-    """Record the model, its parameters, dtypes and devices; warn about seq2seq-only keys."""
+    """Record the model, its parameters, dtypes and devices; warn about seq2seq-only keys.
+
+    With a corpus, also measure the device's matmul and memory rates for the time estimate
+    (cached), before the weight statistics' thread shares it.
+    """
     import jax
+
+    from generator.extract import estimate
+
+    if run.card.corpus_path() is not None:
+        estimate.measured_throughput(run.card.dtype)
+        estimate.measured_copy_rates()
 
     card, config, loaded = run.card, run.config, run.loaded
     run.details.update(
@@ -404,13 +424,10 @@ def write_weights(run: ExtractRun) -> None:
     """Start the weight statistics (one tensor at a time) in a background thread, collected by
     `collect_weights` (without a corpus: compute them now); keep the token embedding for its
     geometry."""
-    from generator.extract import estimate
     from generator.extract.background import BackgroundStep, ForegroundStep
     from generator.extract.embedding_geometry import output_embedding, token_embedding
     from generator.extract.weights import parameter_arrays, weight_artifacts
 
-    if run.card.corpus_path() is not None:  # (cached) before the thread shares the CPU
-        estimate.measured_throughput(run.card.dtype)
     weights = run.loaded.parameters
     if weights is None:  # the model holds them
         weights = parameter_arrays(run.loaded.model)
@@ -578,8 +595,8 @@ def note_time_estimate(run: ExtractRun, showcase_width: int) -> None:
     """Log (and tell the user) the estimated time and budget of each heavy step."""
     from generator.extract import estimate
 
-    run.estimates = heavy_steps(run, showcase_width)
     run.throughput = estimate.measured_throughput(run.card.dtype)
+    run.estimates = heavy_steps(run, showcase_width)
     line = f"{run.card.name}: {estimate.summary(run.estimates, run.throughput)}"
     log.info("%s", line)
     if run.notify is not None:
@@ -587,7 +604,8 @@ def note_time_estimate(run: ExtractRun, showcase_width: int) -> None:
 
 
 def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
-    """Return the FLOPs and budget of the corpus, checkpoint, showcase and attribution passes."""
+    """Return the budget and cost of the corpus, checkpoint, showcase, attribution and
+    parameter-gradient passes."""
     from generator.attribution.objectives import HEAD_OBJECTIVES, default_task
     from generator.attribution.token_methods import DEFAULT_IG_STEPS
     from generator.extract.estimate import StepEstimate, forward_flops
@@ -614,7 +632,24 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
                 config, run.tokens, run.corpus, card.head_sample, fidelity=fidelity
             )
         )
+    if gradients_run(run):
+        from generator.extract.gradients import gradient_estimate
+
+        n = len(card.checkpoints)
+        steps.append(gradient_estimate(run.params, config, run.tokens, run.corpus, n))
     return steps
+
+
+def gradients_run(run: ExtractRun) -> bool:
+    """Whether the parameter-gradient step will run (as far as known before the corpus pass)."""
+    from generator.attribution.objectives import EMBEDDING_TASKS, default_task, task_problem
+
+    if "weights" not in run.analyses:
+        return False
+    task = run.card.task or default_task(run.config.heads, run.seq2seq)
+    if task in EMBEDDING_TASKS and "representations" not in run.analyses:
+        return False  # the embedding loss needs the corpus embeddings
+    return task_problem(task, run.config.heads, run.seq2seq) is None
 
 
 def plan_showcase(run: ExtractRun) -> None:

@@ -4,6 +4,11 @@ An estimate, not a measurement, and stated as one: it counts the matrix products
 (the forward passes it runs, a backward pass as two forward passes) and divides by the matmul
 throughput measured on the first device in this process. It leaves out compilation (reported
 apart), host work and memory-bound operations, so small models run below the estimated rate.
+The parameter-gradient step is the exception: one text at a time, it moves a float32 gradient of
+every parameter several times per text (`GRADIENT_PASSES`), so its estimate adds those bytes at
+the measured rate of a jitted elementwise pass (`measured_copy_rates`): tensors above glibc's
+mmap threshold get a fresh, zero-filled mapping at every call (the CPU's slow case), smaller ones
+reuse heap memory.
 
 FLOPs of one forward pass over `tokens` tokens of sequences `context` tokens long:
   2 x tokens x (weights a token meets: q/k/v/o and MLP matrices of every layer application,
@@ -19,6 +24,13 @@ from dataclasses import dataclass
 
 LM_HEADS = ("masked-lm", "causal-lm", "permutation-lm")
 BACKWARD = 3.0  # a forward pass plus its backward pass, in forward-pass equivalents
+# Param-sized float32 passes per text of the gradient step: forward and backward read the
+# weights, the backward writes the gradient, the running sum reads it and the total and writes
+# the total, the squared norm reads it again (XLA fuses some: an upper count).
+GRADIENT_PASSES = 7
+MMAP_THRESHOLD = 32 << 20  # glibc's largest: bigger buffers get a new mapping at every call
+FRESH_BYTES = 2 * MMAP_THRESHOLD  # measured as such a buffer
+REUSED_BYTES = 4 << 20  # measured as heap memory the previous call freed
 
 
 def matmul_weights(config) -> tuple[int, int]:
@@ -51,7 +63,7 @@ def forward_flops(config, rows: int, width: int) -> float:
 
 @functools.cache
 def measured_throughput(dtype: str = "float32") -> float:
-    """Return the matmul FLOP/s of the first device in `dtype` (best of 3 after a warm-up).
+    """Return the matmul FLOP/s of the first device in `dtype` (best of 5 after a warm-up).
 
     Measured once per process and dtype: the devices do not change within a process.
     """
@@ -63,24 +75,61 @@ def measured_throughput(dtype: str = "float32") -> float:
     product = jax.jit(lambda x: x @ x)
     product(a).block_until_ready()
     best = float("inf")
-    for _ in range(3):
+    for _ in range(5):
         started = time.perf_counter()
         product(a).block_until_ready()
         best = min(best, time.perf_counter() - started)
     return 2.0 * size**3 / best
 
 
+@functools.cache
+def measured_copy_rates() -> tuple[float, float]:
+    """Return (fresh, reused) bytes/s of a jitted elementwise pass `x * 2` (read and write).
+
+    fresh: a `FRESH_BYTES` array, whose output buffer the CPU runtime maps anew at every call;
+    reused: a `REUSED_BYTES` one, served from the heap. Best of 3 after a warm-up, once per
+    process.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    double = jax.jit(lambda x: x * 2.0)
+    rates = []
+    for size in (FRESH_BYTES, REUSED_BYTES):
+        x = jnp.ones((size // 4,), jnp.float32)
+        double(x).block_until_ready()
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            double(x).block_until_ready()
+            best = min(best, time.perf_counter() - started)
+        rates.append(2.0 * size / best)
+    return rates[0], rates[1]
+
+
+def gradient_memory_seconds(tensor_bytes: list[int], texts: int) -> float:
+    """Seconds the gradient step spends moving float32 gradients of tensors of `tensor_bytes`."""
+    fresh, reused = measured_copy_rates()
+    large = sum(b for b in tensor_bytes if b > MMAP_THRESHOLD)
+    small = sum(tensor_bytes) - large
+    return texts * GRADIENT_PASSES * (large / fresh + small / reused)
+
+
 @dataclass(frozen=True)
 class StepEstimate:
-    """One heavy step: its name, the budget it runs (in words) and its FLOPs."""
+    """One heavy step: its name, the budget it runs (in words), its FLOPs, and memory seconds.
+
+    memory_seconds: time of the step's memory-bound passes, already measured (0: none counted).
+    """
 
     step: str
     budget: str
     flops: float
+    memory_seconds: float = 0.0
 
     def seconds(self, throughput: float) -> float:
         """Return the estimated seconds at `throughput` FLOP/s."""
-        return self.flops / throughput
+        return self.flops / throughput + self.memory_seconds
 
 
 def summary(estimates: list[StepEstimate], throughput: float) -> str:

@@ -128,6 +128,33 @@ def make_gradient_step(task: str, graphdef):
     return step
 
 
+def gradient_estimate(params, config, tokens, corpus, checkpoints: int):
+    """The parameter-gradient step's estimate (a StepEstimate): its sample, FLOPs, memory time.
+
+    Each text runs alone at the sample's width: a forward and a backward pass
+    (`estimate.BACKWARD`) and `estimate.GRADIENT_PASSES` passes over float32 gradients of every
+    tensor, for the card's weights and each further checkpoint.
+    """
+    from generator.extract.batching import trimmed_width
+    from generator.extract.estimate import (
+        BACKWARD,
+        StepEstimate,
+        forward_flops,
+        gradient_memory_seconds,
+    )
+    from generator.extract.head_budget import sample_rows
+
+    rows = sample_rows(corpus, SAMPLE_SIZE)
+    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    runs = len(rows) * (1 + checkpoints)
+    sizes = [4 * int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(params)]
+    budget = f"{len(rows)} texts of {width} tokens one at a time"
+    if checkpoints:
+        budget += f", x {1 + checkpoints} weights"
+    flops = runs * BACKWARD * forward_flops(config, 1, width)
+    return StepEstimate("parameter_gradients", budget, flops, gradient_memory_seconds(sizes, runs))
+
+
 @jax.jit
 def float32_zeros(tree):
     """float32 zeros shaped like every array of a tree (one program for the whole tree)."""
