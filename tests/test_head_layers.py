@@ -20,6 +20,22 @@ from generator.extract.head_layers import layerwise_head_drops
 from generator.models.loading import load_model
 
 
+class RecordingBar:
+    """A progress bar that records its total and updates."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self.updates = what, total, []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int = 1) -> None:
+        self.updates.append(n)
+
+
 def sample(config, task: str, rows: int = 3, width: int = 9) -> ObjectiveInputs:
     """Random ids with one padded row; targets at position 3 (rows x width)."""
     rng = np.random.default_rng(1)
@@ -53,8 +69,20 @@ def test_layer_by_layer_ablation_equals_the_whole_model(name):
         inputs = inputs._replace(reference=np.asarray(own))
     if name == "tiny-xlnet":
         assert task == "permutation-lm"
-    context = SimpleNamespace(config=config, task=task, graphdef=graphdef, params=params)
+    bars = []
+    context = SimpleNamespace(
+        config=config,
+        task=task,
+        graphdef=graphdef,
+        params=params,
+        bar=lambda what, total, unit: bars.append(RecordingBar(what, total)) or bars[-1],
+    )
     ablation, taylor = layerwise_head_drops(context, inputs, embeds, chunk=3, fidelity=fidelity)
+    # progress in layer runs: layer l's heads run layers l.. (n_layers - l of them)
+    runs = config.n_layers * (config.n_layers + 1) // 2
+    assert [b.what.split(" (")[0] for b in bars] == ["head ablation", "head Taylor"][: 1 + fidelity]
+    assert all(b.total == runs and sum(b.updates) == runs for b in bars)
+    assert bars[0].updates == list(range(config.n_layers, 0, -1))
     objective = make_objective(task, graphdef, params)
     whole = ablation_drops(lambda mask: objective(inputs, embeds, mask), *shape, chunk=3)
     assert ablation.shape == (len(inputs.input_ids), *shape)
@@ -72,3 +100,17 @@ def test_layer_by_layer_ablation_equals_the_whole_model(name):
         assert np.abs(expected).max() > 1e-6
     else:
         assert taylor is None
+
+
+def test_attribution_progress_bars_draw_only_when_asked(capsys):
+    from generator.extract.attribution_capture import AttributionContext
+
+    fields = dict.fromkeys(AttributionContext.__dataclass_fields__)
+    fields |= {"card": SimpleNamespace(name="tiny"), "progress": True}
+    with AttributionContext(**fields).bar("head pruning", 10, "fraction") as bar:
+        bar.update(4)
+    assert "tiny: head pruning" in capsys.readouterr().err
+    fields["progress"] = False
+    with AttributionContext(**fields).bar("head pruning", 10, "fraction") as bar:
+        bar.update(4)
+    assert capsys.readouterr().err == ""

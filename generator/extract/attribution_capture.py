@@ -126,6 +126,14 @@ class AttributionContext:
     pooled_last: np.ndarray
     pad_id: int
     writer: object
+    progress: bool = False  # draw progress bars (a terminal)
+
+    def bar(self, what: str, total: float, unit: str):
+        """A progress bar `CARD: what` over `total` units (drawn only with `progress`)."""
+        from tqdm import tqdm
+
+        name = getattr(self.card, "name", "")
+        return tqdm(total=total, desc=f"{name}: {what}", unit=unit, disable=not self.progress)
 
     @property
     def seq2seq(self) -> bool:
@@ -219,7 +227,17 @@ def class_references(pooled_last: np.ndarray, labels, rows: np.ndarray) -> np.nd
 
 
 def attribution_context(
-    card, loaded, task: str, *, tokenizer, tokens, corpus, pooled_last, pad_id: int, writer
+    card,
+    loaded,
+    task: str,
+    *,
+    tokenizer,
+    tokens,
+    corpus,
+    pooled_last,
+    pad_id: int,
+    writer,
+    progress: bool = False,
 ) -> AttributionContext:
     """Return the AttributionContext of a card's loaded model for `task` (weights split off)."""
     graphdef, params = nnx.split(loaded.model)
@@ -236,16 +254,28 @@ def attribution_context(
         pooled_last,
         pad_id,
         writer,
+        progress,
     )
 
 
 def capture_attributions(
-    card, loaded, *, tokenizer, tokens, corpus, pooled_last, writer, pad_id, showcase
+    card,
+    loaded,
+    *,
+    tokenizer,
+    tokens,
+    corpus,
+    pooled_last,
+    writer,
+    pad_id,
+    showcase,
+    progress: bool = False,
 ) -> dict:
     """Compute and store attributions, head importance and the logit lens; return manifest details.
 
     showcase: (corpus rows, padded ids, mask) of the showcase examples, plus for encoder-decoder
     models their decoder batch (decoder_input_ids, decoder_attention_mask, target_ids).
+    progress: progress bars over examples, layers and pruning fractions.
     """
     config = loaded.config
     seq2seq = config.seq2seq
@@ -268,6 +298,7 @@ def capture_attributions(
         pooled_last=pooled_last,
         pad_id=pad_id,
         writer=writer,
+        progress=progress,
     )
     rows, ids, mask, *decoder = showcase
     reference = class_references(pooled_last, corpus.labels, rows)
@@ -338,13 +369,15 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
 
     lengths = np.sum(inputs.attention_mask, axis=1)
     results = [None] * len(embeds)
-    for rows, cut in attribution_groups(context.config, lengths, width, DEFAULT_IG_STEPS):
-        narrow = inputs._replace(
-            input_ids=inputs.input_ids[:, :cut], attention_mask=inputs.attention_mask[:, :cut]
-        )
-        for i in rows:
-            point = (embeds[i, :cut], baseline[i, :cut])
-            results[i] = jax.device_get(explain(context.params, narrow, i, *point))
+    with context.bar("token attributions", len(embeds), "example") as bar:
+        for rows, cut in attribution_groups(context.config, lengths, width, DEFAULT_IG_STEPS):
+            narrow = inputs._replace(
+                input_ids=inputs.input_ids[:, :cut], attention_mask=inputs.attention_mask[:, :cut]
+            )
+            for i in rows:
+                point = (embeds[i, :cut], baseline[i, :cut])
+                results[i] = jax.device_get(explain(context.params, narrow, i, *point))
+                bar.update()
     errors = write_token_attributions(writer, tokenizer, inputs, results, full_width)
     return {
         "ig_steps": DEFAULT_IG_STEPS,
@@ -475,10 +508,18 @@ def head_importance(context: AttributionContext) -> dict:
     per_text = tuple(
         in_sample_order([g[0] for g in groups], [p[i] for p in parts], len(rows)) for i in (0, 1)
     )
-    with step_part("head_pruning"):
-        pruning = write_head_importance(
-            context.writer, rows, per_text, group_mask_evaluator(context, groups)
-        )
+    with (
+        step_part("head_pruning"),
+        context.bar("head pruning", len(PRUNING_FRACTIONS), "fraction") as bar,
+    ):
+        evaluate = group_mask_evaluator(context, groups)
+
+        def evaluate_fraction(masks):  # called once per pruning fraction
+            values = evaluate(masks)
+            bar.update()
+            return values
+
+        pruning = write_head_importance(context.writer, rows, per_text, evaluate_fraction)
     return {
         "sample_size": int(len(rows)),
         "sample_source": source,

@@ -809,6 +809,7 @@ def attributions(run: ExtractRun) -> None:
         writer=run.writer,
         pad_id=run.pad_id,
         showcase=(run.showcase, ids, mask, *run.decoder),
+        progress=run.progress,
     )
 
 

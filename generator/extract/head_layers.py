@@ -89,18 +89,30 @@ def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool)
     n_layers, n_heads = context.config.n_layers, context.config.n_heads
     first, ablation, taylor = layer_programs(context.task, context.graphdef, n_heads, chunk)
     params = context.params
-    with step_part("head_ablation"):
+    # Progress in layer runs: the heads of layer `start` run layers start.. (n_layers - start)
+    runs = n_layers * (n_layers + 1) // 2
+    texts = len(inputs.input_ids)
+    with (
+        step_part("head_ablation"),
+        context.bar(f"head ablation ({texts} texts)", runs, "layer") as bar,
+    ):
         x, full = first(params, inputs, embeds)
         drops, layer_inputs = [], []
         for start in range(n_layers):
             layer_inputs.append(x)
             row, x = ablation(params, inputs, embeds, x, full, jnp.int32(start))
             drops.append(np.asarray(row, np.float32))
+            bar.update(n_layers - start)
     if not fidelity:
         return np.stack(drops, axis=1), None
-    with step_part("head_taylor"):
-        second = [
-            np.asarray(taylor(params, inputs, embeds, x, jnp.int32(start)), np.float32)
-            for start, x in enumerate(layer_inputs)
-        ]
+    second = []
+    with (
+        step_part("head_taylor"),
+        context.bar(f"head Taylor ({texts} texts)", runs, "layer") as bar,
+    ):
+        for start, x in enumerate(layer_inputs):
+            second.append(
+                np.asarray(taylor(params, inputs, embeds, x, jnp.int32(start)), np.float32)
+            )
+            bar.update(n_layers - start)
     return np.stack(drops, axis=1), np.stack(second, axis=1)
