@@ -61,6 +61,17 @@ def forward_flops(config, rows: int, width: int) -> float:
     return 2.0 * tokens * weights + scores
 
 
+def best_seconds(program, argument, repeats: int) -> float:
+    """Return the fastest of `repeats` timed calls of `program(argument)`, after a warm-up."""
+    program(argument).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        program(argument).block_until_ready()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 @functools.cache
 def measured_throughput(dtype: str = "float32") -> float:
     """Return the matmul FLOP/s of the first device in `dtype` (best of 5 after a warm-up).
@@ -72,14 +83,7 @@ def measured_throughput(dtype: str = "float32") -> float:
 
     size = 1024 if jax.devices()[0].platform == "cpu" else 8192
     a = jnp.ones((size, size), jnp.dtype(dtype))
-    product = jax.jit(lambda x: x @ x)
-    product(a).block_until_ready()
-    best = float("inf")
-    for _ in range(5):
-        started = time.perf_counter()
-        product(a).block_until_ready()
-        best = min(best, time.perf_counter() - started)
-    return 2.0 * size**3 / best
+    return 2.0 * size**3 / best_seconds(jax.jit(lambda x: x @ x), a, repeats=5)
 
 
 @functools.cache
@@ -94,17 +98,11 @@ def measured_copy_rates() -> tuple[float, float]:
     import jax.numpy as jnp
 
     double = jax.jit(lambda x: x * 2.0)
-    rates = []
-    for size in (FRESH_BYTES, REUSED_BYTES):
-        x = jnp.ones((size // 4,), jnp.float32)
-        double(x).block_until_ready()
-        best = float("inf")
-        for _ in range(3):
-            started = time.perf_counter()
-            double(x).block_until_ready()
-            best = min(best, time.perf_counter() - started)
-        rates.append(2.0 * size / best)
-    return rates[0], rates[1]
+    fresh, reused = (
+        2.0 * size / best_seconds(double, jnp.ones((size // 4,), jnp.float32), repeats=3)
+        for size in (FRESH_BYTES, REUSED_BYTES)
+    )
+    return fresh, reused
 
 
 def gradient_memory_seconds(tensor_bytes: list[int], texts: int) -> float:
