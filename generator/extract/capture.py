@@ -632,7 +632,7 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
                 config, run.tokens, run.corpus, card.head_sample, fidelity=fidelity
             )
         )
-    if gradients_run(run):
+    if "weights" in run.analyses and gradient_task(run)[1] is None:
         from generator.extract.gradients import gradient_estimate
 
         n = len(card.checkpoints)
@@ -640,16 +640,19 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
     return steps
 
 
-def gradients_run(run: ExtractRun) -> bool:
-    """Whether the parameter-gradient step will run (as far as known before the corpus pass)."""
+def gradient_task(run: ExtractRun) -> tuple[str, str | None]:
+    """Return the parameter gradients' task and why they cannot run (None: they can).
+
+    Known once the corpus arrays are opened (`plan_corpus_pass`): the embedding loss needs the
+    corpus embeddings, streamed only for the representations analysis.
+    """
     from generator.attribution.objectives import EMBEDDING_TASKS, default_task, task_problem
 
-    if "weights" not in run.analyses:
-        return False
     task = run.card.task or default_task(run.config.heads, run.seq2seq)
-    if task in EMBEDDING_TASKS and "representations" not in run.analyses:
-        return False  # the embedding loss needs the corpus embeddings
-    return task_problem(task, run.config.heads, run.seq2seq) is None
+    problem = task_problem(task, run.config.heads, run.seq2seq)
+    if problem is None and task in EMBEDDING_TASKS and "pooled_mean" not in run.streamed:
+        problem = "the embedding loss needs the corpus embeddings of the representations analysis"
+    return task, problem
 
 
 def plan_showcase(run: ExtractRun) -> None:
@@ -827,16 +830,12 @@ def parameter_gradients(run: ExtractRun) -> None:
     """Gradient norms of the task loss per parameter tensor (the weights page's section)."""
     if "weights" not in run.analyses:
         return
-    from generator.attribution.objectives import EMBEDDING_TASKS, default_task, task_problem
     from generator.extract.attribution_capture import attribution_context
     from generator.extract.gradients import LOSSES, capture_gradients
 
-    config, card = run.config, run.card
-    task = card.task or default_task(config.heads, run.seq2seq)
+    card = run.card
+    task, problem = gradient_task(run)
     references = pooled_last(run)
-    problem = task_problem(task, config.heads, run.seq2seq)
-    if problem is None and task in EMBEDDING_TASKS and references is None:
-        problem = "the embedding loss needs the corpus embeddings of the representations analysis"
     if problem is not None:
         run.details["gradients"] = {"task": task, "loss": LOSSES.get(task), "skipped": problem}
         return
