@@ -117,3 +117,24 @@ def test_a_7b_llama_is_refused_on_a_24_gb_machine(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(LLAMA_7B_CONFIG))
     with pytest.raises(MemoryRefusal, match=r"needs about 28\.\d\d GiB .*24\.00 GiB free"):
         check_checkpoint("llama-7b", tmp_path, Available(24 * 1024**3, "a 24 GiB machine"))
+
+
+def test_gradients_that_cannot_fit_are_skipped_with_the_reason(tmp_path, monkeypatch):
+    """Room for the model and its batches, not for the parameter-gradient step: said before the
+    passes (--strict stops there), then skipped with the reason on the page, never killed."""
+    from generator.artifacts import open_artifacts
+    from generator.models import memory
+
+    monkeypatch.setattr(memory, "gradient_step_bytes", lambda *args, **kwargs: 1 << 50)
+    out, artifacts = tmp_path / "site", tmp_path / "artifacts"
+    card = write_card(tmp_path / "cards")
+    strict = cli("build", card, "--out", out, "--artifacts", artifacts, "-q", "--strict")
+    assert strict.exit_code != 0
+    assert "tiny-bert: parameter gradients skipped: they need about" in strict.output
+    assert not out.exists() and not (artifacts / "tiny-bert").exists()
+    result = cli("build", card, "--out", out, "--artifacts", artifacts, "-q")
+    assert result.exit_code == 0, result.output
+    reason = open_artifacts(artifacts / "tiny-bert").manifest["gradients"]["skipped"]
+    assert reason.startswith("they need about") and "mesh: {model: N}" in reason
+    page = (out / "tiny-bert" / "weights.html").read_text(encoding="utf-8")
+    assert "No parameter gradients in these artifacts: they need about" in page

@@ -209,6 +209,13 @@ def test_cli_echoes_the_memory_estimate_and_reads_pickles_only_when_allowed(tmp_
     assert loud.exit_code == 0, loud.output
     lines = [line for line in loud.output.splitlines() if "memory estimate" in line]
     assert len(lines) == 1 and lines[0].startswith("pickled: memory estimate per device")
+    verbose = runner.invoke(
+        main, ["extract", str(card), "--artifacts", artifacts, "--allow-pickle", "--force", "-v"]
+    )
+    assert verbose.exit_code == 0, verbose.output
+    assert "INFO" in verbose.output  # the log reaches the output ...
+    for note in ("memory estimate", "time estimate"):  # ... but each note comes once
+        assert sum(note in line for line in verbose.output.splitlines()) == 1, verbose.output
     manifest = open_artifacts(Path(artifacts) / "pickled").manifest
     assert manifest["inputs"]["weights_sha256"] is not None
 

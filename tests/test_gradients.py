@@ -8,8 +8,14 @@ from cards import FIXTURES
 from flax import nnx
 
 from generator.attribution.objectives import ObjectiveInputs
-from generator.extract.gradients import checkpoint_names, model_gradients
+from generator.extract.gradients import (
+    checkpoint_names,
+    memory_problem,
+    model_gradients,
+)
+from generator.models.device_memory import Available
 from generator.models.loading import load_model
+from generator.models.memory import gradient_step_bytes
 
 PARITY = FIXTURES / "parity"
 CASES = {
@@ -62,3 +68,15 @@ def test_gradient_norms_equal_pytorch(fixture):
         assert result.n_targets == int(ref["attention_mask"][:, 1:].sum())
     else:
         assert result.n_targets == int(np.sum(ref["labels"] != -100))
+
+
+def test_a_gradient_step_beyond_the_free_memory_is_one_line_naming_the_fix():
+    config = load_model(FIXTURES / "tiny-llama").config
+    need = gradient_step_bytes(config, 10**6, 16)
+    fits, short = Available(need, "a fake card"), Available(need - 1, "a fake card")
+    assert memory_problem(config, 10**6, 16, checkpoints=False, available=fits) is None
+    assert memory_problem(config, 10**6, 16, checkpoints=False, available=short)
+    # a further checkpoint's float32 parameters are loaded beside the card's
+    problem = memory_problem(config, 10**6, 16, checkpoints=True, available=fits)
+    assert problem and "\n" not in problem
+    assert "a fake card has" in problem and "mesh: {model: N}" in problem

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from generator.attribution.objectives import ObjectiveInputs
+from generator.extract.gradients import make_gradient_step
 from generator.models import load_model, parse_config
-from generator.models.memory import GIB, estimate_memory, parameter_count
+from generator.models.layers import extraction_layers
+from generator.models.memory import GIB, estimate_memory, gradient_step_bytes, parameter_count
 from generator.models.registry import family_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -237,3 +240,41 @@ def test_memory_estimate_scales():
     assert bf16.corpus_batch_bytes < small.corpus_batch_bytes
     line = small.summary()
     assert "\n" not in line and "GiB" in line and "8x128" in line
+
+
+def gradient_step_memory(config, model, task: str, rows: int, tokens: int) -> int:
+    """The compiled parameter-gradient step's float32 sum and temporaries, in bytes."""
+    graphdef, params = nnx.split(model)
+    ints = lambda *shape: jax.ShapeDtypeStruct(shape, np.int32)  # noqa: E731
+    inputs = ObjectiveInputs(
+        ints(rows, tokens),
+        ints(rows, tokens),
+        ints(rows),
+        ints(rows),
+        jax.ShapeDtypeStruct((rows, 1), np.float32),
+        ints(rows),
+    )
+    total = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, np.float32), params)
+    step = make_gradient_step(task, graphdef).lower(params, total, inputs, ints())
+    memory = step.compile().memory_analysis()
+    return memory.output_size_in_bytes + memory.temp_size_in_bytes
+
+
+@pytest.mark.parametrize(
+    "name, task", [("gpt2", "causal-lm"), ("llama-2-7b", "causal-lm"), ("bert-base", "masked-lm")]
+)
+def test_gradient_step_memory_is_within_its_estimate_scanned_or_not(name, task):
+    """What the gradient step holds beside the parameters fits `gradient_step_bytes` (within
+    1.25x), and extractions that scan their layers (accelerators) still unroll it: scanned,
+    its temporaries stacked the parameters and their gradients (Llama-2-7B: 80 GB more)."""
+    cfg, heads, published = FULL_SIZE[name]
+    config, model = abstract_model(cfg, heads or ("masked-lm",))
+    rows, tokens = 32, 24  # the gradient sample of the default card's builds
+    held = {}
+    for platform in ("cpu", "gpu"):  # the CPU's extraction unrolls the layers, a GPU's scans
+        with extraction_layers(platform):
+            held[platform] = gradient_step_memory(config, model, task, rows, tokens)
+    assert held["gpu"] == held["cpu"]
+    count = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    estimate = gradient_step_bytes(config, count, tokens)
+    assert held["cpu"] <= estimate <= 1.25 * held["cpu"]

@@ -167,15 +167,15 @@ def memory_summary(estimates: list) -> str:
     return max(estimates, key=lambda e: e.corpus_batch_bytes).summary()
 
 
-def check_activations(card, estimates: list) -> None:
+def check_activations(card, estimates: list, available) -> None:
     """Refuse the corpus pass when its largest batch or the showcase exceeds the free memory.
 
     The parameters are resident already, so only the activations are compared with what is free.
     """
-    from generator.models.device_memory import check_batch, device_available
+    from generator.models.device_memory import check_batch
 
     most = max(max(e.corpus_batch_bytes, e.showcase_batch_bytes) for e in estimates)
-    check_batch(card.name, most, device_available(), max_length=card.max_length)
+    check_batch(card.name, most, available, max_length=card.max_length)
 
 
 @dataclass
@@ -220,6 +220,7 @@ class ExtractRun:
     timings: list = field(default_factory=list)  # {step, seconds, compile_seconds, peak_rss_bytes}
     estimates: list = field(default_factory=list)  # StepEstimate of the heavy steps
     throughput: float = 0.0  # measured matmul FLOP/s used by the estimates
+    gradient_memory_problem: str | None = None  # why the parameter gradients cannot fit
 
     @property
     def strict(self) -> bool:
@@ -525,6 +526,7 @@ def plan_corpus_pass(run: ExtractRun) -> None:
         open_summed_arrays,
     )
     from generator.extract.steps import make_steps
+    from generator.models.device_memory import device_available
 
     card, config, writer = run.card, run.config, run.writer
     store = jnp.dtype(card.store_dtype)
@@ -545,11 +547,47 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     width = bucket_length(int(max(run.showcase_tokens.lengths[run.showcase])), run.max_length)
     estimates = memory_estimates(card, run.loaded, run.batches, (len(run.showcase), width))
     summary = memory_summary(estimates) + compiled_summary(run.batches, measured, budget)
-    check_activations(card, estimates)
-    log.info("%s: %s", card.name, summary)
-    if run.notify is not None:
-        run.notify(f"{card.name}: {summary}")
+    available = device_available()
+    check_activations(card, estimates, available)
+    tell(run, f"{card.name}: {summary}")
+    plan_gradient_memory(run, available)
     note_time_estimate(run, width)
+
+
+def plan_gradient_memory(run: ExtractRun, available) -> None:
+    """Decide before the passes whether the parameter gradients fit; warn now when they do not.
+
+    They then are skipped with the reason (the weights page shows it), never killed mid-way.
+    """
+    if "weights" not in run.analyses or gradient_task(run)[1] is not None:
+        return  # not asked for, or skipped for another reason
+    run.gradient_memory_problem = gradient_memory_problem(run, available)
+    if run.gradient_memory_problem is not None:
+        run.warn(f"{run.card.name}: parameter gradients skipped: {run.gradient_memory_problem}")
+
+
+def gradient_memory_problem(run: ExtractRun, available) -> str | None:
+    """Why the parameter-gradient step cannot fit in `available` memory (None: it fits)."""
+    from generator.extract.gradients import memory_problem, sample_shape
+
+    count = sum(row["count"] for row in parameter_inventory(run.loaded.model))
+    per_device = count // int(run.mesh.shape["model"])
+    _, width = sample_shape(run.tokens, run.corpus)
+    return memory_problem(
+        run.config, per_device, width, checkpoints=bool(run.card.checkpoints), available=available
+    )
+
+
+def tell(run: ExtractRun, line: str) -> None:
+    """Give the user one line: through `notify` when the build has one, else the INFO log.
+
+    Not both, or a verbose build would print the line twice.
+    """
+    if run.notify is None:
+        log.info("%s", line)
+    else:
+        log.debug("%s", line)
+        run.notify(line)
 
 
 def plan_corpus_batches(run: ExtractRun, step) -> tuple[int | None, int]:
@@ -597,10 +635,7 @@ def note_time_estimate(run: ExtractRun, showcase_width: int) -> None:
 
     run.throughput = estimate.measured_throughput(run.card.dtype)
     run.estimates = heavy_steps(run, showcase_width)
-    line = f"{run.card.name}: {estimate.summary(run.estimates, run.throughput)}"
-    log.info("%s", line)
-    if run.notify is not None:
-        run.notify(line)
+    tell(run, f"{run.card.name}: {estimate.summary(run.estimates, run.throughput)}")
 
 
 def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
@@ -613,7 +648,8 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
 
     config, card = run.config, run.card
     corpus = sum(forward_flops(config, b.batch_size, b.bucket) for b in run.batches)
-    texts = f"{len(run.corpus)} texts in {len(run.batches)} batches"
+    n_batches = len(run.batches)
+    texts = f"{len(run.corpus)} texts in {n_batches} batch{'' if n_batches == 1 else 'es'}"
     steps = [StepEstimate("corpus_pass", texts, corpus)]
     if card.checkpoints and "representations" in run.analyses:
         n = len(card.checkpoints)
@@ -652,7 +688,7 @@ def gradient_task(run: ExtractRun) -> tuple[str, str | None]:
     problem = task_problem(task, run.config.heads, run.seq2seq)
     if problem is None and task in EMBEDDING_TASKS and "pooled_mean" not in run.streamed:
         problem = "the embedding loss needs the corpus embeddings of the representations analysis"
-    return task, problem
+    return task, problem or run.gradient_memory_problem
 
 
 def plan_showcase(run: ExtractRun) -> None:
@@ -835,6 +871,12 @@ def parameter_gradients(run: ExtractRun) -> None:
 
     card = run.card
     task, problem = gradient_task(run)
+    if problem is None:  # what is free now: the analysis's workers may hold memory since
+        from generator.models.device_memory import device_available
+
+        problem = run.gradient_memory_problem = gradient_memory_problem(run, device_available())
+        if problem is not None:
+            run.warn(f"{card.name}: parameter gradients skipped: {problem}")
     references = pooled_last(run)
     if problem is not None:
         run.details["gradients"] = {"task": task, "loss": LOSSES.get(task), "skipped": problem}

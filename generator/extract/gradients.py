@@ -108,8 +108,13 @@ def make_gradient_step(task: str, graphdef):
     """Return a jitted `(params, total, inputs, index) -> (total + g, loss sum, targets, ‖g‖²)`.
 
     g is the gradient of example `index`'s summed loss; `total` (float32, like params) is
-    donated, so the running sum is updated in place.
+    donated, so the running sum is updated in place. The layers are traced unrolled on every
+    platform (`unrolled_layers`): a scan would stack the layers' parameters and their
+    gradients in temporaries of about twice the parameters (Llama-2-7B's shapes: parameters,
+    sum and temporaries 107 GB scanned, 55 GB unrolled; memory.gradient_step_bytes).
     """
+    from generator.models.layers import unrolled_layers
+
     terms = loss_terms(task, graphdef)
 
     @functools.partial(jax.jit, donate_argnums=1)
@@ -120,12 +125,44 @@ def make_gradient_step(task: str, graphdef):
             summed, count = terms(p, row)
             return summed[0], count[0]
 
-        (summed, count), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        with unrolled_layers():
+            (summed, count), grads = jax.value_and_grad(loss, has_aux=True)(params)
         total = jax.tree.map(lambda t, g: t + g.astype(jnp.float32), total, grads)
         squared = sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(grads))
         return total, summed, count, squared
 
     return step
+
+
+def sample_shape(tokens, corpus) -> tuple[np.ndarray, int]:
+    """The sample's corpus rows and the width its texts are padded to (as the step runs them)."""
+    from generator.extract.batching import trimmed_width
+    from generator.extract.head_budget import sample_rows
+
+    rows = sample_rows(corpus, SAMPLE_SIZE)
+    return rows, trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+
+
+def memory_problem(config, parameters: int, width: int, *, checkpoints: bool, available):
+    """Why the gradient step cannot fit in `available` memory (None: it fits), in one line.
+
+    It needs `memory.gradient_step_bytes` beside the resident parameters, and with further
+    checkpoints also their float32 parameters (loaded one at a time beside the card's).
+    `parameters` counts the parameters one device holds.
+    """
+    from generator.models.memory import GIB, gradient_step_bytes
+
+    need = gradient_step_bytes(config, parameters, width) + (4 * parameters if checkpoints else 0)
+    if need <= available.bytes:
+        return None
+    held = "a float32 sum of every parameter, the embeddings' gradients, one text's backward pass"
+    if checkpoints:
+        held += ", a further checkpoint's parameters"
+    return (
+        f"they need about {need / GIB:.2f} GiB beside the loaded parameters ({held}) but "
+        f"{available.where} has {available.bytes / GIB:.2f} GiB free; shard the parameters "
+        "with `mesh: {model: N}` or build on a machine with more memory"
+    )
 
 
 def gradient_estimate(params, config, tokens, corpus, checkpoints: int):
@@ -135,17 +172,14 @@ def gradient_estimate(params, config, tokens, corpus, checkpoints: int):
     (`estimate.BACKWARD`) and `estimate.GRADIENT_PASSES` passes over float32 gradients of every
     tensor, for the card's weights and each further checkpoint.
     """
-    from generator.extract.batching import trimmed_width
     from generator.extract.estimate import (
         BACKWARD,
         StepEstimate,
         forward_flops,
         gradient_memory_seconds,
     )
-    from generator.extract.head_budget import sample_rows
 
-    rows = sample_rows(corpus, SAMPLE_SIZE)
-    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    rows, width = sample_shape(tokens, corpus)
     runs = len(rows) * (1 + checkpoints)
     sizes = [4 * int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(params)]
     budget = f"{len(rows)} texts of {width} tokens one at a time"

@@ -201,6 +201,29 @@ def backward_bytes(config: ModelConfig, rows: int, tokens: int) -> int:
     return 4 * rows * tokens * layers * per_token
 
 
+def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> int:
+    """Estimate what the parameter-gradient step adds to the resident parameters (bytes).
+
+    Its float32 running sum of every parameter (extract/gradients.py), the float32 gradients
+    of the token embeddings and of an untied output embedding (XLA scatters and multiplies
+    them into buffers of their own rather than into the sum in place) and one text's backward
+    pass (`backward_bytes`) with its logits, plus a tenth of the parameters for whatever else
+    is not added in place. Checked against the compiled step (sum + temporaries, one text of 24 tokens, a
+    causal-lm loss): GPT-2 small 0.57 GB measured vs 0.55 without that tenth, a 24-layer Llama
+    1.64 vs 1.62, Llama-2-7B's shapes 28.21 vs 28.08. The step traces its layers unrolled on
+    every platform: scanned, its temporaries held the stacked parameters and their stacked
+    gradients, twice the parameters more (benchmarks/README.md).
+    """
+    embeddings = config.vocab_size * config.embedding_size
+    lm_head = any(head in ("causal-lm", "masked-lm", "permutation-lm") for head in config.heads)
+    if lm_head and not config.tie_word_embeddings:
+        embeddings += config.vocab_size * config.d_model
+    logits = 3 * tokens * config.vocab_size if lm_head else 0  # logits, log-probs, gradient
+    # and a tenth of the parameters for the other gradients that are not added in place
+    floats = parameters + parameters // 10 + embeddings + logits
+    return 4 * floats + backward_bytes(config, 1, tokens)
+
+
 def rows_within(config: ModelConfig, rows: int, tokens: int, budget: int) -> int:
     """The most of `rows` sequences whose backward pass (`backward_bytes`) fits `budget`: all of
     them when they fit, never fewer than one."""
