@@ -124,12 +124,19 @@ def build_command(card: Path, out: Path, artifacts: Path) -> list[str]:
 
 
 def run_build(
-    repo: Path, card: Path, out: Path, artifacts: Path, timeout: float | None = None
+    repo: Path,
+    card: Path,
+    out: Path,
+    artifacts: Path,
+    timeout: float | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Run:
     """Run `modelatlas build` from the copied repo `repo` (its code and templates win).
 
     The figure cache sits beside `artifacts`: a build into fresh folders renders every figure
-    (cold), a rebuild into the same folders finds them (warm), as for a user.
+    (cold), a rebuild into the same folders finds them (warm), as for a user. `extra_env` adds
+    environment variables for the build (e.g. JAX's GPU memory fraction).
     """
     env = {"PYTHONPATH": str(repo), "MODELATLAS_CACHE": str(artifacts.parent / "figure-cache")}
+    env |= extra_env or {}
     return run_measured(build_command(card, out, artifacts), cwd=repo, env=env, timeout=timeout)

@@ -286,6 +286,8 @@ def test_llama_7b_gpu_run_works_at_tiny_size_on_the_cpu(tmp_path):
     # bfloat16 on disk: 2 bytes per parameter plus the safetensors header
     assert 2 * parameters < report["checkpoint"]["bytes"] < 2 * parameters + 2**16
     assert report["card"]["dtype"] == "bfloat16" and not report["build"]["timed_out"]
+    fraction = os.environ.get("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.92")  # JAX's default: 0.75
+    assert report["environment"] == {"XLA_PYTHON_CLIENT_MEM_FRACTION": fraction}
     timings = report["timings"]
     assert all(timings[stage]["seconds"] > 0 for stage in ("extract", "analyze", "render"))
     steps = {step["step"] for step in timings["extract"]["steps"]}
@@ -293,6 +295,7 @@ def test_llama_7b_gpu_run_works_at_tiny_size_on_the_cpu(tmp_path):
     text = results.read_text(encoding="utf-8")
     assert text.startswith("# earlier results\n")  # appended, not replaced
     assert "## tiny-llama end to end" in text and "\n- extract " in text
+    assert f"XLA_PYTHON_CLIENT_MEM_FRACTION={fraction}" in text
     assert not list(tmp_path.glob("modelatlas-7b-*"))  # the scratch checkpoint is removed
 
 

@@ -48,7 +48,7 @@ def context_of(name: str, task: str, head_sample: int | None = None):
     labels = tuple("ab"[i % 2] for i in range(len(ids)))
     corpus = Corpus(texts, labels, None, "test", "0")
     tokens = TokenizedCorpus(ids, np.array(LENGTHS), 64)
-    card = SimpleNamespace(head_sample=head_sample, name=name)
+    card = SimpleNamespace(head_sample=head_sample, name=name, dtype="float32")
     pooled = rng.standard_normal((len(ids), loaded.config.d_model)).astype(np.float32)
     return capture.attribution_context(
         card,
@@ -111,3 +111,29 @@ def test_token_attributions_in_width_groups_equal_one_batch(monkeypatch):
             np.testing.assert_allclose(grouped[name], array, rtol=1e-4, atol=atol, err_msg=name)
         else:
             np.testing.assert_array_equal(grouped[name], array)
+
+
+def test_integrated_gradients_leave_room_for_parameters_converted_to_bfloat16(monkeypatch):
+    """With `dtype: bfloat16` each program converts the float32 parameters: the points' memory
+    budget is what is free less their float32 size (`memory.conversion_bytes`)."""
+    import jax
+
+    from generator.models.device_memory import Available
+
+    budgets = []
+    fit = capture.rows_within
+
+    def recording(config, rows, tokens, budget):
+        budgets.append(budget)
+        return fit(config, rows, tokens, budget)
+
+    monkeypatch.setattr(capture, "rows_within", recording)
+    context = context_of("tiny-bert-mlm", "masked-lm")
+    count = sum(leaf.size for leaf in jax.tree.leaves(context.params))
+    free = 4 * count + 2**30  # a quarter of it stays under the CPU's HOST_BACKWARD_BUDGET
+    monkeypatch.setattr(capture, "device_available", lambda: Available(free, "a fake card"))
+    inputs = capture.sample_batch(context, np.arange(2), max(LENGTHS))
+    for dtype in ("float32", "bfloat16"):
+        context.card.dtype = dtype
+        capture.token_attributions(context, inputs)
+    assert budgets == [free // capture.BACKWARD_SHARE, 2**30 // capture.BACKWARD_SHARE]

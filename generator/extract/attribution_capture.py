@@ -62,12 +62,14 @@ from generator.extract.head_budget import (
 from generator.extract.head_layers import layerwise_head_drops
 from generator.extract.stored_strings import strings_array
 from generator.models.device_memory import device_available
-from generator.models.memory import equal_chunk, rows_within
+from generator.models.memory import conversion_bytes, equal_chunk, rows_within
 
 log = logging.getLogger(__name__)
 
 # The integrated-gradients points of one example run vmapped together while their backward
-# pass fits this share of the memory free before the step (models/memory.backward_bytes) and,
+# pass fits this share of the memory free before the step (models/memory.backward_bytes), less
+# what converting the float32 parameters to a narrower compute dtype holds (`conversion_bytes`),
+# and,
 # on the CPU, where that memory is the build's own RSS, `HOST_BACKWARD_BUDGET`; otherwise in
 # equal chunks. The estimate undercounts short texts: a bert-base showcase example's 66 points
 # of 16-24 tokens at once raised the build's RSS by 1.23 GB, estimated 0.65-1.0 GB, and were
@@ -352,7 +354,9 @@ def token_attributions(context: AttributionContext, inputs: ObjectiveInputs) -> 
         context.table, inputs.input_ids, special, np.int32(baseline_token(tokenizer))
     )
 
-    budget = device_available().bytes // BACKWARD_SHARE
+    count = sum(int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(context.params))
+    free = device_available().bytes - conversion_bytes(count, context.card.dtype)
+    budget = max(free, 0) // BACKWARD_SHARE
     if jax.devices()[0].platform == "cpu":
         budget = min(budget, HOST_BACKWARD_BUDGET)
 

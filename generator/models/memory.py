@@ -224,6 +224,17 @@ def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> in
     return 4 * floats + backward_bytes(config, 1, tokens)
 
 
+def conversion_bytes(parameters: int, dtype: str) -> int:
+    """Bytes a program holds converting the float32 parameters to a narrower compute dtype.
+
+    The models keep float32 parameters and convert them inside each program; compiled for
+    Llama-2-7B's shapes with `dtype: bfloat16` (27 GB of float32 parameters), XLA's CPU schedule
+    kept 22-26 GB of converted weights alive at once (benchmarks/README.md, the 7B GPU run), so
+    the float32 size is counted.
+    """
+    return 0 if dtype == "float32" else 4 * parameters
+
+
 def rows_within(config: ModelConfig, rows: int, tokens: int, budget: int) -> int:
     """The most of `rows` sequences whose backward pass (`backward_bytes`) fits `budget`: all of
     them when they fit, never fewer than one."""
