@@ -225,12 +225,14 @@ def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> in
 
 
 def conversion_bytes(parameters: int, dtype: str) -> int:
-    """Bytes a program holds converting the float32 parameters to a narrower compute dtype.
+    """Bytes a program may hold in converted weights when computing in a narrower dtype.
 
-    The models keep float32 parameters and convert them inside each program; compiled for
-    Llama-2-7B's shapes with `dtype: bfloat16` (27 GB of float32 parameters), XLA's CPU schedule
-    kept 22-26 GB of converted weights alive at once (benchmarks/README.md, the 7B GPU run), so
-    the float32 size is counted.
+    The models keep float32 parameters and round them to the compute dtype inside each
+    program. XLA's CPU backend computes bfloat16 matrix products in float32, on float32 copies
+    of the rounded weights, and kept them alive at once: compiled for Llama-2-7B's shapes with
+    `dtype: bfloat16`, 22-26 GB of temporaries beside 27 GB of parameters (the same with
+    bfloat16 parameters; benchmarks/README.md, the 7B GPU run). The float32 size is counted on
+    every platform: on a GPU, whose bfloat16 products are native, an upper bound (unmeasured).
     """
     return 0 if dtype == "float32" else 4 * parameters
 
