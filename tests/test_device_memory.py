@@ -138,3 +138,23 @@ def test_gradients_that_cannot_fit_are_skipped_with_the_reason(tmp_path, monkeyp
     assert reason.startswith("they need about") and "mesh: {model: N}" in reason
     page = (out / "tiny-bert" / "weights.html").read_text(encoding="utf-8")
     assert "No parameter gradients in these artifacts: they need about" in page
+
+
+def test_weight_statistics_use_the_hosts_cpus_beside_an_accelerator(monkeypatch):
+    """Beside a corpus pass on the CPU one thread; on an accelerator every host CPU but one,
+    as many as the host's free memory holds working copies of the largest tensor for."""
+    from types import SimpleNamespace
+
+    from generator.extract.capture import weight_threads
+    from generator.models.device_memory import WEIGHTS_STEP_COPIES
+
+    monkeypatch.setenv("MODELATLAS_WORKERS", "16")
+    with_corpus = SimpleNamespace(corpus_path=lambda: "corpus.jsonl")
+    weights_only = SimpleNamespace(corpus_path=lambda: None)
+    assert weight_threads(weights_only, "cpu") == weight_threads(weights_only, "gpu") == 16
+    assert weight_threads(with_corpus, "cpu") == weight_threads(with_corpus, "cpu", 10**6) == 1
+    assert weight_threads(with_corpus, "gpu") == 15
+    per_thread = 8 * WEIGHTS_STEP_COPIES * 10**6  # float64 copies of a 10**6-entry tensor
+    monkeypatch.setattr(device_memory, "cpu_available", lambda: 3 * per_thread)
+    assert weight_threads(with_corpus, "gpu", 10**6) == 3
+    assert weight_threads(with_corpus, "gpu", 10**9) == 1

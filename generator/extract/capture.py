@@ -321,6 +321,8 @@ def capture(
     `options.allow_pickle` lets the loader read a pytorch_model.bin (without running its
     code); `options.notify` receives the one-line memory estimate before the forward passes.
     """
+    import jax
+
     from generator.extract.processes import is_primary_process
     from generator.models.device_memory import check_checkpoint
     from generator.models.loading import load_model, open_checkpoint, streams_parameters
@@ -329,8 +331,12 @@ def capture(
         enable_compilation_cache(artifacts_root)
     # Without a corpus only the weight statistics need the parameters: streamed, not loaded.
     streamed = card.corpus_path() is None and streams_parameters(model_dir, options.allow_pickle)
-    # refuse before loading, never killed mid-way
-    check_checkpoint(card.name, model_dir, resident=not streamed, working_sets=weight_threads(card))
+    # refuse before loading, never killed mid-way; beside a corpus pass on an accelerator the
+    # weight statistics' working copies are in the host's memory, not the device's
+    platform = jax.default_backend()
+    beside_device = card.corpus_path() is not None and platform != "cpu"
+    working_sets = 0 if beside_device else weight_threads(card, platform)
+    check_checkpoint(card.name, model_dir, resident=not streamed, working_sets=working_sets)
     load = open_checkpoint if streamed else load_model
     loaded = load(model_dir, dtype=card.dtype, allow_pickle=options.allow_pickle)
     check_pooling(card, loaded.config)
@@ -425,6 +431,8 @@ def write_weights(run: ExtractRun) -> None:
     """Start the weight statistics (one tensor at a time) in a background thread, collected by
     `collect_weights` (without a corpus: compute them now); keep the token embedding for its
     geometry."""
+    import jax
+
     from generator.extract.background import BackgroundStep, ForegroundStep
     from generator.extract.embedding_geometry import output_embedding, token_embedding
     from generator.extract.weights import parameter_arrays, weight_artifacts
@@ -434,7 +442,8 @@ def write_weights(run: ExtractRun) -> None:
         weights = parameter_arrays(run.loaded.model)
     # Beside a corpus's forward passes: in a thread; without a corpus: here, on every CPU,
     # with a progress bar (the whole build's work: a 7B checkpoint takes minutes).
-    threads = weight_threads(run.card)
+    largest = max(row["count"] for row in parameter_inventory(run.loaded.model))
+    threads = weight_threads(run.card, jax.default_backend(), largest)
     if run.card.corpus_path() is None:
         bar = f"{run.card.name}: weights" if run.progress else None
         job = ForegroundStep("write_weights", weight_artifacts, weights, run.config, threads, bar)
@@ -445,12 +454,27 @@ def write_weights(run: ExtractRun) -> None:
     run.output_embedding = output_embedding(weights, run.config)
 
 
-def weight_threads(card) -> int:
-    """Return the threads the weight statistics use: one beside the forward passes of a corpus
-    (a second one only took CPU from them), else one per CPU (`worker_count`)."""
-    from generator.analyze.workers import worker_count
+def weight_threads(card, platform: str, largest: int = 0) -> int:
+    """Return the threads the weight statistics use.
 
-    return 1 if card.corpus_path() is not None else worker_count(1 << 30)
+    Without a corpus, one per CPU (`worker_count`). Beside a corpus's forward passes on the
+    CPU, one (a second one only took CPU from them). Beside forward passes on an accelerator,
+    the host's CPUs are free but for the thread driving the device: one per CPU but one, as
+    many as the host's free memory holds working copies of the `largest` tensor (entries) for.
+    On one thread Llama-2-7B's statistics alone would take over an hour (4,964 CPU seconds on
+    a 2-core Zen 5, benchmarks/results.md), far beyond the GPU's forward passes.
+    """
+    from generator.analyze.workers import worker_count
+    from generator.models.device_memory import WEIGHTS_STEP_COPIES, cpu_available
+
+    if card.corpus_path() is None:
+        return worker_count(1 << 30)
+    if platform == "cpu":
+        return 1
+    threads = max(1, worker_count(1 << 30) - 1)
+    if largest:
+        return max(1, min(threads, cpu_available() // (8 * WEIGHTS_STEP_COPIES * largest)))
+    return threads
 
 
 def collect_weights(run: ExtractRun) -> None:
