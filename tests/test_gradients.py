@@ -8,11 +8,7 @@ from cards import FIXTURES
 from flax import nnx
 
 from generator.attribution.objectives import ObjectiveInputs
-from generator.extract.gradients import (
-    checkpoint_names,
-    memory_problem,
-    model_gradients,
-)
+from generator.extract.gradients import checkpoint_names, memory_problem, model_gradients
 from generator.models.device_memory import Available
 from generator.models.loading import load_model
 from generator.models.memory import gradient_step_bytes

@@ -267,7 +267,7 @@ def test_gradient_step_memory_is_within_its_estimate_scanned_or_not(name, task):
     """What the gradient step holds beside the parameters fits `gradient_step_bytes` (within
     1.25x), and extractions that scan their layers (accelerators) still unroll it: scanned,
     its temporaries stacked the parameters and their gradients (Llama-2-7B: 80 GB more)."""
-    cfg, heads, published = FULL_SIZE[name]
+    cfg, heads, _ = FULL_SIZE[name]
     config, model = abstract_model(cfg, heads or ("masked-lm",))
     rows, tokens = 32, 24  # the gradient sample of the default card's builds
     held = {}

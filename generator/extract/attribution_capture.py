@@ -67,10 +67,9 @@ from generator.models.memory import conversion_bytes, equal_chunk, rows_within
 log = logging.getLogger(__name__)
 
 # The integrated-gradients points of one example run vmapped together while their backward
-# pass fits this share of the memory free before the step (models/memory.backward_bytes), less
-# what converting the float32 parameters to a narrower compute dtype holds (`conversion_bytes`),
-# and,
-# on the CPU, where that memory is the build's own RSS, `HOST_BACKWARD_BUDGET`; otherwise in
+# pass fits this share of the memory free before the step (models/memory.backward_bytes; less
+# what weights converted to a narrower compute dtype hold, `conversion_bytes`) and, on the
+# CPU, where that memory is the build's own RSS, `HOST_BACKWARD_BUDGET`; otherwise in
 # equal chunks. The estimate undercounts short texts: a bert-base showcase example's 66 points
 # of 16-24 tokens at once raised the build's RSS by 1.23 GB, estimated 0.65-1.0 GB, and were
 # its peak (3.00 GB); within 512 MiB they run as two chunks of 33.

@@ -895,7 +895,7 @@ def parameter_gradients(run: ExtractRun) -> None:
 
     card = run.card
     task, problem = gradient_task(run)
-    if problem is None:  # what is free now: the analysis's workers may hold memory since
+    if problem is None:  # checked again: the analysis's workers may hold memory since planning
         from generator.models.device_memory import device_available
 
         problem = run.gradient_memory_problem = gradient_memory_problem(run, device_available())

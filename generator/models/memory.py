@@ -208,10 +208,10 @@ def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> in
     of the token embeddings and of an untied output embedding (XLA scatters and multiplies
     them into buffers of their own rather than into the sum in place) and one text's backward
     pass (`backward_bytes`) with its logits, plus a tenth of the parameters for whatever else
-    is not added in place. Checked against the compiled step (sum + temporaries, one text of 24 tokens, a
-    causal-lm loss): GPT-2 small 0.57 GB measured vs 0.55 without that tenth, a 24-layer Llama
-    1.64 vs 1.62, Llama-2-7B's shapes 28.21 vs 28.08. The step traces its layers unrolled on
-    every platform: scanned, its temporaries held the stacked parameters and their stacked
+    is not added in place. Against the compiled step (sum + temporaries, one text of 24 tokens;
+    tests/test_scale.py), measured / estimated: GPT-2 small 0.69 / 0.73 GB, bert-base with its
+    masked-LM head 0.57 / 0.60, Llama-2-7B 28.31 / 30.88. The step traces its layers unrolled
+    on every platform: scanned, its temporaries held the stacked parameters and their stacked
     gradients, twice the parameters more (benchmarks/README.md).
     """
     embeddings = config.vocab_size * config.embedding_size
