@@ -66,8 +66,9 @@ def test_gradient_norms_equal_pytorch(fixture):
         assert result.n_targets == int(np.sum(ref["labels"] != -100))
 
 
-def test_a_gradient_step_beyond_the_free_memory_is_one_line_naming_the_fix():
-    config = load_model(FIXTURES / "tiny-llama").config
+@pytest.mark.parametrize("fixture", ["tiny-llama", "tiny-t5"])  # T5: a config of its own
+def test_a_gradient_step_beyond_the_free_memory_is_one_line_naming_the_fix(fixture):
+    config = load_model(FIXTURES / fixture).config
     need = gradient_step_bytes(config, 10**6, 16)
     fits, short = Available(need, "a fake card"), Available(need - 1, "a fake card")
     assert memory_problem(config, 10**6, 16, checkpoints=False, available=fits) is None

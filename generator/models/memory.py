@@ -201,6 +201,9 @@ def backward_bytes(config: ModelConfig, rows: int, tokens: int) -> int:
     return 4 * rows * tokens * layers * per_token
 
 
+LM_HEADS = ("causal-lm", "masked-lm", "permutation-lm", "seq2seq")  # heads with vocabulary logits
+
+
 def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> int:
     """Estimate what the parameter-gradient step adds to the resident parameters (bytes).
 
@@ -214,9 +217,10 @@ def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> in
     on every platform: scanned, its temporaries held the stacked parameters and their stacked
     gradients, twice the parameters more (benchmarks/README.md).
     """
-    embeddings = config.vocab_size * config.embedding_size
-    lm_head = any(head in ("causal-lm", "masked-lm", "permutation-lm") for head in config.heads)
-    if lm_head and not config.tie_word_embeddings:
+    # T5's config has no embedding_size (its embeddings are d_model wide) and no tie flag
+    embeddings = config.vocab_size * (getattr(config, "embedding_size", 0) or config.d_model)
+    lm_head = any(head in LM_HEADS for head in config.heads)
+    if lm_head and not getattr(config, "tie_word_embeddings", False):
         embeddings += config.vocab_size * config.d_model
     logits = 3 * tokens * config.vocab_size if lm_head else 0  # logits, log-probs, gradient
     # and a tenth of the parameters for the other gradients that are not added in place
