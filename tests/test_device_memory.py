@@ -158,3 +158,26 @@ def test_weight_statistics_use_the_hosts_cpus_beside_an_accelerator(monkeypatch)
     monkeypatch.setattr(device_memory, "cpu_available", lambda: 3 * per_thread)
     assert weight_threads(with_corpus, "gpu", 10**6) == 3
     assert weight_threads(with_corpus, "gpu", 10**9) == 1
+
+
+def test_a_build_beside_an_accelerator_keeps_weight_copies_off_the_device(tmp_path, monkeypatch):
+    """The accelerator's code path, run on the CPU: layers scanned, the gradient step unrolled,
+    the weight statistics' working copies not counted against the device before loading."""
+    import jax
+
+    from generator.artifacts import open_artifacts
+
+    checks = []
+    real = device_memory.check_checkpoint
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(
+        device_memory,
+        "check_checkpoint",
+        lambda *args, **kwargs: checks.append(kwargs["working_sets"]) or real(*args, **kwargs),
+    )
+    out, artifacts = tmp_path / "site", tmp_path / "artifacts"
+    result = cli("build", write_card(tmp_path / "cards"), "--out", out, "--artifacts", artifacts)
+    assert result.exit_code == 0, result.output
+    assert checks == [0]
+    gradients = open_artifacts(artifacts / "tiny-bert").manifest["gradients"]
+    assert gradients["skipped"] is None and gradients["tensors"]
