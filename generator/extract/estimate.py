@@ -22,7 +22,8 @@ import functools
 import time
 from dataclasses import dataclass
 
-LM_HEADS = ("masked-lm", "causal-lm", "permutation-lm")
+from generator.models.memory import has_vocabulary_logits
+
 BACKWARD = 3.0  # a forward pass plus its backward pass, in forward-pass equivalents
 # Param-sized float32 passes per text of the gradient step: forward and backward read the
 # weights, the backward writes the gradient, the running sum reads it and the total and writes
@@ -53,8 +54,7 @@ def matmul_weights(config) -> tuple[int, int]:
 def forward_flops(config, rows: int, width: int) -> float:
     """FLOPs of one forward pass over a batch of `rows` sequences of `width` tokens."""
     weights, attention_layers = matmul_weights(config)
-    heads = tuple(getattr(config, "heads", ()))
-    if config.seq2seq or any(head in LM_HEADS for head in heads):
+    if has_vocabulary_logits(config):
         weights += config.d_model * config.vocab_size
     tokens = rows * width
     scores = 4.0 * tokens * width * attention_layers * config.n_heads * config.d_head

@@ -201,7 +201,12 @@ def backward_bytes(config: ModelConfig, rows: int, tokens: int) -> int:
     return 4 * rows * tokens * layers * per_token
 
 
-LM_HEADS = ("causal-lm", "masked-lm", "permutation-lm", "seq2seq")  # heads with vocabulary logits
+LM_HEADS = ("masked-lm", "causal-lm", "permutation-lm")
+
+
+def has_vocabulary_logits(config) -> bool:
+    """Whether the model computes logits over its vocabulary (an LM head, or an encoder-decoder)."""
+    return config.seq2seq or any(head in LM_HEADS for head in getattr(config, "heads", ()))
 
 
 def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> int:
@@ -219,7 +224,7 @@ def gradient_step_bytes(config: ModelConfig, parameters: int, tokens: int) -> in
     """
     # T5's config has no embedding_size (its embeddings are d_model wide) and no tie flag
     embeddings = config.vocab_size * (getattr(config, "embedding_size", 0) or config.d_model)
-    lm_head = any(head in LM_HEADS for head in config.heads)
+    lm_head = has_vocabulary_logits(config)
     if lm_head and not getattr(config, "tie_word_embeddings", False):
         embeddings += config.vocab_size * config.d_model
     logits = 3 * tokens * config.vocab_size if lm_head else 0  # logits, log-probs, gradient
