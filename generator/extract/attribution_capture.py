@@ -56,7 +56,7 @@ from generator.extract.head_budget import (
     head_sample_size,
     layerwise,
     mask_chunk,
-    sample_rows,
+    sample_and_width,
     sample_width_groups,
 )
 from generator.extract.head_layers import layerwise_head_drops
@@ -418,9 +418,7 @@ def head_sample_inputs(
 
     The head-importance sample (`head_sample_size`); the parameter gradients take a smaller one.
     """
-    tokens = context.tokens
-    rows = sample_rows(context.corpus, size)
-    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    rows, width = sample_and_width(context.corpus, context.tokens, size)
     return rows, sample_batch(context, rows, width)
 
 
@@ -500,8 +498,7 @@ def head_importance(context: AttributionContext) -> dict:
     task, config, tokens = context.task, context.config, context.tokens
     size, source = head_sample_size(context.card.head_sample, config, tokens, context.corpus)
     fidelity = task in HEAD_OBJECTIVES
-    rows = sample_rows(context.corpus, size)
-    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    rows, width = sample_and_width(context.corpus, tokens, size)
     by_layer = layerwise(config, len(rows), width)
     with step_part("head_sample"):
         groups = sample_groups(context, rows, width, fidelity=fidelity)

@@ -592,11 +592,12 @@ def plan_gradient_memory(run: ExtractRun, available) -> None:
 
 def gradient_memory_problem(run: ExtractRun, available) -> str | None:
     """Why the parameter-gradient step cannot fit in `available` memory (None: it fits)."""
-    from generator.extract.gradients import memory_problem, sample_shape
+    from generator.extract.gradients import SAMPLE_SIZE, memory_problem
+    from generator.extract.head_budget import sample_and_width
 
     count = sum(row["count"] for row in parameter_inventory(run.loaded.model))
     per_device = count // int(run.mesh.shape["model"])
-    _, width = sample_shape(run.tokens, run.corpus)
+    _, width = sample_and_width(run.corpus, run.tokens, SAMPLE_SIZE)
     return memory_problem(
         run.config, per_device, width, checkpoints=bool(run.card.checkpoints), available=available
     )

@@ -134,15 +134,6 @@ def make_gradient_step(task: str, graphdef):
     return step
 
 
-def sample_shape(tokens, corpus) -> tuple[np.ndarray, int]:
-    """The sample's corpus rows and the width its texts are padded to (as the step runs them)."""
-    from generator.extract.batching import trimmed_width
-    from generator.extract.head_budget import sample_rows
-
-    rows = sample_rows(corpus, SAMPLE_SIZE)
-    return rows, trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
-
-
 def memory_problem(config, parameters: int, width: int, *, checkpoints: bool, available):
     """Why the gradient step cannot fit in `available` memory (None: it fits), in one line.
 
@@ -178,8 +169,9 @@ def gradient_estimate(params, config, tokens, corpus, checkpoints: int):
         forward_flops,
         gradient_memory_seconds,
     )
+    from generator.extract.head_budget import sample_and_width
 
-    rows, width = sample_shape(tokens, corpus)
+    rows, width = sample_and_width(corpus, tokens, SAMPLE_SIZE)
     runs = len(rows) * (1 + checkpoints)
     sizes = [4 * int(np.prod(np.shape(leaf))) for leaf in jax.tree.leaves(params)]
     budget = f"{len(rows)} texts of {width} tokens one at a time"

@@ -47,9 +47,20 @@ def sample_rows(corpus, size: int) -> np.ndarray:
     return choose_showcase(len(corpus), size, corpus.labels, corpus.splits)
 
 
+def sample_width(tokens, rows: np.ndarray) -> int:
+    """The width the texts of corpus `rows` are padded to: their longest, trimmed."""
+    return trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+
+
+def sample_and_width(corpus, tokens, size: int) -> tuple[np.ndarray, int]:
+    """A sample of `size` texts (`sample_rows`) and the width it is padded to (`sample_width`)."""
+    rows = sample_rows(corpus, size)
+    return rows, sample_width(tokens, rows)
+
+
 def sample_cost(config, tokens, rows: np.ndarray) -> float:
     """Forward-pass FLOPs of the sample `rows` (cut to their longest text) times the heads."""
-    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    width = sample_width(tokens, rows)
     return forward_flops(config, len(rows), width) * head_count(config)
 
 
@@ -155,8 +166,7 @@ def head_importance_step(config, tokens, corpus, requested: int | None, *, fidel
     The passes are those of the whole sample at its width; the FLOPs count each width group.
     """
     size, _ = head_sample_size(requested, config, tokens, corpus)
-    rows = sample_rows(corpus, size)
-    width = trimmed_width(int(max(tokens.lengths[rows])), tokens.max_length)
+    rows, width = sample_and_width(corpus, tokens, size)
     by_layer = layerwise(config, size, width)
     passes = head_passes(
         config, fidelity=fidelity, chunk=mask_chunk(size, width), by_layer=by_layer
