@@ -103,6 +103,11 @@ def parameter_inventory(model) -> list[dict]:
     return sorted(rows, key=lambda row: row["name"])
 
 
+def parameter_total(model) -> int:
+    """Count the parameters of an nnx module (every tensor of `parameter_inventory`)."""
+    return sum(row["count"] for row in parameter_inventory(model))
+
+
 def special_token_ids(tokenizer) -> list[int]:
     """Return the tokenizer's special ids that can act as attention sinks.
 
@@ -147,7 +152,7 @@ def memory_estimates(card, loaded, batches, showcase_shape: tuple[int, int]) -> 
     """Return the MemoryEstimate of each distinct corpus batch shape (showcase included)."""
     from generator.models.memory import estimate_memory
 
-    count = sum(row["count"] for row in parameter_inventory(loaded.model))
+    count = parameter_total(loaded.model)
     return [
         estimate_memory(
             loaded.config,
@@ -595,7 +600,7 @@ def gradient_memory_problem(run: ExtractRun, available) -> str | None:
     from generator.extract.gradients import SAMPLE_SIZE, memory_problem
     from generator.extract.head_budget import sample_and_width
 
-    count = sum(row["count"] for row in parameter_inventory(run.loaded.model))
+    count = parameter_total(run.loaded.model)
     per_device = count // int(run.mesh.shape["model"])
     _, width = sample_and_width(run.corpus, run.tokens, SAMPLE_SIZE)
     return memory_problem(
