@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -86,17 +87,57 @@ def test_prefetched_jobs_are_taken_once_and_equal_jobs_run_later(monkeypatch):
         assert ours.tobytes() == tsne(x, init).tobytes()
 
 
-def test_a_job_not_finished_is_not_waited_for_but_run_again(monkeypatch):
+def started_jobs(early: Prefetch, timeout: float = 60.0) -> None:
+    """Wait until every job submitted to `early` is running or done."""
+    deadline = time.monotonic() + timeout
+    while not all(f.running() or f.done() for f in early._futures.values()):
+        assert time.monotonic() < deadline, "the prefetch workers did not start"
+        time.sleep(0.05)
+
+
+def test_a_job_still_running_is_waited_for(monkeypatch):
     monkeypatch.setenv("MODELATLAS_WORKERS", "2")
-    rng = np.random.default_rng(3)
-    layers = [rng.normal(size=(1500, 30)) for _ in range(4)]  # seconds each at niceness 19
-    jobs = reference_jobs(layers)
+    rng = np.random.default_rng(4)
+    jobs = reference_jobs([rng.normal(size=(300, 12)) for _ in range(2)])
     with prefetching() as early:
-        early.submit(tsne, jobs)
-        made = fitted(jobs)  # asked at once: nothing finished yet (the workers are starting)
-        assert early.taken == 0
+        early.submit(tsne, jobs)  # one per worker: both begin
+        started_jobs(early)
+        made = fitted(jobs)  # asked for at once: taken running, finished within the grace
+        assert early.taken == 2
     for (x, init), ours in zip(jobs, made, strict=True):
         assert ours.tobytes() == tsne(x, init).tobytes()
+
+
+def test_a_job_not_finished_within_the_grace_is_run_again(monkeypatch):
+    monkeypatch.setenv("MODELATLAS_WORKERS", "2")
+    monkeypatch.setattr(prefetch, "RUNNING_GRACE", 0.0)
+    ran = []
+    monkeypatch.setattr(
+        prefetch, "run_jobs", lambda f, jobs, small: ran.extend(jobs) or [f(*job) for job in jobs]
+    )
+    rng = np.random.default_rng(3)
+    layers = [rng.normal(size=(1500, 30)) for _ in range(2)]  # seconds each at niceness 19
+    jobs = reference_jobs(layers)
+    with prefetching() as early:
+        early.submit(tsne, jobs)  # one per worker
+        made = fitted(jobs)  # asked at once: neither finished (the workers are starting)
+    assert len(ran) == 2  # both run again, with no wait
+    for (x, init), ours in zip(jobs, made, strict=True):
+        assert ours.tobytes() == tsne(x, init).tobytes()
+
+
+def test_a_taken_job_still_running_past_the_grace_runs_in_this_process(monkeypatch):
+    from concurrent.futures import Future
+
+    from generator.analyze.prefetch import TakenJob
+
+    monkeypatch.setattr(prefetch, "RUNNING_GRACE", 0.0)
+    never = Future()
+    never.set_running_or_notify_cancel()  # running, and never finishing
+    assert TakenJob(never, divmod, 17, 5).result() == (3, 2)
+    done = Future()
+    done.set_result("early")
+    assert TakenJob(done, divmod, 17, 5).result() == "early"
 
 
 def test_no_prefetch_without_workers(monkeypatch):
@@ -121,12 +162,22 @@ def test_a_build_that_starts_them_early_stores_the_same_tables(tiny_build, tmp_p
         close(self)
 
     monkeypatch.setattr(Prefetch, "close", counted)
+    asked, take = [], Prefetch.take
+
+    def found(self, function, *args):
+        asked.append((function.__name__, job_key(function, args) in self._futures))
+        return take(self, function, *args)
+
+    monkeypatch.setattr(Prefetch, "take", found)
     root = tmp_path / "early"
     card = write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS)
     assert card.read_text() == card_path.read_text()
     build_cards([load_card(card)], root / "site", root / "artifacts", strict=True, progress=False)
     ((started, taken),) = counts
     assert started > 0 and 0 <= taken <= started  # finished early jobs are used, not others
+    # the analysis asks for exactly the jobs the extraction started: same inputs, same bits
+    assert {name for name, _ in asked} >= {"tsne", "layer_scores"}
+    assert all(present for _, present in asked), asked
     assert prefetch.active_prefetch() is None  # the build's prefetch ended with it
     for table in ("projections", "separability", "predictions", "summary"):
         name = f"tiny-bert/analyses/representation_{table}.json"

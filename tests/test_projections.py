@@ -38,6 +38,21 @@ def test_pca_signs_are_fixed_and_results_repeat():
     np.testing.assert_allclose(flipped.components, first.components, atol=1e-5)
 
 
+def test_pca_bits_do_not_depend_on_the_blas_threads():
+    """JAX's CPU SVD calls LAPACK, whose bits depend on the BLAS thread count: the extraction
+    (every thread) and the analysis (one) must fit the same PCA, since the t-SNE jobs the
+    extraction starts early are found again by their PCA initialisation (prefetch.job_key)."""
+    from threadpoolctl import threadpool_limits
+
+    x = anisotropic(n=500, dim=384, seed=4)
+    with threadpool_limits(limits=1):
+        one = fit_pca(x)
+    for threads in (2, 4, 1):  # one thread again last: no state left over from the others
+        with threadpool_limits(limits=threads):
+            other = fit_pca(x)
+        assert other.components.tobytes() == one.components.tobytes(), threads
+
+
 def test_pca_of_low_rank_data_pads_with_zero_components():
     pca = fit_pca(np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0]]))
     assert pca.explained_variance_ratio.tolist() == pytest.approx([1.0, 0.0])

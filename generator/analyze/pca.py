@@ -4,7 +4,10 @@ This is the one module of the analyze stage that uses JAX (imported lazily, on t
 a documented exception to "analyze is numpy/scikit-learn" (docs/artifacts.md). The data are
 centred in float64 with numpy, the SVD runs in float32 in JAX, and each component's sign is
 fixed so that its largest-magnitude loading is positive (scikit-learn's `svd_flip` convention
-with `u_based_decision=False`), so the same input always gives the same coordinates.
+with `u_based_decision=False`), so the same input always gives the same coordinates. The SVD
+runs with one BLAS thread: JAX's CPU SVD calls LAPACK, whose bits depend on the BLAS thread
+count, and the extraction (which fits the reference's maps early, analyze/prefetch.py) and the
+analysis (one BLAS thread) must agree to the bit.
 
 Axes: sample (rows of the input), feature (its columns), component.
 """
@@ -32,17 +35,21 @@ class PCA:
 
 
 def _svd(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return singular values and right singular vectors of `centred`, computed by JAX."""
+    """Return singular values and right singular vectors of `centred`, computed by JAX with one
+    BLAS thread (the same bits in any process, whatever its thread settings)."""
     import jax
     import jax.numpy as jnp
+    import scipy.linalg.cython_lapack  # noqa: F401  JAX's LAPACK: loaded before it is limited
+    from threadpoolctl import threadpool_limits
 
     try:
         device = jax.devices("cpu")[0]
     except RuntimeError:  # a JAX build without the CPU platform: use the default device
         device = jax.devices()[0]
-    with jax.default_device(device):
+    with jax.default_device(device), threadpool_limits(limits=1):
         _, s, vt = jnp.linalg.svd(jnp.asarray(centred, dtype=jnp.float32), full_matrices=False)
-    return np.asarray(s, dtype=np.float64), np.asarray(vt, dtype=np.float64)
+        # dispatch is asynchronous: the SVD must have run before the limit is lifted
+        return np.asarray(s, dtype=np.float64), np.asarray(vt, dtype=np.float64)
 
 
 def fit_pca(x: np.ndarray, n_components: int = 2) -> PCA:

@@ -8,14 +8,18 @@ of the CPU idle. Inside `prefetching()`, the extraction
 hands those jobs for the card model to worker processes at the lowest CPU priority (niceness
 19), which take only the CPU the extraction's own threads leave. The analyze stage then takes
 each job whose function and exact inputs it finds here (`job_key`: a SHA-256 of them) and that
-has finished; every other job (not begun, still running, or not found: another checkpoint's,
+has finished or is running; every other job (not begun, or not found: another checkpoint's,
 a changed input) runs then, at normal priority, with every worker. A result is therefore the
 same bytes whether its job ran early or in the analysis itself.
 
-Only finished jobs are taken because a low-priority worker is starved while other programs
-keep the CPU busy: waiting for its running jobs, `make site` beside the test suite spent 225 s
-in the representations analysis. At normal priority instead, the worker slowed the extraction's
-threads (bert-base: 378.7 CPU s against 349.3 at niceness 19).
+A job still running is waited for after the analysis's own jobs, at most `RUNNING_GRACE`
+seconds, and then run again: a low-priority worker is starved while other programs keep the
+CPU busy (waiting for its running jobs without a limit, `make site` beside the test suite spent
+225 s in the representations analysis), but on an idle machine it finishes its job at full
+speed once the analysis's own workers are done, and dropping it threw away the CPU it had
+used (the default card: 3 of its 14 t-SNE fits and the token-embedding map were running when
+the extraction ended). At normal priority instead, the worker slowed the extraction's threads
+(bert-base: 378.7 CPU s against 349.3 at niceness 19).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import multiprocessing
 import os
 import pickle
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 
 import numpy as np
 
@@ -36,6 +40,7 @@ from generator.analyze.workers import run_jobs, start_worker, worker_count
 log = logging.getLogger(__name__)
 
 NICENESS = 19
+RUNNING_GRACE = 10.0  # seconds the analysis waits for the jobs still running early
 POOL_JOBS = 1 << 30  # size the pool as for any number of jobs: a worker per CPU
 
 
@@ -89,14 +94,15 @@ class Prefetch:
                 self.started += 1
 
     def take(self, function, *args) -> Future | None:
-        """Return the finished job of exactly this function and these inputs (once), or None.
-
-        A job not finished is dropped (cancelled when not begun): the caller runs it itself.
-        """
+        """Return the job of exactly this function and these inputs (once) when it has finished
+        without an error or is running, else None: the caller runs it itself (a job not begun
+        is cancelled)."""
         future = self._futures.pop(job_key(function, args), None)
-        if future is None or not future.done() or future.cancelled() or future.exception():
+        if future is None or not (future.done() or future.running()):
             if future is not None:
                 future.cancel()
+            return None
+        if future.done() and (future.cancelled() or future.exception()):
             return None
         self.taken += 1
         return future
@@ -122,15 +128,32 @@ class Prefetch:
         self._futures.clear()
 
 
-class TakenJob:
-    """A finished early job in `BackgroundJob`'s shape: `result()`, and a context manager."""
+def finished(futures: list[Future | None]) -> list[bool]:
+    """Wait up to `RUNNING_GRACE` seconds for the futures not done yet; return which ended
+    without an error (None: no future)."""
+    wait([future for future in futures if future is not None], timeout=RUNNING_GRACE)
+    return [
+        future is not None
+        and future.done()
+        and not future.cancelled()
+        and future.exception() is None
+        for future in futures
+    ]
 
-    def __init__(self, future: Future):
+
+class TakenJob:
+    """An early job in `BackgroundJob`'s shape: `result()`, and a context manager. A job still
+    running is waited for at most `RUNNING_GRACE` seconds, then run in this process."""
+
+    def __init__(self, future: Future, function, *args):
         self._future = future
+        self._function, self._args = function, args
 
     def result(self):
         """Return the job's result."""
-        return self._future.result()
+        if finished([self._future])[0]:
+            return self._future.result()
+        return self._function(*self._args)
 
     def __enter__(self) -> TakenJob:
         return self
@@ -140,20 +163,29 @@ class TakenJob:
 
 
 def results(function, jobs: list[tuple], *, small: bool) -> list:
-    """Return `[function(*job) for job in jobs]`: finished early jobs taken, the rest run now,
-    in worker processes unless they are `small` (workers.run_jobs)."""
+    """Return `[function(*job) for job in jobs]`: early jobs taken, the rest run now, in worker
+    processes unless they are `small` (workers.run_jobs); then the early jobs still running
+    are waited for (`finished`), and those that did not finish run again."""
     prefetch = active_prefetch()
     early = [prefetch.take(function, *job) if prefetch else None for job in jobs]
-    rest = [job for job, future in zip(jobs, early, strict=True) if future is None]
-    if len(rest) < len(jobs):
+    computed = run_some(function, jobs, [i for i, f in enumerate(early) if f is None], small)
+    done = finished(early)
+    late = [i for i, future in enumerate(early) if future is not None and not done[i]]
+    computed |= run_some(function, jobs, late, small)
+    if len(computed) < len(jobs):
         log.info(
-            "%s: %d of %d done during the extraction",
+            "%s: %d of %d made by the workers started during the extraction",
             function.__name__,
-            len(jobs) - len(rest),
+            len(jobs) - len(computed),
             len(jobs),
         )
-    computed = iter(run_jobs(function, rest, small=small))
-    return [next(computed) if future is None else future.result() for future in early]
+    return [computed[i] if i in computed else early[i].result() for i in range(len(jobs))]
+
+
+def run_some(function, jobs: list[tuple], which: list[int], small: bool) -> dict[int, object]:
+    """Run the jobs at the indices `which` now (workers.run_jobs) -> index -> result."""
+    made = run_jobs(function, [jobs[i] for i in which], small=small)
+    return dict(zip(which, made, strict=True))
 
 
 _ACTIVE: list[Prefetch] = []

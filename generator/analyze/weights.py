@@ -413,8 +413,8 @@ def embedding_projection_job(artifacts, name: str = EMBEDDING_SAMPLES[0]):
     prefetch = active_prefetch()
     early = prefetch.take(embedding_projection, sample, seed) if prefetch else None
     if early is not None:
-        log.info("%s: map made during the extraction", name)
-        return TakenJob(early)
+        log.info("%s: map started during the extraction", name)
+        return TakenJob(early, embedding_projection, sample, seed)
     return BackgroundJob(embedding_projection, sample, seed, small=not worth_workers(len(sample)))
 
 
