@@ -399,7 +399,8 @@ def embedding_projection_job(artifacts, name: str = EMBEDDING_SAMPLES[0]):
 
     name: the sample array (the input embedding's, or `weights/output_embedding_sample`).
     `analyze` starts it before the other analyses so that it runs beside them. A map the
-    extraction already made (`start_analysis_jobs`, analyze/prefetch.py) is taken instead.
+    extraction started (`start_analysis_jobs`, analyze/prefetch.py) and that has finished or is
+    running is taken instead (waited for at most `prefetch.RUNNING_GRACE` seconds).
     """
     from generator.analyze.prefetch import TakenJob, active_prefetch
     from generator.analyze.projections import worth_workers
