@@ -579,14 +579,16 @@ def plan_corpus_pass(run: ExtractRun) -> None:
     available = device_available()
     check_activations(card, estimates, available)
     tell(run, f"{card.name}: {summary}")
-    plan_gradient_memory(run, available)
+    check_gradient_memory(run, available)
     note_time_estimate(run, width)
 
 
-def plan_gradient_memory(run: ExtractRun, available) -> None:
-    """Decide before the passes whether the parameter gradients fit; warn now when they do not.
+def check_gradient_memory(run: ExtractRun, available) -> None:
+    """Decide whether the parameter gradients fit in `available`; warn now when they do not.
 
-    They then are skipped with the reason (the weights page shows it), never killed mid-way.
+    Run before the passes, and again before the gradient step (the analysis's workers may hold
+    memory since); once they do not fit they are skipped with the reason (the weights page
+    shows it), never killed mid-way.
     """
     if "weights" not in run.analyses or gradient_task(run)[1] is not None:
         return  # not asked for, or skipped for another reason
@@ -898,15 +900,11 @@ def parameter_gradients(run: ExtractRun) -> None:
         return
     from generator.extract.attribution_capture import attribution_context
     from generator.extract.gradients import LOSSES, capture_gradients
+    from generator.models.device_memory import device_available
 
     card = run.card
+    check_gradient_memory(run, device_available())
     task, problem = gradient_task(run)
-    if problem is None:  # checked again: the analysis's workers may hold memory since planning
-        from generator.models.device_memory import device_available
-
-        problem = run.gradient_memory_problem = gradient_memory_problem(run, device_available())
-        if problem is not None:
-            run.warn(f"{card.name}: parameter gradients skipped: {problem}")
     references = pooled_last(run)
     if problem is not None:
         run.details["gradients"] = {"task": task, "loss": LOSSES.get(task), "skipped": problem}
