@@ -1,9 +1,18 @@
 """Length buckets: every row lands in exactly one batch; each bucket has one compiled shape."""
 
+import itertools
+
 import numpy as np
 import pytest
 
-from generator.extract.batching import batch_size_for, bucket_length, pad_rows, plan_batches
+from generator.extract.batching import (
+    batch_size_for,
+    bucket_length,
+    merged_widths,
+    pad_rows,
+    padded_batch_size,
+    plan_batches,
+)
 
 
 @pytest.mark.parametrize(
@@ -31,6 +40,57 @@ def test_plan_covers_every_row_once_with_one_shape_per_bucket():
         assert all(bucket_length(int(lengths[r]), 128) == batch.bucket for r in batch.rows)
         shapes.setdefault(batch.bucket, set()).add(batch.batch_size)
     assert all(len(sizes) == 1 for sizes in shapes.values())
+
+
+def plan_cost(buckets, widths, budget, multiple, row_cost, program_cost) -> float:
+    """Cost of running each bucket at widths[bucket]: batch rows x row cost, plus programs."""
+    total = 0.0
+    for width in set(widths.values()):
+        rows = sum(int(np.sum(buckets == b)) for b, w in widths.items() if w == width)
+        size = padded_batch_size(width, rows, budget, multiple)
+        total += -(-rows // size) * size * row_cost(width) + program_cost
+    return total
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_merged_widths_is_the_cheapest_plan(seed):
+    """The dynamic programme equals a brute force over every set of widths kept."""
+    rng = np.random.default_rng(seed)
+    buckets = rng.choice(
+        [16, 32, 48, 64, 80], size=int(rng.integers(1, 300)), p=rng.dirichlet([1] * 5)
+    )
+    budget, multiple = int(rng.choice([512, 2048, 8192])), int(rng.choice([1, 2, 8]))
+    row_cost = lambda width: width * (1.0 + width / 64)  # noqa: E731  (attention grows with width)
+    program_cost = float(rng.choice([0.0, 500.0, 5e4, 1e7]))
+    plan = merged_widths(buckets, budget, multiple, row_cost, program_cost)
+    present = sorted(set(buckets.tolist()))
+    assert set(plan) == set(present) and all(plan[b] >= b for b in present)
+    best = float("inf")
+    for kept in itertools.product([False, True], repeat=len(present) - 1):
+        runs = [w for w, keep in zip(present, [*kept, True], strict=True) if keep]
+        widths = {b: min(w for w in runs if w >= b) for b in present}
+        best = min(best, plan_cost(buckets, widths, budget, multiple, row_cost, program_cost))
+    cost = plan_cost(buckets, plan, budget, multiple, row_cost, program_cost)
+    assert cost == pytest.approx(best)
+    plain = {b: b for b in present}
+    assert cost <= plan_cost(buckets, plain, budget, multiple, row_cost, program_cost) + 1e-9
+
+
+def test_merged_plan_runs_every_row_once_at_no_narrower_width():
+    lengths = np.array([5] * 300 + [20] * 7 + [40] * 100)
+    cost = lambda width: float(width)  # noqa: E731
+    plain = plan_batches(lengths, 128, token_budget=4096)
+    assert sorted({b.bucket for b in plain}) == [16, 32, 48]
+    # The 7 texts of the 32-token bucket cost a whole batch of their own: they join the 48s.
+    merged = plan_batches(lengths, 128, token_budget=4096, row_cost=cost, program_cost=1.0)
+    assert sorted({b.bucket for b in merged}) == [16, 48]
+    rows = np.concatenate([b.rows for b in merged])
+    assert sorted(rows.tolist()) == list(range(len(lengths)))
+    for batch in merged:
+        assert all(bucket_length(int(lengths[r]), 128) <= batch.bucket for r in batch.rows)
+    # Compiling costs more than any padding: one program, at the widest bucket.
+    one = plan_batches(lengths, 128, token_budget=4096, row_cost=cost, program_cost=1e9)
+    assert {(b.bucket, b.batch_size) for b in one} == {(48, batch_size_for(48, len(lengths), 4096))}
 
 
 def test_pad_rows_masks_padding():

@@ -1,7 +1,16 @@
-"""Length-bucketed batches: every (batch, bucket) shape compiles exactly once."""
+"""Length-bucketed batches: every (batch, bucket) shape compiles exactly once.
+
+Texts are bucketed by length in `BUCKET_STEP`-token steps. Given the cost of a row at each width
+(`row_cost`), narrow buckets whose padding to a wider one costs less than compiling another
+program (`program_cost`) run at that wider width (`merged_widths`): a small corpus, or a bucket
+of a few texts, then compiles one program fewer. A text's results depend on its own tokens only
+(padded keys get no attention, pooling and statistics skip padding), so its width changes at
+most float rounding.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,22 +58,74 @@ def batch_size_for(bucket: int, rows: int, token_budget: int = TOKEN_BUDGET) -> 
 
 
 def plan_batches(
-    lengths: np.ndarray, max_length: int, token_budget: int = TOKEN_BUDGET, multiple: int = 1
+    lengths: np.ndarray,
+    max_length: int,
+    token_budget: int = TOKEN_BUDGET,
+    multiple: int = 1,
+    *,
+    row_cost: Callable[[int], float] | None = None,
+    program_cost: float = 0.0,
 ) -> list[Batch]:
     """Group corpus rows by bucket length, in corpus order inside each bucket.
 
     Batch sizes are rounded up to a multiple of `multiple` (the mesh's data axis), so every
-    batch splits evenly over the devices.
+    batch splits evenly over the devices. With `row_cost` (the cost of one row at a width, e.g.
+    its FLOPs), buckets are merged into wider ones where that saves more than `program_cost`
+    per program (`merged_widths`).
     """
     buckets = np.array([bucket_length(int(n), max_length) for n in lengths])
+    if row_cost is not None and len(buckets):
+        widths = merged_widths(buckets, token_budget, multiple, row_cost, program_cost)
+        buckets = np.array([widths[int(b)] for b in buckets])
     batches = []
     for bucket in sorted(set(buckets.tolist())):
         rows = np.flatnonzero(buckets == bucket)
-        size = batch_size_for(bucket, len(rows), token_budget)
-        size = -(-size // multiple) * multiple
+        size = padded_batch_size(bucket, len(rows), token_budget, multiple)
         for start in range(0, len(rows), size):
             batches.append(Batch(bucket=bucket, rows=rows[start : start + size], batch_size=size))
     return batches
+
+
+def padded_batch_size(bucket: int, rows: int, token_budget: int, multiple: int) -> int:
+    """`batch_size_for`, rounded up to a multiple of `multiple`."""
+    size = batch_size_for(bucket, rows, token_budget)
+    return -(-size // multiple) * multiple
+
+
+def merged_widths(
+    buckets: np.ndarray,
+    token_budget: int,
+    multiple: int,
+    row_cost: Callable[[int], float],
+    program_cost: float,
+) -> dict[int, int]:
+    """Map each bucket to the width its rows run at, for the least total cost.
+
+    The cost of a plan: every batch row run (padding rows of a last, partly filled batch
+    included) at `row_cost(width)`, plus `program_cost` per width (one compiled program each).
+    Rows may only move to a wider bucket; the widest always runs at its own width. Exact, by
+    dynamic programming over the sorted buckets (a width's group is a run of adjacent buckets).
+    """
+    widths, counts = np.unique(buckets, return_counts=True)
+    widths = [int(w) for w in widths]
+
+    def group_cost(rows: int, width: int) -> float:
+        size = padded_batch_size(width, rows, token_budget, multiple)
+        return -(-rows // size) * size * row_cost(width) + program_cost
+
+    # best[i]: the cheapest plan of buckets 0..i-1 whose widest bucket runs at its own width.
+    best, cut = [0.0] + [float("inf")] * len(widths), [0] * (len(widths) + 1)
+    for stop in range(1, len(widths) + 1):
+        for start in range(stop):
+            total = best[start] + group_cost(int(counts[start:stop].sum()), widths[stop - 1])
+            if total < best[stop]:
+                best[stop], cut[stop] = total, start
+    plan, stop = {}, len(widths)
+    while stop:
+        start = cut[stop]
+        plan.update({width: widths[stop - 1] for width in widths[start:stop]})
+        stop = start
+    return plan
 
 
 def pad_rows(ids: list[np.ndarray], bucket: int, batch_size: int, pad_id: int):

@@ -627,7 +627,12 @@ def plan_corpus_batches(run: ExtractRun, step) -> tuple[int | None, int]:
 
     Sets `run.corpus_step` to the step compiled per batch shape (extract/corpus_budget.py).
     """
-    from generator.extract.corpus_budget import ShapePrograms, corpus_budget, plan_within_budget
+    from generator.extract.corpus_budget import (
+        ShapePrograms,
+        corpus_budget,
+        corpus_row_cost,
+        plan_within_budget,
+    )
     from generator.models.device_memory import device_available
     from generator.models.memory import estimate_memory
 
@@ -643,6 +648,7 @@ def plan_corpus_batches(run: ExtractRun, step) -> tuple[int | None, int]:
         budget=budget,
         bytes_per_token=one_row.corpus_batch_bytes / longest,
         multiple=sharding.data_size(run.mesh),
+        row_cost=corpus_row_cost(run.config),
     )
     return measured, budget
 

@@ -20,11 +20,14 @@ no extra compilation unless the estimate was too low.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
 from generator.extract import sharding
 from generator.extract.batching import TOKEN_BUDGET, Batch, plan_batches
+from generator.extract.estimate import forward_flops
+from generator.extract.width_groups import MIN_SAVED_FLOPS
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,15 @@ CORPUS_BUDGET = 1024**3  # bytes: XLA temporaries and outputs of one corpus batc
 FREE_SHARE = 4  # ... and at most a quarter of the memory free when the pass is planned
 ESTIMATE_SHARE = 0.8  # the first plan fits its estimate in this share of the budget
 MAX_REPLANS = 4
+# The corpus step's cost per token over its forward pass's matmul FLOPs (reducers, histograms,
+# head metrics): measured 2.8 (all-MiniLM-L6-v2, 128 x 32 tokens, Intel Xeon) and 3.5
+# (bert-base, Zen 5) on 2-core CPUs.
+CORPUS_STEP_COST = 3.0
+
+
+def corpus_row_cost(config) -> Callable[[int], float]:
+    """Return `width -> FLOP-equivalents` of one row of `width` tokens through the corpus step."""
+    return lambda width: CORPUS_STEP_COST * forward_flops(config, 1, width)
 
 
 def corpus_budget(available: int) -> int:
@@ -108,6 +120,7 @@ def plan_within_budget(
     budget: int,
     bytes_per_token: float,
     multiple: int = 1,
+    row_cost: Callable[[int], float] | None = None,
 ) -> tuple[list[Batch], int | None]:
     """Plan batches whose compiled corpus step fits `budget`; return (batches, measured bytes).
 
@@ -118,11 +131,21 @@ def plan_within_budget(
         budget: bytes one batch may use.
         bytes_per_token: the estimate's bytes per token at the longest bucket (first plan).
         multiple: batch sizes are multiples of this (the mesh's data axis).
+        row_cost: FLOPs of one row through the corpus step at a width (`corpus_row_cost`):
+            buckets then merge where padding costs less than another program
+            (`batching.merged_widths`); None keeps every bucket.
     """
     longest = max(int(np.max(lengths)), 1)
     tokens = token_budget_for(budget * ESTIMATE_SHARE, bytes_per_token, min(longest, max_length))
     for _ in range(MAX_REPLANS):
-        batches = plan_batches(lengths, max_length, token_budget=tokens, multiple=multiple)
+        batches = plan_batches(
+            lengths,
+            max_length,
+            token_budget=tokens,
+            multiple=multiple,
+            row_cost=row_cost,
+            program_cost=MIN_SAVED_FLOPS,
+        )
         shape = largest_shape(batches)
         measured = programs.batch_bytes(*shape)
         if measured is None or measured <= budget or tokens <= shape[1]:
