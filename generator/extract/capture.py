@@ -681,11 +681,13 @@ def heavy_steps(run: ExtractRun, showcase_width: int) -> list:
     parameter-gradient passes."""
     from generator.attribution.objectives import HEAD_OBJECTIVES, default_task
     from generator.attribution.token_methods import DEFAULT_IG_STEPS
+    from generator.extract.corpus_budget import corpus_row_cost
     from generator.extract.estimate import StepEstimate, forward_flops
     from generator.extract.head_budget import head_importance_step, token_attributions_flops
 
     config, card = run.config, run.card
-    corpus = sum(forward_flops(config, b.batch_size, b.bucket) for b in run.batches)
+    row_cost = corpus_row_cost(config)  # the reducers' work counted as the planner counts it
+    corpus = sum(b.batch_size * row_cost(b.bucket) for b in run.batches)
     n_batches = len(run.batches)
     texts = f"{len(run.corpus)} texts in {n_batches} batch{'' if n_batches == 1 else 'es'}"
     steps = [StepEstimate("corpus_pass", texts, corpus)]

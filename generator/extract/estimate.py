@@ -4,6 +4,8 @@ An estimate, not a measurement, and stated as one: it counts the matrix products
 (the forward passes it runs, a backward pass as two forward passes) and divides by the matmul
 throughput measured on the first device in this process. It leaves out compilation (reported
 apart), host work and memory-bound operations, so small models run below the estimated rate.
+The corpus pass counts its reducers (histograms, head metrics, pooled statistics) as
+`corpus_budget.CORPUS_STEP_COST` times its forward pass, their measured cost on the CPU.
 The parameter-gradient step is the exception: one text at a time, it moves a float32 gradient of
 every parameter several times per text (`GRADIENT_PASSES`), so its estimate adds those bytes at
 the measured rate of a jitted elementwise pass (`measured_copy_rates`): tensors above glibc's
