@@ -64,11 +64,17 @@ def neuron_heatmap(data: dict, values: list[str]) -> list[dict]:
     return neuron_section.heatmap_rows(neurons["showcase"], int(values[0]), layer)
 
 
+def map_entry(data: dict, values: list[str]) -> dict | None:
+    """The packed map of one (pooling, layer, method) view; None where the method has none."""
+    pooling, layer, method = values[0], int(values[1]), values[2]
+    return (data["maps"].get(pooling, {}).get(method) or [None] * (layer + 1))[layer]
+
+
 def map_points(data: dict, values: list[str], *, extent: bool = False) -> list[dict]:
     """The representation map of one view, from the projections table the page packs."""
     pooling, layer, method = values[0], int(values[1]), values[2]
     checkpoint = len(data["checkpoints"]) - 1  # the tiny build has no further checkpoints
-    entry = (data["maps"].get(pooling, {}).get(method) or [None] * (layer + 1))[layer]
+    entry = map_entry(data, values)
     if entry is None or entry["constant"][checkpoint]:
         return []  # nothing drawn: the page's note says why
     view = {"checkpoint": data["checkpoints"][checkpoint], "pooling": pooling}
@@ -85,9 +91,7 @@ def packing_step(data: dict, values: list[str]) -> float:
     (`representations.pack`), so a map spanning a wider range (t-SNE's extent varies from
     machine to machine) is compared at a proportionally wider tolerance.
     """
-    pooling, layer, method = values[0], int(values[1]), values[2]
-    entries = data["maps"].get(pooling, {}).get(method) or []
-    entry = entries[layer] if layer < len(entries) else None
+    entry = map_entry(data, values)
     if entry is None:
         return 0.0
     return max(entry["scale"]) / representation_page.QUANT / 2 * (1 + 1e-9)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from generator.extract.sharding import round_up
+
 BUCKET_STEP = 16
 TOKEN_BUDGET = 8192  # tokens per batch; rows = budget // bucket length
 
@@ -88,8 +90,7 @@ def plan_batches(
 
 def padded_batch_size(bucket: int, rows: int, token_budget: int, multiple: int) -> int:
     """`batch_size_for`, rounded up to a multiple of `multiple`."""
-    size = batch_size_for(bucket, rows, token_budget)
-    return -(-size // multiple) * multiple
+    return round_up(batch_size_for(bucket, rows, token_budget), multiple)
 
 
 def merged_widths(
@@ -111,7 +112,7 @@ def merged_widths(
 
     def group_cost(rows: int, width: int) -> float:
         size = padded_batch_size(width, rows, token_budget, multiple)
-        return -(-rows // size) * size * row_cost(width) + program_cost
+        return round_up(rows, size) * row_cost(width) + program_cost
 
     # best[i]: the cheapest plan of buckets 0..i-1 whose widest bucket runs at its own width.
     best, cut = [0.0] + [float("inf")] * len(widths), [0] * (len(widths) + 1)
