@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -80,13 +83,41 @@ def build_card_once(root: Path, card_path: Path) -> tuple[Path, Path, Path]:
     return card_path, out, artifacts
 
 
+def once_per_run(tmp_path_factory, name: str, make: Callable[[Path], tuple[Path, ...]]):
+    """Run `make(root)` once per test run, whichever xdist worker asks first; return its paths.
+
+    Under xdist every worker process would otherwise build each shared site itself. The first
+    worker builds it in a folder beside the workers' own temporary folders, holding a file lock;
+    the others wait on the lock and reuse it. Shared sites are read-only to the tests. A failed
+    build leaves no record, so the next worker to ask builds again (and fails the same way).
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return make(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "shared-builds"
+    shared.mkdir(exist_ok=True)
+    record = shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if record.is_file():
+            return tuple(Path(path) for path in json.loads(record.read_text(encoding="utf-8")))
+        root = shared / name
+        shutil.rmtree(root, ignore_errors=True)  # an earlier worker's failed attempt
+        root.mkdir()
+        paths = make(root)
+        record.write_text(json.dumps([str(path) for path in paths]), encoding="utf-8")
+        return paths
+
+
 @pytest.fixture(scope="session")
 def tiny_build(tmp_path_factory):
     """Build the tiny-BERT card once: returns (card path, site folder, artifacts folder)."""
     from cards import TINY_SHOWCASE_TEXTS, write_card
 
-    root = tmp_path_factory.mktemp("tiny-build")
-    return build_card_once(root, write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS))
+    def make(root: Path):
+        return build_card_once(root, write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS))
+
+    return once_per_run(tmp_path_factory, "tiny-build", make)
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +132,9 @@ def default_build(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    return build_card_once(tmp_path_factory.mktemp("default-build"), DEFAULT_CARD)
+    return once_per_run(
+        tmp_path_factory, "default-build", lambda root: build_card_once(root, DEFAULT_CARD)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +142,11 @@ def decoder_build(tmp_path_factory):
     """Build the tiny-Llama card (causal-lm, untied head) once: (card path, site, artifacts)."""
     from cards import write_decoder_card
 
-    root = tmp_path_factory.mktemp("decoder-build")
-    return build_card_once(root, write_decoder_card(root / "cards"))
+    return once_per_run(
+        tmp_path_factory,
+        "decoder-build",
+        lambda root: build_card_once(root, write_decoder_card(root / "cards")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -118,8 +154,11 @@ def t5_build(tmp_path_factory):
     """Build the tiny-T5 card once: returns (card path, site folder, artifacts folder)."""
     from cards import write_t5_card
 
-    root = tmp_path_factory.mktemp("t5-build")
-    return build_card_once(root, write_t5_card(root / "cards"))
+    return once_per_run(
+        tmp_path_factory,
+        "t5-build",
+        lambda root: build_card_once(root, write_t5_card(root / "cards")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -127,8 +166,11 @@ def albert_build(tmp_path_factory):
     """Build the tiny-ALBERT card once: returns (card path, site folder, artifacts folder)."""
     from cards import write_albert_card
 
-    root = tmp_path_factory.mktemp("albert-build")
-    return build_card_once(root, write_albert_card(root / "cards"))
+    return once_per_run(
+        tmp_path_factory,
+        "albert-build",
+        lambda root: build_card_once(root, write_albert_card(root / "cards")),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -136,9 +178,11 @@ def wide_build(tmp_path_factory):
     """Build a random 24-layer x 16-head BERT over 150+-token texts once (#16 legibility)."""
     from wide_support import TEST_SETTINGS, TEST_TEXTS, write_wide_card
 
-    root = tmp_path_factory.mktemp("wide-build")
-    card = write_wide_card(root, "bert-24x16", texts=TEST_TEXTS, **TEST_SETTINGS)
-    return build_card_once(root, card)
+    def make(root: Path):
+        card = write_wide_card(root, "bert-24x16", texts=TEST_TEXTS, **TEST_SETTINGS)
+        return build_card_once(root, card)
+
+    return once_per_run(tmp_path_factory, "wide-build", make)
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +191,9 @@ def checkpoint_build(tmp_path_factory):
     from cards import write_card
     from checkpoint_support import tiny_checkpoints
 
-    root = tmp_path_factory.mktemp("checkpoint-build")
-    checkpoints = tiny_checkpoints(root / "checkpoints")
-    card_path = write_card(root / "cards", name="tiny-checkpoints", checkpoints=checkpoints)
-    return build_card_once(root, card_path)
+    def make(root: Path):
+        checkpoints = tiny_checkpoints(root / "checkpoints")
+        card_path = write_card(root / "cards", name="tiny-checkpoints", checkpoints=checkpoints)
+        return build_card_once(root, card_path)
+
+    return once_per_run(tmp_path_factory, "checkpoint-build", make)

@@ -174,6 +174,35 @@ SUBPROCESS = textwrap.dedent(
 )
 
 
+# Head metrics that count attention weights at or above a threshold: one weight within rounding
+# of it may fall on either side under a different summation order (seen: tiny ALBERT 1/31 of
+# sparsity, tiny BERT on 8 devices nonzero_max 38 -> 37 in one head of one text).
+THRESHOLD_METRICS = ("sparsity", "nonzero_mean", "nonzero_max")
+
+
+def compare_head_metrics(name: str, ref: np.ndarray, ours: np.ndarray) -> float:
+    """Assert head metrics [..., metric] agree as on one device; return the largest difference.
+
+    Every metric but the threshold counts agrees to TOL (scaled as in `compare`). The counts
+    move in under 1 % of the heads, by at most one key: a share by under 5 %, a count by 1.
+    """
+    from generator.extract.head_metrics import METRICS
+
+    ref, ours = np.asarray(ref, np.float64), np.asarray(ours, np.float64)
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{name}: NaN")
+    ref, ours = np.nan_to_num(ref), np.nan_to_num(ours)  # NaN (no value) in the same places
+    counted = [METRICS.index(metric) for metric in THRESHOLD_METRICS]
+    exact = [i for i in range(len(METRICS)) if i not in counted]
+    scale = max(1.0, float(np.abs(ref[..., exact]).max()))
+    diff = float(np.abs(ours[..., exact] - ref[..., exact]).max())
+    assert diff <= TOL * scale, f"{name}: {diff:.3g} (scale {scale:.3g})"
+    moved = np.abs(ours[..., counted] - ref[..., counted])
+    assert (moved > TOL).any(axis=-1).mean() < 0.01, f"{name}: threshold counts moved"
+    share = moved[..., THRESHOLD_METRICS.index("sparsity")]
+    assert share.max() < 0.05 and moved.max() <= 1.0 + TOL, f"{name}: {moved.max():.3g}"
+    return diff
+
+
 def compare(reference, sharded, skip: tuple[str, ...] = ()) -> float:
     """Assert every array of `sharded` equals `reference` to TOL; return the max difference.
 
@@ -211,6 +240,9 @@ def compare(reference, sharded, skip: tuple[str, ...] = ()) -> float:
             continue
         if ref.dtype.kind in "iuUSb":
             np.testing.assert_array_equal(ours, ref, err_msg=name)
+            continue
+        if name.endswith("head_metrics"):
+            worst = max(worst, compare_head_metrics(name, ref, ours))
             continue
         if name == "attribution/ig_error":
             # |Σ IG − gap| / |gap| is a difference of nearly equal numbers: compare at 1e-4.
@@ -304,18 +336,7 @@ def test_albert_shared_blocks_split_over_the_model_axis(albert_build, tmp_path, 
     sharded = open_artifacts(tmp_path / "tiny-albert")
     assert sharded.manifest["mesh"]["model"] == 4
     reference = open_artifacts(one_device / "tiny-albert")
-    worst = compare(reference, sharded, skip=("corpus/head_metrics",))
-    # Head metrics that count weights above a threshold (sparsity, nonzero_mean) move by one
-    # key when a weight at the threshold rounds the other way: 1/31 here. The rest match.
-    from generator.extract.head_metrics import METRICS
-
-    ref, ours = reference.array("corpus/head_metrics"), sharded.array("corpus/head_metrics")
-    counted = [METRICS.index(m) for m in ("sparsity", "nonzero_mean")]
-    exact = [i for i in range(len(METRICS)) if i not in counted]
-    scale = max(1.0, float(np.abs(ref[..., exact]).max()))
-    assert np.abs(ours[..., exact] - ref[..., exact]).max() <= TOL * scale
-    moved = np.abs(ours[..., counted] - ref[..., counted]) > TOL
-    assert moved.mean() < 0.01 and np.abs(ours - ref)[..., counted].max() < 0.05
+    worst = compare(reference, sharded)
     record_property("max_abs_diff_albert_data2-model4", worst)
     print(f"tiny-albert data2-model4: max abs diff {worst:.3g}")
 
