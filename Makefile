@@ -55,8 +55,9 @@ browser:
 	  else echo "chromium not found; install Debian's chromium package for the browser tests" >&2; fi; }
 
 # Most of a test's time is single-threaded (XLA compilation, Python, one-thread t-SNE and figure
-# export), so one worker process per core runs the suite in about half the time. Each worker
-# builds the session's shared fixture sites itself; a file's tests stay on one worker.
+# export), so one worker process per core runs the suite in about half the time. A shared
+# fixture site is built once per run, by the first worker that needs it (tests/conftest.py,
+# `once_per_run`); a file's tests stay on one worker.
 TEST_WORKERS ?= 2
 test: $(TEST_STAMP) browser
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
