@@ -183,14 +183,12 @@ THRESHOLD_METRICS = ("sparsity", "nonzero_mean", "nonzero_max")
 def compare_head_metrics(name: str, ref: np.ndarray, ours: np.ndarray) -> float:
     """Assert head metrics [..., metric] agree as on one device; return the largest difference.
 
-    Every metric but the threshold counts agrees to TOL (scaled as in `compare`). The counts
-    move in under 1 % of the heads, by at most one key: a share by under 5 %, a count by 1.
+    ref, ours: float64, no NaN. Every metric but the threshold counts agrees to TOL (scaled as
+    in `compare`). The counts move in under 1 % of the heads, by at most one key: the share
+    and the mean over queries by under 0.05, the largest count by 1.
     """
     from generator.extract.head_metrics import METRICS
 
-    ref, ours = np.asarray(ref, np.float64), np.asarray(ours, np.float64)
-    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{name}: NaN")
-    ref, ours = np.nan_to_num(ref), np.nan_to_num(ours)  # NaN (no value) in the same places
     counted = [METRICS.index(metric) for metric in THRESHOLD_METRICS]
     exact = [i for i in range(len(METRICS)) if i not in counted]
     scale = max(1.0, float(np.abs(ref[..., exact]).max()))
@@ -198,12 +196,14 @@ def compare_head_metrics(name: str, ref: np.ndarray, ours: np.ndarray) -> float:
     assert diff <= TOL * scale, f"{name}: {diff:.3g} (scale {scale:.3g})"
     moved = np.abs(ours[..., counted] - ref[..., counted])
     assert (moved > TOL).any(axis=-1).mean() < 0.01, f"{name}: threshold counts moved"
-    share = moved[..., THRESHOLD_METRICS.index("sparsity")]
-    assert share.max() < 0.05 and moved.max() <= 1.0 + TOL, f"{name}: {moved.max():.3g}"
+    largest = THRESHOLD_METRICS.index("nonzero_max")
+    averaged = np.delete(moved, largest, axis=-1)  # sparsity and nonzero_mean
+    assert averaged.max() < 0.05, f"{name}: {averaged.max():.3g}"
+    assert moved[..., largest].max() <= 1.0 + TOL, f"{name}: {moved[..., largest].max():.3g}"
     return diff
 
 
-def compare(reference, sharded, skip: tuple[str, ...] = ()) -> float:
+def compare(reference, sharded) -> float:
     """Assert every array of `sharded` equals `reference` to TOL; return the max difference.
 
     TOL is scaled by the array's largest magnitude when that exceeds 1: sums over a corpus
@@ -213,8 +213,6 @@ def compare(reference, sharded, skip: tuple[str, ...] = ()) -> float:
     assert set(reference.manifest["arrays"]) == set(sharded.manifest["arrays"])
     worst = 0.0
     for name in reference.manifest["arrays"]:
-        if name in skip:
-            continue
         ours, ref = sharded.array(name), reference.array(name)
         assert ours.shape == ref.shape, name
         counts = ref.dtype.kind in "iu" or (
@@ -241,9 +239,6 @@ def compare(reference, sharded, skip: tuple[str, ...] = ()) -> float:
         if ref.dtype.kind in "iuUSb":
             np.testing.assert_array_equal(ours, ref, err_msg=name)
             continue
-        if name.endswith("head_metrics"):
-            worst = max(worst, compare_head_metrics(name, ref, ours))
-            continue
         if name == "attribution/ig_error":
             # |Σ IG − gap| / |gap| is a difference of nearly equal numbers: compare at 1e-4.
             diff = float(np.abs(np.asarray(ours, np.float64) - np.asarray(ref, np.float64)).max())
@@ -252,6 +247,10 @@ def compare(reference, sharded, skip: tuple[str, ...] = ()) -> float:
         ref, ours = np.asarray(ref, np.float64), np.asarray(ours, np.float64)
         # NaN marks "no value" (e.g. heatmap cells beyond a matrix): same places in both.
         np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{name}: NaN")
+        if name.endswith("head_metrics"):
+            ref, ours = np.nan_to_num(ref), np.nan_to_num(ours)
+            worst = max(worst, compare_head_metrics(name, ref, ours))
+            continue
         finite = ~np.isnan(ref)
         if not finite.any():
             continue
