@@ -501,10 +501,12 @@ def head_importance(context: AttributionContext) -> dict:
     rows, width = sample_and_width(context.corpus, tokens, size)
     by_layer = layerwise(config, len(rows), width)
     with step_part("head_sample"):
-        groups = sample_groups(context, rows, width, fidelity=fidelity)
+        groups = sample_groups(context, rows, width, own_reference=fidelity and not by_layer)
     parts = [
         head_drops(context, *group[1:], fidelity=fidelity, by_layer=by_layer) for group in groups
     ]
+    # the pruning curves measure against the references the drops were measured against
+    groups = [(g[0], part[2], g[2]) for g, part in zip(groups, parts, strict=True)]
     per_text = tuple(
         in_sample_order([g[0] for g in groups], [p[i] for p in parts], len(rows)) for i in (0, 1)
     )
@@ -534,22 +536,25 @@ def head_importance(context: AttributionContext) -> dict:
 
 
 def sample_groups(
-    context: AttributionContext, rows: np.ndarray, width: int, *, fidelity: bool
+    context: AttributionContext, rows: np.ndarray, width: int, *, own_reference: bool
 ) -> list[tuple]:
     """The sample in width groups: (positions in the sample, objective inputs, embeddings) each.
 
     Layer by layer, the short texts run apart at their own width when that saves enough work
-    (`sample_width_groups`); else one group of the whole sample at `width`. For the
-    fidelity objective each text's reference is its own embedding with every head.
+    (`sample_width_groups`); else one group of the whole sample at `width`. With
+    `own_reference` (the fidelity objective when the whole model runs per head) each text's
+    reference is its own embedding with every head; layer by layer, the first pass of
+    `layerwise_head_drops` gives it.
     """
     lengths = context.tokens.lengths[rows]
+    fidelity = context.task in HEAD_OBJECTIVES
     groups = []
     for positions, group_width in sample_width_groups(
         context.config, lengths, width, fidelity=fidelity
     ):
         inputs = sample_batch(context, rows[positions], group_width)
         embeds = token_embeddings(context.table, inputs.input_ids)
-        if fidelity:  # each text's own embedding with every head: the cosine's reference
+        if own_reference:  # each text's own embedding with every head: the cosine's reference
             inputs = inputs._replace(reference=unablated_embeddings(context, inputs, embeds))
         groups.append((positions, inputs, embeds))
     return groups
@@ -580,24 +585,32 @@ def group_mask_evaluator(context: AttributionContext, groups: list[tuple]):
 def head_drops(
     context: AttributionContext, inputs, embeds, *, fidelity: bool, by_layer: bool
 ) -> tuple:
-    """Per-text (ablation, gradient) importances [text, layer, head], float32.
+    """Per-text (ablation, gradient) importances [text, layer, head], float32, and the inputs.
 
     Layer by layer (`layerwise_head_drops`) where `layerwise` says so (`by_layer`); else
     (encoder-decoders, whose head mask spans encoder, decoder and cross-attention, and tiny
     models, for which compiling costs more than it saves) the whole model runs per head.
+    The inputs come back with the objective's reference the drops were measured against
+    (layer by layer, the fidelity objective's is found on the way).
     """
     gradient = "head_taylor" if fidelity else "head_gradient"
     if not by_layer:
         with step_part("head_ablation"):
             ablation = ablation_per_text(context, inputs, embeds)
         with step_part(gradient):
-            return ablation, gradient_per_text(context, inputs, embeds, fidelity=fidelity)
+            return (
+                ablation,
+                gradient_per_text(context, inputs, embeds, fidelity=fidelity),
+                inputs,
+            )
     chunk = mask_chunk(*inputs.input_ids.shape)
-    ablation, taylor = layerwise_head_drops(context, inputs, embeds, chunk, fidelity=fidelity)
+    ablation, taylor, inputs = layerwise_head_drops(
+        context, inputs, embeds, chunk, fidelity=fidelity
+    )
     if fidelity:
-        return ablation, taylor
+        return ablation, taylor, inputs
     with step_part(gradient):
-        return ablation, gradient_per_text(context, inputs, embeds, fidelity=False)
+        return ablation, gradient_per_text(context, inputs, embeds, fidelity=False), inputs
 
 
 def head_mask_ones(context: AttributionContext) -> jax.Array:

@@ -4,7 +4,9 @@ Removing a head of layer l changes nothing below l, so for each layer the sample
 that layer (with every head) is computed once and only layers l.. run for each of its heads,
 the heads of one layer vmapped in chunks within the memory budget (`mask_chunk`). For the
 `embedding` task the second-order Taylor estimate of each head's fidelity drop linearises the
-layers from l upward once per layer (one primal pass) and takes one tangent pass per head.
+layers from l upward once per layer (one primal pass) and takes one tangent pass per head; the
+fidelity reference (each text's own embedding with every head) comes from the first program's
+pass with every head, not from a pass of its own.
 One compiled program serves every layer (the layer index is traced: `window_stage`).
 
 The objective is the task's own (`SCORES`, the same as `make_objective`'s); the results equal
@@ -33,10 +35,13 @@ from generator.attribution.objectives import (
 from generator.extract.compile_time import step_part
 
 
-def layer_programs(task: str, graphdef, n_heads: int, chunk: int):
+def layer_programs(task: str, graphdef, n_heads: int, chunk: int, *, own_reference: bool):
     """Return the jitted (first, ablation, taylor) programs of layer-by-layer head importance.
 
-    first(params, inputs, embeds) -> (input of layer 0, objective with every head [text]);
+    first(params, inputs, embeds) -> (input of layer 0, objective with every head [text], the
+    objective's reference [text, ...]: with `own_reference` (fidelity) each text's mean-pooled
+    last-layer embedding with every head, used as the reference of that objective; else
+    `inputs.reference` as given);
     ablation(params, inputs, embeds, x, full, start) -> (ablation drops [text, head], the input
     of layer start + 1); taylor(params, inputs, embeds, x, start) -> Taylor drops [text, head].
     """
@@ -47,7 +52,9 @@ def layer_programs(task: str, graphdef, n_heads: int, chunk: int):
         model = nnx.merge(graphdef, params)
         x, ctx = embed_stage(task, inputs, model, embeds)
         outputs = model.run_stages(x, ctx, None, positions=lm_positions(task, inputs))
-        return x, score(inputs, outputs)
+        if own_reference:
+            inputs = inputs._replace(reference=pooled_last(inputs, outputs))
+        return x, score(inputs, outputs), inputs.reference
 
     def outputs_of(params, inputs, embeds, x, start):
         """`row [head] -> outputs` with layer `start`'s heads scaled by row, the rest kept."""
@@ -81,13 +88,17 @@ def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool)
         context: the AttributionContext (task, graphdef, params, config).
         inputs, embeds: the sample's objective inputs and word embeddings [text, token, d].
         chunk: heads per vmapped chunk.
-        fidelity: also the Taylor estimate (the `embedding` task).
+        fidelity: the `embedding` task's fidelity objective, whose reference is each text's own
+            embedding with every head (`inputs.reference` is replaced), and its Taylor estimate.
 
     Returns:
-        (ablation [text, layer, head], Taylor drops [text, layer, head] or None), float32.
+        (ablation [text, layer, head], Taylor drops [text, layer, head] or None, the inputs
+        with the reference the drops were measured against), drops float32.
     """
     n_layers, n_heads = context.config.n_layers, context.config.n_heads
-    first, ablation, taylor = layer_programs(context.task, context.graphdef, n_heads, chunk)
+    first, ablation, taylor = layer_programs(
+        context.task, context.graphdef, n_heads, chunk, own_reference=fidelity
+    )
     params = context.params
     # Progress in layer runs: the heads of layer `start` run layers start.. (n_layers - start)
     runs = n_layers * (n_layers + 1) // 2
@@ -96,7 +107,8 @@ def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool)
         step_part("head_ablation"),
         context.bar(f"head ablation ({texts} texts)", runs, "layer") as bar,
     ):
-        x, full = first(params, inputs, embeds)
+        x, full, reference = first(params, inputs, embeds)
+        inputs = inputs._replace(reference=reference)
         drops, layer_inputs = [], []
         for start in range(n_layers):
             layer_inputs.append(x)
@@ -104,7 +116,7 @@ def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool)
             drops.append(np.asarray(row, np.float32))
             bar.update(n_layers - start)
     if not fidelity:
-        return np.stack(drops, axis=1), None
+        return np.stack(drops, axis=1), None, inputs
     second = []
     with (
         step_part("head_taylor"),
@@ -115,4 +127,4 @@ def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool)
                 np.asarray(taylor(params, inputs, embeds, x, jnp.int32(start)), np.float32)
             )
             bar.update(n_layers - start)
-    return np.stack(drops, axis=1), np.stack(second, axis=1)
+    return np.stack(drops, axis=1), np.stack(second, axis=1), inputs
