@@ -108,7 +108,8 @@ def layerwise_head_drops(context, inputs, embeds, chunk: int, *, fidelity: bool)
         context.bar(f"head ablation ({texts} texts)", runs, "layer") as bar,
     ):
         x, full, reference = first(params, inputs, embeds)
-        inputs = inputs._replace(reference=reference)
+        if fidelity:  # the reference the drops are measured against, from that same pass
+            inputs = inputs._replace(reference=reference)
         drops, layer_inputs = [], []
         for start in range(n_layers):
             layer_inputs.append(x)
