@@ -501,7 +501,7 @@ def head_importance(context: AttributionContext) -> dict:
     rows, width = sample_and_width(context.corpus, tokens, size)
     by_layer = layerwise(config, len(rows), width)
     with step_part("head_sample"):
-        groups = sample_groups(context, rows, width, own_reference=fidelity and not by_layer)
+        groups = sample_groups(context, rows, width, fidelity=fidelity, by_layer=by_layer)
     parts = [
         head_drops(context, *group[1:], fidelity=fidelity, by_layer=by_layer) for group in groups
     ]
@@ -536,25 +536,24 @@ def head_importance(context: AttributionContext) -> dict:
 
 
 def sample_groups(
-    context: AttributionContext, rows: np.ndarray, width: int, *, own_reference: bool
+    context: AttributionContext, rows: np.ndarray, width: int, *, fidelity: bool, by_layer: bool
 ) -> list[tuple]:
     """The sample in width groups: (positions in the sample, objective inputs, embeddings) each.
 
     Layer by layer, the short texts run apart at their own width when that saves enough work
-    (`sample_width_groups`); else one group of the whole sample at `width`. With
-    `own_reference` (the fidelity objective when the whole model runs per head) each text's
-    reference is its own embedding with every head; layer by layer, the first pass of
+    (`sample_width_groups`); else one group of the whole sample at `width`. For the
+    fidelity objective each text's reference is its own embedding with every head: computed
+    here when the whole model runs per head; layer by layer, the first pass of
     `layerwise_head_drops` gives it.
     """
     lengths = context.tokens.lengths[rows]
-    fidelity = context.task in HEAD_OBJECTIVES
     groups = []
     for positions, group_width in sample_width_groups(
         context.config, lengths, width, fidelity=fidelity
     ):
         inputs = sample_batch(context, rows[positions], group_width)
         embeds = token_embeddings(context.table, inputs.input_ids)
-        if own_reference:  # each text's own embedding with every head: the cosine's reference
+        if fidelity and not by_layer:  # each text's own embedding with every head
             inputs = inputs._replace(reference=unablated_embeddings(context, inputs, embeds))
         groups.append((positions, inputs, embeds))
     return groups

@@ -38,10 +38,9 @@ from generator.extract.compile_time import step_part
 def layer_programs(task: str, graphdef, n_heads: int, chunk: int, *, own_reference: bool):
     """Return the jitted (first, ablation, taylor) programs of layer-by-layer head importance.
 
-    first(params, inputs, embeds) -> (input of layer 0, objective with every head [text], the
-    objective's reference [text, ...]: with `own_reference` (fidelity) each text's mean-pooled
-    last-layer embedding with every head, used as the reference of that objective; else
-    `inputs.reference` as given);
+    first(params, inputs, embeds) -> (input of layer 0, objective with every head [text], and
+    with `own_reference` (fidelity) each text's mean-pooled last-layer embedding with every
+    head [text, d_model], the reference that objective is measured against; else None);
     ablation(params, inputs, embeds, x, full, start) -> (ablation drops [text, head], the input
     of layer start + 1); taylor(params, inputs, embeds, x, start) -> Taylor drops [text, head].
     """
@@ -52,9 +51,10 @@ def layer_programs(task: str, graphdef, n_heads: int, chunk: int, *, own_referen
         model = nnx.merge(graphdef, params)
         x, ctx = embed_stage(task, inputs, model, embeds)
         outputs = model.run_stages(x, ctx, None, positions=lm_positions(task, inputs))
+        reference = pooled_last(inputs, outputs) if own_reference else None
         if own_reference:
-            inputs = inputs._replace(reference=pooled_last(inputs, outputs))
-        return x, score(inputs, outputs), inputs.reference
+            inputs = inputs._replace(reference=reference)
+        return x, score(inputs, outputs), reference
 
     def outputs_of(params, inputs, embeds, x, start):
         """`row [head] -> outputs` with layer `start`'s heads scaled by row, the rest kept."""
