@@ -15,6 +15,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets tests import br
 
 
 @pytest.fixture(scope="session", autouse=True)
+def checked_charts():
+    """Check every chart the tests build against the Vega-Lite schema (builds skip it)."""
+    from generator.render.charts.common import CHECK_CHARTS
+
+    before = os.environ.get(CHECK_CHARTS)
+    os.environ[CHECK_CHARTS] = "1"
+    yield
+    if before is None:
+        os.environ.pop(CHECK_CHARTS, None)
+    else:
+        os.environ[CHECK_CHARTS] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def shared_compile_cache(tmp_path_factory):
     """Share one JAX compile cache across the run's builds (each has its own artifact store)."""
     if "MODELATLAS_JAX_CACHE" in os.environ:  # the caller chose one

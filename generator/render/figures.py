@@ -12,7 +12,6 @@ objects in varying order), so PDF is only made on request.
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import re
@@ -84,7 +83,11 @@ def export_spec(item: dict) -> dict | None:
 
 
 def _fix_sizes(node):
-    """Replace "container" widths and heights by fixed sizes, recursively."""
+    """A copy of `node` with "container" widths and heights fixed, recursively.
+
+    Every dict and list is new; the leaves are JSON scalars (immutable), so the copy shares
+    nothing mutable with `node`.
+    """
     if isinstance(node, dict):
         out = {key: _fix_sizes(value) for key, value in node.items()}
         if out.get("width") == "container":
@@ -99,7 +102,7 @@ def _fix_sizes(node):
 
 def static_spec(spec: dict) -> dict:
     """Return a copy of `spec` ready for export: fixed sizes, opaque white background."""
-    out = _fix_sizes(copy.deepcopy(spec))
+    out = _fix_sizes(spec)
     out["background"] = BACKGROUND
     out.setdefault("autosize", {"type": "pad"})
     return out

@@ -1,15 +1,25 @@
-"""What every chart builder shares: validation through Altair and the one theme."""
+"""What every chart builder shares: the one theme, and the schema check the tests turn on."""
 
 from __future__ import annotations
+
+import os
 
 import altair as alt
 
 from generator.render.theme import themed
 
+# Altair checks every chart against the Vega-Lite JSON schema while it writes the spec: about
+# 2 s of the default site's render (jsonschema), for specs that this package's code builds, not
+# users. The test suite checks them (tests/conftest.py sets this variable); builds skip it.
+CHECK_CHARTS = "MODELATLAS_CHECK_CHARTS"
+
 
 def to_spec(chart: alt.TopLevelMixin) -> dict:
-    """Validate an Altair chart and return its Vega-Lite spec with the shared theme."""
-    return themed(chart.to_dict())
+    """Return an Altair chart's Vega-Lite spec with the shared theme.
+
+    Checked against the Vega-Lite schema when `MODELATLAS_CHECK_CHARTS=1` (the tests).
+    """
+    return themed(chart.to_dict(validate=os.environ.get(CHECK_CHARTS) == "1"))
 
 
 # Marks drawn by the thousand (attention heatmap and grid cells, head-view lines). Vega would
