@@ -85,9 +85,7 @@ def test_layer_by_layer_ablation_equals_the_whole_model(name):
     np.testing.assert_allclose(measured.reference, inputs.reference, rtol=1e-5, atol=1e-6)
     # progress in layer runs: layer l's heads run layers l.. (n_layers - l of them)
     runs = config.n_layers * (config.n_layers + 1) // 2
-    assert [b.what.split(" (")[0] for b in bars] == [
-        "head ablation and Taylor" if fidelity else "head ablation"
-    ]
+    assert [b.what.split(" (")[0] for b in bars] == ["head ablation", "head Taylor"][: 1 + fidelity]
     assert all(b.total == runs and sum(b.updates) == runs for b in bars)
     assert bars[0].updates == list(range(config.n_layers, 0, -1))
     objective = make_objective(task, graphdef, params)
