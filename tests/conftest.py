@@ -19,13 +19,9 @@ def checked_charts():
     """Check every chart the tests build against the Vega-Lite schema (builds skip it)."""
     from generator.render.charts.common import CHECK_CHARTS
 
-    before = os.environ.get(CHECK_CHARTS)
-    os.environ[CHECK_CHARTS] = "1"
-    yield
-    if before is None:
-        os.environ.pop(CHECK_CHARTS, None)
-    else:
-        os.environ[CHECK_CHARTS] = before
+    with pytest.MonkeyPatch.context() as patch:  # restores the variable after the run
+        patch.setenv(CHECK_CHARTS, "1")
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,5 +1,7 @@
 """Chart specs are checked against the Vega-Lite schema in the tests, not in builds."""
 
+import os
+
 import altair as alt
 import pytest
 
@@ -15,8 +17,6 @@ def broken_chart() -> alt.Chart:
 
 
 def test_the_suite_checks_every_chart():
-    import os
-
     assert os.environ.get(CHECK_CHARTS) == "1"  # tests/conftest.py turns the check on
 
 
