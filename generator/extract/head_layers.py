@@ -51,8 +51,9 @@ def layer_programs(task: str, graphdef, n_heads: int, chunk: int, *, own_referen
         model = nnx.merge(graphdef, params)
         x, ctx = embed_stage(task, inputs, model, embeds)
         outputs = model.run_stages(x, ctx, None, positions=lm_positions(task, inputs))
-        reference = pooled_last(inputs, outputs) if own_reference else None
+        reference = None
         if own_reference:
+            reference = pooled_last(inputs, outputs)
             inputs = inputs._replace(reference=reference)
         return x, score(inputs, outputs), reference
 
