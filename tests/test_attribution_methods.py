@@ -286,6 +286,45 @@ def test_pruning_curves_stop_once_every_order_has_collapsed():
     assert not collapsed(np.array([0.02, 0.04]), full=3.0, floor=0.0, tolerance=0.01)
 
 
+def test_pruning_curves_in_batches_run_on_across_fractions_with_the_same_values():
+    objective, contribution, _ = head_objective()
+    orders = [np.argsort(-np.ravel(contribution)), np.arange(6), np.arange(6)[::-1]]
+    fractions = np.array([0.0, 0.34, 0.5, 0.67, 0.84])
+    calls = []
+
+    def evaluate(masks):
+        calls.append(len(masks))
+        return jnp.stack([jnp.mean(objective(mask)) for mask in masks])
+
+    single, seen = counted_evaluator(objective)
+    one_by_one = pruning_curves_until_collapse(single, orders, (2, 3), fractions, tolerance=0.0)
+    batched = pruning_curves_until_collapse(
+        evaluate, orders, (2, 3), fractions, tolerance=0.0, batch=4
+    )
+    np.testing.assert_array_equal(batched[0], one_by_one[0])
+    assert batched[1:] == one_by_one[1:]
+    # the same masks, in calls of four but the last
+    assert sum(calls) == len(seen) and calls[:-1] == [4] * (len(calls) - 1) and calls[-1] <= 4
+
+
+def test_batched_pruning_curves_stop_at_the_collapse_and_drop_what_ran_past_it():
+    def objective(mask):
+        return jnp.full((2,), jnp.sum(jnp.ravel(mask)[:3]))
+
+    orders = [np.array([0, 1, 2, 3, 4, 5]), np.array([2, 1, 0, 5, 4, 3])]
+    fractions = np.array([0.0, 0.34, 0.5, 0.67, 0.84])
+    evaluate, seen = counted_evaluator(objective)
+    curves, floor, stop = pruning_curves_until_collapse(
+        evaluate, orders, (2, 3), fractions, tolerance=0.01, batch=6
+    )
+    assert floor == 0.0 and stop == 0.5
+    np.testing.assert_array_equal(curves[:, :3], [[3.0, 1.0, 0.0], [3.0, 1.0, 0.0]])
+    # floor, fraction 0 (one mask), 0.34 (two), 0.5 (one: both orders removed heads 0-2),
+    # then one of 0.67's two masks in the same call: run, and dropped
+    assert np.isnan(curves[:, 3:]).all()
+    assert len(seen) == 6
+
+
 def test_spearman_of_identical_rankings_is_one():
     a = np.array([[3.0, 1.0], [2.0, 0.0]])
     assert spearman(a, a * 10) == pytest.approx(1.0)

@@ -232,14 +232,18 @@ def pruning_curves_until_collapse(
     fractions: np.ndarray,
     *,
     tolerance: float,
+    batch: int | None = None,
 ) -> tuple[np.ndarray, float, float | None]:
     """Pruning curves evaluated fraction by fraction, stopped once every order has collapsed.
 
-    `evaluate` maps masks [mask, layer, head] to mean objectives [mask]; it is called once per
-    fraction with that fraction's distinct masks (the first call also takes the floor, every
-    head removed, ahead of the first fraction's). After the first fraction at which every
-    order's objective is `collapsed` (within `tolerance` of the range from the floor), the later
-    fractions are not evaluated: NaN.
+    `evaluate` maps masks [mask, layer, head] to mean objectives [mask]. The masks to evaluate
+    are the floor (every head removed), then each fraction's distinct masks in turn. Without
+    `batch`, each call takes one fraction's (the first call the floor too); with it, calls take
+    `batch` masks of that sequence at a time, running on into the next fractions (the last
+    call may take fewer), so a caller that pads every call to `batch` pads only the last. After
+    the first fraction at which every order's objective is `collapsed` (within `tolerance` of
+    the range from the floor), the later fractions are not evaluated (beyond the call that
+    completed it): NaN.
 
     Returns:
         curves [order, fraction] (NaN past the stop), the floor, and the fraction at which the
@@ -247,21 +251,29 @@ def pruning_curves_until_collapse(
     """
     n_layers, n_heads = shape
     masks = np.stack([pruning_masks(o, n_layers, n_heads, fractions) for o in orders])
-    curves = np.full((len(orders), len(fractions)), np.nan)
-    floor = None
+    columns = []  # per fraction: (distinct masks [mask, layer, head], each order's row in them)
     for column in range(len(fractions)):
         flat = masks[:, column].reshape(len(orders), -1)
         distinct, inverse = np.unique(flat, axis=0, return_inverse=True)
-        distinct = distinct.reshape(-1, n_layers, n_heads)
-        if floor is None:  # the floor rides along with the first fraction's masks
-            distinct = np.concatenate([np.zeros((1, n_layers, n_heads), distinct.dtype), distinct])
-        values = np.asarray(evaluate(jnp.asarray(distinct)))
-        if floor is None:
-            floor, values = float(values[0]), values[1:]
-        curves[:, column] = values[np.ravel(inverse)]
-        if column and collapsed(curves[:, column], curves[0, 0], floor, tolerance):
-            return curves, floor, float(fractions[column])
-    return curves, floor, None
+        columns.append((distinct.reshape(-1, n_layers, n_heads), np.ravel(inverse)))
+    floor_mask = np.zeros((1, n_layers, n_heads), masks.dtype)
+    sequence = np.concatenate([floor_mask] + [distinct for distinct, _ in columns])
+    ends = 1 + np.cumsum([len(distinct) for distinct, _ in columns])  # each column's end in it
+    values = np.empty(len(sequence))
+    curves = np.full((len(orders), len(fractions)), np.nan)
+    done = column = 0
+    while column < len(fractions):
+        size = batch or int(ends[column]) - done  # without a batch: the next column's masks
+        part = sequence[done : done + size]
+        values[done : done + len(part)] = np.asarray(evaluate(jnp.asarray(part)))
+        done += len(part)
+        while column < len(fractions) and ends[column] <= done:  # every column now complete
+            distinct, inverse = columns[column]
+            curves[:, column] = values[ends[column] - len(distinct) : ends[column]][inverse]
+            if column and collapsed(curves[:, column], curves[0, 0], values[0], tolerance):
+                return curves, float(values[0]), float(fractions[column])
+            column += 1
+    return curves, float(values[0]), None
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

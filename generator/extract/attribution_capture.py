@@ -81,8 +81,10 @@ HOST_BACKWARD_BUDGET = 512 * 1024**2
 # `pruning_curves_until_collapse`.
 COLLAPSE_TOLERANCE = 0.01
 LENS_TOP_K = 5
-# Masks per call of the pruning curves' program: every order's mask of one fraction.
-PRUNING_BATCH = RANDOM_ORDERS + 1
+# Masks per call of the pruning curves' program. The curves need the floor (every head
+# removed), the mask with every head, then one mask per order at each further fraction:
+# 2 + 9 x 6 = 56 masks fill 8 calls of 7 (calls of one fraction's 6 took 10 calls, 60 passes).
+PRUNING_BATCH = RANDOM_ORDERS + 2
 BASELINE = (
     "the embedding of the padding token (else unknown, else end-of-sequence) at every non-special "
     "position; special tokens keep their embeddings"
@@ -462,6 +464,7 @@ def write_head_importance(writer, rows, per_text, mean_objectives_of) -> dict:
         (n_rows, n_heads),
         PRUNING_FRACTIONS,
         tolerance=COLLAPSE_TOLERANCE,
+        batch=PRUNING_BATCH,
     )
     by_importance, random_curves = curves[0], curves[1:]
     writer.write_array("heads/ablation", ablation.astype(np.float32), ("layer", "head"))
@@ -669,8 +672,8 @@ def mask_evaluator(context: AttributionContext, inputs, embeds):
     """Return `masks [mask, layer, head] -> [mask]`: the sample's mean objective under each.
 
     `PRUNING_BATCH` masks per call of one compiled program (a call with fewer repeats its last
-    mask), vmapped within the memory budget (`mask_chunk`): a pruning fraction's distinct masks
-    (one per order at most) run together.
+    mask), vmapped within the memory budget (`mask_chunk`): `pruning_curves_until_collapse`
+    gives it `PRUNING_BATCH` masks a call, running on from one fraction into the next.
     """
     chunk = min(PRUNING_BATCH, mask_chunk(*inputs.input_ids.shape))
 

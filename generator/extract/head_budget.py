@@ -111,8 +111,8 @@ def head_passes(config, *, fidelity: bool, chunk: int, by_layer: bool) -> dict[s
     one tangent pass per head over the same layers; the layers below run once. Otherwise the
     whole model runs per head (and one primal pass per chunk of heads for the Taylor estimate).
     Michel et al.: one batched backward pass. The pruning curves take at most one pass per
-    distinct mask (fewer when they stop early) plus the mask with every head removed; one more
-    pass gives the unablated objective.
+    distinct mask (fewer when they stop early): the mask with every head removed, the one with
+    every head, and one per order at each further fraction.
     """
     heads = head_count(config)
     if not by_layer:
@@ -122,7 +122,7 @@ def head_passes(config, *, fidelity: bool, chunk: int, by_layer: bool) -> dict[s
         above = config.n_heads * (layers + 1) / 2
         primal = (layers + 1) / 2 + 1.0  # one linearisation per layer, the layers below once
     gradient = above * TANGENT + primal if fidelity else BACKWARD
-    pruning = 1 + (len(PRUNING_FRACTIONS) - 1) * (1 + RANDOM_ORDERS)
+    pruning = 2 + (len(PRUNING_FRACTIONS) - 1) * (1 + RANDOM_ORDERS)
     return {"ablation": 1.0 + above, "gradient": float(gradient), "pruning": float(pruning)}
 
 
