@@ -29,11 +29,6 @@ class BuildReport:
     timings: dict = field(default_factory=dict)  # per stage, as in ARTIFACTS/NAME/timings.json
 
 
-def cache_dir(artifacts_root: Path) -> Path:
-    """Return the folder for caches shared by all models (compiled programs, Vega bundle)."""
-    return artifacts_root / ".cache"
-
-
 def extract_card(
     card: ModelCard, artifacts_root: Path, options: BuildOptions | None = None, **flags
 ):
@@ -78,7 +73,6 @@ def render_card(
         artifacts,
         tables,
         out_dir=out_dir,
-        cache_dir=cache_dir(artifacts_root),
         force=options.force,
         base_url=options.base_url,
     )

@@ -10,8 +10,11 @@ from generator.atomic import write_text_atomic
 VEGA_BUNDLE = "vega-bundle.js"
 
 
-def vega_bundle(cache_dir: Path) -> Path:
+def vega_bundle() -> Path:
     """Return a classic-script Vega + Vega-Lite + vega-embed bundle, made once per vl-convert version.
+
+    It is kept in the user's cache (`user_cache_dir`), so a build into a new artifact store
+    does not make it again (vl-convert takes 2-3 s).
 
     vl-convert's default bundle has no import/export and ends by setting `window.vegaEmbed`,
     `window.vega` and `window.vegaLite`; wrapped in a function scope, its thousands of
@@ -19,19 +22,21 @@ def vega_bundle(cache_dir: Path) -> Path:
     """
     import vl_convert
 
+    from generator.user_cache import user_cache_dir
+
     version = getattr(vl_convert, "__version__", "unknown")
-    path = cache_dir / f"vega-bundle-{version}.js"
+    path = user_cache_dir() / f"vega-bundle-{version}.js"
     if not path.is_file():
         bundle = vl_convert.javascript_bundle()
         write_text_atomic(path, "(function () {\n" + bundle + "\n})();\n")
     return path
 
 
-def copy_assets(templates_dir: Path, cache_dir: Path, target: Path) -> list[str]:
+def copy_assets(templates_dir: Path, target: Path) -> list[str]:
     """Copy the runtime and our assets into `target/assets`; return their relative paths."""
     assets = target / "assets"
     assets.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(vega_bundle(cache_dir), assets / VEGA_BUNDLE)
+    shutil.copyfile(vega_bundle(), assets / VEGA_BUNDLE)
     own = sorted(p for p in (templates_dir / "assets").iterdir() if p.suffix in (".js", ".css"))
     for path in own:
         shutil.copyfile(path, assets / path.name)

@@ -142,11 +142,10 @@ def printable(value):
 
 
 def figure_cache_dir() -> Path:
-    """Folder of rendered figures keyed by spec hash (MODELATLAS_CACHE, else ~/.cache/modelatlas)."""
-    root = os.environ.get("MODELATLAS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelatlas"
-    )
-    return Path(root) / "figures"
+    """Folder of rendered figures keyed by spec hash, in the user's cache (`user_cache_dir`)."""
+    from generator.user_cache import user_cache_dir
+
+    return user_cache_dir() / "figures"
 
 
 def figure_key(spec: dict, formats: tuple[str, ...]) -> str:

@@ -94,7 +94,6 @@ def render_model(
     tables: dict,
     *,
     out_dir: Path,
-    cache_dir: Path,
     force: bool = False,
     base_url: str | None = None,
 ) -> RenderResult:
@@ -133,7 +132,7 @@ def render_model(
     summary = model_summary(card, artifacts, tables)
     with staged_folder(final) as staging:
         with timer.part("assets"):
-            assets = copy_assets(templates_dir(), cache_dir, staging)
+            assets = copy_assets(templates_dir(), staging)
         pages = model_pages(artifacts)
         summary["findings"] = page_findings(tables, pages)
         with timer.part("charts"):
