@@ -58,8 +58,13 @@ def run_measured(
     The command runs under `benchmarks.launch`, a small parent that reads the child's own
     rusage with os.wait4 (see that module for why the benchmark process must not fork it).
     Past `timeout` seconds the command and its children are killed: CommandTimedOut.
+    A build compiles into its own artifact store's cache (cold in fresh folders, warm in a
+    rebuild): a shared `MODELATLAS_JAX_CACHE` of the caller's environment (the test suite sets
+    one) would make a cold build's compile time that of whatever the cache already holds.
     """
     child_env = {**os.environ, **(env or {})}
+    if "MODELATLAS_JAX_CACHE" not in (env or {}):
+        child_env.pop("MODELATLAS_JAX_CACHE", None)
     child_env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + ([child_env["PYTHONPATH"]] if child_env.get("PYTHONPATH") else [])
     )

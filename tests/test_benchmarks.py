@@ -187,6 +187,17 @@ def test_run_measured_reports_the_child_s_own_peak_memory():
     assert ballast.sum() > 0
 
 
+def test_measured_commands_never_inherit_a_shared_compile_cache(monkeypatch):
+    """A cold build compiles cold even when the caller shares a JAX cache (as the tests do)."""
+    from benchmarks.runner import run_measured
+
+    monkeypatch.setenv("MODELATLAS_JAX_CACHE", "/shared/cache")
+    child = "import os; print(os.environ.get('MODELATLAS_JAX_CACHE'))"
+    assert run_measured([sys.executable, "-c", child], cwd=ROOT).stdout.strip() == "None"
+    asked = run_measured([sys.executable, "-c", child], ROOT, {"MODELATLAS_JAX_CACHE": "/mine"})
+    assert asked.stdout.strip() == "/mine"  # unless the benchmark itself names one
+
+
 def test_run_measured_kills_a_command_and_its_children_past_the_timeout(tmp_path):
     """A timed-out build is killed with its children (the 7B GPU run's time limit)."""
     import time
