@@ -70,14 +70,14 @@ def test_the_estimate_counts_the_sample_and_the_passes():
     step = head_importance_step(small, tokens, corpus, None, fidelity=False)
     assert step.budget.startswith(f"{HEAD_SAMPLE} texts x {head_count(small)} heads")
     # ablation (and the unablated pass), one backward pass (Michel et al.), pruning: every
-    # head removed, then 9 fractions x 6 orders at most
-    passes = (1 + head_count(small)) + 3 + 1 + 9 * 6
+    # head removed, every head kept, then 9 fractions x 6 orders at most
+    passes = (1 + head_count(small)) + 3 + 2 + 9 * 6
     assert step.flops == pytest.approx(passes * forward_flops(small, HEAD_SAMPLE, 24))
     large = parse_config(BERT_BASE)  # layer by layer: a head of layer l runs (12 - l) / 12
     assert layerwise(large, MIN_HEAD_SAMPLE, 24)
     step = head_importance_step(large, tokens, corpus, None, fidelity=True)
     above = sum(12 * (12 - layer) / 12 for layer in range(12))
     primal = sum((12 - layer) / 12 for layer in range(12)) + 1  # a linearisation per layer
-    passes = (1 + above) + (above + primal) + 1 + 9 * 6
+    passes = (1 + above) + (above + primal) + 2 + 9 * 6
     expected = passes * forward_flops(large, MIN_HEAD_SAMPLE, 24)
     assert step.flops == pytest.approx(expected)
