@@ -51,6 +51,7 @@ from generator.extract.compile_time import step_part
 from generator.extract.corpus_pass import special_mask
 from generator.extract.head_budget import (
     PRUNING_FRACTIONS,
+    PRUNING_MASKS,
     RANDOM_ORDERS,
     attribution_groups,
     head_sample_size,
@@ -81,9 +82,8 @@ HOST_BACKWARD_BUDGET = 512 * 1024**2
 # `pruning_curves_until_collapse`.
 COLLAPSE_TOLERANCE = 0.01
 LENS_TOP_K = 5
-# Masks per call of the pruning curves' program. The curves need the floor (every head
-# removed), the mask with every head, then one mask per order at each further fraction:
-# 2 + 9 x 6 = 56 masks fill 8 calls of 7 (calls of one fraction's 6 took 10 calls, 60 passes).
+# Masks per call of the pruning curves' program: the PRUNING_MASKS (2 + 9 x 6 = 56) fill 8
+# calls of 7 (calls of one fraction's 6 masks took 10 calls, 60 passes).
 PRUNING_BATCH = RANDOM_ORDERS + 2
 BASELINE = (
     "the embedding of the padding token (else unknown, else end-of-sequence) at every non-special "
@@ -515,16 +515,16 @@ def head_importance(context: AttributionContext) -> dict:
     )
     with (
         step_part("head_pruning"),
-        context.bar("head pruning", len(PRUNING_FRACTIONS), "fraction") as bar,
+        context.bar("head pruning", PRUNING_MASKS, "mask") as bar,
     ):
         evaluate = group_mask_evaluator(context, groups)
 
-        def evaluate_fraction(masks):  # called once per pruning fraction
+        def evaluate_counted(masks):  # called with PRUNING_BATCH masks at a time
             values = evaluate(masks)
-            bar.update()
+            bar.update(len(masks))
             return values
 
-        pruning = write_head_importance(context.writer, rows, per_text, evaluate_fraction)
+        pruning = write_head_importance(context.writer, rows, per_text, evaluate_counted)
     return {
         "sample_size": int(len(rows)),
         "sample_source": source,

@@ -30,6 +30,9 @@ HEAD_BUDGET_FLOPS = 8e12
 ABLATION_TOKENS = 1 << 15  # tokens one vmapped chunk of head masks may run (bounds memory)
 PRUNING_FRACTIONS = np.round(np.arange(0.0, 1.0, 0.1), 2)
 RANDOM_ORDERS = 5
+# Masks the pruning curves evaluate at most: every head removed (the floor), every head kept,
+# then one per order (by importance and the random ones) at each further fraction.
+PRUNING_MASKS = 2 + (len(PRUNING_FRACTIONS) - 1) * (1 + RANDOM_ORDERS)
 # Below this many forward-pass FLOPs of the sample x heads, head importance runs the whole
 # model per head: compiling the layer-by-layer programs costs more than they save (tiny models).
 LAYERWISE_FLOPS = 1e11
@@ -122,8 +125,7 @@ def head_passes(config, *, fidelity: bool, chunk: int, by_layer: bool) -> dict[s
         above = config.n_heads * (layers + 1) / 2
         primal = (layers + 1) / 2 + 1.0  # one linearisation per layer, the layers below once
     gradient = above * TANGENT + primal if fidelity else BACKWARD
-    pruning = 2 + (len(PRUNING_FRACTIONS) - 1) * (1 + RANDOM_ORDERS)
-    return {"ablation": 1.0 + above, "gradient": float(gradient), "pruning": float(pruning)}
+    return {"ablation": 1.0 + above, "gradient": float(gradient), "pruning": float(PRUNING_MASKS)}
 
 
 def head_sample_flops(config, rows: int, width: int, fidelity: bool) -> float:
