@@ -131,6 +131,14 @@ def tiny_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def family_builds(tmp_path_factory):
+    """Build a tiny card of every family once: (site folder, artifacts folder, notes file)."""
+    from family_support import build_families
+
+    return once_per_run(tmp_path_factory, "family-builds", build_families)
+
+
+@pytest.fixture(scope="session")
 def default_build(tmp_path_factory):
     """Build the default card (the packaged all-MiniLM-L6-v2) once into a temporary folder."""
     import importlib.util

@@ -3,30 +3,18 @@
 import numpy as np
 import pytest
 from browser_support import file_url, open_page
-from cards import FIXTURES, write_card
 
 from generator.artifacts import open_artifacts
-from generator.build import build_cards
-from generator.card import load_card
 
+# The shared builds each card's attributions are checked on, by task: the family builds (a
+# 16-text corpus, tests/family_support.py) and the tiny-BERT build (the embedding task).
 FAMILY_MODELS = {
     "tiny-bert-mlm": "masked-lm",
     "tiny-gpt2": "causal-lm",
     "tiny-llama": "causal-lm",
     "tiny-bert-cls": "classification",
-    "tiny-bert": "embedding",
 }
-
-
-@pytest.fixture(scope="module")
-def family_builds(tmp_path_factory):
-    root = tmp_path_factory.mktemp("attribution-builds")
-    cards = [
-        load_card(write_card(root / "cards", name=name, model=str(FIXTURES / name), showcase=4))
-        for name in FAMILY_MODELS
-    ]
-    build_cards(cards, root / "site", root / "artifacts", progress=False)
-    return root
+EMBEDDING_MODEL = "tiny-bert"
 
 
 def check_attributions(artifacts, task):
@@ -69,12 +57,15 @@ def check_output_fidelity(artifacts, curve):
     assert np.all(np.asarray(artifacts.array("heads/gradient")) >= 0)
 
 
-@pytest.mark.parametrize("name", sorted(FAMILY_MODELS))
-def test_family_attributions_are_complete(family_builds, name):
-    artifacts = open_artifacts(family_builds / "artifacts" / name)
-    check_attributions(artifacts, FAMILY_MODELS[name])
+@pytest.mark.parametrize("name", [*sorted(FAMILY_MODELS), EMBEDDING_MODEL])
+def test_family_attributions_are_complete(family_builds, tiny_build, name):
+    if name == EMBEDDING_MODEL:
+        artifacts, task = open_artifacts(tiny_build[2] / name), "embedding"
+    else:
+        artifacts, task = open_artifacts(family_builds[1] / name), FAMILY_MODELS[name]
+    check_attributions(artifacts, task)
     lens = artifacts.has("lens/final_rank")
-    assert lens == (FAMILY_MODELS[name] in ("masked-lm", "causal-lm"))
+    assert lens == (task in ("masked-lm", "causal-lm"))
     if lens:
         rank = np.asarray(artifacts.array("lens/final_rank"))
         assert np.all(rank[:, -1] == 0)  # the last layer's top token is the final prediction
@@ -95,7 +86,7 @@ def test_default_site_attributions(default_build):
 @pytest.mark.browser
 @pytest.mark.parametrize("name", ["tiny-bert-mlm", "tiny-gpt2"])
 def test_attributions_page_renders_and_selectors_work(family_builds, page, name):
-    url = file_url(family_builds / "site" / name / "attributions.html")
+    url = file_url(family_builds[0] / name / "attributions.html")
     open_page(page, url).assert_clean()
     chart = "#chart-token-scores"
     before = page.inner_html(chart)

@@ -1,11 +1,12 @@
 """End-to-end builds of a tiny checkpoint of every family: artifacts, pooling, pages in Chromium.
 
-All family cards are built once (one `build_cards` call, a 16-text corpus) and shared by the
-tests of this module.
+All family cards are built once per test run (`tests/family_support.py`, one `build_cards` call
+over a 16-text corpus) and shared with `tests/test_attributions_build.py`.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -14,84 +15,19 @@ import pytest
 from browser_support import file_url, open_page
 from cards import FIXTURES, small_corpus, write_card
 from click.testing import CliRunner
+from family_support import FAMILY_FIXTURES, PRECISION, TEXTS, family_card
 
 from generator.artifacts import open_artifacts
-from generator.build import build_cards, extract_card
+from generator.build import extract_card
 from generator.card import load_card
 from generator.cli import main
 from generator.errors import CardError
 
-# One tiny checkpoint per family and variant: (fixture, is a decoder).
-FAMILY_FIXTURES = {
-    "tiny-gpt2": True,
-    "tiny-llama": True,  # grouped-query attention, untied head
-    "tiny-mistral": True,  # sliding window on every layer
-    "tiny-qwen2": True,  # q/k/v bias, sliding window on layer 1
-    "tiny-bert-mlm": False,
-    "tiny-roberta-mlm": False,
-    "tiny-xlm-roberta-mlm": False,
-    "tiny-distilbert-cls": False,
-    "tiny-electra": False,
-}
-
-# Cards that also exercise reduced precision (forward pass and stored arrays).
-PRECISION = {"tiny-qwen2": {"dtype": "bfloat16", "store_dtype": "bfloat16"}}
-
-TEXTS = [
-    "the cat sat on the mat",
-    "a dog runs in the park every morning",
-    "she reads a book by the window when it rains",
-    "he drinks coffee before work",
-    "we walked to the market to buy apples bread and milk",
-    "the children played in the garden until the sun went down",
-    "birds sing in the trees near the river",
-    "the small boat moved slowly across the lake",
-    "please open the door",
-    "the train leaves the station at seven in the evening",
-    "my sister works at the hospital as a nurse",
-    "the moon and the stars shine in the dark sky",
-    "the farmer grows wheat corn and potatoes",
-    "it was a long day",
-    "our cat sleeps near the fire",
-    "the library opens at nine",
-]
-LABELS = ["home", "outdoors"] * 8
-
-
-def family_card(folder: Path, fixture: str, corpus: Path, **settings) -> Path:
-    """Write a small card for a family fixture."""
-    return write_card(
-        folder,
-        prose=f"Tiny random {fixture} for tests.",
-        name=fixture,
-        title=fixture,
-        model=str(FIXTURES / fixture),
-        corpus=str(corpus),
-        split_field=None,
-        max_length=32,
-        showcase=3,
-        **settings,
-    )
-
-
-@pytest.fixture(scope="module")
-def family_builds(tmp_path_factory):
-    """Build every family card once: returns (site folder, artifacts folder, notes echoed)."""
-    root = tmp_path_factory.mktemp("family-builds")
-    corpus = small_corpus(root / "corpus", TEXTS, LABELS)
-    cards = [
-        load_card(family_card(root / "cards", name, corpus, **PRECISION.get(name, {})))
-        for name in FAMILY_FIXTURES
-    ]
-    notes: list[str] = []
-    out, artifacts = root / "site", root / "artifacts"
-    build_cards(cards, out, artifacts, strict=True, progress=False, notify=notes.append)
-    return out, artifacts, notes
-
 
 @pytest.mark.parametrize("name", FAMILY_FIXTURES)
 def test_artifacts_of_every_family(family_builds, name):
-    _, artifacts_root, notes = family_builds
+    _, artifacts_root, notes_file = family_builds
+    notes = json.loads(notes_file.read_text(encoding="utf-8"))
     artifacts = open_artifacts(artifacts_root / name)
     manifest = artifacts.manifest
     config = manifest["model"]["config"]
@@ -152,7 +88,8 @@ OUTPUT_EMBEDDINGS = {
     "tiny-bert-mlm": "tied",
     "tiny-roberta-mlm": "tied",
     "tiny-xlm-roberta-mlm": "tied",
-    "tiny-distilbert-cls": "none",  # a sequence classifier: no head over the vocabulary
+    "tiny-bert-cls": "none",  # a sequence classifier: no head over the vocabulary
+    "tiny-distilbert-cls": "none",
     "tiny-electra": "none",  # the discriminator scores tokens, not the vocabulary
 }
 
