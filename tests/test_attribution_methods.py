@@ -329,3 +329,25 @@ def test_spearman_of_identical_rankings_is_one():
     a = np.array([[3.0, 1.0], [2.0, 0.0]])
     assert spearman(a, a * 10) == pytest.approx(1.0)
     assert spearman(a, -a) == pytest.approx(-1.0)
+
+
+def test_spearman_rows_equal_scipy_on_ties_constants_and_nan():
+    """Average ranks and many rows at once give scipy's spearmanr, NaN where it is undefined."""
+    import warnings
+
+    from scipy.stats import rankdata, spearmanr
+
+    from generator.attribution.heads import average_ranks, spearman_rows
+
+    rng = np.random.default_rng(0)
+    first = np.round(rng.normal(size=(40, 30)), 1)  # many ties
+    second = np.round(rng.normal(size=(40, 30)) + first, 0)
+    first[3] = 2.0  # every value tied: undefined
+    second[5, 7] = np.nan
+    np.testing.assert_array_equal(average_ranks(first), rankdata(first, axis=-1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = [spearmanr(a, b).statistic for a, b in zip(first, second, strict=True)]
+    got = spearman_rows(first, second)
+    assert np.isnan(got[3]) and np.isnan(got[5])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-14)

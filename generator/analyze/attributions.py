@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from generator.artifacts import Artifacts
-from generator.attribution.heads import spearman
+from generator.attribution.heads import spearman, spearman_rows
 from generator.attribution.rollout import attention_rollout, encoder_decoder_rollout
 from generator.showcase_rows import showcase_texts
 
@@ -115,13 +115,13 @@ def spearman_interval(
     """
     rng = np.random.default_rng(seed)
     texts = len(first)
-    values = []
+    means = []  # each resample's per-head means of the two importances
     for _ in range(samples):
         pick = rng.integers(0, texts, texts)
-        value = spearman(first[pick].mean(axis=0), second[pick].mean(axis=0))
-        if np.isfinite(value):
-            values.append(value)
-    if not values:
+        means.append((first[pick].mean(axis=0).ravel(), second[pick].mean(axis=0).ravel()))
+    value = spearman_rows(*(np.stack(side) for side in zip(*means, strict=True)))
+    values = value[np.isfinite(value)]
+    if not len(values):
         return float("nan"), float("nan")
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)

@@ -276,8 +276,39 @@ def pruning_curves_until_collapse(
     return curves, float(values[0]), None
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n along the last axis, tied values sharing their mean rank (scipy's rankdata)."""
+    values = np.asarray(values)
+    order = np.argsort(values, axis=-1, kind="stable")
+    ordered = np.take_along_axis(values, order, axis=-1)
+    starts = np.ones(ordered.shape, bool)  # where a run of equal values starts
+    starts[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    flat = starts.ravel()
+    run = np.cumsum(flat) - 1  # each sorted value's run of ties, counted over every row
+    first = np.flatnonzero(flat)
+    lengths = np.diff(np.append(first, flat.size))
+    mean_rank = first % values.shape[-1] + (lengths + 1) / 2
+    ranks = np.empty(values.shape, np.float64)
+    np.put_along_axis(ranks, order, mean_rank[run].reshape(values.shape), axis=-1)
+    return ranks
+
+
+def spearman_rows(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Spearman rank correlation of each row pair [..., item] -> [...] (NaN where undefined).
+
+    The Pearson correlation of average ranks, as scipy's spearmanr, for many rows at once:
+    NaN when a row holds NaN or all its values are tied.
+    """
+    first, second = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    a, b = average_ranks(first), average_ranks(second)
+    a -= a.mean(axis=-1, keepdims=True)
+    b -= b.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = np.clip((a * b).sum(-1) / np.sqrt((a * a).sum(-1) * (b * b).sum(-1)), -1, 1)
+    undefined = np.isnan(first).any(axis=-1) | np.isnan(second).any(axis=-1)
+    return np.where(undefined, np.nan, value)
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two flattened arrays (average ranks for ties)."""
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(np.ravel(a), np.ravel(b)).statistic)
+    return float(spearman_rows(np.ravel(a), np.ravel(b)))
