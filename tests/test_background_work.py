@@ -149,46 +149,6 @@ def test_no_prefetch_without_workers(monkeypatch):
     early.close()
 
 
-def test_a_build_that_starts_them_early_stores_the_same_tables(tiny_build, tmp_path, monkeypatch):
-    """The tiny corpus is below the workers' threshold: lower it so the build starts early."""
-    card_path, _, artifacts_root = tiny_build
-    monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)  # `worth_workers` reads it
-    monkeypatch.setenv("MODELATLAS_WORKERS", "2")
-    counts = []
-    close = Prefetch.close
-
-    def counted(self):
-        counts.append((self.started, self.taken))
-        close(self)
-
-    monkeypatch.setattr(Prefetch, "close", counted)
-    asked, take = [], Prefetch.take
-
-    def found(self, function, *args):
-        asked.append((function.__name__, job_key(function, args) in self._futures))
-        return take(self, function, *args)
-
-    monkeypatch.setattr(Prefetch, "take", found)
-    root = tmp_path / "early"
-    card = write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS)
-    assert card.read_text() == card_path.read_text()
-    build_cards([load_card(card)], root / "site", root / "artifacts", strict=True, progress=False)
-    ((started, taken),) = counts
-    assert started > 0 and 0 <= taken <= started  # finished early jobs are used, not others
-    # the analysis asks for exactly the jobs the extraction started: same inputs, same bits
-    assert {name for name, _ in asked} >= {"tsne", "layer_scores"}
-    assert all(present for _, present in asked), asked
-    assert prefetch.active_prefetch() is None  # the build's prefetch ended with it
-    for table in ("projections", "separability", "predictions", "summary"):
-        name = f"tiny-bert/analyses/representation_{table}.json"
-        early = (root / "artifacts" / name).read_bytes()
-        assert early == (artifacts_root / name).read_bytes(), table
-    assert (
-        b'"tsne"'
-        in (root / "artifacts" / "tiny-bert/analyses/representation_projections.json").read_bytes()
-    )
-
-
 def test_a_token_embedding_map_made_early_is_taken_and_equals_a_late_one(tiny_build, monkeypatch):
     from generator.analyze.prefetch import TakenJob
     from generator.analyze.weights import embedding_projection, embedding_projection_job
@@ -221,24 +181,35 @@ def test_a_build_starts_the_token_embedding_maps_first_once_the_weights_are_done
 ):
     """After the corpus pass the extraction submits the embedding maps before the
     representation maps when the weight statistics are done, and not at all while their thread
-    runs; the weights tables are the same bytes as those of a build that made them in the
-    analysis."""
+    runs. The analysis takes the jobs the extraction started (same inputs, same bits), and the
+    weights and representation tables are the same bytes as those of the shared build, whose
+    tiny corpus is below the workers' threshold (lowered here so that the build starts early)."""
     from generator.analyze.weights import embedding_projection
 
     card_path, _, artifacts_root = tiny_build
-    monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)
+    monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)  # `worth_workers` reads it
     monkeypatch.setenv("MODELATLAS_WORKERS", "2")
     monkeypatch.setattr(  # decided here, not by the race between the thread and the corpus pass
         BackgroundStep, "done", lambda self: self._thread.join() or True if weights_done else False
     )
-    submitted = []
-    submit = Prefetch.submit
+    submitted, counts, asked = [], [], []
+    submit, close, take = Prefetch.submit, Prefetch.close, Prefetch.take
 
     def recorded(self, function, jobs):
         submitted.append((function.__name__, len(jobs)))
         submit(self, function, jobs)
 
+    def counted(self):
+        counts.append((self.started, self.taken))
+        close(self)
+
+    def found(self, function, *args):
+        asked.append((function.__name__, job_key(function, args) in self._futures))
+        return take(self, function, *args)
+
     monkeypatch.setattr(Prefetch, "submit", recorded)
+    monkeypatch.setattr(Prefetch, "close", counted)
+    monkeypatch.setattr(Prefetch, "take", found)
     root = tmp_path / "early"
     card = write_card(root / "cards", showcase_texts=TINY_SHOWCASE_TEXTS)
     assert card.read_text() == card_path.read_text()
@@ -247,11 +218,19 @@ def test_a_build_starts_the_token_embedding_maps_first_once_the_weights_are_done
     assert [name for name, _ in submitted] == [*embedding, "layer_scores", "tsne"]
     if weights_done:
         assert submitted[0][1] == 1  # tiny-bert ties its embeddings: one sample
-    for table in ("embeddings", "output_embeddings"):
-        name = f"tiny-bert/analyses/weights_{table}.json"
+    ((started, taken),) = counts
+    assert started > 0 and 0 <= taken <= started  # finished early jobs are used, not others
+    # the analysis asks for the jobs the extraction started and takes them: same inputs, same bits
+    assert {name for name, _ in asked} >= {"tsne", "layer_scores", embedding_projection.__name__}
+    for name, present in asked:
+        assert present == (weights_done or name != embedding_projection.__name__), name
+    assert prefetch.active_prefetch() is None  # the build's prefetch ended with it
+    tables = ["weights_embeddings", "weights_output_embeddings"]
+    tables += [f"representation_{table}" for table in ("projections", "separability")]
+    tables += [f"representation_{table}" for table in ("predictions", "summary")]
+    for table in tables:
+        name = f"tiny-bert/analyses/{table}.json"
         early = (root / "artifacts" / name).read_bytes()
         assert early == (artifacts_root / name).read_bytes(), table
-    assert (
-        b'"tsne"'
-        in (root / "artifacts" / "tiny-bert/analyses/weights_embeddings.json").read_bytes()
-    )
+    for table in ("weights_embeddings", "representation_projections"):
+        assert b'"tsne"' in (root / "artifacts" / f"tiny-bert/analyses/{table}.json").read_bytes()

@@ -51,19 +51,10 @@ class Built:
         assert leftovers(self.out) == [] and leftovers(self.artifacts) == []
 
 
-@pytest.fixture(scope="module")
-def good_build(tmp_path_factory):
-    root = tmp_path_factory.mktemp("good")
-    card = write_card(root / "cards")
-    out, artifacts = root / "site", root / "artifacts"
-    result = cli("build", card, "--out", out, "--artifacts", artifacts, "-q")
-    assert result.exit_code == 0, result.output
-    return out, artifacts
-
-
 @pytest.fixture
-def built(good_build, tmp_path) -> Built:
-    out, artifacts = good_build
+def built(tiny_build, tmp_path) -> Built:
+    """A copy of the shared tiny-BERT build (tests/conftest.py), for a bad build to leave alone."""
+    _, out, artifacts = tiny_build
     shutil.copytree(out, tmp_path / "site")
     shutil.copytree(artifacts, tmp_path / "artifacts")
     built = Built(tmp_path, tmp_path / "site", tmp_path / "artifacts", {}, {})

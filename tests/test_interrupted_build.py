@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_support import file_url, open_page
-from cards import write_card
 from robust_support import (
     cli,
     cli_command,
@@ -37,20 +36,10 @@ from generator.render.pages import PAGES
 NAME = "tiny-bert"
 
 
-@pytest.fixture(scope="module")
-def good_build(tmp_path_factory):
-    root = tmp_path_factory.mktemp("good")
-    card = write_card(root / "cards")
-    out, artifacts = root / "site", root / "artifacts"
-    result = cli("build", card, "--out", out, "--artifacts", artifacts, "-q")
-    assert result.exit_code == 0, result.output
-    return card, out, artifacts
-
-
 @pytest.fixture
-def build(good_build, tmp_path):
-    """A private copy of the good build: (card, out, artifacts, site bytes, artifact bytes)."""
-    card, out, artifacts = good_build
+def build(tiny_build, tmp_path):
+    """A private copy of the shared tiny-BERT build: (card, out, artifacts, site and artifact bytes)."""
+    card, out, artifacts = tiny_build
     shutil.copytree(out, tmp_path / "site")
     shutil.copytree(artifacts, tmp_path / "artifacts")
     out, artifacts = tmp_path / "site", tmp_path / "artifacts"
