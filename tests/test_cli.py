@@ -1,9 +1,11 @@
 """The command line through Click's CliRunner: builds, stage commands, one-line errors."""
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
-from cards import write_card
+from cards import TINY_SHOWCASE_TEXTS, write_card
 from click.testing import CliRunner
 
 import generator
@@ -92,12 +94,12 @@ def test_missing_card_file(tmp_path):
     assert result.exit_code != 0 and "nope.md" in result.output
 
 
-def test_strict_failure_keeps_previous_site(tmp_path):
-    out, artifacts = tmp_path / "site", tmp_path / "artifacts"
-    card = write_card(tmp_path / "cards")
-    assert run("build", card, "--out", out, "--artifacts", artifacts, "-q").exit_code == 0
+def test_strict_failure_keeps_previous_site(tiny_build, tmp_path):
+    _, built_out, built_artifacts = tiny_build  # the shared build: copied, then built over
+    out = Path(shutil.copytree(built_out, tmp_path / "site"))
+    artifacts = Path(shutil.copytree(built_artifacts, tmp_path / "artifacts"))
     before = site_bytes(out)
-    write_card(tmp_path / "cards", max_length=8)
+    card = write_card(tmp_path / "cards", showcase_texts=TINY_SHOWCASE_TEXTS, max_length=8)
     failed = run("build", card, "--out", out, "--artifacts", artifacts, "--strict", "-q")
     assert failed.exit_code == 2 and "truncated" in failed.output
     assert site_bytes(out) == before
