@@ -210,6 +210,18 @@ def test_figures_are_well_formed_svg_without_scripts(hostile_site):
                     assert not value.strip().lower().startswith("javascript:"), (path, value)
 
 
+def test_every_chart_has_a_figure_and_figures_and_snippet_escape_the_text(hostile_site):
+    """Each chart's figure is written; the heatmap's subtitle and the card snippet show the
+    hostile text escaped (tests/test_figures.py checks the figures of ordinary builds)."""
+    listed = json.loads((hostile_site / NAME / "build-info.json").read_text())["figures"]
+    figures = sorted((hostile_site / NAME / "figures").glob("*.svg"))
+    assert len(figures) == len(listed) >= 4
+    heatmap = (hostile_site / NAME / "figures/attention-attention-heatmap.svg").read_text()
+    assert "&lt;script&gt;" in heatmap  # the first example's text, in the subtitle
+    snippet = (hostile_site / NAME / "card-snippet.md").read_text(encoding="utf-8")
+    assert "<script>" not in snippet and "\\<script\\>" in snippet
+
+
 # --- in the browser -------------------------------------------------------------------------------
 
 

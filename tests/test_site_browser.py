@@ -17,11 +17,8 @@ from browser_support import (
     selector_problems,
     serve_directory,
 )
-from cards import small_corpus, write_card
 from test_permalinks_browser import open_head_from_heads_page, view_state
 
-from generator.build import build_cards
-from generator.card import load_card
 from generator.render.pages import PAGES
 from generator.render.pages import attention as attention_page
 
@@ -124,27 +121,6 @@ def test_model_folder_copied_alone_still_works(page, tiny_build, tmp_path):
     shutil.copytree(out / "tiny-bert", alone)
     for filename in MODEL_PAGES:
         open_page(page, file_url(alone / filename)).assert_clean()
-
-
-def test_hostile_text_is_shown_as_typed_and_runs_nothing(page, tmp_path):
-    hostile = '</script><script>alert(1)</script><img src=x onerror=alert(2)> {{ 7*7 }} "q" \\ \u202eabc \U0001f600'
-    corpus = small_corpus(tmp_path / "data", [hostile, "a plain sentence"], labels=[hostile, "b"])
-    card = write_card(
-        tmp_path / "cards",
-        title=hostile,
-        corpus=str(corpus),
-        split_field=None,
-        showcase=2,
-        max_length=128,
-        prose=hostile,
-    )
-    out = tmp_path / "site"
-    build_cards([load_card(card)], out, tmp_path / "artifacts", progress=False)
-    for filename in MODEL_PAGES:
-        report = open_page(page, file_url(out / "tiny-bert" / filename))
-        report.assert_clean()
-        assert not report.dialogs
-        assert hostile in page.inner_text("body")
 
 
 # --- Legibility at real sizes (#16): 24 layers x 16 heads, texts of 150+ tokens ---------------
