@@ -9,10 +9,19 @@ from pathlib import Path
 def user_cache_dir() -> Path:
     """Return MODELATLAS_CACHE, else `$XDG_CACHE_HOME/modelatlas`, else `~/.cache/modelatlas`.
 
-    It holds what depends on the installed tools alone: rendered paper figures (keyed by spec)
-    and the Vega runtime bundle (keyed by vl-convert's version).
+    It holds what depends on its inputs and the installed tools alone: rendered paper figures
+    (keyed by spec), fitted 2-D maps (keyed by their input vectors, analyze/map_cache.py) and
+    the Vega runtime bundle (keyed by vl-convert's version).
     """
     root = os.environ.get("MODELATLAS_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelatlas"
     )
     return Path(root)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a binary file through a temporary sibling and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -108,11 +108,13 @@ def cli_command(*args) -> list[str]:
     return [sys.executable, "-m", "generator.cli", *(str(a) for a in args)]
 
 
-def run_cli_process(*args, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `modelatlas ARGS` in a fresh Python process and wait for it."""
+def run_cli_process(
+    *args, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `modelatlas ARGS` in a fresh Python process and wait for it (`env`: added variables)."""
     return subprocess.run(
         cli_command(*args),
-        env=subprocess_env(),
+        env={**subprocess_env(), **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

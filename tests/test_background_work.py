@@ -149,7 +149,9 @@ def test_no_prefetch_without_workers(monkeypatch):
     early.close()
 
 
-def test_a_token_embedding_map_made_early_is_taken_and_equals_a_late_one(tiny_build, monkeypatch):
+def test_a_token_embedding_map_made_early_is_taken_and_equals_a_late_one(
+    tiny_build, tmp_path, monkeypatch
+):
     from generator.analyze.prefetch import TakenJob
     from generator.analyze.weights import embedding_projection, embedding_projection_job
     from generator.artifacts import open_artifacts
@@ -160,12 +162,14 @@ def test_a_token_embedding_map_made_early_is_taken_and_equals_a_late_one(tiny_bu
     monkeypatch.setenv("MODELATLAS_WORKERS", "2")
     sample = artifacts.array("weights/embedding_sample")  # float32, as the extraction reads it
     seed = artifacts.manifest["weights"]["embeddings"]["settings"]["seed"]
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "early"))  # fitted, not read back
     with prefetching() as early:
         early.submit(embedding_projection, [(np.array(sample), seed)])
         early.wait()
         job = embedding_projection_job(artifacts)
         assert isinstance(job, TakenJob) and early.taken == 1
         made = job.result()
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "late"))
     with prefetching():  # nothing started: the analysis starts its own job
         late = embedding_projection_job(artifacts)
         assert not isinstance(late, TakenJob)
@@ -187,6 +191,7 @@ def test_a_build_starts_the_token_embedding_maps_first_once_the_weights_are_done
     from generator.analyze.weights import embedding_projection
 
     card_path, _, artifacts_root = tiny_build
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "cache"))  # every map fitted again
     monkeypatch.setattr(projections, "MIN_POOLED_SAMPLES", 0)  # `worth_workers` reads it
     monkeypatch.setenv("MODELATLAS_WORKERS", "2")
     monkeypatch.setattr(  # decided here, not by the race between the thread and the corpus pass

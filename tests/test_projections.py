@@ -5,7 +5,14 @@ import pytest
 
 from generator.analyze import workers
 from generator.analyze.pca import fit_pca
-from generator.analyze.projections import layer_maps, many_layer_maps, procrustes, rounded, tsne
+from generator.analyze.projections import (
+    fit_tsne,
+    layer_maps,
+    many_layer_maps,
+    procrustes,
+    rounded,
+    tsne,
+)
 
 
 def anisotropic(n=200, dim=24, seed=0):
@@ -73,7 +80,7 @@ def test_procrustes_recovers_rotation_reflection_scale_and_shift():
 def test_tsne_is_seeded_and_needs_enough_samples():
     x = anisotropic(n=60)
     init = fit_pca(x).transform(x)
-    first, second = tsne(x, init), tsne(x, init)
+    first, second = fit_tsne(x, init), fit_tsne(x, init)  # two fits, not a fit read back
     assert first.shape == (60, 2) and first.tobytes() == second.tobytes()
     assert tsne(x[:5], init[:5]) is None
 
@@ -90,7 +97,7 @@ def test_layer_maps_share_the_reference_frame():
     assert 0 < sum(maps["early"]["pca_explained"]) <= 1
 
 
-def test_pooled_tsne_fits_equal_serial_ones(monkeypatch):
+def test_pooled_tsne_fits_equal_serial_ones(monkeypatch, tmp_path):
     layers = [
         {"early": anisotropic(n=60, seed=s + 10), "final": anisotropic(n=60, seed=s)}
         for s in range(2)
@@ -104,9 +111,11 @@ def test_pooled_tsne_fits_equal_serial_ones(monkeypatch):
 
     monkeypatch.setattr(workers, "ProcessPoolExecutor", Spy)
     monkeypatch.setenv(workers.WORKERS_ENV, "1")
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "serial"))  # each fits its own maps
     serial = many_layer_maps(layers, reference="final")
     assert pools == []  # MODELATLAS_WORKERS=1: in this process
     monkeypatch.setenv(workers.WORKERS_ENV, "2")
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "pooled"))
     pooled = many_layer_maps(layers, reference="final")
     assert len(pools) == 1  # the four fits went to one pool of workers
     assert [list(layer) for layer in pooled] == [["early", "final"]] * 2

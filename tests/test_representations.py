@@ -87,8 +87,9 @@ def test_default_model_separates_topics_well_above_chance(default_build):
     assert best["accuracy"] >= 0.8
 
 
-def test_tsne_maps_are_byte_identical_across_builds(tiny_build, tmp_path):
+def test_tsne_maps_are_byte_identical_across_builds(tiny_build, tmp_path, monkeypatch):
     card_path, _, artifacts_root = tiny_build
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "cache"))  # fitted again, not read back
     tables_of(artifacts_root, "tiny-bert")  # stored again if another test removed them
     again = tmp_path / "artifacts"
     build_cards([load_card(card_path)], tmp_path / "site", again, progress=False)

@@ -21,8 +21,11 @@ def assert_same_files(first: dict[str, bytes], second: dict[str, bytes], what: s
 
 
 def rebuild_in_fresh_process(card, tmp_path):
+    """Build `card` again in a new process, with an empty user cache: every map and figure is
+    made again, none read back."""
     out, artifacts = tmp_path / "site", tmp_path / "artifacts"
-    result = run_cli_process("build", card, "--out", out, "--artifacts", artifacts, "--strict")
+    args = ("build", card, "--out", out, "--artifacts", artifacts, "--strict")
+    result = run_cli_process(*args, env={"MODELATLAS_CACHE": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     return out, artifacts
 
@@ -34,13 +37,14 @@ def test_tiny_card_builds_byte_identically(tiny_build, tmp_path):
     assert_same_files(tree_bytes(artifacts), tree_bytes(artifacts2), "artifacts")
 
 
-def test_forced_rebuild_in_place_changes_no_byte(tiny_build, tmp_path):
+def test_forced_rebuild_in_place_changes_no_byte(tiny_build, tmp_path, monkeypatch):
     card, out, artifacts = tiny_build
     out2, artifacts2 = tmp_path / "site", tmp_path / "artifacts"
     shutil.copytree(out, out2)
     shutil.copytree(artifacts, artifacts2)
     assert cli("build", card, "--out", out2, "--artifacts", artifacts2, "-q").exit_code == 0
     site, stored = tree_bytes(out2), tree_bytes(artifacts2)
+    monkeypatch.setenv("MODELATLAS_CACHE", str(tmp_path / "cache"))  # maps and figures made again
     result = cli("build", card, "--out", out2, "--artifacts", artifacts2, "--force", "-q")
     assert result.exit_code == 0, result.output
     assert_same_files(site, tree_bytes(out2), "site")

@@ -51,8 +51,15 @@ def tsne(x: np.ndarray, init: np.ndarray) -> np.ndarray | None:
 
     `init` ([sample, 2], e.g. PCA coordinates) is rescaled as scikit-learn does for
     init='pca' (first coordinate's standard deviation 1e-4). One thread, fixed seed: the same
-    input gives the same bytes.
+    input gives the same bytes, so a map fitted before is read back (map_cache.py).
     """
+    from generator.analyze.map_cache import remembered
+
+    return remembered(fit_tsne, x, init)
+
+
+def fit_tsne(x: np.ndarray, init: np.ndarray) -> np.ndarray | None:
+    """Fit `tsne(x, init)` (not cached)."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 

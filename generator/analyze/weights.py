@@ -371,8 +371,16 @@ def embedding_projection(sample: np.ndarray, seed: int = 0) -> dict[str, np.ndar
 
     PCA: the centred sample's top two principal components. t-SNE: scikit-learn, cosine
     distance, perplexity min(30, (n-1)/3), PCA initialisation, `seed`. Both with one BLAS
-    thread: faster than several beside the other analyses, and the same bytes on any machine.
+    thread: faster than several beside the other analyses, and the same bytes on any machine,
+    so a sample mapped before is read back (analyze/map_cache.py).
     """
+    from generator.analyze.map_cache import remembered
+
+    return remembered(fit_embedding_projection, sample, seed)
+
+
+def fit_embedding_projection(sample: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """Fit `embedding_projection(sample, seed)` (not cached)."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 

@@ -13,7 +13,6 @@ objects in varying order), so PDF is only made on request.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from generator.errors import AtlasError
+from generator.user_cache import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -223,14 +223,6 @@ def render_figures_uncached(spec: dict, formats: Iterable[str]) -> dict[str, byt
         else:
             raise FigureError(f"unknown figure format {fmt!r}; use one of {', '.join(FORMATS)}")
     return out
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a binary file through a temporary sibling and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def check_formats(formats: Iterable[str]) -> tuple[str, ...]:
