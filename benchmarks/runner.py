@@ -138,8 +138,9 @@ def run_build(
 ) -> Run:
     """Run `modelatlas build` from the copied repo `repo` (its code and templates win).
 
-    The figure cache sits beside `artifacts`: a build into fresh folders renders every figure
-    (cold), a rebuild into the same folders finds them (warm), as for a user. `extra_env` adds
+    The user cache (figures, t-SNE maps, the Vega bundle) sits beside `artifacts`: a build into
+    fresh folders renders every figure and fits every map (cold), a rebuild into the same
+    folders finds them (warm), as for a user. `extra_env` adds
     environment variables for the build (e.g. JAX's GPU memory fraction).
     """
     env = {"PYTHONPATH": str(repo), "MODELATLAS_CACHE": str(artifacts.parent / "figure-cache")}
