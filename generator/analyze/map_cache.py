@@ -2,10 +2,11 @@
 
 A map is a pure function of its input vectors and settings: the fits are seeded and run on one
 thread, so the same input gives the same bytes (tests/test_reproducible.py). The cache key
-hashes the inputs' values (prefetch.job_key), the fitting function's name and module source, and
-the scikit-learn and NumPy versions, so a changed input, method or library fits again. A build
-whose vectors did not change (a new corpus beside the same token embeddings, a rebuild into a
-new artifact store) reads the map back instead of fitting it again: seconds of t-SNE per map.
+hashes the inputs' values (prefetch.job_key), the fitting function's name and module source,
+and the scikit-learn, SciPy and NumPy versions, so a changed input, method or library fits
+again. A build whose vectors did not change (a new corpus beside the same token embeddings, a
+rebuild into a new artifact store) reads the map back instead of fitting it again: seconds of
+t-SNE per map.
 
 Stored as `.npz` under `user_cache_dir()/maps/`; an unreadable entry is fitted again and
 replaced, and a cache that cannot be written only costs the time of the fit.
@@ -31,13 +32,15 @@ ENTRY = "entry:"  # the prefix of the entries of a map that is a dict of arrays
 
 def map_key(fit: Callable, args: tuple) -> str:
     """Return the cache key of `fit(*args)`: inputs, function, its module's source, versions."""
+    import scipy
     import sklearn
 
     from generator.analyze.prefetch import job_key
 
     source = Path(sys.modules[fit.__module__].__file__).read_bytes()
+    versions = (sklearn.__version__, scipy.__version__, np.__version__)
     digest = hashlib.sha256(job_key(fit, args).encode())
-    for part in (source, sklearn.__version__.encode(), np.__version__.encode()):
+    for part in (source, *(version.encode() for version in versions)):
         digest.update(hashlib.sha256(part).digest())
     return digest.hexdigest()
 
