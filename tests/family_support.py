@@ -50,19 +50,18 @@ LABELS = ["home", "outdoors"] * 8
 
 
 def family_card(folder: Path, fixture: str, corpus: Path, **settings) -> Path:
-    """Write a small card for a family fixture."""
-    return write_card(
-        folder,
-        prose=f"Tiny random {fixture} for tests.",
-        name=fixture,
-        title=fixture,
-        model=str(FIXTURES / fixture),
-        corpus=str(corpus),
-        split_field=None,
-        max_length=32,
-        showcase=3,
-        **settings,
-    )
+    """Write a small card for a family fixture (`settings` add to or override its defaults)."""
+    front = {
+        "prose": f"Tiny random {fixture} for tests.",
+        "name": fixture,
+        "title": fixture,
+        "model": str(FIXTURES / fixture),
+        "corpus": str(corpus),
+        "split_field": None,
+        "max_length": 32,
+        "showcase": 3,
+    }
+    return write_card(folder, **{**front, **settings})
 
 
 def build_families(root: Path) -> tuple[Path, Path, Path]:

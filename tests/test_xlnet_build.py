@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from browser_support import file_url, open_page
-from cards import FIXTURES, small_corpus, write_card
+from cards import FIXTURES, small_corpus
 from family_support import TEXTS as FAMILY_TEXTS
+from family_support import family_card
 
 from generator.artifacts import open_artifacts
 from generator.build import build_cards
@@ -32,20 +33,7 @@ def xlnet_builds(tmp_path_factory):
     root = tmp_path_factory.mktemp("xlnet-builds")
     corpus = small_corpus(root / "corpus", TEXTS, LABELS)
     cards = [
-        load_card(
-            write_card(
-                root / "cards",
-                prose=f"Tiny random {name} for tests.",
-                name=name,
-                title=name,
-                model=str(FIXTURES / name),
-                corpus=str(corpus),
-                split_field=None,
-                max_length=64,
-                showcase=3,
-                pooling="cls",
-            )
-        )
+        load_card(family_card(root / "cards", name, corpus, max_length=64, pooling="cls"))
         for name in CARDS
     ]
     out, artifacts = root / "site", root / "artifacts"
