@@ -17,11 +17,3 @@ def user_cache_dir() -> Path:
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "modelatlas"
     )
     return Path(root)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a binary file through a temporary sibling and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from generator.user_cache import user_cache_dir, write_bytes_atomic
+from generator.atomic import write_bytes_atomic
+from generator.user_cache import user_cache_dir
 
 ARRAY = "array"  # the .npz entry of a map that is one array
 ENTRY = "entry:"  # the prefix of the entries of a map that is a dict of arrays

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from generator.atomic import write_bytes_atomic
 from generator.errors import AtlasError
-from generator.user_cache import write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
